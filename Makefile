@@ -1,0 +1,58 @@
+# Two commands matter: `make test` and `make demo`. Everything else is a step of those, or for exploring.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export TIDBOPS_PLAYGROUND_HOME ?= $(CURDIR)/.playground
+PYTEST_ARGS ?=
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
+
+system-deps:  ## Debian packages the tests need (mariadb-server, percona-toolkit, chromium); installs them as root
+	@bash scripts/system-deps.sh
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: cannot create a venv; on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## the project venv with every pinned dependency and tidbops installed (editable)
+
+lint: venv  ## ruff (with Airflow's AIR rules) and mypy strict on the core
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: system-deps venv lint  ## everything: unit, operators, dags, playground, integration and e2e tiers
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: venv  ## the fast tier only
+	$(VENV)/bin/pytest -m "unit or operators or dags" $(PYTEST_ARGS)
+
+playground-up: venv  ## start the emulated TiDB clusters, the S3 server and the writer
+	$(VENV)/bin/tidbops playground up
+
+playground-down: venv  ## stop them (data stays in $(TIDBOPS_PLAYGROUND_HOME))
+	$(VENV)/bin/tidbops playground down
+
+playground-status: venv
+	$(VENV)/bin/tidbops playground status
+
+up: system-deps venv playground-up  ## a real Airflow (standalone, SQLite, LocalExecutor) with these DAGs, on the playground
+	$(PY) -m tidbops_playground.airflow run
+
+demo: system-deps venv  ## bring the playground up and run the pipelines through Airflow, printing what happened
+	$(PY) -m tidbops_playground.demo
+
+bench-parse: venv  ## DAG-parse benchmark: our DAG files for a 500-cluster fleet vs EmptyOperator DAGs
+	$(PY) bench/bench_dag_parse.py --clusters 500
+
+clean:  ## stop the playground and remove it, and build leftovers
+	-$(VENV)/bin/tidbops playground down --purge
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+.PHONY: help system-deps venv lint test test-unit playground-up playground-down playground-status up demo bench-parse clean

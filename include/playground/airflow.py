@@ -1,0 +1,291 @@
+"""A real Airflow for the playground: ``airflow standalone`` (SQLite, LocalExecutor) with our DAGs.
+
+Used by ``make up`` (run it in the foreground), ``make demo`` and the e2e tests (start, drive it through
+the REST API, stop). Nothing here imports Airflow: it runs the ``airflow`` executable of this venv.
+
+    python -m tidbops_playground.airflow run     # start and wait; Ctrl-C stops it
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tidbops_playground.registry import playground_home
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+BR_BIN_DIR = REPO / "include" / "playground" / "bin"
+DEFAULT_PORT = 28080
+ADMIN = "admin"
+
+
+class AirflowError(RuntimeError):
+    """The playground Airflow did not start, or a run did not do what was asked."""
+
+
+def _playground_connections(home: Path) -> dict[str, str]:
+    """The AIRFLOW_CONN_* and TIDBOPS_* variables the playground wrote for its clusters."""
+    try:
+        from tidbops_playground.manager import playground_env
+    except ImportError:
+        return {}
+    try:
+        return dict(playground_env(home))
+    except FileNotFoundError:
+        return {}
+
+
+def _secret_file(path: Path, nbytes: int) -> str:
+    """A random secret kept in a 0600 file, so every Airflow process of this home shares it."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(nbytes))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def airflow_env(
+    home: Path, port: int = DEFAULT_PORT, airflow_home: Path | None = None, fleet_config: Path | None = None
+) -> dict[str, str]:
+    """The environment every Airflow process of the playground runs with."""
+    af_home = airflow_home or home / "airflow"
+    env = {
+        **os.environ,
+        **_playground_connections(home),
+        "TIDBOPS_PLAYGROUND_HOME": str(home),
+        "AIRFLOW_HOME": str(af_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(af_home / "passwords.json"),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
+        "AIRFLOW__LOGGING__MIN_LENGTH_MASKED_SECRET": "5",
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file(af_home / "jwt_secret", 64),
+        "AIRFLOW__API__SECRET_KEY": _secret_file(af_home / "api_secret", 32),
+        "GX_ANALYTICS_ENABLED": "false",
+        # our venv first (the `airflow` executable), then the br emulator: production code finds `br` on PATH
+        "PATH": os.pathsep.join([str(VENV_BIN), str(BR_BIN_DIR), os.environ.get("PATH", "")]),
+    }
+    if fleet_config is not None:
+        env["TIDBOPS_FLEET_CONFIG"] = str(fleet_config)
+    return env
+
+
+def fleet_without_schedules(source: Path, dest: Path) -> Path:
+    """A copy of a fleet config with every schedule off: unpausing a DAG then starts no run by itself.
+
+    The e2e tests and the demo trigger runs explicitly, so a scheduled run never races them for the
+    cluster's single run slot.
+    """
+    import yaml
+
+    doc = yaml.safe_load(source.read_text())
+    keys = ("full", "incremental", "log_backup_check", "drill", "slow_query_harvest", "cluster_check")
+    for section in [doc.get("defaults") or {}, *doc["clusters"]]:
+        section["schedules"] = {k: "off" for k in keys}
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return dest
+
+
+@dataclass
+class AirflowStandalone:
+    home: Path
+    port: int = DEFAULT_PORT
+    airflow_home: Path | None = None
+    fleet_config: Path | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def af_home(self) -> Path:
+        return self.airflow_home or self.home / "airflow"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.af_home / "standalone.log"
+
+    def password(self) -> str:
+        return str(json.loads((self.af_home / "passwords.json").read_text())[ADMIN])
+
+    def start(self, timeout: float = 180.0) -> AirflowAPI:
+        self.af_home.mkdir(parents=True, exist_ok=True)
+        pw_file = self.af_home / "passwords.json"
+        if not pw_file.exists():
+            pw_file.write_text(json.dumps({ADMIN: secrets.token_urlsafe(12)}))
+            pw_file.chmod(0o600)
+        log = open(self.log_file, "ab")
+        self.process = subprocess.Popen(
+            [str(VENV_BIN / "airflow"), "standalone"],
+            env=airflow_env(self.home, self.port, self.af_home, self.fleet_config),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        api = AirflowAPI(self.url, ADMIN, self.password())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AirflowError(f"airflow standalone exited with {self.process.returncode}; see {self.log_file}")
+            if api.healthy():
+                return api
+            time.sleep(1)
+        self.stop()
+        raise AirflowError(f"Airflow API on {self.url} not healthy after {timeout}s; see {self.log_file}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+@dataclass
+class AirflowAPI:
+    """A small client of Airflow's REST API v2 (what a DBA's script would use)."""
+
+    url: str
+    username: str
+    password: str
+    _token: str | None = field(default=None, init=False, repr=False)
+
+    def _request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.token()}"
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=headers)  # noqa: S310
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 (loopback)
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise AirflowError(
+                f"{method} {path}: HTTP {exc.code}: {exc.read().decode(errors='replace')[:2000]}"
+            ) from exc
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw.decode(errors="replace")
+
+    def token(self) -> str:
+        if self._token is None:
+            answer = self._request(
+                "POST", "/auth/token", {"username": self.username, "password": self.password}, auth=False
+            )
+            self._token = str(answer["access_token"])
+        return self._token
+
+    def healthy(self) -> bool:
+        try:
+            health = self._request("GET", "/api/v2/monitor/health", auth=False)
+        except (AirflowError, OSError):
+            return False
+        return bool(health) and health.get("scheduler", {}).get("status") == "healthy"
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                return dict(self._request("GET", f"/api/v2/dags/{dag_id}"))
+            except AirflowError as exc:
+                if "HTTP 404" not in str(exc):
+                    raise
+            time.sleep(2)
+        errors = self._request("GET", "/api/v2/importErrors")
+        raise AirflowError(f"DAG {dag_id} not parsed after {timeout}s; import errors: {errors}")
+
+    def unpause(self, dag_id: str) -> None:
+        self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, note: str | None = None) -> str:
+        body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
+        if note:
+            body["note"] = note
+        run = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+        return str(run["dag_run_id"])
+
+    def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return dict(self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"))
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> str:
+        deadline = time.monotonic() + timeout
+        state = "queued"
+        while time.monotonic() < deadline:
+            state = str(self.run(dag_id, run_id)["state"])
+            if state in ("success", "failed"):
+                return state
+            time.sleep(2)
+        raise AirflowError(f"run {run_id} of {dag_id} still {state} after {timeout}s")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        rid = urllib.parse.quote(run_id, safe="")
+        return list(self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances")["task_instances"])
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        rid = urllib.parse.quote(run_id, safe="")
+        entry = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances/{task_id}/xcomEntries/{key}")
+        return entry["value"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        rid = urllib.parse.quote(run_id, safe="")
+        answer = self._request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
+        )
+        content = answer.get("content", answer) if isinstance(answer, dict) else answer
+        if isinstance(content, list):
+            return "\n".join(json.dumps(c) if not isinstance(c, str) else c for c in content)
+        return str(content)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argv if argv is not None else sys.argv[1:]
+    if args[:1] != ["run"]:
+        print("usage: python -m tidbops_playground.airflow run", file=sys.stderr)
+        return 2
+    home = playground_home()
+    port = int(os.environ.get("TIDBOPS_AIRFLOW_PORT", DEFAULT_PORT))
+    standalone = AirflowStandalone(home=home, port=port)
+    print(f"starting Airflow (standalone) in {standalone.af_home}; log: {standalone.log_file}", flush=True)
+    api = standalone.start()
+    print(f"Airflow is up: {standalone.url}  user {ADMIN}, password in {standalone.af_home / 'passwords.json'}")
+    print("DAGs start paused; unpause them in the UI. Ctrl-C stops Airflow (the playground keeps running).")
+    del api
+    try:
+        while standalone.process is not None and standalone.process.poll() is None:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        standalone.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""TiDB TSO <-> time. TSO = (physical milliseconds << 18) | logical (18 bits)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+LOGICAL_BITS = 18
+_LOGICAL_MASK = (1 << LOGICAL_BITS) - 1
+
+
+def compose(physical_ms: int, logical: int = 0) -> int:
+    if physical_ms < 0 or not 0 <= logical <= _LOGICAL_MASK:
+        raise ValueError(f"bad TSO parts: physical={physical_ms} logical={logical}")
+    return (physical_ms << LOGICAL_BITS) | logical
+
+
+def physical_ms(tso: int) -> int:
+    return tso >> LOGICAL_BITS
+
+
+def logical(tso: int) -> int:
+    return tso & _LOGICAL_MASK
+
+
+def to_datetime(tso: int) -> datetime:
+    """The UTC time of a TSO (millisecond precision)."""
+    return datetime.fromtimestamp(physical_ms(tso) / 1000, tz=UTC)
+
+
+def from_datetime(dt: datetime) -> int:
+    """The TSO of an aware datetime (logical 0, as BR's GoTimeToTS). Naive datetimes are refused."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"{dt.isoformat()} has no time zone; a TSO needs an absolute time")
+    return compose(round(dt.timestamp() * 1000))

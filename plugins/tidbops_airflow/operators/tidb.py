@@ -1,0 +1,45 @@
+"""Operators that talk to a TiDB cluster over SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+
+
+class TiDBCheckClusterOperator(BaseOperator):
+    """Check a cluster answers SQL and read its version, GC safepoint and GC life time.
+
+    Fails when the cluster does not answer. Returns the facts (JSON-safe) as XCom.
+
+    :param cluster: the cluster name from the fleet config (for the log line).
+    :param tidb_conn_id: the Airflow connection of the cluster's SQL endpoint.
+    """
+
+    template_fields: Sequence[str] = ("cluster", "tidb_conn_id")
+    ui_color = "#e0f0ff"
+
+    def __init__(self, *, cluster: str, tidb_conn_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.tidb_conn_id = tidb_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.tidb import read_cluster_facts
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        conn = TiDBHook(tidb_conn_id=self.tidb_conn_id).get_conn()
+        try:
+            with conn.cursor() as cursor:
+                facts = read_cluster_facts(cursor)
+        finally:
+            conn.close()
+        self.log.info(
+            "cluster %s answers: TiDB %s, GC safepoint %s, GC life time %ss",
+            self.cluster,
+            facts.tidb_version or f"(not TiDB: {facts.server_version})",
+            facts.gc_safe_point.isoformat() if facts.gc_safe_point else "unknown",
+            facts.gc_life_time_seconds,
+        )
+        return {"cluster": self.cluster, **facts.to_dict()}

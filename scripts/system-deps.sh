@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian packages the test suite needs. Installs what is missing when run as root; otherwise says what to run.
+set -euo pipefail
+need=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v pt-query-digest >/dev/null 2>&1 || need+=(percona-toolkit)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "error: missing Debian packages: ${need[*]}" >&2
+  echo "       run: sudo apt-get update && sudo apt-get install -y ${need[*]}" >&2
+  exit 1
+fi
+echo "installing Debian packages: ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# The package's own service is not ours: the playground runs private instances.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now mariadb >/dev/null 2>&1 || true; fi

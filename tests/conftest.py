@@ -1,0 +1,17 @@
+"""Shared test setup: every test runs against a private Airflow home, never the user's."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+_airflow_home = Path(tempfile.mkdtemp(prefix="tidbops-test-airflow-"))
+os.environ.setdefault("AIRFLOW_HOME", str(_airflow_home))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
+os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+os.environ.pop("TIDBOPS_FLEET_CONFIG", None)
