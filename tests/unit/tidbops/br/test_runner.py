@@ -1,0 +1,106 @@
+"""The BR process runner, against small stand-in programs (what it runs is not BR's business here)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tidbops.br import runner
+
+pytestmark = pytest.mark.unit
+
+
+def script(tmp_path: Path, body: str) -> list[str]:
+    path = tmp_path / "fake_br.py"
+    path.write_text(body)
+    return [sys.executable, str(path)]
+
+
+def test_streams_lines_and_exit_code(tmp_path: Path) -> None:
+    argv = script(
+        tmp_path,
+        "import sys\n"
+        "sys.stderr.write('Detail BR log in /tmp/br.log \\n'); sys.stderr.flush()\n"
+        "sys.stdout.write('Full Backup <--->  10.00%\\rFull Backup <--->  50.00%\\r')\n"
+        "print('[INFO] [\"Full Backup success summary\"] [total-ranges=1]')\n"
+        "sys.exit(0)\n",
+    )
+    seen: list[tuple[str, str]] = []
+    result = runner.run(argv, timeout=30, on_line=lambda s, line: seen.append((s, line)))
+    assert result.exit_code == 0
+    assert ("stderr", "Detail BR log in /tmp/br.log ") in seen
+    assert ("stdout", "Full Backup <--->  50.00%") in seen, "progress redraws become lines"
+    assert result.stdout.endswith('["Full Backup success summary"] [total-ranges=1]')
+
+
+def test_failure_exit_code_and_stderr_tail(tmp_path: Path) -> None:
+    argv = script(tmp_path, "import sys\nprint('Error: boom [BR:Common:ErrInvalidArgument]invalid argument', file=sys.stderr)\nsys.exit(1)\n")
+    result = runner.run(argv, timeout=30)
+    assert result.exit_code == 1
+    assert "[BR:Common:ErrInvalidArgument]" in result.stderr_tail
+
+
+def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    child_pid_file = tmp_path / "child.pid"
+    argv = script(
+        tmp_path,
+        "import subprocess, sys, time\n"
+        f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"open({str(child_pid_file)!r}, 'w').write(str(c.pid))\n"
+        "print('started', flush=True)\n"
+        "time.sleep(600)\n",
+    )
+    started = time.monotonic()
+    with pytest.raises(runner.BRTimeoutError, match="within 2s"):
+        runner.run(argv, timeout=2)
+    assert time.monotonic() - started < 20
+    child = int(child_pid_file.read_text())
+    for _ in range(50):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        # a zombie still answers kill(0); check its state
+        if Path(f"/proc/{child}/stat").exists() and Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("BR's child process survived the timeout")
+
+
+def test_kill_handle_for_on_kill(tmp_path: Path) -> None:
+    argv = script(tmp_path, "import time\nprint('x', flush=True)\ntime.sleep(600)\n")
+    handles: list[runner.RunningBR] = []
+    running = runner.start(argv)
+    handles.append(running)
+    time.sleep(0.3)
+    running.kill(grace=2)
+    assert running.process.poll() is not None and running.killed
+
+
+def test_argv_must_be_a_list() -> None:
+    with pytest.raises(TypeError, match="never a shell string"):
+        runner.start("br backup full")  # type: ignore[arg-type]
+
+
+def test_secret_file_is_private_and_removed(tmp_path: Path) -> None:
+    with runner.secret_file("00ff" * 8, directory=str(tmp_path)) as path:
+        assert path.read_text() == "00ff" * 8
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert not path.exists()
+
+
+def test_secret_file_removed_on_error(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), runner.secret_file("k", directory=str(tmp_path)) as path:
+        raise RuntimeError
+    assert not path.exists()
+
+
+def test_stdin_is_closed_so_prompts_answer_yes(tmp_path: Path) -> None:
+    argv = script(tmp_path, "import sys\nprint(repr(sys.stdin.read()))\n")
+    assert runner.run(argv, timeout=30).stdout == "''"
