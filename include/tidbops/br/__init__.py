@@ -1,0 +1,1 @@
+"""BR: argv building, process running, output parsing (pure)."""
