@@ -1,0 +1,1235 @@
+"""Read whatever BR printed — console output or a BR log file — and say what happened. Never raises.
+
+What BR prints, v4 to v9 (see ``/work/shared/reference/br-cli.md`` and the samples under
+``tests/unit/tidbops/br/samples``):
+
+* pingcap/log text records ``[ts] [LEVEL] [file.go:N] ["message"] [key=value] ...``: the message and
+  values are quoted (JSON-like escapes) only when needed, keys of old builds are quoted too
+  (``["backup checksum"=842.938µs]``), field order is random and keys may repeat (failed summaries
+  list ``unit-name``/``error`` per unit). Records are parsed with a linear tokenizer, not a regex, so
+  a pathological line costs linear time. ``--log-format json`` records (one object a line) are read too.
+* summaries: ``["Full Backup success summary"]`` (v6.5+), ``["Full backup success summary"]`` (v5),
+  ``["Full backup Success summary: total backup ranges: 2, total success: 2, ..."]`` (v4, figures in
+  the message), ``"<cmd> failed summary"``; PITR prints ``Full Restore`` and ``restore log`` summaries.
+* errors: ``Error: …`` (cobra, stderr, sometimes glued to a progress bar), ``["br failed"]`` log
+  records, ``error`` fields of failed summaries, ``panic: …``; each keeps its ``[BR:Class:Code]``.
+* ``Detail BR log in <path>`` (older builds: ``Detial BR log in``), WARN records, progress (TTY bars
+  redrawn with ``\\r`` and ``["progress"]`` records), the "not fresh" banner, ``["log metadata"]``.
+
+Sizes are go-units human sizes (SI: ``250kB`` = 250000 bytes), durations Go durations (``1m33.98s``),
+``NaN``/``+Inf`` become unknown (``None``). ``parse_log_status`` reads ``br log status`` in its table and
+JSON forms.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Literal
+
+from tidbops import tso
+from tidbops.durations import parse_duration
+
+TaskState = Literal["NORMAL", "PAUSE", "ERROR"]
+
+_MAX_WARNINGS = 50
+_MAX_ERRORS = 50
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
+_HEADER = re.compile(
+    r"\[(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})? [+-]\d{2}:?\d{2})\] \[([A-Z]{4,5})\] \[([^\[\]\n]{0,200})\] "
+)
+_KEY = re.compile(r"[^\[\]=\"\s][^\[\]=\"]{0,199}")
+_UNQUOTED = re.compile(r"[^\[\]]*")
+_CODE_BR = re.compile(r"\[(BR:[A-Za-z0-9_]+:[A-Za-z0-9_]+)\]")
+_CODE_ANY = re.compile(r"\[([A-Za-z][A-Za-z0-9_-]*(?::[A-Za-z0-9_-]+)+)\]")
+_SUMMARY_NEW = re.compile(r"^(?P<cmd>[^\n]{1,60}?) (?P<st>success|failed) summary$", re.S)
+_SUMMARY_OLD = re.compile(r"^(?P<cmd>[^\n]{1,60}?) (?P<st>Success|Failed) summary ?: ?(?P<rest>.*)$", re.S)
+_SUMMARY_OLDEST = re.compile(r"^(?P<cmd>[^\n]{1,60}?) summary: (?P<rest>.*)$", re.S)
+_DETAIL = re.compile(r"(?:Detail|Detial) BR log in (\S+)")
+_OLD_LOGFILE = re.compile(r"^log file: (\S+)")
+_BAR = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9&()_.,:/ -]{0,80}?) <[^<>\n]{0,4000}> *(?P<pct>\d{1,3}(?:\.\d+)?)%")
+_BANNER_RULE = re.compile(r"^#{20,}$")
+_PERCENT = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)\s*%")
+_SIZE = re.compile(
+    r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?Inf|NaN)\s*([KMGTPEZY]?i?B|[kKMGTPEZY]B?)?(/s)?\s*$"
+)
+_INT = re.compile(r"^\s*-?\d{1,20}\s*$")
+_DURATION_LIKE = re.compile(r"^-?(?:\d+(?:\.\d*)?(?:ns|us|µs|μs|ms|s|m|h))+$")
+_FAILURE_MESSAGES = frozenset(
+    {"br failed", "failed to backup", "failed to restore", "failed to backup raw kv", "failed to restore raw kv"}
+)
+_MARKERS = (
+    "summary", "progress", "log metadata", "[ERROR]", "[FATAL]", "[PANIC]", "[WARN]", "Error: ", "BR log in",
+    "log file: ", "%", "#", "panic: ", "skipped due", '"level"', "--ratelimit",
+)  # fmt: skip
+_FIELD_MESSAGES = frozenset({"progress", "log metadata"})
+_WARNING_PHRASES = ("setting `--ratelimit` and `--concurrency` at the same time",)
+_SI = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18, "Z": 1e21, "Y": 1e24}
+_MIB = 1024.0 * 1024.0
+_MB_NUMBER = re.compile(r"^\s*(\d{1,15}(?:\.\d{1,9})?)\s*$")
+
+TSO_KEYS = frozenset(
+    {"BackupTS", "source-start-point", "source-end-point", "target-end-point", "restore-from", "restore-to"}
+    | {"log-min-ts", "log-max-ts"}
+)
+
+
+# ------------------------------------------------------------------------------ value converters
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI colour and cursor sequences."""
+    return _ANSI.sub("", text) if "\x1b" in text else text
+
+
+def parse_size(value: str) -> int | None:
+    """Bytes in a go-units human size (``250kB``, ``71.33kB``, ``1.2GB``, ``327B``), a speed (``53.02kB/s``,
+    bytes per second) or a plain byte count. ``NaNB``/``+InfYB/s`` and anything else: ``None``."""
+    m = _SIZE.match(value)
+    if m is None:
+        return None
+    number, unit = m.group(1), m.group(2) or ""
+    try:
+        amount = float(number)
+    except ValueError:
+        return None
+    if not math.isfinite(amount):
+        return None
+    if unit.endswith("iB"):
+        scale = 1024.0 ** ("KMGTPEZY".index(unit[0].upper()) + 1)
+    else:
+        scale = _SI.get(unit.rstrip("B"), 0.0)
+        if not scale:
+            return None
+    result = amount * scale
+    return round(result) if math.isfinite(result) and abs(result) < 1e30 else None
+
+
+def parse_go_duration(value: str) -> float | None:
+    """Seconds in a Go duration (``4.715509333s``, ``3.597416ms``, ``842.938µs``, ``1m33.98s``); else ``None``."""
+    v = value.strip()
+    if not v or len(v) > 64:
+        return None
+    try:
+        seconds = parse_duration(v)
+    except ValueError:
+        return None
+    return round(seconds, 9) if math.isfinite(seconds) else None
+
+
+def _to_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _INT.match(value):
+        return int(value)
+    return None
+
+
+def _tso_time(ts: int | None) -> datetime | None:
+    if ts is None or ts <= 0 or ts >= 1 << 64:
+        return None
+    try:
+        return tso.to_datetime(ts)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if dt else None
+
+
+FieldKind = Literal["tso", "count", "bytes", "bytes_per_s", "seconds", "number", "text", "unknown"]
+_BYTE_COUNT_KEYS = frozenset({"Size", "total-size", "total size(Byte)"})
+
+
+def classify_field(key: str, value: str) -> tuple[FieldKind, int | float | str | None]:
+    """One summary field in plain units, with its kind: TSOs and counts as ints, sizes in bytes, speeds in
+    bytes per second, durations in seconds. Unknown shapes stay the raw string (kind ``text``);
+    ``NaN``/``Inf`` give ``(kind, None)``."""
+    v = value.strip()
+    if key in TSO_KEYS:
+        return "tso", _to_int(v)
+    number = _to_int(v)
+    if number is not None:
+        return ("bytes" if key in _BYTE_COUNT_KEYS else "count"), number
+    if "(MB" in key or "(Byte" in key:  # v4: "total size(MB): 5997.49" (MiB), "avg speed(Byte/s): 733.79"
+        m = _MB_NUMBER.match(v)
+        kind: FieldKind = "bytes_per_s" if "/s)" in key else "bytes"
+        return kind, (round(float(m.group(1)) * (_MIB if "(MB" in key else 1.0)) if m else None)
+    if "take(s)" in key:
+        m = _MB_NUMBER.match(v)
+        return "seconds", float(m.group(1)) if m else None
+    if _DURATION_LIKE.match(v):
+        return "seconds", parse_go_duration(v)
+    if v.endswith("B/s"):
+        return "bytes_per_s", parse_size(v)
+    if v.endswith("B") or v in ("NaN", "+Inf", "-Inf"):
+        return "bytes", parse_size(v)
+    try:
+        as_float = float(v)
+    except ValueError:
+        return "text", value
+    return ("number", as_float) if math.isfinite(as_float) else ("unknown", None)
+
+
+def normalise_field(key: str, value: str) -> int | float | str | None:
+    """``classify_field`` without the kind."""
+    return classify_field(key, value)[1]
+
+
+# ------------------------------------------------------------------------------------- records
+
+
+_QUOTED = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled: no backtracking blow-up
+
+
+def _scan_quoted(s: str, i: int, end: int | None = None) -> int | None:
+    """``s[i]`` is a double quote: the index just after the closing quote, or ``None`` if unterminated."""
+    m = _QUOTED.match(s, i, len(s) if end is None else end)
+    return m.end() if m else None
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f"}
+
+
+def _unquote(quoted: str) -> str:
+    """The content of a JSON-like quoted string (escapes decoded; unknown escapes kept as is)."""
+    inner = quoted[1:-1]
+    if "\\" not in inner:
+        return inner
+    out: list[str] = []
+    i = 0
+    n = len(inner)
+    while i < n:
+        c = inner[i]
+        if c != "\\" or i + 1 >= n:
+            out.append(c)
+            i += 1
+            continue
+        e = inner[i + 1]
+        if e == "u" and i + 6 <= n and re.fullmatch(r"[0-9a-fA-F]{4}", inner[i + 2 : i + 6]):
+            out.append(chr(int(inner[i + 2 : i + 6], 16)))
+            i += 6
+            continue
+        out.append(_ESCAPES.get(e, e))
+        i += 2
+    return "".join(out)
+
+
+def _parse_fields(s: str, i: int, n: int) -> list[tuple[str, str]]:
+    """``[key=value]`` pairs from ``s[i:n]``, in order, repeated keys kept. Linear in ``n - i``."""
+    out: list[tuple[str, str]] = []
+    while i < n:
+        j = s.find("[", i, n)
+        if j < 0:
+            break
+        k = j + 1
+        if k < n and s[k] in '"“':
+            if s[k] == "“":  # smart quotes from a copy-paste: ["backup checksum"] as “backup checksum”
+                end = s.find("”", k + 1, min(n, k + 202))
+                if end < 0 or "]" in s[k:end]:
+                    i = j + 1
+                    continue
+                key, k = s[k + 1 : end], end + 1
+            else:
+                end_q = _scan_quoted(s, k, n)
+                if end_q is None:
+                    break
+                key, k = _unquote(s[k:end_q]), end_q
+        else:
+            m = _KEY.match(s, k, n)
+            if m is None:
+                i = j + 1
+                continue
+            key, k = m.group(), m.end()
+        if k >= n or s[k] != "=":
+            i = j + 1
+            continue
+        k += 1
+        if k < n and s[k] == '"':
+            end_q = _scan_quoted(s, k, n)
+            if end_q is None:
+                break
+            value, k = _unquote(s[k:end_q]), end_q
+        else:
+            mv = _UNQUOTED.match(s, k, n)
+            value = mv.group() if mv else ""
+            k = mv.end() if mv else k
+        if k < n and s[k] == "]":
+            out.append((key, value))
+            i = k + 1
+        else:
+            i = j + 1
+    return out
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One pingcap/log record."""
+
+    time: str
+    level: str
+    caller: str
+    message: str
+    fields: tuple[tuple[str, str], ...]
+
+    def get(self, key: str) -> str | None:
+        for k, v in self.fields:
+            if k == key:
+                return v
+        return None
+
+    def get_all(self, key: str) -> list[str]:
+        return [v for k, v in self.fields if k == key]
+
+
+def _record_at(s: str, m: re.Match[str], end: int) -> LogRecord | None:
+    """The record whose header is ``m``, its text ending at ``end``."""
+    p = m.end()
+    if p >= end or s[p] != "[":
+        return None
+    if p + 1 < end and s[p + 1] == '"':
+        q = _scan_quoted(s, p + 1, end)
+        if q is None or q >= end or s[q] != "]":
+            return None
+        message, rest = _unquote(s[p + 1 : q]), q + 1
+    else:
+        close = s.find("]", p + 1, end)
+        if close < 0 or s.find("[", p + 1, close) >= 0:
+            return None
+        message, rest = s[p + 1 : close], close + 1
+    level = m.group(2)
+    wanted = "summary" in message or message in _FIELD_MESSAGES or level in ("ERROR", "FATAL", "PANIC")
+    fields = tuple(_parse_fields(s, rest, end)) if wanted else ()  # most log lines only need their message
+    return LogRecord(m.group(1), level, m.group(3), message, fields)
+
+
+def _json_record(line: str) -> LogRecord | None:
+    """A ``--log-format json`` record (``{"level":"INFO","time":…,"caller":…,"message":…,k:v…}``)."""
+    try:
+        doc = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    message = doc.get("message", doc.get("msg"))
+    level = doc.get("level")
+    if not isinstance(message, str) or not isinstance(level, str):
+        return None
+    fields: list[tuple[str, str]] = []
+    for key, value in doc.items():
+        if key in ("level", "time", "caller", "message", "msg"):
+            continue
+        if isinstance(value, str):
+            fields.append((str(key), value))
+        elif isinstance(value, bool) or value is None:
+            fields.append((str(key), json.dumps(value)))
+        elif isinstance(value, int | float):
+            fields.append((str(key), str(value)))
+        else:
+            fields.append((str(key), json.dumps(value, ensure_ascii=False)))
+    return LogRecord(str(doc.get("time", "")), level.upper(), str(doc.get("caller", "")), message, tuple(fields))
+
+
+def _segments(text: str) -> Iterator[str]:
+    """Console pieces: lines, and the redraws of a TTY progress bar (``\\r``) as pieces of their own."""
+    clean = strip_ansi(text).replace("\r\n", "\n")
+    for line in clean.split("\n"):
+        if "\r" in line:
+            yield from line.split("\r")
+        else:
+            yield line
+
+
+def _pieces(segment: str) -> Iterator[str | LogRecord]:
+    """A segment split into plain text and the log records in it (copy-pastes glue several together)."""
+    stripped = segment.lstrip()
+    if stripped.startswith("{") and ('"message"' in stripped or '"msg"' in stripped):
+        record = _json_record(stripped)
+        if record is not None:
+            yield record
+            return
+    if "[" not in segment:
+        yield segment
+        return
+    headers = list(_HEADER.finditer(segment))
+    if not headers:
+        yield segment
+        return
+    if headers[0].start() > 0:
+        yield segment[: headers[0].start()]
+    for idx, m in enumerate(headers):
+        end = headers[idx + 1].start() if idx + 1 < len(headers) else len(segment)
+        record = _record_at(segment, m, end)
+        yield record if record is not None else segment[m.start() : end]
+
+
+# -------------------------------------------------------------------------------------- outcome
+
+
+@dataclass(frozen=True)
+class BRErrorInfo:
+    """One error BR reported. ``code`` is BR's normalised code, e.g. ``BR:Backup:ErrBackupGCSafepointExceeded``."""
+
+    message: str
+    code: str | None
+    source: Literal["stderr", "log", "summary", "panic"]
+    unit: str | None = None
+
+    @property
+    def error_class(self) -> str | None:
+        """``Backup`` in ``BR:Backup:ErrBackupGCSafepointExceeded``."""
+        parts = self.code.split(":") if self.code else []
+        return parts[1] if len(parts) >= 3 else None
+
+    @property
+    def error_name(self) -> str | None:
+        parts = self.code.split(":") if self.code else []
+        return parts[-1] if len(parts) >= 2 else None
+
+    @property
+    def message_without_code(self) -> str:
+        """The message with the ``[code]`` tag removed (the tag's text follows it, e.g. ``backup GC …``)."""
+        if not self.code:
+            return self.message
+        return self.message.replace(f"[{self.code}]", "", 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "error_class": self.error_class,
+            "message": self.message,
+            "source": self.source,
+            "unit": self.unit,
+        }
+
+
+def _error(message: str, source: Literal["stderr", "log", "summary", "panic"], unit: str | None = None) -> BRErrorInfo:
+    text = message.strip()
+    m = _CODE_BR.search(text) or _CODE_ANY.search(text)
+    return BRErrorInfo(message=text, code=m.group(1) if m else None, source=source, unit=unit)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The last progress BR showed: a TTY bar redraw, or a ``["progress"]`` log record (every 2 minutes)."""
+
+    step: str
+    percent: float | None
+    source: Literal["tty", "log"]
+    count: str | None = None
+    speed: str | None = None
+    elapsed: str | None = None
+    remaining: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "percent": self.percent,
+            "source": self.source,
+            "count": self.count,
+            "speed": self.speed,
+            "elapsed": self.elapsed,
+            "remaining": self.remaining,
+        }
+
+
+@dataclass(frozen=True)
+class BRSummary:
+    """One summary line: the command as BR named it, success or failure, and its raw fields."""
+
+    command: str
+    success: bool | None
+    fields: dict[str, str]
+    time: str | None = None
+    errors: tuple[BRErrorInfo, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "success": self.success,
+            "time": self.time,
+            "fields": dict(self.fields),
+            "errors": [e.to_dict() for e in self.errors],
+        }
+
+
+def _old_message_fields(rest: str) -> dict[str, str]:
+    """``total backup ranges: 2, total success: 2, total take(Full backup time): 1.45s, …`` as a dict."""
+    fields: dict[str, str] = {}
+    for part in rest.split(", "):
+        key, sep, value = part.partition(": ")
+        if sep and key.strip():
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _summary(record: LogRecord) -> BRSummary | None:
+    msg = record.message.strip()
+    fields: dict[str, str] = {}
+    m = _SUMMARY_NEW.match(msg)
+    if m:
+        command, success = m.group("cmd"), m.group("st") == "success"
+    else:
+        m = _SUMMARY_OLD.match(msg)
+        if m:
+            command, success = m.group("cmd"), m.group("st") == "Success"
+            fields.update(_old_message_fields(m.group("rest")))
+        else:
+            m = _SUMMARY_OLDEST.match(msg)
+            if m is None or len(m.group("cmd")) > 60:
+                return None
+            command, success = m.group("cmd"), None  # pre-4.0 builds: no success word
+            fields.update(_old_message_fields(m.group("rest")))
+    if len(command) > 60 or "\n" in command:
+        return None
+    units = record.get_all("unit-name") or record.get_all("unitName")
+    errors: list[BRErrorInfo] = []
+    messages = record.get_all("error") or [v.split("\n", 1)[0] for v in record.get_all("errorVerbose")]
+    for idx, text in enumerate(messages):
+        if text.strip():
+            errors.append(_error(text, "summary", units[idx] if idx < len(units) else None))
+    for key, value in record.fields:
+        fields.setdefault(key, value)
+    return BRSummary(command=command, success=success, fields=fields, time=record.time or None, errors=tuple(errors))
+
+
+# typed field -> (raw keys in order of preference, scale applied to parse_size / int values)
+_SIZE_FIELDS: dict[str, tuple[tuple[str, float], ...]] = {
+    "size_bytes": (("Size", 1.0),),
+    "total_kv_size_bytes": (
+        ("total-kv-size", 1.0),
+        ("data-size", 1.0),
+        ("total size(Byte)", 1.0),
+        ("total size(MB)", _MIB),
+    ),
+    "average_speed_bytes_per_s": (("average-speed", 1.0), ("avg speed(Byte/s)", 1.0), ("avg speed(MB/s)", _MIB)),
+    "data_size_after_compressed_bytes": (
+        ("backup-data-size(after-compressed)", 1.0),
+        ("restore-data-size(after-compressed)", 1.0),
+        ("backup data size(after compressed)", 1.0),
+        ("restore data size(after compressed)", 1.0),
+    ),
+    "total_size_bytes": (("total-size", 1.0),),
+    "skipped_size_bytes": (("skipped-size-by-checkpoint", 1.0),),
+}
+_INT_FIELDS: dict[str, tuple[str, ...]] = {
+    "backup_ts": ("BackupTS",),
+    "total_kv": ("total-kv", "total kv"),
+    "ranges_total": ("total-ranges", "total backup ranges", "total restore files", "total restore tables"),
+    "ranges_succeeded": ("ranges-succeed", "total success", "success ranges", "success tables"),
+    "ranges_failed": ("ranges-failed", "total failed", "failed ranges", "failed tables"),
+    "backup_total_ranges": ("backup-total-ranges",),
+    "backup_total_regions": ("backup-total-regions", "backup total regions"),
+    "restore_start_ts": ("source-start-point", "restore-from"),
+    "restore_end_ts": ("source-end-point", "restore-to"),
+    "target_end_ts": ("target-end-point",),
+    "total_kv_count": ("total-kv-count",),
+    "skipped_kv_count": ("skipped-kv-count-by-checkpoint",),
+}
+_DURATION_FIELDS: dict[str, tuple[str, ...]] = {
+    "checksum_seconds": ("backup-checksum", "backup checksum", "restore-checksum", "restore checksum"),
+    "fast_checksum_seconds": ("backup-fast-checksum", "backup fast checksum"),
+}
+_TAKE_KEYS = ("total-take", "total take(real time)", "total take(s)")
+
+
+def _summary_take(fields: Mapping[str, str]) -> float | None:
+    for key in _TAKE_KEYS:
+        if key in fields:
+            value = fields[key]
+            return parse_go_duration(value) if not re.fullmatch(r"\s*\d+(\.\d+)?\s*", value) else float(value)
+    for key, value in fields.items():  # v4: "total take(Full backup time): 31.8s" without the real time
+        if key.startswith("total take("):
+            return parse_go_duration(value)
+    return None
+
+
+@dataclass(frozen=True)
+class BROutcome:
+    """What a BR run printed, parsed. ``success`` is ``None`` when the output does not say.
+
+    Typed fields come from the summaries (the first summary that has a field wins; ``total_take_seconds``
+    adds up all summaries, e.g. the snapshot and log phases of PITR). ``fields`` holds every summary's
+    raw strings (first occurrence wins); ``summaries`` keeps each summary on its own.
+    """
+
+    recognised: bool
+    command: str | None = None
+    success: bool | None = None
+    summaries: tuple[BRSummary, ...] = ()
+    fields: dict[str, str] = field(default_factory=dict)
+    errors: tuple[BRErrorInfo, ...] = ()
+    log_path: str | None = None
+    warnings: tuple[str, ...] = ()
+    progress: Progress | None = None
+    banners: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    log_min_ts: int | None = None
+    log_max_ts: int | None = None
+    backup_ts: int | None = None
+    size_bytes: int | None = None
+    total_kv: int | None = None
+    total_kv_size_bytes: int | None = None
+    total_take_seconds: float | None = None
+    average_speed_bytes_per_s: int | None = None
+    data_size_after_compressed_bytes: int | None = None
+    ranges_total: int | None = None
+    ranges_succeeded: int | None = None
+    ranges_failed: int | None = None
+    backup_total_ranges: int | None = None
+    backup_total_regions: int | None = None
+    checksum_seconds: float | None = None
+    fast_checksum_seconds: float | None = None
+    restore_start_ts: int | None = None
+    restore_end_ts: int | None = None
+    target_end_ts: int | None = None
+    total_kv_count: int | None = None
+    total_size_bytes: int | None = None
+    skipped_kv_count: int | None = None
+    skipped_size_bytes: int | None = None
+    result_note: str | None = None
+
+    @property
+    def backup_time(self) -> datetime | None:
+        """The UTC time of ``backup_ts`` (millisecond precision)."""
+        return _tso_time(self.backup_ts)
+
+    @property
+    def restore_end_time(self) -> datetime | None:
+        return _tso_time(self.restore_end_ts)
+
+    @property
+    def restore_start_time(self) -> datetime | None:
+        return _tso_time(self.restore_start_ts)
+
+    @property
+    def not_fresh(self) -> bool:
+        """BR refused to restore because the target has user databases (the ``#####`` banner)."""
+        return any("not fresh" in b for b in self.banners)
+
+    @property
+    def primary_error(self) -> BRErrorInfo | None:
+        """The error that explains the failure: BR's ``Error:`` line, else ``br failed``, else a summary's."""
+        return min(self.errors, key=lambda e: _SOURCE_RANK[e.source], default=None)
+
+    def normalised_fields(self) -> dict[str, int | float | str | None]:
+        return {k: normalise_field(k, v) for k, v in self.fields.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe rendering (times as ISO-8601 UTC)."""
+        typed = {
+            name: getattr(self, name)
+            for name in (
+                "backup_ts",
+                "size_bytes",
+                "total_kv",
+                "total_kv_size_bytes",
+                "total_take_seconds",
+                "average_speed_bytes_per_s",
+                "data_size_after_compressed_bytes",
+                "ranges_total",
+                "ranges_succeeded",
+                "ranges_failed",
+                "backup_total_ranges",
+                "backup_total_regions",
+                "checksum_seconds",
+                "fast_checksum_seconds",
+                "restore_start_ts",
+                "restore_end_ts",
+                "target_end_ts",
+                "total_kv_count",
+                "total_size_bytes",
+                "skipped_kv_count",
+                "skipped_size_bytes",
+                "log_min_ts",
+                "log_max_ts",
+            )
+        }
+        typed["backup_time"] = _iso(self.backup_time)
+        typed["restore_start_time"] = _iso(self.restore_start_time)
+        typed["restore_end_time"] = _iso(self.restore_end_time)
+        return {
+            "recognised": self.recognised,
+            "command": self.command,
+            "success": self.success,
+            **typed,
+            "result_note": self.result_note,
+            "fields": dict(self.fields),
+            "normalised": self.normalised_fields(),
+            "summaries": [s.to_dict() for s in self.summaries],
+            "errors": [e.to_dict() for e in self.errors],
+            "log_path": self.log_path,
+            "warnings": list(self.warnings),
+            "progress": self.progress.to_dict() if self.progress else None,
+            "not_fresh": self.not_fresh,
+            "banners": list(self.banners),
+            "notes": list(self.notes),
+        }
+
+
+_SOURCE_RANK = {"stderr": 0, "panic": 1, "log": 2, "summary": 3}
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.recognised = False
+        self.summaries: list[BRSummary] = []
+        self.errors: list[BRErrorInfo] = []
+        self.error_keys: set[tuple[str | None, str]] = set()
+        self.log_path: str | None = None
+        self.warnings: list[str] = []
+        self.progress: Progress | None = None
+        self.banners: list[str] = []
+        self.notes: list[str] = []
+        self.log_min_ts: int | None = None
+        self.log_max_ts: int | None = None
+        self.banner_open = False
+
+    def add_error(self, err: BRErrorInfo) -> None:
+        """Keep each error once; the same text seen on stderr and in the log keeps the better source."""
+        key = (err.code, err.message_without_code.strip())
+        if key in self.error_keys:
+            for idx, old in enumerate(self.errors):
+                if (old.code, old.message_without_code.strip()) == key:
+                    if _SOURCE_RANK[err.source] < _SOURCE_RANK[old.source]:
+                        self.errors[idx] = BRErrorInfo(err.message, err.code, err.source, old.unit or err.unit)
+                    break
+            return
+        if len(self.errors) >= _MAX_ERRORS:
+            return
+        self.error_keys.add(key)
+        self.errors.append(err)
+
+    def warn(self, text: str) -> None:
+        text = text.strip()
+        if text and text not in self.warnings and len(self.warnings) < _MAX_WARNINGS:
+            self.warnings.append(text)
+
+    def text(self, piece: str) -> None:
+        s = piece.strip()
+        if not s:
+            return
+        detail = _DETAIL.search(s) or _OLD_LOGFILE.match(s)
+        if detail:
+            self.recognised = True
+            self.log_path = self.log_path or detail.group(1)
+        bar = _BAR.match(s)
+        if bar:
+            self.recognised = True
+            self.progress = Progress(step=bar.group("name").strip(), percent=float(bar.group("pct")), source="tty")
+        idx = s.find("Error: ")
+        if idx >= 0:
+            before = s[:idx].rstrip()
+            if not before or before.endswith("%") or _BAR.match(before):
+                self.recognised = True
+                self.add_error(_error(s[idx + len("Error: ") :], "stderr"))
+        if s.startswith("panic: "):
+            self.recognised = True
+            self.add_error(_error(s[len("panic: ") :], "panic"))
+        if _BANNER_RULE.match(s):  # BR frames its restore refusals in lines of '#'
+            self.banner_open = not self.banner_open
+        elif self.banner_open and s.startswith("# "):
+            banner = s[2:].strip()
+            self.recognised = True
+            if banner and banner not in self.banners:
+                self.banners.append(banner)
+        else:
+            self.banner_open = False
+        if "command is skipped due to checkpoint mode" in s:
+            self.recognised = True
+            self.notes.append(s)
+        for phrase in _WARNING_PHRASES:
+            if phrase in s:
+                self.warn(s)
+
+    def record(self, record: LogRecord) -> None:
+        self.recognised = True
+        message = record.message
+        level = record.level
+        if "summary" in message:
+            summary = _summary(record)
+            if summary is not None:
+                if any(s.command == summary.command and s.fields == summary.fields for s in self.summaries):
+                    return  # the same line from stdout and from the log file (BR writes summaries to both)
+                self.summaries.append(summary)
+                for err in summary.errors:
+                    self.add_error(err)
+                return
+        if message == "progress":
+            step = record.get("step") or ""
+            pct = _PERCENT.match(record.get("progress") or "")
+            self.progress = Progress(
+                step=step,
+                percent=float(pct.group(1)) if pct else None,
+                source="log",
+                count=record.get("count"),
+                speed=record.get("speed"),
+                elapsed=record.get("elapsed"),
+                remaining=record.get("remaining"),
+            )
+            return
+        if message == "log metadata":
+            self.log_min_ts = _to_int(record.get("log-min-ts")) or self.log_min_ts
+            self.log_max_ts = _to_int(record.get("log-max-ts")) or self.log_max_ts
+            return
+        if level in ("ERROR", "FATAL", "PANIC") and (message in _FAILURE_MESSAGES or level != "ERROR"):
+            text = record.get("error") or (record.get("errorVerbose") or "").split("\n", 1)[0] or message
+            self.add_error(_error(text, "log"))
+            return
+        if level == "WARN":
+            self.warn(message)
+
+    def outcome(self) -> BROutcome:
+        merged: dict[str, str] = {}
+        for s in self.summaries:
+            for k, v in s.fields.items():
+                merged.setdefault(k, v)
+        failed = bool(self.errors) or any(s.success is False for s in self.summaries)
+        if failed:
+            success: bool | None = False
+        elif self.summaries and all(s.success is True for s in self.summaries):
+            success = True
+        else:
+            success = None
+        command = self.summaries[-1].command if self.summaries else None
+        typed: dict[str, Any] = {}
+        for name, size_keys in _SIZE_FIELDS.items():
+            typed[name] = _first_size(merged, size_keys)
+        for name, keys in _INT_FIELDS.items():
+            typed[name] = next((n for k in keys if (n := _to_int(merged.get(k))) is not None), None)
+        for name, keys in _DURATION_FIELDS.items():
+            durations = (parse_go_duration(merged[k]) for k in keys if k in merged)
+            typed[name] = next((d for d in durations if d is not None), None)
+        takes = [t for s in self.summaries if (t := _summary_take(s.fields)) is not None]
+        typed["total_take_seconds"] = sum(takes) if takes else None
+        return BROutcome(
+            recognised=self.recognised,
+            command=command,
+            success=success,
+            summaries=tuple(self.summaries),
+            fields=merged,
+            errors=tuple(self.errors),
+            log_path=self.log_path,
+            warnings=tuple(self.warnings),
+            progress=self.progress,
+            banners=tuple(self.banners),
+            notes=tuple(self.notes),
+            log_min_ts=self.log_min_ts,
+            log_max_ts=self.log_max_ts,
+            result_note=merged.get("Result"),
+            **typed,
+        )
+
+
+def _first_size(fields: Mapping[str, str], keys: Iterable[tuple[str, float]]) -> int | None:
+    for key, scale in keys:
+        if key not in fields:
+            continue
+        if scale == 1.0:
+            size = parse_size(fields[key])
+            if size is not None:
+                return size
+        elif m := _MB_NUMBER.match(fields[key]):  # v4 "(MB)" figures are MiB with two decimals
+            return round(float(m.group(1)) * scale)
+    return None
+
+
+def _interesting(segment: str) -> bool:
+    for marker in _MARKERS:
+        if marker in segment:
+            return True
+    return False
+
+
+def parse_br_output(text: str) -> BROutcome:
+    """Parse BR's console output and/or log file text. Never raises; unknown input gives ``recognised=False``."""
+    if not isinstance(text, str):
+        return BROutcome(recognised=False)
+    collector = _Collector()
+    for segment in _segments(text):
+        if collector.recognised and not collector.banner_open and not _interesting(segment):
+            continue  # once BR output is recognised, ordinary INFO/DEBUG lines carry nothing we read
+        for piece in _pieces(segment):
+            if isinstance(piece, LogRecord):
+                collector.record(piece)
+            else:
+                collector.text(piece)
+    return collector.outcome()
+
+
+def parse_log_metadata(text: str) -> tuple[int, int] | None:
+    """``(log_min_ts, log_max_ts)`` from ``br log metadata``'s ``["log metadata"]`` line; ``None`` if absent."""
+    outcome = parse_br_output(text)
+    if outcome.log_min_ts is None or outcome.log_max_ts is None:
+        return None
+    return outcome.log_min_ts, outcome.log_max_ts
+
+
+# ------------------------------------------------------------------------------------ log status
+
+
+@dataclass(frozen=True)
+class StoreCheckpoint:
+    store_id: int
+    checkpoint_ts: int | None
+    checkpoint_time: datetime | None
+    gap_seconds: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "store_id": self.store_id,
+            "checkpoint_ts": self.checkpoint_ts,
+            "checkpoint_time": _iso(self.checkpoint_time),
+            "gap_seconds": self.gap_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class LogTaskError:
+    """An error a TiKV store reported for the task (``store_id`` is ``None`` for a pause payload)."""
+
+    store_id: int | None
+    code: str | None
+    message: str | None
+    happen_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "store_id": self.store_id,
+            "code": self.code,
+            "message": self.message,
+            "happen_at": _iso(self.happen_at),
+        }
+
+
+@dataclass(frozen=True)
+class LogTaskStatus:
+    """One log backup task as ``br log status`` shows it.
+
+    ``status`` is what BR printed (``PAUSED`` reads as ``PAUSE``); released builds' JSON has no status
+    (pingcap/tidb#57959), so it is derived — ``ERROR`` when stores reported errors — with
+    ``status_derived=True``, or ``None`` when nothing tells. From the table form, TSOs are rebuilt from
+    the printed dates (millisecond precision, logical 0).
+    """
+
+    name: str
+    status: TaskState | None
+    status_derived: bool = False
+    start_ts: int | None = None
+    end_ts: int | None = None
+    checkpoint_ts: int | None = None
+    checkpoint_source: Literal["global", "store-min"] | None = None
+    storage: str | None = None
+    gap_seconds: float | None = None
+    estimate_qps: float | None = None
+    store_checkpoints: tuple[StoreCheckpoint, ...] = ()
+    errors: tuple[LogTaskError, ...] = ()
+    table_filter: tuple[str, ...] = ()
+    pause: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def checkpoint_time(self) -> datetime | None:
+        return _tso_time(self.checkpoint_ts)
+
+    @property
+    def start_time(self) -> datetime | None:
+        return _tso_time(self.start_ts)
+
+    def lag_seconds(self, now: datetime) -> float | None:
+        """``now`` minus the checkpoint; ``None`` without a checkpoint."""
+        cp = self.checkpoint_time
+        return (now - cp).total_seconds() if cp else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "status_derived": self.status_derived,
+            "start_ts": self.start_ts,
+            "end_ts": self.end_ts,
+            "checkpoint_ts": self.checkpoint_ts,
+            "checkpoint_time": _iso(self.checkpoint_time),
+            "checkpoint_source": self.checkpoint_source,
+            "storage": self.storage,
+            "gap_seconds": self.gap_seconds,
+            "estimate_qps": self.estimate_qps,
+            "store_checkpoints": [c.to_dict() for c in self.store_checkpoints],
+            "errors": [e.to_dict() for e in self.errors],
+            "table_filter": list(self.table_filter),
+            "pause": dict(self.pause),
+        }
+
+
+_STATUS_WORD = re.compile(r"\b(NORMAL|PAUSED?|ERROR)\b")
+_STATUS_DATE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))? ([+-])(\d{2}):?(\d{2})"
+    r"(?: [A-Za-z][A-Za-z0-9+-]{0,9})?"
+)
+_GAP = re.compile(r"gap=\s*(-?[0-9][0-9a-zµμ.]*)")
+_TOTAL = re.compile(r"Total (\d+) Tasks?\.")
+_BLOCK = re.compile(r"^\s*> #\d+ <\s*$")
+_ROW = re.compile(r"^( *)([^\s:]+):(?: (.*))?$")
+_KNOWN_KEY = re.compile(
+    r"name|status|start|end|storage|speed\(est\.\)|checkpoint\[(?:global|store=\d+)\]|"
+    r"error(?:-happen-at|-message)?\[store=\d+\]|pause-[a-z-]+(?:\[[a-z]+\])?"
+)
+_STORE_KEY = re.compile(r"^(checkpoint|error|error-happen-at|error-message)\[store=(\d{1,20})\]$")
+
+
+def _status_date(value: str) -> tuple[datetime | None, float | None]:
+    """A status-table date (``2022-07-25 22:52:15.518 +0800`` or Go's ``… +0800 CST``) and its ``gap=``."""
+    dt: datetime | None = None
+    m = _STATUS_DATE.search(value)
+    if m:
+        y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
+        micros = int((m.group(7) or "0")[:6].ljust(6, "0"))
+        sign = -1 if m.group(8) == "-" else 1
+        try:
+            offset = timezone(sign * timedelta(hours=int(m.group(9)), minutes=int(m.group(10))))
+            dt = datetime(y, mo, d, h, mi, s, micros, tzinfo=offset)
+        except (ValueError, OverflowError):
+            dt = None
+    g = _GAP.search(value)
+    gap = parse_go_duration(g.group(1)) if g else None
+    return dt, gap
+
+
+def _utc(dt: datetime | None) -> datetime | None:
+    return dt.astimezone(UTC) if dt is not None else None
+
+
+def _dt_tso(dt: datetime | None) -> int | None:
+    if dt is None:
+        return None
+    try:
+        return tso.from_datetime(dt)
+    except (ValueError, OverflowError):
+        return None
+
+
+def _state(value: str | None) -> TaskState | None:
+    m = _STATUS_WORD.search(value or "")
+    if not m:
+        return None
+    word = m.group(1)
+    if word == "NORMAL":
+        return "NORMAL"
+    if word == "ERROR":
+        return "ERROR"
+    return "PAUSE"
+
+
+def _table_rows(lines: list[str]) -> list[tuple[str, str]]:
+    """``key: value`` rows of one task table, with wrapped values joined back together."""
+    rows: list[list[str]] = []
+    offset: int | None = None
+    compact = False
+    for line in lines:
+        if not line.strip() or _HEADER.search(line) or _DETAIL.search(line):
+            continue
+        if offset is not None and rows and len(line) > offset and not line[:offset].strip() and not compact:
+            rows[-1][1] += line[offset:]  # a wrapped value: exactly `offset` spaces, then the next chunk
+            continue
+        m = _ROW.match(line)
+        if m:
+            key = m.group(2)
+            colon = len(m.group(1)) + len(key)
+            aligned = offset is not None and colon + 2 == offset
+            if _KNOWN_KEY.fullmatch(key) or aligned:
+                value = m.group(3) or ""
+                if offset is None and value:
+                    offset = colon + 2
+                compact = not value  # narrow terminals print "key:" then the value on the next lines
+                rows.append([key, value])
+                continue
+        if rows and compact:
+            rows[-1][1] += line.strip()
+    return [(k, v.strip()) for k, v in rows]
+
+
+def _task_from_rows(rows: list[tuple[str, str]]) -> LogTaskStatus | None:
+    values: dict[str, str] = {}
+    stores: dict[int, dict[str, str]] = {}
+    pause: dict[str, str] = {}
+    for key, value in rows:
+        sm = _STORE_KEY.match(key)
+        if sm:
+            stores.setdefault(int(sm.group(2)), {})[sm.group(1)] = value
+        elif key.startswith("pause-"):
+            pause[key] = value
+        else:
+            values.setdefault(key, value)
+    if "name" not in values:
+        return None
+    checkpoints: list[StoreCheckpoint] = []
+    errors: list[LogTaskError] = []
+    for store_id in sorted(stores):
+        info = stores[store_id]
+        if "checkpoint" in info:
+            store_dt, store_gap = _status_date(info["checkpoint"])
+            checkpoints.append(StoreCheckpoint(store_id, _dt_tso(store_dt), _utc(store_dt), store_gap))
+        if any(k.startswith("error") for k in info):
+            happen, _ = _status_date(info.get("error-happen-at", ""))
+            errors.append(
+                LogTaskError(store_id, info.get("error") or None, info.get("error-message") or None, _utc(happen))
+            )
+    if "pause-payload[errcode]" in pause or "pause-payload[errmesg]" in pause:
+        errors.append(
+            LogTaskError(None, pause.get("pause-payload[errcode]") or None, pause.get("pause-payload[errmesg]") or None)
+        )
+    start, _ = _status_date(values.get("start", ""))
+    end, _ = _status_date(values.get("end", ""))
+    checkpoint_ts: int | None = None
+    source: Literal["global", "store-min"] | None = None
+    gap: float | None = None
+    if "checkpoint[global]" in values:
+        dt, gap = _status_date(values["checkpoint[global]"])
+        checkpoint_ts, source = _dt_tso(dt), "global" if dt else None
+    if checkpoint_ts is None and checkpoints:
+        known = [c for c in checkpoints if c.checkpoint_ts is not None]
+        if known:
+            lowest = min(known, key=lambda c: c.checkpoint_ts or 0)
+            checkpoint_ts, source, gap = lowest.checkpoint_ts, "store-min", lowest.gap_seconds
+    qps_match = re.match(r"\s*(\d+(?:\.\d+)?)", values.get("speed(est.)", ""))
+    return LogTaskStatus(
+        name=values["name"],
+        status=_state(values.get("status")),
+        start_ts=_dt_tso(start),
+        end_ts=_dt_tso(end),
+        checkpoint_ts=checkpoint_ts,
+        checkpoint_source=source,
+        storage=values.get("storage") or None,
+        gap_seconds=gap,
+        estimate_qps=float(qps_match.group(1)) if qps_match else None,
+        store_checkpoints=tuple(checkpoints),
+        errors=tuple(errors),
+        pause=pause,
+    )
+
+
+def _json_tasks(text: str) -> list[LogTaskStatus] | None:
+    """The ``--json`` form: one line holding a JSON array of tasks (``[]`` when there are none)."""
+    for line in strip_ansi(text).replace("\r", "\n").split("\n"):
+        s = line.strip()
+        if not (s == "[]" or (s.startswith("[{") and s.endswith("}]"))):
+            continue
+        try:
+            doc = json.loads(s)
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(doc, list) and all(isinstance(d, dict) and isinstance(d.get("name"), str) for d in doc):
+            return [_json_task(d) for d in doc]
+    return None
+
+
+def _json_task(d: Mapping[str, Any]) -> LogTaskStatus:
+    printed = d.get("status")
+    status = _state(printed) if isinstance(printed, str) else None
+    errors: list[LogTaskError] = []
+    raw_errors = d.get("last_errors")
+    for item in raw_errors if isinstance(raw_errors, list) else []:
+        if not isinstance(item, dict):
+            continue
+        raw_inner = item.get("last_error")
+        inner: Mapping[str, Any] = raw_inner if isinstance(raw_inner, dict) else {}
+        happen_ms = _to_int(inner.get("happen_at"))
+        happen: datetime | None = None
+        if happen_ms is not None and 0 < happen_ms < 1 << 47:
+            try:
+                happen = datetime.fromtimestamp(happen_ms / 1000, tz=UTC)
+            except (ValueError, OverflowError, OSError):
+                happen = None
+        code, message = inner.get("error_code"), inner.get("error_message")
+        errors.append(
+            LogTaskError(
+                _to_int(item.get("store_id")) if item.get("store_id") is not None else _to_int(inner.get("store_id")),
+                code if isinstance(code, str) else None,
+                message if isinstance(message, str) else None,
+                happen,
+            )
+        )
+    derived = False
+    if status is None and errors:
+        status, derived = "ERROR", True
+    checkpoints: list[StoreCheckpoint] = []
+    progress = d.get("progress")
+    for item in progress if isinstance(progress, list) else []:
+        if isinstance(item, dict) and (sid := _to_int(item.get("store_id"))) is not None:
+            cp = _to_int(item.get("checkpoint"))
+            checkpoints.append(StoreCheckpoint(sid, cp or None, _tso_time(cp)))
+    checkpoint = _to_int(d.get("checkpoint")) or None
+    source: Literal["global", "store-min"] | None = "global" if checkpoint else None
+    if checkpoint is None:
+        known = [c.checkpoint_ts for c in checkpoints if c.checkpoint_ts]
+        if known:
+            checkpoint, source = min(known), "store-min"
+    qps = d.get("estimate_qps")
+    filters = d.get("table_filter")
+    storage = d.get("storage")
+    return LogTaskStatus(
+        name=str(d.get("name")),
+        status=status,
+        status_derived=derived,
+        start_ts=_to_int(d.get("start_ts")) or None,
+        end_ts=_to_int(d.get("end_ts")) or None,
+        checkpoint_ts=checkpoint,
+        checkpoint_source=source,
+        storage=storage if isinstance(storage, str) else None,
+        estimate_qps=float(qps) if isinstance(qps, int | float) and not isinstance(qps, bool) else None,
+        store_checkpoints=tuple(checkpoints),
+        errors=tuple(errors),
+        table_filter=tuple(f for f in filters if isinstance(f, str)) if isinstance(filters, list) else (),
+    )
+
+
+def is_log_status_output(text: str) -> bool:
+    """Whether ``text`` is ``br log status`` output (either form), including "no task"."""
+    if not isinstance(text, str):
+        return False
+    clean = strip_ansi(text)
+    if "No Task Yet." in clean or _TOTAL.search(clean):
+        return True
+    return _json_tasks(clean) is not None
+
+
+def parse_log_status(text: str) -> list[LogTaskStatus]:
+    """Every task in ``br log status`` output (table or ``--json``); ``[]`` for "No Task Yet." or nothing.
+
+    Never raises. A task table without a ``name`` row is skipped.
+    """
+    if not isinstance(text, str):
+        return []
+    clean = strip_ansi(text).replace("\r\n", "\n").replace("\r", "\n")
+    from_json = _json_tasks(clean)
+    if from_json is not None:
+        return from_json
+    lines = clean.split("\n")
+    blocks: list[list[str]] = []
+    current: list[str] | None = None
+    for line in lines:
+        if _BLOCK.match(line):
+            current = []
+            blocks.append(current)
+        elif current is not None:
+            if _TOTAL.search(line) or "No Task Yet." in line:
+                current = None
+            else:
+                current.append(line)
+    if not blocks:
+        start = next((i for i, ln in enumerate(lines) if re.match(r"^\s*name: ", ln)), None)
+        if start is None:
+            return []
+        blocks = [lines[start:]]
+    tasks: list[LogTaskStatus] = []
+    for block in blocks:
+        task = _task_from_rows(_table_rows(block))
+        if task is not None:
+            tasks.append(task)
+    return tasks
