@@ -1,0 +1,196 @@
+"""BRHook: run the ``br`` executable for one cluster, with its secrets kept out of argv and logs.
+
+The storage keys come from the cluster's aws-type connection and reach BR as AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY; the crypter key comes from the password of ``br.encryption.key_conn_id`` and
+reaches BR through a 0600 ``--crypter.key-file`` that is removed when the run ends. Every secret is
+registered with Airflow's secret masker and redacted from what we log. The argv itself is built by the
+pure functions of ``tidbops.br.command``; the process is run by ``tidbops.br.runner``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+
+from tidbops.br import runner
+from tidbops.br.command import br_env, redact, redact_argv
+from tidbops.br.errors import BRError
+from tidbops.br.output import BROutcome, parse_br_output
+from tidbops.config import ClusterConfig
+
+_PROGRESS = re.compile(r"(?P<step>[A-Za-z&][\w& ]+?)\s*<[-.>\s]*>\s*(?P<pct>\d+(?:\.\d+)?)%")
+_LOG_PROGRESS = re.compile(r'\["progress"\].*?\[step="?(?P<step>[^"\]]+)"?\].*?\[progress=(?P<pct>[\d.]+)%\]')
+
+
+@dataclass(frozen=True)
+class BRSession:
+    """What one BR run needs besides its argv: the storage-resolved cluster, env, key file, log file."""
+
+    cluster: ClusterConfig
+    env: dict[str, str]
+    key_file: str | None
+    log_file: str
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BRResult:
+    """One BR run: exit code, the parsed output, the BR log file, and a redacted stderr tail."""
+
+    exit_code: int
+    outcome: BROutcome
+    log_file: str
+    stderr_tail: str
+    command_line: str
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-safe figures for XCom and the catalog."""
+        return {
+            "exit_code": self.exit_code,
+            "command": self.outcome.command,
+            "backup_ts": self.outcome.backup_ts,
+            "size_bytes": self.outcome.size_bytes,
+            "total_kv": self.outcome.total_kv,
+            "br_seconds": round(self.seconds, 3),
+            "total_take_seconds": self.outcome.total_take_seconds,
+            "log_file": self.log_file,
+        }
+
+
+class BRHook(BaseHook):
+    """Runs BR against one cluster.
+
+    :param cluster: the cluster (from the fleet config) whose PD, storage and BR options are used.
+    :param storage_source: the cluster whose storage credentials and crypter key are used (restores read
+        another cluster's backups); default ``cluster``.
+    :param log_dir: where BR's ``--log-file`` goes (default ``$TIDBOPS_BR_LOG_DIR`` or the temp dir).
+    """
+
+    def __init__(
+        self, *, cluster: ClusterConfig, storage_source: ClusterConfig | None = None, log_dir: str | None = None
+    ) -> None:
+        super().__init__()
+        self.cluster = cluster
+        self.storage_source = storage_source
+        self.log_dir = log_dir
+        self._running: runner.RunningBR | None = None
+
+    # ------------------------------------------------------------------------------------ secrets
+    def _storage_env(self, source: ClusterConfig) -> tuple[dict[str, str], str | None, list[str]]:
+        storage = source.storage
+        if not storage.is_s3 or not storage.conn_id:
+            return {}, storage.endpoint, []
+        conn = self.get_connection(storage.conn_id)
+        extra = conn.extra_dejson
+        access_key, secret_key = conn.login or "", conn.password or ""
+        if not access_key or not secret_key:
+            raise ValueError(f"connection {storage.conn_id!r} needs login (access key) and password (secret key)")
+        s3_config = (extra.get("service_config") or {}).get("s3", {})
+        endpoint = storage.endpoint or extra.get("endpoint_url") or s3_config.get("endpoint_url")
+        for secret in (access_key, secret_key, extra.get("aws_session_token")):
+            if secret:
+                mask_secret(secret)
+        env = br_env(access_key, secret_key, extra.get("aws_session_token"))
+        if storage.region or extra.get("region_name"):
+            env["AWS_REGION"] = storage.region or str(extra["region_name"])
+        return env, endpoint, [s for s in (access_key, secret_key) if s]
+
+    def _crypter_key(self, source: ClusterConfig) -> str | None:
+        enc = source.br.encryption
+        if enc is None:
+            return None
+        key = (self.get_connection(enc.key_conn_id).password or "").strip()
+        if not re.fullmatch(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64}", key):
+            raise ValueError(f"connection {enc.key_conn_id!r}: the password must be a hex key of 16, 24 or 32 bytes")
+        mask_secret(key)
+        return key
+
+    @contextlib.contextmanager
+    def session(self, name: str = "br") -> Iterator[BRSession]:
+        """Credentials resolved, key file written (0600) for the duration of the block, then removed."""
+        source = self.storage_source or self.cluster
+        env, endpoint, secrets = self._storage_env(source)
+        cluster = self.cluster
+        if endpoint and cluster.storage.endpoint != endpoint:
+            # the argv builders read S3 options from the cluster; the endpoint may come from the connection
+            cluster = cluster.model_copy(update={"storage": source.storage.model_copy(update={"endpoint": endpoint})})
+        key = self._crypter_key(source)
+        log_dir = Path(self.log_dir or os.environ.get("TIDBOPS_BR_LOG_DIR") or tempfile.gettempdir())
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = str(log_dir / f"br-{self.cluster.name}-{name}-{os.getpid()}.log")
+        with contextlib.ExitStack() as stack:
+            key_file = str(stack.enter_context(runner.secret_file(key))) if key else None
+            yield BRSession(
+                cluster=cluster,
+                env=env,
+                key_file=key_file,
+                log_file=log_file,
+                secrets=tuple(secrets + ([key] if key else [])),
+            )
+
+    # ---------------------------------------------------------------------------------------- run
+    def run(
+        self,
+        argv: list[str],
+        session: BRSession,
+        *,
+        timeout: float | None = None,
+        on_start: Callable[[runner.RunningBR], None] | None = None,
+    ) -> BRResult:
+        """Run BR; stream its output into the log; raise ``BRError`` unless it succeeded."""
+        secrets = session.secrets
+        shown = redact_argv(argv, secrets)
+        self.log.info("running: %s", shown)
+        last_progress: dict[str, str] = {}
+
+        def on_line(stream: str, line: str) -> None:
+            text = redact(line, secrets)
+            m = _PROGRESS.search(text) or _LOG_PROGRESS.search(text)
+            if m:
+                step, pct = m["step"].strip(), m["pct"]
+                if last_progress.get(step) != pct:
+                    last_progress[step] = pct
+                    self.log.info("progress: %s %s%%", step, pct)
+                return
+            self.log.info("br %s: %s", stream, text)
+
+        def started(running: runner.RunningBR) -> None:
+            self._running = running
+            if on_start is not None:
+                on_start(running)
+
+        try:
+            proc = runner.run(
+                argv, timeout=timeout or session.cluster.br.timeout, env=session.env, on_line=on_line, on_start=started
+            )
+        finally:
+            self._running = None
+        stdout = redact(proc.stdout, secrets)
+        stderr_tail = redact(proc.stderr_tail, secrets)
+        outcome = parse_br_output(stdout + "\n" + stderr_tail)
+        result = BRResult(
+            exit_code=proc.exit_code,
+            outcome=outcome,
+            log_file=session.log_file,
+            stderr_tail=stderr_tail,
+            command_line=shown,
+            seconds=proc.seconds,
+        )
+        if proc.exit_code != 0 or outcome.success is False:
+            raise BRError(exit_code=proc.exit_code, outcome=outcome, stderr_tail=stderr_tail, command=outcome.command)
+        return result
+
+    def kill(self) -> None:
+        """End the running BR's process group (``on_kill``)."""
+        if self._running is not None:
+            self._running.kill()
