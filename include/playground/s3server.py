@@ -47,6 +47,15 @@ class S3Server:
             return None
         return pid
 
+    @staticmethod
+    def _running(pid: int) -> bool:
+        """Alive and not a zombie (an exited child we have not reaped still answers kill 0)."""
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
     def answers(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.endpoint}/", timeout=1):  # noqa: S310 (loopback, our own)
@@ -80,11 +89,15 @@ class S3Server:
     def stop(self) -> None:
         pid = self.pid()
         if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(50):
+            # moto's server ignores SIGTERM; SIGINT ends it cleanly, SIGKILL if it lingers
+            for sig, wait_s in ((signal.SIGINT, 2.0), (signal.SIGKILL, 5.0)):
                 try:
-                    os.kill(pid, 0)
+                    os.kill(pid, sig)
                 except OSError:
                     break
-                time.sleep(0.1)
+                deadline = time.monotonic() + wait_s
+                while time.monotonic() < deadline and self.pid() is not None and self._running(pid):
+                    time.sleep(0.05)
+                if not self._running(pid):
+                    break
         self.pid_file.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Data protect
 COMMAND_MODULES = (
     "tidbops.cli.config_cmd",
     "tidbops.cli.br_cmd",
+    "tidbops.cli.catalog_cmd",
 )
 
 

@@ -1,0 +1,272 @@
+"""Versioned schema migrations: an ordered list of functions, applied once each, safe when processes race.
+
+``tidbops_schema_version`` holds one row per applied migration (version, name, applied_at); the current
+version is the highest. ``migrate(engine)`` applies the missing ones, in order, and is idempotent.
+
+Racing processes (two Airflow tasks starting at once) are serialised:
+
+- **SQLite**: everything happens in one ``BEGIN IMMEDIATE`` transaction (SQLite's DDL is transactional),
+  so the second process waits, then finds nothing left to do.
+- **MySQL, TiDB, MariaDB**: DDL commits implicitly there, which would release any lock taken in the same
+  session. So one connection holds ``SELECT … FOR UPDATE`` on the row of ``tidbops_schema_lock`` while a
+  second connection runs the migrations and records each one. Because a crash can land between a DDL
+  statement and the version row, every migration is written to be re-runnable (``*_if_missing`` helpers).
+
+A later issue adds a migration by appending ``Migration(n + 1, "what it does", function)`` to
+``MIGRATIONS`` and updating the tables in ``schema.py``; a test checks that the two agree. Migration
+functions define the table shapes *of their own version* (never import the current ones from
+``schema``), so replaying history always builds the same database.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.schema import CreateColumn, CreateTable
+
+from tidbops.catalog.errors import CatalogSchemaError
+from tidbops.catalog.records import utcnow
+from tidbops.catalog.schema import (
+    JSONText,
+    UTCDateTime,
+    event_id_type,
+    id_column,
+    schema_lock,
+    schema_version,
+    write_transaction,
+)
+
+_LOCK_NAME = "migrate"
+_MYSQL_LOCK_WAIT_TIMEOUT = 1205
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[Connection], None]
+
+
+@dataclass(frozen=True)
+class MigrationReport:
+    from_version: int
+    to_version: int
+    applied: tuple[str, ...]  # "<version>: <name>" for each migration this call applied
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied)
+
+
+# ------------------------------------------------------------------------------------ re-runnable DDL
+
+
+def create_table_if_missing(conn: Connection, table: Table) -> None:
+    """Create ``table`` and its indexes; for an existing table, create only the missing indexes."""
+    inspector = inspect(conn)
+    if not inspector.has_table(table.name):
+        table.create(conn)
+        return
+    existing = {ix["name"] for ix in inspector.get_indexes(table.name)}
+    for ix in table.indexes:
+        if ix.name not in existing:
+            ix.create(conn)
+
+
+def add_column_if_missing(conn: Connection, table_name: str, column: Column[object]) -> None:
+    """``ALTER TABLE … ADD COLUMN`` unless the column exists. ``column`` must be nullable or have a default."""
+    names = {c["name"] for c in inspect(conn).get_columns(table_name)}
+    if column.name in names:
+        return
+    if column.table is None:
+        Table(table_name, MetaData(), column)  # CreateColumn compiles a column of some table
+    ddl = CreateColumn(column).compile(dialect=conn.dialect)
+    table = conn.dialect.identifier_preparer.quote(table_name)
+    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {ddl}")
+
+
+def create_index_if_missing(conn: Connection, index: Index) -> None:
+    table = index.table
+    if table is None:
+        raise ValueError(f"index {index.name!r} is not bound to a table")
+    if index.name not in {ix["name"] for ix in inspect(conn).get_indexes(table.name)}:
+        index.create(conn)
+
+
+# ----------------------------------------------------------------------------------------- migrations
+
+
+def _m001_backups_and_events(conn: Connection) -> None:
+    md = MetaData()
+    backups = Table(
+        "backups",
+        md,
+        id_column("id", primary_key=True),
+        Column("cluster", String(64), nullable=False),
+        Column("kind", String(16), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("verified", Boolean(), nullable=False, default=False),
+        Column("verified_at", UTCDateTime(), nullable=True),
+        Column("verify_detail", Text(), nullable=True),
+        Column("backup_ts", BigInteger(), nullable=True),
+        Column("backup_time", UTCDateTime(), nullable=True),
+        id_column("base_backup_id", nullable=True),
+        Column("last_backup_ts", BigInteger(), nullable=True),
+        Column("storage_uri", String(1024), nullable=False),
+        Column("size_bytes", BigInteger(), nullable=True),
+        Column("total_kv", BigInteger(), nullable=True),
+        Column("br_duration_s", Double(), nullable=True),
+        Column("br_version", String(255), nullable=True),
+        Column("encryption_method", String(32), nullable=True),
+        Column("dag_id", String(250), nullable=True),
+        Column("run_id", String(250), nullable=True),
+        Column("try_number", Integer(), nullable=False, default=1),
+        Column("triggered_by", String(255), nullable=True),
+        Column("started_at", UTCDateTime(), nullable=False),
+        Column("finished_at", UTCDateTime(), nullable=True),
+        Column("error", Text(), nullable=True),
+        Column("manifest_uri", String(1024), nullable=True),
+        Column("updated_at", UTCDateTime(), nullable=True),
+        Index("ix_backups_cluster_status_ts", "cluster", "status", "backup_ts"),
+        Index("ix_backups_base", "base_backup_id"),
+        Index("ix_backups_dag_run", "dag_id", "run_id"),
+    )
+    events = Table(
+        "events",
+        md,
+        Column("id", event_id_type(), primary_key=True, autoincrement=True),
+        Column("time", UTCDateTime(), nullable=False),
+        Column("cluster", String(64), nullable=True),
+        Column("kind", String(64), nullable=False),
+        id_column("backup_id", nullable=True),
+        Column("message", Text(), nullable=False),
+        Column("details", JSONText(), nullable=True),
+        Index("ix_events_cluster_time", "cluster", "time"),
+        Index("ix_events_kind_time", "kind", "time"),
+    )
+    create_table_if_missing(conn, backups)
+    create_table_if_missing(conn, events)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "backups and events tables", _m001_backups_and_events),)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+# ------------------------------------------------------------------------------------------- running
+
+
+def current_version(conn: Connection) -> int:
+    """The highest applied migration; 0 for a database never migrated."""
+    if not inspect(conn).has_table(schema_version.name):
+        return 0
+    return int(conn.execute(select(func.coalesce(func.max(schema_version.c.version), 0))).scalar_one())
+
+
+def _check_sequence(migrations: Sequence[Migration]) -> int:
+    for expected, m in enumerate(migrations, start=1):
+        if m.version != expected:
+            raise ValueError(f"migration {m.name!r} has version {m.version}; versions must run 1, 2, 3, … in order")
+    return len(migrations)
+
+
+def _refuse_newer(found: int, latest: int) -> None:
+    if found > latest:
+        raise CatalogSchemaError(
+            f"the catalog's schema is at version {found}, newer than this code knows ({latest}); "
+            "upgrade tidbops before using this catalog"
+        )
+
+
+def _bookkeeping(conn: Connection) -> None:
+    for table in (schema_version, schema_lock):
+        conn.execute(CreateTable(table, if_not_exists=True))
+
+
+def _apply_pending(
+    conn: Connection, migrations: Sequence[Migration], latest: int, *, commit_each: bool
+) -> tuple[int, tuple[str, ...]]:
+    found = current_version(conn)
+    _refuse_newer(found, latest)
+    applied: list[str] = []
+    for m in migrations[found:]:
+        m.apply(conn)
+        conn.execute(insert(schema_version).values(version=m.version, name=m.name, applied_at=utcnow()))
+        if commit_each:
+            conn.commit()
+        applied.append(f"{m.version}: {m.name}")
+    return found, tuple(applied)
+
+
+def migrate(
+    engine: Engine, migrations: Sequence[Migration] = MIGRATIONS, *, lock_timeout: float = 600.0
+) -> MigrationReport:
+    """Bring the catalog's schema to the last of ``migrations``. Idempotent; safe when processes race."""
+    latest = _check_sequence(migrations)
+    with engine.connect() as conn:
+        found = current_version(conn)
+    _refuse_newer(found, latest)
+    if found == latest:
+        return MigrationReport(found, found, ())
+    if engine.dialect.name == "sqlite":
+        with write_transaction(engine) as conn:
+            _bookkeeping(conn)
+            found, applied = _apply_pending(conn, migrations, latest, commit_each=False)
+        return MigrationReport(found, latest, applied)
+    return _migrate_with_lock_row(engine, migrations, latest, lock_timeout)
+
+
+def _migrate_with_lock_row(
+    engine: Engine, migrations: Sequence[Migration], latest: int, lock_timeout: float
+) -> MigrationReport:
+    with engine.connect() as boot:
+        _bookkeeping(boot)
+        boot.commit()
+        try:
+            boot.execute(insert(schema_lock).values(name=_LOCK_NAME))
+            boot.commit()
+        except IntegrityError:
+            boot.rollback()  # another process made the row first
+    deadline = time.monotonic() + lock_timeout
+    holder = f"{socket.gethostname()}:{os.getpid()}"[:255]
+    with engine.connect() as lock_conn:
+        while True:
+            try:
+                lock_conn.execute(select(schema_lock).where(schema_lock.c.name == _LOCK_NAME).with_for_update())
+                break
+            except OperationalError as exc:
+                lock_conn.rollback()
+                code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+                if code != _MYSQL_LOCK_WAIT_TIMEOUT or time.monotonic() > deadline:
+                    raise
+        lock_conn.execute(
+            update(schema_lock).where(schema_lock.c.name == _LOCK_NAME).values(holder=holder, acquired_at=utcnow())
+        )
+        with engine.connect() as work:
+            found, applied = _apply_pending(work, migrations, latest, commit_each=True)
+            work.commit()
+        lock_conn.commit()  # releases the lock
+    return MigrationReport(found, latest, applied)

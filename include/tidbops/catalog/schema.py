@@ -1,0 +1,263 @@
+"""The catalog's tables (SQLAlchemy Core) as the latest migration leaves them, and the engine factory.
+
+Portable across SQLite and MySQL-compatible servers (TiDB, MySQL, MariaDB):
+
+- TSOs are ``BIGINT`` (signed: a TSO stays below 2^63 until the year 3000 and beyond).
+- Times are ``DATETIME`` holding naive UTC (microseconds on MySQL: ``DATETIME(6)``); ``UTCDateTime``
+  refuses naive datetimes on the way in and returns aware UTC on the way out.
+- JSON is stored as ``TEXT`` (``JSONText``), with sorted keys.
+- Strings have lengths (MySQL needs them); utf8mb4 index keys stay under InnoDB's 3072 bytes.
+
+The tables here describe the *current* schema, for queries. Migrations (``migrations.py``) create and
+change the real tables; a test checks that migrating a fresh database yields exactly these tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import URL, Connection, Dialect, make_url
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from tidbops.catalog.records import CLUSTER_MAX, ID_MAX, NAME_MAX, SHORT_MAX, URI_MAX
+
+SCHEMA_VERSION_TABLE = "tidbops_schema_version"
+SCHEMA_LOCK_TABLE = "tidbops_schema_lock"
+SQLITE_BEGIN = "tidbops_sqlite_begin"  # execution option: DEFERRED (default) or IMMEDIATE
+_SQLITE_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out; naive UTC in the database."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"{value.isoformat()} has no time zone; the catalog stores UTC and needs aware datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class JSONText(TypeDecorator[Any]):
+    """A JSON document in a TEXT column (portable; MySQL's JSON type is not everywhere)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(value)
+
+
+def id_column(name: str, **kwargs: Any) -> Column[str]:
+    return Column(name, String(ID_MAX), **kwargs)
+
+
+def event_id_type() -> TypeEngine[int]:
+    """BIGINT auto-increment, except on SQLite where only INTEGER PRIMARY KEY is the rowid."""
+    return BigInteger().with_variant(Integer(), "sqlite")
+
+
+metadata = MetaData()
+
+backups = Table(
+    "backups",
+    metadata,
+    id_column("id", primary_key=True),
+    Column("cluster", String(CLUSTER_MAX), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("verified", Boolean(), nullable=False, default=False),
+    Column("verified_at", UTCDateTime(), nullable=True),
+    Column("verify_detail", Text(), nullable=True),
+    Column("backup_ts", BigInteger(), nullable=True),
+    Column("backup_time", UTCDateTime(), nullable=True),
+    id_column("base_backup_id", nullable=True),
+    Column("last_backup_ts", BigInteger(), nullable=True),
+    Column("storage_uri", String(URI_MAX), nullable=False),
+    Column("size_bytes", BigInteger(), nullable=True),
+    Column("total_kv", BigInteger(), nullable=True),
+    Column("br_duration_s", Double(), nullable=True),
+    Column("br_version", String(SHORT_MAX), nullable=True),
+    Column("encryption_method", String(32), nullable=True),
+    Column("dag_id", String(NAME_MAX), nullable=True),
+    Column("run_id", String(NAME_MAX), nullable=True),
+    Column("try_number", Integer(), nullable=False, default=1),
+    Column("triggered_by", String(SHORT_MAX), nullable=True),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("error", Text(), nullable=True),
+    Column("manifest_uri", String(URI_MAX), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=True),
+    Index("ix_backups_cluster_status_ts", "cluster", "status", "backup_ts"),
+    Index("ix_backups_base", "base_backup_id"),
+    Index("ix_backups_dag_run", "dag_id", "run_id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", event_id_type(), primary_key=True, autoincrement=True),
+    Column("time", UTCDateTime(), nullable=False),
+    Column("cluster", String(CLUSTER_MAX), nullable=True),
+    Column("kind", String(64), nullable=False),
+    id_column("backup_id", nullable=True),
+    Column("message", Text(), nullable=False),
+    Column("details", JSONText(), nullable=True),
+    Index("ix_events_cluster_time", "cluster", "time"),
+    Index("ix_events_kind_time", "kind", "time"),
+)
+
+# Bookkeeping, created by ``migrate`` before any migration runs (never changed by one).
+schema_version = Table(
+    SCHEMA_VERSION_TABLE,
+    metadata,
+    Column("version", Integer(), primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    Column("applied_at", UTCDateTime(), nullable=False),
+)
+
+schema_lock = Table(
+    SCHEMA_LOCK_TABLE,
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(255), nullable=True),
+    Column("acquired_at", UTCDateTime(), nullable=True),
+)
+
+
+# --------------------------------------------------------------------------------------------- engine
+
+
+def redact_url(url: str | URL) -> str:
+    """The URL with its password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparseable URL: say nothing of its contents
+        return "<unparseable catalog URL>"
+
+
+def create_catalog_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine for ``sqlite:///path`` (parent directories created) or ``mysql+pymysql://…``.
+
+    SQLite gets real transactions (``BEGIN`` issued by us, ``BEGIN IMMEDIATE`` for writers, so two
+    processes serialise instead of failing to upgrade a read lock) and a 30 s busy timeout. MySQL-family
+    servers get ``pool_pre_ping`` and utf8mb4.
+    """
+    u = make_url(url)
+    if u.get_backend_name() == "sqlite":
+        database = u.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            u = u.set(database=str(path))
+        connect_args = {"timeout": 30.0, "check_same_thread": False, **kwargs.pop("connect_args", {})}
+        engine = create_engine(u, connect_args=connect_args, **kwargs)
+        install_sqlite_transactions(engine)
+        return engine
+    if u.get_backend_name() in ("mysql", "mariadb") and "charset" not in u.query:
+        u = u.update_query_dict({"charset": "utf8mb4"})
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_recycle", 3600)
+    engine = create_engine(u, **kwargs)
+    if engine.dialect.name in ("mysql", "mariadb"):
+        _tolerate_old_isolation_variable(engine)
+    return engine
+
+
+_MYSQL_UNKNOWN_SYSTEM_VARIABLE = 1193
+
+
+def _tolerate_old_isolation_variable(engine: Engine) -> None:
+    """Servers that report a MySQL 8 version but only know ``@@tx_isolation``: fall back to it.
+
+    SQLAlchemy reads ``@@transaction_isolation`` from servers that say they are MySQL >= 5.7.20. A
+    MariaDB before 11.1 started with a TiDB-like ``--version`` (as the playground runs its clusters)
+    says so but lacks the variable; without this, the first connection fails.
+    """
+    dialect = engine.dialect
+    probe = dialect.get_default_isolation_level
+
+    def get_default_isolation_level(dbapi_connection: Any) -> Any:
+        try:
+            return probe(dbapi_connection)
+        except Exception as exc:
+            if not exc.args or exc.args[0] != _MYSQL_UNKNOWN_SYSTEM_VARIABLE:
+                raise
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT @@tx_isolation")
+            value = cursor.fetchone()[0]
+        finally:
+            cursor.close()
+        return (value.decode() if isinstance(value, bytes) else str(value)).upper().replace("-", " ")
+
+    dialect.get_default_isolation_level = get_default_isolation_level  # type: ignore[method-assign,assignment]
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # the driver's own transaction handling is off: we BEGIN
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    mode = str(conn.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")).upper()
+    if mode not in _SQLITE_BEGIN_MODES:
+        raise ValueError(f"{SQLITE_BEGIN}={mode!r}; use one of {', '.join(sorted(_SQLITE_BEGIN_MODES))}")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def install_sqlite_transactions(engine: Engine) -> None:
+    """SQLAlchemy's recipe for SQLite transactions that include DDL and can take the write lock up front."""
+    if engine.dialect.name != "sqlite" or event.contains(engine, "begin", _sqlite_on_begin):
+        return
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    engine.dispose()  # connections made before the listeners would keep the driver's behaviour
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction for read-then-write work: ``BEGIN IMMEDIATE`` on SQLite; on MySQL, use FOR UPDATE."""
+    install_sqlite_transactions(engine)
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+        with conn.begin():
+            yield conn

@@ -1,0 +1,627 @@
+"""The catalog store: backups and audit events in SQLite or any MySQL-compatible database.
+
+Every state change of a backup is one transaction that also writes an ``events`` row, so the audit
+trail and the catalog never disagree. Read-then-write work locks first (``BEGIN IMMEDIATE`` on SQLite,
+``SELECT … FOR UPDATE`` elsewhere) and is retried on a MySQL deadlock or a lost insert race.
+
+Status moves: ``running → succeeded | failed``; a retry of the same id takes ``running | failed`` back
+to ``running`` (the try number changes, no second row); ``succeeded → expired → deleted`` (or straight
+to ``deleted``). A succeeded backup is never restarted or failed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, and_, desc, select, update
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from tidbops import tso
+from tidbops.catalog.errors import (
+    BackupNotFoundError,
+    CatalogConflictError,
+    CatalogSchemaError,
+    CatalogStateError,
+)
+from tidbops.catalog.manifest import MANIFEST_ROW_FIELDS, Manifest
+from tidbops.catalog.migrations import LATEST_VERSION, MigrationReport, current_version, migrate
+from tidbops.catalog.records import (
+    BackupKind,
+    BackupRecord,
+    BackupStatus,
+    NewBackup,
+    chain_to,
+    check_storage_uri,
+    index,
+    summarise_error,
+    utc,
+    utcnow,
+)
+from tidbops.catalog.schema import backups, create_catalog_engine, events, redact_url, write_transaction
+
+T = TypeVar("T")
+_MYSQL_RETRYABLE = frozenset({1213, 1205})  # deadlock, lock wait timeout
+_RECORD_FIELDS = tuple(f.name for f in fields(BackupRecord))
+
+
+def default_catalog_url() -> str:
+    """``$TIDBOPS_CATALOG_URL``, else a SQLite file in ``$AIRFLOW_HOME``, else ``~/.tidbops/catalog.db``."""
+    env = os.environ.get("TIDBOPS_CATALOG_URL", "").strip()
+    if env:
+        return env
+    airflow_home = os.environ.get("AIRFLOW_HOME", "").strip()
+    if airflow_home:
+        return f"sqlite:///{Path(airflow_home).expanduser() / 'tidbops_catalog.db'}"
+    return f"sqlite:///{Path('~/.tidbops/catalog.db').expanduser()}"
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    time: datetime
+    cluster: str | None
+    kind: str
+    backup_id: str | None
+    message: str
+    details: dict[str, Any] | None
+
+
+class UpsertOutcome(StrEnum):
+    INSERTED = "inserted"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+def _record(row: RowMapping) -> BackupRecord:
+    return BackupRecord(**{name: row[name] for name in _RECORD_FIELDS})
+
+
+def _jsonable(value: Any) -> Any:
+    """Event details as plain JSON: datetimes as ISO 8601 UTC, enums as their values."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return utc(value).isoformat().replace("+00:00", "Z")
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
+
+
+def _mysql_code(exc: OperationalError) -> int | None:
+    args = getattr(exc.orig, "args", None)
+    return args[0] if args and isinstance(args[0], int) else None
+
+
+class Catalog:
+    """The backup catalog over a SQLAlchemy engine. Build it with ``Catalog.from_url``."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utcnow) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._schema_checked = False
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Callable[[], datetime] = utcnow) -> Catalog:
+        """``sqlite:///path`` (directories created) or ``mysql+pymysql://user:…@host:port/db``."""
+        return cls(create_catalog_engine(url), clock=clock)
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.url})"
+
+    @property
+    def url(self) -> str:
+        """The database URL without its password."""
+        return redact_url(self.engine.url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ----------------------------------------------------------------------------------------- schema
+
+    def migrate(self) -> MigrationReport:
+        report = migrate(self.engine)
+        self._schema_checked = True
+        return report
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return current_version(conn)
+
+    def _check_schema(self) -> None:
+        if self._schema_checked:
+            return
+        found = self.schema_version()
+        if found < LATEST_VERSION:
+            what = "has no schema" if found == 0 else f"has schema version {found}, older than {LATEST_VERSION}"
+            raise CatalogSchemaError(f"the catalog at {self.url} {what}; run `tidbops catalog migrate`")
+        if found > LATEST_VERSION:
+            raise CatalogSchemaError(
+                f"the catalog at {self.url} has schema version {found}, newer than this code knows "
+                f"({LATEST_VERSION}); upgrade tidbops"
+            )
+        self._schema_checked = True
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        self._check_schema()
+        with self.engine.connect() as conn:
+            yield conn
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in a write transaction; retry on a deadlock, lock timeout or lost insert race."""
+        self._check_schema()
+        attempts = 3
+        for attempt in range(1, attempts + 1):
+            try:
+                with write_transaction(self.engine) as conn:
+                    return work(conn)
+            except IntegrityError:
+                if attempt == attempts:
+                    raise
+            except OperationalError as exc:
+                if _mysql_code(exc) not in _MYSQL_RETRYABLE or attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _locked(self, conn: Connection, backup_id: str) -> BackupRecord:
+        row = conn.execute(select(backups).where(backups.c.id == backup_id).with_for_update()).mappings().first()
+        if row is None:
+            raise BackupNotFoundError(backup_id)
+        return _record(row)
+
+    def _event(
+        self,
+        conn: Connection,
+        kind: str,
+        message: str,
+        *,
+        cluster: str | None,
+        backup_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        time: datetime | None = None,
+    ) -> None:
+        conn.execute(
+            events.insert().values(
+                time=time or self._clock(),
+                cluster=cluster,
+                kind=kind,
+                backup_id=backup_id,
+                message=message,
+                details=_jsonable(dict(details)) if details is not None else None,
+            )
+        )
+
+    def _update(self, conn: Connection, backup_id: str, values: Mapping[str, Any]) -> BackupRecord:
+        conn.execute(update(backups).where(backups.c.id == backup_id).values(**values, updated_at=self._clock()))
+        return self._locked(conn, backup_id)
+
+    # -------------------------------------------------------------------------------------- lifecycle
+
+    def start_backup(self, new: NewBackup) -> BackupRecord:
+        """Record a backup as running. The same id again (a retry) updates the row, it never adds one."""
+
+        def work(conn: Connection) -> BackupRecord:
+            row = conn.execute(select(backups).where(backups.c.id == new.id).with_for_update()).mappings().first()
+            values: dict[str, Any] = {
+                "status": BackupStatus.RUNNING.value,
+                "storage_uri": new.storage_uri,
+                "started_at": new.started_at,
+                "base_backup_id": new.base_backup_id,
+                "last_backup_ts": new.last_backup_ts,
+                "encryption_method": new.encryption_method,
+                "br_version": new.br_version,
+                "dag_id": new.dag_id,
+                "run_id": new.run_id,
+                "try_number": new.try_number,
+                "triggered_by": new.triggered_by,
+                "finished_at": None,
+                "error": None,
+                "backup_ts": None,
+                "backup_time": None,
+            }
+            details = {"try_number": new.try_number, "dag_id": new.dag_id, "run_id": new.run_id}
+            if row is None:
+                conn.execute(
+                    backups.insert().values(
+                        id=new.id,
+                        cluster=new.cluster,
+                        kind=new.kind.value,
+                        verified=False,
+                        updated_at=self._clock(),
+                        **values,
+                    )
+                )
+                self._event(
+                    conn,
+                    "backup.started",
+                    f"{new.kind.value} backup {new.id} started",
+                    cluster=new.cluster,
+                    backup_id=new.id,
+                    details=details,
+                )
+                return self._locked(conn, new.id)
+            old = _record(row)
+            if old.cluster != new.cluster or old.kind is not new.kind:
+                raise CatalogConflictError(
+                    f"backup id {new.id!r} already names a {old.kind.value} backup of cluster {old.cluster!r}"
+                )
+            if old.status not in (BackupStatus.RUNNING, BackupStatus.FAILED):
+                raise CatalogStateError(
+                    f"backup {new.id} is {old.status.value}; only a running or failed backup can be started again"
+                )
+            record = self._update(conn, new.id, values)
+            self._event(
+                conn,
+                "backup.restarted",
+                f"{new.kind.value} backup {new.id} started again (try {new.try_number}; was {old.status.value})",
+                cluster=new.cluster,
+                backup_id=new.id,
+                details={**details, "previous_status": old.status.value, "previous_try": old.try_number},
+            )
+            return record
+
+        return self._write(work)
+
+    def finish_backup(
+        self,
+        backup_id: str,
+        *,
+        backup_ts: int,
+        backup_time: datetime | None = None,
+        size_bytes: int | None = None,
+        total_kv: int | None = None,
+        br_duration_s: float | None = None,
+        br_version: str | None = None,
+        manifest_uri: str | None = None,
+        finished_at: datetime | None = None,
+    ) -> BackupRecord:
+        """Mark a running backup succeeded with what BR reported. Again with the same backup_ts: no-op."""
+        if backup_ts <= 0:
+            raise ValueError(f"backup_ts must be a positive TSO, not {backup_ts}")
+        values: dict[str, Any] = {
+            "status": BackupStatus.SUCCEEDED.value,
+            "backup_ts": backup_ts,
+            "backup_time": utc(backup_time, "backup_time") if backup_time else tso.to_datetime(backup_ts),
+            "finished_at": utc(finished_at, "finished_at") if finished_at else self._clock(),
+            "error": None,
+        }
+        optional = {
+            "size_bytes": size_bytes,
+            "total_kv": total_kv,
+            "br_duration_s": br_duration_s,
+            "br_version": br_version,
+            "manifest_uri": check_storage_uri(manifest_uri) if manifest_uri else None,
+        }
+        values.update({k: v for k, v in optional.items() if v is not None})
+
+        def work(conn: Connection) -> BackupRecord:
+            old = self._locked(conn, backup_id)
+            if old.status is BackupStatus.SUCCEEDED and old.backup_ts == backup_ts:
+                return old
+            if old.status is not BackupStatus.RUNNING:
+                raise CatalogStateError(f"backup {backup_id} is {old.status.value}; only a running backup can finish")
+            if old.last_backup_ts is not None and backup_ts <= old.last_backup_ts:
+                raise CatalogStateError(
+                    f"backup {backup_id}: backup_ts {backup_ts} is not after its last_backup_ts {old.last_backup_ts}"
+                )
+            record = self._update(conn, backup_id, values)
+            self._event(
+                conn,
+                "backup.succeeded",
+                f"{old.kind.value} backup {backup_id} succeeded at ts {backup_ts}",
+                cluster=old.cluster,
+                backup_id=backup_id,
+                details={k: v for k, v in values.items() if k not in ("status", "error")},
+            )
+            return record
+
+        return self._write(work)
+
+    def record_manifest(self, backup_id: str, manifest_uri: str, *, size_bytes: int | None = None) -> BackupRecord:
+        """After ``write_manifest``: where the manifest is, and the size when BR did not report one."""
+        uri = check_storage_uri(manifest_uri)
+
+        def work(conn: Connection) -> BackupRecord:
+            old = self._locked(conn, backup_id)
+            if old.status is not BackupStatus.SUCCEEDED:
+                raise CatalogStateError(
+                    f"backup {backup_id} is {old.status.value}; only succeeded ones have a manifest"
+                )
+            values: dict[str, Any] = {"manifest_uri": uri}
+            if old.size_bytes is None and size_bytes is not None:
+                values["size_bytes"] = size_bytes
+            if all(getattr(old, k) == v for k, v in values.items()):
+                return old
+            record = self._update(conn, backup_id, values)
+            self._event(
+                conn,
+                "backup.manifest",
+                f"manifest of {backup_id} written to {uri}",
+                cluster=old.cluster,
+                backup_id=backup_id,
+                details=values,
+            )
+            return record
+
+        return self._write(work)
+
+    def fail_backup(self, backup_id: str, error: str, *, finished_at: datetime | None = None) -> BackupRecord:
+        """Mark a running (or already failed) backup failed with a summary (secrets redacted, cut short)."""
+        summary = summarise_error(error) or "failed (no error text)"
+
+        def work(conn: Connection) -> BackupRecord:
+            old = self._locked(conn, backup_id)
+            if old.status not in (BackupStatus.RUNNING, BackupStatus.FAILED):
+                raise CatalogStateError(f"backup {backup_id} is {old.status.value}; it cannot fail now")
+            record = self._update(
+                conn,
+                backup_id,
+                {
+                    "status": BackupStatus.FAILED.value,
+                    "error": summary,
+                    "finished_at": utc(finished_at, "finished_at") if finished_at else self._clock(),
+                },
+            )
+            self._event(
+                conn,
+                "backup.failed",
+                f"{old.kind.value} backup {backup_id} failed (try {old.try_number})",
+                cluster=old.cluster,
+                backup_id=backup_id,
+                details={"error": summary[:500], "try_number": old.try_number},
+            )
+            return record
+
+        return self._write(work)
+
+    def mark_verified(self, backup_id: str, ok: bool, reason: str) -> BackupRecord:
+        """Record a verification of a succeeded backup: passed (``ok``) or failed, and why."""
+        detail = summarise_error(reason)
+
+        def work(conn: Connection) -> BackupRecord:
+            old = self._locked(conn, backup_id)
+            if old.status is not BackupStatus.SUCCEEDED:
+                raise CatalogStateError(
+                    f"backup {backup_id} is {old.status.value}; only a succeeded backup can be verified"
+                )
+            record = self._update(
+                conn, backup_id, {"verified": ok, "verified_at": self._clock(), "verify_detail": detail}
+            )
+            self._event(
+                conn,
+                "backup.verified" if ok else "backup.verify_failed",
+                f"backup {backup_id} {'passed' if ok else 'FAILED'} verification: {detail[:200]}",
+                cluster=old.cluster,
+                backup_id=backup_id,
+                details={"ok": ok, "reason": detail[:500]},
+            )
+            return record
+
+        return self._write(work)
+
+    def set_status(self, backup_id: str, status: BackupStatus, reason: str) -> BackupRecord:
+        """Retire a backup: ``succeeded → expired → deleted`` (or ``failed → expired``, ``→ deleted``)."""
+        allowed: dict[BackupStatus, frozenset[BackupStatus]] = {
+            BackupStatus.EXPIRED: frozenset({BackupStatus.SUCCEEDED, BackupStatus.FAILED, BackupStatus.EXPIRED}),
+            BackupStatus.DELETED: frozenset(
+                {BackupStatus.SUCCEEDED, BackupStatus.FAILED, BackupStatus.EXPIRED, BackupStatus.DELETED}
+            ),
+        }
+        status = BackupStatus(status)
+        if status not in allowed:
+            raise ValueError(f"set_status moves backups to expired or deleted, not {status.value}")
+        detail = summarise_error(reason)
+
+        def work(conn: Connection) -> BackupRecord:
+            old = self._locked(conn, backup_id)
+            if old.status is status:
+                return old
+            if old.status not in allowed[status]:
+                raise CatalogStateError(f"backup {backup_id} is {old.status.value}; it cannot become {status.value}")
+            record = self._update(conn, backup_id, {"status": status.value})
+            self._event(
+                conn,
+                f"backup.{status.value}",
+                f"backup {backup_id} {status.value}: {detail[:200]}",
+                cluster=old.cluster,
+                backup_id=backup_id,
+                details={"previous_status": old.status.value, "reason": detail[:500]},
+            )
+            return record
+
+        return self._write(work)
+
+    # ------------------------------------------------------------------------------------------ reads
+
+    def get(self, backup_id: str) -> BackupRecord | None:
+        with self._reading() as conn:
+            row = conn.execute(select(backups).where(backups.c.id == backup_id)).mappings().first()
+        return None if row is None else _record(row)
+
+    def list_backups(
+        self,
+        cluster: str | None = None,
+        status: BackupStatus | str | Iterable[BackupStatus | str] | None = None,
+        kinds: Iterable[BackupKind | str] | None = None,
+    ) -> list[BackupRecord]:
+        """Backups, oldest first by backup_ts (those without one last, by start time)."""
+        query = select(backups)
+        if cluster is not None:
+            query = query.where(backups.c.cluster == cluster)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            query = query.where(backups.c.status.in_([BackupStatus(s).value for s in statuses]))
+        if kinds is not None:
+            query = query.where(backups.c.kind.in_([BackupKind(k).value for k in kinds]))
+        query = query.order_by(backups.c.backup_ts.is_(None), backups.c.backup_ts, backups.c.started_at, backups.c.id)
+        with self._reading() as conn:
+            return [_record(r) for r in conn.execute(query).mappings()]
+
+    def clusters(self) -> list[str]:
+        with self._reading() as conn:
+            return sorted(r[0] for r in conn.execute(select(backups.c.cluster).distinct()))
+
+    def latest_verified_full(self, cluster: str) -> BackupRecord | None:
+        query = (
+            select(backups)
+            .where(
+                and_(
+                    backups.c.cluster == cluster,
+                    backups.c.kind == BackupKind.FULL.value,
+                    backups.c.status == BackupStatus.SUCCEEDED.value,
+                    backups.c.verified.is_(True),
+                )
+            )
+            .order_by(desc(backups.c.backup_ts))
+            .limit(1)
+        )
+        with self._reading() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _record(row)
+
+    def chain(self, cluster: str, upto_id: str | None = None) -> list[BackupRecord]:
+        """``[full, incr…, upto]``; without ``upto_id``, the chain of the newest succeeded backup ([] if none).
+
+        Raises ``BrokenChainError`` when a link is missing, and ``BackupNotFoundError`` for an unknown
+        ``upto_id`` or one of another cluster.
+        """
+        rows = self.list_backups(cluster)
+        by_id = index(rows)
+        if upto_id is not None:
+            tip = by_id.get(upto_id)
+            if tip is None:
+                raise BackupNotFoundError(upto_id)
+        else:
+            done = [b for b in rows if b.succeeded and b.backup_ts is not None]
+            if not done:
+                return []
+            tip = done[-1]
+        return chain_to(by_id, tip)
+
+    # ------------------------------------------------------------------------------------- manifests
+
+    def upsert_from_manifest(
+        self, manifest: Manifest, *, storage_uri: str | None = None, manifest_uri: str | None = None
+    ) -> tuple[BackupRecord, UpsertOutcome]:
+        """Make the catalog agree with a manifest found in storage (idempotent; used by rebuild).
+
+        ``storage_uri``/``manifest_uri``: where the manifest was actually found (storage is the source
+        of truth, even when a bucket was copied). A row that is running or failed becomes succeeded (the
+        manifest is written only after success); expired and deleted rows keep their status; the
+        verification state is kept unless the backup's point in time changed.
+        """
+        values: dict[str, Any] = {name: getattr(manifest, name) for name in MANIFEST_ROW_FIELDS}
+        values["kind"] = BackupKind(values["kind"]).value
+        if storage_uri is not None:
+            values["storage_uri"] = check_storage_uri(storage_uri)
+        if manifest_uri is not None:
+            values["manifest_uri"] = check_storage_uri(manifest_uri)
+
+        def work(conn: Connection) -> tuple[BackupRecord, UpsertOutcome]:
+            row = conn.execute(select(backups).where(backups.c.id == manifest.id).with_for_update()).mappings().first()
+            if row is None:
+                conn.execute(
+                    backups.insert().values(
+                        **values, status=BackupStatus.SUCCEEDED.value, verified=False, updated_at=self._clock()
+                    )
+                )
+                self._event(
+                    conn,
+                    "backup.cataloged",
+                    f"backup {manifest.id} added to the catalog from its manifest",
+                    cluster=manifest.cluster,
+                    backup_id=manifest.id,
+                    details={"manifest_uri": values.get("manifest_uri")},
+                )
+                return self._locked(conn, manifest.id), UpsertOutcome.INSERTED
+            old = _record(row)
+            if old.cluster != manifest.cluster or old.kind.value != values["kind"]:
+                raise CatalogConflictError(
+                    f"manifest of {manifest.id} says {values['kind']} backup of {manifest.cluster!r}; "
+                    f"the catalog has a {old.kind.value} backup of {old.cluster!r}"
+                )
+            changes = {k: v for k, v in values.items() if k not in ("id", "cluster", "kind") and getattr(old, k) != v}
+            if old.status in (BackupStatus.RUNNING, BackupStatus.FAILED):
+                changes.update(status=BackupStatus.SUCCEEDED.value, error=None)
+            if "backup_ts" in changes and (old.verified or old.verified_at is not None):
+                changes.update(verified=False, verified_at=None, verify_detail=None)
+            if not changes:
+                return old, UpsertOutcome.UNCHANGED
+            record = self._update(conn, manifest.id, changes)
+            self._event(
+                conn,
+                "backup.cataloged",
+                f"backup {manifest.id} updated from its manifest ({', '.join(sorted(changes))})",
+                cluster=old.cluster,
+                backup_id=manifest.id,
+                details={"changed": sorted(changes)},
+            )
+            return record, UpsertOutcome.UPDATED
+
+        return self._write(work)
+
+    # ---------------------------------------------------------------------------------------- events
+
+    def add_event(
+        self,
+        kind: str,
+        message: str,
+        *,
+        cluster: str | None = None,
+        backup_id: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        time: datetime | None = None,
+    ) -> None:
+        """Append an audit event (later pipelines: log-backup checks, drills, restores). No secrets."""
+        if not kind or len(kind) > 64:
+            raise ValueError("an event kind is 1 to 64 characters")
+        when = utc(time, "time") if time else None
+
+        def work(conn: Connection) -> None:
+            self._event(
+                conn,
+                kind,
+                summarise_error(message),
+                cluster=cluster,
+                backup_id=backup_id,
+                details=details,
+                time=when,
+            )
+
+        self._write(work)
+
+    def list_events(
+        self,
+        cluster: str | None = None,
+        kind: str | None = None,
+        backup_id: str | None = None,
+        since: datetime | None = None,
+        limit: int = 1000,
+    ) -> list[Event]:
+        """Events, oldest first (the newest ``limit`` of them)."""
+        query = select(events)
+        if cluster is not None:
+            query = query.where(events.c.cluster == cluster)
+        if kind is not None:
+            query = query.where(events.c.kind == kind)
+        if backup_id is not None:
+            query = query.where(events.c.backup_id == backup_id)
+        if since is not None:
+            query = query.where(events.c.time >= utc(since, "since"))
+        query = query.order_by(desc(events.c.time), desc(events.c.id)).limit(limit)
+        with self._reading() as conn:
+            rows = list(conn.execute(query).mappings())
+        return [
+            Event(**{k: r[k] for k in ("id", "time", "cluster", "kind", "backup_id", "message", "details")})
+            for r in reversed(rows)
+        ]

@@ -1,0 +1,208 @@
+"""`tidbops info`, `tidbops catalog migrate`, `tidbops catalog rebuild`: the backup catalog from a shell.
+
+The catalog URL comes from ``--catalog``, else ``$TIDBOPS_CATALOG_URL``, else a SQLite file in
+``$AIRFLOW_HOME``, else ``~/.tidbops/catalog.db``. Its password is never printed. S3 credentials for
+``rebuild`` come from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (or boto3's usual chain), the
+endpoint from ``--s3-endpoint`` or ``$TIDBOPS_S3_ENDPOINT``.
+
+Exit codes: 0 done; 1 the catalog or storage could not be used, or rebuild found errors; 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from tidbops.catalog.errors import CatalogError
+from tidbops.catalog.info import DEFAULT_STALE_AFTER, format_info, format_info_json
+from tidbops.catalog.manifest import RebuildReport, rebuild_catalog
+from tidbops.catalog.store import Catalog, default_catalog_url
+from tidbops.cli import app
+from tidbops.config import load_fleet
+from tidbops.durations import parse_duration
+from tidbops.errors import ConfigError, TiDBOpsError, UnknownClusterError
+from tidbops.storage import storage_from_uri
+
+catalog_app = typer.Typer(
+    help="The backup catalog: schema migrations and rebuilding it from storage.", no_args_is_help=True
+)
+
+CatalogURL = Annotated[
+    str | None,
+    typer.Option(
+        "--catalog",
+        help="Catalog database URL (sqlite:///path or mysql+pymysql://…); default: $TIDBOPS_CATALOG_URL, "
+        "else $AIRFLOW_HOME/tidbops_catalog.db, else ~/.tidbops/catalog.db",
+        show_default=False,
+    ),
+]
+ClusterName = Annotated[str | None, typer.Option("--cluster", help="Only this cluster", show_default=False)]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _db_error(exc: SQLAlchemyError) -> str:
+    """The driver's own message (never the URL, which may hold a password)."""
+    orig = getattr(exc, "orig", None)
+    return f"{type(orig).__name__}: {orig}" if orig is not None else type(exc).__name__
+
+
+@contextmanager
+def _open_catalog(url: str | None) -> Iterator[Catalog]:
+    try:
+        catalog = Catalog.from_url(url or default_catalog_url())
+    except ArgumentError:
+        raise _fail("the catalog URL is not a database URL (e.g. sqlite:///path or mysql+pymysql://…)") from None
+    except (ImportError, ValueError) as exc:
+        raise _fail(f"cannot use the catalog URL: {type(exc).__name__}") from None
+    try:
+        yield catalog
+    except CatalogError as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise _fail(f"cannot use the catalog at {catalog.url}: {_db_error(exc)}") from None
+    finally:
+        catalog.close()
+
+
+def _fleet_clusters(cluster: str | None) -> list[str]:
+    """The fleet's backed-up clusters (listed even with no backup); none when the config cannot be read."""
+    if cluster:
+        return [cluster]
+    try:
+        fleet = load_fleet()
+    except ConfigError as exc:
+        typer.echo(f"note: listing clusters from the catalog only; {exc}", err=True)
+        return []
+    return [cluster] if cluster else [c.name for c in fleet.sources()]
+
+
+def info(
+    cluster: ClusterName = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    catalog: CatalogURL = None,
+    stale_after: Annotated[
+        str, typer.Option("--stale-after", help="A cluster whose newest restore point is older is in error")
+    ] = "36h",
+) -> None:
+    """Every cluster's backups: status, chains (full → incrementals), sizes, ages, verification."""
+    try:
+        limit = timedelta(seconds=parse_duration(stale_after)) if stale_after else DEFAULT_STALE_AFTER
+    except ValueError as exc:
+        typer.echo(f"error: --stale-after: {exc}", err=True)
+        raise typer.Exit(2) from None
+    with _open_catalog(catalog) as cat:
+        backups = cat.list_backups(cluster=cluster)
+    clusters = _fleet_clusters(cluster)
+    now = datetime.now(UTC)
+    if as_json:
+        typer.echo(format_info_json(backups, now, clusters, stale_after=limit))
+    else:
+        typer.echo(format_info(backups, now, clusters, stale_after=limit), nl=False)
+
+
+@catalog_app.command("migrate")
+def migrate_cmd(catalog: CatalogURL = None) -> None:
+    """Create or upgrade the catalog's tables (idempotent; safe to run from several places at once)."""
+    with _open_catalog(catalog) as cat:
+        report = cat.migrate()
+        where = cat.url
+    if report.applied:
+        typer.echo(f"{where}: schema version {report.from_version} → {report.to_version}")
+        for line in report.applied:
+            typer.echo(f"  applied {line}")
+    else:
+        typer.echo(f"{where}: schema is current (version {report.to_version})")
+
+
+def _storages(storage: list[str] | None, cluster: str | None, endpoint: str | None) -> list[tuple[str, str | None]]:
+    """(uri, endpoint) pairs to walk: ``--storage``, else the fleet config's storage of the clusters."""
+    if storage:
+        return [(uri, endpoint) for uri in dict.fromkeys(storage)]
+    try:
+        fleet = load_fleet()
+    except ConfigError as exc:
+        raise _fail(f"--storage not given and the fleet config cannot be read: {exc}") from None
+    try:
+        chosen = [fleet.get(cluster)] if cluster else fleet.sources()
+    except UnknownClusterError as exc:
+        raise _fail(f"{exc}; or name the storage with --storage") from None
+    return list(dict.fromkeys((c.storage.uri, endpoint or c.storage.endpoint) for c in chosen))
+
+
+def _safe_uri(uri: str) -> str:
+    """A storage URI fit to print: no query string, no user info (either may hold a credential)."""
+    base = uri.split("?", 1)[0]
+    return re.sub(r"://[^/@]*@", "://", base) + ("?…" if "?" in uri else "")
+
+
+def _print_report(report: RebuildReport) -> None:
+    typer.echo(report.summary())
+    for err in report.errors:
+        typer.echo(f"error: {err}", err=True)
+    for backup_id in report.verify_failed:
+        typer.echo(f"error: {backup_id} failed verification against its manifest", err=True)
+
+
+@catalog_app.command("rebuild")
+def rebuild(
+    cluster: ClusterName = None,
+    catalog: CatalogURL = None,
+    storage: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--storage",
+            help="Storage root (s3://bucket/prefix or local:///path), repeatable; default: the fleet config's",
+            show_default=False,
+        ),
+    ] = None,
+    s3_endpoint: Annotated[
+        str | None,
+        typer.Option("--s3-endpoint", help="S3 endpoint URL; default: $TIDBOPS_S3_ENDPOINT", show_default=False),
+    ] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Check each backup against its manifest too")] = False,
+    check_hashes: Annotated[bool, typer.Option("--sha256", help="With --verify: also compare SHA-256")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Rebuild the catalog from the manifests in storage (<root>/<cluster>/{full,incr}/<id>/)."""
+    endpoint = s3_endpoint or os.environ.get("TIDBOPS_S3_ENDPOINT") or None
+    targets = _storages(storage, cluster, endpoint)
+    reports: list[RebuildReport] = []
+    with _open_catalog(catalog) as cat:
+        cat.migrate()
+        for uri, ep in targets:
+            try:
+                root = storage_from_uri(
+                    uri,
+                    endpoint=ep,
+                    access_key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
+                    secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+                    region=os.environ.get("AWS_DEFAULT_REGION") or None,
+                )
+                reports.append(rebuild_catalog(cat, root, cluster, verify=verify, check_hashes=check_hashes))
+            except TiDBOpsError as exc:
+                if isinstance(exc, CatalogError):
+                    raise
+                reports.append(RebuildReport(storage_uri=_safe_uri(uri), errors=(str(exc),)))
+    if as_json:
+        typer.echo(json.dumps([asdict(r) | {"ok": r.ok} for r in reports], indent=2, sort_keys=True))
+    else:
+        for report in reports:
+            _print_report(report)
+    raise typer.Exit(0 if all(r.ok for r in reports) else 1)
+
+
+app.add_typer(catalog_app, name="catalog")
+app.command("info")(info)

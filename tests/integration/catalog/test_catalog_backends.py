@@ -1,0 +1,488 @@
+"""One catalog test suite, run against SQLite (a file) and a real MySQL-compatible server (private MariaDB)."""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, String, inspect
+from sqlalchemy.engine import Connection
+
+from tidbops import tso
+from tidbops.catalog import migrations as mig
+from tidbops.catalog.errors import (
+    BackupNotFoundError,
+    BrokenChainError,
+    CatalogConflictError,
+    CatalogSchemaError,
+    CatalogStateError,
+)
+from tidbops.catalog.manifest import Manifest, ManifestFile
+from tidbops.catalog.records import BackupKind, BackupRecord, BackupStatus, NewBackup, make_backup_id
+from tidbops.catalog.schema import create_catalog_engine, metadata
+from tidbops.catalog.store import Catalog, UpsertOutcome
+from tidbops_playground.mariadb import MariaDBInstance, find_binary
+
+pytestmark = pytest.mark.integration
+
+DB = "tidbops_catalog"
+T0 = datetime(2024, 7, 1, 1, 0, 0, 123456, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def real_mariadb_version() -> str:
+    """The binary's own version string (``10.11.19-MariaDB-0+deb12u1``): the server as it really is."""
+    out = subprocess.run([find_binary("mariadbd"), "--version"], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"Ver (\S+)", out)
+    assert match, out
+    return match.group(1)
+
+
+def start_server(base: Path, **kwargs: str) -> MariaDBInstance:
+    instance = MariaDBInstance(base, free_port(), secrets.token_hex(12), **kwargs)
+    instance.start()
+    return instance
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBInstance]:
+    instance = start_server(tmp_path_factory.mktemp("catalog-mariadb"), version_string=real_mariadb_version())
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_as_tidb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBInstance]:
+    """As the playground runs its clusters: reporting ``8.0.11-TiDB-v8.5.1`` (a MySQL 8 version)."""
+    instance = start_server(tmp_path_factory.mktemp("catalog-tidb-like"))
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+@pytest.fixture(params=["sqlite", "mariadb", "mariadb_as_tidb"])
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/catalog/tidbops_catalog.db"
+    server: MariaDBInstance = request.getfixturevalue(request.param)
+    with server.connect() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {DB}")
+        cur.execute(f"CREATE DATABASE {DB}")
+    return f"mysql+pymysql://{server.user}:{server.password}@127.0.0.1:{server.port}/{DB}"
+
+
+@pytest.fixture
+def catalog(catalog_url: str) -> Iterator[Catalog]:
+    cat = Catalog.from_url(catalog_url)
+    cat.migrate()
+    yield cat
+    cat.close()
+
+
+def new(
+    backup_id: str,
+    *,
+    cluster: str = "dev",
+    base: str | None = None,
+    base_ts: int | None = None,
+    try_number: int = 1,
+    started: datetime = T0,
+) -> NewBackup:
+    return NewBackup(
+        id=backup_id,
+        cluster=cluster,
+        kind=BackupKind.INCREMENTAL if base else BackupKind.FULL,
+        storage_uri=f"s3://tidbops-backups/{cluster}/{'incr' if base else 'full'}/{backup_id}",
+        started_at=started,
+        base_backup_id=base,
+        last_backup_ts=base_ts,
+        encryption_method="aes256-ctr",
+        br_version="v8.5.1",
+        dag_id=f"backup__{cluster}",
+        run_id=f"scheduled__{backup_id}",
+        try_number=try_number,
+        triggered_by="schedule",
+    )
+
+
+def ts(hours: float) -> int:
+    return tso.from_datetime(T0 + timedelta(hours=hours))
+
+
+def done(
+    catalog: Catalog,
+    backup_id: str,
+    hours: float,
+    *,
+    base: str | None = None,
+    verified: bool = True,
+    cluster: str = "dev",
+) -> BackupRecord:
+    base_ts = catalog.get(base).backup_ts if base else None  # type: ignore[union-attr]
+    started = T0 + timedelta(hours=hours - 0.1)
+    catalog.start_backup(new(backup_id, cluster=cluster, base=base, base_ts=base_ts, started=started))
+    catalog.finish_backup(backup_id, backup_ts=ts(hours), size_bytes=1000 + int(hours))
+    return catalog.mark_verified(backup_id, verified, "ok" if verified else "1 missing")
+
+
+# -------------------------------------------------------------------------------------------- migrations
+
+
+def test_the_server_is_what_the_test_says(catalog_url: str, request: pytest.FixtureRequest) -> None:
+    backend = request.node.callspec.params["catalog_url"]
+    engine = create_catalog_engine(catalog_url)
+    try:
+        with engine.connect():
+            pass
+        identity = "mariadb" if getattr(engine.dialect, "is_mariadb", False) else engine.dialect.name
+    finally:
+        engine.dispose()
+    # the TiDB look-alike passes for MySQL 8, and still works (see schema._tolerate_old_isolation_variable)
+    assert identity == {"sqlite": "sqlite", "mariadb": "mariadb", "mariadb_as_tidb": "mysql"}[backend]
+
+
+def test_migrate_fresh_then_rerun(catalog_url: str) -> None:
+    cat = Catalog.from_url(catalog_url)
+    with pytest.raises(CatalogSchemaError, match="has no schema; run `tidbops catalog migrate`"):
+        cat.list_backups()
+    first = cat.migrate()
+    assert (first.from_version, first.to_version, first.applied) == (0, 1, ("1: backups and events tables",))
+    again = Catalog.from_url(catalog_url).migrate()
+    assert (again.from_version, again.to_version, again.changed) == (1, 1, False)
+    assert cat.schema_version() == mig.LATEST_VERSION
+    assert cat.list_backups() == []
+
+
+def test_migrated_schema_is_the_declared_schema(catalog: Catalog) -> None:
+    with catalog.engine.connect() as conn:
+        insp = inspect(conn)
+        assert set(insp.get_table_names()) == set(metadata.tables)
+        for table in metadata.tables.values():
+            columns = {c["name"]: c for c in insp.get_columns(table.name)}
+            assert list(columns) == [c.name for c in table.columns], table.name
+            for col in table.columns:
+                assert columns[col.name]["nullable"] == col.nullable, f"{table.name}.{col.name}"
+            assert {ix["name"] for ix in insp.get_indexes(table.name)} == {ix.name for ix in table.indexes}
+
+
+def test_concurrent_migrate_applies_each_migration_once(catalog_url: str) -> None:
+    calls: list[str] = []
+
+    def slow_v1(conn: Connection) -> None:
+        calls.append(threading.current_thread().name)
+        time.sleep(0.5)  # hold the lock long enough for the other process to queue behind it
+        mig.MIGRATIONS[0].apply(conn)
+
+    migrations = (mig.Migration(1, "slow v1", slow_v1),)
+    barrier = threading.Barrier(2)
+    reports: list[mig.MigrationReport] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        engine = create_catalog_engine(catalog_url)
+        try:
+            barrier.wait()
+            reports.append(mig.migrate(engine, migrations))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=run, name=f"migrator-{i}") for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(calls) == 1
+    assert sorted(len(r.applied) for r in reports) == [0, 1]
+    cat = Catalog.from_url(catalog_url)
+    assert cat.schema_version() == 1 and cat.list_backups() == []
+
+
+def test_a_later_migration_extends_the_schema(catalog: Catalog, catalog_url: str) -> None:
+    def add_note(conn: Connection) -> None:
+        mig.add_column_if_missing(conn, "backups", Column("note", String(100), nullable=True))
+
+    extended = (*mig.MIGRATIONS, mig.Migration(2, "backups.note", add_note))
+    report = mig.migrate(catalog.engine, extended)
+    assert report.applied == ("2: backups.note",)
+    assert mig.migrate(catalog.engine, extended).applied == ()
+    add_note_again = mig.Migration(2, "backups.note", add_note)
+    with catalog.engine.begin() as conn:
+        add_note_again.apply(conn)  # re-runnable, as after a crash before the version row
+        assert "note" in {c["name"] for c in inspect(conn).get_columns("backups")}
+    # this code knows only version 1: it refuses a newer catalog rather than guess
+    with pytest.raises(CatalogSchemaError, match="newer than this code knows"):
+        mig.migrate(catalog.engine)
+    with pytest.raises(CatalogSchemaError, match="upgrade tidbops"):
+        Catalog.from_url(catalog_url).get("x")
+
+
+def test_migration_versions_must_be_in_order(catalog: Catalog) -> None:
+    with pytest.raises(ValueError, match="must run 1, 2, 3"):
+        mig.migrate(catalog.engine, (mig.Migration(2, "skips one", mig.MIGRATIONS[0].apply),))
+
+
+# --------------------------------------------------------------------------------------------- lifecycle
+
+
+def test_start_finish_verify(catalog: Catalog) -> None:
+    running = catalog.start_backup(new("dev-full-1"))
+    assert running.status is BackupStatus.RUNNING and running.backup_ts is None and not running.verified
+    assert running.started_at == T0  # microseconds survive the round trip
+    finished = catalog.finish_backup(
+        "dev-full-1",
+        backup_ts=ts(1),
+        size_bytes=5 * 1024**4,
+        total_kv=10**12,
+        br_duration_s=3601.25,
+        br_version="v8.5.2",
+        finished_at=T0 + timedelta(hours=1, minutes=2),
+    )
+    assert finished.status is BackupStatus.SUCCEEDED
+    assert (finished.backup_ts, finished.backup_time) == (ts(1), T0.replace(microsecond=123000) + timedelta(hours=1))
+    assert (finished.size_bytes, finished.total_kv, finished.br_duration_s) == (5 * 1024**4, 10**12, 3601.25)
+    assert finished.br_version == "v8.5.2" and finished.encryption_method == "aes256-ctr"
+    assert finished.finished_at == T0 + timedelta(hours=1, minutes=2)
+    assert catalog.finish_backup("dev-full-1", backup_ts=ts(1)) == finished  # a retried finish is a no-op
+    verified = catalog.mark_verified("dev-full-1", True, "ok: 6 files")
+    assert verified.verified and verified.verified_at is not None and verified.verify_detail == "ok: 6 files"
+    failed_check = catalog.mark_verified("dev-full-1", False, "1 missing (backupmeta)")
+    assert failed_check.verify_failed and catalog.get("dev-full-1") == failed_check
+    kinds = [e.kind for e in catalog.list_events(backup_id="dev-full-1")]
+    assert kinds == ["backup.started", "backup.succeeded", "backup.verified", "backup.verify_failed"]
+
+
+def test_fail_and_invalid_moves(catalog: Catalog) -> None:
+    catalog.start_backup(new("dev-full-1"))
+    failed = catalog.fail_backup(
+        "dev-full-1", "br exited 1: s3://b/x?access-key=AKIAABCDEFGHIJKLMNOP&secret-access-key=abc"
+    )
+    assert failed.status is BackupStatus.FAILED and failed.finished_at is not None
+    assert failed.error is not None and "abc" not in failed.error and "AKIAABCDEFGHIJKLMNOP" not in failed.error
+    with pytest.raises(CatalogStateError, match="only a running backup can finish"):
+        catalog.finish_backup("dev-full-1", backup_ts=ts(1))
+    with pytest.raises(CatalogStateError, match="only a succeeded backup can be verified"):
+        catalog.mark_verified("dev-full-1", True, "ok")
+    with pytest.raises(BackupNotFoundError):
+        catalog.fail_backup("nope", "x")
+    catalog.fail_backup("dev-full-1", "x" * 10_000)
+    assert len(catalog.get("dev-full-1").error or "") == 4000  # type: ignore[union-attr]
+
+
+def test_retire(catalog: Catalog) -> None:
+    done(catalog, "dev-full-1", 1)
+    assert catalog.set_status("dev-full-1", BackupStatus.EXPIRED, "retention").status is BackupStatus.EXPIRED
+    assert catalog.set_status("dev-full-1", BackupStatus.DELETED, "files removed").status is BackupStatus.DELETED
+    with pytest.raises(CatalogStateError):
+        catalog.set_status("dev-full-1", BackupStatus.EXPIRED, "again")
+    with pytest.raises(ValueError, match="expired or deleted"):
+        catalog.set_status("dev-full-1", BackupStatus.SUCCEEDED, "undo")
+
+
+def test_a_retry_updates_its_row(catalog: Catalog) -> None:
+    backup_id = make_backup_id("dev", BackupKind.FULL, T0, dag_id="backup__dev", run_id="scheduled__x")
+    assert backup_id == make_backup_id("dev", BackupKind.FULL, T0, dag_id="backup__dev", run_id="scheduled__x")
+    catalog.start_backup(new(backup_id))
+    catalog.fail_backup(backup_id, "connection reset")
+    retried = catalog.start_backup(new(backup_id, try_number=2, started=T0 + timedelta(minutes=5)))
+    assert len(catalog.list_backups()) == 1
+    assert (retried.status, retried.try_number, retried.error, retried.finished_at) == (
+        BackupStatus.RUNNING,
+        2,
+        None,
+        None,
+    )
+    assert retried.started_at == T0 + timedelta(minutes=5)
+    catalog.finish_backup(backup_id, backup_ts=ts(1))
+    with pytest.raises(CatalogStateError, match="succeeded; only a running or failed backup can be started again"):
+        catalog.start_backup(new(backup_id, try_number=3))
+    with pytest.raises(CatalogConflictError, match="already names a full backup of cluster 'dev'"):
+        catalog.start_backup(replace(new(backup_id), cluster="uat"))
+    assert [e.kind for e in catalog.list_events(backup_id=backup_id)] == [
+        "backup.started",
+        "backup.failed",
+        "backup.restarted",
+        "backup.succeeded",
+    ]
+
+
+def test_concurrent_starts_of_one_id_make_one_row(catalog_url: str, catalog: Catalog) -> None:
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def start(i: int) -> None:
+        cat = Catalog.from_url(catalog_url)
+        try:
+            barrier.wait()
+            cat.start_backup(new("dev-full-race", try_number=i + 1))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            cat.close()
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    rows = catalog.list_backups()
+    assert [r.id for r in rows] == ["dev-full-race"] and rows[0].status is BackupStatus.RUNNING
+
+
+# ------------------------------------------------------------------------------------------------ queries
+
+
+def test_listing_order_and_filters(catalog: Catalog) -> None:
+    hours = list(range(1, 9))
+    random.Random(7).shuffle(hours)
+    for h in hours:  # inserted out of order
+        done(catalog, f"dev-full-{h}", h)
+    catalog.start_backup(new("dev-full-running", started=T0 + timedelta(hours=20)))
+    catalog.start_backup(new("dev-full-failed", started=T0 + timedelta(hours=10)))
+    catalog.fail_backup("dev-full-failed", "boom")
+    done(catalog, "uat-full-1", 0.5, cluster="uat")
+    catalog.start_backup(new("uat-x", cluster="uat"))
+    dev = [r.id for r in catalog.list_backups("dev")]
+    assert dev == [f"dev-full-{h}" for h in range(1, 9)] + ["dev-full-failed", "dev-full-running"]
+    assert [r.id for r in catalog.list_backups(status="running")] == ["uat-x", "dev-full-running"]
+    assert [r.id for r in catalog.list_backups("dev", status=["failed", BackupStatus.RUNNING])] == [
+        "dev-full-failed",
+        "dev-full-running",
+    ]
+    assert catalog.list_backups(kinds=["incremental"]) == []
+    assert catalog.list_backups()[0].id == "uat-full-1"
+    assert catalog.clusters() == ["dev", "uat"]
+
+
+def test_chains(catalog: Catalog) -> None:
+    done(catalog, "f1", 1)
+    done(catalog, "i2", 2, base="f1")
+    done(catalog, "i3", 3, base="i2")
+    done(catalog, "f4", 4, verified=False)
+    done(catalog, "i5", 5, base="f4")
+    assert [b.id for b in catalog.chain("dev")] == ["f4", "i5"]
+    assert [b.id for b in catalog.chain("dev", "i3")] == ["f1", "i2", "i3"]
+    assert [b.id for b in catalog.chain("dev", "f1")] == ["f1"]
+    assert catalog.chain("uat") == []
+    assert catalog.latest_verified_full("dev").id == "f1"  # type: ignore[union-attr]
+    assert catalog.latest_verified_full("uat") is None
+    with pytest.raises(BackupNotFoundError):
+        catalog.chain("dev", "nope")
+    with pytest.raises(BackupNotFoundError):
+        catalog.chain("uat", "f1")  # another cluster's backup
+    catalog.start_backup(new("i6", base="gone", base_ts=ts(1)))
+    with pytest.raises(BrokenChainError, match="its base 'gone' is not in the catalog"):
+        catalog.chain("dev", "i6")
+
+
+def test_large_tso_and_naive_times(catalog: Catalog) -> None:
+    catalog.start_backup(new("dev-full-1"))
+    big = 999999999999999999  # 2090-11-18: still far below 2^63
+    assert catalog.finish_backup("dev-full-1", backup_ts=big).backup_ts == big
+    with pytest.raises(ValueError, match="no time zone"):
+        catalog.start_backup(replace(new("dev-full-2"), started_at=datetime(2024, 1, 1)))
+
+
+# ---------------------------------------------------------------------------------------------- manifests
+
+
+def manifest_of(backup_id: str, hours: float, *, base: str | None = None, base_ts: int | None = None) -> Manifest:
+    return Manifest(
+        id=backup_id,
+        cluster="dev",
+        kind=BackupKind.INCREMENTAL if base else BackupKind.FULL,
+        backup_ts=ts(hours),
+        backup_time=tso.to_datetime(ts(hours)),
+        storage_uri=f"s3://old-bucket/dev/{'incr' if base else 'full'}/{backup_id}",
+        started_at=T0 + timedelta(hours=hours - 0.1),
+        files=(ManifestFile("backupmeta", 10, "00" * 32), ManifestFile("store1/1.sst", 4096, "11" * 32)),
+        base_backup_id=base,
+        last_backup_ts=base_ts,
+        size_bytes=4106,
+        total_kv=77,
+        br_duration_s=12.5,
+        br_version="v8.5.1",
+        encryption_method=None,
+        dag_id="backup__dev",
+        run_id=f"r-{backup_id}",
+        try_number=1,
+        triggered_by="alice",
+        finished_at=T0 + timedelta(hours=hours),
+        created_at=T0 + timedelta(hours=hours),
+    )
+
+
+def test_upsert_from_manifest_is_idempotent(catalog: Catalog) -> None:
+    m = manifest_of("dev-full-1", 1)
+    where = "s3://new-bucket/dev/full/dev-full-1"
+    row, outcome = catalog.upsert_from_manifest(m, storage_uri=where, manifest_uri=f"{where}/tidbops-manifest.json")
+    assert outcome is UpsertOutcome.INSERTED
+    assert (row.status, row.verified, row.storage_uri, row.triggered_by) == (
+        BackupStatus.SUCCEEDED,
+        False,
+        where,
+        "alice",
+    )
+    assert (row.backup_time, row.started_at) == (m.backup_time, m.started_at)
+    same, outcome = catalog.upsert_from_manifest(m, storage_uri=where, manifest_uri=f"{where}/tidbops-manifest.json")
+    assert outcome is UpsertOutcome.UNCHANGED and same == row
+    catalog.mark_verified("dev-full-1", True, "ok")
+    changed, outcome = catalog.upsert_from_manifest(replace(m, total_kv=78), storage_uri=where)
+    assert outcome is UpsertOutcome.UPDATED and changed.total_kv == 78 and changed.verified  # verification kept
+    moved, outcome = catalog.upsert_from_manifest(replace(m, total_kv=78, backup_ts=ts(1.5)), storage_uri=where)
+    assert outcome is UpsertOutcome.UPDATED and not moved.verified  # another point in time: check it again
+    inc = manifest_of("dev-incr-2", 2, base="dev-full-1", base_ts=ts(1.5))
+    assert catalog.upsert_from_manifest(inc)[1] is UpsertOutcome.INSERTED
+    assert [b.id for b in catalog.chain("dev")] == ["dev-full-1", "dev-incr-2"]
+    assert len(catalog.list_backups()) == 2
+    with pytest.raises(CatalogConflictError):
+        catalog.upsert_from_manifest(replace(m, cluster="uat"))
+
+
+def test_upsert_completes_a_running_row_and_keeps_retired_ones(catalog: Catalog) -> None:
+    catalog.start_backup(new("dev-full-1"))
+    row, outcome = catalog.upsert_from_manifest(manifest_of("dev-full-1", 1))
+    assert outcome is UpsertOutcome.UPDATED and row.status is BackupStatus.SUCCEEDED
+    catalog.set_status("dev-full-1", BackupStatus.EXPIRED, "retention")
+    row, outcome = catalog.upsert_from_manifest(manifest_of("dev-full-1", 1))
+    assert outcome is UpsertOutcome.UNCHANGED and row.status is BackupStatus.EXPIRED
+
+
+def test_events(catalog: Catalog) -> None:
+    catalog.add_event("logbackup.lag", "checkpoint 12m behind", cluster="dev", details={"lag_s": 720})
+    catalog.add_event("drill.ok", "restored", cluster="uat", time=T0)
+    events = catalog.list_events()
+    assert [(e.kind, e.cluster) for e in events] == [("drill.ok", "uat"), ("logbackup.lag", "dev")]
+    assert catalog.list_events(cluster="dev")[0].details == {"lag_s": 720}
+    assert catalog.list_events(since=T0 + timedelta(seconds=1), kind="drill.ok") == []
+    with pytest.raises(ValueError):
+        catalog.add_event("", "no kind")
+
+
+def test_start_many_is_quick(catalog: Catalog) -> None:
+    started = time.monotonic()
+    for i in range(30):
+        done(catalog, f"dev-full-{i:02d}", i)
+    assert len(catalog.list_backups("dev", status="succeeded")) == 30
+    assert time.monotonic() - started < 10

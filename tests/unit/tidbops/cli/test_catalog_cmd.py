@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tidbops import tso
+from tidbops.catalog.manifest import backup_path, build_manifest, write_manifest
+from tidbops.catalog.records import BackupKind, NewBackup
+from tidbops.catalog.store import Catalog, default_catalog_url
+from tidbops.cli import (
+    app,
+    catalog_cmd,  # noqa: F401  (registers the commands)
+)
+from tidbops.storage import LocalStorage
+
+pytestmark = pytest.mark.unit
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("TIDBOPS_CATALOG_URL", raising=False)
+    monkeypatch.delenv("TIDBOPS_S3_ENDPOINT", raising=False)
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(
+        f"""
+version: 1
+defaults:
+  storage: {{uri: "local://{tmp_path}/backups"}}
+clusters:
+  - {{name: dev, env: dev, pd: ["127.0.0.1:1"], tidb_conn_id: tidb_dev}}
+  - {{name: prod, env: prod, pd: ["127.0.0.1:2"], tidb_conn_id: tidb_prod}}
+"""
+    )
+    monkeypatch.setenv("TIDBOPS_FLEET_CONFIG", str(fleet))
+
+
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/cat/catalog.db"
+
+
+def one_backup(tmp_path: Path, *, verified: bool = True) -> Catalog:
+    """A succeeded, verified full backup of dev in the catalog and in local storage, with its manifest."""
+    catalog = Catalog.from_url(url(tmp_path))
+    catalog.migrate()
+    at = datetime.now(UTC) - timedelta(hours=2)
+    backup_id = "dev-full-20240101t000000z-12345678"
+    where = LocalStorage(tmp_path / "backups").child(backup_path("dev", BackupKind.FULL, backup_id))
+    catalog.start_backup(
+        NewBackup(id=backup_id, cluster="dev", kind=BackupKind.FULL, storage_uri=where.uri, started_at=at)
+    )
+    where.write_bytes("backupmeta", b"meta")
+    where.write_bytes("store1/1.sst", b"x" * 2048)
+    record = catalog.finish_backup(backup_id, backup_ts=tso.from_datetime(at), size_bytes=2052)
+    catalog.record_manifest(backup_id, write_manifest(where, build_manifest(record, where)))
+    if verified:
+        catalog.mark_verified(backup_id, True, "ok: 2 files")
+    return catalog
+
+
+def test_migrate_then_current(tmp_path: Path) -> None:
+    first = runner.invoke(app, ["catalog", "migrate", "--catalog", url(tmp_path)])
+    assert first.exit_code == 0, first.output
+    assert f"{url(tmp_path)}: schema version 0 → 1" in first.output
+    assert "applied 1: backups and events tables" in first.output
+    again = runner.invoke(app, ["catalog", "migrate", "--catalog", url(tmp_path)])
+    assert again.exit_code == 0 and "schema is current (version 1)" in again.output
+
+
+def test_info_before_migrate_says_what_to_do(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["info", "--catalog", url(tmp_path)])
+    assert result.exit_code == 1
+    assert "has no schema; run `tidbops catalog migrate`" in result.output
+
+
+def test_info_lists_every_fleet_cluster(tmp_path: Path) -> None:
+    one_backup(tmp_path)
+    result = runner.invoke(app, ["info", "--catalog", url(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "cluster: dev\n    status: ok\n    latest restore point: dev-full-20240101t000000z-12345678" in result.output
+    assert "cluster: prod\n    status: error (no restorable backup)" in result.output
+    assert "    full backup: dev-full-20240101t000000z-12345678  [verified]" in result.output
+
+
+def test_info_json_one_cluster(tmp_path: Path) -> None:
+    one_backup(tmp_path, verified=False)
+    result = runner.invoke(app, ["info", "--json", "--cluster", "dev", "--catalog", url(tmp_path)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    (dev,) = doc["clusters"]
+    assert dev["cluster"] == "dev" and dev["status"] == "warning"
+    assert dev["latest"]["size_bytes"] == 2052
+
+
+def test_info_stale_after(tmp_path: Path) -> None:
+    one_backup(tmp_path)
+    result = runner.invoke(app, ["info", "--cluster", "dev", "--stale-after", "1h", "--catalog", url(tmp_path)])
+    assert "status: error (latest restorable backup is 2h old (limit 1h))" in result.output
+    bad = runner.invoke(app, ["info", "--stale-after", "soon", "--catalog", url(tmp_path)])
+    assert bad.exit_code == 2
+
+
+def test_catalog_url_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    one_backup(tmp_path)
+    monkeypatch.setenv("TIDBOPS_CATALOG_URL", url(tmp_path))
+    result = runner.invoke(app, ["info", "--json", "--cluster", "dev"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["clusters"][0]["status"] == "ok"
+
+
+def test_default_catalog_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TIDBOPS_CATALOG_URL", "mysql+pymysql://u@db/x")
+    assert default_catalog_url() == "mysql+pymysql://u@db/x"
+    monkeypatch.delenv("TIDBOPS_CATALOG_URL")
+    monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path / "af"))
+    assert default_catalog_url() == f"sqlite:///{tmp_path}/af/tidbops_catalog.db"
+    monkeypatch.delenv("AIRFLOW_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_catalog_url() == f"sqlite:///{tmp_path}/home/.tidbops/catalog.db"
+
+
+def test_passwords_are_never_printed(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["info", "--catalog", "mysql+pymysql://tidbops:hunter2@127.0.0.1:1/catalog"])
+    assert result.exit_code == 1
+    assert "hunter2" not in result.output
+    assert "mysql+pymysql://tidbops:***@127.0.0.1:1/catalog" in result.output
+    garbled = runner.invoke(app, ["info", "--catalog", "mysql+pymysql://tidbops:hunter2@host:notaport/x"])
+    assert garbled.exit_code == 1 and "hunter2" not in garbled.output
+
+
+def test_rebuild_from_explicit_storage(tmp_path: Path) -> None:
+    one_backup(tmp_path)
+    fresh = f"sqlite:///{tmp_path}/fresh.db"
+    args = ["catalog", "rebuild", "--catalog", fresh, "--storage", f"local://{tmp_path}/backups"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"1 manifest(s) in local://{tmp_path}/backups, 1 added, 0 updated, 0 unchanged" in result.output
+    again = runner.invoke(app, [*args, "--json", "--verify", "--sha256"])
+    assert again.exit_code == 0, again.output
+    (report,) = json.loads(again.stdout)
+    assert report["unchanged"] == ["dev-full-20240101t000000z-12345678"]
+    assert report["verified"] == ["dev-full-20240101t000000z-12345678"] and report["ok"] is True
+    rows = Catalog.from_url(fresh).list_backups()
+    assert [(r.id, r.verified) for r in rows] == [("dev-full-20240101t000000z-12345678", True)]
+
+
+def test_rebuild_uses_the_fleet_storage_and_fails_on_errors(tmp_path: Path) -> None:
+    one_backup(tmp_path)
+    LocalStorage(tmp_path / "backups").write_bytes("prod/full/prod-full-x/tidbops-manifest.json", b"[]")
+    result = runner.invoke(app, ["catalog", "rebuild", "--catalog", f"sqlite:///{tmp_path}/fresh.db"])
+    assert result.exit_code == 1
+    assert "2 manifest(s)" in result.output and "1 added" in result.output and "1 error(s)" in result.output
+    assert "error: " in result.output and "a manifest is a JSON object" in result.output
+    only_dev = runner.invoke(
+        app, ["catalog", "rebuild", "--cluster", "dev", "--catalog", f"sqlite:///{tmp_path}/f2.db"]
+    )
+    assert only_dev.exit_code == 0, only_dev.output
+
+
+def test_rebuild_unknown_cluster_and_bad_storage(tmp_path: Path) -> None:
+    unknown = runner.invoke(app, ["catalog", "rebuild", "--cluster", "nope", "--catalog", url(tmp_path)])
+    assert unknown.exit_code == 1 and "unknown cluster 'nope'" in unknown.output
+    bad = runner.invoke(
+        app, ["catalog", "rebuild", "--catalog", url(tmp_path), "--storage", "s3://b/x?secret-access-key=SECRET"]
+    )
+    assert bad.exit_code == 1 and "no query parameters" in bad.output and "SECRET" not in bad.output

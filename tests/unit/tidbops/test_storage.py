@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from tidbops.storage import (
+    LocalStorage,
+    ObjectExistsError,
+    ObjectInfo,
+    ObjectNotFoundError,
+    S3Storage,
+    Storage,
+    StorageError,
+    clean_path,
+    storage_from_uri,
+)
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStorage:
+    s = LocalStorage(tmp_path / "root")
+    for path, data in {
+        "dev/full/a/backupmeta": b"meta",
+        "dev/full/a/store1/1.sst": b"x" * 10,
+        "dev/full/ab/backupmeta": b"m2",
+        "dev/incr/b/backupmeta": b"",
+        "uat/full/c/backupmeta": b"u",
+    }.items():
+        s.write_bytes(path, data)
+    return s
+
+
+def test_is_a_storage(store: LocalStorage) -> None:
+    assert isinstance(store, Storage)
+    assert store.uri == f"local://{store.root}"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        pytest.param(
+            "",
+            [
+                "dev/full/a/backupmeta",
+                "dev/full/a/store1/1.sst",
+                "dev/full/ab/backupmeta",
+                "dev/incr/b/backupmeta",
+                "uat/full/c/backupmeta",
+            ],
+            id="everything",
+        ),
+        pytest.param("dev/full/a/", ["dev/full/a/backupmeta", "dev/full/a/store1/1.sst"], id="directory"),
+        pytest.param(
+            "dev/full/a",
+            ["dev/full/a/backupmeta", "dev/full/a/store1/1.sst", "dev/full/ab/backupmeta"],
+            id="string-prefix-like-s3",
+        ),
+        pytest.param("dev/full/a/back", ["dev/full/a/backupmeta"], id="partial-name"),
+        pytest.param("nope/", [], id="missing"),
+    ],
+)
+def test_list_by_prefix(store: LocalStorage, prefix: str, expected: list[str]) -> None:
+    assert [o.path for o in store.list(prefix)] == expected
+
+
+def test_list_reports_sizes(store: LocalStorage) -> None:
+    assert store.list("dev/full/a/store1") == [ObjectInfo("dev/full/a/store1/1.sst", 10)]
+
+
+def test_list_dirs(store: LocalStorage) -> None:
+    assert store.list_dirs("") == ["dev", "uat"]
+    assert store.list_dirs("dev/full") == ["a", "ab"]
+    assert store.list_dirs("dev/full/") == ["a", "ab"]
+    assert store.list_dirs("dev/log") == []
+
+
+def test_child_is_rooted_below(store: LocalStorage) -> None:
+    child = store.child("dev/full/a")
+    assert child.uri == f"local://{store.root}/dev/full/a"
+    assert [o.path for o in child.list()] == ["backupmeta", "store1/1.sst"]
+    assert child.read_bytes("backupmeta") == b"meta"
+
+
+def test_write_refuses_overwrite_unless_asked(store: LocalStorage) -> None:
+    with pytest.raises(ObjectExistsError, match="refusing to overwrite"):
+        store.write_bytes("dev/full/a/backupmeta", b"other")
+    assert store.read_bytes("dev/full/a/backupmeta") == b"meta"
+    store.write_bytes("dev/full/a/backupmeta", b"other", overwrite=True)
+    assert store.read_bytes("dev/full/a/backupmeta") == b"other"
+
+
+def test_write_leaves_no_temporary_files(store: LocalStorage) -> None:
+    with pytest.raises(ObjectExistsError):
+        store.write_bytes("dev/full/a/backupmeta", b"other")
+    store.write_bytes("new/file", b"1")
+    names = sorted(p.name for p in store.root.rglob("*") if p.is_file())
+    assert not [n for n in names if "tmp" in n]
+
+
+def test_concurrent_writers_one_wins(store: LocalStorage) -> None:
+    results: list[str] = []
+
+    def write(i: int) -> None:
+        try:
+            store.write_bytes("race/lock", str(i).encode())
+            results.append("won")
+        except ObjectExistsError:
+            results.append("lost")
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["lost"] * 7 + ["won"]
+    assert store.read_bytes("race/lock") in {str(i).encode() for i in range(8)}
+
+
+def test_read_missing(store: LocalStorage) -> None:
+    with pytest.raises(ObjectNotFoundError, match="does not exist"):
+        store.read_bytes("dev/nothing")
+    with pytest.raises(ObjectNotFoundError):
+        store.open_read("dev/nothing")
+
+
+def test_open_read_streams(store: LocalStorage) -> None:
+    store.write_bytes("big", bytes(range(256)) * 4096)
+    with store.open_read("big") as fh:
+        first = fh.read(1000)
+        rest = fh.read()
+    assert first + rest == bytes(range(256)) * 4096 and len(first) == 1000
+
+
+def test_exists(store: LocalStorage) -> None:
+    assert store.exists("dev/full/a/backupmeta")
+    assert not store.exists("dev/full/a")  # a directory is not an object
+    assert not store.exists("dev/full/zzz")
+
+
+def test_delete_prunes_empty_directories(store: LocalStorage) -> None:
+    assert store.delete(["dev/full/a/backupmeta", "dev/full/a/store1/1.sst", "dev/full/a/never-there"]) == 3
+    assert not (store.root / "dev/full/a").exists()
+    assert (store.root / "dev/full/ab/backupmeta").exists()
+    assert store.root.is_dir()
+
+
+@pytest.mark.parametrize("bad", ["../etc/passwd", "/abs", "a/../b", "a//b", "./a", "a\\b", ""])
+def test_unsafe_paths_refused(store: LocalStorage, bad: str) -> None:
+    with pytest.raises(StorageError):
+        store.read_bytes(bad)
+    with pytest.raises(StorageError):
+        store.write_bytes(bad, b"x")
+    with pytest.raises(StorageError):
+        store.delete([bad])
+
+
+def test_clean_path() -> None:
+    assert clean_path("a/b.sst") == "a/b.sst"
+    assert clean_path("", allow_empty=True) == ""
+
+
+def test_relative_root_refused() -> None:
+    with pytest.raises(StorageError, match="absolute"):
+        LocalStorage(Path("relative"))
+
+
+def test_storage_from_uri_local(tmp_path: Path) -> None:
+    s = storage_from_uri(f"local://{tmp_path}/backups/")
+    assert isinstance(s, LocalStorage) and s.root == tmp_path / "backups"
+
+
+def test_storage_from_uri_s3_builds_path_style_client() -> None:
+    s = storage_from_uri("s3://tidbops-backups/prod/x", endpoint="http://127.0.0.1:1", access_key="AK", secret_key="SK")
+    assert isinstance(s, S3Storage)
+    assert (s.bucket, s.prefix, s.uri) == ("tidbops-backups", "prod/x", "s3://tidbops-backups/prod/x")
+    assert s.child("dev/full").uri == "s3://tidbops-backups/prod/x/dev/full"
+    assert s._client.meta.config.s3["addressing_style"] == "path"
+    assert "SK" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("uri", "match"),
+    [
+        ("s3://bucket/p?access-key=AK&secret-access-key=SECRET", "no query parameters"),
+        ("s3://AK:SECRET@bucket/p", "no user or password"),
+        ("local://relative/path", "local:///absolute"),
+        ("gcs://bucket/x", "not a storage URI"),
+        ("s3://B/x", "not a storage URI"),
+    ],
+)
+def test_storage_from_uri_refuses(uri: str, match: str) -> None:
+    with pytest.raises(StorageError, match=match) as info:
+        storage_from_uri(uri)
+    assert "SECRET" not in str(info.value)
