@@ -18,7 +18,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml setup.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: cannot create a venv; on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 venv: $(STAMP)  ## the project venv with every pinned dependency and tidbops installed (editable)

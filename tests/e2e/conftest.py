@@ -1,0 +1,52 @@
+"""The e2e tier: a playground (in a private home, on free ports) and a real Airflow on top of it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tidbops_playground import manager
+from tidbops_playground.airflow import AirflowAPI, AirflowStandalone, fleet_without_schedules
+from tidbops_playground.registry import Registry
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def playground_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("playground")
+    manager.up(home, rows=3000, clusters=manager.default_clusters(sql_port_base=None), s3_port=None)
+    try:
+        yield home
+    finally:
+        manager.down(home)
+
+
+@pytest.fixture(scope="session")
+def registry(playground_home: Path) -> Registry:
+    from tidbops_playground.registry import load_registry
+
+    return load_registry(playground_home)
+
+
+@pytest.fixture(scope="session")
+def airflow(playground_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowAPI]:
+    fleet = fleet_without_schedules(REPO / "include/config/clusters.yaml", tmp_path_factory.mktemp("fleet") / "clusters.yaml")
+    standalone = AirflowStandalone(home=playground_home, port=free_port(), fleet_config=fleet)
+    api = standalone.start()
+    try:
+        yield api
+    except BaseException:
+        print(standalone.log_file.read_text()[-5000:])
+        raise
+    finally:
+        standalone.stop()
