@@ -15,3 +15,12 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.pop("TIDBOPS_FLEET_CONFIG", None)
+
+TIERS = ("unit", "operators", "dags", "playground", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
+    """Every test belongs to a tier (a marker), so `-m` selects whole tiers and nothing is left out."""
+    untiered = [item.nodeid for item in items if not any(item.get_closest_marker(t) for t in TIERS)]
+    if untiered:
+        raise RuntimeError(f"tests without a tier marker ({', '.join(TIERS)}): {untiered[:10]}")
