@@ -147,4 +147,8 @@ def test_full_backup_restore_and_point_in_time_from_a_shell(playground: Any) -> 
         assert '["log metadata"]' in metadata.stdout
     finally:
         br(env, "log", "stop", "--task-name", "pitr-dba", "--pd", dev.pd, check=False)
+        for scratch in ("scratch1", "scratch2"):  # leave the session's playground as we found it
+            conn = playground.connect(scratch)
+            wipe(conn)
+            conn.close()
     assert json.loads(br(env, "log", "status", "--json", "--pd", dev.pd).stdout) == []
