@@ -106,6 +106,27 @@ def fleet_without_schedules(source: Path, dest: Path) -> Path:
     return dest
 
 
+def ensure_pools(api: AirflowAPI, fleet: Path | None = None) -> list[str]:
+    """Create the pool ``br_<cluster>`` (1 slot) of every cluster of the fleet config; existing ones stay.
+
+    Tasks that run BR against a cluster run in its pool, and Airflow does not schedule tasks of a pool
+    that does not exist. Production deployments create them with ``airflow pools set br_<cluster> 1 "…"``.
+    """
+    from tidbops.config import load_fleet
+
+    created: list[str] = []
+    for name in load_fleet(fleet).clusters:
+        body = {"name": f"br_{name}", "slots": 1, "description": f"one BR job at a time on cluster {name}"}
+        try:
+            api._request("POST", "/api/v2/pools", body)
+        except AirflowError as exc:
+            if "HTTP 409" not in str(exc):
+                raise
+            continue
+        created.append(body["name"])
+    return created
+
+
 @dataclass
 class AirflowStandalone:
     home: Path
@@ -149,6 +170,7 @@ class AirflowStandalone:
             if self.process.poll() is not None:
                 raise AirflowError(f"airflow standalone exited with {self.process.returncode}; see {self.log_file}")
             if api.healthy():
+                ensure_pools(api, self.fleet_config)
                 return api
             time.sleep(1)
         self.stop()

@@ -414,8 +414,30 @@ def conn_id(cluster: str) -> str:
     return f"tidb_{cluster}"
 
 
+CRYPTER_KEYS_FILE = "crypter_keys.json"
+
+
+def crypter_keys(home: Path, clusters: Sequence[str]) -> dict[str, str]:
+    """A BR crypter key (AES-256, 64 hex digits) per cluster, made once and kept in a 0600 file of the home."""
+    path = home / CRYPTER_KEYS_FILE
+    try:
+        keys = {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError):
+        keys = {}
+    missing = [c for c in clusters if c not in keys]
+    if missing:
+        keys.update({c: secrets.token_hex(32) for c in missing})
+        _write_private(path, json.dumps(keys, indent=2, sort_keys=True) + "\n")
+    return {c: keys[c] for c in clusters}
+
+
 def _env_items(home: Path, registry: Registry) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
+    sources = sorted(n for n, e in registry.clusters.items() if e.kind == "source")
+    for name, key in crypter_keys(home, sources).items():
+        # the fleet config's br.encryption.key_conn_id of the encrypted clusters (br_crypter_uat, br_crypter_prod)
+        conn_crypter = {"conn_type": "generic", "password": key}
+        items.append((f"AIRFLOW_CONN_BR_CRYPTER_{name.upper()}", json.dumps(conn_crypter, sort_keys=True)))
     for name, entry in sorted(registry.clusters.items()):
         conn = {
             "conn_type": "mysql",

@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.dags
 
 REPO = Path(__file__).resolve().parents[2]
-PIPELINES = {"tidb_cluster_check"}
+PIPELINES = {"tidb_cluster_check", "tidb_backup_full", "tidb_backup_incremental", "tidb_slow_query_harvest"}
 PER_CLUSTER = re.compile(r"^(?P<pipeline>[a-z_]+?)__(?P<cluster>[a-z0-9_-]+)$")
 
 

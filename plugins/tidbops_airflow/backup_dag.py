@@ -1,0 +1,67 @@
+"""The wiring both backup pipelines share (``dags/tidb_backup_full.py``, ``dags/tidb_backup_incremental.py``).
+
+check_cluster → plan_backup → run_br_backup → record_backup → verify_backup, one DAG per backed-up
+(non-scratch) cluster, on the cluster's ``schedules.full`` / ``schedules.incremental`` (off: manual
+runs only). ``run_br_backup`` runs in the cluster's pool ``br_<cluster>`` (1 slot), so one BR job at a
+time per cluster across both pipelines; ``max_active_runs=1`` (from ``dag_args``). Every task alerts
+through the cluster's alert routes when it fails for good.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from airflow.sdk import DAG
+
+from tidbops.config import ClusterConfig, Fleet
+from tidbops_airflow.dagbuilder import dag_args
+from tidbops_airflow.notifiers.alerts import failure_notifiers
+from tidbops_airflow.operators.backup import (
+    BRBackupOperator,
+    BRBackupPlanOperator,
+    BRBackupPreflightOperator,
+    BRBackupRecordOperator,
+    BRBackupVerifyOperator,
+)
+
+BackupPipelineKind = Literal["full", "incremental"]
+TASK_IDS = ("check_cluster", "plan_backup", "run_br_backup", "record_backup", "verify_backup")
+
+
+def br_pool(cluster: str) -> str:
+    """The Airflow pool (1 slot) every task that runs BR against ``cluster`` runs in."""
+    return f"br_{cluster}"
+
+
+def build_backup_dag(
+    pipeline: str, kind: BackupPipelineKind, cluster: ClusterConfig, fleet: Fleet, *, doc_md: str | None
+) -> DAG:
+    schedule = cluster.schedules.full if kind == "full" else cluster.schedules.incremental
+    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["backup"])
+    args["default_args"]["on_failure_callback"] = failure_notifiers(fleet, cluster)
+    catalog = {"catalog_conn_id": fleet.catalog.conn_id, "catalog_sqlite_path": fleet.catalog.sqlite_path}
+    with DAG(schedule=schedule, **args) as dag:
+        # results travel by XCom, read by task id (XComArgs cost DAG-parse time on a large fleet)
+        check = BRBackupPreflightOperator(task_id="check_cluster", cluster=cluster, **catalog)
+        plan = BRBackupPlanOperator(
+            task_id="plan_backup", cluster=cluster, kind=kind, facts_task_id="check_cluster", **catalog
+        )
+        run = BRBackupOperator(
+            task_id="run_br_backup",
+            cluster=cluster,
+            target_task_id="plan_backup",
+            pool=br_pool(cluster.name),
+            **catalog,
+        )
+        record = BRBackupRecordOperator(
+            task_id="record_backup",
+            cluster=cluster,
+            target_task_id="plan_backup",
+            backup_task_id="run_br_backup",
+            **catalog,
+        )
+        verify = BRBackupVerifyOperator(
+            task_id="verify_backup", cluster=cluster, target_task_id="plan_backup", **catalog
+        )
+        check >> plan >> run >> record >> verify
+    return dag

@@ -1,0 +1,374 @@
+"""Operators of the backup pipelines: check → plan → run BR → record (manifest) → verify.
+
+Each one builds its hooks, calls one function of ``tidbops.backup`` (where the logic and its docs
+live), logs one line and returns a small JSON-safe dict (XCom). A step reads what an earlier one
+returned either from an argument (``target=…``, e.g. an XComArg) or, as the DAGs wire it (cheaper to
+parse than XComArgs), from the XCom of the task named by ``target_task_id`` / ``backup_task_id`` /
+``facts_task_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, Context
+
+from tidbops.config import ClusterConfig
+
+if TYPE_CHECKING:
+    from tidbops.backup import BackupTarget, RunInfo
+    from tidbops.catalog.store import Catalog
+    from tidbops_airflow.hooks.br import BRHook
+
+
+def run_info(context: Context | Mapping[str, Any]) -> RunInfo:
+    """Who runs this step: DAG, run, try, when the run is for (logical date, else run_after) and why."""
+    from tidbops.backup import RunInfo
+
+    dag_run = context["dag_run"]
+    ti = context["ti"]
+    started = dag_run.logical_date or dag_run.run_after
+    run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+    user = getattr(dag_run, "triggering_user_name", None)
+    return RunInfo(
+        dag_id=str(ti.dag_id),
+        run_id=str(ti.run_id),
+        try_number=int(ti.try_number or 1),
+        started_at=started,
+        triggered_by=f"{run_type}:{user}" if user else str(run_type),
+    )
+
+
+class _BackupStep(BaseOperator):
+    """What every backup step shares: the cluster, where the catalog is, and reading earlier steps' XCom.
+
+    (Each step has one flat ``__init__``: every ``__init__`` level of an operator costs DAG-parse time.)
+    """
+
+    ui_color = "#fff4d6"
+    cluster: ClusterConfig
+    catalog_conn_id: str | None
+    catalog_sqlite_path: str | None
+
+    @staticmethod
+    def _from(context: Context, value: Any, task_id: str | None, what: str) -> Mapping[str, Any]:
+        if value is None and task_id is not None:
+            value = context["ti"].xcom_pull(task_ids=task_id)
+        if not isinstance(value, Mapping):
+            where = f"the XCom of task {task_id!r}" if task_id else "the arguments"
+            raise ValueError(f"no {what} in {where} (got {type(value).__name__})")
+        return value
+
+    @contextmanager
+    def _catalog(self) -> Iterator[Catalog | None]:
+        from tidbops_airflow.hooks.catalog import CatalogHook
+
+        catalog = CatalogHook(
+            catalog_conn_id=self.catalog_conn_id, sqlite_path=self.catalog_sqlite_path
+        ).get_catalog_or_none()
+        try:
+            yield catalog
+        finally:
+            if catalog is not None:
+                catalog.close()
+
+    def _target(self, value: Mapping[str, Any]) -> BackupTarget:
+        from tidbops.backup import BackupTarget
+
+        target = BackupTarget.from_dict(value)
+        if target.cluster != self.cluster.name:
+            raise ValueError(f"the plan is for cluster {target.cluster!r}, this task for {self.cluster.name!r}")
+        return target
+
+
+class BRBackupPreflightOperator(_BackupStep):
+    """Check the cluster before a backup: SQL answers (version, GC safepoint, ``tidb_gc_life_time``
+    recorded in the catalog) and no other run's BR job is running on it.
+
+    :param cluster: the cluster from the fleet config.
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    """
+
+    template_fields: Sequence[str] = ("catalog_conn_id",)
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.backup import preflight
+        from tidbops.tidb import read_cluster_facts
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
+        try:
+            with conn.cursor() as cursor:
+                facts = read_cluster_facts(cursor)
+        finally:
+            conn.close()
+        with self._catalog() as catalog:
+            result = preflight(self.cluster, facts, catalog, run_info(context), datetime.now(UTC))
+        self.log.info(
+            "cluster %s ready for a backup: TiDB %s, GC safepoint %s, tidb_gc_life_time %ss, catalog %s",
+            self.cluster.name,
+            facts.tidb_version or f"(not TiDB: {facts.server_version})",
+            facts.gc_safe_point.isoformat() if facts.gc_safe_point else "unknown",
+            facts.gc_life_time_seconds,
+            result.catalog,
+        )
+        return result.to_dict()
+
+
+class BRBackupPlanOperator(_BackupStep):
+    """Decide this run's backup: full, or incremental on the current chain (with the reason), and where.
+
+    :param cluster: the cluster from the fleet config.
+    :param kind: ``full`` (always a full backup) or ``incremental`` (when safe, else a full one).
+    :param cluster_facts: the preflight's result (its ``gc_safe_point`` rules out a base older than GC).
+    :param facts_task_id: or the task whose XCom holds it (``check_cluster``); neither: no GC check.
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    """
+
+    template_fields: Sequence[str] = ("cluster_facts", "catalog_conn_id")
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        kind: str,
+        cluster_facts: Any = None,
+        facts_task_id: str | None = None,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.kind = kind
+        self.cluster_facts = cluster_facts
+        self.facts_task_id = facts_task_id
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.backup import describe, plan_backup
+        from tidbops.catalog.records import BackupKind
+        from tidbops_airflow.hooks.storage import StorageHook
+
+        facts: Mapping[str, Any] = {}
+        if self.cluster_facts is not None or self.facts_task_id is not None:
+            facts = self._from(context, self.cluster_facts, self.facts_task_id, "cluster facts")
+        safe_point = facts.get("gc_safe_point")
+        root = StorageHook(cluster=self.cluster).get_storage()
+        with self._catalog() as catalog:
+            result = plan_backup(
+                self.cluster,
+                BackupKind(self.kind),
+                run_info(context),
+                catalog,
+                root,
+                datetime.now(UTC),
+                gc_safe_point=datetime.fromisoformat(safe_point) if safe_point else None,
+            )
+        self.log.info(
+            "plan: %s into %s — %s",
+            describe(result.target),
+            result.target.storage_uri,
+            result.target.reason,
+        )
+        return result.to_dict()
+
+
+class BRBackupOperator(_BackupStep):
+    """Run ``br backup full`` for the planned target (or adopt a backup an earlier try completed).
+
+    The catalog row goes running → succeeded | failed (with BR's error). The BR process handle stays
+    on the operator so that ``on_kill`` ends BR's whole process group.
+
+    :param cluster: the cluster from the fleet config.
+    :param target: the plan step's result (a dict, or an XComArg).
+    :param target_task_id: or the task whose XCom holds it (``plan_backup``).
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    """
+
+    template_fields: Sequence[str] = ("target", "catalog_conn_id")
+    ui_color = "#ffe2b3"
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        target: Any = None,
+        target_task_id: str | None = None,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.target = target
+        self.target_task_id = target_task_id
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+        self._br_hook: BRHook | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.backup import describe, run_backup
+        from tidbops_airflow.hooks.br import BRHook
+        from tidbops_airflow.hooks.storage import StorageHook
+
+        target = self._target(self._from(context, self.target, self.target_task_id, "backup plan"))
+        storage = StorageHook(cluster=self.cluster).get_storage(target.storage_uri)
+        self._br_hook = hook = BRHook(cluster=self.cluster)
+        with self._catalog() as catalog, hook.session(target.backup_id) as session:
+            outcome = run_backup(
+                target,
+                run_info(context),
+                session=session,
+                storage=storage,
+                catalog=catalog,
+                run_br=lambda argv: hook.run(argv, session),
+            )
+        self.log.info(
+            "%s %s: BackupTS %s (%s), %s bytes, catalog %s",
+            describe(target),
+            "adopted" if outcome.action == "adopted" else "done",
+            outcome.backup_ts,
+            outcome.backup_time.isoformat(),
+            outcome.size_bytes if outcome.size_bytes is not None else "?",
+            outcome.catalog,
+        )
+        return outcome.to_dict()
+
+    def on_kill(self) -> None:
+        if self._br_hook is not None:
+            self._br_hook.kill()
+
+
+class BRBackupRecordOperator(_BackupStep):
+    """Write ``tidbops-manifest.json`` next to the backup and put the backup in the catalog.
+
+    :param cluster: the cluster from the fleet config.
+    :param target: the plan step's result (a dict, or an XComArg).
+    :param target_task_id: or the task whose XCom holds it (``plan_backup``).
+    :param backup: the run step's result (a dict, or an XComArg).
+    :param backup_task_id: or the task whose XCom holds it (``run_br_backup``).
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    """
+
+    template_fields: Sequence[str] = ("target", "backup", "catalog_conn_id")
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        target: Any = None,
+        target_task_id: str | None = None,
+        backup: Any = None,
+        backup_task_id: str | None = None,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.target = target
+        self.target_task_id = target_task_id
+        self.backup = backup
+        self.backup_task_id = backup_task_id
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.backup import BackupOutcome, record_backup
+        from tidbops_airflow.hooks.storage import StorageHook
+
+        target = self._target(self._from(context, self.target, self.target_task_id, "backup plan"))
+        backup = BackupOutcome.from_dict(self._from(context, self.backup, self.backup_task_id, "backup result"))
+        storage = StorageHook(cluster=self.cluster).get_storage(target.storage_uri)
+        with self._catalog() as catalog:
+            result = record_backup(
+                target,
+                backup,
+                self.cluster,
+                run_info(context),
+                storage=storage,
+                catalog=catalog,
+                now=datetime.now(UTC),
+            )
+        self.log.info(
+            "manifest of %s %s: %s (%s files, %s bytes), catalog %s",
+            target.backup_id,
+            "written" if result.written else "already there",
+            result.manifest_uri,
+            result.files,
+            result.total_bytes,
+            result.catalog,
+        )
+        return result.to_dict()
+
+
+class BRBackupVerifyOperator(_BackupStep):
+    """Check the backup against its manifest (every file there with its size, ``backupmeta`` present);
+    the catalog row is marked verified, or unverified and the task fails.
+
+    :param cluster: the cluster from the fleet config.
+    :param target: the plan step's result (a dict, or an XComArg).
+    :param target_task_id: or the task whose XCom holds it (``plan_backup``).
+    :param check_hashes: also compare every file's SHA-256 (reads the whole backup).
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    """
+
+    template_fields: Sequence[str] = ("target", "catalog_conn_id")
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        target: Any = None,
+        target_task_id: str | None = None,
+        check_hashes: bool = False,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.target = target
+        self.target_task_id = target_task_id
+        self.check_hashes = check_hashes
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.backup import verify_recorded_backup
+        from tidbops_airflow.hooks.storage import StorageHook
+
+        target = self._target(self._from(context, self.target, self.target_task_id, "backup plan"))
+        storage = StorageHook(cluster=self.cluster).get_storage(target.storage_uri)
+        with self._catalog() as catalog:
+            result = verify_recorded_backup(target, storage=storage, catalog=catalog, check_hashes=self.check_hashes)
+        self.log.info(
+            "backup %s verified: %s; catalog %s",
+            target.backup_id,
+            result.summary,
+            result.catalog,
+        )
+        return result.to_dict()
