@@ -169,7 +169,67 @@ def step_cluster_checks(api: AirflowAPI, registry: Registry) -> None:
             print(f"    TiDB {facts['tidb_version']}, {gc}")
 
 
-STEPS_WITH_AIRFLOW: list[Callable[[AirflowAPI, Registry], None]] = [step_cluster_checks]
+def step_backups(api: AirflowAPI, registry: Registry) -> None:
+    say("5. Backups through Airflow: tidb_backup_full__dev, then tidb_backup_incremental__dev (x2), uat (encrypted)")
+    for dag_id in ("tidb_backup_full__dev", "tidb_backup_incremental__dev", "tidb_backup_incremental__dev",
+                   "tidb_backup_full__uat"):  # fmt: skip
+        run_id, state = run_dag(api, dag_id)
+        if state != "success":
+            raise RuntimeError(f"{dag_id} {state}: {api.task_log(dag_id, run_id, 'run_br_backup')[-2000:]}")
+        plan = api.xcom(dag_id, run_id, "plan_backup")
+        print(f"    plan: {plan.get('kind')} ({plan.get('reason')})")
+    home = playground_home()
+    catalog_url = f"sqlite:///{home / 'airflow' / 'tidbops_catalog.db'}"
+    say(f"6. tidbops info --catalog {catalog_url}")
+    shell([str(TIDBOPS), "info", "--catalog", catalog_url], dict(os.environ))
+
+
+def step_slow_query_harvest(api: AirflowAPI, registry: Registry) -> None:
+    say("7. tidb_slow_query_harvest__<cluster>: two nights of slow queries, a regression on the second")
+    from datetime import UTC, datetime, time, timedelta
+
+    from tidbops.catalog.store import Catalog
+    from tidbops.slowlog.store import forget_cluster, load_report
+    from tidbops_playground import slowlogs
+
+    home = playground_home()
+    catalog = Catalog.from_url(f"sqlite:///{home / 'airflow' / 'tidbops_catalog.db'}")
+    catalog.migrate()
+    today = datetime.now(UTC).date()
+    midnight = datetime.combine(today, time.min, UTC)
+    try:
+        for name, source in (("dev", "CLUSTER_SLOW_QUERY stand-in, over SQL"), ("uat", "slow-log files in S3")):
+            forget_cluster(catalog, name)  # a demo run starts over
+            state = slowlogs.reset(home, registry, name, today=today)
+            dag_id = f"tidb_slow_query_harvest__{name}"
+            print(f"  {name} ({source}): night 1 = {state['days'][0]} .. {state['days'][-2]}")
+            run_dag(api, dag_id, conf={"until": (midnight - timedelta(days=1)).isoformat()})
+            slowlogs.load_night(home, registry, name, 2)
+            print(f"  {name}: night 2 = {state['days'][-1]} (regression injected)")
+            run_id, run_state = run_dag(api, dag_id, conf={"until": midnight.isoformat()})
+            if run_state != "success":
+                raise RuntimeError(f"{dag_id} {run_state}")
+            harvest = api.xcom(dag_id, run_id, "harvest_slow_queries")
+            print(f"    harvested {harvest['entries']} new entries ({harvest['start']} .. {harvest['end']})")
+            report = load_report(catalog, name, state["days"][-1]) or {}
+            print(f"    top offenders on {report.get('day')}:")
+            for item in report.get("top", [])[:5]:
+                print(f"      {item['digest'][:12]}  {item['count']:>4}x  total {item['total_query_time']:8.2f}s"
+                      f"  p95 {item['p95_query_time']:.3f}s  {item['sample_sql'][:70]}")  # fmt: skip
+            for r in report.get("regressions", []):
+                print(f"    REGRESSION {r['digest'][:12]}: avg {r['baseline_avg']:.3f}s -> {r['avg']:.3f}s "
+                      f"({r['ratio']:.1f}x)")  # fmt: skip
+            guards = report.get("guardrails_run", {})
+            print(f"    guardrails: {len(guards.get('statements', []))} suggested, {guards.get('mode')}")
+    finally:
+        catalog.close()
+
+
+STEPS_WITH_AIRFLOW: list[Callable[[AirflowAPI, Registry], None]] = [
+    step_cluster_checks,
+    step_backups,
+    step_slow_query_harvest,
+]
 
 
 def main() -> int:

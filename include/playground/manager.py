@@ -731,6 +731,9 @@ def up(
 
         sources = [e for e in entries if e.kind == "source"]
         _seed_sources(h, sources, rows, seed)
+        from tidbops_playground import slowlogs
+
+        slowlogs.ensure(h, registry)  # slow queries for the harvest DAG (once; a no-op afterwards)
 
         _write_private(h / ENV_FILE, env_file_text(h, registry))
 

@@ -172,7 +172,75 @@ def _m001_backups_and_events(conn: Connection) -> None:
     create_table_if_missing(conn, events)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "backups and events tables", _m001_backups_and_events),)
+def _m002_slow_queries(conn: Connection) -> None:
+    md = MetaData()
+    key = (
+        Column("cluster", String(64), primary_key=True),
+        Column("day", String(10), primary_key=True),
+        Column("digest", String(64), primary_key=True),
+        Column("plan_digest", String(64), primary_key=True),
+        Column("db", String(64), primary_key=True),
+        Column("user", String(64), primary_key=True),
+    )
+    daily = Table(
+        "slow_query_daily",
+        md,
+        *key,
+        Column("count", BigInteger(), nullable=False),
+        Column("total_query_time", Double(), nullable=False),
+        Column("avg_query_time", Double(), nullable=False),
+        Column("p95_query_time", Double(), nullable=False),
+        Column("max_query_time", Double(), nullable=False),
+        Column("process_time", Double(), nullable=False),
+        Column("wait_time", Double(), nullable=False),
+        Column("backoff_time", Double(), nullable=False),
+        Column("process_keys", BigInteger(), nullable=False),
+        Column("total_keys", BigInteger(), nullable=False),
+        Column("result_rows", BigInteger(), nullable=False),
+        Column("max_mem", BigInteger(), nullable=False),
+        Column("errors", BigInteger(), nullable=False),
+        Column("first_seen", UTCDateTime(), nullable=True),
+        Column("last_seen", UTCDateTime(), nullable=True),
+        Column("sample_sql", Text(), nullable=False),
+        Column("instances", JSONText(), nullable=False),
+        Column("stats", JSONText(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Index("ix_slow_query_daily_cluster_digest", "cluster", "digest", "day"),
+    )
+    digests = Table(
+        "slow_query_digests",
+        md,
+        Column("cluster", String(64), primary_key=True),
+        Column("digest", String(64), primary_key=True),
+        Column("first_seen", UTCDateTime(), nullable=True),
+        Column("last_seen", UTCDateTime(), nullable=True),
+        Column("sample_sql", Text(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    )
+    watermarks = Table(
+        "slow_query_watermarks",
+        md,
+        Column("cluster", String(64), primary_key=True),
+        Column("source", String(255), primary_key=True),
+        Column("watermark", UTCDateTime(), nullable=False),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    )
+    reports = Table(
+        "slow_query_reports",
+        md,
+        Column("cluster", String(64), primary_key=True),
+        Column("day", String(10), primary_key=True),
+        Column("report", JSONText(), nullable=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+    )
+    for table in (daily, digests, watermarks, reports):
+        create_table_if_missing(conn, table)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "backups and events tables", _m001_backups_and_events),
+    Migration(2, "slow query daily aggregates, digests, watermarks and reports", _m002_slow_queries),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 

@@ -145,6 +145,69 @@ events = Table(
     Index("ix_events_kind_time", "kind", "time"),
 )
 
+# Slow-query harvest (``tidbops.slowlog.store``): one row per (cluster, UTC day, digest, plan, db, user).
+# ``stats`` is the exact, mergeable ``DigestStats`` JSON; the other metric columns are derived from it
+# for SQL queries (times in seconds).
+slow_query_daily = Table(
+    "slow_query_daily",
+    metadata,
+    Column("cluster", String(CLUSTER_MAX), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("plan_digest", String(64), primary_key=True),
+    Column("db", String(64), primary_key=True),
+    Column("user", String(64), primary_key=True),
+    Column("count", BigInteger(), nullable=False),
+    Column("total_query_time", Double(), nullable=False),
+    Column("avg_query_time", Double(), nullable=False),
+    Column("p95_query_time", Double(), nullable=False),
+    Column("max_query_time", Double(), nullable=False),
+    Column("process_time", Double(), nullable=False),
+    Column("wait_time", Double(), nullable=False),
+    Column("backoff_time", Double(), nullable=False),
+    Column("process_keys", BigInteger(), nullable=False),
+    Column("total_keys", BigInteger(), nullable=False),
+    Column("result_rows", BigInteger(), nullable=False),
+    Column("max_mem", BigInteger(), nullable=False),
+    Column("errors", BigInteger(), nullable=False),
+    Column("first_seen", UTCDateTime(), nullable=True),
+    Column("last_seen", UTCDateTime(), nullable=True),
+    Column("sample_sql", Text(), nullable=False),
+    Column("instances", JSONText(), nullable=False),
+    Column("stats", JSONText(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_slow_query_daily_cluster_digest", "cluster", "digest", "day"),
+)
+
+slow_query_digests = Table(
+    "slow_query_digests",
+    metadata,
+    Column("cluster", String(CLUSTER_MAX), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("first_seen", UTCDateTime(), nullable=True),
+    Column("last_seen", UTCDateTime(), nullable=True),
+    Column("sample_sql", Text(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+slow_query_watermarks = Table(
+    "slow_query_watermarks",
+    metadata,
+    Column("cluster", String(CLUSTER_MAX), primary_key=True),
+    Column("source", String(255), primary_key=True),
+    Column("watermark", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+slow_query_reports = Table(
+    "slow_query_reports",
+    metadata,
+    Column("cluster", String(CLUSTER_MAX), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("report", JSONText(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
 # Bookkeeping, created by ``migrate`` before any migration runs (never changed by one).
 schema_version = Table(
     SCHEMA_VERSION_TABLE,

@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "tidbops.cli.config_cmd",
     "tidbops.cli.br_cmd",
     "tidbops.cli.catalog_cmd",
+    "tidbops.cli.slowlog_cmd",
 )
 
 

@@ -1,0 +1,216 @@
+"""`tidbops slowlog digest FILE… [--top N] [--since/--until] [--format text|json]`.
+
+An offline pt-query-digest for TiDB slow logs that groups by TiDB's own ``Digest`` (pt groups by its own
+fingerprint unless told ``--group-by Digest``). A directory argument stands for its ``tidb-slow.log`` and
+rotated siblings; ``.gz`` files are read as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tidbops.cli import app
+from tidbops.slowlog.aggregate import DailyAggregates, DigestStats, aggregate_files, iso_time
+from tidbops.slowlog.parser import find_slow_log_files
+
+slowlog_app = typer.Typer(help="TiDB slow logs: offline digest reports.", no_args_is_help=True)
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def parse_when(text: str) -> float:
+    """An ISO 8601 date or date-time (naive means UTC) -> epoch seconds."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 date or date-time, e.g. 2026-11-20T08:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given; a directory becomes its slow-log files (oldest first)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = find_slow_log_files(path)
+            if not found:
+                raise typer.BadParameter(f"{path}: no tidb-slow*.log files in this directory")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise typer.BadParameter(f"{path}: no such file or directory")
+    return files
+
+
+def digest_rows(table: DailyAggregates) -> list[tuple[str, DigestStats, dict[str, set[str]]]]:
+    """(digest, merged stats, {"plans"|"dbs"|"users": values}) by total query time, largest first."""
+    merged: dict[str, DigestStats] = {}
+    extras: dict[str, dict[str, set[str]]] = {}
+    for key, stats in table.rows():
+        item = merged.get(key.digest)
+        if item is None:
+            merged[key.digest] = stats.copy()
+            extras[key.digest] = {"plans": set(), "dbs": set(), "users": set()}
+        else:
+            item.merge(stats)
+        info = extras[key.digest]
+        for name, value in (("plans", key.plan_digest), ("dbs", key.db), ("users", key.user)):
+            if value:
+                info[name].add(value)
+    ordered = sorted(merged.items(), key=lambda kv: (-kv[1].query_time_ns, kv[0]))
+    return [(digest, stats, extras[digest]) for digest, stats in ordered]
+
+
+def _overall(table: DailyAggregates) -> DigestStats:
+    total = DigestStats()
+    for _key, stats in table.rows():
+        total.merge(stats)
+    return total
+
+
+def _seconds(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}s"
+    if value >= 1:
+        return f"{value:.2f}s"
+    if value >= 0.001:
+        return f"{value * 1000:.0f}ms"
+    return f"{value * 1e6:.0f}us"
+
+
+def render_digest_text(files: list[Path], table: DailyAggregates, top: int) -> str:
+    """A pt-query-digest-like report: overall line, profile table, one section per digest."""
+    st = table.parse_stats
+    overall = _overall(table)
+    rows = digest_rows(table)
+    size = sum(p.stat().st_size for p in files)
+    lines = [
+        f"# Files: {', '.join(str(p) for p in files)}",
+        f"# Read {size / 1e6:.1f} MB: {st.entries} entries ({st.incomplete} incomplete, {st.malformed} malformed, "
+        f"{table.skipped_internal} internal skipped, {table.skipped_by_time} outside the time window)",
+        f"# Overall: {overall.count} total, {len(rows)} unique digests, "
+        f"{iso_time(overall.first_seen)} to {iso_time(overall.last_seen)}",
+        f"# Exec time: total {_seconds(overall.total_query_time)}, avg {_seconds(overall.avg_query_time)}, "
+        f"p95 {_seconds(overall.p95_query_time)}, max {_seconds(overall.max_query_time)}",
+        "",
+        "# Profile",
+        f"# {'Rank':>4} {'Digest':16} {'Response time':>20} {'Calls':>7} {'R/Call':>8} {'p95':>8} {'max':>8}  Item",
+    ]
+    for rank, (digest, stats, _info) in enumerate(rows[:top], 1):
+        share = stats.query_time_ns / overall.query_time_ns * 100 if overall.query_time_ns else 0.0
+        lines.append(
+            f"# {rank:>4} {digest[:16]:16} {_seconds(stats.total_query_time):>13} {share:5.1f}% {stats.count:>7} "
+            f"{_seconds(stats.avg_query_time):>8} {_seconds(stats.p95_query_time):>8} "
+            f"{_seconds(stats.max_query_time):>8}  {' '.join(stats.sample_sql.split())[:60]}"
+        )
+    for rank, (digest, stats, info) in enumerate(rows[:top], 1):
+        lines += [
+            "",
+            f"# Query {rank}: digest {digest}",
+            f"# Calls {stats.count}, errors {stats.errors}; exec time total {_seconds(stats.total_query_time)}, "
+            f"avg {_seconds(stats.avg_query_time)}, p95 {_seconds(stats.p95_query_time)}, "
+            f"max {_seconds(stats.max_query_time)}",
+            f"# Process {_seconds(stats.process_time_ns / 1e9)}, wait {_seconds(stats.wait_time_ns / 1e9)}, "
+            f"backoff {_seconds(stats.backoff_time_ns / 1e9)}; keys processed {stats.process_keys}, "
+            f"total {stats.total_keys}; rows {stats.result_rows}; max mem {stats.max_mem} bytes",
+            f"# Seen {iso_time(stats.first_seen)} to {iso_time(stats.last_seen)} on "
+            f"{', '.join(sorted(stats.instances)) or '-'}",
+            f"# Databases {', '.join(sorted(info['dbs'])) or '-'}; users {', '.join(sorted(info['users'])) or '-'}",
+            f"# Plans {', '.join(sorted(info['plans'])) or '-'}",
+            f"# Slowest ({_seconds(stats.sample_query_time_ns / 1e9)} at {iso_time(stats.sample_time)}):",
+            stats.sample_sql,
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def digest_json(files: list[Path], table: DailyAggregates, top: int) -> dict[str, Any]:
+    st = table.parse_stats
+    overall = _overall(table)
+    digests = []
+    for digest, stats, info in digest_rows(table)[:top]:
+        row = stats.to_json()
+        row.pop("histogram")
+        row.update(
+            {
+                "digest": digest,
+                "avg_query_time": stats.avg_query_time,
+                "p95_query_time": stats.p95_query_time,
+                "total_query_time": stats.total_query_time,
+                "first_seen": iso_time(stats.first_seen),
+                "last_seen": iso_time(stats.last_seen),
+                "sample_time": iso_time(stats.sample_time),
+                "plans": sorted(info["plans"]),
+                "dbs": sorted(info["dbs"]),
+                "users": sorted(info["users"]),
+            }
+        )
+        digests.append(row)
+    return {
+        "files": [str(p) for p in files],
+        "parse": {
+            "bytes": st.bytes_read,
+            "entries": st.entries,
+            "incomplete": st.incomplete,
+            "malformed": st.malformed,
+            "skipped_internal": table.skipped_internal,
+            "skipped_by_time": table.skipped_by_time,
+            "problems": st.problems,
+        },
+        "overall": {
+            "count": overall.count,
+            "digests": len({key.digest for key in table.stats}),
+            "total_query_time": overall.total_query_time,
+            "avg_query_time": overall.avg_query_time,
+            "p95_query_time": overall.p95_query_time,
+            "max_query_time": overall.max_query_time,
+            "first_seen": iso_time(overall.first_seen),
+            "last_seen": iso_time(overall.last_seen),
+        },
+        "digests": digests,
+    }
+
+
+@slowlog_app.command("digest")
+def digest(
+    files: Annotated[list[Path], typer.Argument(help="Slow-log files (.gz too) or directories of them")],
+    top: Annotated[int, typer.Option("--top", min=1, help="How many digests to show")] = 20,
+    since: Annotated[str | None, typer.Option("--since", help="Only entries at or after this time (ISO 8601)")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only entries before this time (ISO 8601)")] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", help="text or json")] = OutputFormat.text,
+    include_internal: Annotated[
+        bool, typer.Option("--include-internal", help="Count TiDB's internal SQL (Is_internal: true)")
+    ] = False,
+    redact: Annotated[bool, typer.Option("--redact", help="Replace literals in sample queries by ?")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for big files")] = 1,
+    instance: Annotated[
+        str | None, typer.Option("--instance", help="Instance name for all files (default: each file's directory)")
+    ] = None,
+) -> None:
+    """Group slow queries by TiDB Digest and show the heaviest: calls, total/avg/p95/max time, sample."""
+    paths = expand_inputs(files)
+    start = parse_when(since) if since else None
+    end = parse_when(until) if until else None
+    if start is not None and end is not None and end <= start:
+        raise typer.BadParameter("--until must be after --since")
+    table = aggregate_files(
+        paths, instance=instance, jobs=jobs, since=start, until=end, include_internal=include_internal, redact=redact
+    )
+    if output is OutputFormat.json:
+        typer.echo(json.dumps(digest_json(paths, table, top), indent=2))
+    else:
+        typer.echo(render_digest_text(paths, table, top), nl=False)
+
+
+app.add_typer(slowlog_app, name="slowlog")

@@ -1,0 +1,221 @@
+"""The nightly harvest, step by step (pure core; the Airflow operators call these).
+
+1. :func:`harvest_window` — from the stored watermark (or, the first time, ``lookback`` before the end,
+   aligned to UTC midnight) to the run's end time.
+2. :func:`aggregate_sql` / :func:`aggregate_files` — read that window from ``CLUSTER_SLOW_QUERY`` (in
+   1-hour windows, :mod:`~tidbops.slowlog.sql_source`) or from slow-log files, into UTC-day aggregates.
+3. :func:`~tidbops.slowlog.store.save_harvest` — store them and move the watermark, in one transaction.
+4. :func:`build_reports` — a report per harvested day against the 7 days before it, stored per day.
+5. :func:`guardrail_statements` / :func:`apply_guardrails` — the report's suggestions; applied only when
+   asked, only to a real TiDB, and only the ones the cluster's version supports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tidbops.catalog.store import Catalog
+from tidbops.slowlog.aggregate import DailyAggregates
+from tidbops.slowlog.parser import find_slow_log_files
+from tidbops.slowlog.report import ReportOptions, SlowQueryReport, build_report
+from tidbops.slowlog.sql_source import DEFAULT_WINDOW, Cursor, iter_sql_entries
+from tidbops.slowlog.store import day_bounds, load_with_baseline, save_report
+from tidbops.storage import Storage
+
+__all__ = [
+    "APPLIABLE_KINDS",
+    "DEFAULT_LOOKBACK",
+    "GuardrailOutcome",
+    "aggregate_files",
+    "aggregate_sql",
+    "apply_guardrails",
+    "build_reports",
+    "download_slow_logs",
+    "guardrail_statements",
+    "harvest_window",
+    "is_real_tidb",
+    "primary_day",
+    "rotated_time",
+    "source_name",
+]
+
+DEFAULT_LOOKBACK = timedelta(days=8)  # the first harvest: a report day and its 7-day baseline
+ROTATION_SLACK = timedelta(days=1)  # rotated-file names use the server's zone, and entries are not ordered
+APPLIABLE_KINDS = ("query_watch", "binding")  # max_execution_time is a hint for the application's SQL
+_ROTATED_RE = re.compile(r"-(\d{4}-\d\d-\d\d)T(\d\d)-(\d\d)-(\d\d)(?:\.\d+)?(?:\.log)?(?:\.gz)?\Z")
+
+
+def source_name(source: str, table: str, log_paths: Sequence[str]) -> str:
+    """The watermark's key: ``sql:<table>`` or ``files:<path>[,<path>…]`` (a new source starts over)."""
+    text = f"sql:{table}" if source == "sql" else "files:" + ",".join(log_paths)
+    return text[:255]
+
+
+def harvest_window(
+    watermark: datetime | None, until: datetime, *, lookback: timedelta = DEFAULT_LOOKBACK
+) -> tuple[datetime, datetime]:
+    """``[start, end)`` of this harvest: from the watermark to ``until`` (empty when already harvested)."""
+    end = until.astimezone(UTC)
+    if watermark is not None:
+        start = watermark.astimezone(UTC)
+    else:
+        start = (end - lookback).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start, max(start, end)
+
+
+def _empty(start: datetime, end: datetime, redact: bool) -> DailyAggregates:
+    return DailyAggregates(redact=redact, since=start.timestamp(), until=end.timestamp(), day_tz=UTC)
+
+
+def aggregate_sql(
+    cursor: Cursor,
+    table: str,
+    start: datetime,
+    end: datetime,
+    *,
+    redact: bool = False,
+    window: timedelta = DEFAULT_WINDOW,
+) -> DailyAggregates:
+    """Entries of ``[start, end)`` from a ``SLOW_QUERY``-shaped table, per UTC day."""
+    table_aggs = _empty(start, end, redact)
+    for entry, instance in iter_sql_entries(cursor, table, start, end, window=window):
+        table_aggs.add_entry(entry, instance)
+    return table_aggs
+
+
+def rotated_time(name: str) -> datetime | None:
+    """When a rotated file (``tidb-slow-2026-11-20T00-00-00.000.log[.gz]``) was rotated; ``None`` otherwise."""
+    m = _ROTATED_RE.search(name)
+    if not m:
+        return None
+    return datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}:{m.group(3)}:{m.group(4)}").replace(tzinfo=UTC)
+
+
+def aggregate_files(
+    directories: Iterable[tuple[Path, str]], start: datetime, end: datetime, *, redact: bool = False
+) -> tuple[DailyAggregates, list[Path]]:
+    """Entries of ``[start, end)`` from the slow logs in each ``(directory or file, instance)``.
+
+    Rotated files rotated more than a day before ``start`` hold only older entries and are not read.
+    Returns the aggregates and the files read.
+    """
+    aggs = _empty(start, end, redact)
+    read: list[Path] = []
+    for location, instance in directories:
+        for path in find_slow_log_files(location):
+            rotated = rotated_time(path.name)
+            if rotated is not None and rotated < start - ROTATION_SLACK:
+                continue
+            aggs.add_file(path, instance)
+            read.append(path)
+    return aggs, read
+
+
+def download_slow_logs(
+    storage: Storage, dest: Path, start: datetime, base: str = "tidb-slow"
+) -> list[tuple[Path, str]]:
+    """Copy the slow logs below ``storage`` that may hold entries at or after ``start`` into ``dest``.
+
+    Layout: ``<instance>/tidb-slow.log`` and rotated siblings (or the files right at the root, instance
+    ``""``). Returns ``(directory, instance)`` for :func:`aggregate_files`.
+    """
+    wanted: dict[str, Path] = {}
+    for obj in storage.list():
+        rel_dir, _, name = obj.path.rpartition("/")
+        if not name.startswith(base) or ".." in obj.path.split("/"):
+            continue
+        rotated = rotated_time(name)
+        if rotated is not None and rotated < start - ROTATION_SLACK:
+            continue
+        target = dest / obj.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with storage.open_read(obj.path) as src, open(target, "wb") as out:
+            while chunk := src.read(1 << 20):
+                out.write(chunk)
+        wanted[rel_dir] = target.parent
+    return [(directory, rel_dir.rsplit("/", 1)[-1]) for rel_dir, directory in sorted(wanted.items())]
+
+
+def primary_day(days: Sequence[str], end: datetime) -> str | None:
+    """The day a harvest ending at ``end`` reports on first: the latest complete day it touched."""
+    complete = [d for d in days if day_bounds(d)[1] <= end]
+    if complete:
+        return max(complete)
+    return max(days) if days else None
+
+
+def build_reports(
+    catalog: Catalog,
+    cluster: str,
+    days: Sequence[str],
+    *,
+    tidb_version: str | None,
+    options: ReportOptions,
+    now: datetime | None = None,
+) -> list[SlowQueryReport]:
+    """A report per day (against the stored baseline before it), each stored in ``slow_query_reports``."""
+    out: list[SlowQueryReport] = []
+    for day in sorted(set(days)):
+        rows = load_with_baseline(catalog, cluster, day, options.baseline_days)
+        report = build_report(rows, day, tidb_version=tidb_version, options=options)
+        save_report(catalog, cluster, day, report.to_json(), now=now)
+        out.append(report)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailOutcome:
+    mode: str  # "dry_run" | "applied" | "refused"
+    statements: tuple[str, ...]  # what would be / was run
+    applied: tuple[str, ...]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "statements": list(self.statements),
+            "applied": list(self.applied),
+            "reason": self.reason,
+        }
+
+
+def guardrail_statements(report: dict[str, Any]) -> list[str]:
+    """The report's suggestions that can be run as they are: supported by the cluster, not hints."""
+    seen: list[str] = []
+    for g in report.get("guardrails", []):
+        if g.get("kind") in APPLIABLE_KINDS and g.get("applicable") is True and g.get("sql") not in seen:
+            seen.append(str(g["sql"]))
+    return seen
+
+
+def is_real_tidb(cursor: Cursor) -> bool:
+    """``SELECT tidb_version()`` answers only on TiDB (MySQL-compatible look-alikes have no such function)."""
+    try:
+        cursor.execute("SELECT tidb_version()")
+        rows = cursor.fetchmany(1)
+    except Exception as exc:
+        if "tidb_version" in str(exc).lower() or "does not exist" in str(exc).lower():
+            return False
+        raise
+    return bool(rows and rows[0] and "Release Version" in str(rows[0][0]))
+
+
+def apply_guardrails(cursor: Cursor | None, report: dict[str, Any], *, apply: bool) -> GuardrailOutcome:
+    """Run the report's appliable guardrails when ``apply`` (and the server is a real TiDB); else a dry run."""
+    statements = tuple(guardrail_statements(report))
+    if not apply:
+        return GuardrailOutcome("dry_run", statements, (), "slow_query.apply_guardrails is false: nothing run")
+    if not statements:
+        return GuardrailOutcome("applied", (), (), "nothing to apply")
+    if cursor is None or not is_real_tidb(cursor):
+        return GuardrailOutcome("refused", statements, (), "the server is not a TiDB (no tidb_version()): not run")
+    done: list[str] = []
+    for sql in statements:
+        cursor.execute(sql)
+        done.append(sql)
+    return GuardrailOutcome("applied", statements, tuple(done), f"{len(done)} statement(s) run")

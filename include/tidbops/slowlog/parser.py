@@ -1,0 +1,982 @@
+"""Streaming parser of TiDB slow-log files (``tidb-slow.log``, rotated siblings, ``.gz``).
+
+Format (``/work/shared/reference/tidb-slow-query.md`` §1): an entry starts with a ``# Time:`` line,
+continues with ``# Key: value`` header lines (some carry several pairs, e.g. the execution-details line
+``# Cop_time: … Process_time: … Total_keys: …``) and ends with an optional ``use db;`` line and the SQL,
+which TiDB terminates with ``;``.
+
+Framing and field rules (both code paths below follow them; the tests compare the paths entry by entry):
+
+* An entry runs from a line starting with ``# Time: `` to the next such line (or the end of the input).
+* Its **body** is the trailing run of lines that do not start with ``# ``; everything before is the
+  **header**. In the body, ``use <db>;`` lines in front of the last line are the database switches TiDB
+  writes for pt-query-digest; the rest, joined by newlines, is the SQL. TiDB replaces newlines in SQL by
+  spaces, so real SQL is one line, but multi-line SQL (older versions, edited files) is accepted.
+* A ``Plan``/``Binary_plan`` value that opens ``tidb_decode_plan('`` without closing it continues on the
+  following lines that do not start with ``# ``, up to the one ending with ``')`` (multi-line plans).
+  Other stray lines inside the header are ignored.
+* Header lines are split into ``Key: value`` pairs at single spaces, except that values wrapped in
+  ``[…]``/``{…}`` may contain spaces (TiDB's ``splitByColon``) and lines that carry one known field
+  (``User@Host``, ``Warnings``, ``Prev_stmt``, ``Plan``, ``DB`` …) keep their whole value. Unknown keys
+  are kept in :attr:`RawSlowLogEntry.fields` and otherwise ignored. The first occurrence of a key wins.
+* ``Time`` is RFC3339Nano (any number of fraction digits) or the old ``2006-01-02-15:04:05.999 -0700``.
+* An entry is **complete** when its SQL ends with ``;``; anything else (a file cut mid-entry, a writer
+  that died) is counted in :class:`ParseStats` as incomplete and not yielded. A complete entry whose
+  ``Time``/``Query_time`` is missing or invalid, or whose numbers are not numbers, is counted as
+  malformed (``strict=True`` raises :class:`SlowLogParseError` instead).
+* ``(len:N)`` at the end of the SQL is TiDB's truncation marker (``tidb_query_log_max_len``): the SQL is
+  kept as written and :attr:`SlowQueryEntry.sql_truncated_from` is ``N``.
+* Bytes that are not UTF-8 are decoded with U+FFFD replacement characters.
+
+How it is fast: an uncompressed file is mapped (``mmap``, no copy; parsed pages are dropped from the
+process with ``MADV_DONTNEED``), a ``.gz`` file or a stream is read in large chunks. One compiled regular
+expression (:data:`ENTRY_RE`), run with ``findall`` over a whole chunk (C code, no Python per line), cuts
+the chunk into entries and, for entries in the line order TiDB v7.5–v8.x writes (lines added by newer
+versions at the end of the header are tolerated), captures exactly the fields the aggregates need as
+``bytes`` (:data:`ROW_FIELDS`). An entry with any other shape (unknown order, nesting the expression does
+not cover, multi-line SQL, the old time format, a cut-off tail) is captured whole and handed to the
+general line-by-line parser. Memory stays flat: one chunk at a time, and for streams the largest entry
+(capped by ``max_entry_bytes``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import math
+import mmap
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from tidbops.slowlog.errors import SlowLogParseError
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "ENTRY_RE",
+    "ROW_FIELDS",
+    "EntryError",
+    "ParseStats",
+    "RawSlowLogEntry",
+    "Row",
+    "SlowQueryEntry",
+    "entry_from_row",
+    "find_slow_log_files",
+    "iter_entries",
+    "iter_raw_entries",
+    "iter_row_batches",
+    "open_slow_log",
+    "parse_entry",
+    "parse_header_line",
+    "parse_raw_entry",
+    "parse_slow_log_time",
+    "row_to_entry",
+    "split_byte_ranges",
+    "split_pairs",
+    "split_user_host",
+    "time_zone_of",
+    "truncated_from",
+    "typed_entry",
+    "zone_offset",
+]
+
+DEFAULT_CHUNK_SIZE = 4 << 20
+DEFAULT_MAX_ENTRY_BYTES = 64 << 20
+TIME_PREFIX = b"# Time: "
+_BOUNDARY = b"\n# Time: "
+
+# Lines that carry one field whose value may contain spaces (or never carries a second pair).
+WHOLE_LINE_KEYS = frozenset(
+    {
+        "Txn_start_ts", "Keyspace_name", "Keyspace_ID", "User@Host", "User", "Conn_ID", "Session_alias",
+        "Query_time", "Parse_time", "Compile_time", "Optimize_time", "Wait_TS", "DB", "Index_names",
+        "Index_ids", "Is_internal", "Digest", "Stats", "Num_cop_tasks", "Mem_max", "Disk_max",
+        "Mem_arbitration", "Prepared", "Plan_from_cache", "Plan_from_binding", "Has_more_results",
+        "KV_total", "PD_total", "Backoff_total", "Write_sql_response_total", "Result_rows", "Warnings",
+        "Succ", "IsExplicitTxn", "IsSyncStatsFailed", "IsWriteCacheTable", "Plan", "Plan_digest",
+        "Binary_plan", "Resource_group", "Request_unit_read", "Request_unit_write", "Time_queued_by_rc",
+        "Tidb_cpu_time", "Tikv_cpu_time", "Storage_from_kv", "Storage_from_mpp", "Prev_stmt",
+    }
+)  # fmt: skip
+# Keys of the execution-details line (``ExecDetails.String()``); every item is optional.
+EXEC_DETAIL_KEYS = (
+    "Cop_time", "Process_time", "Wait_time", "Backoff_time", "LockKeys_time", "Request_count",
+    "Prewrite_time", "Wait_prewrite_binlog_time", "Commit_time", "Get_commit_ts_time", "Get_latest_ts_time",
+    "Commit_backoff_time", "Prewrite_Backoff_types", "Commit_Backoff_types", "Slowest_prewrite_rpc_detail",
+    "Commit_primary_rpc_detail", "Resolve_lock_time", "Local_latch_wait_time", "Write_keys", "Write_size",
+    "Prewrite_region", "Txn_retry", "Process_keys", "Total_keys", "Get_snapshot_time",
+)  # fmt: skip
+_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_@.\-]*\Z")
+_LEN_MARK_RE = re.compile(r"\(len:(\d+)\);\Z")
+_OLD_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\d)-(\d\d:\d\d:\d\d(?:\.\d+)?) ([+-])(\d\d)(\d\d)\Z")
+_PLAN_OPENERS = (b"# Plan: tidb_decode_plan('", b"# Binary_plan: tidb_decode_binary_plan('")
+_ROTATED_RE = re.compile(r"-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?)(?:\.log)?(?:\.gz)?\Z")
+
+
+@dataclass(slots=True)
+class SlowQueryEntry:
+    """One complete slow-log entry, reduced to what the aggregates need.
+
+    ``time`` is the end of the statement (TiDB writes it when the statement finishes) in seconds since
+    the epoch; ``day`` is its date as written in the log (the TiDB server's zone) and ``utc_offset`` that
+    zone in seconds east of UTC. Durations are seconds; missing numeric fields are 0.
+    """
+
+    time: float
+    day: str
+    utc_offset: int
+    query_time: float
+    digest: str
+    plan_digest: str
+    db: str
+    user: str
+    host: str
+    sql: str
+    process_time: float = 0.0
+    wait_time: float = 0.0
+    backoff_time: float = 0.0
+    process_keys: int = 0
+    total_keys: int = 0
+    result_rows: int = 0
+    mem_max: int = 0
+    is_internal: bool = False
+    succ: bool = True
+    use_db: str = ""
+    sql_truncated_from: int | None = None
+
+    @property
+    def start_time(self) -> float:
+        """When the statement started: ``Time`` − ``Query_time``."""
+        return self.time - self.query_time
+
+
+@dataclass(slots=True)
+class RawSlowLogEntry:
+    """Every field of one entry, as text (the full-fidelity view; see :func:`iter_raw_entries`)."""
+
+    time: str
+    fields: dict[str, str]
+    sql: str
+    use_db: str = ""
+    complete: bool = True
+
+
+@dataclass(slots=True)
+class ParseStats:
+    """Counters for one parse; pass one instance to several calls to add them up."""
+
+    files: int = 0
+    bytes_read: int = 0
+    entries: int = 0  # complete, well-formed entries
+    fast_path: int = 0  # of which captured by the compiled expression
+    incomplete: int = 0  # no terminated SQL: a cut-off write, e.g. the tail of a file being written
+    malformed: int = 0  # complete but with a missing/invalid Time or Query_time, or bigger than the cap
+    skipped_bytes: int = 0  # bytes before the first ``# Time:`` line of a file or range
+    problems: list[str] = field(default_factory=list)  # the first few malformed entries, for the log
+
+    def note(self, problem: str) -> None:
+        if len(self.problems) < 20:
+            self.problems.append(problem)
+
+    def merge(self, other: ParseStats) -> None:
+        """Add ``other``'s counters to these."""
+        self.files += other.files
+        self.bytes_read += other.bytes_read
+        self.entries += other.entries
+        self.fast_path += other.fast_path
+        self.incomplete += other.incomplete
+        self.malformed += other.malformed
+        self.skipped_bytes += other.skipped_bytes
+        for problem in other.problems:
+            self.note(problem)
+
+
+class EntryError(ValueError):
+    """A complete entry whose values cannot be used (missing Query_time, invalid number or time)."""
+
+
+# --------------------------------------------------------------------------------------------- values
+_day_cache: dict[bytes, float] = {}
+_zone_cache: dict[bytes, int] = {}
+
+
+def _minute_epoch(prefix: bytes) -> float:
+    """Epoch seconds of ``YYYY-MM-DDTHH:MM`` read as UTC (exact: an integer)."""
+    day = _day_cache.get(prefix[:10])
+    if day is None:
+        try:
+            parsed = datetime.strptime(prefix[:10].decode("ascii"), "%Y-%m-%d")
+        except (UnicodeDecodeError, ValueError):
+            raise ValueError(f"not a slow-log time: {prefix!r}") from None
+        if len(_day_cache) > 4096:
+            _day_cache.clear()
+        day = _day_cache[prefix[:10]] = parsed.replace(tzinfo=UTC).timestamp()
+    hh, mm = prefix[11:13], prefix[14:16]
+    if len(prefix) != 16 or prefix[13] != 58 or not (hh + mm).isdigit() or hh > b"23" or mm > b"59":
+        raise ValueError(f"not a slow-log time: {prefix!r}")
+    return day + int(hh) * 3600 + int(mm) * 60
+
+
+def zone_offset(zone: bytes) -> int:
+    """``Z`` / ``+08:00`` / ``-05:30`` -> seconds east of UTC."""
+    cached = _zone_cache.get(zone)
+    if cached is not None:
+        return cached
+    if zone == b"Z":
+        value = 0
+    elif len(zone) == 6 and zone[0] in b"+-" and zone[3] == 58 and (zone[1:3] + zone[4:6]).isdigit():
+        seconds = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
+        value = seconds if zone[0] == 43 else -seconds
+    else:
+        raise ValueError(f"not a UTC offset: {zone!r}")
+    _zone_cache[zone] = value
+    return value
+
+
+def parse_slow_log_time(value: bytes | str) -> float:
+    """Seconds since the epoch of a ``# Time:`` value.
+
+    Accepts TiDB's ``time.RFC3339Nano`` (any number of fraction digits, ``Z`` or ``±hh:mm``) and the old
+    ``2006-01-02-15:04:05.999999999 -0700`` format.
+
+    >>> parse_slow_log_time("2024-05-20T02:00:01.5+08:00")
+    1716141601.5
+    >>> parse_slow_log_time("2019-03-18-12:10:19.513961 +0800")
+    1552882219.513961
+    """
+    t = value.encode() if isinstance(value, str) else value
+    if len(t) < 20 or t[10] != 84:  # 'T'
+        return _parse_old_time(t)[0]
+    base = _minute_epoch(t[:16])
+    if t[-1] == 90:  # 'Z'
+        offset = 0
+        seconds = t[17:-1]
+    else:
+        offset = zone_offset(t[-6:])
+        seconds = t[17:-6]
+    if t[16] != 58 or not seconds[:2].isdigit() or not seconds.replace(b".", b"", 1).isdigit():
+        raise ValueError(f"not a slow-log time: {value!r}")
+    secs = float(seconds)
+    if secs >= 61.0:
+        raise ValueError(f"not a slow-log time: {value!r}")
+    return base + secs - offset
+
+
+def time_zone_of(value: str) -> tuple[str, int]:
+    """(date as written, offset in seconds east of UTC) of a ``# Time:`` value already validated."""
+    if len(value) >= 20 and value[10] == "T":
+        return value[:10], zone_offset(b"Z" if value.endswith("Z") else value[-6:].encode())
+    m = _OLD_TIME_RE.match(value)
+    if not m:
+        raise ValueError(f"not a slow-log time: {value!r}")
+    seconds = int(m.group(4)) * 3600 + int(m.group(5)) * 60
+    return m.group(1), seconds if m.group(3) == "+" else -seconds
+
+
+def _parse_old_time(t: bytes) -> tuple[float, int]:
+    text = t.decode("ascii", "replace")
+    m = _OLD_TIME_RE.match(text)
+    if not m:
+        raise ValueError(f"not a slow-log time: {text!r}")
+    date_part, clock, sign, hh, mm = m.groups()
+    whole, _, frac = clock.partition(".")
+    naive = datetime.strptime(f"{date_part} {whole}", "%Y-%m-%d %H:%M:%S")
+    offset = timedelta(hours=int(hh), minutes=int(mm)) * (1 if sign == "+" else -1)
+    aware = naive.replace(tzinfo=timezone(offset))
+    return aware.timestamp() + (float(f"0.{frac}") if frac else 0.0), int(offset.total_seconds())
+
+
+def split_user_host(value: str) -> tuple[str, str]:
+    """``app[app] @ 10.0.1.15 [10.0.1.15]`` (or the v3.0 ``root@127.0.0.1``) -> ``("app", "10.0.1.15")``."""
+    if " @ " in value:
+        user_part, _, host_part = value.partition(" @ ")
+        return user_part.split("[", 1)[0], host_part.split(" [", 1)[0].strip()
+    user, sep, host = value.rpartition("@")
+    return (user, host) if sep else (value, "")
+
+
+def split_pairs(text: str) -> list[tuple[str, str]]:
+    """``Key: value`` pairs of one header line without its ``# ``.
+
+    Splits at spaces outside ``[…]``/``{…}``; a token ending in ``:`` starts a new pair when the current
+    value is not empty, any other token is appended to the current value (so stray text is never lost).
+
+    >>> split_pairs("Prewrite_time: 0.6 Prewrite_Backoff_types: [tikvRPC regionMiss] Write_keys: 2")
+    [('Prewrite_time', '0.6'), ('Prewrite_Backoff_types', '[tikvRPC regionMiss]'), ('Write_keys', '2')]
+    """
+    if "[" not in text and "{" not in text:
+        tokens = text.split(" ")
+    else:
+        tokens = []
+        depth = 0
+        start = 0
+        for i, ch in enumerate(text):
+            if ch in "[{":
+                depth += 1
+            elif ch in "]}":
+                depth = max(0, depth - 1)
+            elif ch == " " and depth == 0:
+                tokens.append(text[start:i])
+                start = i + 1
+        tokens.append(text[start:])
+    pairs: list[tuple[str, str]] = []
+    key: str | None = None
+    value: list[str] = []
+    for token in tokens:
+        if len(token) > 1 and token.endswith(":") and (key is None or value):
+            if key is not None:
+                pairs.append((key, " ".join(value)))
+            key, value = token[:-1], []
+        elif key is not None:
+            value.append(token)
+    if key is not None:
+        pairs.append((key, " ".join(value)))
+    return pairs
+
+
+def parse_header_line(text: str) -> list[tuple[str, str]]:
+    """The pairs of one header line (without ``# ``); whole-line keys keep their entire value."""
+    key, sep, rest = text.partition(": ")
+    if not sep:
+        if text.endswith(":") and _KEY_RE.match(text[:-1]):
+            return [(text[:-1], "")]
+        return []
+    if key in WHOLE_LINE_KEYS:
+        return [(key, rest)]
+    return split_pairs(text)
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+# --------------------------------------------------------------------------------------- general path
+def parse_raw_entry(block: bytes | str) -> RawSlowLogEntry | None:
+    """Every field of one entry (text starting with ``# Time: ``); ``None`` when it has no ``# Time:``."""
+    data = block.encode("utf-8", "surrogateescape") if isinstance(block, str) else block
+    if not data.startswith(TIME_PREFIX):
+        return None
+    return _parse_general(data[len(TIME_PREFIX) :])
+
+
+_TYPED_KEYS = frozenset(
+    {"Query_time", "Digest", "Plan_digest", "DB", "User@Host", "User", "Is_internal", "Succ", "Mem_max", "Result_rows"}
+)
+# Whole-line keys a typed entry does not use: with ``typed_only`` their lines are not even decoded.
+_UNTYPED_PREFIXES = tuple(f"# {k}: ".encode() for k in sorted(WHOLE_LINE_KEYS - _TYPED_KEYS))
+
+
+def _parse_general(e: bytes, typed_only: bool = False) -> RawSlowLogEntry:
+    """The line-by-line parser for one entry (``e`` is the text after ``# Time: ``).
+
+    ``typed_only`` skips the single-field lines :func:`typed_entry` does not read (plans, stats …); the
+    fields it does read come out the same.
+    """
+    lines = e.split(b"\n")
+    while len(lines) > 1 and lines[-1] == b"":
+        lines.pop()
+    time_text = _decode(lines[0]).strip()
+    k = len(lines)
+    while k > 1 and not lines[k - 1].startswith(b"# "):
+        k -= 1
+    header, body = lines[1:k], lines[k:]
+    # A multi-line plan as the last header line: its continuation ends with "')".
+    if header and header[-1].startswith(_PLAN_OPENERS) and not header[-1].endswith(b"')"):
+        for j, line in enumerate(body):
+            if line.endswith(b"')"):
+                header, body = header + body[: j + 1], body[j + 1 :]
+                break
+    fields: dict[str, str] = {}
+    open_plan: str | None = None  # the key of a multi-line plan being read
+    for raw in header:
+        if raw.startswith(b"# "):
+            if typed_only and raw.startswith(_UNTYPED_PREFIXES):
+                open_plan = None
+                continue
+            pairs = parse_header_line(_decode(raw[2:]))
+            open_plan = None
+            for key, value in pairs:
+                if key not in fields:
+                    fields[key] = value
+                    if raw.startswith(_PLAN_OPENERS) and not raw.endswith(b"')"):
+                        open_plan = key
+        elif open_plan is not None:  # continuation of a multi-line plan; other stray lines are ignored
+            fields[open_plan] += "\n" + _decode(raw)
+            if raw.endswith(b"')"):
+                open_plan = None
+    use_db = ""
+    while len(body) > 1 and body[0].startswith(b"use ") and body[0].endswith(b";"):
+        use_db = _decode(body[0][4:-1]).strip()
+        body = body[1:]
+    sql = _decode(b"\n".join(body))
+    return RawSlowLogEntry(
+        time=time_text, fields=fields, sql=sql, use_db=use_db, complete=bool(body) and sql.endswith(";")
+    )
+
+
+def _float(fields: dict[str, str], key: str) -> float:
+    value = fields.get(key)
+    if value is None:
+        return 0.0
+    try:
+        number = float(value)
+    except ValueError:
+        raise EntryError(f"{key} is not a number: {value[:40]!r}") from None
+    if not math.isfinite(number):
+        raise EntryError(f"{key} is not a finite number: {value[:40]!r}")
+    return number
+
+
+def _int(fields: dict[str, str], key: str) -> int:
+    value = fields.get(key)
+    if value is None:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise EntryError(f"{key} is not an integer: {value[:40]!r}") from None
+
+
+def truncated_from(sql: str) -> int | None:
+    """``N`` when the SQL ends with TiDB's truncation marker ``(len:N);``."""
+    if not sql.endswith(");"):
+        return None
+    m = _LEN_MARK_RE.search(sql[-40:])
+    return int(m.group(1)) if m else None
+
+
+def typed_entry(raw: RawSlowLogEntry) -> SlowQueryEntry:
+    """The typed entry of a complete raw entry; raises :class:`EntryError` for missing/invalid values."""
+    f = raw.fields
+    try:
+        when = parse_slow_log_time(raw.time)
+        day, offset = time_zone_of(raw.time)
+    except ValueError as exc:
+        raise EntryError(str(exc)) from None
+    if "Query_time" not in f:
+        raise EntryError("no Query_time")
+    query_time = _float(f, "Query_time")
+    user_host = f.get("User@Host")
+    user, host = split_user_host(user_host if user_host is not None else f.get("User", ""))
+    return SlowQueryEntry(
+        when,
+        day,
+        offset,
+        query_time,
+        f.get("Digest", ""),
+        f.get("Plan_digest", ""),
+        f.get("DB", ""),
+        user,
+        host,
+        raw.sql,
+        _float(f, "Process_time"),
+        _float(f, "Wait_time"),
+        _float(f, "Backoff_time"),
+        _int(f, "Process_keys"),
+        _int(f, "Total_keys"),
+        _int(f, "Result_rows"),
+        _int(f, "Mem_max"),
+        f.get("Is_internal") == "true",
+        f.get("Succ") != "false",
+        raw.use_db,
+        truncated_from(raw.sql),
+    )
+
+
+# ---------------------------------------------------------------------------- the compiled expression
+_NEEDED_KEYS = (
+    "Query_time", "Digest", "DB", "Is_internal", "Mem_max", "Result_rows", "Succ", "Plan_digest", "User@Host",
+    "User", *EXEC_DETAIL_KEYS, "Rocksdb_", "Time",
+)  # fmt: skip
+
+
+def _skip_prefix(key: str) -> str:
+    """The shortest start of ``key: `` (3+ characters) that starts no needed key's line.
+
+    A line we only skip is matched by that prefix alone (the regex engine compares one character per
+    step, so short literals are cheaper); a needed line can never be taken for it.
+    """
+    full = key + ": "
+    for length in range(3, len(full)):
+        head = full[:length]
+        if not any((needed + ": ").startswith(head) or needed.startswith(head) for needed in _NEEDED_KEYS):
+            return head
+    return full
+
+
+def _line(key: str, group: str | None = None, value: bytes = rb"[^\n]*") -> bytes:
+    """An optional header line ``# key: value`` at its canonical place."""
+    if group is None:
+        return rb"(?:# " + re.escape(_skip_prefix(key)).encode() + rb"[^\n]*\n)?+"
+    return rb"(?:# " + re.escape(key).encode() + rb": (?P<" + group.encode() + rb">" + value + rb")\n)?+"
+
+
+_NUM = rb"\d{1,6}(?:\.\d{1,9})?"  # FormatFloat(seconds, 'f', -1) of a duration below 11 days
+_INT = rb"\d+"
+_TXN_KEYS = (
+    "Prewrite_time", "Wait_prewrite_binlog_time", "Commit_time", "Get_commit_ts_time", "Get_latest_ts_time",
+    "Commit_backoff_time", "Prewrite_Backoff_types", "Commit_Backoff_types", "Slowest_prewrite_rpc_detail",
+    "Commit_primary_rpc_detail", "Resolve_lock_time", "Local_latch_wait_time", "Write_keys", "Write_size",
+    "Prewrite_region", "Txn_retry",
+)  # fmt: skip
+_LIST = rb"\[[^\]\n]*\]"
+_OBJECT = rb"\{(?:[^{}\n]|\{[^{}\n]*\})*\}"
+
+
+def _item(key: str, value: bytes, group: str | None = None) -> bytes:
+    capture = rb"(?P<" + group.encode() + rb">" + value + rb")" if group else value
+    return rb"(?:" + key.encode() + rb": " + capture + rb" ?)?+"
+
+
+# The execution-details line in the order of ``ExecDetails.String()`` (Process_keys before Total_keys; the
+# older order of the docs example goes to the general parser).
+_EXEC_LINE = (
+    rb"(?:# (?=(?:"
+    + rb"|".join(k.encode() for k in EXEC_DETAIL_KEYS)
+    + rb"|Rocksdb_[a-z_]+): )"
+    + _item("Cop_time", _NUM)
+    + _item("Process_time", _NUM, "process_time")
+    + _item("Wait_time", _NUM, "wait_time")
+    + _item("Backoff_time", _NUM, "backoff_time")
+    + _item("LockKeys_time", _NUM)
+    + _item("Request_count", _INT)
+    + rb"(?:(?="
+    + rb"|".join(k.encode() for k in _TXN_KEYS)
+    + rb")"
+    + b"".join(
+        _item(k, _LIST if k.endswith("_types") else _OBJECT if k.endswith("_detail") else rb"[^ \n]+")
+        for k in _TXN_KEYS
+    )
+    + rb")?+"
+    + _item("Process_keys", _INT, "process_keys")
+    + _item("Total_keys", _INT, "total_keys")
+    + _item("Get_snapshot_time", _NUM)
+    + rb"(?:Rocksdb_[a-z_]+: \d+ ?)*+"
+    + rb"(?<! )\n)?+"
+)
+# Every line TiDB v4–v8 writes, in its order; lines added later at the end of the header are skipped
+# unless they carry a needed field (then the general parser takes the entry).
+_NEEDED = rb"|".join(re.escape(k).encode() + (b"" if k.endswith("_") else b": ") for k in _NEEDED_KEYS)
+_OTHER_LINES = rb"(?:# (?!" + _NEEDED + rb")[^\n]*\n)*+"
+# Dates and hours are checked where they are used (an impossible one sorts last within its group).
+_DATE = rb"\d{4}-\d\d-\d\d"
+_TIME_OF_DAY = rb"[0-2]\d:[0-5]\d:[0-5]\d(?:\.\d{1,9})?"  # Go never writes a leap second
+_CANONICAL = (
+    rb"# Time: (?P<date>" + _DATE + rb")T(?P<tod>" + _TIME_OF_DAY + rb")(?P<zone>Z|[+-]\d\d:\d\d)\n"
+    + _line("Txn_start_ts") + _line("Keyspace_name") + _line("Keyspace_ID")
+    + rb"(?:# User@Host: (?P<user>[^\[\] \n]*)\[[^\]\n]*\] @ (?P<host>[^\[\] \n]*) \[[^\]\n]*\]\n)?+"
+    + _line("Conn_ID") + _line("Session_alias") + _line("Exec_retry_time")
+    + rb"# Query_time: (?P<query_time>" + _NUM + rb")\n"
+    + _line("Parse_time") + _line("Compile_time") + _line("Rewrite_time") + _line("Optimize_time")
+    + _line("Wait_TS") + _EXEC_LINE
+    + _line("DB", "db", rb"[^\n]+") + _line("Index_names") + _line("Is_internal", "is_internal")
+    + rb"# Digest: (?P<digest>[^\n]*)\n"
+    + _line("Stats") + _line("Num_cop_tasks") + _line("Cop_proc_avg") + _line("Cop_wait_avg")
+    + rb"(?:# Cop_backoff_[^\n]*\n)*+"
+    + _line("Mem_max", "mem_max", _INT) + _line("Disk_max") + _line("Mem_arbitration") + _line("Prepared")
+    + _line("Plan_from_cache") + _line("Plan_from_binding") + _line("Has_more_results") + _line("KV_total")
+    + _line("PD_total") + _line("Backoff_total") + rb"(?:# Unpacked_bytes_[^\n]*\n)*+"
+    + _line("Write_sql_response_total") + _line("Result_rows", "result_rows", _INT) + _line("Warnings")
+    + _line("Succ", "succ") + _line("IsExplicitTxn") + _line("IsSyncStatsFailed") + _line("IsWriteCacheTable")
+    + rb"(?:# Plan: [^\n]*'\)\n)?+"
+    + _line("Plan_digest", "plan_digest", rb"[^\n]+")
+    + rb"(?:# Binary_plan: [^\n]*'\)\n)?+"
+    + _line("Resource_group") + _line("Request_unit_read") + _line("Request_unit_write")
+    + _line("Time_queued_by_rc") + _line("Tidb_cpu_time") + _line("Tikv_cpu_time") + _line("Storage_from_kv")
+    + _line("Storage_from_mpp") + _line("Prev_stmt") + _OTHER_LINES
+    + rb"(?:use (?P<use_db>[^\n]*);\n)?(?P<sql>(?!# )[^\n]*;)(?:\n|\Z)(?=# Time: |\Z)"
+)  # fmt: skip
+# Anything else, up to the next entry: the general parser decides.
+_OTHER_SHAPE = rb"# Time: (?P<other>[^\n]*(?:\n(?!# Time: )[^\n]*)*\n?)"
+ENTRY_RE = re.compile(rb"(?:" + _CANONICAL + rb"|" + _OTHER_SHAPE + rb")")
+
+Row = tuple[bytes, ...]
+"""One ``findall`` row of :data:`ENTRY_RE`: the captured fields as bytes (``b""`` when absent)."""
+ROW_FIELDS: dict[str, int] = {name: index - 1 for name, index in ENTRY_RE.groupindex.items()}
+"""Field name -> index in a :data:`Row`. ``date`` is empty for rows the general parser must handle, whose
+whole text (after ``# Time: ``) is in ``other``."""
+_F = ROW_FIELDS
+
+
+def entry_from_row(row: Row) -> SlowQueryEntry:
+    """The typed entry of a canonical row (``row[ROW_FIELDS["date"]]`` not empty).
+
+    Never fails for rows the expression captured: every captured number has the shape of a number and
+    the date/time ranges are checked by the expression; only an impossible calendar date (31 February)
+    raises ``ValueError``.
+    """
+    date, tod, zone = row[_F["date"]], row[_F["tod"]], row[_F["zone"]]
+    sql = _decode(row[_F["sql"]])
+    pt, wt, bt = row[_F["process_time"]], row[_F["wait_time"]], row[_F["backoff_time"]]
+    pk, tk, mem, rows = row[_F["process_keys"]], row[_F["total_keys"]], row[_F["mem_max"]], row[_F["result_rows"]]
+    return SlowQueryEntry(
+        parse_slow_log_time(date + b"T" + tod + zone),
+        date.decode("ascii"),
+        zone_offset(zone),
+        float(row[_F["query_time"]]),
+        _decode(row[_F["digest"]]),
+        _decode(row[_F["plan_digest"]]),
+        _decode(row[_F["db"]]),
+        _decode(row[_F["user"]]),
+        _decode(row[_F["host"]]),
+        sql,
+        float(pt) if pt else 0.0,
+        float(wt) if wt else 0.0,
+        float(bt) if bt else 0.0,
+        int(pk) if pk else 0,
+        int(tk) if tk else 0,
+        int(rows) if rows else 0,
+        int(mem) if mem else 0,
+        row[_F["is_internal"]] == b"true",
+        row[_F["succ"]] != b"false",
+        _decode(row[_F["use_db"]]).strip(),
+        truncated_from(sql),
+    )
+
+
+def parse_entry(block: bytes | str) -> SlowQueryEntry | None:
+    """The typed entry of one entry's text (starting with ``# Time: ``); ``None`` if incomplete/malformed."""
+    data = block.encode("utf-8", "surrogateescape") if isinstance(block, str) else block
+    if not data.startswith(TIME_PREFIX):
+        return None
+    rows = ENTRY_RE.findall(data)
+    if len(rows) == 1 and rows[0][_F["date"]]:
+        try:
+            return entry_from_row(rows[0])
+        except ValueError:
+            pass
+    raw = _parse_general(data[len(TIME_PREFIX) :], typed_only=True)
+    if not raw.complete:
+        return None
+    try:
+        return typed_entry(raw)
+    except EntryError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------- files
+def open_slow_log(path: str | os.PathLike[str]) -> BinaryIO:
+    """The file opened for binary reading, decompressed when it is gzip (by suffix or magic bytes)."""
+    p = Path(path)
+    fh = p.open("rb")
+    try:
+        magic = fh.read(2)
+        fh.seek(0)
+    except OSError:
+        fh.close()
+        raise
+    if p.suffix == ".gz" or magic == b"\x1f\x8b":
+        return cast(BinaryIO, gzip.GzipFile(fileobj=fh, mode="rb"))
+    return fh
+
+
+def find_slow_log_files(location: str | os.PathLike[str], base: str = "tidb-slow") -> list[Path]:
+    """The slow-log files of one TiDB instance, oldest first.
+
+    ``location`` is a file (returned alone) or a directory: then ``<base>.log`` (the current file) and its
+    rotated siblings ``<base>-<time>.log[.gz]`` (lumberjack's names, e.g.
+    ``tidb-slow-2026-11-20T00-00-00.000.log``) are returned, rotated ones ordered by their timestamp and
+    the current file last. Other files are ignored.
+    """
+    p = Path(location)
+    if p.is_file():
+        return [p]
+    if not p.is_dir():
+        raise FileNotFoundError(f"no slow-log file or directory at {p}")
+    rotated: list[tuple[str, Path]] = []
+    current: list[Path] = []
+    for child in sorted(p.iterdir()):
+        name = child.name
+        if not child.is_file():
+            continue
+        if name in (f"{base}.log", f"{base}.log.gz"):
+            current.append(child)
+            continue
+        m = _ROTATED_RE.search(name)
+        if m and name.startswith(base + "-"):
+            rotated.append((m.group(1), child))
+    return [path for _, path in sorted(rotated)] + current
+
+
+def split_byte_ranges(path: str | os.PathLike[str], parts: int) -> list[tuple[int, int]]:
+    """Cut an uncompressed file into at most ``parts`` ranges that each start at a ``# Time:`` line.
+
+    Every entry starts in exactly one range, so ranges can be parsed independently (in parallel) and the
+    results added up. A compressed or small file is one range.
+    """
+    p = Path(path)
+    size = p.stat().st_size
+    with p.open("rb") as fh:
+        if parts <= 1 or size < (1 << 20) or fh.read(2) == b"\x1f\x8b":
+            return [(0, size)]
+        cuts = [0]
+        for k in range(1, parts):
+            start = max(cuts[-1] + 1, size * k // parts)
+            fh.seek(start)
+            window = b""
+            found = -1
+            while found < 0 and len(window) <= DEFAULT_MAX_ENTRY_BYTES:
+                more = fh.read(1 << 16)
+                if not more:
+                    break
+                window += more
+                found = window.find(_BOUNDARY)
+            if found < 0:
+                break
+            cuts.append(start + found + 1)
+        cuts.append(size)
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
+
+
+# ------------------------------------------------------------------------------------------ iteration
+Source = str | os.PathLike[str] | BinaryIO
+
+
+def _as_sources(source: Source | Iterable[Source]) -> list[Source]:
+    if isinstance(source, (str, os.PathLike, io.IOBase)):
+        return [cast(Source, source)]
+    return list(cast(Iterable[Source], source))
+
+
+def _source_name(src: Source) -> str:
+    if isinstance(src, (str, os.PathLike)):
+        return str(src)
+    return str(getattr(src, "name", "<stream>"))
+
+
+Buffer = bytes | mmap.mmap
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return path.suffix == ".gz" or fh.read(2) == b"\x1f\x8b"
+
+
+def _mapped_spans(
+    path: Path, stats: ParseStats, chunk_size: int, byte_range: tuple[int, int] | None
+) -> Iterator[tuple[Buffer, int, int]]:
+    """``(mm, start, end)`` spans of whole entries of an uncompressed file, read through ``mmap``.
+
+    No copy is made: the expression runs on the mapping, and the pages already parsed are dropped from
+    the process (``MADV_DONTNEED``; they stay in the page cache), so resident memory stays flat.
+    """
+    with path.open("rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        start, end = byte_range if byte_range is not None else (0, size)
+        end = min(end, size)
+        if start >= end:
+            return
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            if hasattr(mmap, "MADV_SEQUENTIAL"):
+                mm.madvise(mmap.MADV_SEQUENTIAL)
+            if mm[start : start + len(TIME_PREFIX)] != TIME_PREFIX:
+                k = mm.find(_BOUNDARY, start, end)
+                skipped = (k + 1 if k >= 0 else end) - start
+                stats.skipped_bytes += skipped
+                stats.bytes_read += skipped
+                start += skipped
+            dropped = start - start % mmap.PAGESIZE
+            pos = start
+            while pos < end:
+                stop = pos + chunk_size
+                if stop >= end:
+                    cut = end
+                else:
+                    k = mm.rfind(_BOUNDARY, pos, stop)
+                    if k < 0:  # one entry longer than the chunk
+                        k = mm.find(_BOUNDARY, stop, end)
+                    cut = end if k < 0 else k + 1
+                stats.bytes_read += cut - pos
+                yield mm, pos, cut
+                pos = cut
+                page = pos - pos % mmap.PAGESIZE
+                if page > dropped and hasattr(mmap, "MADV_DONTNEED"):
+                    mm.madvise(mmap.MADV_DONTNEED, dropped, page - dropped)
+                    dropped = page
+        finally:
+            mm.close()
+
+
+def _streamed_spans(
+    fh: BinaryIO, stats: ParseStats, chunk_size: int, max_entry_bytes: int
+) -> Iterator[tuple[Buffer, int, int]]:
+    """``(buf, 0, end)`` chunks of whole entries of a stream (gzip, pipes, file objects)."""
+    carry = b""
+    started = False
+    keep = len(_BOUNDARY) - 1
+    while True:
+        data = fh.read(chunk_size)
+        stats.bytes_read += len(data)
+        eof = not data
+        buf = carry + data if carry else data
+        carry = b""
+        if not started:
+            if buf.startswith(TIME_PREFIX):
+                started = True
+            else:
+                k = buf.find(_BOUNDARY)
+                if k < 0:
+                    if eof:
+                        stats.skipped_bytes += len(buf)
+                        return
+                    if len(buf) > keep:
+                        stats.skipped_bytes += len(buf) - keep
+                        buf = buf[-keep:]
+                    carry = buf
+                    continue
+                stats.skipped_bytes += k + 1
+                buf = buf[k + 1 :]
+                started = True
+        if eof:
+            if buf:
+                yield buf, 0, len(buf)
+            return
+        last = buf.rfind(_BOUNDARY)
+        if last < 0:  # no boundary yet: the entry continues in the next chunk
+            if len(buf) > max_entry_bytes:
+                stats.malformed += 1
+                stats.note(f"an entry is larger than {max_entry_bytes} bytes; skipped")
+                stats.skipped_bytes += len(buf) - keep
+                carry = buf[-keep:]
+                started = False
+                continue
+            carry = buf
+            continue
+        carry = buf[last + 1 :]
+        yield buf, 0, last + 1
+
+
+def _spans(
+    src: Source,
+    stats: ParseStats,
+    chunk_size: int,
+    max_entry_bytes: int,
+    byte_range: tuple[int, int] | None,
+) -> Iterator[tuple[Buffer, int, int]]:
+    stats.files += 1
+    if isinstance(src, (str, os.PathLike)):
+        path = Path(src)
+        if not _is_gzip(path):
+            yield from _mapped_spans(path, stats, chunk_size, byte_range)
+            return
+        if byte_range is not None and byte_range[0] > 0:
+            raise ValueError(f"{path}: a byte range needs an uncompressed file")
+        with open_slow_log(path) as fh:
+            yield from _streamed_spans(fh, stats, chunk_size, max_entry_bytes)
+        return
+    if byte_range is not None:
+        src.seek(byte_range[0])
+        data = src.read(byte_range[1] - byte_range[0])
+        yield from _streamed_spans(io.BytesIO(data), stats, chunk_size, max_entry_bytes)
+        return
+    yield from _streamed_spans(src, stats, chunk_size, max_entry_bytes)
+
+
+def iter_row_batches(
+    source: Source | Iterable[Source],
+    *,
+    stats: ParseStats | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+    byte_range: tuple[int, int] | None = None,
+) -> Iterator[list[Row]]:
+    """The :data:`ENTRY_RE` rows of every entry, one list per chunk (the aggregator's fast input).
+
+    Rows whose ``date`` field is empty must go through :func:`row_to_entry` (general parser).
+    """
+    counters = stats if stats is not None else ParseStats()
+    findall = ENTRY_RE.findall
+    for src in _as_sources(source):
+        for buf, start, end in _spans(src, counters, chunk_size, max_entry_bytes, byte_range):
+            yield findall(buf, start, end)
+
+
+def iter_entries(
+    source: Source | Iterable[Source],
+    *,
+    stats: ParseStats | None = None,
+    strict: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+    byte_range: tuple[int, int] | None = None,
+) -> Iterator[SlowQueryEntry]:
+    """Complete entries of one or more slow-log files (paths or binary file objects), in file order.
+
+    :param stats: counters to update (entries, incomplete, malformed, bytes …).
+    :param strict: raise :class:`SlowLogParseError` on a malformed entry instead of counting it.
+    :param byte_range: parse only ``[start, end)`` of a single uncompressed file; ``start`` must be the
+        start of a ``# Time:`` line or of the file (see :func:`split_byte_ranges`).
+    """
+    counters = stats if stats is not None else ParseStats()
+    sources = _as_sources(source)
+    for src in sources:
+        name = _source_name(src)
+        for rows in iter_row_batches(
+            src, stats=counters, chunk_size=chunk_size, max_entry_bytes=max_entry_bytes, byte_range=byte_range
+        ):
+            for row in rows:
+                entry = row_to_entry(row, counters, strict=strict, source=name)
+                if entry is not None:
+                    yield entry
+
+
+def row_to_entry(row: Row, stats: ParseStats, *, strict: bool = False, source: str = "") -> SlowQueryEntry | None:
+    """The typed entry of any row (canonical or not), counting incomplete/malformed ones in ``stats``."""
+    if row[_F["date"]]:
+        try:
+            entry = entry_from_row(row)
+        except ValueError:
+            pass
+        else:
+            stats.entries += 1
+            stats.fast_path += 1
+            return entry
+        text = b"".join((row[_F["date"]], b"T", row[_F["tod"]], row[_F["zone"]])).decode("ascii", "replace")
+        _malformed(stats, strict, source, text, "impossible date")
+        return None
+    raw = _parse_general(row[_F["other"]], typed_only=True)
+    if not raw.complete:
+        stats.incomplete += 1
+        return None
+    try:
+        entry = typed_entry(raw)
+    except EntryError as exc:
+        _malformed(stats, strict, source, raw.time, str(exc))
+        return None
+    stats.entries += 1
+    return entry
+
+
+def _malformed(stats: ParseStats, strict: bool, source: str, when: str, reason: str) -> None:
+    stats.malformed += 1
+    stats.note(f"{source}: entry at {when!r}: {reason}")
+    if strict:
+        raise SlowLogParseError(source, 0, f"entry at {when!r}: {reason}")
+
+
+def iter_raw_entries(
+    source: Source | Iterable[Source],
+    *,
+    stats: ParseStats | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+) -> Iterator[RawSlowLogEntry]:
+    """Every entry with every field as text, including incomplete ones (``complete=False``)."""
+    counters = stats if stats is not None else ParseStats()
+    for src in _as_sources(source):
+        for buf, start, end in _spans(src, counters, chunk_size, max_entry_bytes, None):
+            parts = buf[start:end].split(_BOUNDARY)
+            parts[0] = parts[0][len(TIME_PREFIX) :]
+            for e in parts:
+                raw = _parse_general(e)
+                if raw.complete:
+                    counters.entries += 1
+                else:
+                    counters.incomplete += 1
+                yield raw

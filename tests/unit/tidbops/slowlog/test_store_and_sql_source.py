@@ -1,0 +1,236 @@
+"""Slow-query history in the catalog (SQLite) and the SQL source's queries and row mapping."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tidbops.catalog.store import Catalog
+from tidbops.slowlog.aggregate import DailyAggregates
+from tidbops.slowlog.harvest import aggregate_sql, harvest_window, primary_day, rotated_time
+from tidbops.slowlog.parser import SlowQueryEntry
+from tidbops.slowlog.sql_source import columns_for, quote_table, row_to_entry, window_queries
+from tidbops.slowlog.store import (
+    SlowQueryWatermarkError,
+    forget_cluster,
+    get_watermark,
+    load_report,
+    load_with_baseline,
+    save_harvest,
+    save_report,
+    set_watermark,
+)
+
+pytestmark = pytest.mark.unit
+
+D0 = datetime(2026, 11, 10, tzinfo=UTC)
+
+
+def entry(when: datetime, qt: float, digest: str = "d1", plan: str = "p1") -> SlowQueryEntry:
+    return SlowQueryEntry(
+        time=when.timestamp(), day=when.date().isoformat(), utc_offset=0, query_time=qt, digest=digest,
+        plan_digest=plan, db="shop", user="app", host="10.0.0.1", sql=f"SELECT {qt};",
+    )  # fmt: skip
+
+
+def aggs(entries: list[SlowQueryEntry], start: datetime, end: datetime) -> DailyAggregates:
+    table = DailyAggregates(since=start.timestamp(), until=end.timestamp(), day_tz=UTC)
+    for e in entries:
+        table.add_entry(e, "tidb-0")
+    return table
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Catalog:
+    cat = Catalog.from_url(f"sqlite:///{tmp_path / 'catalog.db'}")
+    cat.migrate()
+    return cat
+
+
+def count_on(catalog: Catalog, day: str, digest: str = "d1") -> int:
+    rows = load_with_baseline(catalog, "dev", day, 0)
+    return sum(s.count for k, s in rows.stats.items() if k.digest == digest)
+
+
+# ------------------------------------------------------------------------------------------ store
+
+
+def test_whole_day_reharvest_replaces_instead_of_doubling(catalog: Catalog) -> None:
+    start, end = D0, D0 + timedelta(days=2)
+    batch = [entry(D0 + timedelta(hours=h), 1.0) for h in range(30)]
+    first = save_harvest(catalog, "dev", "sql:t", aggs(batch, start, end), start=start, end=end)
+    assert first.days_replaced == ("2026-11-10", "2026-11-11") and first.entries == 30
+    again = save_harvest(catalog, "dev", "sql:t", aggs(batch, start, end), start=start, end=end)
+    assert again.previous_watermark == end
+    assert count_on(catalog, "2026-11-10") == 24 and count_on(catalog, "2026-11-11") == 6
+    assert get_watermark(catalog, "dev", "sql:t") == end
+
+
+def test_partial_days_merge_only_new_entries(catalog: Catalog) -> None:
+    mid = D0 + timedelta(hours=12)
+    save_harvest(catalog, "dev", "s", aggs([entry(D0 + timedelta(hours=1), 1.0)], D0, mid), start=D0, end=mid)
+    later = mid + timedelta(hours=6)
+    saved = save_harvest(
+        catalog, "dev", "s", aggs([entry(mid + timedelta(hours=1), 3.0)], mid, later), start=mid, end=later
+    )
+    assert saved.days_merged == ("2026-11-10",) and saved.previous_watermark == mid
+    rows = load_with_baseline(catalog, "dev", "2026-11-10", 0)
+    (stats,) = rows.stats.values()
+    assert stats.count == 2 and stats.max_query_time == 3.0 and stats.sample_sql == "SELECT 3.0;"
+    # the same partial window again would count its entries twice: refused, nothing written
+    with pytest.raises(SlowQueryWatermarkError, match="before the watermark"):
+        save_harvest(
+            catalog, "dev", "s", aggs([entry(mid + timedelta(hours=1), 3.0)], mid, later), start=mid, end=later
+        )
+    assert count_on(catalog, "2026-11-10") == 2 and get_watermark(catalog, "dev", "s") == later
+
+
+def test_empty_whole_day_window_clears_the_day(catalog: Catalog) -> None:
+    end = D0 + timedelta(days=1)
+    save_harvest(catalog, "dev", "s", aggs([entry(D0 + timedelta(hours=2), 1.0)], D0, end), start=D0, end=end)
+    save_harvest(catalog, "dev", "s", aggs([], D0, end), start=D0, end=end)
+    assert count_on(catalog, "2026-11-10") == 0
+
+
+def test_aggregates_outside_the_window_are_refused(catalog: Catalog) -> None:
+    table = aggs([entry(D0 + timedelta(days=3), 1.0)], D0, D0 + timedelta(days=5))
+    with pytest.raises(ValueError, match="outside the window"):
+        save_harvest(catalog, "dev", "s", table, start=D0, end=D0 + timedelta(days=1))
+
+
+def test_baseline_loads_the_day_and_seven_before(catalog: Catalog) -> None:
+    end = D0 + timedelta(days=10)
+    batch = [entry(D0 + timedelta(days=d, hours=1), 1.0 + d) for d in range(10)]
+    save_harvest(catalog, "dev", "s", aggs(batch, D0, end), start=D0, end=end)
+    rows = load_with_baseline(catalog, "dev", "2026-11-19")
+    assert sorted({k.day for k in rows.stats}) == [f"2026-11-{d}" for d in range(12, 20)]
+    assert load_with_baseline(catalog, "other", "2026-11-19").stats == {}
+
+
+def test_watermarks_are_per_cluster_and_source(catalog: Catalog) -> None:
+    assert get_watermark(catalog, "dev", "a") is None
+    set_watermark(catalog, "dev", "a", D0)
+    set_watermark(catalog, "dev", "a", D0 + timedelta(hours=1))
+    set_watermark(catalog, "uat", "a", D0)
+    assert get_watermark(catalog, "dev", "a") == D0 + timedelta(hours=1)
+    assert get_watermark(catalog, "dev", "b") is None and get_watermark(catalog, "uat", "a") == D0
+    with pytest.raises(ValueError, match="naive"):
+        set_watermark(catalog, "dev", "a", datetime(2026, 1, 1))
+
+
+def test_reports_save_replace_load_and_forget(catalog: Catalog) -> None:
+    save_report(catalog, "dev", "2026-11-10", {"day": "2026-11-10", "top": [1]})
+    save_report(catalog, "dev", "2026-11-10", {"day": "2026-11-10", "top": [2]})
+    assert load_report(catalog, "dev", "2026-11-10") == {"day": "2026-11-10", "top": [2]}
+    assert load_report(catalog, "dev", "2026-11-11") is None
+    set_watermark(catalog, "dev", "a", D0)
+    assert forget_cluster(catalog, "dev") == 2
+    assert load_report(catalog, "dev", "2026-11-10") is None and get_watermark(catalog, "dev", "a") is None
+
+
+def test_harvest_window_first_time_and_after() -> None:
+    until = datetime(2026, 11, 20, 2, 30, tzinfo=UTC)
+    assert harvest_window(None, until) == (datetime(2026, 11, 12, tzinfo=UTC), until)
+    wm = datetime(2026, 11, 19, 2, 30, tzinfo=UTC)
+    assert harvest_window(wm, until) == (wm, until)
+    assert harvest_window(until, wm) == (until, until)  # nothing new: an empty window
+    assert primary_day(["2026-11-19", "2026-11-20"], until) == "2026-11-19"
+    assert rotated_time("tidb-slow-2026-11-20T00-00-00.000.log.gz") == datetime(2026, 11, 20, tzinfo=UTC)
+    assert rotated_time("tidb-slow.log") is None
+
+
+# ------------------------------------------------------------------------------------------ SQL source
+
+
+@pytest.mark.parametrize(
+    ("table", "has_instance"),
+    [
+        pytest.param("INFORMATION_SCHEMA.CLUSTER_SLOW_QUERY", True, id="cluster-table"),
+        pytest.param("INFORMATION_SCHEMA.SLOW_QUERY", False, id="one-node"),
+        pytest.param("tidbops_slowlog.cluster_slow_query", True, id="playground"),
+    ],
+)
+def test_columns_for(table: str, has_instance: bool) -> None:
+    cols = columns_for(table)
+    assert ("INSTANCE" in cols) is has_instance
+    assert {"Time", "Digest", "Plan_digest", "Query_time", "Query"} <= set(cols) and "Plan" not in cols
+
+
+@pytest.mark.parametrize("bad", ["slow_query", "a.b.c", "a.`b`", "x; DROP TABLE y.z", "a.b c"])
+def test_quote_table_refuses_anything_but_schema_dot_table(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"schema\.table"):
+        quote_table(bad)
+
+
+def test_window_queries_are_hourly_aligned_bounded_and_parameterised() -> None:
+    start = datetime(2026, 11, 10, 22, 30, tzinfo=UTC)
+    qs = window_queries("INFORMATION_SCHEMA.CLUSTER_SLOW_QUERY", start, datetime(2026, 11, 11, 1, 0, tzinfo=UTC))
+    assert [q.params for q in qs] == [
+        ("2026-11-10 22:30:00.000000", "2026-11-10 23:00:00.000000"),
+        ("2026-11-10 23:00:00.000000", "2026-11-11 00:00:00.000000"),
+        ("2026-11-11 00:00:00.000000", "2026-11-11 01:00:00.000000"),
+    ]
+    sql = qs[0].sql
+    assert sql.startswith("SELECT `Time`, `Digest`") and "`INSTANCE`" in sql
+    assert "FROM `INFORMATION_SCHEMA`.`CLUSTER_SLOW_QUERY`" in sql
+    assert "WHERE `Time` >= %s AND `Time` < %s AND `Is_internal` = 0" in sql
+    assert window_queries("a.b", start, start) == []
+    # bounds in another zone are converted to UTC (the session's zone)
+    other = datetime(2026, 11, 11, 7, 30, tzinfo=__import__("datetime").timezone(timedelta(hours=8)))
+    assert window_queries("a.b", other, other + timedelta(minutes=10))[0].params[0] == "2026-11-10 23:30:00.000000"
+
+
+def test_row_to_entry_maps_tidb_columns() -> None:
+    row: dict[str, Any] = {
+        "Time": datetime(2026, 11, 10, 23, 59, 59, 500000), "Digest": "abc", "Plan_digest": "p", "DB": "shop",
+        "User": "app", "Host": "10.0.1.15", "Query_time": Decimal("1.527627037"), "Process_time": 2.07,
+        "Wait_time": None, "Backoff_time": 0, "Process_keys": 1310720, "Total_keys": "1310733", "Result_rows": 250,
+        "Mem_max": 525211, "Succ": 0, "Query": "SELECT 1", "INSTANCE": "10.0.2.1:10080",
+    }  # fmt: skip
+    e, instance = row_to_entry(row)
+    assert instance == "10.0.2.1:10080"
+    assert e.time == datetime(2026, 11, 10, 23, 59, 59, 500000, tzinfo=UTC).timestamp()
+    assert (e.day, e.utc_offset, e.query_time, e.wait_time) == ("2026-11-10", 0, 1.527627037, 0.0)
+    assert (e.digest, e.plan_digest, e.db, e.user, e.host) == ("abc", "p", "shop", "app", "10.0.1.15")
+    assert (e.process_keys, e.total_keys, e.result_rows, e.mem_max) == (1310720, 1310733, 250, 525211)
+    assert e.succ is False and e.is_internal is False and e.sql == "SELECT 1;"
+
+
+class FakeCursor:
+    def __init__(self, rows_by_start: dict[str, list[tuple[Any, ...]]]) -> None:
+        self.rows_by_start = rows_by_start
+        self.executed: list[tuple[str, Any]] = []
+        self.pending: list[tuple[Any, ...]] = []
+
+    def execute(self, query: str, args: Any = None) -> None:
+        self.executed.append((query, args))
+        self.pending = list(self.rows_by_start.get(args[0], [])) if args else []
+
+    def fetchmany(self, size: int = 1) -> list[tuple[Any, ...]]:
+        out, self.pending = self.pending[:size], self.pending[size:]
+        return out
+
+
+def test_aggregate_sql_pins_utc_and_reads_every_window() -> None:
+    start = datetime(2026, 11, 10, 23, 0, tzinfo=UTC)
+    cols = columns_for("a.cluster_x")
+
+    def row(when: datetime, qt: float) -> tuple[Any, ...]:
+        values = {"Time": when.replace(tzinfo=None), "Digest": "d", "Plan_digest": "p", "Query_time": qt,
+                  "Query": "SELECT 1;", "INSTANCE": "i1"}  # fmt: skip
+        return tuple(values.get(c) for c in cols)
+
+    cursor = FakeCursor({
+        "2026-11-10 23:00:00.000000": [row(start + timedelta(minutes=5), 1.0)],
+        "2026-11-11 00:00:00.000000": [row(start + timedelta(minutes=70), 2.0), row(start + timedelta(minutes=80), 4.0)],
+    })  # fmt: skip
+    table = aggregate_sql(cursor, "a.cluster_x", start, start + timedelta(hours=2), window=timedelta(hours=1))
+    assert cursor.executed[0] == ("SET time_zone = '+00:00'", None)
+    assert len(cursor.executed) == 3
+    by_day = {k.day: s for k, s in table.rows()}
+    assert by_day["2026-11-10"].count == 1 and by_day["2026-11-11"].count == 2
+    assert by_day["2026-11-11"].max_query_time == 4.0 and by_day["2026-11-11"].instances == {"i1"}
