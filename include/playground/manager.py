@@ -794,14 +794,14 @@ def down(home: Path | str | None = None, *, purge: bool = False) -> None:
 
 
 def row_counts(conn: pymysql.connections.Connection) -> dict[str, int]:  # type: ignore[type-arg]
-    """Exact row counts of every user table (system schemas and the seed marker excluded)."""
+    """Exact row counts of every user table (system schemas and the playground's own ``tidbops_*`` excluded)."""
     counts: dict[str, int] = {}
     with conn.cursor() as cur:
         cur.execute(
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE table_type IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY 1, 2"
         )
-        tables = [(s, t) for s, t in cur.fetchall() if s not in SYSTEM_SCHEMAS]
+        tables = [(s, t) for s, t in cur.fetchall() if s not in SYSTEM_SCHEMAS and not s.startswith("tidbops_")]
         for schema, table in tables:
             cur.execute(f"SELECT COUNT(*) FROM `{schema}`.`{table}`")
             row = cur.fetchone()
