@@ -8,6 +8,7 @@ the REST API, stop). Nothing here imports Airflow: it runs the ``airflow`` execu
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -76,6 +77,7 @@ def airflow_env(
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__CORE__PARALLELISM": "8",  # LocalExecutor forks this many workers; 2 cores here
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW__LOGGING__MIN_LENGTH_MASKED_SECRET": "5",
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file(af_home / "jwt_secret", 64),
@@ -177,14 +179,61 @@ class AirflowStandalone:
         raise AirflowError(f"Airflow API on {self.url} not healthy after {timeout}s; see {self.log_file}")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """Stop standalone and everything it started (its components run in sessions of their own)."""
+        if self.process is None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        family = [self.process.pid, *_descendants(self.process.pid)]
+        groups = {pg for pg in (_pgid(p) for p in family) if pg is not None}
+        for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+            for group in groups:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(group, sig)
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and any(_alive(p) for p in family):
+                self.process.poll()
+                time.sleep(0.2)
+            if not any(_alive(p) for p in family):
+                break
+        self.process.poll()
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
         try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def _descendants(pid: int) -> list[int]:
+    tree, found, todo = _children_map(), [], [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    """Running and not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 @dataclass
