@@ -193,7 +193,9 @@ def digest(
         bool, typer.Option("--include-internal", help="Count TiDB's internal SQL (Is_internal: true)")
     ] = False,
     redact: Annotated[bool, typer.Option("--redact", help="Replace literals in sample queries by ?")] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Worker processes for big files")] = 1,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Processes that parse big files (this one included)")
+    ] = 1,
     instance: Annotated[
         str | None, typer.Option("--instance", help="Instance name for all files (default: each file's directory)")
     ] = None,

@@ -512,14 +512,15 @@ class DailyAggregates:
             target.last_seen = last
 
     # ------------------------------------------------------------------ results
-    def merge(self, other: DailyAggregates) -> None:
-        """Add ``other``'s rows and counters (exact)."""
+    def merge(self, other: DailyAggregates, *, consume: bool = False) -> None:
+        """Add ``other``'s rows and counters (exact). ``consume`` lets this table take ``other``'s row
+        objects instead of copies (``other`` must not be used afterwards)."""
         other.flush()
         self.flush()
         for key, stats in other.stats.items():
             mine = self.stats.get(key)
             if mine is None:
-                self.stats[key] = stats.copy()
+                self.stats[key] = stats if consume else stats.copy()
             else:
                 mine.merge(stats)
         self.parse_stats.merge(other.parse_stats)
@@ -659,7 +660,7 @@ def aggregate_files(
         table.add_file(first[0], first[1], byte_range=first[2])  # this process takes a share too
         table.flush()
         for future in futures:
-            table.merge(future.result())
+            table.merge(future.result(), consume=True)
     return table
 
 

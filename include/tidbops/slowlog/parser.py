@@ -85,7 +85,7 @@ __all__ = [
     "zone_offset",
 ]
 
-DEFAULT_CHUNK_SIZE = 4 << 20
+DEFAULT_CHUNK_SIZE = 2 << 20
 DEFAULT_MAX_ENTRY_BYTES = 64 << 20
 TIME_PREFIX = b"# Time: "
 _BOUNDARY = b"\n# Time: "
@@ -556,11 +556,11 @@ _EXEC_LINE = (
     + _item("Process_keys", _INT, "process_keys")
     + _item("Total_keys", _INT, "total_keys")
     + _item("Get_snapshot_time", _NUM)
-    + rb"(?:Rocksdb_[a-z_]+: \d+ ?)*+"
+    + rb"(?:Rocksdb_[a-z_]+: [^ \n]+ ?)*+"
     + rb"(?<! )\n)?+"
 )
-# Every line TiDB v4–v8 writes, in its order; lines added later at the end of the header are skipped
-# unless they carry a needed field (then the general parser takes the entry).
+# Every line TiDB v7.5–v8.x (and master) writes, in its order; lines added later at the end of the
+# header are skipped unless they carry a needed field (then the general parser takes the entry).
 _NEEDED = rb"|".join(re.escape(k).encode() + (b"" if k.endswith("_") else b": ") for k in _NEEDED_KEYS)
 _OTHER_LINES = rb"(?:# (?!" + _NEEDED + rb")[^\n]*\n)*+"
 # Dates and hours are checked where they are used (an impossible one sorts last within its group).

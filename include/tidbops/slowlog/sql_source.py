@@ -116,10 +116,7 @@ def window_queries(
     if end <= start:
         return []
     cols = ", ".join(f"`{c}`" for c in columns_for(table))
-    sql = (
-        f"SELECT {cols} FROM {quote_table(table)} "
-        "WHERE `Time` >= %s AND `Time` < %s AND `Is_internal` = 0"
-    )
+    sql = f"SELECT {cols} FROM {quote_table(table)} WHERE `Time` >= %s AND `Time` < %s AND `Is_internal` = 0"
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
     out: list[WindowQuery] = []
     lo = start

@@ -220,9 +220,7 @@ def _load_days(conn: Connection, cluster: str, days: Iterable[str]) -> dict[Dige
             t.c.cluster == cluster, t.c.day.in_(wanted)
         )
     )
-    return {
-        DigestKey(r.day, r.digest, r.plan_digest, r.db, r.user): DigestStats.from_json(r.stats) for r in rows
-    }
+    return {DigestKey(r.day, r.digest, r.plan_digest, r.db, r.user): DigestStats.from_json(r.stats) for r in rows}
 
 
 def _upsert_digests(conn: Connection, cluster: str, stats: dict[DigestKey, DigestStats], now: datetime) -> None:

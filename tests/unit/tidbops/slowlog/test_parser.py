@@ -280,6 +280,18 @@ EDGE_CASES: list[tuple[str, str, dict[str, object]]] = [
     ("backoff-time", _entry(exec_line="# Cop_time: 1 Process_time: 2 Wait_time: 0.5 Backoff_time: 0.25 Request_count: 3\n"),
      {"backoff_time": 0.25, "wait_time": 0.5, "process_keys": 0}),
     ("no-exec-line", _entry(exec_line=""), {"process_time": 0.0, "total_keys": 0}),
+    ("every-exec-item",
+     _entry(exec_line="# Cop_time: 1.5 Process_time: 2.5 Wait_time: 0.5 Backoff_time: 0.25 LockKeys_time: 0.1 "
+                      "Request_count: 3 Prewrite_time: 0.2 Wait_prewrite_binlog_time: 0.01 Commit_time: 0.1 "
+                      "Get_commit_ts_time: 0.001 Get_latest_ts_time: 0.002 Commit_backoff_time: 0.01 "
+                      "Prewrite_Backoff_types: [tikvRPC regionMiss] Commit_Backoff_types: [txnLock] "
+                      "Slowest_prewrite_rpc_detail: {total:0.012s, region_id: 2} Commit_primary_rpc_detail: "
+                      "{total:0.001s} Resolve_lock_time: 0.003 Local_latch_wait_time: 0.004 Write_keys: 5 "
+                      "Write_size: 300 Prewrite_region: 2 Txn_retry: 1 Process_keys: 77 Total_keys: 88 "
+                      "Get_snapshot_time: 0.001 Rocksdb_delete_skipped_count: 1 Rocksdb_key_skipped_count: 2 "
+                      "Rocksdb_block_cache_hit_count: 3 Rocksdb_block_read_count: 4 Rocksdb_block_read_byte: 5 "
+                      "Rocksdb_block_read_time: 0.006\n"),
+     {"process_time": 2.5, "wait_time": 0.5, "backoff_time": 0.25, "process_keys": 77, "total_keys": 88}),
     ("multi-line-plan-last",
      _entry(body="use shop;\nSELECT 1;\n").replace("# Plan_digest: p1\n", "").replace(
          "# Plan: tidb_decode_plan('abc')\n", "# Plan: tidb_decode_plan('abc\ndef')\n"),
