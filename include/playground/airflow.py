@@ -344,10 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     port = int(os.environ.get("TIDBOPS_AIRFLOW_PORT", DEFAULT_PORT))
     standalone = AirflowStandalone(home=home, port=port)
     print(f"starting Airflow (standalone) in {standalone.af_home}; log: {standalone.log_file}", flush=True)
-    api = standalone.start()
+    standalone.start()
     print(f"Airflow is up: {standalone.url}  user {ADMIN}, password in {standalone.af_home / 'passwords.json'}")
     print("DAGs start paused; unpause them in the UI. Ctrl-C stops Airflow (the playground keeps running).")
-    del api
     try:
         while standalone.process is not None and standalone.process.poll() is None:
             time.sleep(1)

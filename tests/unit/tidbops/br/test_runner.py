@@ -50,7 +50,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     argv = script(
         tmp_path,
         "import subprocess, sys, time\n"
-        f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
         f"open({str(child_pid_file)!r}, 'w').write(str(c.pid))\n"
         "print('started', flush=True)\n"
         "time.sleep(600)\n",
@@ -75,9 +75,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
 
 def test_kill_handle_for_on_kill(tmp_path: Path) -> None:
     argv = script(tmp_path, "import time\nprint('x', flush=True)\ntime.sleep(600)\n")
-    handles: list[runner.RunningBR] = []
     running = runner.start(argv)
-    handles.append(running)
     time.sleep(0.3)
     running.kill(grace=2)
     assert running.process.poll() is not None and running.killed
