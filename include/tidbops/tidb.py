@@ -13,6 +13,19 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from tidbops.durations import parse_duration
+from tidbops.errors import TiDBOpsError
+
+
+class TiDBUnreachableError(TiDBOpsError):
+    """The cluster's SQL endpoint does not answer, or refuses the login."""
+
+
+def unreachable_message(conn_id: str, host: str, port: int, code: int | None, text: str) -> str:
+    """One line for a failed connection: which connection, where, what the server (or the OS) said."""
+    where = f"TiDB of connection {conn_id!r} at {host}:{port}"
+    if code == 1045:  # access denied: the connection's login or password is wrong
+        return f"{where} refused the login ({text}); check the connection's login and password"
+    return f"{where} does not answer ({text}); is the cluster up and the address right?"
 
 
 class Cursor(Protocol):

@@ -25,3 +25,36 @@ def test_connection_from_airflow_conn(monkeypatch: pytest.MonkeyPatch) -> None:
     assert kwargs["init_command"] == "SET time_zone = '+00:00'"
     url = TiDBHook(tidb_conn_id="tidb_x").sqlalchemy_url
     assert url.drivername == "mysql+pymysql" and url.host == "tidb-host" and url.password == "p@ss"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_server_that_does_not_answer_gives_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidbops.tidb import TiDBUnreachableError
+
+    port = _free_port()  # nothing listens there
+    monkeypatch.setenv("AIRFLOW_CONN_TIDB_DOWN", f"mysql://app:s3cr3t-pw@127.0.0.1:{port}/shop")
+    with pytest.raises(TiDBUnreachableError) as err:
+        TiDBHook(tidb_conn_id="tidb_down").get_conn()
+    message = str(err.value)
+    assert f"connection 'tidb_down' at 127.0.0.1:{port} does not answer" in message
+    assert "Can't connect" in message and "s3cr3t-pw" not in message
+    assert err.value.__cause__ is None and err.value.__suppress_context__
+
+
+def test_a_refused_login_says_to_check_the_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pymysql
+
+    from tidbops.tidb import TiDBUnreachableError
+
+    monkeypatch.setenv("AIRFLOW_CONN_TIDB_X", "mysql://app:wrong@tidb-host:4000/shop")
+    denied = pymysql.err.OperationalError(1045, "Access denied for user 'app'@'10.0.0.1' (using password: YES)")
+    with mock.patch("tidbops_airflow.hooks.tidb.pymysql.connect", side_effect=denied):
+        with pytest.raises(TiDBUnreachableError, match="refused the login .*check the connection's login and password"):
+            TiDBHook(tidb_conn_id="tidb_x").get_conn()
