@@ -305,8 +305,17 @@ class S3Storage:
         return _join(self.prefix, clean_path(path))
 
     def _fail(self, what: str, path: str, exc: Exception) -> StorageError:
-        code = _client_error_code(exc) or type(exc).__name__
-        return StorageError(f"cannot {what} {self.uri}/{path}: {code}")
+        code = _client_error_code(exc)
+        if code:
+            return StorageError(f"cannot {what} {self.uri}/{path}: {code}")
+        names = {c.__name__ for c in type(exc).__mro__}
+        if names & {"ConnectionError", "HTTPClientError"}:  # no answer: refused, timed out, reset
+            endpoint = getattr(getattr(self._client, "meta", None), "endpoint_url", None) or "?"
+            reason = str(exc).split(":", 1)[0]  # botocore's text names the endpoint URL, never the keys
+            return StorageError(
+                f"cannot {what} {self.uri}/{path}: the S3 endpoint {endpoint} does not answer ({reason})"
+            )
+        return StorageError(f"cannot {what} {self.uri}/{path}: {type(exc).__name__}: {exc}")
 
     def _pages(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         try:
@@ -314,7 +323,9 @@ class S3Storage:
             yield from paginator.paginate(Bucket=self.bucket, PaginationConfig={"PageSize": self.batch_size}, **kwargs)
         except Exception as exc:
             if _is_boto_error(exc):
-                raise self._fail("list", kwargs.get("Prefix", ""), exc) from exc
+                key = str(kwargs.get("Prefix", ""))
+                root = f"{self.prefix}/" if self.prefix else ""
+                raise self._fail("list", key[len(root) :] if key.startswith(root) else key, exc) from exc
             raise
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:

@@ -174,3 +174,16 @@ def test_manifest_verify_and_rebuild_on_s3(bucket: S3Storage, tmp_path: Path) ->
     assert row is not None and row.storage_uri == f"{bucket.uri}/dev/full/{backup_id}" and row.verified
     where.delete(["store1/1_default.sst"])
     assert verify_backup(where, manifest).missing == ("store1/1_default.sst",)
+
+
+def test_an_endpoint_that_does_not_answer_is_named_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    storage = storage_from_uri("s3://tidbops-backups/prod", endpoint=endpoint, access_key="AKIAEXAMPLE", secret_key=secret)
+    with pytest.raises(StorageError) as err:
+        storage.list("full/")
+    message = str(err.value)
+    assert message.startswith("cannot list s3://tidbops-backups/prod/full/")
+    assert f"the S3 endpoint {endpoint} does not answer (Could not connect to the endpoint URL)" in message
+    assert secret not in message
