@@ -64,7 +64,7 @@ _FAILURE_MESSAGES = frozenset(
 )
 _MARKERS = (
     "summary", "progress", "log metadata", "[ERROR]", "[FATAL]", "[PANIC]", "[WARN]", "Error: ", "BR log in",
-    "log file: ", "%", "#", "panic: ", "skipped due", '"level"', "--ratelimit",
+    "log file: ", "%", "#", "panic: ", "skipped due", '"level"', "--ratelimit", "caused by: ",
 )  # fmt: skip
 _FIELD_MESSAGES = frozenset({"progress", "log metadata"})
 _WARNING_PHRASES = ("setting `--ratelimit` and `--concurrency` at the same time",)
@@ -691,6 +691,7 @@ class _Collector:
         self.log_min_ts: int | None = None
         self.log_max_ts: int | None = None
         self.banner_open = False
+        self.open_error: int | None = None  # index of the stderr error whose "caused by:" lines may follow
 
     def add_error(self, err: BRErrorInfo) -> None:
         """Keep each error once; the same text seen on stderr and in the log keeps the better source."""
@@ -716,6 +717,16 @@ class _Collector:
         s = piece.strip()
         if not s:
             return
+        if self.open_error is not None and s.startswith("caused by: "):
+            # an error whose text spans lines (the S3 SDK's "…: RequestError: send request failed\ncaused
+            # by: …: [BR:ExternalStorage:ErrStorageUnknown]…"): the code is often on the last line
+            self.recognised = True
+            old = self.errors[self.open_error]
+            merged = _error(f"{old.message}\n{s}", old.source, old.unit)
+            self.errors[self.open_error] = merged
+            self.error_keys.add((merged.code, merged.message_without_code.strip()))
+            return
+        self.open_error = None
         detail = _DETAIL.search(s) or _OLD_LOGFILE.match(s)
         if detail:
             self.recognised = True
@@ -729,7 +740,10 @@ class _Collector:
             before = s[:idx].rstrip()
             if not before or before.endswith("%") or _BAR.match(before):
                 self.recognised = True
+                before_count = len(self.errors)
                 self.add_error(_error(s[idx + len("Error: ") :], "stderr"))
+                if len(self.errors) > before_count:
+                    self.open_error = len(self.errors) - 1
         if s.startswith("panic: "):
             self.recognised = True
             self.add_error(_error(s[len("panic: ") :], "panic"))
@@ -751,6 +765,7 @@ class _Collector:
 
     def record(self, record: LogRecord) -> None:
         self.recognised = True
+        self.open_error = None
         message = record.message
         level = record.level
         if "summary" in message:

@@ -565,3 +565,22 @@ def test_pathological_input_is_linear(text: str) -> None:
     started = time.monotonic()
     parse_br_output(text)
     assert time.monotonic() - started < 3.0
+
+
+def test_an_error_continued_on_caused_by_lines_keeps_its_code() -> None:
+    """The S3 SDK's errors span lines ("…send request failed\\ncaused by: …"); BR's code is on the last one."""
+    out = parse_br_output(
+        "Detail BR log in /tmp/br.log\n"
+        "Error: failed to put s3 file, file info: input.bucket='b', input.key='prod/full/x/backupmeta': "
+        "RequestError: send request failed\n"
+        'caused by: Put "http://127.0.0.1:9000/b/prod/full/x/backupmeta": dial tcp 127.0.0.1:9000: '
+        "connect: connection refused: [BR:ExternalStorage:ErrStorageUnknown]unknown external storage error\n"
+    )
+    err = out.primary_error
+    assert err is not None and err.code == "BR:ExternalStorage:ErrStorageUnknown" and err.source == "stderr"
+    assert "send request failed\ncaused by: Put" in err.message and len(out.errors) == 1
+
+
+def test_caused_by_without_an_open_error_is_not_glued_to_anything() -> None:
+    out = parse_br_output("[2026/11/22 06:53:08.593 +00:00] [INFO] [x.go:1] [hello]\ncaused by: nothing\n")
+    assert out.errors == () or list(out.errors) == []
