@@ -350,7 +350,9 @@ def catch_up_catalog(catalog: Catalog, root: Storage, cluster: str) -> CatchUp:
     Backups written while the catalog was down get their rows here; verifying just those (not every
     backup again) keeps the step cheap, and lets the incremental planner build on them.
     """
-    report = rebuild_catalog(catalog, root, cluster)
+    # rows already recorded with their manifest need no second look (a backup's manifest never changes)
+    known = {b.id for b in catalog.list_backups(cluster) if b.manifest_uri and b.status is not BackupStatus.RUNNING}
+    report = rebuild_catalog(catalog, root, cluster, skip=known)
     verified: list[str] = []
     failed: list[str] = []
     errors = list(report.errors)
@@ -436,6 +438,9 @@ def plan_backup(
     becomes a full one when its base is older than the cluster's GC safepoint or the catalog is down.
     """
     kind = BackupKind(kind)
+    # the storage must answer before anything is planned: a StorageError here names the endpoint, where
+    # BR would fail later and less clearly (and the catch-up below only logs what it cannot read)
+    root.list_dirs(cluster.name)
     link = CatalogLink(catalog)
     catch_up = link.call("catch up from manifests", lambda c: catch_up_catalog(c, root, cluster.name))
     if catch_up is not None:

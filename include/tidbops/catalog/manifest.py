@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -436,12 +436,15 @@ def rebuild_catalog(
     *,
     verify: bool = False,
     check_hashes: bool = False,
+    skip: Collection[str] = (),
 ) -> RebuildReport:
     """Walk ``<root>/<cluster>/{full,incr}/*/tidbops-manifest.json`` and upsert a row for each (idempotent).
 
     A manifest that cannot be read, or that disagrees with where it was found (cluster, kind, id), is
     reported in ``errors`` and not cataloged. With ``verify``, each backup is checked against its
-    manifest and the result recorded with ``Catalog.mark_verified``.
+    manifest and the result recorded with ``Catalog.mark_verified``. Backup directories named in
+    ``skip`` (ids the caller knows are cataloged from their manifest) are not read at all: a catch-up
+    then costs two listings per cluster, not two requests per backup ever kept.
     """
     from tidbops.catalog.store import UpsertOutcome  # runtime import: store imports this module
 
@@ -464,6 +467,8 @@ def rebuild_catalog(
                 errors.append(str(exc))
                 continue
             for backup_dir in dirs:
+                if backup_dir in skip:
+                    continue
                 where = f"{kind_dir}/{backup_dir}"
                 try:
                     sub = storage_root.child(where)

@@ -130,3 +130,18 @@ def test_catalog_link_without_a_catalog_says_so() -> None:
     link = CatalogLink(None)
     assert link.call("read", lambda c: c.get("x")) is None
     assert link.notes == ["catalog unavailable: continuing without it"]
+
+
+def test_plan_fails_first_when_the_storage_does_not_answer(tmp_path: Path) -> None:
+    """No plan, no catalog call, when the storage cannot be listed: the error names the storage."""
+    from tidbops.backup import RunInfo, plan_backup
+    from tidbops.storage import LocalStorage, StorageError
+
+    class Down(LocalStorage):
+        def list_dirs(self, prefix: str = "") -> list[str]:
+            raise StorageError(f"cannot list {self.uri}/{prefix}: the S3 endpoint http://minio:9000 does not answer")
+
+    catalog = SimpleNamespace()  # any attribute access would fail the test
+    run = RunInfo(dag_id="d", run_id="r", try_number=1, started_at=T0, triggered_by="manual")
+    with pytest.raises(StorageError, match="does not answer"):
+        plan_backup(cluster(), BackupKind.FULL, run, catalog, Down(tmp_path), T0)  # type: ignore[arg-type]

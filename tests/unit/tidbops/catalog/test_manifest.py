@@ -355,3 +355,17 @@ def test_rebuild_reports_bad_and_misplaced_manifests(populated: tuple[Catalog, L
     assert "not JSON" in report.errors[0]
     assert "describes full backup dev-full-1 of cluster 'dev', but lies in dev/incr/dev-full-1" in report.errors[1]
     assert sorted(report.unchanged) == ["dev-full-1", "dev-incr-2", "dev-incr-3"]
+
+
+def test_rebuild_does_not_read_the_backups_it_is_told_to_skip(
+    populated: tuple[Catalog, LocalStorage], tmp_path: Path
+) -> None:
+    _, root = populated
+    fresh = Catalog.from_url(f"sqlite:///{tmp_path}/rebuilt.db")
+    fresh.migrate()
+    root.write_bytes("dev/full/dev-full-1/tidbops-manifest.json", b"{not json", overwrite=True)  # unread if skipped
+    report = rebuild_catalog(fresh, root, "dev", skip={"dev-full-1"})
+    assert report.ok, report
+    assert sorted(report.inserted) == ["dev-incr-2", "dev-incr-3"] and fresh.get("dev-full-1") is None
+    unskipped = rebuild_catalog(fresh, root, "dev")
+    assert not unskipped.ok and any("dev-full-1" in e for e in unskipped.errors)
