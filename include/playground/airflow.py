@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -318,6 +319,54 @@ class AirflowAPI:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         rid = urllib.parse.quote(run_id, safe="")
         return list(self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances")["task_instances"])
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
+        rid = urllib.parse.quote(run_id, safe="")
+        return dict(self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances/{task_id}"))
+
+    def wait_task(
+        self, dag_id: str, run_id: str, task_id: str, states: Iterable[str], timeout: float = 180.0
+    ) -> dict[str, Any]:
+        """Poll one task instance until its state is one of ``states``; its last answer is returned."""
+        wanted = set(states)
+        deadline = time.monotonic() + timeout
+        ti: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            ti = self.task_instance(dag_id, run_id, task_id)
+            if ti.get("state") in wanted:
+                return ti
+            time.sleep(1)
+        raise AirflowError(f"{dag_id} {run_id} {task_id} still {ti.get('state')} after {timeout}s")
+
+    def clear_task(self, dag_id: str, run_id: str, task_id: str, downstream: bool = True) -> None:
+        """Clear a task (and, by default, everything after it) in one run: the UI's "Clear → downstream"."""
+        self._request(
+            "POST",
+            f"/api/v2/dags/{dag_id}/clearTaskInstances",
+            {
+                "dry_run": False,
+                "dag_run_id": run_id,
+                "task_ids": [task_id],
+                "include_downstream": downstream,
+                "only_failed": False,
+                "reset_dag_runs": True,
+            },
+        )
+
+    def wait_cleared_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> str:
+        """``wait_run`` after ``clear_task``: first wait for the run to leave its old final state."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.run(dag_id, run_id)["state"] in ("success", "failed"):
+            time.sleep(0.5)
+        return self.wait_run(dag_id, run_id, timeout=timeout)
+
+    def run_logs(self, dag_id: str, run_id: str) -> str:
+        """Every try's log of every task of one run, concatenated (for assertion messages)."""
+        return "\n".join(
+            self.task_log(dag_id, run_id, ti["task_id"], n)
+            for ti in self.task_instances(dag_id, run_id)
+            for n in range(1, int(ti["try_number"] or 0) + 1)
+        )
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         rid = urllib.parse.quote(run_id, safe="")

@@ -215,6 +215,15 @@ def _s3_server(home: Path, port: int) -> S3Server:
     return S3Server(base=home / "logs", port=port)
 
 
+def s3_server(home: Path | str | None = None) -> S3Server:
+    """The playground's S3 server process (to stop and start it: an S3 outage in tests)."""
+    h = playground_home(home)
+    s3 = load_registry(h).s3
+    if s3 is None:
+        raise PlaygroundError(f"no S3 endpoint in the playground at {h}; run: tidbops playground up")
+    return _s3_server(h, _port_of(s3))
+
+
 def _s3_pid(home: Path, port: int | None = None) -> int | None:
     """The S3 server's pid: from its pid file, else (given the port) from the process table."""
     pid_file = home / "logs" / "s3.pid"
@@ -391,6 +400,51 @@ def s3_client(endpoint: S3Endpoint) -> Any:
         region_name=endpoint.region,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
     )
+
+
+@dataclass
+class Bucket:
+    """The playground's bucket, for tests and the demo: list, read, and snapshot/restore its objects."""
+
+    client: Any
+    name: str
+
+    @classmethod
+    def of(cls, endpoint: S3Endpoint) -> Bucket:
+        return cls(s3_client(endpoint), endpoint.bucket)
+
+    def key(self, uri: str) -> str:
+        """The key of an ``s3://<bucket>/<key>`` URI of this bucket."""
+        head = f"s3://{self.name}/"
+        if not uri.startswith(head):
+            raise ValueError(f"{uri!r} is not in bucket {self.name!r}")
+        return uri[len(head) :]
+
+    def objects(self, prefix: str = "") -> dict[str, str]:
+        """key → ETag of every object below ``prefix``."""
+        found: dict[str, str] = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix):
+            for o in page.get("Contents", []):
+                found[o["Key"]] = o["ETag"]
+        return found
+
+    def get(self, key: str) -> bytes:
+        return bytes(self.client.get_object(Bucket=self.name, Key=key)["Body"].read())
+
+    def snapshot(self) -> dict[str, bytes]:
+        """Every object's content (the playground's S3 keeps objects in memory only)."""
+        return {key: self.get(key) for key in self.objects()}
+
+    def restore(self, snapshot: dict[str, bytes]) -> None:
+        """Create the bucket if needed and put every object of ``snapshot`` back."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=self.name)
+        except ClientError:
+            self.client.create_bucket(Bucket=self.name)
+        for key, body in snapshot.items():
+            self.client.put_object(Bucket=self.name, Key=key, Body=body)
 
 
 def _ensure_bucket(endpoint: S3Endpoint) -> None:

@@ -7,12 +7,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tidbops.catalog.store import Catalog
 from tidbops_playground import manager
 from tidbops_playground.airflow import AirflowAPI, AirflowStandalone, fleet_without_schedules
 from tidbops_playground.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
+# prod's BR gets a short timeout in the e2e fleet, so the "BR hangs" test ends quickly (a real backup of
+# the playground's prod takes a few seconds)
+E2E_BR_TIMEOUT = {"prod": "40s"}
 
 
 def free_port() -> int:
@@ -40,7 +45,14 @@ def registry(playground_home: Path) -> Registry:
 
 @pytest.fixture(scope="session")
 def airflow(playground_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowAPI]:
-    fleet = fleet_without_schedules(REPO / "include/config/clusters.yaml", tmp_path_factory.mktemp("fleet") / "clusters.yaml")
+    fleet = fleet_without_schedules(
+        REPO / "include/config/clusters.yaml", tmp_path_factory.mktemp("fleet") / "clusters.yaml"
+    )
+    doc = yaml.safe_load(fleet.read_text())
+    for cluster in doc["clusters"]:
+        if cluster["name"] in E2E_BR_TIMEOUT:
+            cluster.setdefault("br", {})["timeout"] = E2E_BR_TIMEOUT[cluster["name"]]
+    fleet.write_text(yaml.safe_dump(doc, sort_keys=False))
     standalone = AirflowStandalone(home=playground_home, port=free_port(), fleet_config=fleet)
     api = standalone.start()
     try:
@@ -50,3 +62,17 @@ def airflow(playground_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         raise
     finally:
         standalone.stop()
+
+
+@pytest.fixture(scope="session")
+def catalog(playground_home: Path, airflow: AirflowAPI) -> Iterator[Catalog]:
+    """The catalog the e2e Airflow's tasks write (SQLite in its $AIRFLOW_HOME)."""
+    cat = Catalog.from_url(f"sqlite:///{playground_home / 'airflow' / 'tidbops_catalog.db'}")
+    yield cat
+    cat.close()
+
+
+@pytest.fixture(scope="session")
+def bucket(registry: Registry) -> manager.Bucket:
+    assert registry.s3 is not None
+    return manager.Bucket.of(registry.s3)

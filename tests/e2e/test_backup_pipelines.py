@@ -18,7 +18,6 @@ import os
 import subprocess
 import time
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import pytest
 from tidbops.catalog.records import BackupKind, BackupStatus
 from tidbops.catalog.store import Catalog
 from tidbops_playground import faults, manager
-from tidbops_playground.airflow import AirflowAPI, AirflowError
+from tidbops_playground.airflow import AirflowAPI
 from tidbops_playground.br import tso as emu_tso
 from tidbops_playground.registry import ClusterEntry, Registry
 
@@ -42,85 +41,11 @@ RUN_TIMEOUT = 240.0
 # ------------------------------------------------------------------------------------------- helpers
 
 
-@pytest.fixture(scope="module")
-def catalog(playground_home: Path, airflow: AirflowAPI) -> Iterator[Catalog]:
-    cat = Catalog.from_url(f"sqlite:///{playground_home / 'airflow' / 'tidbops_catalog.db'}")
-    yield cat
-    cat.close()
-
-
-@pytest.fixture(scope="module")
-def s3(registry: Registry) -> Any:
-    assert registry.s3 is not None
-    return manager.s3_client(registry.s3)
-
-
-def objects(s3: Any, registry: Registry, prefix: str) -> dict[str, str]:
-    """key → ETag of every object below ``prefix`` in the playground bucket."""
-    assert registry.s3 is not None
-    found: dict[str, str] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=registry.s3.bucket, Prefix=prefix):
-        for o in page.get("Contents", []):
-            found[o["Key"]] = o["ETag"]
-    return found
-
-
-def key_of(uri: str, registry: Registry) -> str:
-    assert registry.s3 is not None
-    return uri[len(f"s3://{registry.s3.bucket}/") :]
-
-
 def run_dag(api: AirflowAPI, dag_id: str, timeout: float = RUN_TIMEOUT) -> tuple[str, str]:
     api.wait_for_dag(dag_id)
     api.unpause(dag_id)
     run_id = api.trigger(dag_id, note="e2e backup")
     return run_id, api.wait_run(dag_id, run_id, timeout=timeout)
-
-
-def ti_state(api: AirflowAPI, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
-    return next(t for t in api.task_instances(dag_id, run_id) if t["task_id"] == task_id)
-
-
-def wait_ti(api: AirflowAPI, dag_id: str, run_id: str, task_id: str, states: set[str], timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    ti: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        ti = ti_state(api, dag_id, run_id, task_id)
-        if ti["state"] in states:
-            return ti
-        time.sleep(1)
-    raise AirflowError(f"{dag_id} {run_id} {task_id} still {ti.get('state')} after {timeout}s")
-
-
-def clear_from(api: AirflowAPI, dag_id: str, run_id: str, task_id: str) -> None:
-    """Clear a task and everything after it in one run (what "Clear → downstream" does in the UI)."""
-    api._request(
-        "POST",
-        f"/api/v2/dags/{dag_id}/clearTaskInstances",
-        {
-            "dry_run": False,
-            "dag_run_id": run_id,
-            "task_ids": [task_id],
-            "include_downstream": True,
-            "only_failed": False,
-            "reset_dag_runs": True,
-        },
-    )
-
-
-def wait_run_after_clear(api: AirflowAPI, dag_id: str, run_id: str, timeout: float = RUN_TIMEOUT) -> str:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and api.run(dag_id, run_id)["state"] in ("success", "failed"):
-        time.sleep(0.5)  # the clear resets the run to queued first
-    return api.wait_run(dag_id, run_id, timeout=timeout)
-
-
-def logs_of(api: AirflowAPI, dag_id: str, run_id: str) -> str:
-    return "\n".join(
-        api.task_log(dag_id, run_id, ti["task_id"], n)
-        for ti in api.task_instances(dag_id, run_id)
-        for n in range(1, int(ti["try_number"] or 0) + 1)
-    )
 
 
 def connect(entry: ClusterEntry) -> pymysql.connections.Connection:  # type: ignore[type-arg]
@@ -192,13 +117,18 @@ def drop_user_schemas(entry: ClusterEntry) -> None:
 
 
 def test_full_then_two_incrementals_restore_to_the_last_backupts(
-    airflow: AirflowAPI, playground_home: Path, registry: Registry, catalog: Catalog, s3: Any, tmp_path: Path
+    airflow: AirflowAPI,
+    playground_home: Path,
+    registry: Registry,
+    catalog: Catalog,
+    bucket: manager.Bucket,
+    tmp_path: Path,
 ) -> None:
     started = time.monotonic()
     chain: list[dict[str, Any]] = []
     for dag_id in (f"{FULL}__dev", f"{INCR}__dev", f"{INCR}__dev"):
         run_id, state = run_dag(airflow, dag_id)
-        assert state == "success", logs_of(airflow, dag_id, run_id)[-6000:]
+        assert state == "success", airflow.run_logs(dag_id, run_id)[-6000:]
         facts = airflow.xcom(dag_id, run_id, "check_cluster")
         assert facts["tidb_version"] == "v8.5.1" and facts["gc_safe_point"] and facts["gc_life_time_seconds"]
         target = airflow.xcom(dag_id, run_id, "plan_backup")
@@ -215,7 +145,7 @@ def test_full_then_two_incrementals_restore_to_the_last_backupts(
         assert (row.dag_id, row.run_id, row.try_number) == (dag_id, run_id, 1)
         assert row.triggered_by and row.triggered_by.startswith("manual")
         assert row.backup_ts == backup["backup_ts"] and row.manifest_uri
-        keys = objects(s3, registry, key_of(target["storage_uri"], registry) + "/")
+        keys = bucket.objects(bucket.key(target["storage_uri"]) + "/")
         assert {"backupmeta", "tidbops-manifest.json"} <= {k.rsplit("/", 1)[-1] for k in keys}
         chain.append({**target, "backup_ts": backup["backup_ts"]})
     print(f"\n3 backup runs on dev: {time.monotonic() - started:.1f}s")
@@ -242,16 +172,16 @@ def test_full_then_two_incrementals_restore_to_the_last_backupts(
 
 
 def test_br_failing_midway_then_retry_then_adoption(
-    airflow: AirflowAPI, playground_home: Path, registry: Registry, catalog: Catalog, s3: Any
+    airflow: AirflowAPI, playground_home: Path, registry: Registry, catalog: Catalog, bucket: manager.Bucket
 ) -> None:
     dag_id = f"{FULL}__uat"
-    others_before = {k: v for k, v in objects(s3, registry, "").items() if not k.startswith("uat/")}
+    others_before = {k: v for k, v in bucket.objects().items() if not k.startswith("uat/")}
     faults.set_fault(playground_home, "uat", "backup_fail_midway")
     try:
         airflow.wait_for_dag(dag_id)
         airflow.unpause(dag_id)
         run_id = airflow.trigger(dag_id, note="e2e: BR fails midway")
-        wait_ti(airflow, dag_id, run_id, "run_br_backup", {"up_for_retry", "failed"})
+        airflow.wait_task(dag_id, run_id, "run_br_backup", {"up_for_retry", "failed"})
     finally:
         faults.clear_faults(playground_home, "uat")
     log1 = airflow.task_log(dag_id, run_id, "run_br_backup", 1)
@@ -260,29 +190,33 @@ def test_br_failing_midway_then_retry_then_adoption(
     row = catalog.get(target["backup_id"])
     assert row is not None and row.status is BackupStatus.FAILED and row.try_number == 1
     assert row.error and "[BR:KV:ErrKVStorage]" in row.error
-    prefix = key_of(target["storage_uri"], registry) + "/"
-    partial = {k.removeprefix(prefix) for k in objects(s3, registry, prefix)}
+    prefix = bucket.key(target["storage_uri"]) + "/"
+    partial = {k.removeprefix(prefix) for k in bucket.objects(prefix)}
     assert partial and "backupmeta" not in partial and "tidbops-manifest.json" not in partial
 
-    clear_from(airflow, dag_id, run_id, "run_br_backup")
-    assert wait_run_after_clear(airflow, dag_id, run_id) == "success", logs_of(airflow, dag_id, run_id)[-6000:]
+    airflow.clear_task(dag_id, run_id, "run_br_backup")
+    assert airflow.wait_cleared_run(dag_id, run_id, timeout=RUN_TIMEOUT) == "success", airflow.run_logs(dag_id, run_id)[
+        -6000:
+    ]
     log2 = airflow.task_log(dag_id, run_id, "run_br_backup", 2)
     assert "cleared" in log2 and "without a backupmeta" in log2
     row = catalog.get(target["backup_id"])
     assert row is not None and row.status is BackupStatus.SUCCEEDED and row.verified and row.try_number == 2
     assert row.encryption_method == "aes256-ctr" and row.error is None
-    done = objects(s3, registry, prefix)
+    done = bucket.objects(prefix)
     assert {"backupmeta", "tidbops-manifest.json"} <= {k.removeprefix(prefix) for k in done}
 
-    clear_from(airflow, dag_id, run_id, "run_br_backup")
-    assert wait_run_after_clear(airflow, dag_id, run_id) == "success", logs_of(airflow, dag_id, run_id)[-6000:]
+    airflow.clear_task(dag_id, run_id, "run_br_backup")
+    assert airflow.wait_cleared_run(dag_id, run_id, timeout=RUN_TIMEOUT) == "success", airflow.run_logs(dag_id, run_id)[
+        -6000:
+    ]
     log3 = airflow.task_log(dag_id, run_id, "run_br_backup", 3)
     assert "adopted backup" in log3 and "BR not run again" in log3 and "running: br backup" not in log3
     assert airflow.xcom(dag_id, run_id, "run_br_backup")["action"] == "adopted"
-    assert objects(s3, registry, prefix) == done, "a completed backup was written over"
+    assert bucket.objects(prefix) == done, "a completed backup was written over"
     again = catalog.get(target["backup_id"])
     assert again is not None and again.backup_ts == row.backup_ts and again.status is BackupStatus.SUCCEEDED
-    others_after = {k: v for k, v in objects(s3, registry, "").items() if not k.startswith("uat/")}
+    others_after = {k: v for k, v in bucket.objects().items() if not k.startswith("uat/")}
     assert others_after == others_before, "another cluster's backups changed"
 
 
@@ -301,7 +235,7 @@ def _secrets(home: Path, registry: Registry) -> dict[str, str]:
 
 
 def test_no_secret_in_logs_xcom_rendered_templates_catalog_or_manifests(
-    airflow: AirflowAPI, playground_home: Path, registry: Registry, catalog: Catalog, s3: Any
+    airflow: AirflowAPI, playground_home: Path, registry: Registry, catalog: Catalog, bucket: manager.Bucket
 ) -> None:
     dag_ids = [f"{p}__{c}" for p in (FULL, INCR) for c in ("dev", "uat", "prod")]
     runs = []
@@ -331,9 +265,9 @@ def test_no_secret_in_logs_xcom_rendered_templates_catalog_or_manifests(
     for e in catalog.list_events(limit=100_000):
         texts[f"catalog event {e.id}"] = repr(e)
     assert registry.s3 is not None
-    for key in objects(s3, registry, ""):
+    for key in bucket.objects():
         if key.endswith("tidbops-manifest.json"):
-            texts[f"manifest {key}"] = s3.get_object(Bucket=registry.s3.bucket, Key=key)["Body"].read().decode()
+            texts[f"manifest {key}"] = bucket.get(key).decode()
     assert sum(k.startswith("log ") for k in texts) >= 10 and any("run_br_backup" in k for k in texts)
     assert any(k.startswith("xcom ") for k in texts) and any(k.startswith("catalog row") for k in texts)
     logs = "\n".join(v for k, v in texts.items() if k.startswith("log "))
