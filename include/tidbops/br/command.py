@@ -16,7 +16,6 @@ first). What BR accepts is the contract in ``/work/shared/reference/br-cli.md``:
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shlex
 from collections.abc import Iterable, Sequence
@@ -348,23 +347,6 @@ def br_env(access_key: str, secret_key: str, session_token: str | None = None) -
             raise BRRequestError(f"{name} contains a control character")
         env[name] = value
     return env
-
-
-def backup_storage_uri(cluster: ClusterConfig, kind: BackupKind, started_at: datetime, run_id: str) -> str:
-    """``<storage.uri>/<cluster>/<full|incr>/<UTC yyyymmddTHHMMSSZ>-<8 hex of sha256(run_id)>``.
-
-    Deterministic for one run (a retry writes to the same place, so BR's checkpoint resumes it) and
-    unique across runs (two runs in the same second still differ by their run id).
-    """
-    if kind not in ("full", "incremental"):
-        raise BRRequestError(f"backup kind {kind!r} is not 'full' or 'incremental'")
-    if started_at.tzinfo is None or started_at.utcoffset() is None:
-        raise BRRequestError(f"started_at {started_at.isoformat()} has no time zone")
-    if not run_id:
-        raise BRRequestError("run_id is empty; the backup path needs the run's id")
-    stamp = started_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    digest = hashlib.sha256(run_id.encode("utf-8")).hexdigest()[:8]
-    return f"{cluster.storage.uri}/{cluster.name}/{'full' if kind == 'full' else 'incr'}/{stamp}-{digest}"
 
 
 # -------------------------------------------------------------------------------------- builders

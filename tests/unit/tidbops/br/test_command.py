@@ -13,7 +13,6 @@ from tidbops.br import command
 from tidbops.br.command import (
     BR_TZ_REQUIRED,
     backup_argv,
-    backup_storage_uri,
     br_env,
     log_argv,
     parse_ts,
@@ -410,30 +409,6 @@ def test_br_env_refuses(args: tuple[str, ...], match: str) -> None:
     with pytest.raises(BRRequestError, match=match) as info:
         br_env(*args)
     assert "S\nK" not in str(info.value)
-
-
-def test_backup_storage_uri_is_deterministic_and_unique() -> None:
-    started = datetime(2024, 6, 1, 1, 2, 3, tzinfo=timezone(timedelta(hours=8)))
-    uri = backup_storage_uri(PLAIN, "full", started, "scheduled__2024-06-01T00:00:00+00:00")
-    assert uri.startswith("s3://backups/prod/full/20240531T170203Z-")
-    assert len(uri.rsplit("-", 1)[1]) == 8 and int(uri.rsplit("-", 1)[1], 16) >= 0
-    assert uri == backup_storage_uri(PLAIN, "full", started, "scheduled__2024-06-01T00:00:00+00:00"), "retry: same"
-    assert uri != backup_storage_uri(PLAIN, "full", started, "manual__2024-06-01T00:00:01"), "other run: other path"
-    incr = backup_storage_uri(LOCAL, "incremental", started.astimezone(UTC), "r1")
-    assert incr.startswith("local:///srv/backups/prod/incr/20240531T170203Z-")
-
-
-@pytest.mark.parametrize(
-    ("kind", "started", "run_id", "match"),
-    [
-        pytest.param("full", datetime(2024, 6, 1), "r", "no time zone", id="naive"),
-        pytest.param("full", datetime(2024, 6, 1, tzinfo=UTC), "", "run_id is empty", id="no-run-id"),
-        pytest.param("diff", datetime(2024, 6, 1, tzinfo=UTC), "r", "not 'full'", id="bad-kind"),
-    ],
-)
-def test_backup_storage_uri_refuses(kind: Any, started: datetime, run_id: str, match: str) -> None:
-    with pytest.raises(BRRequestError, match=match):
-        backup_storage_uri(PLAIN, kind, started, run_id)
 
 
 REDACT_CASES = [
