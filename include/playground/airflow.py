@@ -79,6 +79,9 @@ def airflow_env(
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__CORE__PARALLELISM": "8",  # LocalExecutor forks this many workers; 2 cores here
+        # plugins load when `airflow` is imported, so the scheduler imports ours (which preloads what the
+        # tasks use) before it forks the workers: see plugins/tidbops_plugin.py
+        "AIRFLOW__CORE__LAZY_LOAD_PLUGINS": "False",
         "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW__LOGGING__MIN_LENGTH_MASKED_SECRET": "5",
         "AIRFLOW__API_AUTH__JWT_SECRET": _secret_file(af_home / "jwt_secret", 64),
@@ -136,6 +139,7 @@ class AirflowStandalone:
     port: int = DEFAULT_PORT
     airflow_home: Path | None = None
     fleet_config: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. benchmarks comparing settings
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -162,7 +166,7 @@ class AirflowStandalone:
         log = open(self.log_file, "ab")
         self.process = subprocess.Popen(
             [str(VENV_BIN / "airflow"), "standalone"],
-            env=airflow_env(self.home, self.port, self.af_home, self.fleet_config),
+            env={**airflow_env(self.home, self.port, self.af_home, self.fleet_config), **self.extra_env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
