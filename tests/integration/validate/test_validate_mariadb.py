@@ -1,0 +1,178 @@
+"""Schema and content validation against a real MariaDB, the source read from its system-versioned history.
+
+The server reports a TiDB version string, as the playground's clusters do: the dialect must still be
+found to be MariaDB (history is read with ``FOR SYSTEM_TIME AS OF``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from datetime import UTC
+from typing import Any
+
+import pytest
+
+from tidbops.validate.fingerprint import compare_table, split_chunks
+from tidbops.validate.schema import compare_tables, list_schemas, read_tables
+from tidbops.validate.sql import Dialect, detect_dialect
+from tidbops_playground.mariadb import MariaDBInstance
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBInstance]:
+    instance = MariaDBInstance(tmp_path_factory.mktemp("validate-mariadb"), free_port(), secrets.token_hex(12))
+    instance.start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+
+
+def cursor_of(server: MariaDBInstance) -> Any:
+    conn = server.connect()
+    cur = conn.cursor()
+    cur.execute("SET time_zone = '+00:00'")
+    return cur
+
+
+SCHEMA = """
+CREATE DATABASE {db};
+CREATE TABLE {db}.orders (
+  id BIGINT NOT NULL, note VARCHAR(64) NULL, total DECIMAL(12,2) NOT NULL, PRIMARY KEY (id), KEY idx_note (note)
+) WITH SYSTEM VERSIONING;
+CREATE TABLE {db}.items (
+  order_id BIGINT NOT NULL, line_no INT NOT NULL, qty INT NULL, PRIMARY KEY (order_id, line_no)
+) WITH SYSTEM VERSIONING;
+CREATE TABLE {db}.tags (code VARCHAR(8) NOT NULL, label VARCHAR(32), UNIQUE KEY uk_code (code)) WITH SYSTEM VERSIONING;
+"""
+
+
+def create(cur: Any, db: str) -> None:
+    for stmt in SCHEMA.format(db=db).split(";"):
+        if stmt.strip():
+            cur.execute(stmt)
+
+
+def test_the_playground_server_is_mariadb_whatever_its_version_says(server: MariaDBInstance) -> None:
+    cur = cursor_of(server)
+    cur.execute("SELECT VERSION()")
+    assert "TiDB" in cur.fetchone()[0]
+    assert detect_dialect(cur) is Dialect.MARIADB
+
+
+def test_a_faithful_copy_as_of_t_matches_and_a_damaged_one_names_the_chunk(server: MariaDBInstance) -> None:
+    cur = cursor_of(server)
+    create(cur, "src")
+    cur.executemany(
+        "INSERT INTO src.orders VALUES (%s, %s, %s)",
+        [(i, None if i % 7 == 0 else f"n{i}", i * 1.5) for i in range(1, 1001)],
+    )
+    cur.executemany(
+        "INSERT INTO src.items VALUES (%s, %s, %s)",
+        [(o, n, None if n == 2 else n) for o in range(1, 201) for n in range(1, 4)],
+    )
+    cur.executemany("INSERT INTO src.tags VALUES (%s, %s)", [(f"t{i}", f"label {i}") for i in range(50)])
+    time.sleep(0.05)
+    cur.execute("SELECT NOW(6)")
+    at = cur.fetchone()[0].replace(tzinfo=UTC)
+    time.sleep(0.05)
+    # the source moves on after the restore point
+    cur.execute("UPDATE src.orders SET total = total + 1 WHERE id BETWEEN 10 AND 20")
+    cur.execute("DELETE FROM src.items WHERE order_id = 5")
+    cur.execute("INSERT INTO src.orders VALUES (5000, 'late', 1)")
+
+    # the "restored" copy: what the source held at `at`
+    create(cur, "dst")
+    for t in ("orders", "items"):
+        cur.execute(
+            f"INSERT INTO dst.{t} SELECT * FROM src.{t} FOR SYSTEM_TIME AS OF TIMESTAMP %s", (at.replace(tzinfo=None),)
+        )
+    cur.execute("INSERT INTO dst.tags SELECT * FROM src.tags")
+
+    src, dst = read_tables(cur, ["src"]), read_tables(cur, ["dst"])
+    assert sorted(src) == ["src.items", "src.orders", "src.tags"] and src["src.tags"].chunk_key() == ("code",)
+    renamed = {k.replace("dst.", "src."): v for k, v in dst.items()}
+    report = compare_tables(src, renamed)
+    assert report.ok, report.diffs
+
+    def check(table: str, target_db: str, chunk_rows: int) -> Any:
+        tdef = src[f"src.{table}"]
+        target_def = type(tdef)(target_db, tdef.name, tdef.columns, tdef.indexes)
+        # the source cursor reads src as of `at`; the target reads dst now (same server, two names)
+        return compare_table(
+            _Renamed(cur, f"`{target_db}`.", "`src`."), cur, target_def,
+            at=at, source_dialect=Dialect.MARIADB, target_dialect=Dialect.MARIADB, chunk_rows=chunk_rows,
+        )  # fmt: skip
+
+    orders = check("orders", "dst", 100)
+    assert orders.ok and orders.chunks == 11 and orders.source_rows == orders.target_rows == 1000
+    items = check("items", "dst", 64)
+    assert items.ok and items.source_rows == 600 and items.chunks == 10
+    assert check("tags", "dst", 1000).ok  # no PK: chunked on the NOT NULL unique key
+
+    # the source now (no AS OF) differs: the check does see changes
+    now = compare_table(
+        _Renamed(cur, "`dst`.", "`src`."), cur, type(src["src.orders"])("dst", "orders", src["src.orders"].columns, src["src.orders"].indexes),
+        at=None, source_dialect=Dialect.MARIADB, target_dialect=Dialect.MARIADB, chunk_rows=100,
+    )  # fmt: skip
+    assert not now.ok and now.source_rows == 1001
+
+    # damage the restored copy: one changed value, one lost row, one NULL that became ''
+    cur.execute("UPDATE dst.orders SET total = 0 WHERE id = 150")
+    cur.execute("DELETE FROM dst.items WHERE order_id = 77 AND line_no = 3")
+    cur.execute("UPDATE dst.orders SET note = '' WHERE id = 700")
+    orders = check("orders", "dst", 100)
+    assert [str(m) for m in orders.mismatches] == [
+        "(id) in (100, 200]: 100 rows on both sides, contents differ",
+        "(id) in (600, 700]: 100 rows on both sides, contents differ",
+    ]
+    items = check("items", "dst", 64)
+    assert len(items.mismatches) == 1 and "1 rows" not in str(items.mismatches[0])
+    assert "rows in the source" in str(items.mismatches[0]) and items.target_rows == 599
+
+
+def test_split_chunks_covers_every_row_once(server: MariaDBInstance) -> None:
+    cur = cursor_of(server)
+    create(cur, "chunks")
+    cur.executemany("INSERT INTO chunks.items VALUES (%s, %s, 1)", [(o, n) for o in range(1, 34) for n in range(1, 4)])
+    table = read_tables(cur, ["chunks"])["chunks.items"]
+    for size in (1, 7, 99, 100, 1000):
+        chunks = split_chunks(cur, table, chunk_rows=size, dialect=Dialect.MARIADB)
+        assert chunks[0].lower is None and chunks[-1].upper is None
+        assert all(a.upper == b.lower for a, b in itertools.pairwise(chunks))
+        assert len(chunks) == 99 // size + 1
+
+
+def test_list_schemas_leaves_out_system_and_our_own(server: MariaDBInstance) -> None:
+    cur = cursor_of(server)
+    cur.execute("CREATE DATABASE IF NOT EXISTS tidbops_slowlog")
+    names = list_schemas(cur)
+    assert "mysql" not in names and "information_schema" not in names and "tidbops_slowlog" not in names
+
+
+class _Renamed:
+    """A cursor that reads another database under the same table names (one server plays two clusters)."""
+
+    def __init__(self, cur: Any, old: str, new: str) -> None:
+        self.cur, self.old, self.new = cur, old, new
+
+    def execute(self, query: str, args: Any = None) -> Any:
+        return self.cur.execute(query.replace(self.old, self.new), args)
+
+    def fetchone(self) -> Any:
+        return self.cur.fetchone()
+
+    def fetchall(self) -> Any:
+        return self.cur.fetchall()

@@ -1,0 +1,113 @@
+"""The SQL the validation runs, and how it reports differences (no server needed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from tidbops.validate.fingerprint import Chunk, ChunkMismatch, ChunkSum, _range_where, fingerprint_sql
+from tidbops.validate.schema import Column, Index, TableDef, compare_tables
+from tidbops.validate.sql import Dialect, ValidationError, as_of_clause, quote
+
+pytestmark = pytest.mark.unit
+
+T = datetime(2026, 11, 22, 10, 41, 7, 250000, tzinfo=UTC)
+ORDERS = TableDef(
+    "shop",
+    "orders",
+    (
+        Column("id", 1, "bigint", False),
+        Column("note", 2, "varchar(64)", True),
+        Column("total", 3, "decimal(12,2)", False),
+    ),
+    (Index("PRIMARY", True, ("id",)), Index("idx_note", False, ("note",))),
+)
+ITEMS = TableDef(
+    "shop",
+    "order_items",
+    (Column("order_id", 1, "bigint", False), Column("line_no", 2, "int", False), Column("qty", 3, "int", True)),
+    (Index("PRIMARY", True, ("order_id", "line_no")),),
+)
+
+
+@pytest.mark.parametrize(
+    ("version", "dialect"),
+    [
+        ("8.0.11-TiDB-v8.5.1", Dialect.TIDB),
+        ("5.7.25-TiDB-v6.5.0", Dialect.TIDB),
+        ("10.11.6-MariaDB-0+deb12u1", Dialect.MARIADB),
+        ("8.0.36", Dialect.MYSQL),
+    ],
+)
+def test_dialect_from_version(version: str, dialect: Dialect) -> None:
+    assert Dialect.from_version(version) is dialect
+
+
+def test_as_of_per_server_in_utc() -> None:
+    local = T.astimezone(timezone(timedelta(hours=8)))
+    assert as_of_clause(Dialect.TIDB, local) == " AS OF TIMESTAMP '2026-11-22 10:41:07.250000'"
+    assert as_of_clause(Dialect.MARIADB, T) == " FOR SYSTEM_TIME AS OF TIMESTAMP '2026-11-22 10:41:07.250000'"
+    assert as_of_clause(Dialect.MYSQL, None) == ""
+    with pytest.raises(ValidationError, match="MySQL keeps no history"):
+        as_of_clause(Dialect.MYSQL, T)
+    with pytest.raises(ValidationError, match="no time zone"):
+        as_of_clause(Dialect.TIDB, T.replace(tzinfo=None))
+
+
+def test_identifiers_are_quoted() -> None:
+    assert quote("we`ird") == "`we``ird`"
+
+
+def test_fingerprint_covers_every_column_and_its_nullness_over_a_key_range() -> None:
+    sql, args = fingerprint_sql(ORDERS, Chunk((100,), (200,)), dialect=Dialect.TIDB, at=T)
+    assert sql == (
+        "SELECT COUNT(*), COALESCE(BIT_XOR(CAST(CRC32(CONCAT_WS(',', `id`, `note`, `total`, "
+        "CONCAT(ISNULL(`id`), ISNULL(`note`), ISNULL(`total`)))) AS UNSIGNED)), 0) "
+        "FROM `shop`.`orders` AS OF TIMESTAMP '2026-11-22 10:41:07.250000' WHERE (`id`) > (%s) AND (`id`) <= (%s)"
+    )
+    assert args == [100, 200]
+
+
+@pytest.mark.parametrize(
+    ("chunk", "where", "args"),
+    [
+        (Chunk(None, None), "", []),
+        (Chunk(None, (5, 2)), " WHERE (`order_id`, `line_no`) <= (%s, %s)", [5, 2]),
+        (Chunk((5, 2), None), " WHERE (`order_id`, `line_no`) > (%s, %s)", [5, 2]),
+    ],
+)
+def test_composite_keys_compare_as_row_values(chunk: Chunk, where: str, args: list[int]) -> None:
+    assert _range_where(ITEMS.chunk_key(), chunk) == (where, args)
+
+
+def test_chunk_key_falls_back_to_a_not_null_unique_index_then_to_the_whole_table() -> None:
+    cols = (Column("code", 1, "varchar(8)", False), Column("alt", 2, "varchar(8)", True))
+    uniq = TableDef("s", "t", cols, (Index("uk_alt", True, ("alt",)), Index("uk_code", True, ("code",))))
+    assert uniq.chunk_key() == ("code",)  # uk_alt's column may be NULL
+    assert TableDef("s", "t", cols, (Index("k", False, ("code",)),)).chunk_key() == ()
+    assert ITEMS.chunk_key() == ("order_id", "line_no")
+
+
+def test_a_mismatch_names_the_key_range_and_what_differs() -> None:
+    m = ChunkMismatch(Chunk((100,), (200,)), ("id",), ChunkSum(100, 7), ChunkSum(99, 8))
+    assert str(m) == "(id) in (100, 200]: 100 rows in the source, 99 restored"
+    m = ChunkMismatch(Chunk(None, None), ("order_id", "line_no"), ChunkSum(3, 7), ChunkSum(3, 8))
+    assert str(m) == "(order_id, line_no) in (-∞, +∞]: 3 rows on both sides, contents differ"
+
+
+def test_schema_differences_name_table_and_what() -> None:
+    changed = TableDef(
+        "shop",
+        "orders",
+        (Column("id", 1, "bigint", False), Column("note", 2, "varchar(32)", True), Column("extra", 3, "int", True)),
+        (Index("PRIMARY", True, ("id",)),),
+    )
+    report = compare_tables({"shop.orders": ORDERS, "shop.order_items": ITEMS}, {"shop.orders": changed})
+    assert not report.ok and report.tables == ("shop.orders",)
+    assert [str(d) for d in report.diffs] == [
+        "shop.order_items: missing table: in the source, not in the restored cluster",
+        "shop.orders: columns: missing total; extra extra; note: note varchar(64) vs note varchar(32)",
+        "shop.orders: indexes: missing index idx_note",
+    ]
+    assert compare_tables({"shop.orders": ORDERS}, {"shop.orders": ORDERS}).ok
