@@ -56,5 +56,5 @@ def test_a_refused_login_says_to_check_the_credentials(monkeypatch: pytest.Monke
     monkeypatch.setenv("AIRFLOW_CONN_TIDB_X", "mysql://app:wrong@tidb-host:4000/shop")
     denied = pymysql.err.OperationalError(1045, "Access denied for user 'app'@'10.0.0.1' (using password: YES)")
     with mock.patch("tidbops_airflow.hooks.tidb.pymysql.connect", side_effect=denied):
-        with pytest.raises(TiDBUnreachableError, match="refused the login .*check the connection's login and password"):
+        with pytest.raises(TiDBUnreachableError, match=r"refused the login .*check the connection's login and password"):
             TiDBHook(tidb_conn_id="tidb_x").get_conn()
