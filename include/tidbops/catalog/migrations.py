@@ -237,9 +237,105 @@ def _m002_slow_queries(conn: Connection) -> None:
         create_table_if_missing(conn, table)
 
 
+def _m003_log_backup_health(conn: Connection) -> None:
+    md = MetaData()
+    checks = Table(
+        "log_backup_checks",
+        md,
+        Column("id", event_id_type(), primary_key=True, autoincrement=True),
+        Column("cluster", String(64), nullable=False),
+        Column("checked_at", UTCDateTime(), nullable=False),
+        Column("task_name", String(128), nullable=True),
+        Column("status", String(16), nullable=False),
+        Column("status_source", String(16), nullable=True),
+        Column("checkpoint_ts", BigInteger(), nullable=True),
+        Column("checkpoint_time", UTCDateTime(), nullable=True),
+        Column("lag_seconds", Double(), nullable=True),
+        Column("log_min_ts", BigInteger(), nullable=True),
+        Column("log_max_ts", BigInteger(), nullable=True),
+        Column("log_range_source", String(16), nullable=True),
+        Column("window_start_ts", BigInteger(), nullable=True),
+        Column("window_start_time", UTCDateTime(), nullable=True),
+        Column("window_end_ts", BigInteger(), nullable=True),
+        Column("window_end_time", UTCDateTime(), nullable=True),
+        id_column("window_base_backup_id", nullable=True),
+        Column("gc_safe_point", UTCDateTime(), nullable=True),
+        Column("gc_hold_seconds", Double(), nullable=True),
+        Column("healthy", Boolean(), nullable=False),
+        Column("findings", JSONText(), nullable=True),
+        Column("dag_id", String(250), nullable=True),
+        Column("run_id", String(250), nullable=True),
+        Index("ix_log_backup_checks_cluster_time", "cluster", "checked_at"),
+    )
+    alerts = Table(
+        "log_backup_alerts",
+        md,
+        Column("cluster", String(64), primary_key=True),
+        Column("alert_key", String(64), primary_key=True),
+        Column("severity", String(16), nullable=False),
+        Column("message", Text(), nullable=False),
+        Column("details", JSONText(), nullable=True),
+        Column("first_seen", UTCDateTime(), nullable=False),
+        Column("last_seen", UTCDateTime(), nullable=False),
+        Column("occurrences", Integer(), nullable=False),
+        Column("episodes", Integer(), nullable=False),
+        Column("notified_at", UTCDateTime(), nullable=True),
+        Column("notify_count", Integer(), nullable=False),
+        Column("resolved_at", UTCDateTime(), nullable=True),
+        Column("recovery_notified_at", UTCDateTime(), nullable=True),
+        Column("updated_at", UTCDateTime(), nullable=False),
+    )
+    create_table_if_missing(conn, checks)
+    create_table_if_missing(conn, alerts)
+
+
+def _m004_drills(conn: Connection) -> None:
+    """Restore drills (issue #6): one row per drill run; a running row holds its scratch target."""
+    md = MetaData()
+    drills = Table(
+        "drills",
+        md,
+        id_column("id", primary_key=True),
+        Column("cluster", String(64), nullable=False),
+        Column("target", String(64), nullable=False),
+        Column("mode", String(16), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("started_at", UTCDateTime(), nullable=False),
+        Column("restore_ts", BigInteger(), nullable=True),
+        Column("restore_time", UTCDateTime(), nullable=True),
+        Column("point_reason", Text(), nullable=True),
+        Column("point_seed", BigInteger(), nullable=True),
+        Column("backups_used", JSONText(), nullable=True),
+        Column("restore_seconds", Double(), nullable=True),
+        Column("validation_seconds", Double(), nullable=True),
+        Column("tables_checked", Integer(), nullable=True),
+        Column("rows_checked", BigInteger(), nullable=True),
+        Column("mismatches", Integer(), nullable=True),
+        Column("gx_evaluated", Integer(), nullable=True),
+        Column("gx_success_ratio", Double(), nullable=True),
+        Column("data_docs_uri", String(1024), nullable=True),
+        Column("report_uri", String(1024), nullable=True),
+        Column("scratch_dropped", Boolean(), nullable=True),
+        Column("error", Text(), nullable=True),
+        Column("details", JSONText(), nullable=True),
+        Column("dag_id", String(250), nullable=True),
+        Column("run_id", String(250), nullable=True),
+        Column("try_number", Integer(), nullable=False),
+        Column("finished_at", UTCDateTime(), nullable=True),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Index("ix_drills_cluster_started", "cluster", "started_at"),
+        Index("ix_drills_target_status", "target", "status"),
+    )
+    create_table_if_missing(conn, drills)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "backups and events tables", _m001_backups_and_events),
     Migration(2, "slow query daily aggregates, digests, watermarks and reports", _m002_slow_queries),
+    Migration(
+        3, "log backup checks (RPO history, PITR window) and alert de-duplication state", _m003_log_backup_health
+    ),
+    Migration(4, "restore drills", _m004_drills),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

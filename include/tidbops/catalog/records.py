@@ -270,3 +270,261 @@ def restorable_chain(by_id: Mapping[str, BackupRecord], tip: BackupRecord) -> li
 
 def index(backups: Iterable[BackupRecord]) -> dict[str, BackupRecord]:
     return {b.id: b for b in backups}
+
+
+# ------------------------------------------------------------------------------------- log backup (PITR)
+
+LOG_CHECK_STATUSES = frozenset({"NORMAL", "PAUSE", "ERROR", "ABSENT", "UNKNOWN"})
+ALERT_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+ALERT_SEVERITIES = frozenset({"critical", "warning"})
+TASK_NAME_MAX = 128
+
+
+def _opt_utc(dt: datetime | None, what: str) -> datetime | None:
+    return None if dt is None else utc(dt, what)
+
+
+def _tso_utc(ts: int | None) -> datetime | None:
+    if ts is None or ts <= 0:
+        return None
+    from tidbops import tso  # local: records is imported by everything, tso by few
+
+    return tso.to_datetime(ts)
+
+
+@dataclass(frozen=True)
+class LogBackupCheck:
+    """One check of a cluster's log backup: a row of ``log_backup_checks``, the RPO history.
+
+    ``status`` is the task's state as read (``NORMAL``, ``PAUSE``, ``ERROR``), ``ABSENT`` (no task) or
+    ``UNKNOWN`` (BR printed no status); ``lag_seconds`` is check time minus the global checkpoint;
+    ``log_min_ts``/``log_max_ts`` the log range (``br log metadata``, else the task's start and
+    checkpoint) and ``window_*`` the PITR window computed from it; ``findings`` the problems found
+    (``{"key", "severity", "message"}``). ``id`` is set by the catalog.
+    """
+
+    cluster: str
+    checked_at: datetime
+    status: str
+    healthy: bool
+    task_name: str | None = None
+    status_source: str | None = None  # json | text | json+text
+    checkpoint_ts: int | None = None
+    lag_seconds: float | None = None
+    log_min_ts: int | None = None
+    log_max_ts: int | None = None
+    log_range_source: str | None = None  # metadata (br log metadata) | status (the task's start, checkpoint)
+    window_start_ts: int | None = None
+    window_end_ts: int | None = None
+    window_base_backup_id: str | None = None
+    gc_safe_point: datetime | None = None
+    gc_hold_seconds: float | None = None
+    findings: tuple[Mapping[str, str], ...] = ()
+    dag_id: str | None = None
+    run_id: str | None = None
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checked_at", utc(self.checked_at, "checked_at"))
+        object.__setattr__(self, "gc_safe_point", _opt_utc(self.gc_safe_point, "gc_safe_point"))
+        object.__setattr__(self, "findings", tuple(dict(f) for f in self.findings))
+        if self.status not in LOG_CHECK_STATUSES:
+            raise ValueError(f"status {self.status!r} is not one of {', '.join(sorted(LOG_CHECK_STATUSES))}")
+        _check_len(self.cluster, CLUSTER_MAX, "cluster")
+        _check_len(self.task_name, TASK_NAME_MAX, "task_name")
+        _check_len(self.window_base_backup_id, ID_MAX, "window_base_backup_id")
+        _check_len(self.dag_id, NAME_MAX, "dag_id")
+        _check_len(self.run_id, NAME_MAX, "run_id")
+        for name in ("checkpoint_ts", "log_min_ts", "log_max_ts", "window_start_ts", "window_end_ts"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be a positive TSO, not {value}")
+
+    @property
+    def checkpoint_time(self) -> datetime | None:
+        return _tso_utc(self.checkpoint_ts)
+
+    @property
+    def window_start_time(self) -> datetime | None:
+        return _tso_utc(self.window_start_ts)
+
+    @property
+    def window_end_time(self) -> datetime | None:
+        return _tso_utc(self.window_end_ts)
+
+    @property
+    def finding_keys(self) -> tuple[str, ...]:
+        return tuple(str(f.get("key")) for f in self.findings)
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-safe: times as ISO 8601 UTC, TSOs with their UTC times."""
+
+        def iso(dt: datetime | None) -> str | None:
+            return None if dt is None else dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+        return {
+            "id": self.id,
+            "cluster": self.cluster,
+            "checked_at": iso(self.checked_at),
+            "task_name": self.task_name,
+            "status": self.status,
+            "status_source": self.status_source,
+            "healthy": self.healthy,
+            "checkpoint_ts": self.checkpoint_ts,
+            "checkpoint_time": iso(self.checkpoint_time),
+            "lag_seconds": self.lag_seconds,
+            "log_min_ts": self.log_min_ts,
+            "log_max_ts": self.log_max_ts,
+            "log_range_source": self.log_range_source,
+            "window_start_ts": self.window_start_ts,
+            "window_start_time": iso(self.window_start_time),
+            "window_end_ts": self.window_end_ts,
+            "window_end_time": iso(self.window_end_time),
+            "window_base_backup_id": self.window_base_backup_id,
+            "gc_safe_point": iso(self.gc_safe_point),
+            "gc_hold_seconds": self.gc_hold_seconds,
+            "findings": [dict(f) for f in self.findings],
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+        }
+
+
+@dataclass(frozen=True)
+class AlertState:
+    """De-duplication state of one alert of one cluster: a row of ``log_backup_alerts``.
+
+    One row per (cluster, key), reused episode after episode: an episode opens when the problem is
+    first seen (``first_seen``, ``episodes`` + 1, ``resolved_at`` cleared) and closes when a check no
+    longer finds it (``resolved_at``). ``notified_at`` is when the episode was last notified (``None``:
+    not yet), ``recovery_notified_at`` when its recovery was. The history of episodes is in ``events``.
+    """
+
+    cluster: str
+    key: str
+    severity: str
+    message: str
+    first_seen: datetime
+    last_seen: datetime
+    occurrences: int = 1  # checks that found it in this episode
+    episodes: int = 1
+    notified_at: datetime | None = None
+    notify_count: int = 0  # notifications of this episode (the first one and reminders)
+    resolved_at: datetime | None = None
+    recovery_notified_at: datetime | None = None
+    details: Mapping[str, object] | None = None
+    updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not ALERT_KEY.match(self.key):
+            raise ValueError(f"alert key {self.key!r}: lower-case letters, digits and '_', at most 64 characters")
+        if self.severity not in ALERT_SEVERITIES:
+            raise ValueError(f"severity {self.severity!r} is not one of {', '.join(sorted(ALERT_SEVERITIES))}")
+        _check_len(self.cluster, CLUSTER_MAX, "cluster")
+        for name in ("first_seen", "last_seen", "notified_at", "resolved_at", "recovery_notified_at", "updated_at"):
+            object.__setattr__(self, name, _opt_utc(getattr(self, name), name))
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+# ------------------------------------------------------------------------------ restore drills (#6)
+
+DRILL_MODES = frozenset({"snapshot", "pitr"})
+
+
+class DrillStatus(StrEnum):
+    RUNNING = "running"  # from prepare_scratch until record_drill: the drill holds its scratch target
+    PASSED = "passed"
+    FAILED = "failed"
+
+
+def make_drill_id(cluster: str, when: datetime, *, dag_id: str | None = None, run_id: str | None = None) -> str:
+    """``<cluster>-drill-<yyyymmddTHHMMSSZ>-<hash>``: the same for every try of one DAG run (as backup ids)."""
+    stamp = utc(when, "when").strftime("%Y%m%dT%H%M%SZ")
+    if dag_id is not None and run_id is not None:
+        digest = hashlib.sha256(f"{dag_id}\x00{run_id}".encode()).hexdigest()[:8]
+    else:
+        digest = secrets.token_hex(4)
+    return check_backup_id(f"{cluster}-drill-{stamp}-{digest}".lower())
+
+
+@dataclass(frozen=True)
+class DrillRecord:
+    """One restore drill: a row of ``drills`` (its retries share the row).
+
+    ``restore_ts`` is the restore point (a snapshot chain's last BackupTS, or the PITR ``--restored-ts``),
+    ``backups_used`` the backups restored, in order. RTO figures: ``restore_seconds`` (the BR restores,
+    first start to last end) and ``validation_seconds`` (schema, content and expectations). ``mismatches``
+    counts what differed (missing or different tables, chunks whose fingerprints differ, failed
+    expectations are counted by ``gx_*``); ``details`` holds the per-table report.
+    """
+
+    id: str
+    cluster: str
+    target: str
+    mode: str
+    status: DrillStatus
+    started_at: datetime
+    restore_ts: int | None = None
+    point_reason: str | None = None
+    point_seed: int | None = None
+    backups_used: tuple[str, ...] = ()
+    restore_seconds: float | None = None
+    validation_seconds: float | None = None
+    tables_checked: int | None = None
+    rows_checked: int | None = None
+    mismatches: int | None = None
+    gx_evaluated: int | None = None
+    gx_success_ratio: float | None = None
+    data_docs_uri: str | None = None
+    report_uri: str | None = None
+    scratch_dropped: bool | None = None
+    error: str | None = None
+    details: Mapping[str, object] | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
+    try_number: int = 1
+    finished_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        check_backup_id(self.id)
+        object.__setattr__(self, "status", DrillStatus(self.status))
+        object.__setattr__(self, "backups_used", tuple(self.backups_used))
+        for name in ("started_at", "finished_at", "updated_at"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, utc(value, name))
+        if self.mode not in DRILL_MODES:
+            raise ValueError(f"drill mode {self.mode!r} is not one of {', '.join(sorted(DRILL_MODES))}")
+        _check_len(self.cluster, CLUSTER_MAX, "cluster")
+        _check_len(self.target, CLUSTER_MAX, "target")
+        _check_len(self.dag_id, NAME_MAX, "dag_id")
+        _check_len(self.run_id, NAME_MAX, "run_id")
+        for uri in (self.data_docs_uri, self.report_uri):
+            if uri is not None:
+                check_storage_uri(uri)
+        if self.restore_ts is not None and self.restore_ts <= 0:
+            raise ValueError(f"restore_ts must be a positive TSO, not {self.restore_ts}")
+        if self.gx_success_ratio is not None and not 0.0 <= self.gx_success_ratio <= 1.0:
+            raise ValueError(f"gx_success_ratio must be between 0 and 1, not {self.gx_success_ratio}")
+
+    @property
+    def restore_time(self) -> datetime | None:
+        if self.restore_ts is None:
+            return None
+        from tidbops import tso  # local: records is imported by everything, tso by few
+
+        return tso.to_datetime(self.restore_ts)
+
+    @property
+    def rto_seconds(self) -> float | None:
+        """Restore plus validation: how long it took to get the data back and know it is right."""
+        if self.restore_seconds is None:
+            return None
+        return round(self.restore_seconds + (self.validation_seconds or 0.0), 3)
+
+    @property
+    def holds_target(self) -> bool:
+        return self.status is DrillStatus.RUNNING

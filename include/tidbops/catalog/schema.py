@@ -41,7 +41,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from tidbops.catalog.records import CLUSTER_MAX, ID_MAX, NAME_MAX, SHORT_MAX, URI_MAX
+from tidbops.catalog.records import CLUSTER_MAX, ID_MAX, NAME_MAX, SHORT_MAX, TASK_NAME_MAX, URI_MAX
 
 SCHEMA_VERSION_TABLE = "tidbops_schema_version"
 SCHEMA_LOCK_TABLE = "tidbops_schema_lock"
@@ -206,6 +206,95 @@ slow_query_reports = Table(
     Column("day", String(10), primary_key=True),
     Column("report", JSONText(), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Log backup (PITR) health (``tidbops.logbackup``): one row per check of a cluster's log backup — the RPO
+# history, and what metrics read (latest row per cluster: status, lag, window) — and the alert
+# de-duplication state, one row per (cluster, alert key), reused episode after episode.
+log_backup_checks = Table(
+    "log_backup_checks",
+    metadata,
+    Column("id", event_id_type(), primary_key=True, autoincrement=True),
+    Column("cluster", String(CLUSTER_MAX), nullable=False),
+    Column("checked_at", UTCDateTime(), nullable=False),
+    Column("task_name", String(TASK_NAME_MAX), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("status_source", String(16), nullable=True),
+    Column("checkpoint_ts", BigInteger(), nullable=True),
+    Column("checkpoint_time", UTCDateTime(), nullable=True),
+    Column("lag_seconds", Double(), nullable=True),
+    Column("log_min_ts", BigInteger(), nullable=True),
+    Column("log_max_ts", BigInteger(), nullable=True),
+    Column("log_range_source", String(16), nullable=True),
+    Column("window_start_ts", BigInteger(), nullable=True),
+    Column("window_start_time", UTCDateTime(), nullable=True),
+    Column("window_end_ts", BigInteger(), nullable=True),
+    Column("window_end_time", UTCDateTime(), nullable=True),
+    id_column("window_base_backup_id", nullable=True),
+    Column("gc_safe_point", UTCDateTime(), nullable=True),
+    Column("gc_hold_seconds", Double(), nullable=True),
+    Column("healthy", Boolean(), nullable=False),
+    Column("findings", JSONText(), nullable=True),
+    Column("dag_id", String(NAME_MAX), nullable=True),
+    Column("run_id", String(NAME_MAX), nullable=True),
+    Index("ix_log_backup_checks_cluster_time", "cluster", "checked_at"),
+)
+
+log_backup_alerts = Table(
+    "log_backup_alerts",
+    metadata,
+    Column("cluster", String(CLUSTER_MAX), primary_key=True),
+    Column("alert_key", String(64), primary_key=True),
+    Column("severity", String(16), nullable=False),
+    Column("message", Text(), nullable=False),
+    Column("details", JSONText(), nullable=True),
+    Column("first_seen", UTCDateTime(), nullable=False),
+    Column("last_seen", UTCDateTime(), nullable=False),
+    Column("occurrences", Integer(), nullable=False),
+    Column("episodes", Integer(), nullable=False),
+    Column("notified_at", UTCDateTime(), nullable=True),
+    Column("notify_count", Integer(), nullable=False),
+    Column("resolved_at", UTCDateTime(), nullable=True),
+    Column("recovery_notified_at", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Restore drills (``tidbops.drill``, issue #6): one row per drill run — restore point, backups used, RTO
+# (restore and validation seconds), what was checked and what differed, the expectations' success ratio,
+# where the Data Docs and the drill report are. A ``running`` row holds its scratch ``target`` (a lease).
+drills = Table(
+    "drills",
+    metadata,
+    id_column("id", primary_key=True),
+    Column("cluster", String(CLUSTER_MAX), nullable=False),
+    Column("target", String(CLUSTER_MAX), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("restore_ts", BigInteger(), nullable=True),
+    Column("restore_time", UTCDateTime(), nullable=True),
+    Column("point_reason", Text(), nullable=True),
+    Column("point_seed", BigInteger(), nullable=True),
+    Column("backups_used", JSONText(), nullable=True),
+    Column("restore_seconds", Double(), nullable=True),
+    Column("validation_seconds", Double(), nullable=True),
+    Column("tables_checked", Integer(), nullable=True),
+    Column("rows_checked", BigInteger(), nullable=True),
+    Column("mismatches", Integer(), nullable=True),
+    Column("gx_evaluated", Integer(), nullable=True),
+    Column("gx_success_ratio", Double(), nullable=True),
+    Column("data_docs_uri", String(URI_MAX), nullable=True),
+    Column("report_uri", String(URI_MAX), nullable=True),
+    Column("scratch_dropped", Boolean(), nullable=True),
+    Column("error", Text(), nullable=True),
+    Column("details", JSONText(), nullable=True),
+    Column("dag_id", String(NAME_MAX), nullable=True),
+    Column("run_id", String(NAME_MAX), nullable=True),
+    Column("try_number", Integer(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_drills_cluster_started", "cluster", "started_at"),
+    Index("ix_drills_target_status", "target", "status"),
 )
 
 # Bookkeeping, created by ``migrate`` before any migration runs (never changed by one).

@@ -1,4 +1,5 @@
-"""The catalog store: backups and audit events in SQLite or any MySQL-compatible database.
+"""The catalog store: backups, audit events, log-backup health and restore drills in SQLite or any
+MySQL-compatible database.
 
 Every state change of a backup is one transaction that also writes an ``events`` row, so the audit
 trail and the catalog never disagree. Read-then-write work locks first (``BEGIN IMMEDIATE`` on SQLite,
@@ -15,12 +16,12 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, and_, desc, select, update
+from sqlalchemy import Engine, and_, delete, desc, func, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -34,9 +35,13 @@ from tidbops.catalog.errors import (
 from tidbops.catalog.manifest import MANIFEST_ROW_FIELDS, Manifest
 from tidbops.catalog.migrations import LATEST_VERSION, MigrationReport, current_version, migrate
 from tidbops.catalog.records import (
+    AlertState,
     BackupKind,
     BackupRecord,
     BackupStatus,
+    DrillRecord,
+    DrillStatus,
+    LogBackupCheck,
     NewBackup,
     chain_to,
     check_storage_uri,
@@ -45,7 +50,16 @@ from tidbops.catalog.records import (
     utc,
     utcnow,
 )
-from tidbops.catalog.schema import backups, create_catalog_engine, events, redact_url, write_transaction
+from tidbops.catalog.schema import (
+    backups,
+    create_catalog_engine,
+    drills,
+    events,
+    log_backup_alerts,
+    log_backup_checks,
+    redact_url,
+    write_transaction,
+)
 
 T = TypeVar("T")
 _MYSQL_RETRYABLE = frozenset({1213, 1205})  # deadlock, lock wait timeout
@@ -82,6 +96,36 @@ class UpsertOutcome(StrEnum):
 
 def _record(row: RowMapping) -> BackupRecord:
     return BackupRecord(**{name: row[name] for name in _RECORD_FIELDS})
+
+
+_CHECK_FIELDS = tuple(f.name for f in fields(LogBackupCheck))
+_ALERT_FIELDS = tuple(f.name for f in fields(AlertState))
+
+
+def _check(row: RowMapping) -> LogBackupCheck:
+    values = {name: row[name] for name in _CHECK_FIELDS}
+    values["findings"] = tuple(row["findings"] or ())
+    return LogBackupCheck(**values)
+
+
+def _check_values(check: LogBackupCheck) -> dict[str, Any]:
+    values = {name: getattr(check, name) for name in _CHECK_FIELDS if name != "id"}
+    values["findings"] = [dict(f) for f in check.findings]
+    values["checkpoint_time"] = check.checkpoint_time
+    values["window_start_time"] = check.window_start_time
+    values["window_end_time"] = check.window_end_time
+    return values
+
+
+def _alert(row: RowMapping) -> AlertState:
+    values = {name: row[name] for name in _ALERT_FIELDS if name != "key"}
+    return AlertState(key=row["alert_key"], **values)
+
+
+def _alert_values(state: AlertState) -> dict[str, Any]:
+    values = {name: getattr(state, name) for name in _ALERT_FIELDS if name not in ("key", "cluster", "updated_at")}
+    values["details"] = _jsonable(dict(state.details)) if state.details is not None else None
+    return values
 
 
 def _jsonable(value: Any) -> Any:
@@ -570,6 +614,247 @@ class Catalog:
 
         return self._write(work)
 
+    # ---------------------------------------------------------------------------- log backup (PITR) health
+
+    def add_log_backup_check(self, check: LogBackupCheck) -> LogBackupCheck:
+        """Append one check of a cluster's log backup (the RPO history); returns it with its id."""
+        values = _check_values(check)
+
+        def work(conn: Connection) -> LogBackupCheck:
+            result = conn.execute(log_backup_checks.insert().values(**values))
+            new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            return LogBackupCheck(**{**{n: getattr(check, n) for n in _CHECK_FIELDS}, "id": new_id})
+
+        return self._write(work)
+
+    def list_log_backup_checks(
+        self, cluster: str, *, limit: int = 100, since: datetime | None = None
+    ) -> list[LogBackupCheck]:
+        """The cluster's checks, newest first (at most ``limit``; only those at or after ``since``)."""
+        query = select(log_backup_checks).where(log_backup_checks.c.cluster == cluster)
+        if since is not None:
+            query = query.where(log_backup_checks.c.checked_at >= utc(since, "since"))
+        query = query.order_by(desc(log_backup_checks.c.checked_at), desc(log_backup_checks.c.id)).limit(limit)
+        with self._reading() as conn:
+            return [_check(r) for r in conn.execute(query).mappings()]
+
+    def latest_log_backup_checks(self, clusters: Iterable[str] | None = None) -> list[LogBackupCheck]:
+        """The newest check of every cluster (or of ``clusters``), by cluster name: what metrics read."""
+        newest = (
+            select(log_backup_checks.c.cluster, func.max(log_backup_checks.c.id).label("id"))
+            .group_by(log_backup_checks.c.cluster)
+            .subquery()
+        )
+        query = select(log_backup_checks).join(newest, log_backup_checks.c.id == newest.c.id)
+        if clusters is not None:
+            query = query.where(log_backup_checks.c.cluster.in_(list(clusters)))
+        with self._reading() as conn:
+            return sorted((_check(r) for r in conn.execute(query).mappings()), key=lambda c: c.cluster)
+
+    def prune_log_backup_checks(self, cluster: str, before: datetime) -> int:
+        """Delete the cluster's checks older than ``before``; returns how many went."""
+        cutoff = utc(before, "before")
+
+        def work(conn: Connection) -> int:
+            result = conn.execute(
+                delete(log_backup_checks).where(
+                    and_(log_backup_checks.c.cluster == cluster, log_backup_checks.c.checked_at < cutoff)
+                )
+            )
+            return int(result.rowcount or 0)
+
+        return self._write(work)
+
+    def list_alert_states(self, cluster: str | None = None, *, open_only: bool = False) -> list[AlertState]:
+        """Alert de-duplication states, by cluster and key; ``open_only``: the problems not yet resolved."""
+        query = select(log_backup_alerts)
+        if cluster is not None:
+            query = query.where(log_backup_alerts.c.cluster == cluster)
+        if open_only:
+            query = query.where(log_backup_alerts.c.resolved_at.is_(None))
+        query = query.order_by(log_backup_alerts.c.cluster, log_backup_alerts.c.alert_key)
+        with self._reading() as conn:
+            return [_alert(r) for r in conn.execute(query).mappings()]
+
+    def update_alert_states(
+        self, cluster: str, change: Callable[[Mapping[str, AlertState]], Iterable[AlertState]]
+    ) -> list[AlertState]:
+        """Change a cluster's alert states atomically: ``change`` gets them (by key, locked) and returns
+        the ones it changed or added. An episode that opens or resolves writes an ``events`` row
+        (``log_backup.alert_opened`` / ``log_backup.alert_resolved``). Returns every state of the cluster.
+        """
+
+        def work(conn: Connection) -> list[AlertState]:
+            where = log_backup_alerts.c.cluster == cluster
+            before = {
+                s.key: s
+                for s in map(_alert, conn.execute(select(log_backup_alerts).where(where).with_for_update()).mappings())
+            }
+            for state in change(dict(before)):
+                if state.cluster != cluster:
+                    raise ValueError(f"alert {state.key} belongs to cluster {state.cluster!r}, not {cluster!r}")
+                values = {**_alert_values(state), "updated_at": self._clock()}
+                old = before.get(state.key)
+                if old is None:
+                    conn.execute(log_backup_alerts.insert().values(cluster=cluster, alert_key=state.key, **values))
+                else:
+                    conn.execute(
+                        update(log_backup_alerts)
+                        .where(and_(where, log_backup_alerts.c.alert_key == state.key))
+                        .values(**values)
+                    )
+                details = {"key": state.key, "severity": state.severity, "episode": state.episodes}
+                if (old is None or not old.is_open) and state.is_open:
+                    self._event(
+                        conn,
+                        "log_backup.alert_opened",
+                        f"{cluster}: {state.key} ({state.severity}): {summarise_error(state.message)[:300]}",
+                        cluster=cluster,
+                        details=details,
+                        time=state.first_seen,
+                    )
+                elif old is not None and old.is_open and not state.is_open:
+                    self._event(
+                        conn,
+                        "log_backup.alert_resolved",
+                        f"{cluster}: {state.key} resolved (open since {state.first_seen.isoformat()})",
+                        cluster=cluster,
+                        details=details,
+                        time=state.resolved_at,
+                    )
+            return [_alert(r) for r in conn.execute(select(log_backup_alerts).where(where)).mappings()]
+
+        return self._write(work)
+
+    # ------------------------------------------------------------------------------ restore drills (#6)
+
+    def claim_scratch(self, drill: DrillRecord, *, stale_after: timedelta) -> DrillRecord:
+        """Record ``drill`` as running: it then holds its scratch ``target`` until it is saved passed or failed.
+
+        Raises ``ScratchInUseError`` when another drill holds the target. Another drill's hold counts while
+        its row was updated less than ``stale_after`` ago, unless it is of the same DAG (a DAG runs one run
+        at a time, so that run is over): such a row is a drill that died without saying so, and is marked
+        failed (abandoned). The same id again (a retry, a cleared run) takes its row back to running.
+        """
+
+        def work(conn: Connection) -> DrillRecord:
+            now = self._clock()
+            held = conn.execute(
+                select(drills)
+                .where(and_(drills.c.target == drill.target, drills.c.status == DrillStatus.RUNNING.value))
+                .with_for_update()
+            ).mappings()
+            for other in [_drill(r) for r in held]:
+                if other.id == drill.id:
+                    continue
+                same_dag = other.dag_id is not None and other.dag_id == drill.dag_id
+                age = now - (other.updated_at or other.started_at)
+                if not same_dag and age < stale_after:
+                    raise ScratchInUseError(
+                        f"scratch cluster {drill.target} is in use by drill {other.id} of cluster {other.cluster} "
+                        f"({other.dag_id or '?'} run {other.run_id or '?'}, running since "
+                        f"{other.started_at.isoformat(timespec='seconds')}); retry when it is done. If that run "
+                        f"died, its hold lapses {_minutes(stale_after)} after its last update"
+                    )
+                why = "its DAG runs again" if same_dag else f"no update for {_minutes(age)}"
+                conn.execute(
+                    update(drills)
+                    .where(drills.c.id == other.id)
+                    .values(
+                        status=DrillStatus.FAILED.value,
+                        error=f"abandoned: the drill stopped without recording an outcome ({why})",
+                        finished_at=now,
+                        updated_at=now,
+                    )
+                )
+                self._event(
+                    conn,
+                    "drill.abandoned",
+                    f"drill {other.id} of {other.cluster} abandoned ({why}); {drill.id} takes {drill.target}",
+                    cluster=other.cluster,
+                    details={"drill_id": other.id, "target": other.target, "by": drill.id},
+                )
+            running = DrillRecord(**{**_drill_fields(drill), "status": DrillStatus.RUNNING, "finished_at": None})
+            existed = self._put_drill(conn, running)
+            self._event(
+                conn,
+                "drill.restarted" if existed else "drill.started",
+                f"{drill.mode} drill {drill.id} of {drill.cluster} into {drill.target} "
+                f"{'started again (try ' + str(drill.try_number) + ')' if existed else 'started'}",
+                cluster=drill.cluster,
+                details={"drill_id": drill.id, "target": drill.target, "dag_id": drill.dag_id, "run_id": drill.run_id},
+            )
+            return self._get_drill(conn, drill.id)
+
+        return self._write(work)
+
+    def save_drill(self, drill: DrillRecord) -> DrillRecord:
+        """Insert or update a drill's row as given; a passed or failed one writes an ``events`` row."""
+
+        def work(conn: Connection) -> DrillRecord:
+            self._put_drill(conn, drill)
+            if drill.status is not DrillStatus.RUNNING:
+                rto = f", RTO {drill.rto_seconds}s" if drill.rto_seconds is not None else ""
+                error = f": {summarise_error(drill.error)[:300]}" if drill.error else ""
+                self._event(
+                    conn,
+                    f"drill.{drill.status.value}",
+                    f"{drill.mode} drill {drill.id} of {drill.cluster} {drill.status.value}{rto}{error}",
+                    cluster=drill.cluster,
+                    details={
+                        "drill_id": drill.id,
+                        "target": drill.target,
+                        "restore_ts": drill.restore_ts,
+                        "mismatches": drill.mismatches,
+                        "gx_success_ratio": drill.gx_success_ratio,
+                    },
+                )
+            return self._get_drill(conn, drill.id)
+
+        return self._write(work)
+
+    def _put_drill(self, conn: Connection, drill: DrillRecord) -> bool:
+        """Upsert; True when the row was there."""
+        values = _drill_values(drill)
+        values["updated_at"] = self._clock()
+        found = conn.execute(select(drills.c.id).where(drills.c.id == drill.id).with_for_update()).first()
+        if found is None:
+            conn.execute(drills.insert().values(id=drill.id, **values))
+            return False
+        conn.execute(update(drills).where(drills.c.id == drill.id).values(**values))
+        return True
+
+    def _get_drill(self, conn: Connection, drill_id: str) -> DrillRecord:
+        row = conn.execute(select(drills).where(drills.c.id == drill_id)).mappings().first()
+        if row is None:  # pragma: no cover (read right after the write, in its transaction)
+            raise CatalogStateError(f"drill {drill_id} vanished")
+        return _drill(row)
+
+    def get_drill(self, drill_id: str) -> DrillRecord | None:
+        with self._reading() as conn:
+            row = conn.execute(select(drills).where(drills.c.id == drill_id)).mappings().first()
+        return None if row is None else _drill(row)
+
+    def list_drills(
+        self,
+        cluster: str | None = None,
+        *,
+        target: str | None = None,
+        status: DrillStatus | str | None = None,
+        limit: int = 100,
+    ) -> list[DrillRecord]:
+        """Drills, newest first (at most ``limit``)."""
+        query = select(drills)
+        if cluster is not None:
+            query = query.where(drills.c.cluster == cluster)
+        if target is not None:
+            query = query.where(drills.c.target == target)
+        if status is not None:
+            query = query.where(drills.c.status == DrillStatus(status).value)
+        query = query.order_by(desc(drills.c.started_at), desc(drills.c.id)).limit(limit)
+        with self._reading() as conn:
+            return [_drill(r) for r in conn.execute(query).mappings()]
+
     # ---------------------------------------------------------------------------------------- events
 
     def add_event(
@@ -625,3 +910,37 @@ class Catalog:
             Event(**{k: r[k] for k in ("id", "time", "cluster", "kind", "backup_id", "message", "details")})
             for r in reversed(rows)
         ]
+
+
+# ------------------------------------------------------------------------------ restore drills (#6)
+
+
+class ScratchInUseError(CatalogStateError):
+    """Another drill holds the scratch cluster (its row is running and recent)."""
+
+
+_DRILL_FIELDS = tuple(f.name for f in fields(DrillRecord))
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{round(delta.total_seconds() / 60)} min"
+
+
+def _drill_fields(drill: DrillRecord) -> dict[str, Any]:
+    return {name: getattr(drill, name) for name in _DRILL_FIELDS}
+
+
+def _drill(row: RowMapping) -> DrillRecord:
+    values = {name: row[name] for name in _DRILL_FIELDS}
+    values["backups_used"] = tuple(row["backups_used"] or ())
+    return DrillRecord(**values)
+
+
+def _drill_values(drill: DrillRecord) -> dict[str, Any]:
+    values = {name: getattr(drill, name) for name in _DRILL_FIELDS if name not in ("id", "updated_at")}
+    values["status"] = drill.status.value
+    values["backups_used"] = list(drill.backups_used)
+    values["restore_time"] = drill.restore_time
+    values["error"] = summarise_error(drill.error) if drill.error else None
+    values["details"] = _jsonable(dict(drill.details)) if drill.details is not None else None
+    return values

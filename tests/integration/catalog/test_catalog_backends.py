@@ -9,7 +9,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,9 +28,19 @@ from tidbops.catalog.errors import (
     CatalogStateError,
 )
 from tidbops.catalog.manifest import Manifest, ManifestFile
-from tidbops.catalog.records import BackupKind, BackupRecord, BackupStatus, NewBackup, make_backup_id
+from tidbops.catalog.records import (
+    AlertState,
+    BackupKind,
+    BackupRecord,
+    BackupStatus,
+    DrillRecord,
+    DrillStatus,
+    LogBackupCheck,
+    NewBackup,
+    make_backup_id,
+)
 from tidbops.catalog.schema import create_catalog_engine, metadata
-from tidbops.catalog.store import Catalog, UpsertOutcome
+from tidbops.catalog.store import Catalog, ScratchInUseError, UpsertOutcome
 from tidbops_playground.mariadb import MariaDBInstance, find_binary
 
 pytestmark = pytest.mark.integration
@@ -492,3 +502,284 @@ def test_start_many_is_quick(catalog: Catalog) -> None:
         done(catalog, f"dev-full-{i:02d}", i)
     assert len(catalog.list_backups("dev", status="succeeded")) == 30
     assert time.monotonic() - started < 10
+
+
+# ------------------------------------------------------------------------------ log backup health (PITR)
+
+
+def a_check(cluster: str, minutes: float, **kw: object) -> LogBackupCheck:
+    at = T0 + timedelta(minutes=minutes)
+    values: dict[str, object] = {
+        "cluster": cluster,
+        "checked_at": at,
+        "status": "NORMAL",
+        "healthy": True,
+        "task_name": f"pitr-{cluster}",
+        "status_source": "json+text",
+        "checkpoint_ts": tso.from_datetime(at - timedelta(seconds=3)),
+        "lag_seconds": 3.25,
+        "log_min_ts": ts(-10),
+        "log_max_ts": tso.from_datetime(at - timedelta(seconds=3)),
+        "window_start_ts": ts(-5),
+        "window_end_ts": tso.from_datetime(at - timedelta(seconds=3)),
+        "window_base_backup_id": f"{cluster}-full-1",
+        "gc_safe_point": at - timedelta(minutes=10),
+        "gc_hold_seconds": 600.0,
+        "dag_id": f"tidb_log_backup_check__{cluster}",
+        "run_id": f"scheduled__{minutes}",
+    }
+    values.update(kw)
+    return LogBackupCheck(**values)  # type: ignore[arg-type]
+
+
+def test_log_backup_checks_history_latest_and_prune(catalog: Catalog) -> None:
+    frozen = {"key": "checkpoint_frozen", "severity": "critical", "message": "stuck since 01:05 — ünïcode"}
+    for m in range(0, 30, 5):
+        stored = catalog.add_log_backup_check(a_check("dev", m))
+        assert stored.id is not None and stored.checked_at == T0 + timedelta(minutes=m)
+    catalog.add_log_backup_check(
+        a_check("dev", 31, status="PAUSE", healthy=False, findings=(frozen,), checkpoint_ts=None, lag_seconds=None)
+    )
+    catalog.add_log_backup_check(a_check("uat", 7, status="ABSENT", task_name=None, window_start_ts=None))
+    history = catalog.list_log_backup_checks("dev")
+    assert [c.checked_at.minute for c in history] == [31, 25, 20, 15, 10, 5, 0]
+    newest = history[0]
+    assert (newest.status, newest.healthy, newest.findings, newest.checkpoint_time) == ("PAUSE", False, (frozen,), None)
+    full = history[1]
+    assert full.checked_at == T0 + timedelta(minutes=25), "microseconds survive"
+    assert full.gc_safe_point == T0 + timedelta(minutes=15)
+    assert (full.lag_seconds, full.gc_hold_seconds, full.window_base_backup_id) == (3.25, 600.0, "dev-full-1")
+    assert full.window_start_time == tso.to_datetime(ts(-5)) and full.checkpoint_time is not None
+    assert [c.checked_at.minute for c in catalog.list_log_backup_checks("dev", limit=2)] == [31, 25]
+    since = catalog.list_log_backup_checks("dev", since=T0 + timedelta(minutes=20))
+    assert [c.checked_at.minute for c in since] == [31, 25, 20]
+    latest = catalog.latest_log_backup_checks()
+    assert [(c.cluster, c.status) for c in latest] == [("dev", "PAUSE"), ("uat", "ABSENT")]
+    assert [c.cluster for c in catalog.latest_log_backup_checks(["uat", "prod"])] == ["uat"]
+    assert catalog.prune_log_backup_checks("dev", T0 + timedelta(minutes=12)) == 3
+    assert len(catalog.list_log_backup_checks("dev")) == 4 and len(catalog.list_log_backup_checks("uat")) == 1
+    with catalog.engine.connect() as conn:  # what a metrics exporter reads: plain columns, times in UTC
+        row = conn.exec_driver_sql(
+            "SELECT status, lag_seconds, window_start_time, window_end_time FROM log_backup_checks "
+            "WHERE cluster = 'dev' ORDER BY checked_at DESC LIMIT 1 OFFSET 1"
+        ).one()
+    assert row[0] == "NORMAL" and row[1] == 3.25 and row[2] is not None and row[3] is not None
+
+
+def alert(cluster: str, key: str, minutes: float, **kw: object) -> AlertState:
+    at = T0 + timedelta(minutes=minutes)
+    values: dict[str, object] = {
+        "cluster": cluster,
+        "key": key,
+        "severity": "critical",
+        "message": f"{key} at {minutes}",
+        "first_seen": at,
+        "last_seen": at,
+        "details": {"lag_seconds": 12.5, "when": at},
+    }
+    values.update(kw)
+    return AlertState(**values)  # type: ignore[arg-type]
+
+
+def test_alert_states_upsert_resolve_and_events(catalog: Catalog) -> None:
+    opened = catalog.update_alert_states(
+        "dev", lambda s: [alert("dev", "checkpoint_frozen", 0), alert("dev", "gc_held", 0)]
+    )
+    assert [s.key for s in opened] == ["checkpoint_frozen", "gc_held"]
+    assert opened[0].details == {"lag_seconds": 12.5, "when": "2024-07-01T01:00:00.123456Z"}
+    assert catalog.update_alert_states("uat", lambda s: [alert("uat", "task_error", 1)])[0].cluster == "uat"
+
+    def notify_and_extend(states: Mapping[str, AlertState]) -> list[AlertState]:
+        frozen = states["checkpoint_frozen"]
+        return [
+            replace(frozen, last_seen=T0 + timedelta(minutes=5), occurrences=2, notified_at=T0, notify_count=1),
+            replace(states["gc_held"], resolved_at=T0 + timedelta(minutes=5)),
+        ]
+
+    after = {s.key: s for s in catalog.update_alert_states("dev", notify_and_extend)}
+    frozen = after["checkpoint_frozen"]
+    assert (frozen.occurrences, frozen.notified_at, frozen.notify_count, frozen.is_open) == (2, T0, 1, True)
+    assert frozen.updated_at is not None and not after["gc_held"].is_open
+    assert [s.key for s in catalog.list_alert_states("dev", open_only=True)] == ["checkpoint_frozen"]
+    assert [(s.cluster, s.key) for s in catalog.list_alert_states(open_only=True)] == [
+        ("dev", "checkpoint_frozen"),
+        ("uat", "task_error"),
+    ]
+    # a new episode of a resolved alert reuses its row
+    reopened = replace(after["gc_held"], first_seen=T0 + timedelta(minutes=9), resolved_at=None, episodes=2)
+    catalog.update_alert_states("dev", lambda s: [reopened])
+    assert len(catalog.list_alert_states("dev")) == 2
+    kinds = [(e.kind, (e.details or {}).get("key")) for e in catalog.list_events(cluster="dev")]
+    assert kinds == [
+        ("log_backup.alert_opened", "checkpoint_frozen"),
+        ("log_backup.alert_opened", "gc_held"),
+        ("log_backup.alert_resolved", "gc_held"),
+        ("log_backup.alert_opened", "gc_held"),
+    ]
+    with pytest.raises(ValueError, match="belongs to cluster 'uat'"):
+        catalog.update_alert_states("dev", lambda s: [alert("uat", "task_error", 2)])
+
+
+def test_concurrent_alert_updates_make_one_row(catalog_url: str, catalog: Catalog) -> None:
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def bump(i: int) -> None:
+        cat = Catalog.from_url(catalog_url)
+        try:
+            barrier.wait()
+
+            def change(states: Mapping[str, AlertState]) -> list[AlertState]:
+                old = states.get("checkpoint_lag")
+                if old is None:
+                    return [alert("dev", "checkpoint_lag", i)]
+                return [replace(old, occurrences=old.occurrences + 1)]
+
+            cat.update_alert_states("dev", change)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            cat.close()
+
+    threads = [threading.Thread(target=bump, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    [state] = catalog.list_alert_states("dev")
+    assert state.occurrences == 4, "each update saw the one before it"
+
+
+def test_migration_3_upgrades_a_catalog_in_use(catalog_url: str) -> None:
+    engine = create_catalog_engine(catalog_url)
+    try:
+        assert mig.migrate(engine, mig.MIGRATIONS[:2]).to_version == 2
+        old = Catalog(engine)
+        old._schema_checked = True  # this code's own check wants the latest version; the data is v2's
+        old.start_backup(new("dev-full-1"))
+        report = mig.migrate(engine)
+        assert report.applied[0].startswith("3: log backup checks") and report.from_version == 2
+        cat = Catalog(engine)
+        assert [b.id for b in cat.list_backups()] == ["dev-full-1"]
+        assert cat.list_log_backup_checks("dev") == [] and cat.list_alert_states() == []
+        with engine.connect() as conn:
+            assert {"log_backup_checks", "log_backup_alerts"} <= set(inspect(conn).get_table_names())
+    finally:
+        engine.dispose()
+
+
+# ------------------------------------------------------------------------------ restore drills (#6)
+
+
+def drill(drill_id: str, cluster: str, target: str = "scratch1", **kw: object) -> DrillRecord:
+    values: dict[str, object] = {
+        "id": drill_id,
+        "cluster": cluster,
+        "target": target,
+        "mode": "snapshot",
+        "status": DrillStatus.RUNNING,
+        "started_at": T0,
+        "dag_id": f"tidb_restore_drill__{cluster}",
+        "run_id": f"scheduled__{drill_id}",
+    }
+    values.update(kw)
+    return DrillRecord(**values)  # type: ignore[arg-type]
+
+
+def test_a_drill_holds_its_scratch_until_recorded(catalog: Catalog) -> None:
+    held = catalog.claim_scratch(
+        drill("dev-drill-1", "dev", restore_ts=ts(1), backups_used=("a", "b")), stale_after=timedelta(hours=6)
+    )
+    assert (
+        held.status is DrillStatus.RUNNING
+        and held.backups_used == ("a", "b")
+        and held.restore_time == tso.to_datetime(ts(1))
+    )
+    with pytest.raises(
+        ScratchInUseError, match="scratch cluster scratch1 is in use by drill dev-drill-1 of cluster dev"
+    ):
+        catalog.claim_scratch(drill("prod-drill-1", "prod"), stale_after=timedelta(hours=6))
+    # another scratch cluster is free; a retry of the same drill takes its own row back
+    assert catalog.claim_scratch(drill("prod-drill-2", "prod", target="scratch2"), stale_after=timedelta(hours=6))
+    assert (
+        catalog.claim_scratch(drill("dev-drill-1", "dev", try_number=2), stale_after=timedelta(hours=6)).try_number == 2
+    )
+    done = replace(
+        held,
+        status=DrillStatus.PASSED,
+        restore_seconds=12.5,
+        validation_seconds=4.0,
+        tables_checked=7,
+        rows_checked=123_456_789_012,
+        mismatches=0,
+        gx_evaluated=53,
+        gx_success_ratio=1.0,
+        data_docs_uri="s3://tidbops-backups/dev/drills/dev-drill-1/data_docs/index.html",
+        scratch_dropped=True,
+        details={"tables": [{"table": "shop.orders", "ok": True}], "cleared": ["shop"]},
+        finished_at=T0 + timedelta(minutes=3),
+    )
+    saved = catalog.save_drill(done)
+    assert saved.rto_seconds == 16.5 and saved.rows_checked == 123_456_789_012 and saved.details == done.details
+    assert catalog.get_drill("dev-drill-1") == saved
+    assert catalog.claim_scratch(drill("prod-drill-1", "prod"), stale_after=timedelta(hours=6)).holds_target
+    kinds = [e.kind for e in catalog.list_events(cluster="dev")]
+    assert kinds == ["drill.started", "drill.restarted", "drill.passed"]
+
+
+def test_a_dead_drill_lets_go_of_its_scratch(catalog: Catalog) -> None:
+    catalog.claim_scratch(drill("prod-drill-1", "prod"), stale_after=timedelta(hours=6))
+    taken = catalog.claim_scratch(drill("dev-drill-1", "dev"), stale_after=timedelta(0))  # prod's hold lapsed
+    assert taken.holds_target
+    dead = catalog.get_drill("prod-drill-1")
+    assert dead is not None and dead.status is DrillStatus.FAILED and dead.error and "abandoned" in dead.error
+    # the same DAG running again: its earlier run is over, whatever the age of its row
+    catalog.claim_scratch(drill("dev-drill-2", "dev", run_id="scheduled__2"), stale_after=timedelta(hours=6))
+    assert catalog.get_drill("dev-drill-1").status is DrillStatus.FAILED  # type: ignore[union-attr]
+    assert [d.id for d in catalog.list_drills(target="scratch1", status="running")] == ["dev-drill-2"]
+    assert any(e.kind == "drill.abandoned" for e in catalog.list_events(cluster="prod"))
+
+
+def test_failed_drills_keep_their_error_redacted_and_list_newest_first(catalog: Catalog) -> None:
+    for i in range(3):
+        catalog.save_drill(
+            drill(
+                f"dev-drill-{i}",
+                "dev",
+                status=DrillStatus.FAILED,
+                started_at=T0 + timedelta(days=i),
+                error=f"restore: BRError: s3://b/x?secret-access-key=abc{i} refused",
+            )
+        )
+    listed = catalog.list_drills("dev", limit=2)
+    assert [d.id for d in listed] == ["dev-drill-2", "dev-drill-1"]
+    assert listed[0].error == "restore: BRError: s3://b/x?secret-access-key=*** refused"
+    assert catalog.list_drills("prod") == [] and catalog.get_drill("nope") is None
+
+
+def test_concurrent_claims_give_the_scratch_to_one_drill(catalog_url: str, catalog: Catalog) -> None:
+    barrier = threading.Barrier(3)
+    won: list[str] = []
+    errors: list[BaseException] = []
+
+    def claim(name: str) -> None:
+        cat = Catalog.from_url(catalog_url)
+        try:
+            barrier.wait()
+            cat.claim_scratch(drill(f"{name}-drill-1", name), stale_after=timedelta(hours=6))
+            won.append(name)
+        except ScratchInUseError:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            cat.close()
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in ("dev", "uat", "prod")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(won) == 1
+    assert [d.cluster for d in catalog.list_drills(target="scratch1", status="running")] == won
