@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "tidbops.cli.br_cmd",
     "tidbops.cli.catalog_cmd",
     "tidbops.cli.slowlog_cmd",
+    "tidbops.cli.window_cmd",
 )
 
 
