@@ -22,6 +22,12 @@ fault                      effect
 ``backup_slow``            ``br backup`` takes at least ``seconds`` longer (param ``seconds``, default 30)
 ``restore_fail_midway``    ``br restore`` creates the schemas, loads part of the tables, exits 1 with a
                            download/ingest error (params: ``after_tables`` default half; ``message``)
+``restore_corrupt_rows``   ``br restore`` succeeds (exit 0, success summary, BR's checksum passed) but then
+                           silently changes ``rows`` rows (default 3: those in the middle of the key order)
+                           of ``table`` (``db.table``; default the first restored table with rows): a
+                           numeric column +1, else text + ``~``, else a time + 1 day; ``mode=delete``
+                           deletes them. ``restore point`` applies it after the log. Only the BR log
+                           file mentions it (params: ``table``, ``rows``, ``mode`` = change | delete)
 ``log_checkpoint_frozen``  the log-backup advancer stops advancing; ``log status`` still says NORMAL and
                            the gap grows (pingcap/tidb#53047)
 ``log_task_error``         the advancer pauses the task with a store error: status ``○ ERROR`` with
@@ -54,6 +60,7 @@ KNOWN_FAULTS: dict[str, str] = {
     "backup_hang": "backup sleeps until killed",
     "backup_slow": "backup takes `seconds` longer",
     "restore_fail_midway": "restore loads part of the tables then fails",
+    "restore_corrupt_rows": "restore succeeds but silently changes `rows` rows of `table` (mode change|delete)",
     "log_checkpoint_frozen": "advancer stops advancing; status stays NORMAL",
     "log_task_error": "advancer pauses the task with a store error (status ERROR)",
     "log_task_pause": "advancer pauses the task (status PAUSE)",
@@ -106,6 +113,14 @@ def set_fault(home: Path, cluster: str, fault: str, **params: Any) -> None:
         raise FaultError(f"unknown fault {fault!r}; known: {', '.join(sorted(KNOWN_FAULTS))}")
     if fault == "gc_safepoint" and not isinstance(params.get("ts"), int):
         raise FaultError("gc_safepoint needs ts=<TSO int>")
+    if fault == "restore_corrupt_rows":
+        table = params.get("table")
+        if table is not None and (not isinstance(table, str) or table.count(".") != 1):
+            raise FaultError("restore_corrupt_rows: table must be 'db.table'")
+        if params.get("mode", "change") not in ("change", "delete"):
+            raise FaultError("restore_corrupt_rows: mode is change or delete")
+        if not isinstance(params.get("rows", 3), int) or params.get("rows", 3) < 1:
+            raise FaultError("restore_corrupt_rows: rows must be a positive integer")
     json.dumps(params)  # parameters must be JSON-serialisable
     with _locked(home):
         data = _read_file(home)

@@ -192,6 +192,12 @@ class LogBackupConfig(_Model):
 class DrillConfig(_Model):
     target: str | None = Field(default=None, description="a cluster marked scratch: true")
     mode: Literal["snapshot", "pitr"] = "snapshot"
+    # restore drills (#6): fingerprint the source right after each backup, while its history is there
+    source_fingerprints: bool = Field(
+        default=False, description="after each backup, record the source's chunk fingerprints as of its BackupTS"
+    )
+    fingerprint_max_tables: int | None = Field(default=None, ge=1, description="budget: tables fingerprinted")
+    fingerprint_max_rows: int | None = Field(default=10_000_000, ge=1, description="budget: rows fingerprinted")
 
 
 class RestoreConfig(_Model):

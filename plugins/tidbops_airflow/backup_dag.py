@@ -64,4 +64,10 @@ def build_backup_dag(
             task_id="verify_backup", cluster=cluster, target_task_id="plan_backup", **catalog
         )
         check >> plan >> run >> record >> verify
+        if cluster.drill.source_fingerprints:  # restore drills (#6): the source as of the backup, kept for them
+            from tidbops_airflow.operators.drill import SourceFingerprintOperator
+
+            verify >> SourceFingerprintOperator(
+                task_id="fingerprint_source", cluster=cluster, backup_task_id="run_br_backup"
+            )
     return dag

@@ -152,12 +152,14 @@ class SnapshotRestore:
         cmd_name: str,
         storage_url: str | None = None,
         summary_name: str | None = None,
+        corrupt: bool = True,
     ) -> None:
         self.cfg = cfg
         self.cluster = cluster
         self.cmd_name = cmd_name
         self.storage_url = storage_url or cfg.common.storage
         self.summary_name = summary_name or cmd_name
+        self.corrupt = corrupt  # the restore_corrupt_rows fault (PointRestore applies it after the log)
 
     def run(self) -> dict[str, Any]:
         try:
@@ -225,6 +227,8 @@ class SnapshotRestore:
             if c.checksum and not incremental:
                 self._validate_checksums(conn, tables)
             self._create_views(conn, tables)
+            if self.corrupt:
+                corrupt_rows(conn, self.cluster, [(t["db"], t["name"]) for t in tables if t.get("files")])
             if (
                 self.cmd_name == "Full Restore"
                 and cfg.with_sys_table
@@ -482,8 +486,17 @@ class PointRestore:
                 reset_sys_users=cfg.reset_sys_users,
                 load_stats=cfg.load_stats,
             )
-            SnapshotRestore(snap_cfg, self.cluster, "Full Restore", storage_url=cfg.full_backup_storage).run()
+            SnapshotRestore(
+                snap_cfg, self.cluster, "Full Restore", storage_url=cfg.full_backup_storage, corrupt=False
+            ).run()
         self._restore_log(log_storage, info.meta, start_ts, restored_ts)
+        if self.cluster.faults().get("restore_corrupt_rows") is not None:
+            conn = dbm.connect(self.cluster.entry)
+            try:
+                dbm.prepare_restore_session(conn)
+                corrupt_rows(conn, self.cluster, [(db, t) for db, tables in _user_tables(conn) for t in tables])
+            finally:
+                conn.close()
 
     def _restore_log(self, storage: Any, log_meta: dict[str, Any], start_ts: int, restored_ts: int) -> None:
         t0 = time.monotonic()
@@ -649,3 +662,73 @@ def _dur(seconds: float) -> Any:
     from .output import Duration
 
     return Duration.seconds(seconds)
+
+
+# --------------------------------------------------------------------------- fault: silent corruption
+
+_NUMERIC = {"tinyint", "smallint", "mediumint", "int", "bigint", "decimal", "double", "float"}
+_TEXT = {"varchar", "text", "mediumtext", "longtext", "tinytext", "blob", "mediumblob", "longblob", "varbinary"}
+_TIME = {"datetime", "timestamp", "date"}
+
+
+def corrupt_rows(conn: dbm.Connection, cluster: Cluster, tables: list[tuple[str, str]]) -> None:
+    """The ``restore_corrupt_rows`` fault: after BR's own checksum passed, change (or delete) ``rows``
+    rows (default 3) of ``table`` (``db.table``; default the first restored table, by name, with rows):
+    the rows in the middle of the key order. Silent, as a storage or restore bug would be: the summary
+    and the exit code say success; only the BR log file mentions it."""
+    fault = cluster.faults().get("restore_corrupt_rows")
+    if fault is None or not tables:
+        return
+    wanted = fault.get("table")
+    candidates = sorted(tables) if not wanted else [tuple(str(wanted).split(".", 1))]
+    count = int(fault.get("rows", 3))
+    mode = str(fault.get("mode", "change"))
+    for db, name in candidates:
+        present = {n.lower() for n, _t, _c in dbm.list_tables(conn, db)} if db in dbm.list_databases(conn) else set()
+        if name.lower() not in present:
+            continue
+        info = dbm.describe_table(conn, db, name, "BASE TABLE")
+        total = int(dbm.query(conn, f"SELECT COUNT(*) FROM {dbm.qt(db, name)}")[0][0])
+        if total == 0:
+            continue
+        key = ", ".join(dbm.qi(k) for k in info.pk)
+        where = (
+            f"({key}) IN (SELECT {key} FROM (SELECT {key} FROM {dbm.qt(db, name)} ORDER BY {key} "
+            f"LIMIT {count} OFFSET {max(0, total // 2 - count // 2)}) AS picked)"
+        )
+        unique = {
+            str(r[0])
+            for r in dbm.query(
+                conn,
+                "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE NON_UNIQUE = 0 AND TABLE_SCHEMA = "
+                + dbm.sql_str(db)
+                + " AND TABLE_NAME = "
+                + dbm.sql_str(name),
+            )
+        }
+        free = [c for c in info.columns if c.name not in info.pk and c.name not in unique]
+        column = next((c for c in free if c.data_type.lower() in _NUMERIC), None) or next(
+            (c for c in free if c.data_type.lower() in _TEXT | _TIME), None
+        )
+        if mode == "delete" or column is None:
+            changed = dbm.execute(conn, f"DELETE FROM {dbm.qt(db, name)} WHERE {where}")
+            what = "deleted"
+        else:
+            col = dbm.qi(column.name)
+            kind = column.data_type.lower()
+            if kind in _NUMERIC:
+                new = f"COALESCE({col}, 0) + 1"
+            elif kind in _TIME:
+                new = f"COALESCE({col}, '2000-01-01') + INTERVAL 1 DAY"
+            else:
+                new = f"CONCAT(COALESCE({col}, ''), '~')"
+            changed = dbm.execute(conn, f"UPDATE {dbm.qt(db, name)} SET {col} = {new} WHERE {where}")
+            what = f"changed ({column.name})"
+        LOG.info(
+            "restore.go:1",
+            "[emulator fault restore_corrupt_rows]",
+            ("table", f"{db}.{name}"),
+            ("rows", changed),
+            ("what", what),
+        )
+        return

@@ -1,0 +1,133 @@
+"""The wiring of ``dags/tidb_restore_drill.py``: one DAG per cluster with a drill target.
+
+choose_restore_point → [wait_for_log_checkpoint, PITR mode] → prepare_scratch → restore_to_scratch
+→ validate_restored_data → drop_scratch (all_done) → record_drill (all_done) → assert_drill_passed
+
+* ``restore_to_scratch`` runs in the scratch cluster's pool ``br_<target>`` (one BR job at a time there);
+  reading the source's backups needs none. Two sources drilling into one scratch cluster are kept apart
+  by the ``drills`` catalog row that ``prepare_scratch`` takes (a later drill's try fails while another
+  drill holds the scratch; its retries, every 5 minutes for an hour, wait for it).
+* ``drop_scratch`` and ``record_drill`` run whatever happened before them; ``assert_drill_passed`` (no
+  retries, no alert: the failing step alerted) makes a failed drill a failed run.
+* Every other task alerts through the cluster's routes when it fails for good.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, TriggerRule
+
+from tidbops.config import ClusterConfig, Fleet
+from tidbops_airflow.backup_dag import br_pool
+from tidbops_airflow.dagbuilder import dag_args
+from tidbops_airflow.notifiers.alerts import failure_notifiers
+from tidbops_airflow.operators.drill import (
+    STEP_TASKS,
+    DrillChooseRestorePointOperator,
+    DrillDropScratchOperator,
+    DrillGateOperator,
+    DrillPrepareScratchOperator,
+    DrillRecordOperator,
+    DrillRestoreOperator,
+    DrillValidateOperator,
+)
+
+RECORD_TASK = "record_drill"
+GATE_TASK = "assert_drill_passed"
+CHUNK_ROWS = 50_000
+LOG_POLL_SECONDS = 15.0
+SCRATCH_WAIT_RETRIES = 12
+SCRATCH_WAIT_DELAY = timedelta(minutes=5)
+LOG_WAIT_SECONDS = 3600.0
+
+
+def wants_drill(cluster: ClusterConfig) -> bool:
+    return not cluster.scratch and cluster.drill.target is not None
+
+
+def build_restore_drill_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet, *, doc_md: str | None) -> DAG:
+    mode = cluster.drill.mode
+    target = cluster.drill.target
+    assert target is not None  # wants_drill
+    scratch = sorted(c.name for c in fleet.clusters.values() if c.scratch)
+    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["drill", f"mode:{mode}"])
+    # a manual run's conf may override: {"target": "<scratch>", "seed": <int>, "chunk_rows": <int>}. Not
+    # DAG Params: each costs jsonschema work at every parse of every drill DAG (measured: the 500-cluster
+    # parse benchmark went from 1.2x to 1.6x its peer with three of them).
+    args["doc_md"] = (args.get("doc_md") or "") + (
+        "\n\nRun options (trigger with conf): `target` (a scratch cluster; default "
+        f"`{target}`; one of {', '.join(scratch) or 'none'}), `seed` (PITR point), `chunk_rows` "
+        f"(default {CHUNK_ROWS})."
+    )
+    alerts = failure_notifiers(fleet, cluster)
+    catalog = {"catalog_conn_id": fleet.catalog.conn_id, "catalog_sqlite_path": fleet.catalog.sqlite_path}
+    run_target = "{{ dag_run.conf.get('target') or '" + target + "' }}"
+    steps = ["choose", "prepare", "restore", "validate"]
+    with DAG(schedule=cluster.schedules.drill, **args) as dag:
+        choose = DrillChooseRestorePointOperator(
+            task_id=STEP_TASKS["choose"],
+            cluster=cluster,
+            target=run_target,
+            seed="{{ dag_run.conf.get('seed', '') }}",
+            on_failure_callback=alerts,
+            **catalog,
+        )
+        prepare = DrillPrepareScratchOperator(
+            task_id=STEP_TASKS["prepare"],
+            cluster=cluster,
+            target=run_target,
+            # while another drill holds the scratch, a try fails: the retries wait for it (up to an hour)
+            retries=SCRATCH_WAIT_RETRIES,
+            retry_delay=SCRATCH_WAIT_DELAY,
+            retry_exponential_backoff=False,
+            on_failure_callback=alerts,
+            **catalog,
+        )
+        restore = DrillRestoreOperator(
+            task_id=STEP_TASKS["restore"],
+            cluster=cluster,
+            target=run_target,
+            pool=br_pool(target),
+            on_failure_callback=alerts,
+        )
+        validate = DrillValidateOperator(
+            task_id=STEP_TASKS["validate"],
+            cluster=cluster,
+            target=run_target,
+            chunk_rows="{{ dag_run.conf.get('chunk_rows', '') }}",
+            on_failure_callback=alerts,
+        )
+        drop = DrillDropScratchOperator(
+            task_id=STEP_TASKS["drop"],
+            cluster=cluster,
+            target=run_target,
+            trigger_rule=TriggerRule.ALL_DONE,
+            on_failure_callback=alerts,
+        )
+        record = DrillRecordOperator(
+            task_id=RECORD_TASK,
+            cluster=cluster,
+            target=run_target,
+            steps=steps if mode == "snapshot" else ["choose", "wait", *steps[1:]],
+            trigger_rule=TriggerRule.ALL_DONE,
+            on_failure_callback=alerts,
+            **catalog,
+        )
+        gate = DrillGateOperator(task_id=GATE_TASK, cluster=cluster, record_task_id=RECORD_TASK)
+        if mode == "pitr":
+            from tidbops_airflow.sensors.logbackup import LogCheckpointSensor
+
+            wait = LogCheckpointSensor(
+                task_id=STEP_TASKS["wait"],
+                cluster=cluster,
+                target="{{ ti.xcom_pull(task_ids='" + STEP_TASKS["choose"] + "')['restore_ts'] }}",
+                poll_interval=LOG_POLL_SECONDS,
+                timeout=LOG_WAIT_SECONDS,
+                on_failure_callback=alerts,
+            )
+            choose >> wait >> prepare
+        else:
+            choose >> prepare
+        prepare >> restore >> validate >> drop >> record >> gate
+    return dag

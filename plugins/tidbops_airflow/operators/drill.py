@@ -1,0 +1,702 @@
+"""Operators of the restore drill: choose → (wait for the log) → prepare → restore → validate → drop → record → gate.
+
+Each builds its hooks, calls ``tidbops.drill`` (where the logic and its docs live), logs one line and
+returns a small JSON-safe dict (XCom). Steps read earlier steps' results from the XCom of the task ids
+the DAG wires in. A step that fails leaves its error (redacted) in its XCom ``error`` before raising, so
+``record_drill`` (trigger rule ``all_done``) can say what went wrong.
+
+The scratch cluster is resolved at run time (``target``, templated: the run's conf ``target``, else
+the source's ``drill.target``) against the fleet config as it is then, and every step that touches it
+refuses a cluster that is not marked ``scratch: true``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, Context
+
+from tidbops.config import ClusterConfig
+
+if TYPE_CHECKING:
+    from tidbops.catalog.store import Catalog
+    from tidbops.drill import DrillPlan
+    from tidbops.pitr import LogRange
+    from tidbops_airflow.hooks.br import BRHook
+
+STEP_TASKS = {
+    "choose": "choose_restore_point",
+    "wait": "wait_for_log_checkpoint",
+    "prepare": "prepare_scratch",
+    "restore": "restore_to_scratch",
+    "validate": "validate_restored_data",
+    "drop": "drop_scratch",
+}
+
+
+def _optional_int(value: Any, what: str) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None", "null")):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {value!r} is not an integer") from None
+
+
+class _DrillStep(BaseOperator):
+    """The source cluster, the scratch target, the catalog, earlier steps' XCom (one flat ``__init__`` each)."""
+
+    ui_color = "#e3ecff"
+    cluster: ClusterConfig
+    target: str | None
+    catalog_conn_id: str | None
+    catalog_sqlite_path: str | None
+
+    @contextmanager
+    def _catalog(self) -> Iterator[Catalog | None]:
+        from tidbops_airflow.hooks.catalog import CatalogHook
+
+        catalog = CatalogHook(
+            catalog_conn_id=self.catalog_conn_id, sqlite_path=self.catalog_sqlite_path
+        ).get_catalog_or_none()
+        try:
+            yield catalog
+        finally:
+            if catalog is not None:
+                catalog.close()
+
+    @staticmethod
+    def _xcom(context: Context, task_id: str, key: str = "return_value") -> Mapping[str, Any] | None:
+        value = context["ti"].xcom_pull(task_ids=task_id, key=key)
+        return value if isinstance(value, Mapping) else None
+
+    def _plan(self, context: Context) -> DrillPlan:
+        from tidbops.drill import DrillPlan
+
+        value = self._xcom(context, STEP_TASKS["choose"])
+        if value is None:
+            raise ValueError(f"no drill plan in the XCom of {STEP_TASKS['choose']!r}")
+        plan = DrillPlan.from_dict(value)
+        if plan.cluster != self.cluster.name:
+            raise ValueError(f"the plan is for cluster {plan.cluster!r}, this task for {self.cluster.name!r}")
+        return plan
+
+    def _scratch(self) -> ClusterConfig:
+        """The target, from the fleet config as it is now; ``AirflowFailException`` (no retry) when refused."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from tidbops.drill import NotScratchError, scratch_target
+        from tidbops_airflow.dagbuilder import fleet
+
+        try:
+            return scratch_target(fleet().clusters, self.cluster, self.target)
+        except NotScratchError as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    @contextmanager
+    def _reporting(self, context: Context) -> Iterator[None]:
+        """On failure, leave the (redacted) error in XCom ``error`` for ``record_drill``, then re-raise."""
+        try:
+            yield
+        except Exception as exc:
+            from tidbops_airflow.notifiers.alerts import clean_error
+
+            context["ti"].xcom_push(key="error", value=clean_error(f"{type(exc).__name__}: {exc}"))
+            raise
+
+
+class DrillChooseRestorePointOperator(_DrillStep):
+    """Choose the drill's restore point: the newest snapshot chain, or a point in the PITR window.
+
+    :param cluster: the source cluster from the fleet config.
+    :param target: the scratch cluster (templated; empty: the cluster's ``drill.target``).
+    :param seed: PITR mode: the seed of the drawn point (templated; empty: from the drill id).
+    :param recent_seconds: PITR mode: draw from the last this many seconds of the window.
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    """
+
+    template_fields: Sequence[str] = ("target", "seed", "catalog_conn_id")
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        target: str | None = None,
+        seed: Any = None,
+        recent_seconds: float = 600.0,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.target = target
+        self.seed = seed
+        self.recent_seconds = recent_seconds
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+
+    def _log_range(self) -> LogRange | None:
+        from tidbops.br.command import log_argv
+        from tidbops.logbackup import STATUS_TIMEOUT
+        from tidbops.pitr import LogRange
+        from tidbops_airflow.hooks.br import BRHook
+
+        hook = BRHook(cluster=self.cluster)  # reads the source's log storage: no pool
+        with hook.session("drill-log-metadata") as session:
+            outcome = hook.run(log_argv(session.cluster, "metadata", log_file=session.log_file), session,
+                               timeout=STATUS_TIMEOUT).outcome  # fmt: skip
+        if outcome.log_min_ts is None or outcome.log_max_ts is None or outcome.log_min_ts <= 0:
+            return None
+        return LogRange(outcome.log_min_ts, max(outcome.log_max_ts, outcome.log_min_ts), "metadata")
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from datetime import timedelta
+
+        from tidbops.drill import DrillError, plan_drill
+        from tidbops.pitr import compute_window
+        from tidbops_airflow.operators.backup import run_info
+
+        with self._reporting(context):
+            target = self._scratch()
+            with self._catalog() as catalog:
+                if catalog is None:
+                    raise DrillError("the catalog does not answer: the restore point is chosen from it")
+                backups = catalog.list_backups(self.cluster.name)
+            window = None
+            if self.cluster.drill.mode == "pitr":
+                window = compute_window(self.cluster.name, backups, self._log_range())
+            plan = plan_drill(
+                self.cluster,
+                target,
+                run_info(context),
+                datetime.now(UTC),
+                backups=backups,
+                window=window,
+                seed=_optional_int(self.seed, "seed"),
+                recent=timedelta(seconds=self.recent_seconds),
+            )
+        self.log.info("drill %s of %s into %s: %s", plan.drill_id, plan.cluster, plan.target, plan.reason)
+        return plan.to_dict()
+
+
+class DrillPrepareScratchOperator(_DrillStep):
+    """Take the scratch cluster for this drill (the ``drills`` row, running, holds it) and drop what an
+    earlier drill left there. Refuses (no retry) a target not marked scratch.
+
+    :param cluster: the source cluster from the fleet config.
+    :param target: the scratch cluster (templated; empty: the cluster's ``drill.target``).
+    :param hold_hours: another drill's hold on the target lapses after this long without an update.
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    """
+
+    template_fields: Sequence[str] = ("target", "catalog_conn_id")
+    ui_color = "#ffe2b3"
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        target: str | None = None,
+        hold_hours: float = 6.0,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.target = target
+        self.hold_hours = hold_hours
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from datetime import timedelta
+
+        from tidbops.backup import CatalogLink
+        from tidbops.catalog.records import DrillRecord, DrillStatus
+        from tidbops.drill import clear_scratch
+        from tidbops_airflow.hooks.tidb import TiDBHook
+        from tidbops_airflow.operators.backup import run_info
+
+        with self._reporting(context):
+            target = self._scratch()
+            plan = self._plan(context)
+            if plan.target != target.name:
+                raise ValueError(f"the plan restores into {plan.target}, this run's target is {target.name}")
+            run = run_info(context)
+            notes: list[str] = []
+            with self._catalog() as catalog:
+                link = CatalogLink(catalog, notes)
+                hold = DrillRecord(
+                    id=plan.drill_id,
+                    cluster=self.cluster.name,
+                    target=target.name,
+                    mode=plan.mode,
+                    status=DrillStatus.RUNNING,
+                    started_at=run.started_at,
+                    restore_ts=plan.restore_ts,
+                    point_reason=plan.reason,
+                    point_seed=plan.seed,
+                    backups_used=plan.backups_used,
+                    dag_id=run.dag_id,
+                    run_id=run.run_id,
+                    try_number=run.try_number,
+                )
+                # ScratchInUseError (another drill holds it) fails the try; the retries wait for it
+                link.call(
+                    "take the scratch cluster",
+                    lambda c: c.claim_scratch(hold, stale_after=timedelta(hours=self.hold_hours)),
+                )
+            conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
+            try:
+                with conn.cursor() as cursor:
+                    cleared = clear_scratch(cursor, target, source=self.cluster.name)
+            finally:
+                conn.close()
+        self.log.info(
+            "scratch cluster %s taken for drill %s%s; dropped what was left: %s",
+            target.name,
+            plan.drill_id,
+            "" if link.available else " (catalog unavailable: no hold recorded)",
+            ", ".join(cleared) or "nothing",
+        )
+        return {"target": target.name, "drill_id": plan.drill_id, "cleared": cleared, "notes": notes}
+
+
+class DrillRestoreOperator(_DrillStep):
+    """Restore the plan into the scratch cluster with BR (timed: the RTO's restore part).
+
+    A retry first drops what the failed try restored (BR restores only into a fresh cluster). BR runs
+    with the source's storage credentials and crypter key; ``on_kill`` ends BR's process group.
+
+    :param cluster: the source cluster from the fleet config.
+    :param target: the scratch cluster (templated; empty: the cluster's ``drill.target``).
+    """
+
+    template_fields: Sequence[str] = ("target",)
+    ui_color = "#ffe2b3"
+
+    def __init__(self, *, cluster: ClusterConfig, target: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.target = target
+        self.catalog_conn_id = None
+        self.catalog_sqlite_path = None
+        self._br_hook: BRHook | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.drill import clear_scratch, restore_argvs, run_restore
+        from tidbops_airflow.hooks.br import BRHook
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        with self._reporting(context):
+            target = self._scratch()
+            plan = self._plan(context)
+            if plan.target != target.name:
+                raise ValueError(f"the plan restores into {plan.target}, this run's target is {target.name}")
+            conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
+            try:
+                with conn.cursor() as cursor:
+                    cleared = clear_scratch(cursor, target, source=self.cluster.name)
+            finally:
+                conn.close()
+            if cleared:
+                self.log.info("dropped what an earlier try restored into %s: %s", target.name, ", ".join(cleared))
+            self._br_hook = hook = BRHook(cluster=target, storage_source=self.cluster)
+            with hook.session(plan.drill_id) as session:
+                # the session resolved the source's storage endpoint (from its connection) into session.cluster
+                source = self.cluster.model_copy(update={"storage": session.cluster.storage})
+                argvs = restore_argvs(
+                    plan, target=target, source=source, log_file=session.log_file, crypter_key_file=session.key_file
+                )
+                outcome = run_restore(plan, argvs, lambda argv: hook.run(argv, session), cleared=cleared)
+        self.log.info(
+            "restored %s into %s in %.1fs (%s)",
+            ", ".join(plan.backups_used),
+            target.name,
+            outcome.seconds,
+            "; ".join(f"{r['kind']} {r['backup_id']} {r['seconds']}s" for r in outcome.runs),
+        )
+        return outcome.to_dict()
+
+    def on_kill(self) -> None:
+        if self._br_hook is not None:
+            self._br_hook.kill()
+
+
+class DrillValidateOperator(_DrillStep):
+    """Compare the restored cluster with the source as of the restore point (schema; row counts and
+    fingerprints per key chunk), run the cluster's expectation suites against it and keep their Data
+    Docs in backup storage (``<storage>/<cluster>/drills/<drill id>/data_docs/``). Fails, without retrying
+    (the data would not change), naming each table and key range that differs.
+
+    :param cluster: the source cluster from the fleet config.
+    :param target: the scratch cluster (templated; empty: the cluster's ``drill.target``).
+    :param chunk_rows: rows per fingerprinted chunk (templated).
+    :param max_tables: compare the content of at most this many tables (schema: all).
+    :param expectations_dir: the suites' root (default ``include/expectations`` or ``$TIDBOPS_EXPECTATIONS_DIR``).
+    """
+
+    template_fields: Sequence[str] = ("target", "chunk_rows")
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        target: str | None = None,
+        chunk_rows: Any = None,
+        max_tables: int | None = None,
+        expectations_dir: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.target = target
+        self.chunk_rows = chunk_rows
+        self.max_tables = max_tables
+        self.expectations_dir = expectations_dir
+        self.catalog_conn_id = None
+        self.catalog_sqlite_path = None
+
+    def _expectations(self, plan: DrillPlan, target: ClusterConfig, tables: list[str]) -> dict[str, Any]:
+        from airflow.sdk.log import mask_secret
+
+        from tidbops.drill import DATA_DOCS_DIR, drill_dir
+        from tidbops.validate.expectations import load_suites, run_expectations, upload_site
+        from tidbops_airflow.hooks.storage import StorageHook
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        suites = load_suites(self.cluster.name, Path(self.expectations_dir) if self.expectations_dir else None)
+        url = TiDBHook(tidb_conn_id=target.tidb_conn_id).sqlalchemy_url.update_query_dict({"charset": "utf8mb4"})
+        if url.password:
+            mask_secret(str(url.password))
+        workdir = Path(tempfile.mkdtemp(prefix="tidbops-gx-"))  # 0700; holds no password (GX reads it from env)
+        try:
+            run = run_expectations(
+                suites,
+                url=url.render_as_string(hide_password=False),
+                restore_time=plan.restore_time,
+                workdir=workdir / "project",
+                tables=tables,
+                partial_unexpected_count=0 if self.cluster.br.encryption else 5,
+            )
+            uri = None
+            if run.site_dir is not None:
+                where = f"{self.cluster.storage.uri}/{drill_dir(self.cluster.name, plan.drill_id)}/{DATA_DOCS_DIR}"
+                files = upload_site(run.site_dir, StorageHook(cluster=self.cluster).get_storage(where))
+                uri = f"{where}/index.html"
+                self.log.info("Data Docs (%d files): %s", files, uri)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return run.to_dict(uri)
+
+    def _recorded(self, plan: DrillPlan) -> Any:
+        """The source fingerprints recorded right after the plan's last backup, if any."""
+        from tidbops.drill import SourceFingerprints, fingerprints_path
+        from tidbops_airflow.hooks.storage import StorageHook
+
+        path = fingerprints_path(self.cluster.name, plan.steps[-1].backup_id)
+        root = StorageHook(cluster=self.cluster).get_storage()
+        return SourceFingerprints.from_bytes(root.read_bytes(path)) if root.exists(path) else None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from tidbops.drill import HistoryGoneError, validate_restore
+        from tidbops.tidb import read_cluster_facts
+        from tidbops.validate.fingerprint import DEFAULT_CHUNK_ROWS
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        started = time.monotonic()
+        with self._reporting(context):
+            target = self._scratch()
+            plan = self._plan(context)
+            chunk_rows = _optional_int(self.chunk_rows, "chunk_rows") or DEFAULT_CHUNK_ROWS
+            source_conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
+            target_conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
+            try:
+                with source_conn.cursor() as source, target_conn.cursor() as restored:
+                    facts = read_cluster_facts(source)
+                    try:
+                        report = validate_restore(
+                            source,
+                            restored,
+                            cluster=self.cluster.name,
+                            restore_ts=plan.restore_ts,
+                            load_recorded=lambda: self._recorded(plan),
+                            gc_safe_point=facts.gc_safe_point,
+                            gc_life_time_seconds=facts.gc_life_time_seconds,
+                            chunk_rows=chunk_rows,
+                            max_tables=self.max_tables,
+                            on_table=lambda t: self.log.info(
+                                "%s %s: %s", "ok  " if t.ok else "FAIL", t.table, t.to_dict()["content"] or t.skipped
+                            ),
+                        )
+                    except HistoryGoneError as exc:
+                        raise AirflowFailException(str(exc)) from exc
+            finally:
+                source_conn.close()
+                target_conn.close()
+            self.log.info("content: %s; source read: %s", "ok" if report.ok else "DIFFERS", report.source_read)
+            restored_tables = [t.table for t in report.tables if t.content is not None or t.skipped]
+            expectations = self._expectations(plan, target, restored_tables)
+            result = {
+                **report.to_dict(),
+                "content_ok": report.ok,
+                "content_seconds": report.seconds,
+                "expectations": expectations,
+                "ok": report.ok and expectations["ok"],
+                "seconds": round(time.monotonic() - started, 3),
+            }
+            context["ti"].xcom_push(key="return_value", value=result)  # kept when the check fails below
+            failures = report.failures() + [f"expectations: {f}" for f in expectations["failures"]]
+            if failures:
+                shown = "\n  ".join(failures[:20]) + (f"\n  … {len(failures) - 20} more" if len(failures) > 20 else "")
+                raise AirflowFailException(
+                    f"drill {plan.drill_id}: the data restored into {target.name} is not {self.cluster.name}'s as of "
+                    f"{plan.restore_time.isoformat()}:\n  {shown}"
+                )
+        self.log.info(
+            "validated %s tables, %s rows: no difference; expectations %s/%s; %.1fs",
+            result["tables_checked"],
+            result["rows_checked"],
+            expectations["successful"],
+            expectations["evaluated"],
+            result["seconds"],
+        )
+        return result
+
+
+class DrillDropScratchOperator(_DrillStep):
+    """Drop everything the drill restored into the scratch cluster (trigger rule ``all_done``: also after
+    a failed restore or validation). Only when this drill took the scratch (``prepare_scratch`` finished):
+    a drill refused or kept waiting never touches it; a cluster not marked scratch is never touched.
+
+    :param cluster: the source cluster from the fleet config.
+    :param target: the scratch cluster (templated; empty: the cluster's ``drill.target``).
+    """
+
+    template_fields: Sequence[str] = ("target",)
+    ui_color = "#ffd6d6"
+
+    def __init__(self, *, cluster: ClusterConfig, target: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.target = target
+        self.catalog_conn_id = None
+        self.catalog_sqlite_path = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.drill import clear_scratch
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        with self._reporting(context):
+            prepared = self._xcom(context, STEP_TASKS["prepare"])
+            if prepared is None:
+                self.log.info(
+                    "this drill never took a scratch cluster (prepare_scratch did not finish): nothing to drop"
+                )
+                return {"target": None, "dropped": [], "dropped_ok": False, "reason": "the scratch was never taken"}
+            target = self._scratch()
+            if prepared.get("target") != target.name:
+                raise ValueError(f"prepare_scratch took {prepared.get('target')!r}, this run's target is {target.name}")
+            conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
+            try:
+                with conn.cursor() as cursor:
+                    dropped = clear_scratch(cursor, target, source=self.cluster.name)
+            finally:
+                conn.close()
+        self.log.info("scratch cluster %s dropped: %s", target.name, ", ".join(dropped) or "it was empty")
+        return {"target": target.name, "dropped": dropped, "dropped_ok": True}
+
+
+class DrillRecordOperator(_DrillStep):
+    """Record the drill (trigger rule ``all_done``): its ``drills`` catalog row (which also gives the
+    scratch back) and ``drill.json`` in backup storage, from what every step reported or the errors they
+    left. Returns the record; ``assert_drill_passed`` turns a failed drill into a failed run.
+
+    :param cluster: the source cluster from the fleet config.
+    :param target: the scratch cluster (templated; empty: the cluster's ``drill.target``).
+    :param steps: the steps of this DAG (names of ``STEP_TASKS``) that must finish for a drill to pass.
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    """
+
+    template_fields: Sequence[str] = ("target", "catalog_conn_id")
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        target: str | None = None,
+        steps: Sequence[str] = ("choose", "prepare", "restore", "validate"),
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.target = target
+        self.steps = tuple(steps)
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.drill import (
+            REPORT_NAME,
+            drill_dir,
+            drill_id_for,
+            drill_record,
+            record_drill,
+            record_to_dict,
+            summary_line,
+        )
+        from tidbops_airflow.hooks.storage import StorageHook
+        from tidbops_airflow.operators.backup import run_info
+
+        results = {name: self._xcom(context, task) for name, task in STEP_TASKS.items()}
+        errors: dict[str, str | None] = {}
+        for name, task in STEP_TASKS.items():
+            error = context["ti"].xcom_pull(task_ids=task, key="error")
+            errors[name] = str(error) if error else None
+        run = run_info(context)
+        where = f"{self.cluster.storage.uri}/{drill_dir(self.cluster.name, drill_id_for(self.cluster, run))}"
+        record = drill_record(
+            self.cluster,
+            run,
+            results,
+            errors,
+            target=self.target or self.cluster.drill.target or "?",
+            report_uri=f"{where}/{REPORT_NAME}",
+            now=datetime.now(UTC),
+            required=self.steps,
+        )
+        storage = StorageHook(cluster=self.cluster).get_storage(where)
+        with self._catalog() as catalog:
+            saved, notes = record_drill(record, storage=storage, catalog=catalog)
+        for note in notes:
+            self.log.warning("%s", note)
+        line = summary_line(saved)
+        (self.log.info if saved.status.value == "passed" else self.log.error)("%s", line)
+        return {**record_to_dict(saved), "summary": line, "notes": list(notes)}
+
+
+class DrillGateOperator(_DrillStep):
+    """Fail (without retrying) when the drill failed or its scratch cluster was not dropped, so the run
+    shows red. The failing step alerted already: this task carries no failure callback.
+
+    :param cluster: the source cluster from the fleet config.
+    :param record_task_id: the record step, whose XCom is the drill's record.
+    """
+
+    def __init__(self, *, cluster: ClusterConfig, record_task_id: str = "record_drill", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.record_task_id = record_task_id
+        self.target = None
+        self.catalog_conn_id = None
+        self.catalog_sqlite_path = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        record = self._xcom(context, self.record_task_id)
+        if record is None:
+            raise AirflowFailException(f"no drill record in the XCom of {self.record_task_id!r}")
+        if not record.get("passed"):
+            raise AirflowFailException(f"restore drill of {self.cluster.name} FAILED: {record.get('error')}")
+        if not record.get("scratch_dropped"):
+            raise AirflowFailException(
+                f"restore drill of {self.cluster.name} passed, but scratch cluster {record.get('target')} still "
+                "holds the restored data (drop_scratch failed); clear drop_scratch"
+            )
+        self.log.info("%s", record.get("summary"))
+        return {"passed": True, "drill_id": record.get("drill_id")}
+
+
+class SourceFingerprintOperator(BaseOperator):
+    """Right after a backup (the backup pipelines' last task, with ``drill.source_fingerprints``): record
+    the source's chunk fingerprints as of the backup's BackupTS, while its history is there, within the
+    budget, in ``<storage>/<cluster>/drills/fingerprints/<backup id>.json``. A drill of that backup whose
+    point's history is gone by then compares the restored data against them.
+
+    :param cluster: the cluster from the fleet config.
+    :param backup_task_id: the task whose XCom is the backup's result (``run_br_backup``).
+    :param max_tables: fingerprint at most this many tables (default ``drill.fingerprint_max_tables``).
+    :param max_rows: stop after this many rows (default ``drill.fingerprint_max_rows``).
+    """
+
+    ui_color = "#e3ecff"
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        backup_task_id: str = "run_br_backup",
+        max_tables: int | None = None,
+        max_rows: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.backup_task_id = backup_task_id
+        self.max_tables = max_tables
+        self.max_rows = max_rows
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from tidbops.drill import HistoryGoneError, fingerprints_path, take_source_fingerprints
+        from tidbops.tidb import read_cluster_facts
+        from tidbops_airflow.hooks.storage import StorageHook
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        backup = context["ti"].xcom_pull(task_ids=self.backup_task_id)
+        if not isinstance(backup, Mapping) or not backup.get("backup_ts"):
+            raise ValueError(f"no backup result in the XCom of {self.backup_task_id!r}")
+        conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
+        try:
+            with conn.cursor() as cursor:
+                facts = read_cluster_facts(cursor)
+                try:
+                    recorded = take_source_fingerprints(
+                        cursor,
+                        cluster=self.cluster.name,
+                        backup_id=str(backup["backup_id"]),
+                        backup_ts=int(backup["backup_ts"]),
+                        now=datetime.now(UTC),
+                        gc_safe_point=facts.gc_safe_point,
+                        gc_life_time_seconds=facts.gc_life_time_seconds,
+                        max_tables=self.max_tables or self.cluster.drill.fingerprint_max_tables,
+                        max_rows=self.max_rows or self.cluster.drill.fingerprint_max_rows,
+                    )
+                except HistoryGoneError as exc:
+                    raise AirflowFailException(str(exc)) from exc
+        finally:
+            conn.close()
+        path = fingerprints_path(self.cluster.name, recorded.backup_id)
+        StorageHook(cluster=self.cluster).get_storage().write_bytes(path, recorded.to_bytes(), overwrite=True)
+        summary = {**recorded.summary(), "uri": f"{self.cluster.storage.uri}/{path}"}
+        self.log.info(
+            "source fingerprints of %s as of its BackupTS: %s tables (%s fingerprinted), %s rows, %s chunks in "
+            "%.1fs: %s%s",
+            recorded.backup_id,
+            summary["tables"],
+            summary["fingerprinted"],
+            summary["rows"],
+            summary["chunks"],
+            recorded.seconds,
+            summary["uri"],
+            f"; {'; '.join(recorded.notes)}" if recorded.notes else "",
+        )
+        return summary

@@ -1,0 +1,232 @@
+"""A drill's validation against real servers: two private MariaDB servers play the source and the scratch.
+
+The source is seeded like a playground cluster (its history kept by system versioning), a restore point
+is taken, the source moves on, and the "restore" copies the source as of the point into the scratch.
+Then ``validate_content`` (the source read as of the point), the shipped expectation suites through GX
+(``mysql+pymysql://``, the server reporting a TiDB version string as the playground's do), the Data Docs
+upload, and ``clear_scratch``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from tidbops import tso
+from tidbops.config import ClusterConfig, StorageConfig
+from tidbops.drill import clear_scratch, history_time, validate_content
+from tidbops.storage import LocalStorage
+from tidbops.validate.expectations import load_suites, run_expectations, upload_site
+from tidbops_playground.mariadb import MariaDBInstance
+from tidbops_playground.seed import TABLES, seed_cluster
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def connect(server: MariaDBInstance, **kw: Any) -> Any:
+    conn = server.connect(**kw)
+    conn.autocommit(True)
+    with conn.cursor() as cur:
+        cur.execute("SET time_zone = '+00:00'")
+    return conn
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MariaDBInstance, MariaDBInstance]]:
+    started = []
+    try:
+        for name in ("source", "scratch"):
+            server = MariaDBInstance(tmp_path_factory.mktemp(f"drill-{name}"), free_port(), secrets.token_hex(12))
+            server.start()
+            started.append(server)
+        yield started[0], started[1]
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def restored(servers: tuple[MariaDBInstance, MariaDBInstance]) -> int:
+    """Seed the source, take a restore point, move the source on, copy it as of the point: the point's TSO."""
+    source, scratch = servers
+    conn = connect(source, local_infile=True)
+    seed_cluster(conn, "dev", rows=3000)
+    with conn.cursor() as cur:  # what the writer does: fresh orders and events
+        cur.execute(
+            "INSERT INTO shop.orders (customer_id, status, total, currency, placed_at) "
+            "VALUES (1, 'new', 10, 'EUR', UTC_TIMESTAMP(6))"
+        )
+        cur.execute(
+            "INSERT INTO metrics.events (occurred_at, source, kind, value, amount, payload) "
+            "VALUES (UTC_TIMESTAMP(6), 'web', 'click', 1.5, NULL, '{}')"
+        )
+        time.sleep(0.05)
+        point = tso.from_datetime(datetime.now(UTC))
+        time.sleep(0.05)
+        cur.execute("UPDATE shop.orders SET total = total + 1 WHERE id BETWEEN 100 AND 120")
+        cur.execute("DELETE FROM crm.notes WHERE id < 10")
+        cur.execute(
+            "INSERT INTO shop.customers (email, full_name, country, created_at) "
+            "VALUES ('late@x', 'Late', 'DE', UTC_TIMESTAMP(6))"
+        )
+        at = history_time(point).strftime("%Y-%m-%d %H:%M:%S.%f")
+        target = connect(scratch)
+        with target.cursor() as out:
+            out.execute("SET FOREIGN_KEY_CHECKS = 0")
+            for schema in ("shop", "crm", "metrics"):
+                out.execute(f"CREATE DATABASE {schema}")
+            for table in TABLES:
+                cur.execute(f"SHOW CREATE TABLE {table}")
+                out.execute(f"USE {table.split('.')[0]}")
+                out.execute(cur.fetchone()[1])
+                cur.execute(f"SELECT * FROM {table} FOR SYSTEM_TIME AS OF TIMESTAMP '{at}'")
+                rows = cur.fetchall()
+                marks = ", ".join(["%s"] * len(rows[0]))
+                out.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+        target.close()
+    conn.close()
+    return point
+
+
+def test_a_faithful_restore_passes_and_a_changed_row_is_named_by_its_chunk(
+    servers: tuple[MariaDBInstance, MariaDBInstance], restored: int
+) -> None:
+    source, scratch = servers
+    src, dst = connect(source), connect(scratch)
+    try:
+        with src.cursor() as s, dst.cursor() as d:
+            report = validate_content(s, d, cluster="dev", restore_ts=restored, chunk_rows=250)
+            assert report.ok, report.failures()
+            assert report.tables_checked == 7 and report.rows_checked == 3002 and report.mismatches == 0
+            assert "FOR SYSTEM_TIME AS OF" in report.source_read
+            orders = next(t for t in report.tables if t.table == "shop.orders")
+            assert orders.content is not None and orders.content.chunks == 3  # 601 rows, 250 per chunk
+
+            # the source now differs from the point: reading it as of the point is what makes the check pass
+            d.execute("UPDATE shop.orders SET note = 'x' WHERE id = 300")
+            d.execute("DELETE FROM crm.notes WHERE id = 200")
+            report = validate_content(s, d, cluster="dev", restore_ts=restored, chunk_rows=250)
+            assert not report.ok and report.mismatches == 2
+            assert report.failures() == [
+                "crm.notes: (id) in (-∞, 251]: 251 rows in the source, 250 restored",
+                "shop.orders: (id) in (250, 500]: 250 rows on both sides, contents differ",
+            ]
+            d.execute("SET @@system_versioning_alter_history = KEEP")
+            d.execute("ALTER TABLE shop.products ADD COLUMN extra INT NULL")
+            report = validate_content(s, d, cluster="dev", restore_ts=restored, chunk_rows=10_000, max_tables=2)
+            products = next(t for t in report.tables if t.table == "shop.products")
+            assert products.schema_diffs == ("columns: extra extra",) and products.skipped
+            assert [t.table for t in report.tables if t.content is not None] == ["crm.contacts", "crm.notes"]
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_expectations_run_on_the_restored_cluster_and_their_data_docs_upload(
+    servers: tuple[MariaDBInstance, MariaDBInstance], restored: int, tmp_path: Path
+) -> None:
+    _, scratch = servers
+    url = f"mysql+pymysql://{scratch.user}:{scratch.password}@127.0.0.1:{scratch.port}/?charset=utf8mb4"
+    suites = load_suites("dev")
+    tables = [s.table for s in suites if s.table != "crm.contacts"]  # one table "missing" from the restore
+    run = run_expectations(
+        suites, url=url, restore_time=tso.to_datetime(restored), workdir=tmp_path / "gx", tables=tables
+    )
+    by_table = {s.table: s for s in run.suites}
+    assert by_table["crm.contacts"].failures == ("the table is not in the restored cluster",)
+    assert by_table["crm.notes"].success and by_table["metrics.events"].success and by_table["shop.customers"].success
+    assert run.evaluated >= 40 and run.site_dir is not None and (run.site_dir / "index.html").is_file()
+    leaks = [p for p in (tmp_path / "gx").rglob("*") if p.is_file() and scratch.password.encode() in p.read_bytes()]
+    assert leaks == [], "the scratch's password was written into the GX project"
+    store = LocalStorage(tmp_path / "bucket").child("dev/drills/x/data_docs")
+    assert upload_site(run.site_dir, store) >= 5 and b"shop.orders" in store.read_bytes("index.html")
+
+    # an orphan order (its customer gone) and a stale point: referential integrity and freshness fail
+    conn = connect(scratch)
+    with conn.cursor() as cur:
+        cur.execute("SET FOREIGN_KEY_CHECKS = 0")
+        cur.execute("DELETE FROM shop.customers WHERE id = (SELECT customer_id FROM shop.orders WHERE id = 5)")
+    conn.close()
+    orders = [s for s in suites if s.table == "shop.orders"]
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    run = run_expectations(orders, url=url, restore_time=later, workdir=tmp_path / "gx2")
+    failures = run.failures()
+    assert not run.ok and len(failures) == 2, failures
+    assert failures[0].startswith("shop.orders: unexpected_rows_expectation() [every order's customer exists")
+    assert "expect_column_max_to_be_between(placed_at" in failures[1]
+
+
+def test_fingerprints_recorded_at_the_point_judge_a_restore_as_a_live_read_does(
+    servers: tuple[MariaDBInstance, MariaDBInstance], restored: int
+) -> None:
+    """What the drill falls back to once the source's history at the point is gone (here it is still there:
+    both ways must find the same tables different, after the earlier tests changed the scratch)."""
+    from tidbops.drill import SourceFingerprints, compare_recorded, take_source_fingerprints
+
+    source, scratch = servers
+    src, dst = connect(source), connect(scratch)
+    try:
+        with src.cursor() as s, dst.cursor() as d:
+            d.execute("SET FOREIGN_KEY_CHECKS = 0")
+            d.execute("UPDATE crm.contacts SET last_name = 'X' WHERE id = 42")
+            recorded = take_source_fingerprints(
+                s, cluster="dev", backup_id="dev-full-1", backup_ts=restored, now=datetime.now(UTC), chunk_rows=300
+            )
+            recorded = SourceFingerprints.from_bytes(recorded.to_bytes())  # as kept in storage
+            assert recorded.fingerprinted == 7 and recorded.rows == 3002
+            by_recorded = compare_recorded(d, recorded)
+            live = validate_content(s, d, cluster="dev", restore_ts=restored, chunk_rows=300)
+            differing = {f.split(":")[0] for f in live.failures()}
+            assert {f.split(":")[0] for f in by_recorded.failures()} == differing
+            assert "crm.contacts" in differing
+            assert "crm.contacts: (id) in (-∞, +∞]: 240 rows on both sides, contents differ" in by_recorded.failures()
+            assert "recorded after backup dev-full-1" in by_recorded.source_read
+
+            budgeted = take_source_fingerprints(
+                s, cluster="dev", backup_id="dev-full-1", backup_ts=restored, now=datetime.now(UTC), chunk_rows=300,
+                max_rows=500,
+            )  # fmt: skip
+            assert [t.table.full_name for t in budgeted.tables if t.chunks is not None] == ["crm.contacts", "crm.notes"]
+            report = compare_recorded(d, budgeted)
+            assert any("metrics.events: not compared: not fingerprinted after the backup" in n for n in report.notes)
+            assert {t.table for t in report.tables if t.content is not None} == {"crm.contacts", "crm.notes"}
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_clear_scratch_leaves_only_the_servers_databases(
+    servers: tuple[MariaDBInstance, MariaDBInstance], restored: int
+) -> None:
+    _, scratch = servers
+    target = ClusterConfig(
+        name="scratch1",
+        env="scratch",
+        scratch=True,
+        pd=("pd:1",),
+        tidb_conn_id="x",
+        storage=StorageConfig(uri="local:///x"),
+    )
+    conn = connect(scratch)
+    try:
+        with conn.cursor() as cur:
+            assert clear_scratch(cur, target, source="dev") == ["crm", "metrics", "shop"]
+            cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
+            assert {r[0] for r in cur.fetchall()} <= {"mysql", "sys", "information_schema", "performance_schema"}
+    finally:
+        conn.close()
+    assert pymysql  # the driver the hooks use

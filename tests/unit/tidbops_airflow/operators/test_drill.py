@@ -1,0 +1,573 @@
+"""The restore drill's operators with patched hooks: a real SQLite catalog, local storage, fake BR and SQL.
+
+``execute`` gets a minimal context: the DAG run, and a task instance whose XCom is a dict (so a step
+reads what earlier steps pushed, as in Airflow). Validation itself (SQL against two servers, GX) is
+covered by the integration and e2e tiers; here its functions are patched at their modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from tidbops import tso
+from tidbops.br.output import BROutcome
+from tidbops.catalog.records import BackupKind, DrillStatus, NewBackup
+from tidbops.catalog.store import Catalog, ScratchInUseError
+from tidbops.config import (
+    AlertRoute,
+    BRConfig,
+    CatalogConfig,
+    ClusterConfig,
+    DrillConfig,
+    EncryptionConfig,
+    Fleet,
+    StorageConfig,
+)
+from tidbops.drill import ContentReport, DrillError, HistoryGoneError, TableResult
+from tidbops.storage import LocalStorage
+from tidbops.validate.expectations import ExpectationsRun, SuiteResult
+from tidbops.validate.fingerprint import Chunk, ChunkMismatch, ChunkSum, TableComparison
+from tidbops_airflow.operators.drill import (
+    DrillChooseRestorePointOperator,
+    DrillDropScratchOperator,
+    DrillGateOperator,
+    DrillPrepareScratchOperator,
+    DrillRecordOperator,
+    DrillRestoreOperator,
+    DrillValidateOperator,
+)
+
+pytestmark = pytest.mark.operators
+
+RUN_AT = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
+T_FULL = tso.from_datetime(RUN_AT - timedelta(hours=2))
+T_INCR = tso.from_datetime(RUN_AT - timedelta(hours=1))
+
+
+# --------------------------------------------------------------------------------------------- fakes
+
+
+class TI:
+    """A task instance whose XCom lives in a dict shared by the run's steps."""
+
+    def __init__(self, xcom: dict[tuple[str, str], Any], task_id: str, dag_id: str, run_id: str) -> None:
+        self.xcom, self.task_id, self.dag_id, self.run_id, self.try_number = xcom, task_id, dag_id, run_id, 1
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+        return self.xcom.get((task_ids, key))
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[(self.task_id, key)] = value
+
+
+@dataclass
+class FakeSQL:
+    """Each cluster's databases; statements run, per cluster."""
+
+    schemas: dict[str, list[str]] = field(default_factory=dict)
+    statements: dict[str, list[str]] = field(default_factory=dict)
+
+    def hook(self) -> type:
+        sql = self
+
+        class Cursor:
+            def __init__(self, conn_id: str) -> None:
+                self.conn_id = conn_id
+
+            def __enter__(self) -> Cursor:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                pass
+
+            def execute(self, query: str, args: Any = None) -> None:
+                sql.statements.setdefault(self.conn_id, []).append(query)
+                if query.startswith("DROP DATABASE"):
+                    name = query.split("`")[1]
+                    sql.schemas[self.conn_id].remove(name)
+
+            def fetchall(self) -> list[tuple[str]]:
+                return [(s,) for s in sorted(["information_schema", "mysql", *sql.schemas.get(self.conn_id, [])])]
+
+        class Hook:
+            def __init__(self, *, tidb_conn_id: str) -> None:
+                self.conn_id = tidb_conn_id
+
+            def get_conn(self) -> Any:
+                conn_id = self.conn_id
+                return SimpleNamespace(cursor=lambda: Cursor(conn_id), close=lambda: None)
+
+            @property
+            def sqlalchemy_url(self) -> Any:
+                from sqlalchemy.engine import URL
+
+                return URL.create("mysql+pymysql", username="root", password="s3cret-pw", host="127.0.0.1", port=4000)
+
+        return Hook
+
+
+@dataclass
+class FakeBR:
+    calls: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (cluster, storage source, argv)
+    log_range: tuple[int, int] | None = None
+    fail: bool = False
+    killed: bool = False
+
+    def hook(self) -> type:
+        br = self
+
+        class Hook:
+            def __init__(self, *, cluster: ClusterConfig, storage_source: ClusterConfig | None = None, **_: Any):
+                self.cluster, self.source = cluster, storage_source or cluster
+
+            @contextlib.contextmanager
+            def session(self, name: str = "br") -> Iterator[SimpleNamespace]:
+                key = "/run/key-file" if self.source.br.encryption else None
+                storage = self.source.storage.model_copy(update={"endpoint": "http://s3:9000"})
+                cluster = self.cluster.model_copy(update={"storage": storage})
+                yield SimpleNamespace(cluster=cluster, env={}, key_file=key, log_file="/tmp/br.log", secrets=())
+
+            def run(self, argv: list[str], session: Any, **_: Any) -> SimpleNamespace:
+                br.calls.append((self.cluster.name, self.source.name, argv))
+                if br.fail:
+                    from tidbops.br.errors import BRError
+                    from tidbops.br.output import parse_br_output
+
+                    text = "Error: x: [BR:KV:ErrKVDownloadFailed]download sst failed"
+                    raise BRError(exit_code=1, outcome=parse_br_output(text), stderr_tail=text)
+                low, high = br.log_range or (None, None)
+                outcome = BROutcome(recognised=True, success=True, log_min_ts=low, log_max_ts=high, total_kv=10)
+                return SimpleNamespace(outcome=outcome, seconds=0.25)
+
+            def kill(self) -> None:
+                br.killed = True
+
+        return Hook
+
+
+@dataclass
+class Env:
+    tmp: Path
+    catalog: Catalog
+    fleet: Fleet
+    sql: FakeSQL
+    br: FakeBR
+    xcom: dict[tuple[str, str], Any] = field(default_factory=dict)
+    catalog_down: bool = False
+    run_id: str = "manual__1"
+
+    def cluster(self, name: str = "uat") -> ClusterConfig:
+        return self.fleet.clusters[name]
+
+    def context(self, task_id: str, cluster: str = "uat") -> dict[str, Any]:
+        dag_run = SimpleNamespace(logical_date=None, run_after=RUN_AT, run_type="manual", run_id=self.run_id)
+        dag_run.conf = {}
+        ti = TI(self.xcom, task_id, f"tidb_restore_drill__{cluster}", self.run_id)
+        return {"dag_run": dag_run, "ti": ti}
+
+    def run(self, op: Any, cluster: str = "uat") -> Any:
+        result = op.execute(self.context(op.task_id, cluster))
+        self.xcom[(op.task_id, "return_value")] = result  # what the task runner does with a return value
+        return result
+
+    @property
+    def storage(self) -> LocalStorage:
+        return LocalStorage(self.tmp / "backups")
+
+
+def make_fleet(tmp: Path, mode: str = "snapshot") -> Fleet:
+    storage = StorageConfig(uri=f"local://{tmp / 'backups'}")
+    uat = ClusterConfig(
+        name="uat",
+        env="uat",
+        pd=("pd-uat:2379",),
+        tidb_conn_id="tidb_uat",
+        storage=storage,
+        br=BRConfig(encryption=EncryptionConfig(method="aes256-ctr", key_conn_id="key_uat")),
+        drill=DrillConfig(target="scratch1", mode=mode),  # type: ignore[arg-type]
+    )
+    dev = uat.model_copy(update={"name": "dev", "env": "dev", "pd": ("pd-dev:2379",), "tidb_conn_id": "tidb_dev"})
+    scratch = [
+        ClusterConfig(
+            name=n, env="scratch", scratch=True, pd=(f"pd-{n}:2379",), tidb_conn_id=f"tidb_{n}", storage=storage
+        )
+        for n in ("scratch1", "scratch2")
+    ]
+    clusters = {c.name: c for c in (uat, dev, *scratch)}
+    return Fleet(tmp / "clusters.yaml", clusters, (), {"log": AlertRoute(kind="log")}, CatalogConfig())
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+    catalog = Catalog.from_url(f"sqlite:///{tmp_path / 'catalog.db'}")
+    catalog.migrate()
+    e = Env(tmp_path, catalog, make_fleet(tmp_path), FakeSQL({"tidb_scratch1": ["shop", "old_drill"]}), FakeBR())
+
+    class CatalogHook:
+        def __init__(self, **_: Any) -> None:
+            pass
+
+        def get_catalog_or_none(self) -> Catalog | None:
+            return None if e.catalog_down else Catalog.from_url(str(catalog.engine.url))
+
+    monkeypatch.setattr("tidbops_airflow.hooks.catalog.CatalogHook", CatalogHook)
+    monkeypatch.setattr("tidbops_airflow.dagbuilder.fleet", lambda: e.fleet)
+    monkeypatch.setattr("tidbops_airflow.hooks.tidb.TiDBHook", e.sql.hook())
+    monkeypatch.setattr("tidbops_airflow.hooks.br.BRHook", e.br.hook())
+    yield e
+    catalog.close()
+
+
+def seed_chain(env: Env) -> None:
+    for backup_id, ts, kind, base in (
+        ("uat-full-1", T_FULL, BackupKind.FULL, None),
+        ("uat-incr-1", T_INCR, BackupKind.INCREMENTAL, "uat-full-1"),
+    ):
+        short = "full" if kind is BackupKind.FULL else "incr"
+        env.catalog.start_backup(
+            NewBackup(
+                id=backup_id,
+                cluster="uat",
+                kind=kind,
+                storage_uri=f"{env.cluster().storage.uri}/uat/{short}/{backup_id}",
+                started_at=tso.to_datetime(ts) - timedelta(minutes=1),
+                base_backup_id=base,
+                last_backup_ts=T_FULL if base else None,
+            )
+        )
+        env.catalog.finish_backup(backup_id, backup_ts=ts)
+        env.catalog.mark_verified(backup_id, True, "ok")
+
+
+def choose(env: Env, target: str = "scratch1", cluster: str = "uat", seed: Any = "None") -> dict[str, Any]:
+    op = DrillChooseRestorePointOperator(
+        task_id="choose_restore_point", cluster=env.cluster(cluster), target=target, seed=seed
+    )
+    return env.run(op, cluster)  # type: ignore[no-any-return]
+
+
+def prepare(env: Env, target: str = "scratch1", cluster: str = "uat") -> dict[str, Any]:
+    op = DrillPrepareScratchOperator(task_id="prepare_scratch", cluster=env.cluster(cluster), target=target)
+    return env.run(op, cluster)  # type: ignore[no-any-return]
+
+
+def restore(env: Env, target: str = "scratch1") -> dict[str, Any]:
+    return env.run(DrillRestoreOperator(task_id="restore_to_scratch", cluster=env.cluster(), target=target))  # type: ignore[no-any-return]
+
+
+# ------------------------------------------------------------------------------------- choose/prepare
+
+
+def test_choose_plans_the_newest_chain_into_the_configured_scratch(env: Env) -> None:
+    seed_chain(env)
+    plan = choose(env, target="")
+    assert (plan["mode"], plan["target"], plan["restore_ts"]) == ("snapshot", "scratch1", T_INCR)
+    assert [s["backup_id"] for s in plan["steps"]] == ["uat-full-1", "uat-incr-1"]
+    assert plan["drill_id"].startswith("uat-drill-20261122t030000z-")
+
+
+@pytest.mark.parametrize("target", ["dev", "nowhere"], ids=["not-scratch", "unknown"])
+def test_a_target_not_marked_scratch_is_refused_without_retry(env: Env, target: str) -> None:
+    seed_chain(env)
+    with pytest.raises(AirflowFailException, match="nothing touched"):
+        choose(env, target=target)
+    assert "nothing touched" in env.xcom[("choose_restore_point", "error")]
+    env.xcom[("choose_restore_point", "return_value")] = {"x": 1}  # whatever: prepare refuses before reading it
+    with pytest.raises(AirflowFailException):
+        prepare(env, target=target)
+    assert env.sql.statements == {} and env.br.calls == []
+
+
+def test_choose_needs_the_catalog_and_a_restore_point(env: Env) -> None:
+    from tidbops.drill import NoRestorePointError
+
+    with pytest.raises(NoRestorePointError, match="no restorable snapshot backup"):
+        choose(env)
+    env.catalog_down = True
+    with pytest.raises(DrillError, match="the catalog does not answer"):
+        choose(env)
+
+
+def test_a_pitr_plan_comes_from_the_log_range_with_a_recorded_seed(env: Env, tmp_path: Path) -> None:
+    env.fleet = make_fleet(tmp_path, mode="pitr")
+    seed_chain(env)
+    now_ts = tso.from_datetime(datetime.now(UTC))
+    env.br.log_range = (T_FULL - 1, now_ts)
+    # the full backup must lie inside the log range, and be recent enough to draw from the last 10 minutes
+    plan = choose(env, seed="42")
+    assert plan["mode"] == "pitr" and plan["seed"] == 42 and plan["log_storage_uri"].endswith("/uat/log")
+    assert plan["steps"][0]["backup_id"] == "uat-full-1" and plan["restore_ts"] > T_FULL
+    assert [argv[1:3] for _, _, argv in env.br.calls] == [["log", "metadata"]]
+
+
+def test_prepare_takes_the_scratch_and_drops_leftovers(env: Env) -> None:
+    seed_chain(env)
+    plan = choose(env)
+    got = prepare(env)
+    assert got["cleared"] == ["old_drill", "shop"] and env.sql.schemas["tidb_scratch1"] == []
+    row = env.catalog.get_drill(plan["drill_id"])
+    assert row is not None and row.status is DrillStatus.RUNNING and row.target == "scratch1"
+    assert row.backups_used == ("uat-full-1", "uat-incr-1") and row.restore_ts == T_INCR
+    # another cluster's drill into the same scratch waits (its try fails, retries follow)
+    env.xcom.clear()
+    env.catalog.start_backup(
+        NewBackup(
+            id="dev-full-1",
+            cluster="dev",
+            kind=BackupKind.FULL,
+            storage_uri="local:///x/dev/full/dev-full-1",
+            started_at=RUN_AT - timedelta(hours=3),
+        )
+    )
+    env.catalog.finish_backup("dev-full-1", backup_ts=T_FULL)
+    choose(env, cluster="dev")
+    with pytest.raises(ScratchInUseError, match="scratch cluster scratch1 is in use by drill uat-drill-"):
+        prepare(env, cluster="dev")
+    assert "ScratchInUseError" in env.xcom[("prepare_scratch", "error")]
+
+
+# ----------------------------------------------------------------------------------------------- restore
+
+
+def test_restore_runs_the_chain_into_the_scratch_with_the_sources_key(env: Env) -> None:
+    seed_chain(env)
+    choose(env)
+    prepare(env)
+    env.sql.schemas["tidb_scratch1"] = ["shop"]  # what a failed earlier try restored
+    got = restore(env)
+    assert got["cleared"] == ["shop"] and len(got["runs"]) == 2 and got["restore_seconds"] >= 0
+    assert [(c, s) for c, s, _ in env.br.calls] == [("scratch1", "uat"), ("scratch1", "uat")]
+    argv = env.br.calls[0][2]
+    assert argv[1:3] == ["restore", "full"] and argv[argv.index("--pd") + 1] == "pd-scratch1:2379"
+    assert argv[argv.index("--crypter.key-file") + 1] == "/run/key-file"
+    assert env.br.calls[1][2][env.br.calls[1][2].index("--storage") + 1].endswith("/uat/incr/uat-incr-1")
+
+
+def test_a_failed_restore_leaves_its_error_for_the_record(env: Env) -> None:
+    seed_chain(env)
+    choose(env)
+    prepare(env)
+    env.br.fail = True
+    from tidbops.br.errors import BRError
+
+    with pytest.raises(BRError):
+        restore(env)
+    assert "ErrKVDownloadFailed" in env.xcom[("restore_to_scratch", "error")]
+    op = DrillRestoreOperator(task_id="restore_to_scratch", cluster=env.cluster(), target="scratch1")
+    op._br_hook = env.br.hook()(cluster=env.cluster("scratch1"))
+    op.on_kill()
+    assert env.br.killed
+
+
+# ---------------------------------------------------------------------------------------------- validate
+
+
+def report(ok: bool = True) -> ContentReport:
+    mismatch = ChunkMismatch(Chunk((200,), (400,)), ("id",), ChunkSum(200, 1), ChunkSum(200, 2))
+    orders = TableComparison("shop.orders", ("id",), 600, 600, 3, () if ok else (mismatch,))
+    return ContentReport(T_INCR, "history", (TableResult("shop.orders", content=orders),), seconds=1.5)
+
+
+@pytest.fixture
+def validation(env: Env, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    seen: dict[str, Any] = {"report": report()}
+
+    def validate_content(source: Any, target: Any, **kw: Any) -> ContentReport:
+        seen["kw"] = kw
+        if isinstance(seen["report"], Exception):
+            raise seen["report"]
+        return seen["report"]  # type: ignore[no-any-return]
+
+    def run_expectations(suites: Any, *, url: str, workdir: Path, **kw: Any) -> ExpectationsRun:
+        seen["url"], seen["gx"] = url, kw
+        site = workdir / "site"
+        (site / "static").mkdir(parents=True)
+        (site / "index.html").write_text("<html>drill</html>")
+        (site / "static" / "a.css").write_text("x")
+        return ExpectationsRun((SuiteResult("shop.orders", "shop.orders", True, 9, 9),), site, 2.0)
+
+    facts = SimpleNamespace(gc_safe_point=RUN_AT - timedelta(minutes=10), gc_life_time_seconds=600.0)
+    monkeypatch.setattr("tidbops.drill.validate_content", validate_content)
+    monkeypatch.setattr("tidbops.validate.expectations.run_expectations", run_expectations)
+    monkeypatch.setattr("tidbops.tidb.read_cluster_facts", lambda cursor: facts)
+    seed_chain(env)
+    choose(env)
+    prepare(env)
+    restore(env)
+    return seen
+
+
+def validate(env: Env) -> dict[str, Any]:
+    op = DrillValidateOperator(
+        task_id="validate_restored_data", cluster=env.cluster(), target="scratch1", chunk_rows="200"
+    )
+    return env.run(op)  # type: ignore[no-any-return]
+
+
+def test_validation_passes_and_keeps_the_data_docs(env: Env, validation: dict[str, Any]) -> None:
+    got = validate(env)
+    assert got["ok"] and got["tables_checked"] == 1 and got["rows_checked"] == 600
+    assert validation["kw"]["chunk_rows"] == 200 and validation["kw"]["restore_ts"] == T_INCR
+    assert validation["kw"]["gc_safe_point"] == RUN_AT - timedelta(minutes=10)
+    assert validation["url"] == "mysql+pymysql://root:s3cret-pw@127.0.0.1:4000?charset=utf8mb4"
+    assert validation["gx"]["partial_unexpected_count"] == 0, "encrypted backups: no sample values in the docs"
+    gx = got["expectations"]
+    drill_id = env.xcom[("choose_restore_point", "return_value")]["drill_id"]
+    assert gx["data_docs_uri"] == f"{env.cluster().storage.uri}/uat/drills/{drill_id}/data_docs/index.html"
+    docs = env.storage.child(f"uat/drills/{drill_id}/data_docs")
+    assert docs.read_bytes("index.html") == b"<html>drill</html>" and docs.exists("static/a.css")
+    assert "s3cret-pw" not in json.dumps(got)
+
+
+def test_a_mismatch_fails_without_retry_naming_table_and_key_range(env: Env, validation: dict[str, Any]) -> None:
+    validation["report"] = report(ok=False)
+    with pytest.raises(AirflowFailException, match=r"shop\.orders: \(id\) in \(200, 400\]: 200 rows on both sides"):
+        validate(env)
+    kept = env.xcom[("validate_restored_data", "return_value")]
+    assert not kept["ok"] and kept["mismatches"] == 1 and kept["expectations"]["ok"]
+    assert "shop.orders" in env.xcom[("validate_restored_data", "error")]
+
+
+def test_history_gone_fails_without_retry(env: Env, validation: dict[str, Any]) -> None:
+    validation["report"] = HistoryGoneError("older than uat's GC safepoint")
+    with pytest.raises(AirflowFailException, match="GC safepoint"):
+        validate(env)
+
+
+# ------------------------------------------------------------------------------------ drop, record, gate
+
+
+def drop(env: Env, target: str = "scratch1") -> dict[str, Any]:
+    return env.run(DrillDropScratchOperator(task_id="drop_scratch", cluster=env.cluster(), target=target))  # type: ignore[no-any-return]
+
+
+def record(env: Env, target: str = "scratch1") -> dict[str, Any]:
+    return env.run(DrillRecordOperator(task_id="record_drill", cluster=env.cluster(), target=target))  # type: ignore[no-any-return]
+
+
+def gate(env: Env) -> dict[str, Any]:
+    return env.run(DrillGateOperator(task_id="assert_drill_passed", cluster=env.cluster()))  # type: ignore[no-any-return]
+
+
+def test_drop_only_what_this_drill_took(env: Env) -> None:
+    got = drop(env)
+    assert got == {"target": None, "dropped": [], "dropped_ok": False, "reason": "the scratch was never taken"}
+    assert env.sql.statements == {}
+    env.xcom[("prepare_scratch", "return_value")] = {"target": "scratch1"}
+    assert drop(env)["dropped"] == ["old_drill", "shop"]
+    env.xcom[("prepare_scratch", "return_value")] = {"target": "dev"}
+    with pytest.raises(AirflowFailException, match="not marked scratch"):
+        drop(env, target="dev")
+
+
+def test_a_whole_drill_is_recorded_and_the_gate_opens(env: Env, validation: dict[str, Any]) -> None:
+    validate(env)
+    drop(env)
+    got = record(env)
+    assert got["passed"] and got["scratch_dropped"] and got["rto_seconds"] is not None
+    assert "PASSED" in got["summary"] and got["mismatches"] == 0 and got["gx_success_ratio"] == 1.0
+    row = env.catalog.get_drill(got["drill_id"])
+    assert row is not None and row.status is DrillStatus.PASSED and row.rows_checked == 600
+    assert row.report_uri == f"{env.cluster().storage.uri}/uat/drills/{row.id}/drill.json"
+    report_doc = json.loads(env.storage.read_bytes(f"uat/drills/{row.id}/drill.json"))
+    assert report_doc["status"] == "passed" and report_doc["backups_used"] == ["uat-full-1", "uat-incr-1"]
+    assert gate(env) == {"passed": True, "drill_id": row.id}
+    assert env.catalog.list_drills(target="scratch1", status=DrillStatus.RUNNING) == [], "the scratch is given back"
+
+
+def test_a_failed_drill_is_recorded_with_its_error_and_the_gate_stays_shut(
+    env: Env, validation: dict[str, Any]
+) -> None:
+    validation["report"] = report(ok=False)
+    with pytest.raises(AirflowFailException):
+        validate(env)
+    drop(env)
+    got = record(env)
+    assert not got["passed"] and "shop.orders: (id) in (200, 400]" in got["error"]
+    row = env.catalog.get_drill(got["drill_id"])
+    assert row is not None and row.status is DrillStatus.FAILED and row.mismatches == 1
+    assert row.details and row.details["failures"] == [
+        "shop.orders: (id) in (200, 400]: 200 rows on both sides, contents differ"
+    ]
+    with pytest.raises(AirflowFailException, match="restore drill of uat FAILED"):
+        gate(env)
+
+
+def test_record_without_a_catalog_still_writes_the_report_and_a_refused_drill_says_why(env: Env) -> None:
+    env.catalog_down = True
+    env.xcom[("choose_restore_point", "error")] = "AirflowFailException: target 'dev' is not marked scratch: true"
+    got = record(env, target="dev")
+    assert not got["passed"] and "not marked scratch" in got["error"]
+    assert got["notes"] == ["catalog unavailable: continuing without it"]
+    assert json.loads(env.storage.read_bytes(f"uat/drills/{got['drill_id']}/drill.json"))["status"] == "failed"
+
+
+def test_the_gate_wants_the_scratch_dropped(env: Env) -> None:
+    env.xcom[("record_drill", "return_value")] = {"passed": True, "scratch_dropped": False, "target": "scratch1"}
+    with pytest.raises(AirflowFailException, match="scratch cluster scratch1 still holds the restored data"):
+        gate(env)
+
+
+# ------------------------------------------------------------------------ source fingerprints (backups)
+
+
+def recorded_of(backup_id: str, backup_ts: int) -> Any:
+    from tidbops.drill import RecordedTable, SourceFingerprints
+    from tidbops.validate.schema import Column, Index, TableDef
+
+    table = TableDef("shop", "orders", (Column("id", 1, "bigint", False),), (Index("PRIMARY", True, ("id",)),))
+    chunk = (Chunk(None, None), ChunkSum(600, 12345))
+    return SourceFingerprints("uat", backup_id, backup_ts, RUN_AT, 200, "history", (RecordedTable(table, (chunk,)),))
+
+
+def test_fingerprints_are_taken_after_a_backup_and_kept_in_storage(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidbops.drill import SourceFingerprints
+    from tidbops_airflow.operators.drill import SourceFingerprintOperator
+
+    seen: dict[str, Any] = {}
+
+    def take(cursor: Any, **kw: Any) -> Any:
+        seen.update(kw)
+        if kw["gc_safe_point"] > tso.to_datetime(kw["backup_ts"]):
+            raise HistoryGoneError("older than uat's GC safepoint")
+        return recorded_of(kw["backup_id"], kw["backup_ts"])
+
+    facts = SimpleNamespace(gc_safe_point=RUN_AT - timedelta(hours=3), gc_life_time_seconds=600.0)
+    monkeypatch.setattr("tidbops.drill.take_source_fingerprints", take)
+    monkeypatch.setattr("tidbops.tidb.read_cluster_facts", lambda cursor: facts)
+    env.xcom[("run_br_backup", "return_value")] = {"backup_id": "uat-full-1", "backup_ts": T_FULL}
+    op = SourceFingerprintOperator(task_id="fingerprint_source", cluster=env.cluster())
+    got = env.run(op)
+    assert got["rows"] == 600 and got["uri"] == f"{env.cluster().storage.uri}/uat/drills/fingerprints/uat-full-1.json"
+    assert seen["max_rows"] == 10_000_000 and seen["max_tables"] is None  # the cluster's drill budget
+    kept = SourceFingerprints.from_bytes(env.storage.read_bytes("uat/drills/fingerprints/uat-full-1.json"))
+    assert kept.backup_ts == T_FULL
+    facts.gc_safe_point = RUN_AT
+    with pytest.raises(AirflowFailException, match="GC safepoint"):
+        env.run(op)
+
+
+def test_validation_falls_back_to_recorded_fingerprints_when_the_history_is_gone(
+    env: Env, validation: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validation["report"] = HistoryGoneError("older than uat's GC safepoint")
+    with pytest.raises(AirflowFailException, match="no source fingerprints were recorded right after that backup"):
+        validate(env)
+    env.xcom.pop(("validate_restored_data", "error"))
+    env.storage.write_bytes("uat/drills/fingerprints/uat-incr-1.json", recorded_of("uat-incr-1", T_INCR).to_bytes())
+    monkeypatch.setattr(
+        "tidbops.drill.compare_recorded",
+        lambda target, recorded, on_table=None: replace(report(), source_read=f"recorded after {recorded.backup_id}"),
+    )
+    got = validate(env)
+    assert got["ok"] and got["source_read"] == "recorded after uat-incr-1"
