@@ -14,7 +14,14 @@ import pytest
 pytestmark = pytest.mark.dags
 
 REPO = Path(__file__).resolve().parents[2]
-PIPELINES = {"tidb_cluster_check", "tidb_backup_full", "tidb_backup_incremental", "tidb_slow_query_harvest"}
+PIPELINES = {
+    "tidb_cluster_check",
+    "tidb_backup_full",
+    "tidb_backup_incremental",
+    "tidb_slow_query_harvest",
+    "tidb_log_backup_check",
+    "tidb_restore_drill",  # issue #6
+}
 PER_CLUSTER = re.compile(r"^(?P<pipeline>[a-z_]+?)__(?P<cluster>[a-z0-9_-]+)$")
 
 
