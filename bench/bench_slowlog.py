@@ -17,7 +17,10 @@ too, because the wall-time ratio depends on how many idle cores the machine has.
 
     .venv/bin/python bench/bench_slowlog.py [--entries 200000] [--jobs 2] [--rounds 3] [--pt-prefix-mb 0]
 
-Goal: ours >= 50x pt-query-digest's throughput, with peak RSS <= 64 MiB.
+Goal (issue #8): ours in a single process (``--jobs 1``) >= 50x pt-query-digest's throughput, with peak
+RSS <= 64 MiB; the exit status says whether it is met. The ``--jobs N`` round is reported, not judged.
+Which row scanner ran (the C extension or the regular expression) is printed; ``TIDBOPS_SLOWLOG_PURE_PYTHON=1``
+measures the pure-Python path.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ CHILD = """
 import json, resource, sys, time
 t0 = time.perf_counter()
 from tidbops.slowlog.aggregate import aggregate_files
+from tidbops.slowlog.parser import SCANNER
 table = aggregate_files([sys.argv[1]], jobs=int(sys.argv[2]), include_internal=True)
 rows = table.rows()
 elapsed = time.perf_counter() - t0
@@ -57,6 +61,7 @@ print(json.dumps({
     "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
     "rss_main_mib": me.ru_maxrss / 1024,
     "rss_worker_mib": kids.ru_maxrss / 1024,
+    "scanner": SCANNER,
 }))
 """
 
@@ -149,7 +154,7 @@ def main() -> int:
             f"{entries / best['wall']:9.0f} entries/s  (median {median:.2f}s; cpu {best['cpu_total']:.2f}s; "
             f"peak RSS main {best['rss_main_mib']:.0f} MiB"
             + (f", per worker {best['rss_worker_mib']:.0f} MiB, sum {rss_total:.0f} MiB" if jobs > 1 else "")
-            + f"; {best['digests']} digests, {best['rows']} daily rows)"
+            + f"; {best['digests']} digests, {best['rows']} daily rows; {best['scanner']} scanner)"
         )
 
     if args.skip_pt or shutil.which("pt-query-digest") is None:
@@ -179,10 +184,14 @@ def main() -> int:
         cpu_ratio = pt_cpu_whole / best["cpu_total"]
         rss_total = best["rss_main_mib"] + ((jobs - 1) * best["rss_worker_mib"] if jobs > 1 else 0.0)
         ok = ratio >= GOAL_RATIO and rss_total <= GOAL_RSS_MIB
-        verdict |= 0 if ok else 1
+        if jobs == 1:  # the goal is single-process
+            verdict |= 0 if ok else 1
+            judged = f"-> {'meets' if ok else 'misses'} the goal (>= {GOAL_RATIO:.0f}x, <= {GOAL_RSS_MIB:.0f} MiB)"
+        else:
+            judged = "(not judged: the goal is single-process)"
         print(
             f"ratio ours/pt --jobs {jobs}: {ratio:5.1f}x wall, {cpu_ratio:5.1f}x cpu; peak RSS {rss_total:.0f} MiB "
-            f"-> {'meets' if ok else 'misses'} the goal (>= {GOAL_RATIO:.0f}x, <= {GOAL_RSS_MIB:.0f} MiB)"
+            + judged
         )
     return verdict
 

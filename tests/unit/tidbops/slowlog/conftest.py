@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from tidbops.slowlog import parser
 from tidbops_playground.slowlog_gen import GenerationResult, generate
 
 # /work/shared/reference/tidb-slow-query.md §1.4, verbatim.
@@ -144,3 +146,16 @@ def generated_rotated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, G
         utc_offset="+08:00",
     )
     return out, result
+
+
+@pytest.fixture(params=["c", "regex"])
+def scanner(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs a test with each row scanner: the C extension and the expression it stands for."""
+    kind = str(request.param)
+    if kind == "c" and parser._scan is None:
+        pytest.skip("the C scanner tidbops.slowlog._scan is not built (pip install -e .)")
+    previous = parser.set_scanner(kind)
+    try:
+        yield kind
+    finally:
+        parser.set_scanner(previous)

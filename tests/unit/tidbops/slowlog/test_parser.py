@@ -30,7 +30,7 @@ from tidbops.slowlog.parser import (
 )
 from tidbops_playground.slowlog_gen import GenerationResult
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("scanner")]  # both row scanners
 
 DIGEST_SELECT = "50a2e32d2abbd6c1764b1b7f2058d428ef2712b029282b776beb9506a365c0f1"
 DIGEST_COMMIT = "0611cc2fe792f8c146cc97d39b31d9562014cf15f8d41f23a4938ca341f54182"
