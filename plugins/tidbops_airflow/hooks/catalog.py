@@ -9,6 +9,8 @@ appears in what this hook logs (URLs are shown with the password hidden).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from airflow.sdk import BaseHook
@@ -79,3 +81,14 @@ class CatalogHook(BaseHook):
                 str(orig).splitlines()[0][:300] if str(orig) else "",
             )
             return None
+
+
+@contextmanager
+def open_catalog_or_none(catalog_conn_id: str | None, sqlite_path: str | None) -> Iterator[Catalog | None]:
+    """``CatalogHook.get_catalog_or_none`` for one step, closed afterwards (``None``: the catalog is down)."""
+    catalog = CatalogHook(catalog_conn_id=catalog_conn_id, sqlite_path=sqlite_path).get_catalog_or_none()
+    try:
+        yield catalog
+    finally:
+        if catalog is not None:
+            catalog.close()

@@ -9,8 +9,8 @@ parse than XComArgs), from the XCom of the task named by ``target_task_id`` / ``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -62,18 +62,10 @@ class _BackupStep(BaseOperator):
             raise ValueError(f"no {what} in {where} (got {type(value).__name__})")
         return value
 
-    @contextmanager
-    def _catalog(self) -> Iterator[Catalog | None]:
-        from tidbops_airflow.hooks.catalog import CatalogHook
+    def _catalog(self) -> AbstractContextManager[Catalog | None]:
+        from tidbops_airflow.hooks.catalog import open_catalog_or_none
 
-        catalog = CatalogHook(
-            catalog_conn_id=self.catalog_conn_id, sqlite_path=self.catalog_sqlite_path
-        ).get_catalog_or_none()
-        try:
-            yield catalog
-        finally:
-            if catalog is not None:
-                catalog.close()
+        return open_catalog_or_none(self.catalog_conn_id, self.catalog_sqlite_path)
 
     def _target(self, value: Mapping[str, Any]) -> BackupTarget:
         from tidbops.backup import BackupTarget

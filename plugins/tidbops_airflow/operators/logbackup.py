@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -42,18 +42,10 @@ class _LogBackupStep(BaseOperator):
     catalog_conn_id: str | None
     catalog_sqlite_path: str | None
 
-    @contextmanager
-    def _catalog(self) -> Iterator[Catalog | None]:
-        from tidbops_airflow.hooks.catalog import CatalogHook
+    def _catalog(self) -> AbstractContextManager[Catalog | None]:
+        from tidbops_airflow.hooks.catalog import open_catalog_or_none
 
-        catalog = CatalogHook(
-            catalog_conn_id=self.catalog_conn_id, sqlite_path=self.catalog_sqlite_path
-        ).get_catalog_or_none()
-        try:
-            yield catalog
-        finally:
-            if catalog is not None:
-                catalog.close()
+        return open_catalog_or_none(self.catalog_conn_id, self.catalog_sqlite_path)
 
     @staticmethod
     def _xcom(context: Context, task_id: str | None) -> Mapping[str, Any] | None:
