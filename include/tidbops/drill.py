@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from tidbops import tso
 from tidbops.backup import CatalogLink, RunInfo
@@ -219,6 +219,10 @@ class DrillPlan:
     def backups_used(self) -> tuple[str, ...]:
         return tuple(s.backup_id for s in self.steps)
 
+    @property
+    def plan_id(self) -> str:
+        return self.drill_id
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "drill_id": self.drill_id,
@@ -379,25 +383,58 @@ def restore_argvs(
     ensure_scratch(target, target.name, source=source.name)
     if plan.target != target.name or plan.cluster != source.name:
         raise DrillError(f"the plan is {plan.cluster} → {plan.target}, not {source.name} → {target.name}")
-    if plan.mode == "pitr":
-        step = plan.steps[0]
-        assert plan.log_storage_uri is not None  # checked by DrillPlan
+    return step_argvs(
+        plan.steps,
+        restore_ts=plan.restore_ts,
+        log_storage_uri=plan.log_storage_uri,
+        target=target,
+        source=source,
+        log_file=log_file,
+        crypter_key_file=crypter_key_file,
+    )
+
+
+def step_argvs(
+    steps: Sequence[RestoreStep],
+    *,
+    restore_ts: int,
+    log_storage_uri: str | None,
+    target: ClusterConfig,
+    source: ClusterConfig,
+    filters: Sequence[str] = (),
+    log_file: str | None = None,
+    crypter_key_file: str | None = None,
+) -> list[list[str]]:
+    """The BR command lines restoring ``steps`` (one ``point`` step: PITR to ``restore_ts`` from its full
+    backup and ``log_storage_uri``; else chain links, in order) into ``target``, reading ``source``'s
+    backups, limited to the BR table ``filters`` (none: everything). Drills and on-demand restores."""
+    if [s.kind for s in steps] == ["point"]:
+        if log_storage_uri is None:
+            raise DrillError("a PITR restore needs the source's log storage")
         return [
             restore_point_argv(
                 target,
-                log_storage_uri=plan.log_storage_uri,
-                full_backup_storage_uri=step.storage_uri,
-                restored_ts=plan.restore_ts,
+                log_storage_uri=log_storage_uri,
+                full_backup_storage_uri=steps[0].storage_uri,
+                restored_ts=restore_ts,
+                filters=filters,
                 source=source,
                 log_file=log_file,
                 crypter_key_file=crypter_key_file,
             )
         ]
+    if any(s.kind == "point" for s in steps):
+        raise DrillError("a PITR restore is one 'point' step")
     return [
         restore_full_argv(
-            target, storage_uri=s.storage_uri, source=source, log_file=log_file, crypter_key_file=crypter_key_file
+            target,
+            storage_uri=s.storage_uri,
+            filters=filters,
+            source=source,
+            log_file=log_file,
+            crypter_key_file=crypter_key_file,
         )
-        for s in plan.steps
+        for s in steps
     ]
 
 
@@ -423,8 +460,21 @@ class RestoreOutcome:
         }
 
 
+class RestoreSteps(Protocol):
+    """What ``run_restore`` needs of a plan (a drill's, or an on-demand restore's)."""
+
+    @property
+    def plan_id(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+    @property
+    def restore_ts(self) -> int: ...
+    @property
+    def steps(self) -> tuple[RestoreStep, ...]: ...
+
+
 def run_restore(
-    plan: DrillPlan,
+    plan: RestoreSteps,
     argvs: Sequence[list[str]],
     run_br: Callable[[list[str]], Any],
     *,
@@ -451,7 +501,7 @@ def run_restore(
         )
         log.info("restored %s %s into %s in %.1fs", step.kind, step.backup_id, plan.target, runs[-1]["seconds"])
     return RestoreOutcome(
-        plan.drill_id, plan.target, plan.restore_ts, round(clock() - started, 3), tuple(runs), tuple(cleared)
+        plan.plan_id, plan.target, plan.restore_ts, round(clock() - started, 3), tuple(runs), tuple(cleared)
     )
 
 
@@ -613,12 +663,14 @@ def validate_content(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     max_tables: int | None = None,
     on_table: Callable[[TableResult], None] | None = None,
+    select: Callable[[str, str], bool] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> ContentReport:
     """Compare the restored cluster (``target``) with ``source`` as of ``restore_ts``: schema of every
     user table, then row counts and fingerprints per key chunk. Both cursors' sessions must be in UTC.
 
-    ``max_tables`` bounds the content check (tables beyond it, by name, are reported not compared).
+    ``max_tables`` bounds the content check (tables beyond it, by name, are reported not compared);
+    ``select(db, table)`` limits both sides to the tables a filtered restore brought back.
     """
     started = clock()
     check_history(cluster, restore_ts, gc_safe_point, gc_life_time_seconds)
@@ -629,6 +681,9 @@ def validate_content(
     try:
         source_defs = read_tables(source, list_schemas(source))
         target_defs = read_tables(target, list_schemas(target))
+        if select is not None:
+            source_defs = {k: t for k, t in source_defs.items() if select(t.schema, t.name)}
+            target_defs = {k: t for k, t in target_defs.items() if select(t.schema, t.name)}
         schema = compare_tables(source_defs, target_defs)
         diffs = _schema_diffs(schema)
         results: list[TableResult] = []

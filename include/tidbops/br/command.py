@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Literal
 
@@ -111,8 +111,9 @@ def _task_name(value: str | None, cluster: ClusterConfig) -> str:
 _RANGE = re.compile(r"\[!?(?:\\[^0-9a-zA-Z]|[^\\\]])+\]")
 
 
-def _filter_part(pattern: str, s: str, which: str) -> str:
-    """Consume one database or table pattern from ``s``; return what follows it."""
+def _filter_part_regex(pattern: str, s: str, which: str) -> tuple[str, str]:
+    """Consume one database or table pattern from ``s``: what follows it, and the pattern as a regex
+    (anchored, except a ``/regexp/``, which BR searches for anywhere in the name)."""
     if not s:
         raise InvalidFilterError(pattern, f"the {which} pattern is missing")
     head = s[0]
@@ -132,7 +133,7 @@ def _filter_part(pattern: str, s: str, which: str) -> str:
             re.compile(body)
         except re.error as exc:
             raise InvalidFilterError(pattern, f"the {which} /regexp/ does not compile ({exc})") from None
-        return s[i + 1 :]
+        return s[i + 1 :], body
     if head in '`"':
         i = 1
         while i < len(s):
@@ -147,8 +148,9 @@ def _filter_part(pattern: str, s: str, which: str) -> str:
             raise InvalidFilterError(pattern, f"the {kind} {which} name is not closed (quotes must pair up)")
         if i == 1:
             raise InvalidFilterError(pattern, f"the quoted {which} name is empty")
-        return s[i + 1 :]
+        return s[i + 1 :], "^" + re.escape(s[1:i].replace(head * 2, head)) + "$"
     i = 0
+    regex = ["^"]
     while i < len(s):
         c = s[i]
         if c == ".":
@@ -161,8 +163,10 @@ def _filter_part(pattern: str, s: str, which: str) -> str:
                 raise InvalidFilterError(pattern, f"'\\{esc}' escapes a letter or digit, which BR reserves")
             if esc.isspace():
                 raise InvalidFilterError(pattern, "spaces are only allowed inside `backquotes`")
+            regex.append(re.escape(esc))
             i += 2
         elif c in "*?":
+            regex.append(".*" if c == "*" else ".")
             i += 1
         elif c == "[":
             m = _RANGE.match(s, i)
@@ -170,20 +174,30 @@ def _filter_part(pattern: str, s: str, which: str) -> str:
                 raise InvalidFilterError(pattern, "a character class '[…]' is empty or not closed")
             if any(ch.isspace() for ch in m.group()):
                 raise InvalidFilterError(pattern, "spaces are only allowed inside `backquotes`")
+            body = m.group()[1:-1]
+            negate = body.startswith("!")
+            regex.append("[" + ("^" if negate else "") + (body[1:] if negate else body).replace("^", "\\^") + "]")
             i = m.end()
         elif c.isspace():
             raise InvalidFilterError(pattern, "spaces are only allowed inside `backquotes`")
         elif c in "$_" or (c.isascii() and c.isalnum()) or ord(c) >= 0x80:
+            regex.append(re.escape(c))
             i += 1
         else:
             raise InvalidFilterError(pattern, f"unexpected character {c!r} (shell and SQL punctuation is not a filter)")
     if i == 0:
         raise InvalidFilterError(pattern, f"the {which} pattern is missing")
-    return s[i:]
+    return s[i:], "".join(regex) + "$"
 
 
 def validate_filter(pattern: str) -> None:
-    """Raise ``InvalidFilterError`` unless ``pattern`` is one BR table-filter rule we accept.
+    """See ``compile_filter``; raises ``InvalidFilterError`` the same way, returns nothing."""
+    compile_filter(pattern)
+
+
+def compile_filter(pattern: str) -> tuple[bool, re.Pattern[str], re.Pattern[str]]:
+    """One BR table-filter rule: ``(excludes, database regex, table regex)``; ``InvalidFilterError``
+    unless ``pattern`` is a rule we accept.
 
     BR's grammar (docs: table-filter): ``[!]<db-pattern>.<table-pattern>``, each pattern a plain name, a
     wildcard (``*``, ``?``, ``[a-z]``, ``[!a-z]``, ``\\``-escaped punctuation), a `` `backquoted` `` or
@@ -209,12 +223,33 @@ def validate_filter(pattern: str) -> None:
         body = body[1:]
         if not body:
             raise InvalidFilterError(pattern, "'!' must be followed by a '<db>.<table>' pattern")
-    rest = _filter_part(pattern, body, "database")
+    rest, db_regex = _filter_part_regex(pattern, body, "database")
     if not rest or rest[0] != ".":
         raise InvalidFilterError(pattern, "missing '.' between the database and table patterns")
-    rest = _filter_part(pattern, rest[1:], "table")
+    rest, table_regex = _filter_part_regex(pattern, rest[1:], "table")
     if rest:
         raise InvalidFilterError(pattern, f"stray characters {rest!r} after the table pattern")
+    return pattern[0] == "!", re.compile(db_regex, re.IGNORECASE), re.compile(table_regex, re.IGNORECASE)
+
+
+def table_matcher(filters: Sequence[str]) -> Callable[[str, str], bool]:
+    """Whether BR's filter ``filters`` selects table ``db.table``: the last rule that matches decides
+    (``!`` rules exclude), no match means not selected, names compare case-insensitively (BR's default,
+    without ``--case-sensitive``). No filters: every table. Raises ``InvalidFilterError`` like
+    ``validate_filter``."""
+    if isinstance(filters, str):
+        raise BRRequestError("filters must be a list of patterns, not one string")
+    rules = [compile_filter(p) for p in filters]
+
+    def selected(db: str, table: str) -> bool:
+        if not rules:
+            return True
+        for negated, db_re, table_re in reversed(rules):
+            if db_re.search(db) and table_re.search(table):
+                return not negated
+        return False
+
+    return selected
 
 
 def _filter_args(filters: Sequence[str]) -> list[str]:

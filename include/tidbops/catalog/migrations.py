@@ -329,6 +329,44 @@ def _m004_drills(conn: Connection) -> None:
     create_table_if_missing(conn, drills)
 
 
+def _m005_restores(conn: Connection) -> None:
+    """On-demand restores (issue #7): one row per request (refused, dry run or real): the audit."""
+    md = MetaData()
+    restores = Table(
+        "restores",
+        md,
+        id_column("id", primary_key=True),
+        Column("source", String(64), nullable=False),
+        Column("target", String(64), nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("requested_by", String(250), nullable=True),
+        Column("reason", Text(), nullable=False),
+        Column("requested_at", UTCDateTime(), nullable=False),
+        Column("restore_point", String(255), nullable=False),
+        Column("restore_ts", BigInteger(), nullable=True),
+        Column("restore_time", UTCDateTime(), nullable=True),
+        Column("mode", String(16), nullable=True),
+        Column("tables", JSONText(), nullable=True),
+        Column("dry_run", Boolean(), nullable=False),
+        Column("validate_after", Boolean(), nullable=False),
+        Column("backups_used", JSONText(), nullable=True),
+        Column("request", JSONText(), nullable=True),
+        Column("plan", JSONText(), nullable=True),
+        Column("restore_seconds", Double(), nullable=True),
+        Column("validation_seconds", Double(), nullable=True),
+        Column("validation_ok", Boolean(), nullable=True),
+        Column("rows_checked", BigInteger(), nullable=True),
+        Column("error", Text(), nullable=True),
+        Column("dag_id", String(250), nullable=True),
+        Column("run_id", String(250), nullable=True),
+        Column("finished_at", UTCDateTime(), nullable=True),
+        Column("updated_at", UTCDateTime(), nullable=False),
+        Index("ix_restores_source_requested", "source", "requested_at"),
+        Index("ix_restores_target_requested", "target", "requested_at"),
+    )
+    create_table_if_missing(conn, restores)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "backups and events tables", _m001_backups_and_events),
     Migration(2, "slow query daily aggregates, digests, watermarks and reports", _m002_slow_queries),
@@ -336,6 +374,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         3, "log backup checks (RPO history, PITR window) and alert de-duplication state", _m003_log_backup_health
     ),
     Migration(4, "restore drills", _m004_drills),
+    Migration(5, "on-demand restores (audit)", _m005_restores),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -10,7 +10,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -528,3 +528,91 @@ class DrillRecord:
     @property
     def holds_target(self) -> bool:
         return self.status is DrillStatus.RUNNING
+
+
+# --------------------------------------------------------------------------------- on-demand restores (#7)
+
+
+class RestoreStatus(StrEnum):
+    DRY_RUN = "dry_run"  # the plan was the whole request
+    REFUSED = "refused"  # a guardrail refused it: nothing ran
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def make_restore_id(source: str, when: datetime, *, dag_id: str | None = None, run_id: str | None = None) -> str:
+    """``<source>-restore-<yyyymmddTHHMMSSZ>-<hash>``: the same for every task and try of one DAG run."""
+    stamp = utc(when, "when").strftime("%Y%m%dT%H%M%SZ")
+    if dag_id is not None and run_id is not None:
+        digest = hashlib.sha256(f"{dag_id}\x00{run_id}".encode()).hexdigest()[:8]
+    else:
+        digest = secrets.token_hex(4)
+    return check_backup_id(f"{source}-restore-{stamp}-{digest}".lower())
+
+
+@dataclass(frozen=True)
+class RestoreRecord:
+    """One on-demand restore request: a row of ``restores`` (the audit of who restored what, and why).
+
+    ``restore_point`` is what the user typed; ``restore_ts`` what it resolved to. ``request`` and
+    ``plan`` are the JSON of the request and of the plan (BR command lines redacted). ``requested_by``
+    is the Airflow user who triggered the run."""
+
+    id: str
+    source: str
+    target: str
+    status: RestoreStatus
+    requested_by: str | None
+    reason: str
+    requested_at: datetime
+    restore_point: str
+    restore_ts: int | None = None
+    mode: str | None = None
+    tables: tuple[str, ...] = ()
+    dry_run: bool = True
+    validate_after: bool = False
+    backups_used: tuple[str, ...] = ()
+    request: Mapping[str, object] = field(default_factory=dict)
+    plan: Mapping[str, object] | None = None
+    restore_seconds: float | None = None
+    validation_seconds: float | None = None
+    validation_ok: bool | None = None
+    rows_checked: int | None = None
+    error: str | None = None
+    dag_id: str | None = None
+    run_id: str | None = None
+    finished_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        check_backup_id(self.id)
+        object.__setattr__(self, "status", RestoreStatus(self.status))
+        object.__setattr__(self, "tables", tuple(self.tables))
+        object.__setattr__(self, "backups_used", tuple(self.backups_used))
+        for name in ("requested_at", "finished_at"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, utc(value, name))
+        _check_len(self.source, CLUSTER_MAX, "source")
+        _check_len(self.target, CLUSTER_MAX, "target")
+        _check_len(self.requested_by, NAME_MAX, "requested_by")
+        _check_len(self.dag_id, NAME_MAX, "dag_id")
+        _check_len(self.run_id, NAME_MAX, "run_id")
+        if self.mode is not None and self.mode not in DRILL_MODES:
+            raise ValueError(f"restore mode {self.mode!r} is not one of {', '.join(sorted(DRILL_MODES))}")
+        if self.restore_ts is not None and self.restore_ts <= 0:
+            raise ValueError(f"restore_ts must be a positive TSO, not {self.restore_ts}")
+
+    @property
+    def restore_time(self) -> datetime | None:
+        if self.restore_ts is None:
+            return None
+        from tidbops import tso
+
+        return tso.to_datetime(self.restore_ts)
+
+    @property
+    def rto_seconds(self) -> float | None:
+        """Restore plus validation, when the restore ran."""
+        if self.restore_seconds is None:
+            return None
+        return round(self.restore_seconds + (self.validation_seconds or 0.0), 3)

@@ -297,6 +297,39 @@ drills = Table(
     Index("ix_drills_target_status", "target", "status"),
 )
 
+restores = Table(
+    "restores",
+    metadata,
+    id_column("id", primary_key=True),
+    Column("source", String(CLUSTER_MAX), nullable=False),
+    Column("target", String(CLUSTER_MAX), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("requested_by", String(NAME_MAX), nullable=True),
+    Column("reason", Text(), nullable=False),
+    Column("requested_at", UTCDateTime(), nullable=False),
+    Column("restore_point", String(255), nullable=False),
+    Column("restore_ts", BigInteger(), nullable=True),
+    Column("restore_time", UTCDateTime(), nullable=True),
+    Column("mode", String(16), nullable=True),
+    Column("tables", JSONText(), nullable=True),
+    Column("dry_run", Boolean(), nullable=False),
+    Column("validate_after", Boolean(), nullable=False),
+    Column("backups_used", JSONText(), nullable=True),
+    Column("request", JSONText(), nullable=True),
+    Column("plan", JSONText(), nullable=True),
+    Column("restore_seconds", Double(), nullable=True),
+    Column("validation_seconds", Double(), nullable=True),
+    Column("validation_ok", Boolean(), nullable=True),
+    Column("rows_checked", BigInteger(), nullable=True),
+    Column("error", Text(), nullable=True),
+    Column("dag_id", String(NAME_MAX), nullable=True),
+    Column("run_id", String(NAME_MAX), nullable=True),
+    Column("finished_at", UTCDateTime(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_restores_source_requested", "source", "requested_at"),
+    Index("ix_restores_target_requested", "target", "requested_at"),
+)
+
 # Bookkeeping, created by ``migrate`` before any migration runs (never changed by one).
 schema_version = Table(
     SCHEMA_VERSION_TABLE,

@@ -43,6 +43,7 @@ from tidbops.catalog.records import (
     DrillStatus,
     LogBackupCheck,
     NewBackup,
+    RestoreRecord,
     chain_to,
     check_storage_uri,
     index,
@@ -58,6 +59,7 @@ from tidbops.catalog.schema import (
     log_backup_alerts,
     log_backup_checks,
     redact_url,
+    restores,
     write_transaction,
 )
 
@@ -855,6 +857,53 @@ class Catalog:
         with self._reading() as conn:
             return [_drill(r) for r in conn.execute(query).mappings()]
 
+    # --------------------------------------------------------------------------- on-demand restores (#7)
+
+    def save_restore(self, restore: RestoreRecord) -> RestoreRecord:
+        """Insert or replace a restore's row (a retried record task replaces it) and write an event."""
+
+        def work(conn: Connection) -> RestoreRecord:
+            values = _restore_values(restore)
+            values["updated_at"] = self._clock()
+            found = conn.execute(select(restores.c.id).where(restores.c.id == restore.id).with_for_update()).first()
+            if found is None:
+                conn.execute(restores.insert().values(id=restore.id, **values))
+            else:
+                conn.execute(update(restores).where(restores.c.id == restore.id).values(**values))
+            error = f": {summarise_error(restore.error)[:300]}" if restore.error else ""
+            self._event(
+                conn,
+                f"restore.{restore.status.value}",
+                f"restore {restore.id} {restore.source} → {restore.target} {restore.status.value} (requested by "
+                f"{restore.requested_by or 'unknown'}){error}",
+                cluster=restore.target,
+                details={"restore_id": restore.id, "source": restore.source, "restore_ts": restore.restore_ts},
+            )
+            row = conn.execute(select(restores).where(restores.c.id == restore.id)).mappings().first()
+            if row is None:  # pragma: no cover (read right after the write, in its transaction)
+                raise CatalogStateError(f"restore {restore.id} vanished")
+            return _restore(row)
+
+        return self._write(work)
+
+    def get_restore(self, restore_id: str) -> RestoreRecord | None:
+        with self._reading() as conn:
+            row = conn.execute(select(restores).where(restores.c.id == restore_id)).mappings().first()
+        return None if row is None else _restore(row)
+
+    def list_restores(
+        self, source: str | None = None, *, target: str | None = None, limit: int = 100
+    ) -> list[RestoreRecord]:
+        """Restore requests, newest first (at most ``limit``)."""
+        query = select(restores)
+        if source is not None:
+            query = query.where(restores.c.source == source)
+        if target is not None:
+            query = query.where(restores.c.target == target)
+        query = query.order_by(desc(restores.c.requested_at), desc(restores.c.id)).limit(limit)
+        with self._reading() as conn:
+            return [_restore(r) for r in conn.execute(query).mappings()]
+
     # ---------------------------------------------------------------------------------------- events
 
     def add_event(
@@ -943,4 +992,27 @@ def _drill_values(drill: DrillRecord) -> dict[str, Any]:
     values["restore_time"] = drill.restore_time
     values["error"] = summarise_error(drill.error) if drill.error else None
     values["details"] = _jsonable(dict(drill.details)) if drill.details is not None else None
+    return values
+
+
+_RESTORE_FIELDS = tuple(f.name for f in fields(RestoreRecord))
+
+
+def _restore(row: RowMapping) -> RestoreRecord:
+    values = {name: row[name] for name in _RESTORE_FIELDS}
+    values["tables"] = tuple(row["tables"] or ())
+    values["backups_used"] = tuple(row["backups_used"] or ())
+    values["request"] = dict(row["request"] or {})
+    return RestoreRecord(**values)
+
+
+def _restore_values(restore: RestoreRecord) -> dict[str, Any]:
+    values = {name: getattr(restore, name) for name in _RESTORE_FIELDS if name != "id"}
+    values["status"] = restore.status.value
+    values["tables"] = list(restore.tables)
+    values["backups_used"] = list(restore.backups_used)
+    values["restore_time"] = restore.restore_time
+    values["request"] = _jsonable(dict(restore.request))
+    values["plan"] = _jsonable(dict(restore.plan)) if restore.plan is not None else None
+    values["error"] = summarise_error(restore.error) if restore.error else None
     return values

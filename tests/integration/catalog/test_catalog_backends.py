@@ -37,7 +37,10 @@ from tidbops.catalog.records import (
     DrillStatus,
     LogBackupCheck,
     NewBackup,
+    RestoreRecord,
+    RestoreStatus,
     make_backup_id,
+    make_restore_id,
 )
 from tidbops.catalog.schema import create_catalog_engine, metadata
 from tidbops.catalog.store import Catalog, ScratchInUseError, UpsertOutcome
@@ -783,3 +786,63 @@ def test_concurrent_claims_give_the_scratch_to_one_drill(catalog_url: str, catal
         t.join()
     assert errors == [] and len(won) == 1
     assert [d.cluster for d in catalog.list_drills(target="scratch1", status="running")] == won
+
+
+# ------------------------------------------------------------------------------------- restores (#7)
+
+
+def restore(restore_id: str, **kw: object) -> RestoreRecord:
+    values: dict[str, object] = {
+        "id": restore_id,
+        "source": "dev",
+        "target": "scratch1",
+        "status": RestoreStatus.SUCCEEDED,
+        "requested_by": "dba",
+        "reason": "INC-1: bad DELETE",
+        "requested_at": T0,
+        "restore_point": "2024-07-01T02:41:07+01:00",
+        "restore_ts": tso.from_datetime(T0),
+        "mode": "pitr",
+        "tables": ("shop.orders", "crm.*"),
+        "dry_run": False,
+        "validate_after": True,
+        "backups_used": ("dev-full-1",),
+        "request": {"source_cluster": "dev", "tables": ["shop.orders", "crm.*"], "dry_run": False},
+        "plan": {"commands": ["br restore point --pd 127.0.0.1:1 ..."], "expected_seconds": 12.5},
+        "restore_seconds": 9.5,
+        "validation_seconds": 2.25,
+        "validation_ok": True,
+        "rows_checked": 6000,
+        "dag_id": "tidb_restore",
+        "run_id": "manual__1",
+        "finished_at": T0 + timedelta(minutes=1),
+        **kw,
+    }
+    return RestoreRecord(**values)  # type: ignore[arg-type]
+
+
+def test_a_restore_round_trips_and_a_retried_record_replaces_it(catalog: Catalog) -> None:
+    rid = make_restore_id("dev", T0, dag_id="tidb_restore", run_id="manual__1")
+    assert rid == make_restore_id("dev", T0, dag_id="tidb_restore", run_id="manual__1")  # every try: one id
+    assert rid.startswith("dev-restore-20240701t010000z-")
+    error = "restore: BRError: ?secret-access-key=abc"
+    first = restore(rid, status=RestoreStatus.FAILED, error=error, restore_seconds=None)
+    saved = catalog.save_restore(first)
+    assert saved.status is RestoreStatus.FAILED and saved.error == "restore: BRError: ?secret-access-key=***"
+    again = catalog.save_restore(restore(rid))
+    assert again == restore(rid) and again.rto_seconds == 11.75
+    assert catalog.get_restore(rid) == restore(rid) and catalog.get_restore("nope") is None
+    assert [r.id for r in catalog.list_restores("dev")] == [rid]
+    events = [e for e in catalog.list_events(cluster="scratch1") if e.kind.startswith("restore.")]
+    assert sorted(e.kind for e in events) == ["restore.failed", "restore.succeeded"]
+
+
+def test_restores_list_newest_first_by_source_and_target(catalog: Catalog) -> None:
+    for i, (source, target) in enumerate((("dev", "scratch1"), ("dev", "scratch2"), ("prod", "prod"))):
+        refused = {"status": RestoreStatus.REFUSED, "plan": None, "restore_ts": None, "mode": None}
+        at = T0 + timedelta(hours=i)
+        catalog.save_restore(restore(f"{source}-restore-{i}", source=source, target=target, requested_at=at, **refused))
+    assert [r.id for r in catalog.list_restores()] == ["prod-restore-2", "dev-restore-1", "dev-restore-0"]
+    assert [r.id for r in catalog.list_restores("dev")] == ["dev-restore-1", "dev-restore-0"]
+    assert [r.id for r in catalog.list_restores(target="prod")] == ["prod-restore-2"]
+    assert catalog.list_restores(limit=1)[0].plan is None
