@@ -15,6 +15,7 @@ COMMAND_MODULES = (
     "tidbops.cli.catalog_cmd",
     "tidbops.cli.slowlog_cmd",
     "tidbops.cli.window_cmd",
+    "tidbops.cli.restore_cmd",
 )
 
 
