@@ -31,6 +31,10 @@ VENV_BIN = Path(sys.executable).parent
 BR_BIN_DIR = REPO / "include" / "playground" / "bin"
 DEFAULT_PORT = 28080
 ADMIN = "admin"
+#: a second user (role admin): runs a test triggers as ``dba`` carry ``triggering_user_name == "dba"``
+USERS = (ADMIN, "dba")
+#: an http connection to this Airflow's own REST API, for tasks that set a run's note (tidb_restore)
+API_CONN_ID = "tidbops_airflow_api"
 
 
 class AirflowError(RuntimeError):
@@ -72,7 +76,7 @@ def airflow_env(
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:admin" for user in USERS),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(af_home / "passwords.json"),
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__HOST": "127.0.0.1",
@@ -92,6 +96,17 @@ def airflow_env(
     }
     if fleet_config is not None:
         env["TIDBOPS_FLEET_CONFIG"] = str(fleet_config)
+    passwords = af_home / "passwords.json"
+    if passwords.exists():  # written by AirflowStandalone.start before the processes start
+        conn = {
+            "conn_type": "http",
+            "host": "127.0.0.1",
+            "port": port,
+            "schema": "http",
+            "login": ADMIN,
+            "password": json.loads(passwords.read_text())[ADMIN],
+        }
+        env[f"AIRFLOW_CONN_{API_CONN_ID.upper()}"] = json.dumps(conn)
     return env
 
 
@@ -154,14 +169,19 @@ class AirflowStandalone:
     def log_file(self) -> Path:
         return self.af_home / "standalone.log"
 
-    def password(self) -> str:
-        return str(json.loads((self.af_home / "passwords.json").read_text())[ADMIN])
+    def password(self, user: str = ADMIN) -> str:
+        return str(json.loads((self.af_home / "passwords.json").read_text())[user])
+
+    def api_as(self, user: str) -> AirflowAPI:
+        """The REST API as another playground user (``USERS``)."""
+        return AirflowAPI(self.url, user, self.password(user))
 
     def start(self, timeout: float = 180.0) -> AirflowAPI:
         self.af_home.mkdir(parents=True, exist_ok=True)
         pw_file = self.af_home / "passwords.json"
-        if not pw_file.exists():
-            pw_file.write_text(json.dumps({ADMIN: secrets.token_urlsafe(12)}))
+        known = json.loads(pw_file.read_text()) if pw_file.exists() else {}
+        if any(user not in known for user in USERS):
+            pw_file.write_text(json.dumps({user: known.get(user) or secrets.token_urlsafe(12) for user in USERS}))
             pw_file.chmod(0o600)
         log = open(self.log_file, "ab")
         self.process = subprocess.Popen(
@@ -386,6 +406,26 @@ class AirflowAPI:
         if isinstance(content, list):
             return "\n".join(json.dumps(c) if not isinstance(c, str) else c for c in content)
         return str(content)
+
+    def task_log_text(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        """The task log as a person reads it: each structured line's message (multi-line ones intact)."""
+        rid = urllib.parse.quote(run_id, safe="")
+        answer = self._request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{rid}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
+        )
+        content = answer.get("content", answer) if isinstance(answer, dict) else answer
+        if not isinstance(content, list):
+            return str(content)
+        lines: list[str] = []
+        for c in content:
+            if not isinstance(c, dict):
+                lines.append(str(c))
+                continue
+            lines.append(str(c.get("event", "")))
+            for detail in c.get("error_detail") or ():  # a failure: the exception's type and message
+                if isinstance(detail, dict):
+                    lines.append(f"{detail.get('exc_type')}: {detail.get('exc_value')}")
+        return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
