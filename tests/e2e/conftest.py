@@ -18,6 +18,9 @@ REPO = Path(__file__).resolve().parents[2]
 # prod's BR gets a short timeout in the e2e fleet, so the "BR hangs" test ends quickly (a real backup of
 # the playground's prod takes a few seconds)
 E2E_BR_TIMEOUT = {"prod": "40s"}
+# prod may be restored onto itself in the e2e fleet (not in the shipped one), so the production guardrails
+# of tidb_restore (confirm, target not empty) are reachable through its trigger form
+E2E_RESTORE = {"prod": {"allowed_targets": ["scratch1", "scratch2", "prod"], "allow_in_place": True}}
 
 
 def free_port() -> int:
@@ -52,6 +55,8 @@ def airflow(playground_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     for cluster in doc["clusters"]:
         if cluster["name"] in E2E_BR_TIMEOUT:
             cluster.setdefault("br", {})["timeout"] = E2E_BR_TIMEOUT[cluster["name"]]
+        if cluster["name"] in E2E_RESTORE:
+            cluster["restore"] = E2E_RESTORE[cluster["name"]]
     fleet.write_text(yaml.safe_dump(doc, sort_keys=False))
     standalone = AirflowStandalone(home=playground_home, port=free_port(), fleet_config=fleet)
     api = standalone.start()

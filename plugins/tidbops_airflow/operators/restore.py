@@ -1,0 +1,507 @@
+"""Operators of the on-demand restore (``tidb_restore``): plan → choose target → restore → validate → record.
+
+The logic and the guardrails live in ``tidbops.restore``; these read the run's Params, the fleet config,
+the catalog, the clusters and BR, call it, log, and pass small JSON dicts on (XCom). A step that fails
+leaves its (redacted) error in XCom ``error``, and a refusal its guardrail in XCom ``refused``, before
+raising, so ``record_restore`` (trigger rule ``all_done``) can record what happened.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.standard.operators.branch import BaseBranchOperator
+from airflow.sdk import BaseOperator, Context
+
+if TYPE_CHECKING:
+    from tidbops.catalog.store import Catalog
+    from tidbops.config import ClusterConfig, Fleet
+    from tidbops.pitr import LogRange, PitrWindow
+    from tidbops.restore import CheckedRequest, RestorePlan
+    from tidbops_airflow.hooks.br import BRHook
+
+PLAN_TASK = "plan_restore"
+BRANCH_TASK = "choose_target"
+VALIDATE_TASK = "validate"
+RECORD_TASK = "record_restore"
+GATE_TASK = "assert_restore_succeeded"
+NOTE_CONN_ID = "tidbops_airflow_api"
+NOTE_MAX = 1000  # Airflow's dag_run_note.content is a String(1000)
+
+
+class _RestoreStep(BaseOperator):
+    """The catalog, the run's request and plan, error reporting."""
+
+    ui_color = "#fde2e2"
+
+    def __init__(
+        self, *, catalog_conn_id: str | None = None, catalog_sqlite_path: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+
+    def _catalog(self) -> AbstractContextManager[Catalog | None]:
+        from tidbops_airflow.hooks.catalog import open_catalog_or_none
+
+        return open_catalog_or_none(self.catalog_conn_id, self.catalog_sqlite_path)
+
+    @staticmethod
+    def _xcom(context: Context, task_id: str, key: str = "return_value") -> Mapping[str, Any] | None:
+        value = context["ti"].xcom_pull(task_ids=task_id, key=key)
+        return value if isinstance(value, Mapping) else None
+
+    def _plan(self, context: Context) -> RestorePlan:
+        from tidbops.restore import RestorePlan
+
+        value = self._xcom(context, PLAN_TASK)
+        if value is None:
+            raise ValueError(f"no restore plan in the XCom of {PLAN_TASK!r}")
+        return RestorePlan.from_dict(value["plan"])
+
+    @staticmethod
+    def _clusters(plan: RestorePlan) -> tuple[Fleet, ClusterConfig, ClusterConfig]:
+        """The plan's clusters from the fleet config as it is now, the request checked again against it
+        (the config may have changed since the plan)."""
+        from tidbops.restore import RestoreRequest, check_request
+        from tidbops_airflow.dagbuilder import fleet
+
+        current = fleet()
+        checked = check_request(RestoreRequest.from_conf(plan.request), current.clusters)
+        return current, checked.source, checked.target
+
+    @contextmanager
+    def _reporting(self, context: Context) -> Iterator[None]:
+        """On failure, leave the (redacted) error in XCom ``error`` (a refusal: its guardrail in
+        ``refused``) and fail without retrying when retrying cannot help."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from tidbops.restore import RestoreRefused
+        from tidbops_airflow.notifiers.alerts import clean_error
+
+        try:
+            yield
+        except RestoreRefused as exc:
+            context["ti"].xcom_push(key="refused", value=exc.guardrail)
+            context["ti"].xcom_push(key="error", value=clean_error(str(exc)))
+            raise AirflowFailException(f"restore refused ({exc.guardrail}): {exc}") from None
+        except Exception as exc:
+            context["ti"].xcom_push(key="error", value=clean_error(f"{type(exc).__name__}: {exc}"))
+            raise
+
+
+def restore_task_id(target: str) -> str:
+    """The restore task of one target cluster (each runs in that cluster's BR pool)."""
+    return f"restore__{target}"
+
+
+def _restore_result(context: Context, task_ids: Sequence[str], key: str = "return_value") -> Any:
+    """What the restore task of this run's target left (the others were skipped)."""
+    for task_id in task_ids:
+        value = context["ti"].xcom_pull(task_ids=task_id, key=key)
+        if value is not None:
+            return value
+    return None
+
+
+def _user(context: Context) -> str | None:
+    user = getattr(context.get("dag_run"), "triggering_user_name", None)
+    return str(user) if user else None
+
+
+class RestorePlanOperator(_RestoreStep):
+    """Check the request against every guardrail and make the plan; print it (task log, run note).
+
+    Reads the trigger form (``params``). Nothing is changed here: it reads the catalog, the target's
+    databases, ``br log status`` of the target and ``br log metadata`` of the source's log storage (for
+    the PITR window), in that order, and only as far as the request needs.
+
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    :param note_conn_id: an http connection to this Airflow's REST API (login/password), used to set the
+        run's note to the plan; without it the plan is only in the log and the XCom.
+    """
+
+    ui_color = "#e3ecff"
+
+    def __init__(self, *, note_conn_id: str = NOTE_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.note_conn_id = note_conn_id
+
+    def _window(self, source: ClusterConfig, backups: Sequence[Any]) -> PitrWindow | None:
+        from tidbops.pitr import compute_window
+
+        if not source.log_backup.enabled:
+            return None
+        return compute_window(source.name, backups, self._log_range(source))
+
+    def _log_range(self, source: ClusterConfig) -> LogRange | None:
+        from tidbops.br.command import log_argv
+        from tidbops.logbackup import STATUS_TIMEOUT
+        from tidbops.pitr import LogRange
+        from tidbops_airflow.hooks.br import BRHook
+
+        hook = BRHook(cluster=source)  # reads the source's log storage: read-only, no pool
+        with hook.session("restore-log-metadata") as session:
+            argv = log_argv(session.cluster, "metadata", log_file=session.log_file)
+            outcome = hook.run(argv, session, timeout=STATUS_TIMEOUT).outcome
+        if outcome.log_min_ts is None or outcome.log_max_ts is None or outcome.log_min_ts <= 0:
+            return None
+        return LogRange(outcome.log_min_ts, max(outcome.log_max_ts, outcome.log_min_ts), "metadata")
+
+    def _target_databases(self, target: ClusterConfig) -> list[str]:
+        from tidbops.drill import leftover_schemas
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
+        try:
+            with conn.cursor() as cursor:
+                return leftover_schemas(cursor)
+        finally:
+            conn.close()
+
+    def _target_log_tasks(self, target: ClusterConfig) -> list[str]:
+        from tidbops.br import runner
+        from tidbops.logbackup import STATUS_TIMEOUT, read_log_status
+
+        log_file = os.path.join(
+            os.environ.get("TIDBOPS_BR_LOG_DIR") or tempfile.gettempdir(),
+            f"br-{target.name}-restore-log-status-{os.getpid()}.log",
+        )
+        # PD only, read-only: BR v8's checkTaskExists refuses a restore while any log task exists
+        reading = read_log_status(target, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file)
+        return [t.name for t in reading.tasks]
+
+    def _set_note(self, context: Context, text: str) -> bool:
+        """The plan as the run's note, through this Airflow's REST API (best effort)."""
+        from urllib.parse import quote
+
+        import httpx
+        from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
+        from airflow.sdk.log import mask_secret
+
+        try:
+            conn = BaseHook.get_connection(self.note_conn_id)
+        except AirflowNotFoundException:
+            self.log.info("no connection %r: the plan is not set as the run's note", self.note_conn_id)
+            return False
+        if conn.password:
+            mask_secret(conn.password)
+        base = f"{conn.schema or 'http'}://{conn.host}:{conn.port or 8080}"
+        ti = context["ti"]
+        note = text if len(text) <= NOTE_MAX else text[: NOTE_MAX - 40] + "\n… (whole plan in the task log)"
+        try:
+            with httpx.Client(base_url=base, timeout=10.0) as client:
+                token = client.post("/auth/token", json={"username": conn.login, "password": conn.password})
+                token.raise_for_status()
+                headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+                answer = client.patch(
+                    f"/api/v2/dags/{quote(str(ti.dag_id), safe='')}/dagRuns/{quote(str(ti.run_id), safe='')}",
+                    json={"note": note},
+                    params={"update_mask": "note"},
+                    headers=headers,
+                )
+                answer.raise_for_status()
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            self.log.warning("the run's note was not set (%s): the plan is in this log and the XCom", exc)
+            return False
+        return True
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.catalog.records import DrillStatus, make_restore_id
+        from tidbops.restore import (
+            RestoreRequest,
+            check_log_tasks,
+            check_request,
+            check_scratch_free,
+            check_target_databases,
+            plan_restore,
+            render_plan,
+            resolve_point,
+        )
+        from tidbops_airflow.dagbuilder import fleet
+
+        user = _user(context)
+        ti = context["ti"]
+        with self._reporting(context):
+            request = RestoreRequest.from_conf(context["params"])
+            checked: CheckedRequest = check_request(request, fleet().clusters)
+            source, target = checked.source, checked.target
+            with self._catalog() as catalog:
+                if catalog is None:
+                    raise RuntimeError("the catalog does not answer: the backups to restore are chosen from it")
+                backups = catalog.list_backups(source.name)
+                drills = catalog.list_drills(source.name, limit=50)
+                running = catalog.list_drills(target=target.name, status=DrillStatus.RUNNING) if target.scratch else []
+            resolved = None
+            if checked.point.kind == "backup":  # needs the catalog only: checked before anything reads BR
+                resolved = resolve_point(checked.point, source, backups, None)
+            check_scratch_free(target, running)
+            wipe = check_target_databases(target, self._target_databases(target))
+            check_log_tasks(target, self._target_log_tasks(target))
+            if resolved is None:
+                resolved = resolve_point(checked.point, source, backups, self._window(source, backups))
+            started = context["dag_run"].run_after or datetime.now(UTC)
+            plan = plan_restore(
+                checked,
+                restore_id=make_restore_id(source.name, started, dag_id=str(ti.dag_id), run_id=str(ti.run_id)),
+                resolved=resolved,
+                wipe=wipe,
+                drills=drills,
+                now=datetime.now(UTC),
+            )
+        text = render_plan(plan, requested_by=user)
+        self.log.info("restore plan:\n%s", text)
+        noted = self._set_note(context, text)
+        return {"plan": plan.to_dict(), "text": text, "requested_by": user, "note_set": noted}
+
+
+class RestoreTargetBranchOperator(BaseBranchOperator):
+    """Follow the plan to its target's restore task; a dry run follows none (every restore is skipped).
+
+    :param restore_task_ids: the restore task of every possible target (``restore__<target>``).
+    """
+
+    ui_color = "#e3ecff"
+
+    def __init__(self, *, restore_task_ids: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.restore_task_ids = list(restore_task_ids)
+
+    def choose_branch(self, context: Context) -> list[str]:
+        from tidbops.restore import RestorePlan
+
+        value = context["ti"].xcom_pull(task_ids=PLAN_TASK)
+        if not isinstance(value, Mapping) or "plan" not in value:
+            raise ValueError(f"no restore plan in the XCom of {PLAN_TASK!r}")
+        plan = RestorePlan.from_dict(value["plan"])
+        if plan.dry_run:
+            self.log.info("dry run: no restore runs")
+            return []
+        task_id = restore_task_id(plan.target)
+        if task_id not in self.restore_task_ids:
+            raise ValueError(
+                f"no restore task for target {plan.target} in this DAG (the fleet config changed since it was "
+                f"parsed?); targets: {', '.join(t.removeprefix('restore__') for t in self.restore_task_ids)}"
+            )
+        return [task_id]
+
+
+class RestoreRunOperator(_RestoreStep):
+    """Run the plan with BR (skipped for a dry run): drop a scratch target's databases, then each
+    ``br restore`` in order, timed. A target not marked scratch is never wiped: if it is no longer empty,
+    the restore is refused. Runs in the target's BR pool; no retries (clear the task to run it again).
+    """
+
+    ui_color = "#ffe2b3"
+
+    def __init__(self, *, target: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self._br_hook: BRHook | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from tidbops.drill import clear_scratch, leftover_schemas, run_restore
+        from tidbops.restore import check_target_databases, plan_argvs
+        from tidbops_airflow.hooks.br import BRHook
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        plan = self._plan(context)
+        if plan.dry_run:
+            raise AirflowSkipException("dry run: the plan was the whole request; nothing was changed")
+        if plan.target != self.target:
+            raise AirflowSkipException(f"the plan restores into {plan.target}, not {self.target}")
+        with self._reporting(context):
+            _, source, target = self._clusters(plan)
+            conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
+            try:
+                with conn.cursor() as cursor:
+                    check_target_databases(target, leftover_schemas(cursor))  # refuses a non-scratch one
+                    cleared = clear_scratch(cursor, target, source=source.name) if target.scratch else []
+            finally:
+                conn.close()
+            if cleared:
+                self.log.info("scratch cluster %s: dropped %s", target.name, ", ".join(cleared))
+            self._br_hook = hook = BRHook(cluster=target, storage_source=source)
+            with hook.session(plan.restore_id) as session:
+                # the session resolved the source's storage endpoint (from its connection) into session.cluster
+                reader = source.model_copy(update={"storage": session.cluster.storage})
+                argvs = plan_argvs(
+                    plan, source=reader, target=target, log_file=session.log_file, crypter_key_file=session.key_file
+                )
+                outcome = run_restore(plan, argvs, lambda argv: hook.run(argv, session), cleared=cleared)
+        self.log.info(
+            "restored %s into %s in %.1fs (%s)",
+            ", ".join(plan.backups_used),
+            target.name,
+            outcome.seconds,
+            "; ".join(f"{r['kind']} {r['backup_id']} {r['seconds']}s" for r in outcome.runs),
+        )
+        return outcome.to_dict()
+
+    def on_kill(self) -> None:
+        if self._br_hook is not None:
+            self._br_hook.kill()
+
+
+class RestoreValidateOperator(_RestoreStep):
+    """With ``validate_after``: compare the restored tables with the source as of the restore point
+    (schema; row counts and fingerprints per key chunk, as drills do), limited to the restored tables.
+    Skipped otherwise. Fails, naming each table and key range that differs."""
+
+    def __init__(self, *, restore_task_ids: Sequence[str] = (), chunk_rows: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.restore_task_ids = list(restore_task_ids)
+        self.chunk_rows = chunk_rows
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        from tidbops.br.command import table_matcher
+        from tidbops.drill import HistoryGoneError, validate_content
+        from tidbops.tidb import read_cluster_facts
+        from tidbops.validate.fingerprint import DEFAULT_CHUNK_ROWS
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        plan = self._plan(context)
+        if plan.dry_run or not plan.validate_after:
+            raise AirflowSkipException("validate_after is off" if not plan.dry_run else "dry run")
+        if _restore_result(context, self.restore_task_ids) is None:
+            raise AirflowSkipException("no restore finished in this run")
+        started = time.monotonic()
+        with self._reporting(context):
+            _, source, target = self._clusters(plan)
+            source_conn = TiDBHook(tidb_conn_id=source.tidb_conn_id).get_conn()
+            target_conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
+            try:
+                with source_conn.cursor() as src, target_conn.cursor() as restored:
+                    facts = read_cluster_facts(src)
+                    try:
+                        report = validate_content(
+                            src,
+                            restored,
+                            cluster=source.name,
+                            restore_ts=plan.restore_ts,
+                            gc_safe_point=facts.gc_safe_point,
+                            gc_life_time_seconds=facts.gc_life_time_seconds,
+                            chunk_rows=self.chunk_rows or DEFAULT_CHUNK_ROWS,
+                            select=table_matcher(plan.tables) if plan.tables else None,
+                            on_table=lambda t: self.log.info(
+                                "%s %s: %s", "ok  " if t.ok else "FAIL", t.table, t.to_dict()["content"] or t.skipped
+                            ),
+                        )
+                    except HistoryGoneError as exc:
+                        raise AirflowFailException(str(exc)) from exc
+            finally:
+                source_conn.close()
+                target_conn.close()
+            result = {**report.to_dict(), "seconds": round(time.monotonic() - started, 3)}
+            context["ti"].xcom_push(key="return_value", value=result)  # kept when the check fails below
+            failures = report.failures()
+            if failures:
+                shown = "\n  ".join(failures[:20]) + (f"\n  … {len(failures) - 20} more" if len(failures) > 20 else "")
+                raise AirflowFailException(
+                    f"restore {plan.restore_id}: the data restored into {target.name} is not {source.name}'s as of "
+                    f"{plan.restore_time.isoformat()}:\n  {shown}"
+                )
+        self.log.info(
+            "validated %s tables, %s rows against %s as of %s: no difference (%s)",
+            result["tables_checked"],
+            result["rows_checked"],
+            source.name,
+            plan.restore_time.isoformat(),
+            report.source_read,
+        )
+        return result
+
+
+class RestoreRecordOperator(_RestoreStep):
+    """Record the restore in the catalog's ``restores`` table (trigger rule ``all_done``): who asked
+    (the Airflow user who triggered the run), why, the request, the plan, the outcome, the durations.
+    Refused and dry-run requests are recorded too. Fails (and retries) when the catalog does not answer:
+    a restore without its audit row is not done.
+
+    :param restore_task_ids: the restore task of every possible target (``restore__<target>``).
+    """
+
+    def __init__(self, *, restore_task_ids: Sequence[str] = (), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.restore_task_ids = list(restore_task_ids)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.catalog.records import make_restore_id
+        from tidbops.restore import RestoreRequest, restore_record
+
+        ti = context["ti"]
+        planned = self._xcom(context, PLAN_TASK)
+        restored = _restore_result(context, self.restore_task_ids)
+        results = {
+            "plan": planned,
+            "restore": restored if isinstance(restored, Mapping) else None,
+            "validate": self._xcom(context, VALIDATE_TASK),
+        }
+        restore_error = _restore_result(context, self.restore_task_ids, key="error")
+        errors = {
+            "plan": ti.xcom_pull(task_ids=PLAN_TASK, key="error"),
+            "restore": restore_error,
+            "validate": ti.xcom_pull(task_ids=VALIDATE_TASK, key="error"),
+        }
+        errors = {k: str(v) if v else None for k, v in errors.items()}
+        refused = ti.xcom_pull(task_ids=PLAN_TASK, key="refused")
+        try:
+            request = RestoreRequest.from_conf(context["params"])
+        except Exception:  # a form the request could not even be read from: record it as given
+            request = None
+        started = context["dag_run"].run_after or datetime.now(UTC)
+        source = request.source if request is not None else str(context["params"].get("source_cluster") or "?")
+        record = restore_record(
+            restore_id=make_restore_id(source or "unknown", started, dag_id=str(ti.dag_id), run_id=str(ti.run_id)),
+            request=request,
+            raw_request=dict(context["params"]),
+            requested_by=_user(context),
+            requested_at=started,
+            results=results,
+            errors=errors,
+            refused=str(refused) if refused else None,
+            dag_id=str(ti.dag_id),
+            run_id=str(ti.run_id),
+            now=datetime.now(UTC),
+        )
+        with self._catalog() as catalog:
+            if catalog is None:
+                raise RuntimeError(f"the catalog does not answer: restore {record.id} is not recorded yet (retrying)")
+            saved = catalog.save_restore(record)
+        line = (
+            f"restore {saved.id} {saved.source} → {saved.target} {saved.status.value.upper()}"
+            f" (requested by {saved.requested_by or 'unknown'}: {saved.reason!r})"
+            + (f": {saved.error}" if saved.error else "")
+        )
+        (self.log.error if saved.status.value in ("failed", "refused") else self.log.info)("%s", line)
+        return {"restore_id": saved.id, "status": saved.status.value, "summary": line}
+
+
+class RestoreGateOperator(BaseOperator):
+    """Fail (no retry) when the request was refused or the restore failed, so the run shows red (a run's
+    state follows its last task, and ``record_restore`` succeeds once the audit row is in)."""
+
+    ui_color = "#e3ecff"
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        record = context["ti"].xcom_pull(task_ids=RECORD_TASK)
+        if not isinstance(record, Mapping):
+            raise AirflowFailException(f"no restore record in the XCom of {RECORD_TASK!r}")
+        if record.get("status") not in ("succeeded", "dry_run"):
+            raise AirflowFailException(str(record.get("summary")))
+        self.log.info("%s", record.get("summary"))
+        return {"restore_id": record.get("restore_id"), "status": record.get("status")}

@@ -1,0 +1,171 @@
+"""The wiring of ``dags/tidb_restore.py``: one DAG for the fleet, manual runs only, with a trigger form.
+
+plan_restore → choose_target → restore__<target> (one per possible target) → validate → record_restore
+→ assert_restore_succeeded
+
+* ``plan_restore`` checks every guardrail and prints the plan; a refusal fails it (no retry) and the
+  steps after it do not run. A dry run stops after it: ``choose_target`` skips every restore.
+* ``restore__<target>`` runs in the target's pool ``br_<target>`` (one BR job per cluster at a time,
+  shared with the backup and drill DAGs). A pool is fixed when the DAG is parsed, not per run, hence one
+  task per cluster that some source may be restored into, and ``choose_target`` follows the plan's.
+  No retries: a restore is a human's decision, cleared by a human.
+* ``record_restore`` always runs: the ``restores`` row of every request, refused, dry run or real.
+  ``assert_restore_succeeded`` then makes a refused or failed request a failed run (a run's state follows
+  its last task).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Param, TriggerRule
+
+from tidbops.config import Fleet
+from tidbops.restore import POINT_FORMATS, allowed_targets
+from tidbops_airflow.backup_dag import br_pool
+from tidbops_airflow.dagbuilder import START_DATE
+from tidbops_airflow.operators.restore import (
+    BRANCH_TASK,
+    GATE_TASK,
+    PLAN_TASK,
+    RECORD_TASK,
+    VALIDATE_TASK,
+    RestoreGateOperator,
+    RestorePlanOperator,
+    RestoreRecordOperator,
+    RestoreRunOperator,
+    RestoreTargetBranchOperator,
+    RestoreValidateOperator,
+    restore_task_id,
+)
+
+DAG_ID = "tidb_restore"
+
+
+def possible_targets(fleet: Fleet) -> list[str]:
+    """Every cluster some source of the fleet may be restored into, in fleet order."""
+    wanted = {t for source in fleet.sources() for t in allowed_targets(source, fleet.clusters)}
+    return [name for name in fleet.clusters if name in wanted]
+
+
+def restore_params(fleet: Fleet) -> dict[str, Param]:
+    """The trigger form: every field a request has (``tidbops.restore.RestoreRequest.from_conf``)."""
+    clusters = list(fleet.clusters)
+    sources = [c.name for c in fleet.sources()]
+    scratch = [c.name for c in fleet.clusters.values() if c.scratch]
+    labels = {
+        c.name: f"{c.name} ({c.env}{', scratch' if c.scratch else ''}{', PRODUCTION' if c.is_production else ''})"
+        for c in fleet.clusters.values()
+    }
+    return {
+        "source_cluster": Param(
+            sources[0] if sources else None,
+            type="string",
+            enum=sources,
+            values_display={n: labels[n] for n in sources},
+            title="Source cluster",
+            description="The cluster whose backups are restored.",
+        ),
+        "restore_point": Param(
+            "latest",
+            type="string",
+            minLength=1,
+            title="Restore point",
+            description=f"What to restore to. Accepted: {POINT_FORMATS}.",
+        ),
+        "target_cluster": Param(
+            scratch[0] if scratch else (clusters[0] if clusters else None),
+            type="string",
+            enum=clusters,
+            values_display={n: labels[n] for n in clusters},
+            title="Target cluster",
+            description="Where the data lands. Must be an allowed restore target of the source "
+            "(restore.allowed_targets; by default the scratch clusters) and empty, unless marked scratch "
+            "(a scratch cluster is wiped first).",
+        ),
+        "tables": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Tables (optional)",
+            description="BR table filters, one per line, e.g. shop.orders, crm.*, !crm.audit_*. Empty: the "
+            "whole cluster.",
+        ),
+        "dry_run": Param(
+            True,
+            type="boolean",
+            title="Dry run",
+            description="Only check the request and print the plan; nothing is changed. Untick to restore.",
+        ),
+        "confirm": Param(
+            "",
+            type=["null", "string"],
+            title="Confirm",
+            description="Type the target cluster's name. Required when the target is a production cluster, "
+            "and for a real restore into a cluster not marked scratch.",
+        ),
+        "validate_after": Param(
+            False,
+            type="boolean",
+            title="Validate after",
+            description="Compare the restored tables with the source as of the restore point (row counts and "
+            "fingerprints per key chunk; needs the source's history: tidb_gc_life_time).",
+        ),
+        "reason": Param(
+            type="string",
+            minLength=3,
+            title="Reason",
+            description="Why this restore (kept in the restores audit with your user name).",
+        ),
+    }
+
+
+def build_restore_dag(fleet: Fleet, *, doc_md: str | None) -> DAG:
+    catalog = {"catalog_conn_id": fleet.catalog.conn_id, "catalog_sqlite_path": fleet.catalog.sqlite_path}
+    default_args: dict[str, Any] = {"owner": "dba", "retries": 0}
+    with DAG(
+        dag_id=DAG_ID,
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=4,
+        doc_md=doc_md,
+        tags=["tidbops", DAG_ID, "restore"],
+        params=restore_params(fleet),
+        default_args=default_args,
+    ) as dag:
+        targets = possible_targets(fleet)
+        restore_ids = [restore_task_id(t) for t in targets]
+        plan = RestorePlanOperator(task_id=PLAN_TASK, **catalog)
+        branch = RestoreTargetBranchOperator(task_id=BRANCH_TASK, restore_task_ids=restore_ids)
+        restores = [
+            RestoreRunOperator(
+                task_id=restore_task_id(t),
+                target=t,
+                pool=br_pool(t),
+                execution_timeout=timedelta(hours=12),
+                **catalog,
+            )
+            for t in targets
+        ]
+        validate = RestoreValidateOperator(
+            task_id=VALIDATE_TASK,
+            restore_task_ids=restore_ids,
+            trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+            **catalog,
+        )
+        record = RestoreRecordOperator(
+            task_id=RECORD_TASK,
+            restore_task_ids=restore_ids,
+            trigger_rule=TriggerRule.ALL_DONE,
+            retries=3,
+            retry_delay=timedelta(seconds=30),
+            **catalog,
+        )
+        plan >> branch >> restores
+        for task in restores:
+            task >> validate
+        gate = RestoreGateOperator(task_id=GATE_TASK)
+        validate >> record >> gate
+    return dag
