@@ -1,0 +1,137 @@
+"""The on-demand restore's operators with patched I/O: the order of the checks (cheapest first: nothing
+reads BR before the request, the catalog and the target's databases pass), the branch, the gate."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from tidbops import tso
+from tidbops.catalog.records import BackupKind, NewBackup
+from tidbops.catalog.store import Catalog
+from tidbops.config import ClusterConfig, Fleet, LogBackupConfig, RestoreConfig, StorageConfig
+from tidbops_airflow.operators import restore as ops
+
+pytestmark = pytest.mark.operators
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+FULL = "dev-full-20261122t010000z-0a0b0c0d"
+
+
+def cluster(name: str, env: str = "dev", **kw: Any) -> ClusterConfig:
+    return ClusterConfig(
+        name=name, env=env, pd=(f"pd-{name}:2379",), tidb_conn_id=f"tidb_{name}", storage=StorageConfig(uri="s3://backups"),
+        **kw,
+    )  # fmt: skip
+
+
+FLEET = Fleet(
+    path=Path("fleet.yaml"),
+    clusters={
+        "dev": cluster("dev", log_backup=LogBackupConfig(enabled=True, task_name="pitr-dev")),
+        "prod": cluster("prod", "prod", restore=RestoreConfig(allowed_targets=("prod",), allow_in_place=True)),
+        "scratch1": cluster("scratch1", "scratch", scratch=True),
+    },
+)
+
+
+class TI:
+    def __init__(self) -> None:
+        self.xcom: dict[tuple[str, str], Any] = {}
+        self.task_id, self.dag_id, self.run_id, self.try_number = "plan_restore", "tidb_restore", "manual__1", 1
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+        return self.xcom.get((task_ids, key))
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[(self.task_id, key)] = value
+
+
+@pytest.fixture
+def plan_op(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[ops.RestorePlanOperator, list[str]]:
+    monkeypatch.setattr("tidbops_airflow.dagbuilder.fleet", lambda: FLEET)
+    sqlite = tmp_path / "catalog.db"
+    cat = Catalog.from_url(f"sqlite:///{sqlite}")
+    cat.migrate()
+    cat.start_backup(NewBackup(id=FULL, cluster="dev", kind=BackupKind.FULL, storage_uri=f"s3://backups/dev/{FULL}",
+                               started_at=NOW - timedelta(hours=1)))  # fmt: skip
+    cat.finish_backup(FULL, backup_ts=tso.from_datetime(NOW - timedelta(hours=1)))
+    cat.mark_verified(FULL, True, "ok")
+    cat.close()
+    calls: list[str] = []
+    op = ops.RestorePlanOperator(task_id="plan_restore", catalog_sqlite_path=str(sqlite))
+    databases = {"scratch1": ["old"], "prod": ["shop"], "dev": ["shop"]}
+    monkeypatch.setattr(op, "_target_databases", lambda t: calls.append(f"sql {t.name}") or databases[t.name])
+    monkeypatch.setattr(op, "_target_log_tasks", lambda t: calls.append(f"br log status {t.name}") or [])
+    monkeypatch.setattr(op, "_log_range", lambda s: calls.append("br log metadata") or None)
+    monkeypatch.setattr(op, "_set_note", lambda context, text: calls.append("note") or True)
+    return op, calls
+
+
+def context(**conf: Any) -> dict[str, Any]:
+    params = {"source_cluster": "dev", "target_cluster": "scratch1", "reason": "INC-1", **conf}
+    return {"params": params, "ti": TI(), "dag_run": SimpleNamespace(run_after=NOW, triggering_user_name="alice")}
+
+
+def test_a_backup_id_point_is_planned_from_the_catalog_and_the_target_check(plan_op: Any) -> None:
+    op, calls = plan_op
+    ctx = context(restore_point=FULL, tables=["shop.orders"])
+    result = op.execute(ctx)  # type: ignore[arg-type]
+    assert calls == ["sql scratch1", "br log status scratch1", "note"]  # no log metadata: a backup needs none
+    assert result["plan"]["steps"][0]["backup_id"] == FULL and result["plan"]["wipe"] == ["old"]
+    assert result["requested_by"] == "alice" and "requested by alice" in result["text"]
+    assert "-f shop.orders" in result["plan"]["commands"][0]
+
+
+@pytest.mark.parametrize(
+    ("conf", "guardrail", "reached"),
+    [
+        ({"target_cluster": "prod"}, "target_not_allowed", []),
+        ({"source_cluster": "prod", "target_cluster": "prod"}, "confirm", []),
+        ({"source_cluster": "prod", "target_cluster": "prod", "confirm": "prod"}, "target_not_empty", ["sql prod"]),
+        ({"restore_point": "dev-full-20261122t020000z-0f0f0f0f"}, "backup_not_restorable", []),
+        ({"restore_point": "2020-01-01T00:00:00Z"}, "outside_window",
+         ["sql scratch1", "br log status scratch1", "br log metadata"]),
+    ],
+)  # fmt: skip
+def test_a_refusal_says_its_guardrail_and_reads_no_further(
+    plan_op: Any, conf: dict[str, Any], guardrail: str, reached: list[str]
+) -> None:
+    op, calls = plan_op
+    ctx = context(**conf)
+    with pytest.raises(AirflowFailException, match=rf"restore refused \({guardrail}\)"):
+        op.execute(ctx)  # type: ignore[arg-type]
+    assert calls == reached
+    assert ctx["ti"].xcom[("plan_restore", "refused")] == guardrail and ctx["ti"].xcom[("plan_restore", "error")]
+
+
+def test_the_branch_follows_the_plan(plan_op: Any) -> None:
+    op, _ = plan_op
+    ctx = context(restore_point=FULL)
+    planned = op.execute(ctx)  # type: ignore[arg-type]
+    branch = ops.RestoreTargetBranchOperator(task_id="choose_target", restore_task_ids=["restore__scratch1"])
+    ti = TI()
+    ti.xcom[("plan_restore", "return_value")] = planned
+    assert branch.choose_branch({"ti": ti}) == []  # type: ignore[arg-type]  # a dry run
+    planned["plan"]["request"]["dry_run"] = False
+    assert branch.choose_branch({"ti": ti}) == ["restore__scratch1"]  # type: ignore[arg-type]
+    planned["plan"]["target"] = "scratch9"
+    with pytest.raises(ValueError, match="no restore task for target scratch9"):
+        branch.choose_branch({"ti": ti})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("status", "ok"), [("succeeded", True), ("dry_run", True), ("refused", False), ("failed", False)])
+def test_the_gate_fails_a_refused_or_failed_request(status: str, ok: bool) -> None:
+    ti = TI()
+    ti.xcom[("record_restore", "return_value")] = {"status": status, "summary": f"restore x {status}", "restore_id": "x"}
+    gate = ops.RestoreGateOperator(task_id="assert_restore_succeeded")
+    if ok:
+        assert gate.execute({"ti": ti})["status"] == status  # type: ignore[arg-type]
+    else:
+        with pytest.raises(AirflowFailException, match=f"restore x {status}"):
+            gate.execute({"ti": ti})  # type: ignore[arg-type]
