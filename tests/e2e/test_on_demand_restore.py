@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -221,6 +222,18 @@ def test_pitr_restore_of_two_tables_lands_exactly_the_rows_as_of_that_second(
     assert row.plan is not None and row.plan["commands"]
     note = airflow.run(DAG, run_id).get("note") or ""
     assert note.startswith("RESTORE: dev → scratch1") and "br restore point" in note, note
+    # no credential anywhere a user or the audit sees: task logs, XComs, the note, the restores row
+    assert registry.s3 is not None
+    secrets = {registry.s3.secret_key, registry.s3.access_key, dev.sql_password, scratch1.sql_password,
+               json.loads((playground_home / "airflow" / "passwords.json").read_text())["admin"]}  # fmt: skip
+    seen = [note, json.dumps(row.request), json.dumps(row.plan), str(row.error)]
+    for task, state in task_states(airflow, run_id).items():
+        if state != "skipped":
+            seen.append(airflow.task_log(DAG, run_id, task, 1))
+            with contextlib.suppress(AirflowError):  # a task that returned nothing has no XCom
+                seen.append(json.dumps(airflow.xcom(DAG, run_id, task)))
+    leaked = [s for s in secrets if any(s in text for text in seen)]
+    assert not leaked, "a credential leaked into the logs, XCom, note or catalog"
     for db in ("crm", "shop"):  # scratch1 as the other tests expect it: empty
         query(scratch1, f"DROP DATABASE {db}")
 
