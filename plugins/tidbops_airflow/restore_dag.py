@@ -22,7 +22,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, TriggerRule
 
 from tidbops.config import Fleet
-from tidbops.restore import POINT_FORMATS, allowed_targets
+from tidbops.restore_rules import POINT_FORMATS, allowed_targets
 from tidbops_airflow.backup_dag import br_pool
 from tidbops_airflow.dagbuilder import START_DATE
 from tidbops_airflow.operators.restore import (
