@@ -103,9 +103,18 @@ class Journal:
 
 
 def trigger(api: AirflowAPI, conf: dict[str, Any]) -> str:
+    """Trigger a run. The playground Airflow keeps its metadata in SQLite: while the scheduler is busy, a
+    trigger can fail with HTTP 500 ("database is locked", no run created); that one is tried again."""
     api.wait_for_dag(DAG)
     api.unpause(DAG)
-    return api.trigger(DAG, conf=conf)
+    for attempt in range(4):
+        try:
+            return api.trigger(DAG, conf=conf)
+        except AirflowError as exc:
+            if "HTTP 500" not in str(exc) or attempt == 3:
+                raise
+            time.sleep(2.0)
+    raise AssertionError("unreachable")
 
 
 def request(**kw: Any) -> dict[str, Any]:
@@ -324,7 +333,10 @@ def test_every_guardrail_refuses_through_the_trigger_form_before_br_restores(
     try:
         marks = Journal(playground_home)
         marks.mark()
-        runs = {name: trigger(airflow, conf) for name, conf, _ in cases}
+        runs: dict[str, str] = {}
+        for name, conf, _ in cases:
+            runs[name] = trigger(airflow, conf)
+            time.sleep(0.5)  # the SQLite metadata DB: one writer at a time
         for name, _conf, says in cases:
             run_id = runs[name]
             assert airflow.wait_run(DAG, run_id, timeout=300) == "failed", name
