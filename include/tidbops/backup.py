@@ -38,7 +38,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from tidbops import tso
 from tidbops.br import runner
-from tidbops.br.command import _check_storage_uri, _crypter, _s3_options, backup_argv, redact
+from tidbops.br.command import _check_storage_uri, _crypter, _s3_options, backup_argv
 from tidbops.br.output import BROutcome
 from tidbops.catalog.errors import ManifestError
 from tidbops.catalog.info import human_age
@@ -66,6 +66,7 @@ from tidbops.catalog.records import (
 from tidbops.catalog.store import Catalog
 from tidbops.config import ClusterConfig, EncryptionConfig
 from tidbops.errors import TiDBOpsError
+from tidbops.redact import redact
 from tidbops.storage import Storage, StorageError
 from tidbops.tidb import ClusterFacts
 

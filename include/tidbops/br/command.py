@@ -10,8 +10,8 @@ first). What BR accepts is the contract in ``/work/shared/reference/br-cli.md``:
   ``--crypter.key-file`` pointing at a 0600 file, and storage URIs with credentials are refused;
 * table filters are checked against BR's table-filter grammar before BR ever sees them.
 
-``redact``/``redact_argv`` render text and command lines for logs and plans with secrets replaced by
-``***``; ``parse_ts`` reads times the way BR's ``ParseTSString`` does.
+``redact_argv`` renders command lines for logs and plans with secrets replaced by ``***`` (through
+``tidbops.redact``, the one redaction); ``parse_ts`` reads times the way BR's ``ParseTSString`` does.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from typing import Literal
 from tidbops import tso
 from tidbops.br.errors import BRRequestError, InvalidFilterError, InvalidTimestampError
 from tidbops.config import ClusterConfig, EncryptionConfig, StorageConfig
+from tidbops.redact import REDACTED, is_secret_name, redact
 
 BackupKind = Literal["full", "incremental"]
 RestoreScope = Literal["full", "db", "table"]
@@ -32,7 +33,6 @@ LogSub = Literal["start", "status", "pause", "resume", "stop", "truncate", "meta
 
 UINT64_MAX = (1 << 64) - 1
 BR_TZ_REQUIRED = "must set timezone when using datetime format ts, e.g. '2018-05-11 01:42:23+0800'"
-REDACTED = "***"
 
 _STORAGE_SCHEMES = ("s3://", "local://", "gcs://", "gs://", "azure://", "azblob://", "noop://")
 _CREDENTIAL_PARAMS = re.compile(
@@ -319,31 +319,12 @@ def parse_ts(text: str, require_tz: bool, *, local_tz: tzinfo | None = None) -> 
 # ------------------------------------------------------------------------------------- redaction
 
 
-_URL_SECRET = re.compile(
-    r"(?i)\b((?:secret[-_]access[-_]key|access[-_]key|session[-_]token|account[-_]key|sas[-_]token|"
-    r"encryption[-_]key)=)[^&\s'\"\]]+"
-)
-_FLAG_SECRET = re.compile(r"(--(?:log\.)?crypter\.key(?![-\w])(?:=|\s+))[^\s'\"]+")
-_ENV_SECRET = re.compile(r"\b(AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|AWS_ACCESS_KEY_ID)(=|: ?)[^\s'\"&]+")
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every known secret and every credential-looking value replaced by ``***``.
-
-    Known secrets are replaced wherever they occur (longest first); on top of that, URI credential
-    parameters (``access-key=``, ``secret-access-key=``, ``session-token=``, …), ``--crypter.key``
-    values and ``AWS_*`` credential assignments are masked even when nobody listed them.
-    """
-    out = text
-    for secret in sorted({s for s in secrets if s and s.strip()}, key=len, reverse=True):
-        out = out.replace(secret, REDACTED)
-    out = _URL_SECRET.sub(lambda m: m.group(1) + REDACTED, out)
-    out = _FLAG_SECRET.sub(lambda m: m.group(1) + REDACTED, out)
-    return _ENV_SECRET.sub(lambda m: m.group(1) + m.group(2) + REDACTED, out)
-
-
 def redact_argv(argv: Sequence[str], secrets: Iterable[str] = ()) -> str:
-    """A readable, shell-quoted rendering of ``argv`` for logs and plans, secrets replaced by ``***``."""
+    """A readable, shell-quoted rendering of ``argv`` for logs and plans, secrets replaced by ``***``.
+
+    The value of a secret-named flag (``--crypter.key K``, ``--password=P``) is masked whole, whatever
+    it looks like; every other token goes through ``tidbops.redact.redact``.
+    """
     known = list(secrets)
     shown: list[str] = []
     hide_next = False
@@ -352,12 +333,10 @@ def redact_argv(argv: Sequence[str], secrets: Iterable[str] = ()) -> str:
             shown.append(REDACTED)
             hide_next = False
             continue
-        if token in ("--crypter.key", "--log.crypter.key"):
-            hide_next = True
-            shown.append(token)
-            continue
-        if token.startswith(("--crypter.key=", "--log.crypter.key=")):
-            shown.append(token.split("=", 1)[0] + "=" + REDACTED)
+        name, eq, _ = token.partition("=")
+        if token.startswith("--") and is_secret_name(name[2:]):
+            shown.append(f"{name}={REDACTED}" if eq else token)
+            hide_next = not eq
             continue
         shown.append(redact(token, known))
     return shlex.join(shown)

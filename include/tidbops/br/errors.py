@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tidbops.errors import TiDBOpsError
+from tidbops.redact import redact
 
 if TYPE_CHECKING:
     from tidbops.br.output import BROutcome
@@ -50,8 +51,6 @@ class BRError(TiDBOpsError):
         stderr_tail: str = "",
         command: str | None = None,
     ) -> None:
-        from tidbops.br.command import redact  # local: command imports this module
-
         self.exit_code = exit_code
         self.outcome = outcome
         self.stderr_tail = redact(stderr_tail, ())  # defence in depth: the caller redacted known secrets
@@ -84,8 +83,6 @@ class BRError(TiDBOpsError):
         else:
             lines = [ln.strip() for ln in self.stderr_tail.splitlines() if ln.strip()]
             detail = f"no BR error was printed; last stderr line: {lines[-1]}" if lines else "no BR error was printed"
-        from tidbops.br.command import redact
-
         detail = redact(detail, ())  # parsed from BR's output, which may echo a storage URI
         if len(detail) > _MAX_MESSAGE:
             detail = detail[: _MAX_MESSAGE - 1] + "…"

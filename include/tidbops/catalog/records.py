@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from tidbops.catalog.errors import BrokenChainError
+from tidbops.redact import redact
 
 BACKUP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
 ID_MAX = 128
@@ -55,29 +56,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-_SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (
-        re.compile(
-            r"(?i)((?:secret-access-key|access-key|session-token|account-key|sas-token|password|passwd|pwd|"
-            r"crypter\.key|encryption-key|aws_secret_access_key|aws_session_token)\s*[=:]\s*)([^\s&,;'\"]+)"
-        ),
-        r"\1***",
-    ),
-    (re.compile(r"(://[^/\s:@]+:)[^/\s@]+@"), r"\1***@"),
-    (re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"), r"\1****************"),
-)
-
-
-def redact_secrets(text: str) -> str:
-    """``text`` with anything that looks like a credential replaced by ``***``."""
-    for pattern, repl in _SECRET_PATTERNS:
-        text = pattern.sub(repl, text)
-    return text
-
-
 def summarise_error(text: str) -> str:
     """An error summary fit for the catalog: secrets redacted, at most ``ERROR_MAX`` characters."""
-    cleaned = redact_secrets(text.strip())
+    cleaned = redact(text.strip())
     if len(cleaned) <= ERROR_MAX:
         return cleaned
     suffix = " … (truncated)"

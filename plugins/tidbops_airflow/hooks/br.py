@@ -22,10 +22,11 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
 from tidbops.br import runner
-from tidbops.br.command import br_env, redact, redact_argv
+from tidbops.br.command import br_env, redact_argv
 from tidbops.br.errors import BRError
 from tidbops.br.output import BROutcome, parse_br_output
 from tidbops.config import ClusterConfig
+from tidbops.redact import redact
 
 _PROGRESS = re.compile(r"(?P<step>[A-Za-z&][\w& ]+?)\s*<[-.>\s]*>\s*(?P<pct>\d+(?:\.\d+)?)%")
 _LOG_PROGRESS = re.compile(r'\["progress"\].*?\[step="?(?P<step>[^"\]]+)"?\].*?\[progress=(?P<pct>[\d.]+)%\]')

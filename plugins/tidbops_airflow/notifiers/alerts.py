@@ -14,8 +14,7 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING, Any
 
-from tidbops.br.command import redact
-from tidbops.catalog.records import redact_secrets
+from tidbops.redact import redact
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseNotifier, Context
@@ -39,7 +38,7 @@ def clean_error(error: object) -> str | None:
     """An exception's text fit to leave Airflow: credentials redacted, cut short."""
     if error is None:
         return None
-    text = redact_secrets(redact(str(error), ()))
+    text = redact(str(error))
     return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
 
 

@@ -16,7 +16,6 @@ from tidbops.br.command import (
     br_env,
     log_argv,
     parse_ts,
-    redact,
     redact_argv,
     restore_full_argv,
     restore_point_argv,
@@ -409,24 +408,6 @@ def test_br_env_refuses(args: tuple[str, ...], match: str) -> None:
     with pytest.raises(BRRequestError, match=match) as info:
         br_env(*args)
     assert "S\nK" not in str(info.value)
-
-
-REDACT_CASES = [
-    pytest.param("s3://b/p?access-key=AKIA1&secret-access-key=abc/def+g", (), "s3://b/p?access-key=***&secret-access-key=***", id="uri-params"),
-    pytest.param("s3://b/p?session-token=tok&region=x", (), "s3://b/p?session-token=***&region=x", id="token-keeps-others"),
-    pytest.param("azure://c/p?account-key=K1&sas-token=S2", (), "azure://c/p?account-key=***&sas-token=***", id="azure"),
-    pytest.param("br backup --crypter.key=0123abcd -s x", (), "br backup --crypter.key=*** -s x", id="crypter-key-equals"),
-    pytest.param("br backup --crypter.key 0123abcd -s x", (), "br backup --crypter.key *** -s x", id="crypter-key-space"),
-    pytest.param("--crypter.key-file /run/k", (), "--crypter.key-file /run/k", id="key-file-path-kept"),
-    pytest.param("AWS_SECRET_ACCESS_KEY=zzz AWS_ACCESS_KEY_ID=AK", (), "AWS_SECRET_ACCESS_KEY=*** AWS_ACCESS_KEY_ID=***", id="env"),
-    pytest.param("failed: password hunter2 and hunter22", ("hunter2", "hunter22"), "failed: password *** and ***", id="known-longest-first"),
-    pytest.param("nothing secret here", ("", "  "), "nothing secret here", id="empty-secrets-ignored"),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("text", "secrets", "expected"), REDACT_CASES)
-def test_redact(text: str, secrets: tuple[str, ...], expected: str) -> None:
-    assert redact(text, secrets) == expected
 
 
 def test_redact_argv_is_shell_quoted_and_masked() -> None:

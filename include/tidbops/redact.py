@@ -1,0 +1,121 @@
+"""One redaction for all text that leaves the program: CLI output, errors, logs, catalog rows, run notes.
+
+``redact(text, secrets)`` replaces with ``***``:
+
+* every value of ``secrets`` (passwords and keys the caller knows, longest first), wherever it occurs;
+* the password of a URL (``scheme://user:***@host``, and Go DSNs ``user:***@tcp(host)``);
+* credential fields in URLs, flags, environment assignments, JSON, YAML and logfmt:
+  ``password=``, ``?password=``, ``secret-access-key=``, ``access-key=``, ``session-token=``,
+  ``AWS_SECRET_ACCESS_KEY=``, ``"password": "…"``, ``X-Amz-Signature=``, ``Authorization: Bearer …``;
+* BR's crypter keys (``--crypter.key=…``, ``--crypter.key …``, ``--log.crypter.key``, ``crypter.key = "…"``);
+* AWS access key ids (``AKIA…``, ``ASIA…``), API tokens with a known prefix (``ghp_``, ``xoxb-``, …) and
+  PEM private keys.
+
+``find_secret(value)`` says what a value looks like when it holds one of those (or is a bare hex key or
+a known token), for checks that refuse secrets instead of masking them (the fleet config).
+
+The patterns err on the side of masking: a field named ``password`` is masked even when it holds
+nothing secret, and so is an access key id (``AWS_ACCESS_KEY_ID=…``: MinIO's are user names). They never
+mask a ``*-file`` path (``--crypter.key-file``) or another ``*_id`` (``sse_kms_key_id``, ``key_conn_id``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+__all__ = ["REDACTED", "find_secret", "is_secret_name", "redact"]
+
+REDACTED = "***"
+
+# A name that holds a credential: matched at the end of a field name (``aws_secret_access_key``,
+# ``--log.crypter.key``, ``db.password``), never when more word characters follow (``key_id``, ``key-file``).
+_CREDENTIAL_WORDS = (
+    r"password|passwd|passphrase|pwd|secret|secret[-_]?(?:access[-_]?)?key|access[-_]?key(?:[-_]?id)?|"
+    r"session[-_]?token|security[-_]?token|token|account[-_]?key|sas[-_]?token|api[-_]?key|encryption[-_]?key|"
+    r"crypter[-_.]key|private[-_]?key|master[-_]?key|auth[-_]?key|signing[-_]?key|"
+    r"client[-_]?secret|signature|credentials?|x-amz-signature|x-amz-credential|x-amz-security-token"
+)
+_NAME = rf"(?:[A-Za-z0-9_.-]*[-_.])?(?:{_CREDENTIAL_WORDS})"
+_NAME_RE = re.compile(rf"(?i)^{_NAME}$")
+
+_PRIVATE_KEY = re.compile(
+    r"(-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----)[\s\S]*?(?:(-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)|\Z)"
+)
+# scheme://user:password@host — the password may hold '@' (the last '@' before the host wins)
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s/:@'\"<>]*:)[^\s/'\"<>]*@")
+# Go DSN: user:password@tcp(host:port)/db
+_DSN_PASSWORD = re.compile(r"(?i)(\b[\w.-]+:)[^\s/@'\"<>]+@(?=(?:tcp|unix)\()")
+_FIELD = re.compile(
+    rf"""(?ix)
+    (?<![A-Za-z0-9_])                       # the start of a name
+    (?P<name>-{{0,2}}{_NAME})
+    (?P<q1>["']?)                           # a JSON/YAML key's closing quote
+    (?P<sep>[ \t]*[=:][ \t]*)
+    (?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s&,;'"<>()\[\]{{}}]+)
+    """
+)
+# ``--crypter.key 00ff…``, ``--password hunter2``: a secret-named flag and its value as the next word
+_FLAG_VALUE = re.compile(rf"(?i)(?<![A-Za-z0-9_])(--{_NAME})(?![A-Za-z0-9_.-])([ \t]+)(?![-=])(\S+)")
+_AUTH_HEADER = re.compile(
+    r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|aws4-hmac-sha256)?\s*)[^\s\"',]+"
+)
+_AWS_KEY_ID = re.compile(r"\b((?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA))[0-9A-Z]{16}\b")
+_TOKEN = re.compile(r"\b(ghp_|gho_|ghu_|ghs_|github_pat_|glpat-|xox[abpors]-|sk-)[A-Za-z0-9_-]{10,}")
+_HEX_KEY = re.compile(r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64})$")
+
+
+def is_secret_name(name: str) -> bool:
+    """True when a field called ``name`` holds a credential (``password``, ``secret_key``, ``api-token``)."""
+    return bool(_NAME_RE.match(name.strip().lstrip("-")))
+
+
+def _field(m: re.Match[str]) -> str:
+    value = m.group("value")
+    quote = value[0] if value[:1] in ("'", '"') else ""
+    if not value.strip(quote):  # an empty value holds no secret: keep "password=" readable
+        return m.group(0)
+    return f"{m.group('name')}{m.group('q1')}{m.group('sep')}{quote}{REDACTED}{quote}"
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` with every known secret and every credential-looking value replaced by ``***``."""
+    if not isinstance(text, str):
+        text = str(text)
+    for secret in sorted({s for s in secrets if s and s.strip()}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    if "PRIVATE KEY" in text:
+        text = _PRIVATE_KEY.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2) or ''}", text)
+    if "@" in text:
+        text = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
+        text = _DSN_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
+    text = _FLAG_VALUE.sub(rf"\g<1>\g<2>{REDACTED}", text)
+    text = _AUTH_HEADER.sub(rf"\g<1>{REDACTED}", text)
+    text = _FIELD.sub(_field, text)
+    text = _AWS_KEY_ID.sub(rf"\g<1>{REDACTED}", text)
+    return _TOKEN.sub(rf"\g<1>{REDACTED}", text)
+
+
+_LOOKS_LIKE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (_PRIVATE_KEY, "a private key"),
+    (_URL_PASSWORD, "a password in a URL"),
+    (_DSN_PASSWORD, "a password in a DSN"),
+    (_FLAG_VALUE, "an encryption key"),
+    (_AUTH_HEADER, "an authorization header"),
+    (_AWS_KEY_ID, "an AWS access key id"),
+    (_TOKEN, "an API token"),
+)
+
+
+def find_secret(value: str) -> str | None:
+    """What ``value`` looks like when it holds a credential (``"a password in a URL"``), else None."""
+    v = value.strip()
+    for pattern, what in _LOOKS_LIKE:
+        if pattern.search(v):
+            return what
+    for m in _FIELD.finditer(v):
+        if _field(m) != m.group(0):
+            return f"a credential ({m.group('name').lstrip('-')}=…)"
+    if _HEX_KEY.match(v):
+        return "an encryption key (hex)"
+    return None
