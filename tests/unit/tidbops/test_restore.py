@@ -151,6 +151,8 @@ def test_a_time_keeps_its_zone_for_messages_and_means_the_exact_second() -> None
         ("yesterday", "neither a TSO nor a datetime"),
         ("2026-13-22 10:41:07Z", "not a valid datetime"),
         ("12345", "not a TSO of this century"),
+        ("9999-12-31T23:59:59-01:00", "the last time a TSO can hold"),  # year 10000 in UTC
+        ("4199-11-24 01:22:58Z", "the last time a TSO can hold"),
     ],
 )
 def test_a_malformed_restore_point_is_refused_with_the_accepted_formats(text: str, why: str) -> None:

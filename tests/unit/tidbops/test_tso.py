@@ -36,3 +36,12 @@ def test_compose_and_logical() -> None:
 def test_naive_datetime_refused() -> None:
     with pytest.raises(ValueError, match="no time zone"):
         tso.from_datetime(datetime(2026, 1, 1))
+
+
+def test_the_last_time_a_tso_holds() -> None:
+    last = tso.MAX_PHYSICAL_MS << tso.LOGICAL_BITS | ((1 << tso.LOGICAL_BITS) - 1)
+    assert last == (1 << 64) - 1
+    assert tso.to_datetime(last) == datetime(4199, 11, 24, 1, 22, 57, 663000, tzinfo=UTC)
+    assert tso.from_datetime(datetime(4199, 11, 24, 1, 22, 57, 663000, tzinfo=UTC)) == tso.MAX_PHYSICAL_MS << 18
+    with pytest.raises(ValueError, match="the last time a TSO can hold"):
+        tso.from_datetime(datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-1))))
