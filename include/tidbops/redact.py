@@ -42,23 +42,29 @@ _NAME_RE = re.compile(rf"(?i)^{_NAME}$")
 _PRIVATE_KEY = re.compile(
     r"(-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----)[\s\S]*?(?:(-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)|\Z)"
 )
-# scheme://user:password@host — the password may hold '@' (the last '@' before the host wins)
-_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s/:@'\"<>]*:)[^\s/'\"<>]*@")
+# scheme://user:password@host — the password may hold '@' and '/' (as SQLAlchemy reads them): it ends at the
+# '@' after which the host has no other '@'
+_URL_PASSWORD = re.compile(
+    r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s/:@'\"<>]*:)[^\s'\"<>]*?@(?=[^\s@/'\"<>]*(?:[/?#\s'\"<>]|$))"
+)
 # Go DSN: user:password@tcp(host:port)/db
 _DSN_PASSWORD = re.compile(r"(?i)(\b[\w.-]+:)[^\s/@'\"<>]+@(?=(?:tcp|unix)\()")
 _FIELD = re.compile(
     rf"""(?ix)
     (?<![A-Za-z0-9_])                       # the start of a name
     (?P<name>-{{0,2}}{_NAME})
-    (?P<q1>["']?)                           # a JSON/YAML key's closing quote
+    (?P<q1>(?:\\?["'])?)                   # a JSON/YAML key's closing quote (escaped inside JSON)
     (?P<sep>[ \t]*[=:][ \t]*)
-    (?P<value>"(?:[^"\\\n]|\\.)*"|'[^'\n]*'|[^\s&,;'"<>()\[\]{{}}]+)
+    (?P<value>"(?:[^"\\\n]|\\.)*"           # "quoted"
+      |\\"(?:[^"\\\n]|\\[^"\n])*\\"        # \"quoted\" inside a JSON string
+      |'[^'\n]*'
+      |[^\s&,;'"<>()\[\]{{}}\\]+)             # bare, up to a separator (never eats a JSON escape)
     """
 )
 # ``--crypter.key 00ff…``, ``--password hunter2``: a secret-named flag and its value as the next word
-_FLAG_VALUE = re.compile(rf"(?i)(?<![A-Za-z0-9_])(--{_NAME})(?![A-Za-z0-9_.-])([ \t]+)(?![-=])(\S+)")
+_FLAG_VALUE = re.compile(rf"""(?i)(?<![A-Za-z0-9_])(--{_NAME})(?![A-Za-z0-9_.-])([ \t]+)(?![-=])([^\s\\"']+)""")
 _AUTH_HEADER = re.compile(
-    r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|aws4-hmac-sha256)?\s*)[^\s\"',]+"
+    r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|aws4-hmac-sha256)?\s*)[^\s\"',\\]+"
 )
 _AWS_KEY_ID = re.compile(r"\b((?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA))[0-9A-Z]{16}\b")
 _TOKEN = re.compile(r"\b(ghp_|gho_|ghu_|ghs_|github_pat_|glpat-|xox[abpors]-|sk-)[A-Za-z0-9_-]{10,}")
@@ -72,9 +78,11 @@ def is_secret_name(name: str) -> bool:
 
 def _field(m: re.Match[str]) -> str:
     value = m.group("value")
-    quote = value[0] if value[:1] in ("'", '"') else ""
+    quote = next((q for q in ('\\"', '"', "'") if value.startswith(q) and len(value) > len(q)), "")
     if not value.strip(quote):  # an empty value holds no secret: keep "password=" readable
         return m.group(0)
+    if not quote and m.group("q1") in ('"', '\\"'):  # a JSON key's bare value (null, 42): a JSON string now
+        quote = m.group("q1")
     return f"{m.group('name')}{m.group('q1')}{m.group('sep')}{quote}{REDACTED}{quote}"
 
 

@@ -141,3 +141,53 @@ def test_br_cases(text: str, secrets: tuple[str, ...], expected: str) -> None:
 def test_catalog_error_cases(text: str, hidden: str) -> None:
     assert hidden not in redact(text)
     assert "***" in redact(text)
+
+
+# ------------------------------------------------------------------------------------------ properties
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+_SECRET = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/", min_size=8, max_size=40)
+_NOISE = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40)
+_FORMS = (
+    "mysql+pymysql://root:{s}@db:4000/x",
+    "s3://b/p?access-key=AK&secret-access-key={s}&region=x",
+    "--crypter.key={s}",
+    "--log.crypter.key {s}",
+    'password: "{s}"',
+    "AWS_SECRET_ACCESS_KEY={s}",
+    "session-token={s}",
+    '{{"password": "{s}"}}',
+)
+
+
+@FUZZ
+@given(_NOISE, st.sampled_from(_FORMS), _SECRET, _NOISE)
+def test_planted_credentials_never_survive(before: str, form: str, secret: str, after: str) -> None:
+    text = f"{before} {form.format(s=secret)} {after}"
+    assume(text.count(secret) == 1)  # not also in the noise around it
+    assert secret not in redact(text)
+
+
+@FUZZ
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | _NOISE | st.sampled_from(_FORMS).map(lambda f: f.format(s="Zq9xY7wV")),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_NOISE | st.sampled_from(["password", "token"]), inner,
+                                                                  max_size=4),
+    max_leaves=12,
+))
+def test_json_stays_json(doc: object) -> None:
+    import json
+
+    for text in (json.dumps(doc), json.dumps(doc, ensure_ascii=False, indent=2)):
+        shown = redact(text)
+        json.loads(shown)
+        assert "Zq9xY7wV" not in shown
+
+
+@FUZZ
+@given(_NOISE)
+def test_idempotent_on_anything(text: str) -> None:
+    once = redact(text)
+    assert redact(once) == once
