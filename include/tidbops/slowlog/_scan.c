@@ -43,6 +43,7 @@ enum {
     K_TOKEN = 4,    /* [^ \n]+ */
     K_LIST = 5,     /* \[[^\]\n]*\] */
     K_OBJECT = 6,   /* \{(?:[^{}\n]|\{[^{}\n]*\})*\} */
+    K_HEX64 = 7,    /* [0-9a-f]{64}  (a digest; in a line, not in an item) */
 };
 
 typedef struct {
@@ -141,6 +142,13 @@ static int value_fullmatch(Buf b, Py_ssize_t v, Py_ssize_t q, int kind)
         return q > v && digits(b, v, q, q - v) == q - v;
     case K_NUM:
         return num_end(b, v, q) == q;
+    case K_HEX64:
+        if (q - v != 64)
+            return 0;
+        for (Py_ssize_t i = v; i < q; i++)
+            if (!is_digit(b[i]) && !(b[i] >= 'a' && b[i] <= 'f'))
+                return 0;
+        return 1;
     default:
         return 0;
     }
@@ -536,10 +544,14 @@ static int compile_step(PyObject *t, Step *st, int ngroups)
     case OP_FIELD:
     case OP_REQUIRED:
         NEED(4);
-        return (lit_of(ARG(1), &st->a) < 0 || int_of(ARG(2), &st->kind, K_ANY, K_NUM + 1) < 0 ||
-                int_of(ARG(3), &st->g1, 0, ngroups) < 0)
-                   ? -1
-                   : 0;
+        if (lit_of(ARG(1), &st->a) < 0 || int_of(ARG(2), &st->kind, K_ANY, K_HEX64 + 1) < 0 ||
+            int_of(ARG(3), &st->g1, 0, ngroups) < 0)
+            return -1;
+        if (st->kind > K_NUM && st->kind != K_HEX64) {
+            PyErr_SetString(PyExc_ValueError, "a line value is any, nonempty, int, num or hex64");
+            return -1;
+        }
+        return 0;
     case OP_USER_HOST:
         NEED(4);
         return (lit_of(ARG(1), &st->a) < 0 || int_of(ARG(2), &st->g1, 0, ngroups) < 0 ||

@@ -24,6 +24,10 @@ Framing and field rules (both code paths below follow them; the tests compare th
   that died) is counted in :class:`ParseStats` as incomplete and not yielded. A complete entry whose
   ``Time``/``Query_time`` is missing or invalid, or whose numbers are not numbers, is counted as
   malformed (``strict=True`` raises :class:`SlowLogParseError` instead).
+* ``Digest`` must be 64 lower-case hex characters, as TiDB writes it (``hex.EncodeToString`` of a
+  SHA-256, ``pkg/parser/digester.go``), and so must ``Plan_digest`` unless it is absent or empty (TiDB
+  omits it for statements without a plan: COMMIT, INSERT … VALUES). Digests go into guardrail SQL, so an
+  entry with any other value is malformed: counted, never yielded.
 * ``(len:N)`` at the end of the SQL is TiDB's truncation marker (``tidb_query_log_max_len``): the SQL is
   kept as written and :attr:`SlowQueryEntry.sql_truncated_from` is ``N``.
 * Bytes that are not UTF-8 are decoded with U+FFFD replacement characters.
@@ -79,6 +83,7 @@ __all__ = [
     "entry_from_row",
     "find_rows",
     "find_slow_log_files",
+    "is_digest",
     "iter_entries",
     "iter_raw_entries",
     "iter_row_batches",
@@ -126,6 +131,7 @@ EXEC_DETAIL_KEYS = (
 )  # fmt: skip
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_@.\-]*\Z")
 _LEN_MARK_RE = re.compile(r"\(len:(\d+)\);\Z")
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
 _OLD_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\d)-(\d\d:\d\d:\d\d(?:\.\d+)?) ([+-])(\d\d)(\d\d)\Z")
 _PLAN_OPENERS = (b"# Plan: tidb_decode_plan('", b"# Binary_plan: tidb_decode_binary_plan('")
 _ROTATED_RE = re.compile(r"-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?)(?:\.log)?(?:\.gz)?\Z")
@@ -463,6 +469,29 @@ def truncated_from(sql: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def is_digest(value: object) -> bool:
+    """Whether ``value`` is a digest as TiDB writes it: 64 lower-case hex characters.
+
+    Both ``Digest`` (the normalized SQL's) and ``Plan_digest`` are ``hex.EncodeToString`` of a SHA-256
+    (``pkg/parser/digester.go``). Only such values ever reach SQL text (guardrail statements).
+    """
+    return isinstance(value, str) and _DIGEST_RE.fullmatch(value) is not None
+
+
+def _digests(f: dict[str, str]) -> tuple[str, str]:
+    """``Digest`` (required) and ``Plan_digest`` (absent or empty: the statement has no plan; TiDB omits the
+    line for COMMIT, INSERT … VALUES …) of an entry, or :class:`EntryError`."""
+    digest = f.get("Digest")
+    if digest is None:
+        raise EntryError("no Digest")
+    if not is_digest(digest):
+        raise EntryError(f"Digest is not 64 lower-case hex characters: {digest[:80]!r}")
+    plan = f.get("Plan_digest", "")
+    if plan and not is_digest(plan):
+        raise EntryError(f"Plan_digest is not 64 lower-case hex characters: {plan[:80]!r}")
+    return digest, plan
+
+
 def typed_entry(raw: RawSlowLogEntry) -> SlowQueryEntry:
     """The typed entry of a complete raw entry; raises :class:`EntryError` for missing/invalid values."""
     f = raw.fields
@@ -474,6 +503,7 @@ def typed_entry(raw: RawSlowLogEntry) -> SlowQueryEntry:
     if "Query_time" not in f:
         raise EntryError("no Query_time")
     query_time = _float(f, "Query_time")
+    digest, plan_digest = _digests(f)
     user_host = f.get("User@Host")
     user, host = split_user_host(user_host if user_host is not None else f.get("User", ""))
     return SlowQueryEntry(
@@ -481,8 +511,8 @@ def typed_entry(raw: RawSlowLogEntry) -> SlowQueryEntry:
         day,
         offset,
         query_time,
-        f.get("Digest", ""),
-        f.get("Plan_digest", ""),
+        digest,
+        plan_digest,
         f.get("DB", ""),
         user,
         host,
@@ -532,6 +562,7 @@ _VALUES: dict[str, bytes] = {
     "token": rb"[^ \n]+",
     "list": rb"\[[^\]\n]*\]",
     "object": rb"\{(?:[^{}\n]|\{[^{}\n]*\})*\}",
+    "hex64": rb"[0-9a-f]{64}",  # a digest: hex.EncodeToString of a SHA-256 (pkg/parser/digester.go)
 }
 _KIND_CODES = {name: code for code, name in enumerate(_VALUES)}
 _NUM = _VALUES["num"]
@@ -623,8 +654,9 @@ _SHAPE = (
     _Spec("skip", "Parse_time"), _Spec("skip", "Compile_time"), _Spec("skip", "Rewrite_time"),
     _Spec("skip", "Optimize_time"), _Spec("skip", "Wait_TS"), _Spec("exec"),
     _Spec("field", "DB", "db", "nonempty"), _Spec("skip", "Index_names"),
-    _Spec("field", "Is_internal", "is_internal"), _Spec("required", "Digest", "digest"), _Spec("skip", "Stats"),
-    _Spec("skip", "Num_cop_tasks"), _Spec("skip", "Cop_proc_avg"), _Spec("skip", "Cop_wait_avg"),
+    _Spec("field", "Is_internal", "is_internal"), _Spec("required", "Digest", "digest", "hex64"),
+    _Spec("skip", "Stats"), _Spec("skip", "Num_cop_tasks"), _Spec("skip", "Cop_proc_avg"),
+    _Spec("skip", "Cop_wait_avg"),
     _Spec("skip_many", "Cop_backoff_"), _Spec("field", "Mem_max", "mem_max", "int"), _Spec("skip", "Disk_max"),
     _Spec("skip", "Mem_arbitration"), _Spec("skip", "Prepared"), _Spec("skip", "Plan_from_cache"),
     _Spec("skip", "Plan_from_binding"), _Spec("skip", "Has_more_results"), _Spec("skip", "KV_total"),
@@ -632,7 +664,7 @@ _SHAPE = (
     _Spec("skip", "Write_sql_response_total"), _Spec("field", "Result_rows", "result_rows", "int"),
     _Spec("skip", "Warnings"), _Spec("field", "Succ", "succ"), _Spec("skip", "IsExplicitTxn"),
     _Spec("skip", "IsSyncStatsFailed"), _Spec("skip", "IsWriteCacheTable"), _Spec("closed", "Plan"),
-    _Spec("field", "Plan_digest", "plan_digest", "nonempty"), _Spec("closed", "Binary_plan"),
+    _Spec("field", "Plan_digest", "plan_digest", "hex64"), _Spec("closed", "Binary_plan"),
     _Spec("skip", "Resource_group"), _Spec("skip", "Request_unit_read"), _Spec("skip", "Request_unit_write"),
     _Spec("skip", "Time_queued_by_rc"), _Spec("skip", "Tidb_cpu_time"), _Spec("skip", "Tikv_cpu_time"),
     _Spec("skip", "Storage_from_kv"), _Spec("skip", "Storage_from_mpp"), _Spec("skip", "Prev_stmt"),

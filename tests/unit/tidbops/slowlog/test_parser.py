@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import itertools
 import json
@@ -36,6 +37,8 @@ DIGEST_SELECT = "50a2e32d2abbd6c1764b1b7f2058d428ef2712b029282b776beb9506a365c0f
 DIGEST_COMMIT = "0611cc2fe792f8c146cc97d39b31d9562014cf15f8d41f23a4938ca341f54182"
 PLAN_SELECT = "6afbbd21f60ca6c6fdf3d3cd94f7c7a49dd93c00fcf8774646da492e50e204ee"
 DIGEST_V3 = "3635413fe0c8e1aa8307f4f018fe1a9325ea0b97452500106d3f6783fcb65e33"
+D1 = hashlib.sha256(b"d1").hexdigest()  # what TiDB writes: 64 lower-case hex characters
+P1 = hashlib.sha256(b"p1").hexdigest()
 
 
 def epoch(text: str) -> float:
@@ -241,8 +244,8 @@ def _entry(
 ) -> str:
     return (
         f"# Time: {time}\n# Txn_start_ts: 1\n# User@Host: u[u] @ h [h]\n# Conn_ID: 7\n# Query_time: 1.25\n"
-        f"# Parse_time: 0\n{exec_line}# DB: shop\n# Is_internal: false\n# Digest: d1\n{header}"
-        f"# Mem_max: 100\n# Result_rows: 3\n# Succ: true\n# Plan: tidb_decode_plan('abc')\n# Plan_digest: p1\n"
+        f"# Parse_time: 0\n{exec_line}# DB: shop\n# Is_internal: false\n# Digest: {D1}\n{header}"
+        f"# Mem_max: 100\n# Result_rows: 3\n# Succ: true\n# Plan: tidb_decode_plan('abc')\n# Plan_digest: {P1}\n"
         f"{body}"
     )
 
@@ -293,12 +296,12 @@ EDGE_CASES: list[tuple[str, str, dict[str, object]]] = [
                       "Rocksdb_block_read_time: 0.006\n"),
      {"process_time": 2.5, "wait_time": 0.5, "backoff_time": 0.25, "process_keys": 77, "total_keys": 88}),
     ("multi-line-plan-last",
-     _entry(body="use shop;\nSELECT 1;\n").replace("# Plan_digest: p1\n", "").replace(
+     _entry(body="use shop;\nSELECT 1;\n").replace(f"# Plan_digest: {P1}\n", "").replace(
          "# Plan: tidb_decode_plan('abc')\n", "# Plan: tidb_decode_plan('abc\ndef')\n"),
      {"plan_digest": "", "sql": "SELECT 1;", "use_db": "shop"}),
     ("multi-line-plan-middle",
      _entry().replace("# Plan: tidb_decode_plan('abc')\n", "# Plan: tidb_decode_plan('abc\ndef\n')\n"),
-     {"plan_digest": "p1", "sql": "SELECT 1;"}),
+     {"plan_digest": P1, "sql": "SELECT 1;"}),
     ("zulu-and-no-fraction", _entry(time="2026-11-01T10:00:00Z"), {"day": "2026-11-01", "utc_offset": 0}),
     ("offset-crosses-midnight", _entry(time="2026-11-02T01:00:00+08:00"), {"day": "2026-11-02", "utc_offset": 28800}),
     ("failed-statement", _entry().replace("# Succ: true", "# Succ: false"), {"succ": False}),
@@ -306,8 +309,8 @@ EDGE_CASES: list[tuple[str, str, dict[str, object]]] = [
      _entry().replace("# User@Host: u[u] @ h [h]\n", "").replace("# Is_internal: false", "# Is_internal: true"),
      {"user": "", "host": "", "is_internal": True}),
     ("out-of-order-header",
-     _entry().replace("# Digest: d1\n", "").replace("# Query_time: 1.25\n", "# Digest: d1\n# Query_time: 1.25\n"),
-     {"digest": "d1", "query_time": 1.25}),
+     _entry().replace(f"# Digest: {D1}\n", "").replace("# Query_time: 1.25\n", f"# Digest: {D1}\n# Query_time: 1.25\n"),
+     {"digest": D1, "query_time": 1.25}),
     ("duplicate-key-first-wins", _entry(header="# Mem_max: 999\n"), {"mem_max": 999}),
     ("db-with-space", _entry().replace("# DB: shop", "# DB: my db"), {"db": "my db"}),
     ("non-utf8-sql", _entry(body="SELECT 'caf\udce9' /* \udcff */;\n"), {"sql": "SELECT 'caf\ufffd' /* \ufffd */;"}),
@@ -372,6 +375,46 @@ def test_incomplete_and_malformed_entries_are_counted_not_yielded(
     assert (stats.incomplete, stats.malformed) == (incomplete, malformed)
     if malformed:
         assert stats.problems and "entry at" in stats.problems[0]
+
+
+HOSTILE_DIGEST = "x' RESOURCE GROUP `default"  # what a forged entry put into a guardrail statement
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "accepted", "plan"),
+    [
+        (None, None, True, P1),
+        (f"# Digest: {D1}", f"# Digest: {HOSTILE_DIGEST}", False, None),
+        (f"# Digest: {D1}", f"# Digest: {D1.upper()}", False, None),
+        (f"# Digest: {D1}", f"# Digest: {D1[:-1]}", False, None),
+        (f"# Digest: {D1}", f"# Digest: {D1}0", False, None),
+        (f"# Digest: {D1}", f"# Digest: {D1} ", False, None),
+        (f"# Digest: {D1}", f"# Digest: {D1[:-1]}g", False, None),
+        (f"# Digest: {D1}\n", "", False, None),
+        (f"# Digest: {D1}", "# Digest: ", False, None),
+        (f"# Plan_digest: {P1}", f"# Plan_digest: {HOSTILE_DIGEST}", False, None),
+        (f"# Plan_digest: {P1}", f"# Plan_digest: {P1.upper()}", False, None),
+        (f"# Plan_digest: {P1}", f"# Plan_digest: {P1[:32]}", False, None),
+        (f"# Plan_digest: {P1}", "# Plan_digest: ", True, ""),
+        (f"# Plan_digest: {P1}\n", "", True, ""),
+    ],
+    ids=["hex", "hostile", "upper-case", "63-chars", "65-chars", "trailing-space", "not-hex", "no-digest",
+         "empty-digest", "hostile-plan", "upper-case-plan", "short-plan", "empty-plan", "no-plan"],
+)  # fmt: skip
+def test_digests_are_64_lower_case_hex_or_the_entry_is_rejected(
+    reference_select: str, reference_commit: str, old: str | None, new: str | None, accepted: bool, plan: str | None
+) -> None:
+    """TiDB writes ``hex.EncodeToString(sha256)`` (``pkg/parser/digester.go``) for both, and omits
+    ``Plan_digest`` when a statement has no plan (COMMIT, INSERT … VALUES): an absent or empty plan digest
+    is no plan, anything else that is not 64 lower-case hex characters rejects the entry."""
+    text = _entry() if old is None else _entry().replace(old, new or "", 1)
+    entries, stats = entries_of(reference_select + text + reference_commit)
+    assert [e.digest for e in entries] == [DIGEST_SELECT, *([D1] if accepted else []), DIGEST_COMMIT]
+    assert stats.malformed == (0 if accepted else 1)
+    if accepted:
+        assert entries[1].plan_digest == plan
+    else:
+        assert "igest" in stats.problems[0], stats.problems
 
 
 def test_strict_mode_raises_on_malformed(reference_select: str) -> None:

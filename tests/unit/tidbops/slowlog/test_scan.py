@@ -8,6 +8,7 @@ shape, the execution-details items, the ``use``/SQL tail and the framing (offset
 
 from __future__ import annotations
 
+import hashlib
 import io
 import mmap
 import os
@@ -51,6 +52,8 @@ def canonical(rows: list[P.Row]) -> int:
     return sum(1 for r in rows if r[ROW_FIELDS["date"]])
 
 
+D1 = hashlib.sha256(b"d1").hexdigest()  # digests as TiDB writes them: 64 lower-case hex characters
+P1 = hashlib.sha256(b"p1").hexdigest()
 EXEC = (
     "# Cop_time: 0.1 Process_time: 0.2 Wait_time: 0.3 Backoff_time: 0.05 Request_count: 1 Process_keys: 4 "
     "Total_keys: 5 Rocksdb_key_skipped_count: 5 Rocksdb_block_cache_hit_count: 1\n"
@@ -65,13 +68,13 @@ BASE_LINES = [
     EXEC.rstrip("\n"),
     "# DB: shop",
     "# Is_internal: false",
-    "# Digest: d1",
+    f"# Digest: {D1}",
     "# Num_cop_tasks: 1",
     "# Mem_max: 100",
     "# Result_rows: 3",
     "# Succ: true",
     "# Plan: tidb_decode_plan('abc')",
-    "# Plan_digest: p1",
+    f"# Plan_digest: {P1}",
     "# Binary_plan: tidb_decode_binary_plan('xyz')",
     "# Resource_group: default",
     "use shop;",
@@ -204,6 +207,14 @@ TRICKY: dict[str, str] = {
     "digest-missing": replace_line("# Digest", None),
     "digest-empty": replace_line("# Digest", "# Digest: "),
     "digest-before-query-time": replace_line("# Query_time", "# Digest: d0\n# Query_time: 1.25"),
+    "digest-hostile": replace_line("# Digest", "# Digest: x' RESOURCE GROUP `default"),
+    "digest-upper-case": replace_line("# Digest", f"# Digest: {D1.upper()}"),
+    "digest-63-chars": replace_line("# Digest", f"# Digest: {D1[:-1]}"),
+    "digest-65-chars": replace_line("# Digest", f"# Digest: {D1}a"),
+    "digest-not-hex": replace_line("# Digest", f"# Digest: {D1[:-1]}g"),
+    "plan-digest-hostile": replace_line("# Plan_digest", "# Plan_digest: ' OR 1=1; --"),
+    "plan-digest-upper-case": replace_line("# Plan_digest", f"# Plan_digest: {P1.upper()}"),
+    "plan-digest-missing": replace_line("# Plan_digest", None),
     "mem-max-words": replace_line("# Mem_max", "# Mem_max: lots"),
     "mem-max-empty": replace_line("# Mem_max", "# Mem_max: "),
     "mem-max-negative": replace_line("# Mem_max", "# Mem_max: -1"),
@@ -329,8 +340,8 @@ def test_the_program_takes_exactly_the_canonical_entries() -> None:
     assert fields == {
         "date": b"2026-11-01", "tod": b"10:00:00.5", "zone": b"Z", "user": b"u", "host": b"10.0.0.1",
         "query_time": b"1.25", "process_time": b"0.2", "wait_time": b"0.3", "backoff_time": b"0.05",
-        "process_keys": b"4", "total_keys": b"5", "db": b"shop", "is_internal": b"false", "digest": b"d1",
-        "mem_max": b"100", "result_rows": b"3", "succ": b"true", "plan_digest": b"p1", "use_db": b"shop",
+        "process_keys": b"4", "total_keys": b"5", "db": b"shop", "is_internal": b"false", "digest": D1.encode(),
+        "mem_max": b"100", "result_rows": b"3", "succ": b"true", "plan_digest": P1.encode(), "use_db": b"shop",
         "sql": b"SELECT 1;", "other": b"",
     }  # fmt: skip
 
@@ -442,8 +453,17 @@ def test_fallback_errors_propagate() -> None:
 @needs_c
 @pytest.mark.parametrize(
     "program",
-    [((99,),), ((1, "text"),), ((1, b""),), ((3, b"# DB: ", 9, 0),), ((0, 1, 2, 99),), (("x",),), ((),)],
-    ids=["op", "literal", "empty-prefix", "kind", "group", "type", "empty"],
+    [
+        ((99,),),
+        ((1, "text"),),
+        ((1, b""),),
+        ((3, b"# DB: ", 9, 0),),
+        ((3, b"# DB: ", 5, 0),),
+        ((0, 1, 2, 99),),
+        (("x",),),
+        ((),),
+    ],
+    ids=["op", "literal", "empty-prefix", "kind", "item-kind-in-a-line", "group", "type", "empty"],
 )
 def test_bad_programs_are_refused(program: tuple[tuple[object, ...], ...]) -> None:
     assert P._scan is not None
@@ -499,7 +519,7 @@ def numeric_entry(rng: random.Random, second: int, digest: str) -> str:
     text = replace_line("# Cop_time", exec_line)  # type: ignore[arg-type]
     query_time = rng.choice(["0", "0.5", "999999.999999999", "1.000000001", seconds(), seconds()])
     text = text.replace("# Query_time: 1.25", f"# Query_time: {query_time}")
-    text = text.replace("# Digest: d1", f"# Digest: {digest}")
+    text = text.replace(f"# Digest: {D1}", f"# Digest: {hashlib.sha256(digest.encode()).hexdigest()}")
     text = text.replace(
         "# Time: 2026-11-01T10:00:00.5Z", f"# Time: 2026-11-01T10:{second // 60:02d}:{second % 60:02d}Z"
     )

@@ -150,7 +150,7 @@ def test_files_source_reads_local_paths_with_env_expansion(
     log_dir.mkdir()
     (log_dir / "tidb-slow.log").write_text(
         "# Time: 2026-11-02T01:00:00Z\n# User@Host: app[app] @ 10.0.0.1 [10.0.0.1]\n# Query_time: 0.5\n"
-        "# DB: shop\n# Is_internal: false\n# Digest: abc\n# Plan_digest: p1\n# Succ: true\nSELECT 1;\n"
+        f"# DB: shop\n# Is_internal: false\n# Digest: {'a' * 64}\n# Plan_digest: {'1' * 64}\n# Succ: true\nSELECT 1;\n"
     )
     monkeypatch.setenv("SLOWLOG_HOME", str(tmp_path))
     c = cluster(source="files", log_paths=["${SLOWLOG_HOME}/tidb-0"])
