@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -23,6 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from tidbops.catalog.errors import CatalogConflictError, CatalogStateError, ManifestError
 from tidbops.catalog.records import (
+    CLUSTER_MAX,
+    ID_MAX,
+    NAME_MAX,
+    SHORT_MAX,
+    URI_MAX,
     BackupKind,
     BackupRecord,
     BackupStatus,
@@ -64,6 +71,26 @@ MANIFEST_ROW_FIELDS: tuple[str, ...] = (
 )
 _DATETIME_FIELDS = frozenset({"backup_time", "started_at", "finished_at"})
 _INT_FIELDS = frozenset({"backup_ts", "last_backup_ts", "size_bytes", "total_kv", "try_number"})
+# What a manifest may hold (it comes from storage, which anybody with write access can edit): ranges
+# the catalog's columns and BR's own types hold, strings no longer than their column, no control
+# characters, relative file paths that stay inside the backup's directory.
+INT64_MAX = (1 << 63) - 1
+MAX_MANIFEST_BYTES = 256 << 20  # about 2 million files; BR writes one SST per region and CF
+_INT_RANGES: dict[str, tuple[int, int, str]] = {
+    "backup_ts": (1, (1 << 64) - 1, "a TSO: 1 … 2^64-1"),
+    "last_backup_ts": (1, (1 << 64) - 1, "a TSO: 1 … 2^64-1"),
+    "size_bytes": (0, INT64_MAX, "0 … 2^63-1"),
+    "total_kv": (0, INT64_MAX, "0 … 2^63-1"),
+    "try_number": (1, 10_000, "1 … 10000"),
+}
+MAX_DURATION_S = 10 * 365 * 86400.0
+_STR_MAX = {
+    "id": ID_MAX, "cluster": CLUSTER_MAX, "storage_uri": URI_MAX, "base_backup_id": ID_MAX, "dag_id": NAME_MAX,
+    "run_id": NAME_MAX, "triggered_by": SHORT_MAX, "br_version": SHORT_MAX, "encryption_method": SHORT_MAX,
+}  # fmt: skip
+_PATH_MAX = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REQUIRED = frozenset({"id", "cluster", "kind", "backup_ts", "backup_time", "storage_uri", "started_at"})
 
 
@@ -147,10 +174,14 @@ class Manifest:
 
     @classmethod
     def from_json(cls, text: str | bytes, *, source: str = "manifest") -> Manifest:
+        if len(text) > MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{source}: {len(text)} bytes; a manifest is at most {MAX_MANIFEST_BYTES} bytes")
         try:
             doc = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ManifestError(f"{source}: not JSON: {exc}") from None
+        except RecursionError:
+            raise ManifestError(f"{source}: not a manifest: JSON nested too deeply") from None
         return cls.from_dict(doc, source=source)
 
     @classmethod
@@ -183,18 +214,7 @@ class Manifest:
         raw_files = doc.get("files")
         if not isinstance(raw_files, list):
             raise ManifestError(f"{source}: 'files' must be a list")
-        files = []
-        for i, f in enumerate(raw_files):
-            if (
-                not isinstance(f, Mapping)
-                or not isinstance(f.get("path"), str)
-                or not isinstance(f.get("size"), int)
-                or isinstance(f.get("size"), bool)
-                or f["size"] < 0
-                or not (f.get("sha256") is None or isinstance(f.get("sha256"), str))
-            ):
-                raise ManifestError(f"{source}: files[{i}] needs path (string), size (integer ≥ 0), sha256")
-            files.append(ManifestFile(f["path"], f["size"], f.get("sha256")))
+        files = [_file(source, i, f) for i, f in enumerate(raw_files)]
         created = doc.get("created_at")
         return cls(
             **values,
@@ -218,25 +238,72 @@ class Manifest:
         return cls(**values, files=files, created_at=created_at)
 
 
+def _shown(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
 def _field(source: str, name: str, raw: Any) -> Any:
+    """One field of a manifest, checked for type and range; ``ManifestError`` naming it otherwise."""
+    where = f"{source}: {name}" if name == "created_at" else f"{source}: backup.{name}"
     if name in _DATETIME_FIELDS or name == "created_at":
-        if isinstance(raw, str):
-            try:
-                return utc(datetime.fromisoformat(raw), name)
-            except ValueError as exc:
-                raise ManifestError(f"{source}: {name}: {exc}") from None
-        raise ManifestError(f"{source}: {name} must be an ISO 8601 time string")
+        if not isinstance(raw, str) or len(raw) > 64:
+            raise ManifestError(f"{where} must be an ISO 8601 time string with its zone")
+        try:
+            value = utc(datetime.fromisoformat(raw), name)
+        except (ValueError, OverflowError) as exc:
+            raise ManifestError(f"{where}: {_shown(raw)} is not a time this catalog holds ({exc})") from None
+        if not 1970 <= value.year <= 9998:
+            raise ManifestError(f"{where}: {_shown(raw)} is not between 1970 and 9998")
+        return value
     if name in _INT_FIELDS:
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        raise ManifestError(f"{source}: backup.{name} must be an integer")
-    if name == "br_duration_s":
-        if isinstance(raw, int | float) and not isinstance(raw, bool):
-            return float(raw)
-        raise ManifestError(f"{source}: backup.{name} must be a number")
-    if isinstance(raw, str):
+        if not isinstance(raw, int) or isinstance(raw, bool):
+            raise ManifestError(f"{where} must be an integer")
+        low, high, valid = _INT_RANGES[name]
+        if not low <= raw <= high:
+            raise ManifestError(f"{where}: {_shown(raw)} is out of range ({valid})")
         return raw
-    raise ManifestError(f"{source}: backup.{name} must be a string")
+    if name == "br_duration_s":
+        if not isinstance(raw, int | float) or isinstance(raw, bool):
+            raise ManifestError(f"{where} must be a number")
+        if not (math.isfinite(raw) and 0 <= raw <= MAX_DURATION_S):
+            raise ManifestError(f"{where}: {_shown(raw)} is out of range (0 … {MAX_DURATION_S:.0f} seconds)")
+        return float(raw)
+    if not isinstance(raw, str):
+        raise ManifestError(f"{where} must be a string")
+    limit = _STR_MAX.get(name, SHORT_MAX)
+    if len(raw) > limit:
+        raise ManifestError(f"{where} is {len(raw)} characters long; the catalog keeps at most {limit}")
+    if _CONTROL.search(raw):
+        raise ManifestError(f"{where}: {_shown(raw)} contains a control character")
+    return raw
+
+
+def _file(source: str, index: int, raw: Any) -> ManifestFile:
+    where = f"{source}: files[{index}]"
+    if not isinstance(raw, Mapping):
+        raise ManifestError(f"{where} needs path (string), size (integer ≥ 0), sha256")
+    path, size, sha = raw.get("path"), raw.get("size"), raw.get("sha256")
+    if not isinstance(path, str) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ManifestError(f"{where} needs path (string), size (integer ≥ 0), sha256")
+    if size > INT64_MAX:
+        raise ManifestError(f"{where}: size {_shown(size)} is out of range (0 … 2^63-1)")
+    parts = path.split("/")
+    if (
+        not path
+        or len(path) > _PATH_MAX
+        or path.startswith("/")
+        or any(p in ("", ".", "..") for p in parts)
+        or "\\" in path
+        or _CONTROL.search(path)
+    ):
+        raise ManifestError(
+            f"{where}: path {_shown(path)} is not a relative path inside the backup's directory "
+            f"(no '..', no leading '/', no control characters, at most {_PATH_MAX} characters)"
+        )
+    if sha is not None and (not isinstance(sha, str) or not _SHA256.match(sha)):
+        raise ManifestError(f"{where}: sha256 must be 64 lower-case hex characters or null")
+    return ManifestFile(path, size, sha)
 
 
 # ------------------------------------------------------------------------------------------- building

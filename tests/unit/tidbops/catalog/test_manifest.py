@@ -369,3 +369,63 @@ def test_rebuild_does_not_read_the_backups_it_is_told_to_skip(
     assert sorted(report.inserted) == ["dev-incr-2", "dev-incr-3"] and fresh.get("dev-full-1") is None
     unskipped = rebuild_catalog(fresh, root, "dev")
     assert not unskipped.ok and any("dev-full-1" in e for e in unskipped.errors)
+
+
+# ------------------------------------------------------------------------------------ hostile manifests
+OUT_OF_RANGE = [
+    pytest.param("backup", "backup_ts", 2**64, "backup.backup_ts", id="tso-past-uint64"),
+    pytest.param("backup", "backup_ts", -1, "backup.backup_ts", id="negative-tso"),
+    pytest.param("backup", "size_bytes", 10**30, "backup.size_bytes", id="size-past-int64"),
+    pytest.param("backup", "total_kv", -7, "backup.total_kv", id="negative-count"),
+    pytest.param("backup", "try_number", 0, "backup.try_number", id="try-zero"),
+    pytest.param("backup", "br_duration_s", float("nan"), "backup.br_duration_s", id="nan-duration"),
+    pytest.param("backup", "br_duration_s", float("inf"), "backup.br_duration_s", id="inf-duration"),
+    pytest.param("backup", "backup_time", "9999-12-31T23:59:59-01:00", "backup.backup_time", id="year-10000"),
+    pytest.param("backup", "started_at", "0001-01-01T00:00:00+01:00", "backup.started_at", id="year-0"),
+    pytest.param("backup", "finished_at", "2026-11-22T10:00:00", "backup.finished_at", id="no-zone"),
+    pytest.param("backup", "storage_uri", "s3://b/" + "x" * 5000, "backup.storage_uri", id="uri-too-long"),
+    pytest.param("backup", "br_version", "v8\x00\x1b[2J", "backup.br_version", id="control-characters"),
+    pytest.param("files", 0, {"path": "a.sst", "size": 10**30, "sha256": None}, "files[0]", id="file-size"),
+    pytest.param("files", 0, {"path": "../../etc/passwd", "size": 1, "sha256": None}, "files[0]", id="path-escape"),
+    pytest.param("", "created_at", "99999-01-01T00:00:00Z", "created_at", id="created-at"),
+]
+
+
+@pytest.mark.parametrize(("section", "key", "value", "named"), OUT_OF_RANGE)
+def test_a_bad_manifest_is_reported_by_key_and_the_rest_still_cataloged(
+    populated: tuple[Catalog, LocalStorage], tmp_path: Path, section: str, key: str | int, value: object, named: str
+) -> None:
+    _, root = populated
+    doc = read_manifest(root.child("dev/full/dev-full-1")).to_dict()
+    doc["backup"]["id"] = "dev-full-0bad"  # sorts before every good backup
+    if section == "files":
+        doc["files"][int(key)] = value
+    elif section:
+        doc[section][key] = value
+    else:
+        doc[str(key)] = value
+    root.write_bytes(f"dev/full/dev-full-0bad/{MANIFEST_NAME}", json.dumps(doc).encode())
+    fresh = Catalog.from_url(f"sqlite:///{tmp_path}/rebuilt.db")
+    fresh.migrate()
+    report = rebuild_catalog(fresh, root, "dev")
+    assert len(report.errors) == 1 and not report.ok, report
+    assert f"dev/full/dev-full-0bad/{MANIFEST_NAME}: {named}" in report.errors[0]
+    assert "\x1b" not in report.errors[0] and "\x00" not in report.errors[0]
+    assert sorted(report.inserted) == ["dev-full-1", "dev-incr-2", "dev-incr-3"]
+    assert fresh.get("dev-full-0bad") is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="deep-nesting"),
+        pytest.param(b'{"format_version": 1e999}', id="huge-float"),
+        pytest.param(b"\xff\xfe{}", id="not-utf8"),
+        pytest.param(b'{"format_version": 1, "backup": {}, "files": []}' + b" " * 10, id="empty-backup"),
+        pytest.param(b'{"format_version": 1, "backup": [], "files": {}}', id="wrong-types"),
+    ],
+)
+def test_unreadable_manifest_text_is_one_manifest_error(data: bytes) -> None:
+    with pytest.raises(ManifestError) as info:
+        Manifest.from_json(data, source="m.json")
+    assert str(info.value).startswith("m.json: ") and "\n" not in str(info.value)
