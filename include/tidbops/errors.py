@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from tidbops.redact import redact
+
 
 class TiDBOpsError(Exception):
-    """Root of every error this platform raises on purpose."""
+    """Root of every error this platform raises on purpose.
+
+    Its text is redacted (``tidbops.redact``) wherever it is shown: a message built from outside text
+    (a BR line, a URL, a driver's error) cannot carry a credential into a log, a traceback or the catalog.
+    """
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class ConfigError(TiDBOpsError):

@@ -58,7 +58,8 @@ _FIELD = re.compile(
     (?P<value>"(?:[^"\\\n]|\\.)*"           # "quoted"
       |\\"(?:[^"\\\n]|\\[^"\n])*\\"        # \"quoted\" inside a JSON string
       |'[^'\n]*'
-      |[^\s&,;'"<>()\[\]{{}}\\]+)             # bare, up to a separator (never eats a JSON escape)
+      |[^\s&,;'"<>()\[\]{{}}\\]+?              # bare, up to a separator (never eats a JSON escape)
+       (?=:?(?:[\s&,;'"<>()\[\]{{}}\\]|$)))      # ... or a colon that ends the sentence
     """
 )
 # ``--crypter.key 00ff…``, ``--password hunter2``: a secret-named flag and its value as the next word

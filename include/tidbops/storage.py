@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from tidbops.errors import TiDBOpsError
+from tidbops.redact import redact
 
 _TMP_MARK = ".tidbops-tmp-"
 _S3_MAX_BATCH = 1000  # S3's most keys per ListObjectsV2 page and per DeleteObjects request
@@ -419,6 +420,36 @@ def _is_boto_error(exc: Exception) -> bool:
 
 # ------------------------------------------------------------------------------------------------ uri
 
+ENDPOINT_FORMAT = "http(s)://host[:port][/path], e.g. http://minio:9000 (keys go in AWS_* or the connection)"
+
+
+def check_endpoint(endpoint: str) -> str:
+    """``endpoint`` when it is an S3 endpoint URL BR and boto3 can use; ``StorageError`` saying why not.
+
+    Credentials are refused in it (they would reach logs and argv); the text shown is redacted.
+    """
+    from urllib.parse import urlsplit
+
+    shown = redact(endpoint)
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in endpoint):
+        raise StorageError(f"S3 endpoint {shown!r} contains whitespace or a control character; use {ENDPOINT_FORMAT}")
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError as exc:
+        raise StorageError(f"S3 endpoint {shown!r} is not a URL ({exc}); use {ENDPOINT_FORMAT}") from None
+    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        raise StorageError(
+            f"S3 endpoint {shown!r} carries a user or password; credentials never go in URLs: pass them "
+            "as AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or in the storage connection"
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise StorageError(f"S3 endpoint {shown!r} is not an endpoint URL; use {ENDPOINT_FORMAT}")
+    if port == 0:
+        raise StorageError(f"S3 endpoint {shown!r} has port 0; use a port in 1-65535")
+    return endpoint
+
+
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
 
 
@@ -442,6 +473,8 @@ def storage_from_uri(
         raise StorageError("storage URIs take no query parameters here; pass endpoint and keys separately")
     if re.match(r"^[A-Za-z0-9+.-]+://[^/]*@", uri):
         raise StorageError("storage URIs take no user or password here; pass the keys separately")
+    if endpoint is not None:
+        check_endpoint(endpoint)
     if uri.startswith("local://"):
         path = uri[len("local://") :]
         if not path.startswith("/"):

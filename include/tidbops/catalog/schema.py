@@ -41,7 +41,9 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Connection, Dialect, make_url
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from tidbops.catalog.errors import CatalogError
 from tidbops.catalog.records import CLUSTER_MAX, ID_MAX, NAME_MAX, SHORT_MAX, TASK_NAME_MAX, URI_MAX
+from tidbops.redact import redact
 
 SCHEMA_VERSION_TABLE = "tidbops_schema_version"
 SCHEMA_LOCK_TABLE = "tidbops_schema_lock"
@@ -352,9 +354,9 @@ schema_lock = Table(
 
 
 def redact_url(url: str | URL) -> str:
-    """The URL with its password hidden, for messages."""
+    """The URL with its password hidden, for messages: userinfo and query parameters (``?password=``)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        return redact(make_url(url).render_as_string(hide_password=True))
     except Exception:  # an unparseable URL: say nothing of its contents
         return "<unparseable catalog URL>"
 
@@ -371,7 +373,13 @@ def create_catalog_engine(url: str | URL, **kwargs: Any) -> Engine:
         database = u.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             path = Path(database).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CatalogError(
+                    f"catalog file {path}: cannot create its directory {path.parent}: {exc.strerror or exc}; "
+                    "use a writable path (sqlite:////absolute/path.db) or a database URL"
+                ) from None
             u = u.set(database=str(path))
         connect_args = {"timeout": 30.0, "check_same_thread": False, **kwargs.pop("connect_args", {})}
         engine = create_engine(u, connect_args=connect_args, **kwargs)

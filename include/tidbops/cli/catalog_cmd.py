@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -30,7 +29,8 @@ from tidbops.cli import app
 from tidbops.config import load_fleet
 from tidbops.durations import parse_duration
 from tidbops.errors import ConfigError, TiDBOpsError, UnknownClusterError
-from tidbops.storage import storage_from_uri
+from tidbops.redact import redact
+from tidbops.storage import StorageError, check_endpoint, storage_from_uri
 
 catalog_app = typer.Typer(
     help="The backup catalog: schema migrations and rebuilding it from storage.", no_args_is_help=True
@@ -142,12 +142,6 @@ def _storages(storage: list[str] | None, cluster: str | None, endpoint: str | No
     return list(dict.fromkeys((c.storage.uri, endpoint or c.storage.endpoint) for c in chosen))
 
 
-def _safe_uri(uri: str) -> str:
-    """A storage URI fit to print: no query string, no user info (either may hold a credential)."""
-    base = uri.split("?", 1)[0]
-    return re.sub(r"://[^/@]*@", "://", base) + ("?…" if "?" in uri else "")
-
-
 def _print_report(report: RebuildReport) -> None:
     typer.echo(report.summary())
     for err in report.errors:
@@ -178,6 +172,12 @@ def rebuild(
 ) -> None:
     """Rebuild the catalog from the manifests in storage (<root>/<cluster>/{full,incr}/<id>/)."""
     endpoint = s3_endpoint or os.environ.get("TIDBOPS_S3_ENDPOINT") or None
+    if endpoint is not None:
+        try:
+            check_endpoint(endpoint)
+        except StorageError as exc:
+            typer.echo(f"error: {'--s3-endpoint' if s3_endpoint else '$TIDBOPS_S3_ENDPOINT'}: {exc}", err=True)
+            raise typer.Exit(2) from None
     targets = _storages(storage, cluster, endpoint)
     reports: list[RebuildReport] = []
     with _open_catalog(catalog) as cat:
@@ -195,7 +195,7 @@ def rebuild(
             except TiDBOpsError as exc:
                 if isinstance(exc, CatalogError):
                     raise
-                reports.append(RebuildReport(storage_uri=_safe_uri(uri), errors=(str(exc),)))
+                reports.append(RebuildReport(storage_uri=redact(uri), errors=(str(exc),)))
     if as_json:
         typer.echo(json.dumps([asdict(r) | {"ok": r.ok} for r in reports], indent=2, sort_keys=True))
     else:

@@ -191,3 +191,8 @@ def test_json_stays_json(doc: object) -> None:
 def test_idempotent_on_anything(text: str) -> None:
     once = redact(text)
     assert redact(once) == once
+
+
+def test_a_colon_that_ends_a_sentence_is_kept() -> None:
+    assert redact("catalog at m://h/db?password=hunter2: refused") == "catalog at m://h/db?password=***: refused"
+    assert redact("password=pass:word done") == "password=*** done"

@@ -196,3 +196,24 @@ def test_storage_from_uri_refuses(uri: str, match: str) -> None:
     with pytest.raises(StorageError, match=match) as info:
         storage_from_uri(uri)
     assert "SECRET" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "why"),
+    [
+        ("http://ak:s3cr3t-Zq9x@minio:9000", "carries a user or password"),
+        ("http://[::1", "is not a URL"),
+        ("minio:9000", "is not an endpoint URL"),
+        ("http://minio:9000\n", "control character"),
+        ("http://minio:0", "port 0"),
+    ],
+)
+def test_an_s3_endpoint_is_checked_before_boto3_sees_it(endpoint: str, why: str) -> None:
+    from tidbops.storage import StorageError, check_endpoint, storage_from_uri
+
+    for call in (lambda: check_endpoint(endpoint), lambda: storage_from_uri("s3://bkt/x", endpoint=endpoint)):
+        with pytest.raises(StorageError, match=why) as info:
+            call()
+        assert "s3cr3t-Zq9x" not in str(info.value)
+    assert check_endpoint("https://s3.us-east-1.amazonaws.com") == "https://s3.us-east-1.amazonaws.com"
+    assert check_endpoint("http://[::1]:9000/minio") == "http://[::1]:9000/minio"
