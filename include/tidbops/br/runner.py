@@ -68,6 +68,63 @@ class RunningBR:
             self.process.wait(timeout=30)
 
 
+class PrivateDirError(TiDBOpsError):
+    """A directory we were asked to write BR's logs (or keys) into is not ours alone."""
+
+
+def private_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    """A directory only this user can enter, for BR's log files.
+
+    ``path`` (or ``$TIDBOPS_BR_LOG_DIR``) is created 0700 when missing; one that exists must be a real
+    directory (not a symlink), owned by us and not writable by group or others, or ``PrivateDirError``
+    says why. Without either, ``<tmp>/tidbops-br-<uid>`` is used on the same terms, and a fresh
+    ``mkdtemp`` directory when somebody else got there first.
+    """
+    chosen = path or os.environ.get("TIDBOPS_BR_LOG_DIR")
+    if chosen:
+        return _own_dir(Path(chosen))
+    shared = Path(tempfile.gettempdir()) / f"tidbops-br-{os.getuid()}"
+    try:
+        return _own_dir(shared)
+    except PrivateDirError:  # planted by another user: do not use it, do not touch it
+        return Path(tempfile.mkdtemp(prefix=f"tidbops-br-{os.getuid()}-"))
+
+
+def _own_dir(path: Path) -> Path:
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700, parents=True)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise PrivateDirError(f"{path}: not a directory we can use for BR logs ({exc.strerror})") from None
+    try:
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if st.st_uid != os.getuid():
+        raise PrivateDirError(f"{path}: owned by uid {st.st_uid}, not by us ({os.getuid()}); BR logs go elsewhere")
+    if st.st_mode & 0o022:
+        raise PrivateDirError(f"{path}: writable by group or others (mode {st.st_mode & 0o777:o}); use chmod 700")
+    return path
+
+
+def log_file(cluster: str, what: str, directory: str | os.PathLike[str] | None = None) -> str:
+    """A new, empty 0600 file for one BR run's ``--log-file``, with a name nobody can predict, in
+    ``private_dir(directory)``; kept after the run for diagnosis."""
+    fd, name = tempfile.mkstemp(prefix=f"br-{cluster}-{what}-", suffix=".log", dir=private_dir(directory))
+    os.close(fd)
+    return name
+
+
+@contextlib.contextmanager
+def passing_log_file(cluster: str, what: str, directory: str | os.PathLike[str] | None = None) -> Iterator[str]:
+    """``log_file`` for a read that runs often (``br log status`` polls): removed when the block ends
+    normally, kept when it raises (the log is then the evidence)."""
+    name = log_file(cluster, what, directory)
+    yield name
+    Path(name).unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def secret_file(content: str, directory: str | None = None) -> Iterator[Path]:
     """A 0600 file holding ``content`` (e.g. a crypter key) for the duration of the block, then removed."""

@@ -10,12 +10,9 @@ pure functions of ``tidbops.br.command``; the process is run by ``tidbops.br.run
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseHook
@@ -126,9 +123,7 @@ class BRHook(BaseHook):
             # the argv builders read S3 options from the cluster; the endpoint may come from the connection
             cluster = cluster.model_copy(update={"storage": source.storage.model_copy(update={"endpoint": endpoint})})
         key = self._crypter_key(source)
-        log_dir = Path(self.log_dir or os.environ.get("TIDBOPS_BR_LOG_DIR") or tempfile.gettempdir())
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log_file = str(log_dir / f"br-{self.cluster.name}-{name}-{os.getpid()}.log")
+        log_file = runner.log_file(self.cluster.name, name, self.log_dir)
         with contextlib.ExitStack() as stack:
             key_file = str(stack.enter_context(runner.secret_file(key))) if key else None
             yield BRSession(

@@ -14,8 +14,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
@@ -96,10 +94,11 @@ class LogBackupCheckOperator(_LogBackupStep, BranchMixIn):
         from tidbops.br import runner
         from tidbops.logbackup import STATUS_TIMEOUT, read_log_status
 
-        log_dir = os.environ.get("TIDBOPS_BR_LOG_DIR") or tempfile.gettempdir()
-        log_file = os.path.join(log_dir, f"br-{self.cluster.name}-log-status-{os.getpid()}.log")
         # read-only and PD only: no credentials; the output itself is what we need (BRResult keeps no stdout)
-        return read_log_status(self.cluster, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file)
+        with runner.passing_log_file(self.cluster.name, "log-status") as log_file:
+            return read_log_status(
+                self.cluster, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file
+            )
 
     def _gc_safe_point(self) -> datetime | None:
         import pymysql

@@ -8,8 +8,6 @@ raising, so ``record_restore`` (trigger rule ``all_done``) can record what happe
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -170,12 +168,9 @@ class RestorePlanOperator(_RestoreStep):
         from tidbops.br import runner
         from tidbops.logbackup import STATUS_TIMEOUT, read_log_status
 
-        log_file = os.path.join(
-            os.environ.get("TIDBOPS_BR_LOG_DIR") or tempfile.gettempdir(),
-            f"br-{target.name}-restore-log-status-{os.getpid()}.log",
-        )
         # PD only, read-only: BR v8's checkTaskExists refuses a restore while any log task exists
-        reading = read_log_status(target, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file)
+        with runner.passing_log_file(target.name, "restore-log-status") as log_file:
+            reading = read_log_status(target, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file)
         return [t.name for t in reading.tasks]
 
     def _set_note(self, context: Context, text: str) -> bool:

@@ -15,8 +15,6 @@ cluster's config is read again from the fleet config in the triggerer, as a task
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -36,9 +34,8 @@ def read_progress(cluster_name: str, target_ts: int) -> dict[str, Any]:
     from tidbops.logbackup import STATUS_TIMEOUT, checkpoint_progress, read_log_status
 
     cluster = load_fleet_cached().get(cluster_name)
-    log_dir = os.environ.get("TIDBOPS_BR_LOG_DIR") or tempfile.gettempdir()
-    log_file = os.path.join(log_dir, f"br-{cluster.name}-log-status-trigger.log")
-    reading = read_log_status(cluster, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file)
+    with runner.passing_log_file(cluster.name, "log-status-trigger") as log_file:
+        reading = read_log_status(cluster, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file)
     return checkpoint_progress(reading, cluster.log_backup.task_name, target_ts).to_dict()
 
 

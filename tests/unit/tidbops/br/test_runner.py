@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,3 +103,57 @@ def test_secret_file_removed_on_error(tmp_path: Path) -> None:
 def test_stdin_is_closed_so_prompts_answer_yes(tmp_path: Path) -> None:
     argv = script(tmp_path, "import sys\nprint(repr(sys.stdin.read()))\n")
     assert runner.run(argv, timeout=30).stdout == "''"
+
+
+# ------------------------------------------------------------------------------ where BR's logs go
+def test_log_files_are_private_and_unpredictable(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    first, second = runner.log_file("dev", "backup", logs), runner.log_file("dev", "backup", logs)
+    assert first != second and Path(first).parent == logs
+    assert Path(first).name.startswith("br-dev-backup-") and Path(first).name != f"br-dev-backup-{os.getpid()}.log"
+    assert stat.S_IMODE(os.stat(first).st_mode) == 0o600 and stat.S_IMODE(os.stat(logs).st_mode) == 0o700
+
+
+@pytest.mark.parametrize("problem", ["world-writable", "symlink", "foreign-owner", "a-file"])
+def test_a_log_directory_that_is_not_ours_alone_is_refused(tmp_path: Path, problem: str) -> None:
+    target = tmp_path / "logs"
+    if problem == "world-writable":
+        target.mkdir(mode=0o777)
+        target.chmod(0o777)
+    elif problem == "symlink":
+        (tmp_path / "elsewhere").mkdir(mode=0o700)
+        target.symlink_to(tmp_path / "elsewhere")
+    elif problem == "foreign-owner":
+        if os.getuid() != 0:
+            pytest.skip("needs root to give a directory away")
+        target.mkdir(mode=0o700)
+        os.chown(target, 54321, -1)
+    else:
+        target.write_text("")
+    with pytest.raises(runner.PrivateDirError) as info:
+        runner.log_file("dev", "backup", target)
+    assert str(target) in str(info.value)
+    if problem == "symlink":
+        assert not list((tmp_path / "elsewhere").iterdir())
+
+
+def test_the_shared_default_directory_is_skipped_when_somebody_planted_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TIDBOPS_BR_LOG_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    planted = tmp_path / f"tidbops-br-{os.getuid()}"
+    planted.mkdir(mode=0o777)
+    planted.chmod(0o777)
+    name = runner.log_file("dev", "log-status")
+    assert Path(name).parent != planted and not list(planted.iterdir())
+    assert stat.S_IMODE(os.stat(Path(name).parent).st_mode) == 0o700
+
+
+def test_a_passing_status_read_leaves_no_log_and_a_failing_one_keeps_it(tmp_path: Path) -> None:
+    with runner.passing_log_file("dev", "log-status", tmp_path / "l") as ok:
+        Path(ok).write_text("fine")
+    assert not Path(ok).exists()
+    with pytest.raises(RuntimeError), runner.passing_log_file("dev", "log-status", tmp_path / "l") as bad:
+        raise RuntimeError("br failed")
+    assert Path(bad).exists()
