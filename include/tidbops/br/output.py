@@ -81,6 +81,9 @@ TSO_KEYS = frozenset(
 # ------------------------------------------------------------------------------ value converters
 
 
+_UINT64_LIMIT = 1 << 64
+
+
 def strip_ansi(text: str) -> str:
     """``text`` without ANSI colour and cursor sequences."""
     return _ANSI.sub("", text) if "\x1b" in text else text
@@ -122,12 +125,14 @@ def parse_go_duration(value: str) -> float | None:
 
 
 def _to_int(value: object) -> int | None:
+    """An integer BR prints (counts, sizes, TSOs: Go uint64/int64, never negative); ``None`` for anything
+    else, a number outside ``0 … 2^64-1`` included (such a number is not BR's, and would overflow a column)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
+    if isinstance(value, str) and _INT.match(value) and len(value) <= 21:
+        value = int(value)
+    if isinstance(value, int) and 0 <= value < _UINT64_LIMIT:
         return value
-    if isinstance(value, str) and _INT.match(value):
-        return int(value)
     return None
 
 
