@@ -38,7 +38,7 @@ enum {
 enum {
     K_ANY = 0,      /* [^\n]*  (in an item: not used) */
     K_NONEMPTY = 1, /* [^\n]+ */
-    K_INT = 2,      /* \d+ */
+    K_INT = 2,      /* \d{1,18} */
     K_NUM = 3,      /* \d{1,6}(?:\.\d{1,9})? */
     K_TOKEN = 4,    /* [^ \n]+ */
     K_LIST = 5,     /* \[[^\]\n]*\] */
@@ -69,6 +69,7 @@ typedef struct {
 } Step;
 
 #define MAX_GROUPS 64
+#define MAX_INT_DIGITS 18 /* counts below 10^18 (parser.MAX_INTEGER) */
 #define CACHE_SLOTS 2048 /* per shared field: a direct-mapped cache of recent values */
 
 typedef struct {
@@ -92,6 +93,15 @@ typedef struct {
 typedef const unsigned char *Buf;
 
 static inline int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+
+/* 1 for every byte that is not a lower-case hex digit [0-9a-f] (a digest's characters). */
+static unsigned char NOT_HEX[256];
+
+static void init_not_hex(void)
+{
+    for (int c = 0; c < 256; c++)
+        NOT_HEX[c] = !(is_digit((unsigned char)c) || (c >= 'a' && c <= 'f'));
+}
 
 static inline int starts(Buf b, Py_ssize_t p, Py_ssize_t end, const Lit *lit)
 {
@@ -139,16 +149,17 @@ static int value_fullmatch(Buf b, Py_ssize_t v, Py_ssize_t q, int kind)
     case K_NONEMPTY:
         return q > v;
     case K_INT:
-        return q > v && digits(b, v, q, q - v) == q - v;
+        return q > v && q - v <= MAX_INT_DIGITS && digits(b, v, q, q - v) == q - v;
     case K_NUM:
         return num_end(b, v, q) == q;
-    case K_HEX64:
+    case K_HEX64: {
         if (q - v != 64)
             return 0;
+        unsigned char bad = 0;
         for (Py_ssize_t i = v; i < q; i++)
-            if (!is_digit(b[i]) && !(b[i] >= 'a' && b[i] <= 'f'))
-                return 0;
-        return 1;
+            bad |= NOT_HEX[b[i]];
+        return !bad;
+    }
     default:
         return 0;
     }
@@ -162,7 +173,7 @@ static Py_ssize_t item_value_end(Buf b, Py_ssize_t v, Py_ssize_t end, int kind)
     case K_NUM:
         return num_end(b, v, end);
     case K_INT:
-        i = v + digits(b, v, end, end - v);
+        i = v + digits(b, v, end, MAX_INT_DIGITS);
         return i > v ? i : -1;
     case K_TOKEN:
         for (i = v; i < end && b[i] != ' ' && b[i] != '\n'; i++)
@@ -202,7 +213,19 @@ static Py_ssize_t item_value_end(Buf b, Py_ssize_t v, Py_ssize_t end, int kind)
     }
 }
 
-/* # Time: (?P<date>\d{4}-\d\d-\d\d)T(?P<tod>[0-2]\d:[0-5]\d:[0-5]\d(?:\.\d{1,9})?)(?P<zone>Z|[+-]\d\d:\d\d)\n
+/* A real date of the years 1000-2999 (parser._DATE: the Gregorian calendar, written out as alternatives). */
+static int valid_date(int y, int m, int d)
+{
+    static const int days[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (y < 1000 || y > 2999 || m < 1 || m > 12 || d < 1)
+        return 0;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return d <= days[m] + (m == 2 && leap);
+}
+
+static inline int two(Buf b, Py_ssize_t i) { return (b[i] - '0') * 10 + (b[i + 1] - '0'); }
+
+/* # Time: (?P<date>_DATE)T(?P<tod>(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?)(?P<zone>Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)\n
    at p (which starts with "# Time: "). Returns the position after the newline or -1. */
 static Py_ssize_t match_time(Buf b, Py_ssize_t p, Py_ssize_t end, const Step *st, Caps *caps)
 {
@@ -213,9 +236,12 @@ static Py_ssize_t match_time(Buf b, Py_ssize_t p, Py_ssize_t end, const Step *st
           is_digit(b[d + 5]) && is_digit(b[d + 6]) && b[d + 7] == '-' && is_digit(b[d + 8]) && is_digit(b[d + 9]) &&
           b[d + 10] == 'T'))
         return -1;
+    if (!valid_date(two(b, d) * 100 + two(b, d + 2), two(b, d + 5), two(b, d + 8)))
+        return -1;
     Py_ssize_t t = d + 11;
-    if (!(b[t] >= '0' && b[t] <= '2' && is_digit(b[t + 1]) && b[t + 2] == ':' && b[t + 3] >= '0' && b[t + 3] <= '5' &&
-          is_digit(b[t + 4]) && b[t + 5] == ':' && b[t + 6] >= '0' && b[t + 6] <= '5' && is_digit(b[t + 7])))
+    if (!(is_digit(b[t]) && is_digit(b[t + 1]) && two(b, t) <= 23 && b[t + 2] == ':' && b[t + 3] >= '0' &&
+          b[t + 3] <= '5' && is_digit(b[t + 4]) && b[t + 5] == ':' && b[t + 6] >= '0' && b[t + 6] <= '5' &&
+          is_digit(b[t + 7])))
         return -1;
     i = t + 8;
     if (i < end && b[i] == '.') {
@@ -229,7 +255,7 @@ static Py_ssize_t match_time(Buf b, Py_ssize_t p, Py_ssize_t end, const Step *st
         i += 1;
     }
     else if (end - i >= 6 && (b[i] == '+' || b[i] == '-') && is_digit(b[i + 1]) && is_digit(b[i + 2]) &&
-             b[i + 3] == ':' && is_digit(b[i + 4]) && is_digit(b[i + 5])) {
+             two(b, i + 1) <= 23 && b[i + 3] == ':' && b[i + 4] >= '0' && b[i + 4] <= '5' && is_digit(b[i + 5])) {
         i += 6;
     }
     else {
@@ -1056,6 +1082,7 @@ PyMODINIT_FUNC PyInit__scan(void)
 {
     if (PyType_Ready(&ScannerType) < 0)
         return NULL;
+    init_not_hex();
     empty_bytes = PyBytes_FromStringAndSize("", 0);
     if (!empty_bytes)
         return NULL;

@@ -28,6 +28,11 @@ Framing and field rules (both code paths below follow them; the tests compare th
   SHA-256, ``pkg/parser/digester.go``), and so must ``Plan_digest`` unless it is absent or empty (TiDB
   omits it for statements without a plan: COMMIT, INSERT … VALUES). Digests go into guardrail SQL, so an
   entry with any other value is malformed: counted, never yielded.
+* Numbers must be what TiDB writes: times (``Query_time``, ``Process_time``, ``Wait_time``,
+  ``Backoff_time``) non-negative decimals of at most a year (:data:`MAX_DURATION`), counts (keys, rows,
+  ``Mem_max``) 1 to 18 digits (:data:`MAX_INTEGER`), and ``Time`` a real date of the years 1000-2999 with
+  an offset below 24 hours. A negative, infinite, NaN or implausible value makes the entry malformed (it
+  is never added into a total, and no total can overflow).
 * ``(len:N)`` at the end of the SQL is TiDB's truncation marker (``tidb_query_log_max_len``): the SQL is
   kept as written and :attr:`SlowQueryEntry.sql_truncated_from` is ``N``.
 * Bytes that are not UTF-8 are decoded with U+FFFD replacement characters.
@@ -64,6 +69,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, cast
 
@@ -72,6 +78,8 @@ from tidbops.slowlog.errors import SlowLogParseError
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "ENTRY_RE",
+    "MAX_DURATION",
+    "MAX_INTEGER",
     "ROW_FIELDS",
     "SCANNER",
     "SCAN_PROGRAM",
@@ -80,6 +88,7 @@ __all__ = [
     "RawSlowLogEntry",
     "Row",
     "SlowQueryEntry",
+    "count_value",
     "entry_from_row",
     "find_rows",
     "find_slow_log_files",
@@ -93,6 +102,7 @@ __all__ = [
     "parse_raw_entry",
     "parse_slow_log_time",
     "row_to_entry",
+    "seconds_value",
     "set_scanner",
     "split_byte_ranges",
     "split_pairs",
@@ -132,7 +142,16 @@ EXEC_DETAIL_KEYS = (
 _KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_@.\-]*\Z")
 _LEN_MARK_RE = re.compile(r"\(len:(\d+)\);\Z")
 _DIGEST_RE = re.compile(r"[0-9a-f]{64}")
-_OLD_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\d)-(\d\d:\d\d:\d\d(?:\.\d+)?) ([+-])(\d\d)(\d\d)\Z")
+_DECIMAL_RE = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)
+_COUNT_RE = re.compile(r"\d{1,18}", re.ASCII)
+MAX_DURATION = 366 * 86400.0
+"""The longest time (seconds) an entry may hold in ``Query_time``, ``Process_time``, ``Wait_time`` or
+``Backoff_time``: a year. No statement runs longer and no sum over its coprocessor tasks comes near it; a
+value above it (or negative, or not finite) is not real and its entry is malformed. Sums of these stay exact
+integers of nanoseconds, so no total can overflow."""
+MAX_INTEGER = 10**18 - 1
+"""The largest count (keys, rows, bytes) an entry may hold: 18 digits (an exabyte; no statement comes near)."""
+_OLD_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\d)-(\d\d:\d\d:\d\d(?:\.\d+)?) ([+-])(\d\d)(\d\d)\Z", re.ASCII)
 _PLAN_OPENERS = (b"# Plan: tidb_decode_plan('", b"# Binary_plan: tidb_decode_binary_plan('")
 _ROTATED_RE = re.compile(r"-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?)(?:\.log)?(?:\.gz)?\Z")
 
@@ -228,6 +247,8 @@ def _minute_epoch(prefix: bytes) -> float:
     """Epoch seconds of ``YYYY-MM-DDTHH:MM`` read as UTC (exact: an integer)."""
     day = _day_cache.get(prefix[:10])
     if day is None:
+        if prefix[:1] not in (b"1", b"2"):  # years 1000-2999: a datetime in every zone
+            raise ValueError(f"not a slow-log time: {prefix!r}")
         try:
             parsed = datetime.strptime(prefix[:10].decode("ascii"), "%Y-%m-%d")
         except (UnicodeDecodeError, ValueError):
@@ -248,7 +269,14 @@ def zone_offset(zone: bytes) -> int:
         return cached
     if zone == b"Z":
         value = 0
-    elif len(zone) == 6 and zone[0] in b"+-" and zone[3] == 58 and (zone[1:3] + zone[4:6]).isdigit():
+    elif (
+        len(zone) == 6
+        and zone[0] in b"+-"
+        and zone[3] == 58
+        and (zone[1:3] + zone[4:6]).isdigit()
+        and zone[1:3] <= b"23"
+        and zone[4:6] <= b"59"
+    ):
         seconds = int(zone[1:3]) * 3600 + int(zone[4:6]) * 60
         value = seconds if zone[0] == 43 else -seconds
     else:
@@ -293,8 +321,15 @@ def time_zone_of(value: str) -> tuple[str, int]:
     m = _OLD_TIME_RE.match(value)
     if not m:
         raise ValueError(f"not a slow-log time: {value!r}")
-    seconds = int(m.group(4)) * 3600 + int(m.group(5)) * 60
-    return m.group(1), seconds if m.group(3) == "+" else -seconds
+    return m.group(1), _old_offset(m)
+
+
+def _old_offset(m: re.Match[str]) -> int:
+    """Seconds east of UTC of the old format's ``-0700`` (hours up to 23, minutes up to 59)."""
+    hh, mm = int(m.group(4)), int(m.group(5))
+    if hh > 23 or mm > 59:
+        raise ValueError(f"not a UTC offset: {m.group(3)}{m.group(4)}{m.group(5)}")
+    return (hh * 3600 + mm * 60) * (1 if m.group(3) == "+" else -1)
 
 
 def _parse_old_time(t: bytes) -> tuple[float, int]:
@@ -302,10 +337,12 @@ def _parse_old_time(t: bytes) -> tuple[float, int]:
     m = _OLD_TIME_RE.match(text)
     if not m:
         raise ValueError(f"not a slow-log time: {text!r}")
-    date_part, clock, sign, hh, mm = m.groups()
+    date_part, clock, _sign, _hh, _mm = m.groups()
     whole, _, frac = clock.partition(".")
+    if date_part[0] not in "12":
+        raise ValueError(f"not a slow-log time: {text!r}")
     naive = datetime.strptime(f"{date_part} {whole}", "%Y-%m-%d %H:%M:%S")
-    offset = timedelta(hours=int(hh), minutes=int(mm)) * (1 if sign == "+" else -1)
+    offset = timedelta(seconds=_old_offset(m))
     aware = naive.replace(tzinfo=timezone(offset))
     return aware.timestamp() + (float(f"0.{frac}") if frac else 0.0), int(offset.total_seconds())
 
@@ -438,17 +475,41 @@ def _parse_general(e: bytes, typed_only: bool = False) -> RawSlowLogEntry:
     )
 
 
+def seconds_value(value: object) -> float:
+    """A duration in seconds as TiDB writes it, or ``ValueError``: a plain non-negative decimal (an exponent
+    is tolerated) of at most :data:`MAX_DURATION` seconds; a number object must be finite and in range."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise ValueError(f"not a number of seconds: {value!r}")
+    if isinstance(value, str) and not _DECIMAL_RE.fullmatch(value):
+        raise ValueError(f"not a number of seconds: {value[:40]!r}")
+    number = float(value)
+    if not 0.0 <= number <= MAX_DURATION:  # also NaN
+        raise ValueError(f"not a number of seconds from 0 to {MAX_DURATION:.0f} (a year): {str(value)[:40]!r}")
+    return number
+
+
+def count_value(value: object) -> int:
+    """A count (keys, rows, bytes) as TiDB writes it, or ``ValueError``: 1 to 18 decimal digits (an integral
+    number object from 0 to :data:`MAX_INTEGER`)."""
+    if isinstance(value, str):
+        if not _COUNT_RE.fullmatch(value):
+            raise ValueError(f"not a count from 0 to {MAX_INTEGER}: {value[:40]!r}")
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError(f"not a count: {value!r}")
+    if not (math.isfinite(value) and value == int(value) and 0 <= value <= MAX_INTEGER):
+        raise ValueError(f"not a count from 0 to {MAX_INTEGER}: {value!r}")
+    return int(value)
+
+
 def _float(fields: dict[str, str], key: str) -> float:
     value = fields.get(key)
     if value is None:
         return 0.0
     try:
-        number = float(value)
-    except ValueError:
-        raise EntryError(f"{key} is not a number: {value[:40]!r}") from None
-    if not math.isfinite(number):
-        raise EntryError(f"{key} is not a finite number: {value[:40]!r}")
-    return number
+        return seconds_value(value)
+    except ValueError as exc:
+        raise EntryError(f"{key}: {exc}") from None
 
 
 def _int(fields: dict[str, str], key: str) -> int:
@@ -456,9 +517,9 @@ def _int(fields: dict[str, str], key: str) -> int:
     if value is None:
         return 0
     try:
-        return int(value)
-    except ValueError:
-        raise EntryError(f"{key} is not an integer: {value[:40]!r}") from None
+        return count_value(value)
+    except ValueError as exc:
+        raise EntryError(f"{key}: {exc}") from None
 
 
 def truncated_from(sql: str) -> int | None:
@@ -557,7 +618,7 @@ def _skip_prefix(key: str) -> str:
 _VALUES: dict[str, bytes] = {
     "any": rb"[^\n]*",
     "nonempty": rb"[^\n]+",
-    "int": rb"\d+",
+    "int": rb"\d{1,18}",  # keys, rows, bytes: below 10^18 (MAX_INTEGER)
     "num": rb"\d{1,6}(?:\.\d{1,9})?",  # FormatFloat(seconds, 'f', -1) of a duration below 11 days
     "token": rb"[^ \n]+",
     "list": rb"\[[^\]\n]*\]",
@@ -693,10 +754,16 @@ def _spec_pattern(spec: _Spec) -> bytes:
     raise ValueError(f"unknown shape piece {spec}")
 
 
-_DATE = rb"\d{4}-\d\d-\d\d"
-_TIME_OF_DAY = rb"[0-2]\d:[0-5]\d:[0-5]\d(?:\.\d{1,9})?"  # Go never writes a leap second
+# A real calendar date of the years 1000-2999 (Gregorian leap years), so that every canonical row has a
+# valid time and every time, in any zone, is a datetime (years 1-9999).
+_DATE = (
+    rb"[12]\d{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+    rb"|02-(?:0[1-9]|1\d|2[0-8]))|(?:[12]\d(?:0[48]|[2468][048]|[13579][26])|(?:1[26]|2[048])00)-02-29"
+)
+_TIME_OF_DAY = rb"(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?"  # Go never writes a leap second
+_ZONE = rb"Z|[+-](?:[01]\d|2[0-3]):[0-5]\d"
 _CANONICAL = (
-    rb"# Time: (?P<date>" + _DATE + rb")T(?P<tod>" + _TIME_OF_DAY + rb")(?P<zone>Z|[+-]\d\d:\d\d)\n"
+    rb"# Time: (?P<date>" + _DATE + rb")T(?P<tod>" + _TIME_OF_DAY + rb")(?P<zone>" + _ZONE + rb")\n"
     + b"".join(map(_spec_pattern, _SHAPE))
     + rb"(?:use (?P<use_db>[^\n]*);\n)?(?P<sql>(?!# )[^\n]*;)(?:\n|\Z)(?=# Time: |\Z)"
 )  # fmt: skip

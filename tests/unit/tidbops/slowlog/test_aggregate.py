@@ -344,3 +344,37 @@ def test_redact_sql(sql: str, redacted: str) -> None:
     from tidbops.slowlog.redact import redact_sql
 
     assert redact_sql(sql) == redacted
+
+
+def test_implausible_times_are_rejected_not_summed(tmp_path: Path, reference_select: str) -> None:
+    """``Query_time: -1`` was subtracted from the totals and ``1e308`` lost the whole table to an
+    OverflowError: both are rejected entries now, counted, and the other entries are summed."""
+    path = tmp_path / "tidb-1" / "tidb-slow.log"
+    path.parent.mkdir()
+    bad = [reference_select.replace("# Query_time: 1.527627037", f"# Query_time: {v}") for v in ("-1", "1e308")]
+    bad.append(reference_select.replace("Process_time: 2.07", "Process_time: -2.07"))
+    path.write_text(reference_select + "".join(bad) + reference_select)
+    table = aggregate_files([path])
+    ((_, stats),) = table.rows()
+    assert stats.count == 2 and stats.query_time_ns == 2 * 1_527_627_037
+    assert stats.process_time_ns == 2 * 2_070_000_000
+    assert (table.parse_stats.entries, table.parse_stats.malformed) == (2, 3)
+
+
+def test_sums_of_the_largest_values_stay_exact(tmp_path: Path, reference_select: str) -> None:
+    """The largest values a canonical entry may hold, many times over: the C fold's 64-bit sums overflow
+    and leave the group to Python's integers; nothing becomes inf and nothing raises."""
+    biggest = (
+        reference_select.replace("# Query_time: 1.527627037", "# Query_time: 999999.999999999")
+        .replace("Process_time: 2.07", "Process_time: 999999.999999999")
+        .replace("Process_keys: 1310720", "Process_keys: 999999999999999999")
+    )
+    path = tmp_path / "tidb-1" / "tidb-slow.log"
+    path.parent.mkdir()
+    path.write_text(biggest * 20_000)
+    table = aggregate_files([path])
+    ((_, stats),) = table.rows()
+    assert stats.count == 20_000 and table.parse_stats.fast_path == 20_000
+    assert stats.query_time_ns == stats.process_time_ns == 20_000 * 999_999_999_999_999
+    assert stats.process_keys == 20_000 * 999_999_999_999_999_999
+    assert math.isfinite(stats.total_query_time) and math.isfinite(stats.avg_query_time)

@@ -303,6 +303,14 @@ EDGE_CASES: list[tuple[str, str, dict[str, object]]] = [
      _entry().replace("# Plan: tidb_decode_plan('abc')\n", "# Plan: tidb_decode_plan('abc\ndef\n')\n"),
      {"plan_digest": P1, "sql": "SELECT 1;"}),
     ("zulu-and-no-fraction", _entry(time="2026-11-01T10:00:00Z"), {"day": "2026-11-01", "utc_offset": 0}),
+    ("leap-day", _entry(time="2028-02-29T10:00:00Z"), {"day": "2028-02-29"}),
+    ("leap-day-2000", _entry(time="2000-02-29T23:59:59.999999999-23:59"), {"day": "2000-02-29", "utc_offset": -86340}),
+    ("a-year-is-the-longest", _entry().replace("# Query_time: 1.25", "# Query_time: 31622400"),
+     {"query_time": 31622400.0}),
+    ("exponent-query-time", _entry().replace("# Query_time: 1.25", "# Query_time: 1.5e-3"), {"query_time": 0.0015}),
+    ("biggest-integers", _entry(exec_line="# Process_keys: 999999999999999999 Total_keys: 5\n").replace(
+        "# Mem_max: 100", "# Mem_max: 999999999999999999"),
+     {"process_keys": 999999999999999999, "mem_max": 999999999999999999}),
     ("offset-crosses-midnight", _entry(time="2026-11-02T01:00:00+08:00"), {"day": "2026-11-02", "utc_offset": 28800}),
     ("failed-statement", _entry().replace("# Succ: true", "# Succ: false"), {"succ": False}),
     ("internal-without-user",
@@ -325,7 +333,7 @@ EDGE_CASES: list[tuple[str, str, dict[str, object]]] = [
 GENERAL_ONLY = {
     "multi-line-sql", "use-then-multi-line", "unknown-lines", "older-key-order", "multi-line-plan-last",
     "multi-line-plan-middle", "out-of-order-header", "duplicate-key-first-wins", "many-fraction-digits-query-time",
-    "warnings-json-out-of-place",
+    "warnings-json-out-of-place", "a-year-is-the-longest", "exponent-query-time",
 }  # fmt: skip
 
 
@@ -349,6 +357,10 @@ def test_unknown_fields_are_kept_in_raw_entries() -> None:
     assert (raw.fields["Newer_field"], raw.fields["Foo"], raw.fields["Bar"]) == ("1", "a b", "2")
 
 
+# Times TiDB never writes: negative, not finite, over a year (MAX_DURATION), or not a plain decimal.
+IMPLAUSIBLE_SECONDS = ("-1", "-0.5", "1e308", "nan", "-inf", "Infinity", "31622400.5", "1_000", " 1", "0x10")
+
+
 @pytest.mark.parametrize(
     ("text", "incomplete", "malformed"),
     [
@@ -362,9 +374,31 @@ def test_unknown_fields_are_kept_in_raw_entries() -> None:
         (_entry().replace("# Mem_max: 100", "# Mem_max: lots"), 0, 1),
         (_entry(time="2026-02-30T10:00:00Z"), 0, 1),
         (_entry(time="not a time"), 0, 1),
+        *[(_entry().replace("# Query_time: 1.25", f"# Query_time: {v}"), 0, 1) for v in IMPLAUSIBLE_SECONDS],
+        *[(_entry(exec_line=f"# {k}: {v}\n"), 0, 1) for k in ("Process_time", "Wait_time", "Backoff_time")
+          for v in ("-0.5", "1e308", "nan")],
+        (_entry().replace("# Mem_max: 100", "# Mem_max: -1"), 0, 1),
+        (_entry().replace("# Mem_max: 100", "# Mem_max: 1000000000000000000"), 0, 1),
+        (_entry().replace("# Result_rows: 3", "# Result_rows: +3"), 0, 1),
+        (_entry(exec_line="# Process_keys: 1_000 Total_keys: 5\n"), 0, 1),
+        (_entry(exec_line="# Process_keys: 1000000000000000000 Total_keys: 5\n"), 0, 1),
+        (_entry(time="2026-02-29T10:00:00Z"), 0, 1),
+        (_entry(time="2026-04-31T10:00:00Z"), 0, 1),
+        (_entry(time="2100-02-29T10:00:00Z"), 0, 1),
+        (_entry(time="2026-11-01T24:00:00Z"), 0, 1),
+        (_entry(time="2026-11-01T10:00:00+99:99"), 0, 1),
+        (_entry(time="2026-11-01T10:00:00+24:00"), 0, 1),
+        (_entry(time="9999-12-31T23:00:00-23:00"), 0, 1),
+        (_entry(time="0001-01-01T00:00:00+23:00"), 0, 1),
+        (_entry(time="2019-03-18-12:10:19.5 +9999"), 0, 1),
     ],
     ids=["sql-without-semicolon", "no-sql", "cut-in-header", "cut-in-time", "no-query-time", "query-time-words",
-         "query-time-inf", "mem-max-words", "impossible-date", "time-words"],
+         "query-time-inf", "mem-max-words", "impossible-date", "time-words",
+         *[f"query-time-{v}" for v in IMPLAUSIBLE_SECONDS],
+         *[f"{k}-{v}" for k in ("process-time", "wait-time", "backoff-time") for v in ("negative", "huge", "nan")],
+         "mem-max-negative", "mem-max-10e18", "result-rows-plus", "keys-underscore", "keys-10e18",
+         "feb-29-not-leap", "april-31", "feb-29-2100", "hour-24", "offset-99", "offset-24", "year-9999", "year-1",
+         "old-format-offset-99"],
 )  # fmt: skip
 def test_incomplete_and_malformed_entries_are_counted_not_yielded(
     reference_select: str, reference_commit: str, text: str, incomplete: int, malformed: int
@@ -419,7 +453,7 @@ def test_digests_are_64_lower_case_hex_or_the_entry_is_rejected(
 
 def test_strict_mode_raises_on_malformed(reference_select: str) -> None:
     bad = _entry().replace("# Query_time: 1.25", "# Query_time: fast")
-    with pytest.raises(SlowLogParseError, match="Query_time is not a number"):
+    with pytest.raises(SlowLogParseError, match="Query_time: not a number"):
         entries_of(reference_select + bad, strict=True)
     _, stats = entries_of(reference_select + _entry(body="SELECT 1"), strict=True)  # a cut tail is not an error
     assert stats.incomplete == 1

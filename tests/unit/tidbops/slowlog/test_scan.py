@@ -134,6 +134,28 @@ TRICKY: dict[str, str] = {
     "time-hour-30": replace_line("# Time", "# Time: 2026-11-01T30:00:00Z"),
     "time-minute-60": replace_line("# Time", "# Time: 2026-11-01T10:60:00Z"),
     "time-impossible-date": replace_line("# Time", "# Time: 2026-02-30T10:00:00Z"),
+    "time-feb-29-leap-year": replace_line("# Time", "# Time: 2028-02-29T10:00:00Z"),
+    "time-feb-29-not-leap": replace_line("# Time", "# Time: 2026-02-29T10:00:00Z"),
+    "time-feb-29-2000": replace_line("# Time", "# Time: 2000-02-29T10:00:00Z"),
+    "time-feb-29-2100": replace_line("# Time", "# Time: 2100-02-29T10:00:00Z"),
+    "time-feb-29-1600": replace_line("# Time", "# Time: 1600-02-29T10:00:00Z"),
+    "time-feb-28": replace_line("# Time", "# Time: 2026-02-28T10:00:00Z"),
+    "time-april-30": replace_line("# Time", "# Time: 2026-04-30T10:00:00Z"),
+    "time-april-31": replace_line("# Time", "# Time: 2026-04-31T10:00:00Z"),
+    "time-december-31": replace_line("# Time", "# Time: 2026-12-31T23:59:59.999999999Z"),
+    "time-month-00": replace_line("# Time", "# Time: 2026-00-10T10:00:00Z"),
+    "time-month-13": replace_line("# Time", "# Time: 2026-13-10T10:00:00Z"),
+    "time-day-00": replace_line("# Time", "# Time: 2026-01-00T10:00:00Z"),
+    "time-day-32": replace_line("# Time", "# Time: 2026-01-32T10:00:00Z"),
+    "time-year-0999": replace_line("# Time", "# Time: 0999-01-10T10:00:00Z"),
+    "time-year-1000": replace_line("# Time", "# Time: 1000-01-10T10:00:00Z"),
+    "time-year-2999": replace_line("# Time", "# Time: 2999-12-31T10:00:00Z"),
+    "time-year-3000": replace_line("# Time", "# Time: 3000-01-10T10:00:00Z"),
+    "time-hour-23": replace_line("# Time", "# Time: 2026-11-01T23:00:00Z"),
+    "time-hour-24": replace_line("# Time", "# Time: 2026-11-01T24:00:00Z"),
+    "time-offset-23-59": replace_line("# Time", "# Time: 2026-11-01T10:00:00-23:59"),
+    "time-offset-24": replace_line("# Time", "# Time: 2026-11-01T10:00:00+24:00"),
+    "time-offset-minute-60": replace_line("# Time", "# Time: 2026-11-01T10:00:00+05:60"),
     "time-old-format": replace_line("# Time", "# Time: 2019-03-18-12:10:19.513961 +0800"),
     "time-trailing-space": replace_line("# Time", "# Time: 2026-11-01T10:00:00Z "),
     "time-words": replace_line("# Time", "# Time: not a time"),
@@ -218,6 +240,15 @@ TRICKY: dict[str, str] = {
     "mem-max-words": replace_line("# Mem_max", "# Mem_max: lots"),
     "mem-max-empty": replace_line("# Mem_max", "# Mem_max: "),
     "mem-max-negative": replace_line("# Mem_max", "# Mem_max: -1"),
+    "mem-max-18-digits": replace_line("# Mem_max", "# Mem_max: 999999999999999999"),
+    "mem-max-19-digits": replace_line("# Mem_max", "# Mem_max: 1000000000000000000"),
+    "result-rows-19-digits": replace_line("# Result_rows", "# Result_rows: 1000000000000000000"),
+    "exec-keys-18-digits": exec_line("# Process_keys: 999999999999999999 Total_keys: 999999999999999999"),
+    "exec-keys-19-digits": exec_line("# Process_keys: 1000000000000000000 Total_keys: 5"),
+    "exec-request-count-19-digits": exec_line("# Process_time: 1 Request_count: 1000000000000000000"),
+    "query-time-negative": replace_line("# Query_time", "# Query_time: -1"),
+    "query-time-huge": replace_line("# Query_time", "# Query_time: 1e308"),
+    "exec-negative-time": exec_line("# Process_time: -0.5 Wait_time: 1"),
     "mem-max-twice": replace_line("# Mem_max", "# Mem_max: 100\n# Mem_max: 200"),
     "result-rows-float": replace_line("# Result_rows", "# Result_rows: 1.5"),
     "succ-false": replace_line("# Succ", "# Succ: false"),
@@ -497,9 +528,9 @@ def test_both_scanners_give_the_same_aggregates(request: pytest.FixtureRequest, 
 
 # ------------------------------------------------------------------------------------------ the column fold
 def numeric_entry(rng: random.Random, second: int, digest: str) -> str:
-    """A canonical entry with random numbers of every shape the expression captures (integers too long
-    for the C fold only for the digest ``long``)."""
-    longest = ["9" * 18, "9" * 19, "1" + "0" * 30] if digest == "long" else []  # sums overflow, or values
+    """A canonical entry with random numbers of every shape the expression captures (for the digest ``long``
+    the largest integers, whose sums overflow the C fold's 64 bits)."""
+    longest = ["9" * 18, "1" + "0" * 17] if digest == "long" else []  # sums overflow 64 bits
 
     def seconds() -> str:
         whole = rng.choice(["0", "1", "12", "999999", str(rng.randrange(1_000_000))])
@@ -508,7 +539,9 @@ def numeric_entry(rng: random.Random, second: int, digest: str) -> str:
         return whole + "." + "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 9)))
 
     def integer() -> str:
-        return rng.choice(["0", "1", str(rng.randrange(10**6)), str(rng.randrange(10**15)), *longest])
+        if longest:
+            return rng.choice(longest)
+        return rng.choice(["0", "1", str(rng.randrange(10**6)), str(rng.randrange(10**15))])
 
     items = []
     for key, value in (("Process_time", seconds), ("Wait_time", seconds), ("Backoff_time", seconds),
@@ -538,7 +571,7 @@ def test_the_c_fold_equals_the_python_fold(tmp_path: Path, monkeypatch: pytest.M
     rng = random.Random(8)
     path = tmp_path / "tidb-1" / "tidb-slow.log"
     path.parent.mkdir()
-    digests = ["d0", "d1", "d2", "d3", "long"]
+    digests = ["d0", "d1", "d2", "d3", "long", "long", "long", "long"]
     path.write_text("".join(numeric_entry(rng, i % 3600, rng.choice(digests)) for i in range(3000)), encoding="utf-8")
     folds: list[bool] = []
 
