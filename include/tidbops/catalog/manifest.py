@@ -190,7 +190,7 @@ class Manifest:
             raise ManifestError(f"{source}: a manifest is a JSON object")
         version = doc.get("format_version")
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise ManifestError(f"{source}: format_version {version!r} is not a manifest format version")
+            raise ManifestError(f"{source}: format_version {_shown(version)} is not a manifest format version")
         if version > MANIFEST_FORMAT:
             raise ManifestError(
                 f"{source}: format version {version} is newer than this code reads ({MANIFEST_FORMAT}); upgrade tidbops"
@@ -208,9 +208,13 @@ class Manifest:
             values[name] = _field(source, name, raw)
         try:
             values["kind"] = BackupKind(values["kind"])
+        except ValueError:
+            valid = ", ".join(k.value for k in BackupKind)
+            raise ManifestError(f"{source}: backup.kind: {_shown(values['kind'])} is not one of {valid}") from None
+        try:
             check_backup_id(values["id"])
-        except ValueError as exc:
-            raise ManifestError(f"{source}: {exc}") from None
+        except ValueError:
+            raise ManifestError(f"{source}: backup.id: {_shown(values['id'])} is not a backup id") from None
         raw_files = doc.get("files")
         if not isinstance(raw_files, list):
             raise ManifestError(f"{source}: 'files' must be a list")
@@ -221,7 +225,7 @@ class Manifest:
             files=tuple(files),
             format_version=version,
             created_at=_field(source, "created_at", created) if created is not None else None,
-            tool=str(doc.get("tool") or ""),
+            tool=_field(source, "tool", doc.get("tool") or ""),
         )
 
     @classmethod
@@ -245,7 +249,7 @@ def _shown(raw: Any) -> str:
 
 def _field(source: str, name: str, raw: Any) -> Any:
     """One field of a manifest, checked for type and range; ``ManifestError`` naming it otherwise."""
-    where = f"{source}: {name}" if name == "created_at" else f"{source}: backup.{name}"
+    where = f"{source}: {name}" if name in ("created_at", "tool") else f"{source}: backup.{name}"
     if name in _DATETIME_FIELDS or name == "created_at":
         if not isinstance(raw, str) or len(raw) > 64:
             raise ManifestError(f"{where} must be an ISO 8601 time string with its zone")
