@@ -8,8 +8,8 @@
   ``password=``, ``?password=``, ``secret-access-key=``, ``access-key=``, ``session-token=``,
   ``AWS_SECRET_ACCESS_KEY=``, ``"password": "…"``, ``X-Amz-Signature=``, ``Authorization: Bearer …``;
 * BR's crypter keys (``--crypter.key=…``, ``--crypter.key …``, ``--log.crypter.key``, ``crypter.key = "…"``);
-* AWS access key ids (``AKIA…``, ``ASIA…``), API tokens with a known prefix (``ghp_``, ``xoxb-``, …) and
-  PEM private keys.
+* AWS access key ids (``AKIA…``, ``ASIA…``), API tokens with a known prefix (``ghp_``, ``xoxb-``, …),
+  PEM private keys, and SQL passwords (``IDENTIFIED BY '…'``).
 
 ``find_secret(value)`` says what a value looks like when it holds one of those (or is a bare hex key or
 a known token), for checks that refuse secrets instead of masking them (the fleet config).
@@ -64,9 +64,13 @@ _FIELD = re.compile(
 )
 # ``--crypter.key 00ff…``, ``--password hunter2``: a secret-named flag and its value as the next word
 _FLAG_VALUE = re.compile(rf"""(?i)(?<![A-Za-z0-9_])(--{_NAME})(?![A-Za-z0-9_.-])([ \t]+)(?![-=])([^\s\\"']+)""")
+# the same in a JSON argv: ["br", "--crypter.key", "00ff…"]
+_JSON_FLAG_VALUE = re.compile(rf"""(?i)("--{_NAME}"\s*,\s*")(?!-)((?:[^"\\]|\\.)+)(")""")
 _AUTH_HEADER = re.compile(
     r"(?i)(\bauthorization[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|aws4-hmac-sha256)?\s*)[^\s\"',\\]+"
 )
+# SQL: CREATE USER / ALTER USER / SET PASSWORD … IDENTIFIED [WITH plugin] BY 'pw' (a slow-query sample, say)
+_IDENTIFIED_BY = re.compile(r"""(?i)(\bidentified\s+(?:with\s+\S+\s+)?by\s+(?:password\s+)?)('[^'\n]*'|"[^"\n]*")""")
 _AWS_KEY_ID = re.compile(r"\b((?:AKIA|ASIA|AIDA|AROA|AGPA|ANPA|ANVA|AIPA))[0-9A-Z]{16}\b")
 _TOKEN = re.compile(r"\b(ghp_|gho_|ghu_|ghs_|github_pat_|glpat-|xox[abpors]-|sk-)[A-Za-z0-9_-]{10,}")
 _HEX_KEY = re.compile(r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64})$")
@@ -99,8 +103,11 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
         text = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
         text = _DSN_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
     text = _FLAG_VALUE.sub(rf"\g<1>\g<2>{REDACTED}", text)
+    text = _JSON_FLAG_VALUE.sub(rf"\g<1>{REDACTED}\g<3>", text)
     text = _AUTH_HEADER.sub(rf"\g<1>{REDACTED}", text)
     text = _FIELD.sub(_field, text)
+    if "dentified" in text or "DENTIFIED" in text:
+        text = _IDENTIFIED_BY.sub(lambda m: f"{m.group(1)}{m.group(2)[0]}{REDACTED}{m.group(2)[0]}", text)
     text = _AWS_KEY_ID.sub(rf"\g<1>{REDACTED}", text)
     return _TOKEN.sub(rf"\g<1>{REDACTED}", text)
 

@@ -73,8 +73,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class RedactedText(TypeDecorator[str]):
+    """Free text (errors, messages, reasons, SQL samples) as a TEXT column, redacted on the way in: the
+    catalog never holds a credential, whoever wrote the row (``tidbops.redact``)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else redact(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return value
+
+
 class JSONText(TypeDecorator[Any]):
-    """A JSON document in a TEXT column (portable; MySQL's JSON type is not everywhere)."""
+    """A JSON document in a TEXT column (portable; MySQL's JSON type is not everywhere), redacted on the
+    way in like ``RedactedText`` (the redaction keeps JSON valid)."""
 
     impl = Text
     cache_ok = True
@@ -82,7 +97,7 @@ class JSONText(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+        return redact(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str))
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else json.loads(value)
@@ -108,7 +123,7 @@ backups = Table(
     Column("status", String(16), nullable=False),
     Column("verified", Boolean(), nullable=False, default=False),
     Column("verified_at", UTCDateTime(), nullable=True),
-    Column("verify_detail", Text(), nullable=True),
+    Column("verify_detail", RedactedText(), nullable=True),
     Column("backup_ts", BigInteger(), nullable=True),
     Column("backup_time", UTCDateTime(), nullable=True),
     id_column("base_backup_id", nullable=True),
@@ -125,7 +140,7 @@ backups = Table(
     Column("triggered_by", String(SHORT_MAX), nullable=True),
     Column("started_at", UTCDateTime(), nullable=False),
     Column("finished_at", UTCDateTime(), nullable=True),
-    Column("error", Text(), nullable=True),
+    Column("error", RedactedText(), nullable=True),
     Column("manifest_uri", String(URI_MAX), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=True),
     Index("ix_backups_cluster_status_ts", "cluster", "status", "backup_ts"),
@@ -141,7 +156,7 @@ events = Table(
     Column("cluster", String(CLUSTER_MAX), nullable=True),
     Column("kind", String(64), nullable=False),
     id_column("backup_id", nullable=True),
-    Column("message", Text(), nullable=False),
+    Column("message", RedactedText(), nullable=False),
     Column("details", JSONText(), nullable=True),
     Index("ix_events_cluster_time", "cluster", "time"),
     Index("ix_events_kind_time", "kind", "time"),
@@ -174,7 +189,7 @@ slow_query_daily = Table(
     Column("errors", BigInteger(), nullable=False),
     Column("first_seen", UTCDateTime(), nullable=True),
     Column("last_seen", UTCDateTime(), nullable=True),
-    Column("sample_sql", Text(), nullable=False),
+    Column("sample_sql", RedactedText(), nullable=False),
     Column("instances", JSONText(), nullable=False),
     Column("stats", JSONText(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
@@ -188,7 +203,7 @@ slow_query_digests = Table(
     Column("digest", String(64), primary_key=True),
     Column("first_seen", UTCDateTime(), nullable=True),
     Column("last_seen", UTCDateTime(), nullable=True),
-    Column("sample_sql", Text(), nullable=False),
+    Column("sample_sql", RedactedText(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
@@ -248,7 +263,7 @@ log_backup_alerts = Table(
     Column("cluster", String(CLUSTER_MAX), primary_key=True),
     Column("alert_key", String(64), primary_key=True),
     Column("severity", String(16), nullable=False),
-    Column("message", Text(), nullable=False),
+    Column("message", RedactedText(), nullable=False),
     Column("details", JSONText(), nullable=True),
     Column("first_seen", UTCDateTime(), nullable=False),
     Column("last_seen", UTCDateTime(), nullable=False),
@@ -275,7 +290,7 @@ drills = Table(
     Column("started_at", UTCDateTime(), nullable=False),
     Column("restore_ts", BigInteger(), nullable=True),
     Column("restore_time", UTCDateTime(), nullable=True),
-    Column("point_reason", Text(), nullable=True),
+    Column("point_reason", RedactedText(), nullable=True),
     Column("point_seed", BigInteger(), nullable=True),
     Column("backups_used", JSONText(), nullable=True),
     Column("restore_seconds", Double(), nullable=True),
@@ -288,7 +303,7 @@ drills = Table(
     Column("data_docs_uri", String(URI_MAX), nullable=True),
     Column("report_uri", String(URI_MAX), nullable=True),
     Column("scratch_dropped", Boolean(), nullable=True),
-    Column("error", Text(), nullable=True),
+    Column("error", RedactedText(), nullable=True),
     Column("details", JSONText(), nullable=True),
     Column("dag_id", String(NAME_MAX), nullable=True),
     Column("run_id", String(NAME_MAX), nullable=True),
@@ -307,7 +322,7 @@ restores = Table(
     Column("target", String(CLUSTER_MAX), nullable=False),
     Column("status", String(16), nullable=False),
     Column("requested_by", String(NAME_MAX), nullable=True),
-    Column("reason", Text(), nullable=False),
+    Column("reason", RedactedText(), nullable=False),
     Column("requested_at", UTCDateTime(), nullable=False),
     Column("restore_point", String(255), nullable=False),
     Column("restore_ts", BigInteger(), nullable=True),
@@ -323,7 +338,7 @@ restores = Table(
     Column("validation_seconds", Double(), nullable=True),
     Column("validation_ok", Boolean(), nullable=True),
     Column("rows_checked", BigInteger(), nullable=True),
-    Column("error", Text(), nullable=True),
+    Column("error", RedactedText(), nullable=True),
     Column("dag_id", String(NAME_MAX), nullable=True),
     Column("run_id", String(NAME_MAX), nullable=True),
     Column("finished_at", UTCDateTime(), nullable=True),

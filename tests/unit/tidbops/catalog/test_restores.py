@@ -244,3 +244,22 @@ def test_an_existing_version_4_catalog_migrates_to_5_and_keeps_its_rows(tmp_path
     assert cat.save_restore(restore()) == restore()
     assert Catalog.from_url(url(tmp_path)).migrate().applied == ()
     cat.close()
+
+
+def test_no_credential_reaches_a_row(catalog: Catalog) -> None:
+    """Whatever a caller puts in free text or JSON, the catalog keeps it redacted (one place: the column types)."""
+    secret = "hunter2-Zq9x"
+    catalog.save_restore(restore(
+        reason=f"INC-2 after mysql://root:{secret}@db/shop leaked",
+        request={"source_cluster": "dev", "password": secret, "note": f"s3://b?secret-access-key={secret}"},
+        plan={"commands": [["br", "restore", "--crypter.key", secret]]},
+        error=f"CREATE USER x IDENTIFIED BY '{secret}' failed",
+    ))  # fmt: skip
+    catalog.add_event("restore.failed", f"with AWS_SECRET_ACCESS_KEY={secret}", cluster="dev",
+                      details={"url": f"http://a:{secret}@h/"})  # fmt: skip
+    with catalog.engine.connect() as conn:
+        dump = "\n".join(str(row) for table in ("restores", "events") for row in conn.exec_driver_sql(
+            f"SELECT * FROM {table}"))  # fmt: skip
+    assert secret not in dump and "***" in dump
+    row = catalog.get_restore("dev-restore-1")
+    assert row is not None and row.request["password"] == "***" and row.reason.startswith("INC-2 after mysql://root:***@")
