@@ -40,11 +40,12 @@ from tidbops.slowlog.histogram import INV_LOG_GAMMA, LogHistogram
 from tidbops.slowlog.parser import (
     DEFAULT_CHUNK_SIZE,
     ROW_FIELDS,
+    Locator,
     ParseStats,
     Row,
     SlowQueryEntry,
     iter_entries,
-    iter_row_batches,
+    iter_located_batches,
     parse_slow_log_time,
     row_to_entry,
     split_byte_ranges,
@@ -405,12 +406,17 @@ class DailyAggregates:
     ) -> None:
         """Aggregate one slow-log file (``.gz`` too); ``instance`` defaults to the file's directory name."""
         name = instance if instance is not None else default_instance(path)
-        for rows in iter_row_batches(path, stats=self.parse_stats, chunk_size=chunk_size, byte_range=byte_range):
-            self.add_rows(rows, name)
+        batches = iter_located_batches(path, stats=self.parse_stats, chunk_size=chunk_size, byte_range=byte_range)
+        for rows, locator in batches:
+            self.add_rows(rows, name, locator)
         self.flush()
 
-    def add_rows(self, rows: list[Row], instance: str) -> None:
-        """Aggregate rows of :func:`~tidbops.slowlog.parser.iter_row_batches` (buffered; see :meth:`flush`)."""
+    def add_rows(self, rows: list[Row], instance: str, locator: Locator | None = None) -> None:
+        """Aggregate rows of :func:`~tidbops.slowlog.parser.iter_row_batches` (buffered; see :meth:`flush`).
+
+        Rows in TiDB's canonical shape are buffered; the others go through the general parser at once, so
+        that a malformed one is noted with its line (``locator``, of these rows' chunk).
+        """
         if not rows:
             return
         if instance != self._pending_instance and self._pending_rows:
@@ -420,6 +426,10 @@ class DailyAggregates:
         for key, row in zip(map(_GROUP, rows), rows, strict=True):
             pending[key].append(row)
         self._pending_rows += len(rows)
+        for key in [k for k in pending if not k[0]]:  # no date: not canonical
+            held = pending.pop(key)
+            self._pending_rows -= len(held)
+            self._add_slow_rows(held, instance, locator)
         if self._pending_rows >= _PENDING_ROWS:
             # Fold the big groups and those of earlier dates (a log is written in time order); keep the
             # small groups of the current date to fold them with more rows later.
@@ -482,9 +492,10 @@ class DailyAggregates:
                 target.errors += len(rows)
             target.instances.add(instance)
 
-    def _add_slow_rows(self, rows: list[Row], instance: str) -> None:
+    def _add_slow_rows(self, rows: list[Row], instance: str, locator: Locator | None = None) -> None:
+        source = locator.source if locator is not None else ""
         for row in rows:
-            entry = row_to_entry(row, self.parse_stats)
+            entry = row_to_entry(row, self.parse_stats, source=source, locator=locator)
             if entry is not None:
                 self.add_entry(entry, instance)
 

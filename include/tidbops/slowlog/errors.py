@@ -10,13 +10,16 @@ class SlowLogError(TiDBOpsError):
 
 
 class SlowLogParseError(SlowLogError, ValueError):
-    """An entry that cannot be parsed, raised only in strict mode (by default such entries are counted)."""
+    """An entry that cannot be used, raised only in strict mode (by default such entries are counted).
 
-    def __init__(self, source: str, offset: int, reason: str) -> None:
+    ``line`` is the line of its ``# Time:`` in ``source`` (1-based; 0 when unknown).
+    """
+
+    def __init__(self, source: str, line: int, reason: str) -> None:
         self.source = source
-        self.offset = offset
+        self.line = line
         self.reason = reason
-        super().__init__(f"{source}: entry at byte {offset}: {reason}")
+        super().__init__(f"{source}:{line}: {reason}" if line else f"{source}: {reason}")
 
 
 class SlowLogFormatError(SlowLogError, ValueError):

@@ -70,6 +70,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, cast
 
@@ -84,6 +85,7 @@ __all__ = [
     "SCANNER",
     "SCAN_PROGRAM",
     "EntryError",
+    "Locator",
     "ParseStats",
     "RawSlowLogEntry",
     "Row",
@@ -94,6 +96,7 @@ __all__ = [
     "find_slow_log_files",
     "is_digest",
     "iter_entries",
+    "iter_located_batches",
     "iter_raw_entries",
     "iter_row_batches",
     "open_slow_log",
@@ -115,6 +118,7 @@ __all__ = [
 
 DEFAULT_CHUNK_SIZE = 2 << 20
 DEFAULT_MAX_ENTRY_BYTES = 64 << 20
+MAX_PROBLEMS = 20  # problems noted (with their place) per ParseStats; all are counted
 TIME_PREFIX = b"# Time: "
 _BOUNDARY = b"\n# Time: "
 
@@ -218,7 +222,7 @@ class ParseStats:
     problems: list[str] = field(default_factory=list)  # the first few malformed entries, for the log
 
     def note(self, problem: str) -> None:
-        if len(self.problems) < 20:
+        if len(self.problems) < MAX_PROBLEMS:
             self.problems.append(problem)
 
     def merge(self, other: ParseStats) -> None:
@@ -1027,10 +1031,48 @@ def _is_gzip(path: Path) -> bool:
         return path.suffix == ".gz" or fh.read(2) == b"\x1f\x8b"
 
 
+LineOf = Callable[[int], int]
+"""The 1-based line number of a byte offset in the buffer of a span."""
+_COUNT_SLICE = 16 << 20
+
+
+class _MappedLines:
+    """Line numbers of offsets in a mapped file, counted only when asked (for a bad entry) and from the
+    offset asked before, so a file is counted through at most once however many entries are bad."""
+
+    __slots__ = ("lines", "mm", "pos")
+
+    def __init__(self, mm: mmap.mmap) -> None:
+        self.mm = mm
+        self.pos = 0
+        self.lines = 0
+
+    def _count(self, a: int, b: int) -> int:
+        return sum(self.mm[k : min(b, k + _COUNT_SLICE)].count(b"\n") for k in range(a, b, _COUNT_SLICE))
+
+    def __call__(self, offset: int) -> int:
+        if offset >= self.pos:
+            self.lines += self._count(self.pos, offset)
+        else:
+            self.lines -= self._count(offset, self.pos)
+        self.pos = offset
+        return self.lines + 1
+
+
+def _stream_line(buf: bytes, lines_read: int, offset: int) -> int:
+    """The line of ``buf[offset]`` when ``buf`` ends where the stream has been read to, which holds
+    ``lines_read`` newlines."""
+    return lines_read - buf.count(b"\n", offset) + 1
+
+
+Span = tuple[Buffer, int, int, LineOf]
+"""``(buffer, start, end, line_of)``: whole entries in ``buffer[start:end]``."""
+
+
 def _mapped_spans(
     path: Path, stats: ParseStats, chunk_size: int, byte_range: tuple[int, int] | None
-) -> Iterator[tuple[Buffer, int, int]]:
-    """``(mm, start, end)`` spans of whole entries of an uncompressed file, read through ``mmap``.
+) -> Iterator[Span]:
+    """Spans of whole entries of an uncompressed file, read through ``mmap``.
 
     No copy is made: the expression runs on the mapping, and the pages already parsed are dropped from
     the process (``MADV_DONTNEED``; they stay in the page cache), so resident memory stays flat.
@@ -1043,6 +1085,7 @@ def _mapped_spans(
             return
         mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
         try:
+            line_of = _MappedLines(mm)
             if hasattr(mmap, "MADV_SEQUENTIAL"):
                 mm.madvise(mmap.MADV_SEQUENTIAL)
             if mm[start : start + len(TIME_PREFIX)] != TIME_PREFIX:
@@ -1063,7 +1106,7 @@ def _mapped_spans(
                         k = mm.find(_BOUNDARY, stop, end)
                     cut = end if k < 0 else k + 1
                 stats.bytes_read += cut - pos
-                yield mm, pos, cut
+                yield mm, pos, cut, line_of
                 pos = cut
                 page = pos - pos % mmap.PAGESIZE
                 if page > dropped and hasattr(mmap, "MADV_DONTNEED"):
@@ -1074,15 +1117,17 @@ def _mapped_spans(
 
 
 def _streamed_spans(
-    fh: BinaryIO, stats: ParseStats, chunk_size: int, max_entry_bytes: int
-) -> Iterator[tuple[Buffer, int, int]]:
-    """``(buf, 0, end)`` chunks of whole entries of a stream (gzip, pipes, file objects)."""
+    fh: BinaryIO, stats: ParseStats, chunk_size: int, max_entry_bytes: int, name: str
+) -> Iterator[Span]:
+    """Spans ``(buf, 0, end, line_of)`` of whole entries of a stream (gzip, pipes, file objects)."""
     carry = b""
     started = False
     keep = len(_BOUNDARY) - 1
+    lines_read = 0  # newlines in everything read so far: where each buf ends
     while True:
         data = fh.read(chunk_size)
         stats.bytes_read += len(data)
+        lines_read += data.count(b"\n")
         eof = not data
         buf = carry + data if carry else data
         carry = b""
@@ -1105,13 +1150,14 @@ def _streamed_spans(
                 started = True
         if eof:
             if buf:
-                yield buf, 0, len(buf)
+                yield buf, 0, len(buf), partial(_stream_line, buf, lines_read)
             return
         last = buf.rfind(_BOUNDARY)
         if last < 0:  # no boundary yet: the entry continues in the next chunk
             if len(buf) > max_entry_bytes:
                 stats.malformed += 1
-                stats.note(f"an entry is larger than {max_entry_bytes} bytes; skipped")
+                line = _stream_line(buf, lines_read, 0)
+                stats.note(f"{name}:{line}: an entry is larger than {max_entry_bytes} bytes; skipped")
                 stats.skipped_bytes += len(buf) - keep
                 carry = buf[-keep:]
                 started = False
@@ -1119,7 +1165,7 @@ def _streamed_spans(
             carry = buf
             continue
         carry = buf[last + 1 :]
-        yield buf, 0, last + 1
+        yield buf, 0, last + 1, partial(_stream_line, buf, lines_read)
 
 
 def _spans(
@@ -1128,8 +1174,9 @@ def _spans(
     chunk_size: int,
     max_entry_bytes: int,
     byte_range: tuple[int, int] | None,
-) -> Iterator[tuple[Buffer, int, int]]:
+) -> Iterator[Span]:
     stats.files += 1
+    name = _source_name(src)
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
         if not _is_gzip(path):
@@ -1138,14 +1185,66 @@ def _spans(
         if byte_range is not None and byte_range[0] > 0:
             raise ValueError(f"{path}: a byte range needs an uncompressed file")
         with open_slow_log(path) as fh:
-            yield from _streamed_spans(fh, stats, chunk_size, max_entry_bytes)
+            yield from _streamed_spans(fh, stats, chunk_size, max_entry_bytes, name)
         return
-    if byte_range is not None:
+    if byte_range is not None:  # lines are counted from the start of the range
         src.seek(byte_range[0])
         data = src.read(byte_range[1] - byte_range[0])
-        yield from _streamed_spans(io.BytesIO(data), stats, chunk_size, max_entry_bytes)
+        yield from _streamed_spans(io.BytesIO(data), stats, chunk_size, max_entry_bytes, name)
         return
-    yield from _streamed_spans(src, stats, chunk_size, max_entry_bytes)
+    yield from _streamed_spans(src, stats, chunk_size, max_entry_bytes, name)
+
+
+class Locator:
+    """Where the rows of one chunk are: ``source`` and, for a row, the line of its ``# Time:``.
+
+    Lines are looked up only when asked, for rows that are rejected (rare), by finding the row's text in
+    the chunk; ask while the chunk is current (the next chunk may unmap or drop it), in row order.
+    """
+
+    __slots__ = ("_buf", "_cursor", "_end", "_line_of", "_start", "source")
+
+    def __init__(self, source: str, buf: Buffer, start: int, end: int, line_of: LineOf) -> None:
+        self.source = source
+        self._buf, self._start, self._end, self._line_of = buf, start, end, line_of
+        self._cursor = start
+
+    def line(self, row: Row) -> int:
+        """The 1-based line of ``row``'s ``# Time:`` (0 if it cannot be found)."""
+        date = row[_F["date"]]
+        if date:
+            needle = b"".join((TIME_PREFIX, date, b"T", row[_F["tod"]], row[_F["zone"]], b"\n"))
+        else:
+            needle = TIME_PREFIX + row[_F["other"]][:4096]
+        pos = self._buf.find(needle, self._cursor, self._end)
+        if pos < 0:
+            pos = self._buf.find(needle, self._start, self._end)
+        if pos < 0:
+            return 0
+        self._cursor = pos + 1
+        return self._line_of(pos)
+
+    def where(self, row: Row) -> str:
+        """``source:line`` of ``row`` (``source`` alone when the line is unknown)."""
+        line = self.line(row)
+        return f"{self.source}:{line}" if line else self.source
+
+
+def iter_located_batches(
+    source: Source | Iterable[Source],
+    *,
+    stats: ParseStats | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+    byte_range: tuple[int, int] | None = None,
+) -> Iterator[tuple[list[Row], Locator]]:
+    """:func:`iter_row_batches` with a :class:`Locator` for each chunk's rows."""
+    counters = stats if stats is not None else ParseStats()
+    findall = _findall
+    for src in _as_sources(source):
+        name = _source_name(src)
+        for buf, start, end, line_of in _spans(src, counters, chunk_size, max_entry_bytes, byte_range):
+            yield findall(buf, start, end), Locator(name, buf, start, end, line_of)
 
 
 def iter_row_batches(
@@ -1163,7 +1262,7 @@ def iter_row_batches(
     counters = stats if stats is not None else ParseStats()
     findall = _findall
     for src in _as_sources(source):
-        for buf, start, end in _spans(src, counters, chunk_size, max_entry_bytes, byte_range):
+        for buf, start, end, _line_of in _spans(src, counters, chunk_size, max_entry_bytes, byte_range):
             yield findall(buf, start, end)
 
 
@@ -1178,26 +1277,29 @@ def iter_entries(
 ) -> Iterator[SlowQueryEntry]:
     """Complete entries of one or more slow-log files (paths or binary file objects), in file order.
 
-    :param stats: counters to update (entries, incomplete, malformed, bytes …).
+    :param stats: counters to update (entries, incomplete, malformed, bytes …); a malformed entry is
+        noted in ``stats.problems`` as ``file:line: …``.
     :param strict: raise :class:`SlowLogParseError` on a malformed entry instead of counting it.
     :param byte_range: parse only ``[start, end)`` of a single uncompressed file; ``start`` must be the
         start of a ``# Time:`` line or of the file (see :func:`split_byte_ranges`).
     """
     counters = stats if stats is not None else ParseStats()
-    sources = _as_sources(source)
-    for src in sources:
-        name = _source_name(src)
-        for rows in iter_row_batches(
-            src, stats=counters, chunk_size=chunk_size, max_entry_bytes=max_entry_bytes, byte_range=byte_range
-        ):
-            for row in rows:
-                entry = row_to_entry(row, counters, strict=strict, source=name)
-                if entry is not None:
-                    yield entry
+    for rows, locator in iter_located_batches(
+        source, stats=counters, chunk_size=chunk_size, max_entry_bytes=max_entry_bytes, byte_range=byte_range
+    ):
+        for row in rows:
+            entry = row_to_entry(row, counters, strict=strict, source=locator.source, locator=locator)
+            if entry is not None:
+                yield entry
 
 
-def row_to_entry(row: Row, stats: ParseStats, *, strict: bool = False, source: str = "") -> SlowQueryEntry | None:
-    """The typed entry of any row (canonical or not), counting incomplete/malformed ones in ``stats``."""
+def row_to_entry(
+    row: Row, stats: ParseStats, *, strict: bool = False, source: str = "", locator: Locator | None = None
+) -> SlowQueryEntry | None:
+    """The typed entry of any row (canonical or not), counting incomplete/malformed ones in ``stats``.
+
+    ``locator`` (of the row's chunk) adds the line to the problem noted for a malformed entry.
+    """
     if row[_F["date"]]:
         try:
             entry = entry_from_row(row)
@@ -1208,7 +1310,7 @@ def row_to_entry(row: Row, stats: ParseStats, *, strict: bool = False, source: s
             stats.fast_path += 1
             return entry
         text = b"".join((row[_F["date"]], b"T", row[_F["tod"]], row[_F["zone"]])).decode("ascii", "replace")
-        _malformed(stats, strict, source, text, "impossible date")
+        _malformed(stats, strict, source, locator, row, text, "impossible date")
         return None
     raw = _parse_general(row[_F["other"]], typed_only=True)
     if not raw.complete:
@@ -1217,17 +1319,21 @@ def row_to_entry(row: Row, stats: ParseStats, *, strict: bool = False, source: s
     try:
         entry = typed_entry(raw)
     except EntryError as exc:
-        _malformed(stats, strict, source, raw.time, str(exc))
+        _malformed(stats, strict, source, locator, row, raw.time, str(exc))
         return None
     stats.entries += 1
     return entry
 
 
-def _malformed(stats: ParseStats, strict: bool, source: str, when: str, reason: str) -> None:
+def _malformed(
+    stats: ParseStats, strict: bool, source: str, locator: Locator | None, row: Row, when: str, reason: str
+) -> None:
     stats.malformed += 1
-    stats.note(f"{source}: entry at {when!r}: {reason}")
+    line = locator.line(row) if locator is not None and (strict or len(stats.problems) < MAX_PROBLEMS) else 0
+    where = f"{source}:{line}" if line else source
+    stats.note(f"{where}: entry at {when[:80]!r}: {reason}")
     if strict:
-        raise SlowLogParseError(source, 0, f"entry at {when!r}: {reason}")
+        raise SlowLogParseError(source, line, f"entry at {when[:80]!r}: {reason}")
 
 
 def iter_raw_entries(
@@ -1240,7 +1346,7 @@ def iter_raw_entries(
     """Every entry with every field as text, including incomplete ones (``complete=False``)."""
     counters = stats if stats is not None else ParseStats()
     for src in _as_sources(source):
-        for buf, start, end in _spans(src, counters, chunk_size, max_entry_bytes, None):
+        for buf, start, end, _line_of in _spans(src, counters, chunk_size, max_entry_bytes, None):
             parts = buf[start:end].split(_BOUNDARY)
             parts[0] = parts[0][len(TIME_PREFIX) :]
             for e in parts:

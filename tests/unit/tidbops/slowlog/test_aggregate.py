@@ -378,3 +378,17 @@ def test_sums_of_the_largest_values_stay_exact(tmp_path: Path, reference_select:
     assert stats.query_time_ns == stats.process_time_ns == 20_000 * 999_999_999_999_999
     assert stats.process_keys == 20_000 * 999_999_999_999_999_999
     assert math.isfinite(stats.total_query_time) and math.isfinite(stats.avg_query_time)
+
+
+@pytest.mark.parametrize("jobs", [1, 2], ids=["serial", "parallel"])
+def test_rejected_entries_are_reported_by_file_and_line(tmp_path: Path, reference_select: str, jobs: int) -> None:
+    hostile = reference_select.replace("# Digest: 50a2e3", "# Digest: x' RESOURCE GROUP `default 50a2e3")
+    lines = reference_select.count("\n")
+    path = tmp_path / "tidb-1" / "tidb-slow.log"
+    path.parent.mkdir()
+    path.write_text(reference_select * 400 + hostile + reference_select * 400 + hostile)  # > 1 MiB: ranges
+    table = aggregate_files([path], jobs=jobs)
+    assert table.parse_stats.malformed == 2 and table.parse_stats.entries == 800
+    for problem in table.parse_stats.problems:
+        assert problem.startswith(f"{path}:") and "Digest is not 64 lower-case hex characters" in problem
+    assert sorted(int(p.split(":")[1]) for p in table.parse_stats.problems) == [400 * lines + 1, 801 * lines + 1]

@@ -637,3 +637,31 @@ def test_generator_refuses_bad_arguments(tmp_path: Path, capsys: pytest.CaptureF
 
     assert main(["--out", str(tmp_path / "x.log"), "--days", "2", "--regress-digest-on-day", "2"]) == 2
     assert "outside 0..1" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------- where problems are
+def _lines_of(text: str) -> int:
+    return text.count("\n")
+
+
+@pytest.mark.parametrize("chunk_size", [256, 1 << 20], ids=["small-chunks", "one-chunk"])
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "gzip"])
+def test_rejected_entries_are_reported_by_file_and_line(
+    tmp_path: Path, reference_select: str, reference_commit: str, chunk_size: int, packed: bool
+) -> None:
+    bad_digest = _entry().replace(f"# Digest: {D1}", f"# Digest: {HOSTILE_DIGEST}")
+    bad_time = _entry().replace("# Query_time: 1.25", "# Query_time: -1")
+    parts = [reference_select, bad_digest, reference_commit * 3, bad_time, bad_digest, reference_select]
+    text = "".join(parts)
+    starts = [1 + _lines_of("".join(parts[:i])) for i in range(len(parts))]  # the line of each part's "# Time:"
+    path = tmp_path / ("tidb-slow.log.gz" if packed else "tidb-slow.log")
+    path.write_bytes(gzip.compress(text.encode()) if packed else text.encode())
+    stats = ParseStats()
+    entries = list(iter_entries(path, stats=stats, chunk_size=chunk_size))
+    assert len(entries) == 5 and stats.malformed == 3
+    assert [p.split(": ", 1)[0] for p in stats.problems] == [f"{path}:{starts[i]}" for i in (1, 3, 4)]
+    assert "Digest is not 64 lower-case hex characters" in stats.problems[0]
+    assert "Query_time: not a number of seconds" in stats.problems[1]
+    with pytest.raises(SlowLogParseError, match=rf"{path}:{starts[1]}: .*Digest") as raised:
+        list(iter_entries(path, strict=True, chunk_size=chunk_size))
+    assert (raised.value.source, raised.value.line) == (str(path), starts[1])
