@@ -1069,9 +1069,7 @@ Span = tuple[Buffer, int, int, LineOf]
 """``(buffer, start, end, line_of)``: whole entries in ``buffer[start:end]``."""
 
 
-def _mapped_spans(
-    path: Path, stats: ParseStats, chunk_size: int, byte_range: tuple[int, int] | None
-) -> Iterator[Span]:
+def _mapped_spans(path: Path, stats: ParseStats, chunk_size: int, byte_range: tuple[int, int] | None) -> Iterator[Span]:
     """Spans of whole entries of an uncompressed file, read through ``mmap``.
 
     No copy is made: the expression runs on the mapping, and the pages already parsed are dropped from
