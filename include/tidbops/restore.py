@@ -55,6 +55,7 @@ from tidbops.config import ClusterConfig
 from tidbops.drill import SERVER_SCHEMAS, RestoreStep, step_argvs
 from tidbops.errors import TiDBOpsError
 from tidbops.pitr import PitrWindow, snapshot_points
+from tidbops.redact import redact
 from tidbops.restore_rules import POINT_FORMATS as POINT_FORMATS
 from tidbops.restore_rules import allowed_targets as allowed_targets
 from tidbops.restore_rules import needs_confirm as needs_confirm
@@ -674,7 +675,7 @@ def render_plan(plan: RestorePlan, *, requested_by: str | None = None) -> str:
     lines.append(f"validate after: {'yes, against the source as of the point' if plan.validate_after else 'no'}")
     lines.append(f"reason: {req.get('reason')}" + (f"; requested by {requested_by}" if requested_by else ""))
     lines += [f"note: {n}" for n in plan.notes]
-    return "\n".join(lines)
+    return redact("\n".join(lines))  # the reason is typed by a person; the note leaves Airflow
 
 
 # ------------------------------------------------------------------------------------------ record

@@ -90,7 +90,7 @@ class _DrillStep(BaseOperator):
         try:
             return scratch_target(fleet().clusters, self.cluster, self.target)
         except NotScratchError as exc:
-            raise AirflowFailException(str(exc)) from exc
+            raise AirflowFailException(str(exc)) from None
 
     @contextmanager
     def _reporting(self, context: Context) -> Iterator[None]:
@@ -435,7 +435,7 @@ class DrillValidateOperator(_DrillStep):
                             ),
                         )
                     except HistoryGoneError as exc:
-                        raise AirflowFailException(str(exc)) from exc
+                        raise AirflowFailException(str(exc)) from None
             finally:
                 source_conn.close()
                 target_conn.close()
@@ -673,7 +673,7 @@ class SourceFingerprintOperator(BaseOperator):
                         max_rows=self.max_rows or self.cluster.drill.fingerprint_max_rows,
                     )
                 except HistoryGoneError as exc:
-                    raise AirflowFailException(str(exc)) from exc
+                    raise AirflowFailException(str(exc)) from None
         finally:
             conn.close()
         path = fingerprints_path(self.cluster.name, recorded.backup_id)

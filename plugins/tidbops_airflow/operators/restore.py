@@ -395,7 +395,7 @@ class RestoreValidateOperator(_RestoreStep):
                             ),
                         )
                     except HistoryGoneError as exc:
-                        raise AirflowFailException(str(exc)) from exc
+                        raise AirflowFailException(str(exc)) from None
             finally:
                 source_conn.close()
                 target_conn.close()

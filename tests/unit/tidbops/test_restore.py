@@ -349,6 +349,12 @@ def test_the_rendered_plan_says_what_happens() -> None:
     assert "requested by alice" in text
 
 
+def test_the_rendered_plan_is_redacted() -> None:
+    """The plan becomes the run's note and a log line: a credential typed into the reason stays out."""
+    text = render_plan(make_plan(restore_point=INCR, reason="INC-9: the app's password=hunter2-Zq9x leaked"))
+    assert "hunter2-Zq9x" not in text and "password=***" in text
+
+
 def test_an_encrypted_source_shows_a_key_file_never_a_key() -> None:
     checked = check_request(request(source="uat"), FLEET)
     rows = [BackupRecord(**{**b.__dict__, "cluster": "uat"}) for b in BACKUPS]
