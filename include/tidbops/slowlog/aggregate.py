@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from tidbops.slowlog import parser
-from tidbops.slowlog.errors import SlowLogFormatError
+from tidbops.slowlog.errors import SlowLogFileError, SlowLogFormatError
 from tidbops.slowlog.histogram import INV_LOG_GAMMA, LogHistogram
 from tidbops.slowlog.parser import (
     DEFAULT_CHUNK_SIZE,
@@ -404,12 +404,28 @@ class DailyAggregates:
         byte_range: tuple[int, int] | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> None:
-        """Aggregate one slow-log file (``.gz`` too); ``instance`` defaults to the file's directory name."""
+        """Aggregate one slow-log file (``.gz`` too); ``instance`` defaults to the file's directory name.
+
+        A file that cannot be read to its end is counted in ``parse_stats.bad_files`` with its cause and
+        never raises: of a truncated ``.gz`` the entries before the cut are kept (what TiDB wrote, as for a
+        plain file cut mid-write), of a corrupt or unreadable one none (``parse_stats.discarded``).
+        """
         name = instance if instance is not None else default_instance(path)
-        batches = iter_located_batches(path, stats=self.parse_stats, chunk_size=chunk_size, byte_range=byte_range)
-        for rows, locator in batches:
-            self.add_rows(rows, name, locator)
-        self.flush()
+        part = DailyAggregates(**self._options())
+        try:
+            for rows, locator in iter_located_batches(
+                path, stats=part.parse_stats, chunk_size=chunk_size, byte_range=byte_range
+            ):
+                part.add_rows(rows, name, locator)
+            part.flush()
+        except SlowLogFileError as exc:
+            part.flush()
+            if not exc.keeps_prefix:
+                self.parse_stats.merge(part.parse_stats.dropped())
+                self.parse_stats.bad_file(exc)
+                return
+            part.parse_stats.bad_file(exc)
+        self.merge(part, consume=True)
 
     def add_rows(self, rows: list[Row], instance: str, locator: Locator | None = None) -> None:
         """Aggregate rows of :func:`~tidbops.slowlog.parser.iter_row_batches` (buffered; see :meth:`flush`).
@@ -695,7 +711,10 @@ def aggregate_files(
     table = DailyAggregates(**options)
     tasks: list[tuple[str, str, tuple[int, int] | None]] = []
     for path in files:
-        ranges = split_byte_ranges(path, jobs) if jobs > 1 else [(0, 0)]
+        try:
+            ranges = split_byte_ranges(path, jobs) if jobs > 1 else [(0, 0)]
+        except OSError:  # add_file counts it as a bad file
+            ranges = [(0, 0)]
         if len(ranges) == 1:
             tasks.append((str(path), name_of(path), None))
         else:

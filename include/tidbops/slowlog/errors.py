@@ -24,3 +24,17 @@ class SlowLogParseError(SlowLogError, ValueError):
 
 class SlowLogFormatError(SlowLogError, ValueError):
     """A value (time, digest, serialized aggregate) that does not have the expected format."""
+
+
+class SlowLogFileError(SlowLogError):
+    """A slow-log file that cannot be read to its end: missing or unreadable, or a ``.gz`` that is
+    truncated or corrupt. ``keeps_prefix``: what was read before the failure is what TiDB wrote (a
+    truncated gzip stream decompresses exactly up to its cut); otherwise nothing read from it is trusted.
+    """
+
+    def __init__(self, source: str, cause: str, detail: str, *, keeps_prefix: bool = False) -> None:
+        self.source = source
+        self.cause = cause
+        self.detail = detail
+        self.keeps_prefix = keeps_prefix
+        super().__init__(f"{source}: {cause}: {detail}")

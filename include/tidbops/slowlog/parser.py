@@ -66,6 +66,7 @@ import mmap
 import os
 import re
 import sys
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -74,7 +75,7 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, cast
 
-from tidbops.slowlog.errors import SlowLogParseError
+from tidbops.slowlog.errors import SlowLogFileError, SlowLogParseError
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -217,9 +218,11 @@ class ParseStats:
     entries: int = 0  # complete, well-formed entries
     fast_path: int = 0  # of which captured by the compiled expression
     incomplete: int = 0  # no terminated SQL: a cut-off write, e.g. the tail of a file being written
-    malformed: int = 0  # complete but with a missing/invalid Time or Query_time, or bigger than the cap
+    malformed: int = 0  # complete but with a value TiDB never writes (see the module docstring), or too big
     skipped_bytes: int = 0  # bytes before the first ``# Time:`` line of a file or range
-    problems: list[str] = field(default_factory=list)  # the first few malformed entries, for the log
+    bad_files: int = 0  # files that could not be read to their end (SlowLogFileError)
+    discarded: int = 0  # entries read from corrupt files and then left out (DailyAggregates.add_file)
+    problems: list[str] = field(default_factory=list)  # the first few problems: ``file[:line]: what``
 
     def note(self, problem: str) -> None:
         if len(self.problems) < MAX_PROBLEMS:
@@ -234,8 +237,25 @@ class ParseStats:
         self.incomplete += other.incomplete
         self.malformed += other.malformed
         self.skipped_bytes += other.skipped_bytes
+        self.bad_files += other.bad_files
+        self.discarded += other.discarded
         for problem in other.problems:
             self.note(problem)
+
+    def dropped(self) -> ParseStats:
+        """These counters for a file whose entries are all left out: its entries count as discarded."""
+        return ParseStats(
+            files=self.files,
+            bytes_read=self.bytes_read,
+            skipped_bytes=self.skipped_bytes,
+            bad_files=self.bad_files,
+            discarded=self.discarded + self.entries,
+        )
+
+    def bad_file(self, error: SlowLogFileError) -> None:
+        """Count a file that could not be read to its end."""
+        self.bad_files += 1
+        self.note(str(error))
 
 
 class EntryError(ValueError):
@@ -1114,16 +1134,64 @@ def _mapped_spans(path: Path, stats: ParseStats, chunk_size: int, byte_range: tu
             mm.close()
 
 
+class _CarefulReader:
+    """``read`` of a gzip file that keeps every byte decompressed before a failure: the error is raised by
+    the read after the last good bytes (a buffered ``read(n)`` would drop up to ``n`` of them)."""
+
+    def __init__(self, fh: gzip.GzipFile) -> None:
+        self.fh = fh
+        self.error: BaseException | None = None
+
+    def read(self, size: int) -> bytes:
+        if self.error is not None:
+            raise self.error
+        parts: list[bytes] = []
+        got = 0
+        while got < size:
+            try:
+                part = self.fh.read1(size - got)
+            except (EOFError, OSError, zlib.error) as exc:
+                self.error = exc
+                break
+            if not part:
+                break
+            parts.append(part)
+            got += len(part)
+        if not parts and self.error is not None:
+            raise self.error
+        return b"".join(parts)
+
+
+def _file_error(name: str, exc: BaseException) -> SlowLogFileError:
+    """The one-line :class:`SlowLogFileError` of a failed read."""
+    if isinstance(exc, EOFError):
+        return SlowLogFileError(name, "truncated gzip file", "the data ends before the end of the gzip stream "
+                                "(entries before the cut are read)", keeps_prefix=True)  # fmt: skip
+    if isinstance(exc, gzip.BadGzipFile | zlib.error):
+        return SlowLogFileError(name, "corrupt gzip file", f"{exc} (nothing read from it is used)")
+    if isinstance(exc, OSError):
+        return SlowLogFileError(name, "cannot read", exc.strerror or str(exc))
+    return SlowLogFileError(name, "cannot read", str(exc))
+
+
 def _streamed_spans(
-    fh: BinaryIO, stats: ParseStats, chunk_size: int, max_entry_bytes: int, name: str
+    fh: BinaryIO | _CarefulReader, stats: ParseStats, chunk_size: int, max_entry_bytes: int, name: str
 ) -> Iterator[Span]:
-    """Spans ``(buf, 0, end, line_of)`` of whole entries of a stream (gzip, pipes, file objects)."""
+    """Spans ``(buf, 0, end, line_of)`` of whole entries of a stream (gzip, pipes, file objects).
+
+    A read that fails ends the stream like its end would (the entries read so far are yielded, a cut last
+    entry is incomplete); then :class:`SlowLogFileError` is raised.
+    """
     carry = b""
     started = False
     keep = len(_BOUNDARY) - 1
     lines_read = 0  # newlines in everything read so far: where each buf ends
+    failure: SlowLogFileError | None = None
     while True:
-        data = fh.read(chunk_size)
+        try:
+            data = fh.read(chunk_size)
+        except (EOFError, OSError, zlib.error) as exc:
+            failure, data = _file_error(name, exc), b""
         stats.bytes_read += len(data)
         lines_read += data.count(b"\n")
         eof = not data
@@ -1137,6 +1205,8 @@ def _streamed_spans(
                 if k < 0:
                     if eof:
                         stats.skipped_bytes += len(buf)
+                        if failure is not None:
+                            raise failure
                         return
                     if len(buf) > keep:
                         stats.skipped_bytes += len(buf) - keep
@@ -1149,6 +1219,8 @@ def _streamed_spans(
         if eof:
             if buf:
                 yield buf, 0, len(buf), partial(_stream_line, buf, lines_read)
+            if failure is not None:
+                raise failure
             return
         last = buf.rfind(_BOUNDARY)
         if last < 0:  # no boundary yet: the entry continues in the next chunk
@@ -1173,17 +1245,22 @@ def _spans(
     max_entry_bytes: int,
     byte_range: tuple[int, int] | None,
 ) -> Iterator[Span]:
-    stats.files += 1
+    if byte_range is None or byte_range[0] == 0:  # a file cut into ranges counts once
+        stats.files += 1
     name = _source_name(src)
     if isinstance(src, (str, os.PathLike)):
         path = Path(src)
-        if not _is_gzip(path):
-            yield from _mapped_spans(path, stats, chunk_size, byte_range)
-            return
-        if byte_range is not None and byte_range[0] > 0:
-            raise ValueError(f"{path}: a byte range needs an uncompressed file")
-        with open_slow_log(path) as fh:
-            yield from _streamed_spans(fh, stats, chunk_size, max_entry_bytes, name)
+        try:
+            gzipped = _is_gzip(path)
+            if not gzipped:
+                yield from _mapped_spans(path, stats, chunk_size, byte_range)
+                return
+            if byte_range is not None and byte_range[0] > 0:
+                raise ValueError(f"{path}: a byte range needs an uncompressed file")
+            with path.open("rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as fh:
+                yield from _streamed_spans(_CarefulReader(fh), stats, chunk_size, max_entry_bytes, name)
+        except OSError as exc:  # missing, a directory, no permission, an I/O error
+            raise _file_error(name, exc) from None
         return
     if byte_range is not None:  # lines are counted from the start of the range
         src.seek(byte_range[0])
@@ -1277,18 +1354,28 @@ def iter_entries(
 
     :param stats: counters to update (entries, incomplete, malformed, bytes …); a malformed entry is
         noted in ``stats.problems`` as ``file:line: …``.
-    :param strict: raise :class:`SlowLogParseError` on a malformed entry instead of counting it.
+    :param strict: raise :class:`SlowLogParseError` on a malformed entry and :class:`SlowLogFileError` on a
+        file that cannot be read to its end, instead of counting them (``stats.malformed``,
+        ``stats.bad_files``; the next file is read). Entries are streamed: those of a file read before it
+        failed have been yielded (:meth:`DailyAggregates.add_file` drops a corrupt file's entries).
     :param byte_range: parse only ``[start, end)`` of a single uncompressed file; ``start`` must be the
         start of a ``# Time:`` line or of the file (see :func:`split_byte_ranges`).
     """
     counters = stats if stats is not None else ParseStats()
-    for rows, locator in iter_located_batches(
-        source, stats=counters, chunk_size=chunk_size, max_entry_bytes=max_entry_bytes, byte_range=byte_range
-    ):
-        for row in rows:
-            entry = row_to_entry(row, counters, strict=strict, source=locator.source, locator=locator)
-            if entry is not None:
-                yield entry
+    for src in _as_sources(source):
+        batches = iter_located_batches(
+            src, stats=counters, chunk_size=chunk_size, max_entry_bytes=max_entry_bytes, byte_range=byte_range
+        )
+        try:
+            for rows, locator in batches:
+                for row in rows:
+                    entry = row_to_entry(row, counters, strict=strict, source=locator.source, locator=locator)
+                    if entry is not None:
+                        yield entry
+        except SlowLogFileError as exc:
+            if strict:
+                raise
+            counters.bad_file(exc)
 
 
 def row_to_entry(

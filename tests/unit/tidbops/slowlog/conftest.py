@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gzip
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -146,6 +147,29 @@ def generated_rotated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, G
         utc_offset="+08:00",
     )
     return out, result
+
+
+def _broken_gzip(kind: str, data: bytes) -> bytes:
+    """``data`` gzipped, then broken the way a copy, a disk or a person breaks it."""
+    packed = gzip.compress(data)
+    if kind == "truncated":
+        return packed[: len(packed) * 3 // 4]
+    if kind == "header-only":
+        return packed[:10]
+    if kind == "flipped":
+        return packed[:200] + bytes(b ^ 0xFF for b in packed[200:230]) + packed[230:]
+    if kind == "bad-crc":
+        return packed[:-8] + bytes(b ^ 1 for b in packed[-8:-4]) + packed[-4:]
+    if kind == "not-gzip":
+        return data
+    raise ValueError(kind)
+
+
+@pytest.fixture
+def broken_gzip() -> Callable[[str, bytes], bytes]:
+    """``broken_gzip(kind, data)``: ``data`` gzipped and then truncated, cut after the header, with flipped
+    bytes, with a bad CRC, or not gzipped at all (``kind``)."""
+    return _broken_gzip
 
 
 @pytest.fixture(params=["c", "regex"])

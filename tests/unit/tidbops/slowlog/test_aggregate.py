@@ -6,6 +6,7 @@ import io
 import json
 import math
 import random
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, timedelta, timezone
 from pathlib import Path
@@ -392,3 +393,45 @@ def test_rejected_entries_are_reported_by_file_and_line(tmp_path: Path, referenc
     for problem in table.parse_stats.problems:
         assert problem.startswith(f"{path}:") and "Digest is not 64 lower-case hex characters" in problem
     assert sorted(int(p.split(":")[1]) for p in table.parse_stats.problems) == [400 * lines + 1, 801 * lines + 1]
+
+
+def test_a_broken_gzip_file_keeps_the_other_files(
+    tmp_path: Path, reference_select: str, reference_commit: str, broken_gzip: Callable[[str, bytes], bytes]
+) -> None:
+    """A truncated ``.gz`` keeps what was decompressed before the cut (the prefix of what TiDB wrote, as
+    for a plain file cut mid-write); a corrupt one (bad data, bad CRC, not gzip) is dropped whole, since
+    nothing decompressed from it can be trusted. Either is one bad file; the other files count."""
+    data = ((reference_select + reference_commit) * 200).encode()
+    directory = tmp_path / "tidb-1"
+    directory.mkdir()
+    truncated = directory / "tidb-slow-2026-11-18T00-00-00.000.log.gz"
+    truncated.write_bytes(broken_gzip("truncated", data))
+    corrupt = directory / "tidb-slow-2026-11-19T00-00-00.000.log.gz"
+    corrupt.write_bytes(broken_gzip("bad-crc", data))
+    good = directory / "tidb-slow.log"
+    good.write_bytes(data)
+    table = aggregate_files([truncated, corrupt, good])
+    st = table.parse_stats
+    assert (st.files, st.bad_files) == (3, 2)
+    assert 400 < st.entries < 800 and st.discarded == 400 and st.incomplete == 1
+    assert sum(s.count for _, s in table.rows()) == st.entries
+    assert [p.split(": ", 2)[:2] for p in st.problems] == [
+        [str(truncated), "truncated gzip file"],
+        [str(corrupt), "corrupt gzip file"],
+    ]
+    alone = aggregate_files([corrupt])
+    assert alone.rows() == [] and alone.parse_stats.bad_files == 1
+
+
+@pytest.mark.parametrize("jobs", [1, 3], ids=["serial", "parallel"])
+def test_an_unreadable_file_is_a_bad_file(tmp_path: Path, reference_select: str, jobs: int) -> None:
+    good = tmp_path / "tidb-1" / "tidb-slow.log"
+    good.parent.mkdir()
+    good.write_text(reference_select * 1000)
+    table = aggregate_files([tmp_path / "missing.log", good, tmp_path], jobs=jobs)
+    st = table.parse_stats
+    assert (st.entries, st.files, st.bad_files) == (1000, 3, 2)
+    assert [p.split(": ", 2)[:2] for p in st.problems] == [
+        [str(tmp_path / "missing.log"), "cannot read"],
+        [str(tmp_path), "cannot read"],
+    ]

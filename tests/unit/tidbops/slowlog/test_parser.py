@@ -7,13 +7,14 @@ import hashlib
 import io
 import itertools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tidbops.slowlog import parser as P
-from tidbops.slowlog.errors import SlowLogParseError
+from tidbops.slowlog.errors import SlowLogFileError, SlowLogParseError
 from tidbops.slowlog.parser import (
     ROW_FIELDS,
     ParseStats,
@@ -665,3 +666,49 @@ def test_rejected_entries_are_reported_by_file_and_line(
     with pytest.raises(SlowLogParseError, match=rf"{path}:{starts[1]}: .*Digest") as raised:
         list(iter_entries(path, strict=True, chunk_size=chunk_size))
     assert (raised.value.source, raised.value.line) == (str(path), starts[1])
+
+
+# ------------------------------------------------------------------------------------- broken files
+@pytest.mark.parametrize(
+    ("kind", "cause"),
+    [("truncated", "truncated"), ("header-only", "truncated"), ("flipped", "corrupt"), ("bad-crc", "corrupt"),
+     ("not-gzip", "corrupt")],
+)  # fmt: skip
+def test_a_broken_gzip_file_is_a_bad_file_not_an_abort(
+    tmp_path: Path,
+    reference_select: str,
+    reference_commit: str,
+    broken_gzip: Callable[[str, bytes], bytes],
+    kind: str,
+    cause: str,
+) -> None:
+    """A truncated or corrupt ``.gz`` used to end the whole parse (``Aborted.`` in the CLI, no file name):
+    now it is one bad file, named with its cause, and the next file is read."""
+    data = ((reference_select + reference_commit) * 200).encode()
+    broken = tmp_path / "tidb-slow-2026-11-19T00-00-00.000.log.gz"
+    broken.write_bytes(broken_gzip(kind, data))
+    good = tmp_path / "tidb-slow.log"
+    good.write_text(reference_select)
+    stats = ParseStats()
+    entries = list(iter_entries([broken, good], stats=stats))
+    assert stats.files == 2 and stats.bad_files == 1
+    assert entries[-1].digest == DIGEST_SELECT
+    problem = stats.problems[-1]
+    assert problem.startswith(f"{broken}: {cause} gzip file") and "\n" not in problem, problem
+    if kind == "truncated":  # what was decompressed before the cut is read; the cut entry is incomplete
+        assert 0 < len(entries) - 1 < 400 and stats.incomplete == 1
+    with pytest.raises(SlowLogFileError, match=f"{cause} gzip file") as raised:
+        list(iter_entries([broken, good], strict=True))
+    assert raised.value.source == str(broken) and raised.value.keeps_prefix == (cause == "truncated")
+
+
+def test_an_unreadable_file_is_a_bad_file(tmp_path: Path, reference_select: str) -> None:
+    good = tmp_path / "tidb-slow.log"
+    good.write_text(reference_select)
+    stats = ParseStats()
+    entries = list(iter_entries([tmp_path / "gone.log", tmp_path, good], stats=stats))
+    assert [e.digest for e in entries] == [DIGEST_SELECT]
+    assert stats.bad_files == 2 and [p.split(": ", 1)[0] for p in stats.problems] == [
+        str(tmp_path / "gone.log"),
+        str(tmp_path),
+    ]
