@@ -1,8 +1,9 @@
 """`tidbops slowlog digest FILE… [--top N] [--since/--until] [--format text|json]`.
 
 An offline pt-query-digest for TiDB slow logs that groups by TiDB's own ``Digest`` (pt groups by its own
-fingerprint unless told ``--group-by Digest``). A directory argument stands for its ``tidb-slow.log`` and
-rotated siblings; ``.gz`` files are read as they are.
+fingerprint unless told ``--group-by Digest``). A directory argument stands for its slow logs: TiDB's
+``tidb-slow.log``, TiUP's ``tidb_slow_query.log`` or TiDB Operator's ``slowlog``, with their rotated siblings;
+``.gz`` files are read as they are.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import typer
 
 from tidbops.cli import app
 from tidbops.slowlog.aggregate import DailyAggregates, DigestStats, aggregate_files, iso_time
-from tidbops.slowlog.parser import find_slow_log_files
+from tidbops.slowlog.parser import SLOW_LOG_NAMES, find_slow_log_files
 
 slowlog_app = typer.Typer(help="TiDB slow logs: offline digest reports.", no_args_is_help=True)
 
@@ -45,7 +46,10 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
         if path.is_dir():
             found = find_slow_log_files(path)
             if not found:
-                raise typer.BadParameter(f"{path}: no tidb-slow*.log files in this directory")
+                raise typer.BadParameter(
+                    f"{path}: no slow-log files in this directory ({', '.join(SLOW_LOG_NAMES)} and their "
+                    "rotated -<time> siblings)"
+                )
             files.extend(found)
         elif path.is_file():
             files.append(path)

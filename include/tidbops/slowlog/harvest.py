@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from typing import Any
 
 from tidbops.catalog.store import Catalog
 from tidbops.slowlog.aggregate import DailyAggregates
-from tidbops.slowlog.parser import find_slow_log_files
+from tidbops.slowlog.parser import SLOW_LOG_NAMES, find_slow_log_files, slow_log_name
 from tidbops.slowlog.report import ReportOptions, SlowQueryReport, build_report
 from tidbops.slowlog.sql_source import DEFAULT_WINDOW, Cursor, iter_sql_entries
 from tidbops.slowlog.store import day_bounds, load_with_baseline, save_report
@@ -47,7 +46,6 @@ __all__ = [
 DEFAULT_LOOKBACK = timedelta(days=8)  # the first harvest: a report day and its 7-day baseline
 ROTATION_SLACK = timedelta(days=1)  # rotated-file names use the server's zone, and entries are not ordered
 APPLIABLE_KINDS = ("query_watch", "binding")  # max_execution_time is a hint for the application's SQL
-_ROTATED_RE = re.compile(r"-(\d{4}-\d\d-\d\d)T(\d\d)-(\d\d)-(\d\d)(?:\.\d+)?(?:\.log)?(?:\.gz)?\Z")
 
 
 def source_name(source: str, table: str, log_paths: Sequence[str]) -> str:
@@ -89,11 +87,16 @@ def aggregate_sql(
 
 
 def rotated_time(name: str) -> datetime | None:
-    """When a rotated file (``tidb-slow-2026-11-20T00-00-00.000.log[.gz]``) was rotated; ``None`` otherwise."""
-    m = _ROTATED_RE.search(name)
-    if not m:
+    """When a rotated slow log (``tidb-slow-2026-11-20T00-00-00.000.log[.gz]``, TiUP's and TiDB Operator's
+    names too: :data:`~tidbops.slowlog.parser.SLOW_LOG_NAMES`) was rotated, read as UTC (lumberjack writes
+    the server's local time; :data:`ROTATION_SLACK` covers it); ``None`` for other names."""
+    named = slow_log_name(name)
+    if named is None or not named[1]:
         return None
-    return datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}:{m.group(3)}:{m.group(4)}").replace(tzinfo=UTC)
+    try:
+        return datetime.strptime(named[1][:19], "%Y-%m-%dT%H-%M-%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def aggregate_files(
@@ -117,17 +120,17 @@ def aggregate_files(
 
 
 def download_slow_logs(
-    storage: Storage, dest: Path, start: datetime, base: str = "tidb-slow"
+    storage: Storage, dest: Path, start: datetime, names: Sequence[str] = SLOW_LOG_NAMES
 ) -> list[tuple[Path, str]]:
     """Copy the slow logs below ``storage`` that may hold entries at or after ``start`` into ``dest``.
 
-    Layout: ``<instance>/tidb-slow.log`` and rotated siblings (or the files right at the root, instance
-    ``""``). Returns ``(directory, instance)`` for :func:`aggregate_files`.
+    Layout: ``<instance>/tidb-slow.log`` (or another of ``names``) and rotated siblings (or the files right
+    at the root, instance ``""``). Returns ``(directory, instance)`` for :func:`aggregate_files`.
     """
     wanted: dict[str, Path] = {}
     for obj in storage.list():
         rel_dir, _, name = obj.path.rpartition("/")
-        if not name.startswith(base) or ".." in obj.path.split("/"):
+        if slow_log_name(name, names) is None or ".." in obj.path.split("/"):
             continue
         rotated = rotated_time(name)
         if rotated is not None and rotated < start - ROTATION_SLACK:

@@ -67,7 +67,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -85,6 +85,7 @@ __all__ = [
     "ROW_FIELDS",
     "SCANNER",
     "SCAN_PROGRAM",
+    "SLOW_LOG_NAMES",
     "EntryError",
     "Locator",
     "ParseStats",
@@ -108,6 +109,7 @@ __all__ = [
     "row_to_entry",
     "seconds_value",
     "set_scanner",
+    "slow_log_name",
     "split_byte_ranges",
     "split_pairs",
     "split_user_host",
@@ -158,7 +160,6 @@ MAX_INTEGER = 10**18 - 1
 """The largest count (keys, rows, bytes) an entry may hold: 18 digits (an exabyte; no statement comes near)."""
 _OLD_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\d)-(\d\d:\d\d:\d\d(?:\.\d+)?) ([+-])(\d\d)(\d\d)\Z", re.ASCII)
 _PLAN_OPENERS = (b"# Plan: tidb_decode_plan('", b"# Binary_plan: tidb_decode_binary_plan('")
-_ROTATED_RE = re.compile(r"-(\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?)(?:\.log)?(?:\.gz)?\Z")
 
 
 @dataclass(slots=True)
@@ -972,32 +973,62 @@ def open_slow_log(path: str | os.PathLike[str]) -> BinaryIO:
     return fh
 
 
-def find_slow_log_files(location: str | os.PathLike[str], base: str = "tidb-slow") -> list[Path]:
+SLOW_LOG_NAMES = ("tidb-slow.log", "tidb_slow_query.log", "slowlog")
+"""Names of the current slow-log file: TiDB's default (``log.slow-query-file``), TiUP's (``run_tidb.sh``
+passes ``--log-slow-query=<log dir>/tidb_slow_query.log``) and TiDB Operator's (``/var/log/tidb/slowlog``).
+TiDB rotates it with lumberjack: ``<name without ext>-<local time 2006-01-02T15-04-05.000><ext>``, plus
+``.gz`` when compressed."""
+
+
+def _name_re(name: str) -> re.Pattern[str]:
+    stem, ext = os.path.splitext(name)
+    return re.compile(
+        re.escape(stem)
+        + r"(?:-(?P<rotated>\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d(?:\.\d+)?))?"
+        + re.escape(ext)
+        + r"(?:\.gz)?",
+        re.ASCII,
+    )
+
+
+_NAME_RES = {name: _name_re(name) for name in SLOW_LOG_NAMES}
+
+
+def slow_log_name(file_name: str, names: Sequence[str] = SLOW_LOG_NAMES) -> tuple[str, str] | None:
+    """``(current name, rotation time)`` when ``file_name`` is one of ``names`` or a rotated sibling
+    (the time as written, ``2026-11-20T00-00-00.000``; ``""`` for the current file), else ``None``.
+
+    >>> slow_log_name("tidb_slow_query-2026-11-20T00-00-00.000.log.gz")
+    ('tidb_slow_query.log', '2026-11-20T00-00-00.000')
+    """
+    for name in names:
+        pattern = _NAME_RES.get(name) or _name_re(name)
+        m = pattern.fullmatch(file_name)
+        if m:
+            return name, m.group("rotated") or ""
+    return None
+
+
+def find_slow_log_files(location: str | os.PathLike[str], names: Sequence[str] = SLOW_LOG_NAMES) -> list[Path]:
     """The slow-log files of one TiDB instance, oldest first.
 
-    ``location`` is a file (returned alone) or a directory: then ``<base>.log`` (the current file) and its
-    rotated siblings ``<base>-<time>.log[.gz]`` (lumberjack's names, e.g.
-    ``tidb-slow-2026-11-20T00-00-00.000.log``) are returned, rotated ones ordered by their timestamp and
-    the current file last. Other files are ignored.
+    ``location`` is a file (returned alone, whatever its name) or a directory: then the files named in
+    ``names`` (:data:`SLOW_LOG_NAMES`) and their rotated siblings are returned, for each name in turn its
+    rotated files by their time and the current file last. Other files are ignored.
     """
     p = Path(location)
     if p.is_file():
         return [p]
     if not p.is_dir():
         raise FileNotFoundError(f"no slow-log file or directory at {p}")
-    rotated: list[tuple[str, Path]] = []
-    current: list[Path] = []
-    for child in sorted(p.iterdir()):
-        name = child.name
-        if not child.is_file():
+    found: list[tuple[int, int, str, str, Path]] = []
+    for child in p.iterdir():
+        named = slow_log_name(child.name, names)
+        if named is None or not child.is_file():
             continue
-        if name in (f"{base}.log", f"{base}.log.gz"):
-            current.append(child)
-            continue
-        m = _ROTATED_RE.search(name)
-        if m and name.startswith(base + "-"):
-            rotated.append((m.group(1), child))
-    return [path for _, path in sorted(rotated)] + current
+        name, rotated = named
+        found.append((list(names).index(name), 0 if rotated else 1, rotated, child.name, child))
+    return [item[-1] for item in sorted(found)]
 
 
 def split_byte_ranges(path: str | os.PathLike[str], parts: int) -> list[tuple[int, int]]:

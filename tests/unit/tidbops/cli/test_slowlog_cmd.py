@@ -120,7 +120,7 @@ def test_directory_with_rotated_gzip_files(rotated: tuple[Path, GenerationResult
         (["{log}", "--since", "2026-11-02", "--until", "2026-11-01"], "--until must be after --since"),
         (["{log}", "--top", "0"], "Invalid value"),
         (["{log}", "--format", "xml"], "Invalid value"),
-        (["{empty}"], "no tidb-slow*.log files"),
+        (["{empty}"], "no slow-log files in this directory (tidb-slow.log, tidb_slow_query.log, slowlog"),
     ],
     ids=["missing-file", "bad-since", "until-before-since", "top-zero", "bad-format", "empty-directory"],
 )
@@ -136,3 +136,20 @@ def test_usage_errors(tmp_path: Path, log: tuple[Path, GenerationResult], args: 
 def test_registered_under_the_main_app() -> None:
     result = runner.invoke(app, ["slowlog", "--help"])
     assert result.exit_code == 0 and "digest" in result.output
+
+
+@pytest.mark.parametrize("name", ["tidb_slow_query.log", "slowlog"], ids=["tiup", "tidb-operator"])
+def test_directory_of_a_tiup_or_operator_deployment(
+    tmp_path: Path, log: tuple[Path, GenerationResult], name: str
+) -> None:
+    directory = tmp_path / "tidb-7"
+    directory.mkdir()
+    (directory / name).write_bytes(log[0].read_bytes())
+    code, out = invoke(str(directory), "--format", "json")
+    assert code == 0, out
+    data = json.loads(out)
+    assert data["files"] == [str(directory / name)] and data["overall"]["count"] == by_digest_total(log[0])
+
+
+def by_digest_total(path: Path) -> int:
+    return sum(r[1] for r in by_digest(path))

@@ -712,3 +712,24 @@ def test_an_unreadable_file_is_a_bad_file(tmp_path: Path, reference_select: str)
         str(tmp_path / "gone.log"),
         str(tmp_path),
     ]
+
+
+def test_find_slow_log_files_takes_the_names_deployments_write(tmp_path: Path) -> None:
+    """TiDB's default ``tidb-slow.log``, TiUP's ``tidb_slow_query.log`` (``run_tidb.sh``:
+    ``--log-slow-query=…/tidb_slow_query.log``) and TiDB Operator's ``slowlog`` (``/var/log/tidb/slowlog``),
+    with lumberjack's rotated names (``<name>-<local time>.<ext>``, ``.gz`` when compressed)."""
+    wanted = [
+        "tidb-slow-2026-11-18T00-00-00.000.log.gz", "tidb-slow-2026-11-19T00-00-00.000.log", "tidb-slow.log",
+        "tidb_slow_query-2026-11-18T10-00-00.000.log.gz", "tidb_slow_query-2026-11-19T10-00-00.123.log",
+        "tidb_slow_query.log",
+        "slowlog-2026-11-18T00-00-00.000.gz", "slowlog-2026-11-19T00-00-00.000", "slowlog",
+    ]  # fmt: skip
+    ignored = ["tidb.log", "tidb-2026-11-19T00-00-00.000.log", "tidb_stderr.log", "tidb-slow.log.manifest.json",
+               "slowlog.txt", "notes.txt", "tidb-slow-foo.log", "tidb_slow_query.log.swp", "slowlog-old",
+               "tidb_slow_query-2026-11-19T10-00-00.000", "slowlog-2026-11-19T00-00-00.000.log"]  # fmt: skip
+    for name in wanted + ignored:
+        (tmp_path / name).write_text("")
+    (tmp_path / "tidb-slow-2026-11-20T00-00-00.000.log").mkdir()  # not a file
+    assert [p.name for p in find_slow_log_files(tmp_path)] == wanted
+    for name in ("tidb_slow_query.log", "slowlog", "notes.txt"):
+        assert find_slow_log_files(tmp_path / name) == [tmp_path / name]  # a file is taken as it is

@@ -234,3 +234,39 @@ def test_aggregate_sql_pins_utc_and_reads_every_window() -> None:
     by_day = {k.day: s for k, s in table.rows()}
     assert by_day["2026-11-10"].count == 1 and by_day["2026-11-11"].count == 2
     assert by_day["2026-11-11"].max_query_time == 4.0 and by_day["2026-11-11"].instances == {"i1"}
+
+
+@pytest.mark.parametrize(
+    ("name", "when"),
+    [
+        ("tidb-slow-2026-11-20T00-00-00.000.log.gz", datetime(2026, 11, 20, tzinfo=UTC)),
+        ("tidb_slow_query-2026-11-20T08-30-00.000.log", datetime(2026, 11, 20, 8, 30, tzinfo=UTC)),
+        ("slowlog-2026-11-20T00-00-01.000.gz", datetime(2026, 11, 20, 0, 0, 1, tzinfo=UTC)),
+        ("tidb_slow_query.log", None),
+        ("slowlog", None),
+        ("tidb-2026-11-20T00-00-00.000.log", None),
+    ],
+)
+def test_rotated_time_of_every_deployment_name(name: str, when: datetime | None) -> None:
+    assert rotated_time(name) == when
+
+
+def test_download_takes_the_slow_logs_of_every_deployment_name(tmp_path: Path) -> None:
+    from tidbops.slowlog.harvest import download_slow_logs
+    from tidbops.storage import LocalStorage
+
+    bucket = tmp_path / "bucket"
+    names = {
+        "tidb-0/tidb-slow.log": True, "tidb-1/tidb_slow_query.log": True,
+        "tidb-1/tidb_slow_query-2026-11-19T00-00-00.000.log.gz": True,
+        "tidb-1/tidb_slow_query-2026-11-01T00-00-00.000.log.gz": False,  # rotated long before the window
+        "tidb-2/slowlog": True, "tidb-2/slowlog-2026-11-19T00-00-00.000": True, "tidb-2/tidb.log": False,
+        "tidb-2/tidb_stderr.log": False,
+    }  # fmt: skip
+    for rel in names:
+        (bucket / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bucket / rel).write_text("x")
+    got = download_slow_logs(LocalStorage(bucket), tmp_path / "dest", datetime(2026, 11, 19, 12, tzinfo=UTC))
+    assert [instance for _, instance in got] == ["tidb-0", "tidb-1", "tidb-2"]
+    copied = sorted(str(p.relative_to(tmp_path / "dest")) for p in (tmp_path / "dest").rglob("*") if p.is_file())
+    assert copied == sorted(rel for rel, wanted in names.items() if wanted)
