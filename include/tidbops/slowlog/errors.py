@@ -38,3 +38,7 @@ class SlowLogFileError(SlowLogError):
         self.detail = detail
         self.keeps_prefix = keeps_prefix
         super().__init__(f"{source}: {cause}: {detail}")
+
+
+class GuardrailRefusedError(SlowLogError):
+    """A statement that is not one of the guardrail shapes with a 64-hex digest literal: never executed."""

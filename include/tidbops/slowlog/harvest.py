@@ -20,8 +20,9 @@ from typing import Any
 
 from tidbops.catalog.store import Catalog
 from tidbops.slowlog.aggregate import DailyAggregates
+from tidbops.slowlog.errors import GuardrailRefusedError
 from tidbops.slowlog.parser import SLOW_LOG_NAMES, find_slow_log_files, slow_log_name
-from tidbops.slowlog.report import ReportOptions, SlowQueryReport, build_report
+from tidbops.slowlog.report import ReportOptions, SlowQueryReport, build_report, is_appliable_statement
 from tidbops.slowlog.sql_source import DEFAULT_WINDOW, Cursor, iter_sql_entries
 from tidbops.slowlog.store import day_bounds, load_with_baseline, save_report
 from tidbops.storage import Storage
@@ -35,6 +36,7 @@ __all__ = [
     "apply_guardrails",
     "build_reports",
     "download_slow_logs",
+    "execute_guardrail",
     "guardrail_statements",
     "harvest_window",
     "is_real_tidb",
@@ -177,6 +179,7 @@ class GuardrailOutcome:
     statements: tuple[str, ...]  # what would be / was run
     applied: tuple[str, ...]
     reason: str
+    rejected: tuple[str, ...] = ()  # stored statements that are not a guardrail shape: never run
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -184,16 +187,39 @@ class GuardrailOutcome:
             "statements": list(self.statements),
             "applied": list(self.applied),
             "reason": self.reason,
+            "rejected": list(self.rejected),
         }
 
 
+_KIND_OF_STATEMENT = {"query_watch": "QUERY WATCH ", "binding": "CREATE GLOBAL BINDING "}
+
+
+def _split_guardrails(report: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(statements to run, stored statements refused) of a report's suggestions: those supported by the
+    cluster and not hints, each exactly a statement :func:`~tidbops.slowlog.report.query_watch_sql` or
+    :func:`~tidbops.slowlog.report.binding_sql` writes, of its own kind (the report came back from the
+    catalog as JSON: it is checked again, not trusted)."""
+    run: list[str] = []
+    refused: list[str] = []
+    guards = report.get("guardrails")
+    for g in guards if isinstance(guards, list) else []:
+        if not isinstance(g, dict):
+            refused.append(repr(g)[:200])
+            continue
+        kind, sql = g.get("kind"), g.get("sql")
+        if kind not in APPLIABLE_KINDS or g.get("applicable") is not True:
+            continue
+        if not (is_appliable_statement(sql) and str(sql).startswith(_KIND_OF_STATEMENT[str(kind)])):
+            refused.append(sql if isinstance(sql, str) else repr(sql)[:200])
+        elif sql not in run:
+            run.append(str(sql))
+    return run, refused
+
+
 def guardrail_statements(report: dict[str, Any]) -> list[str]:
-    """The report's suggestions that can be run as they are: supported by the cluster, not hints."""
-    seen: list[str] = []
-    for g in report.get("guardrails", []):
-        if g.get("kind") in APPLIABLE_KINDS and g.get("applicable") is True and g.get("sql") not in seen:
-            seen.append(str(g["sql"]))
-    return seen
+    """The report's suggestions that can be run as they are: supported by the cluster, not hints, and
+    exactly one of the two guardrail statements with a 64-hex digest (others are refused)."""
+    return _split_guardrails(report)[0]
 
 
 def is_real_tidb(cursor: Cursor) -> bool:
@@ -208,17 +234,37 @@ def is_real_tidb(cursor: Cursor) -> bool:
     return bool(rows and rows[0] and "Release Version" in str(rows[0][0]))
 
 
+def execute_guardrail(cursor: Cursor, sql: str) -> None:
+    """Run one guardrail statement: only exactly ``QUERY WATCH ADD ACTION KILL SQL DIGEST '<64 hex>';`` or
+    ``CREATE GLOBAL BINDING FROM HISTORY USING PLAN DIGEST '<64 hex>';``, anything else raises
+    :class:`GuardrailRefusedError` (the last check before SQL text reaches the server)."""
+    if not is_appliable_statement(sql):
+        raise GuardrailRefusedError(
+            f"refused to run {sql[:200]!r}: not a guardrail statement with a 64-hex digest literal"
+        )
+    cursor.execute(sql)
+
+
 def apply_guardrails(cursor: Cursor | None, report: dict[str, Any], *, apply: bool) -> GuardrailOutcome:
-    """Run the report's appliable guardrails when ``apply`` (and the server is a real TiDB); else a dry run."""
-    statements = tuple(guardrail_statements(report))
+    """Run the report's appliable guardrails when ``apply`` (and the server is a real TiDB); else a dry run.
+
+    Stored statements that are not exactly a guardrail statement are never run (``rejected``).
+    """
+    statements_list, refused_list = _split_guardrails(report)
+    statements, rejected = tuple(statements_list), tuple(refused_list)
+    note = f"; {len(rejected)} refused (not a guardrail statement with a 64-hex digest)" if rejected else ""
     if not apply:
-        return GuardrailOutcome("dry_run", statements, (), "slow_query.apply_guardrails is false: nothing run")
+        return GuardrailOutcome(
+            "dry_run", statements, (), "slow_query.apply_guardrails is false: nothing run" + note, rejected
+        )
     if not statements:
-        return GuardrailOutcome("applied", (), (), "nothing to apply")
+        return GuardrailOutcome("applied", (), (), "nothing to apply" + note, rejected)
     if cursor is None or not is_real_tidb(cursor):
-        return GuardrailOutcome("refused", statements, (), "the server is not a TiDB (no tidb_version()): not run")
+        return GuardrailOutcome(
+            "refused", statements, (), "the server is not a TiDB (no tidb_version()): not run" + note, rejected
+        )
     done: list[str] = []
     for sql in statements:
-        cursor.execute(sql)
+        execute_guardrail(cursor, sql)
         done.append(sql)
-    return GuardrailOutcome("applied", statements, tuple(done), f"{len(done)} statement(s) run")
+    return GuardrailOutcome("applied", statements, tuple(done), f"{len(done)} statement(s) run" + note, rejected)

@@ -26,7 +26,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from tidbops.slowlog.aggregate import DailyAggregates, DigestKey, DigestStats, iso_time
-from tidbops.slowlog.parser import truncated_from
+from tidbops.slowlog.parser import is_digest, truncated_from
 
 __all__ = [
     "DigestSummary",
@@ -35,9 +35,12 @@ __all__ = [
     "Regression",
     "ReportOptions",
     "SlowQueryReport",
+    "binding_sql",
     "build_report",
     "guardrails_for",
+    "is_appliable_statement",
     "parse_tidb_version",
+    "query_watch_sql",
     "render_text",
 ]
 
@@ -281,6 +284,39 @@ def with_max_execution_time(sql: str, milliseconds: int) -> str:
     return f"{text[: m.end(1)]} {hint}{text[m.end(1) :]}"
 
 
+_QUERY_WATCH = "QUERY WATCH ADD ACTION KILL SQL DIGEST '{}';"
+_BINDING = "CREATE GLOBAL BINDING FROM HISTORY USING PLAN DIGEST '{}';"
+_APPLIABLE_RE = re.compile(
+    "|".join(re.escape(template).replace(r"\{\}", "[0-9a-f]{64}") for template in (_QUERY_WATCH, _BINDING))
+)
+
+
+def _checked_digest(value: str, what: str) -> str:
+    if not is_digest(value):
+        raise ValueError(f"{what} {value[:80]!r} is not 64 lower-case hex characters: no statement is built from it")
+    return value
+
+
+def query_watch_sql(digest: str) -> str:
+    """``QUERY WATCH ADD ACTION KILL SQL DIGEST '<digest>';`` — the only way this statement is written.
+
+    The digest goes into SQL text, so it must be a digest as TiDB writes it (``ValueError`` otherwise).
+    """
+    return _QUERY_WATCH.format(_checked_digest(digest, "SQL digest"))
+
+
+def binding_sql(plan_digest: str) -> str:
+    """``CREATE GLOBAL BINDING FROM HISTORY USING PLAN DIGEST '<plan digest>';`` (``ValueError`` unless the plan
+    digest is 64 lower-case hex characters)."""
+    return _BINDING.format(_checked_digest(plan_digest, "plan digest"))
+
+
+def is_appliable_statement(sql: object) -> bool:
+    """Whether ``sql`` is exactly one of the statements :func:`query_watch_sql` and :func:`binding_sql` write
+    (the only statements the harvest ever executes)."""
+    return isinstance(sql, str) and _APPLIABLE_RE.fullmatch(sql) is not None
+
+
 def _guard_ms(baseline_p95: float, options: ReportOptions) -> int:
     wanted = max(options.min_guard_ms, math.ceil(baseline_p95 * options.guard_margin * 1000))
     return math.ceil(wanted / 100) * 100
@@ -292,7 +328,11 @@ def guardrails_for(
     version: tuple[int, int, int] | None,
     options: ReportOptions | None = None,
 ) -> list[Guardrail]:
-    """The suggested statements for what the report found, for a cluster of ``version`` (None: unknown)."""
+    """The suggested statements for what the report found, for a cluster of ``version`` (None: unknown).
+
+    A finding whose digest (or plan digest) is not 64 lower-case hex characters cannot come from TiDB and
+    gets no guardrail at all (:func:`unguarded`).
+    """
     opts = options or ReportOptions()
 
     def applicable(since: tuple[int, int, int] | None) -> bool | None:
@@ -302,6 +342,8 @@ def guardrails_for(
 
     out: list[Guardrail] = []
     for r in regressions:
+        if not is_digest(r.digest):
+            continue
         if r.sample_sql and is_select(r.sample_sql):
             ms = _guard_ms(r.baseline_p95, opts)
             out.append(
@@ -324,7 +366,7 @@ def guardrails_for(
             Guardrail(
                 digest=r.digest,
                 kind="query_watch",
-                sql=f"QUERY WATCH ADD ACTION KILL SQL DIGEST '{r.digest}';",
+                sql=query_watch_sql(r.digest),
                 reason=(
                     f"{r.metric} {r.ratio:.1f}x the baseline: kills every execution of this statement shape "
                     "(resource group 'default' unless RESOURCE GROUP is added); remove with QUERY WATCH REMOVE"
@@ -334,11 +376,13 @@ def guardrails_for(
             )
         )
     for p in plan_changes:
+        if not (is_digest(p.digest) and is_digest(p.best_plan)):
+            continue
         out.append(
             Guardrail(
                 digest=p.digest,
                 kind="binding",
-                sql=f"CREATE GLOBAL BINDING FROM HISTORY USING PLAN DIGEST '{p.best_plan}';",
+                sql=binding_sql(p.best_plan),
                 reason=(
                     f"plan {p.new_plan[:12]}… is {p.ratio:.1f}x slower than {p.best_plan[:12]}…: pin the "
                     "previous plan (needs it in STATEMENTS_SUMMARY_HISTORY, about 12 h by default)"
@@ -350,6 +394,13 @@ def guardrails_for(
     if version is not None:
         out = [g for g in out if g.applicable is not False]
     return out
+
+
+def unguarded(regressions: Iterable[Regression], plan_changes: Iterable[PlanChange]) -> int:
+    """How many findings :func:`guardrails_for` leaves out because a digest in them is not hex."""
+    return sum(not is_digest(r.digest) for r in regressions) + sum(
+        not (is_digest(p.digest) and is_digest(p.best_plan)) for p in plan_changes
+    )
 
 
 # ------------------------------------------------------------------------------------------- report
@@ -451,6 +502,9 @@ def build_report(
     if tidb_version and version is None:
         notes.append(f"TiDB version {tidb_version!r} not understood: version-specific guardrails are marked")
     guards = guardrails_for(regressions, plan_changes, version, opts)
+    left_out = unguarded(regressions, plan_changes)
+    if left_out:
+        notes.append(f"{left_out} finding(s) have a digest that is not 64 lower-case hex characters: no guardrail")
     totals = {
         "entries": sum(item.stats.count for item in today.values()),
         "digests": len(today),

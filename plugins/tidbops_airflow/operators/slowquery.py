@@ -274,6 +274,8 @@ class SlowQueryGuardrailsOperator(_SlowQueryStep):
                 outcomes[day] = outcome
         for sql in (s for o in outcomes.values() for s in o["statements"]):
             self.log.info("guardrail (%s): %s", "run" if self.apply else "dry run", sql)
+        for sql in (s for o in outcomes.values() for s in o["rejected"]):
+            self.log.warning("guardrail refused, not a guardrail statement with a 64-hex digest: %r", sql[:200])
         self.log.info(
             "guardrails of %s: %s statement(s) over %s day(s), %s run (%s)",
             self.cluster.name, sum(len(o["statements"]) for o in outcomes.values()), len(outcomes),
@@ -283,6 +285,7 @@ class SlowQueryGuardrailsOperator(_SlowQueryStep):
             "mode": "apply" if self.apply else "dry_run",
             "statements": sum(len(o["statements"]) for o in outcomes.values()),
             "applied": sum(len(o["applied"]) for o in outcomes.values()),
+            "rejected": sum(len(o["rejected"]) for o in outcomes.values()),
             "days": {d: o["mode"] for d, o in outcomes.items()},
         }
 

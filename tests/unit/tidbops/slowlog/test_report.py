@@ -16,10 +16,13 @@ from tidbops.slowlog.report import (
     PlanChange,
     Regression,
     ReportOptions,
+    binding_sql,
     build_report,
     guardrails_for,
+    is_appliable_statement,
     is_select,
     parse_tidb_version,
+    query_watch_sql,
     render_text,
     with_max_execution_time,
 )
@@ -213,6 +216,54 @@ def test_guardrails_per_version(version: tuple[int, int, int] | None, kinds: lis
         assert by_kind["query_watch"].applicable is (None if version is None else True)
     if "binding" in by_kind:
         assert by_kind["binding"].sql == f"CREATE GLOBAL BINDING FROM HISTORY USING PLAN DIGEST '{P_OLD}';"
+
+
+HOSTILE = [
+    "x' RESOURCE GROUP `default",
+    "x'; DROP TABLE mysql.user; --",
+    D1.upper(),
+    D1[:-1],
+    D1 + "0",
+    "",
+    " " + D1[1:],
+]
+
+
+@pytest.mark.parametrize("bad", HOSTILE, ids=["probe", "drop", "upper-case", "short", "long", "empty", "space"])
+def test_no_guardrail_for_a_digest_that_is_not_hex(bad: str) -> None:
+    """The probe's forged ``Digest`` became ``… SQL DIGEST 'x' RESOURCE GROUP `default';``: a finding whose
+    digest (or plan digest) is not 64 lower-case hex characters gets no guardrail at all."""
+    findings = [replace(REGRESSION, digest=bad)], [replace(CHANGE, best_plan=bad), replace(CHANGE, digest=bad)]
+    assert guardrails_for(*findings, (8, 5, 1)) == []
+    good = guardrails_for([REGRESSION, replace(REGRESSION, digest=bad)], [CHANGE, replace(CHANGE, best_plan=bad)], None)
+    assert [(g.digest, g.kind) for g in good] == [(D1, "max_execution_time"), (D1, "query_watch"), (D2, "binding")]
+    assert [g.sql for g in good[1:]] == [query_watch_sql(D1), binding_sql(P_OLD)]
+    with pytest.raises(ValueError, match="64 lower-case hex"):
+        query_watch_sql(bad)
+    with pytest.raises(ValueError, match="64 lower-case hex"):
+        binding_sql(bad)
+    assert not is_appliable_statement(f"QUERY WATCH ADD ACTION KILL SQL DIGEST '{bad}';")
+
+
+def test_appliable_statements_are_exactly_the_two_shapes() -> None:
+    assert is_appliable_statement(query_watch_sql(D1)) and is_appliable_statement(binding_sql(P_OLD))
+    for sql in (
+        f"QUERY WATCH ADD ACTION KILL SQL DIGEST '{D1}'; DROP TABLE t;",
+        f"QUERY WATCH ADD ACTION KILL SQL DIGEST '{D1}';\n",
+        f"query watch add action kill sql digest '{D1}';",
+        f"QUERY WATCH ADD ACTION KILL SQL DIGEST '{D1}' RESOURCE GROUP `default`;",
+        "SELECT /*+ MAX_EXECUTION_TIME(100) */ 1;",
+        None,
+        42,
+    ):
+        assert not is_appliable_statement(sql), sql
+
+
+def test_report_notes_findings_left_without_guardrails() -> None:
+    rows = table_of(baseline("x'y", [1.0] * 10), entries(DAY, "x'y", [5.0] * 20))
+    report = build_report(rows, DAY, tidb_version="v8.5.0")
+    assert [r.digest for r in report.regressions] == ["x'y"] and report.guardrails == ()
+    assert any("not 64 lower-case hex" in n for n in report.notes)
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from tidbops_airflow.operators.slowquery import (
 pytestmark = pytest.mark.operators
 
 D0 = datetime(2026, 11, 1, tzinfo=UTC)
+A, B, PLAN = "a" * 64, "b" * 64, "1" * 64  # digests as TiDB writes them: 64 lower-case hex characters
 
 
 def cluster(**slow_query: Any) -> ClusterConfig:
@@ -52,12 +53,14 @@ class Cursor:
             lo, hi = (datetime.fromisoformat(a).replace(tzinfo=UTC) for a in args)
             for when, digest, qt in self.rows:
                 if lo <= when < hi:
-                    row = {"Time": when.replace(tzinfo=None), "Digest": digest, "Plan_digest": "p",
-                           "Query_time": qt, "Query": f"SELECT {digest} FROM t", "INSTANCE": "tidb-0"}  # fmt: skip
+                    row = {"Time": when.replace(tzinfo=None), "Digest": digest, "Plan_digest": PLAN,
+                           "Query_time": qt, "Query": f"SELECT {digest[0]} FROM t", "INSTANCE": "tidb-0"}  # fmt: skip
                     cols = [c.strip("`") for c in sql.split(" FROM ")[0][len("SELECT ") :].split(", ")]
                     self.pending.append(tuple(row.get(c) for c in cols))
         elif sql == "SELECT VERSION()":
             self.pending = [("8.0.11-TiDB-v8.5.1",)]
+        elif sql == "SELECT tidb_version()":
+            self.pending = [("Release Version: v8.5.1\nEdition: Community",)]
 
     def fetchmany(self, size: int = 1) -> list[tuple[Any, ...]]:
         out, self.pending = self.pending[:size], self.pending[size:]
@@ -71,8 +74,8 @@ def rows() -> list[tuple[datetime, str, float]]:
     out = []
     for d in range(9):
         for i in range(12):
-            out.append((D0 + timedelta(days=d, hours=1, minutes=i), "aaa", 0.5))
-            out.append((D0 + timedelta(days=d, hours=2, minutes=i), "bbb", 0.4 if d < 8 else 2.0))
+            out.append((D0 + timedelta(days=d, hours=1, minutes=i), A, 0.5))
+            out.append((D0 + timedelta(days=d, hours=2, minutes=i), B, 0.4 if d < 8 else 2.0))
     return out
 
 
@@ -109,8 +112,8 @@ def test_harvest_report_guardrails_two_nights(tidb: Cursor, catalog_path: str) -
 
     report = SlowQueryReportOperator(task_id="report_slow_queries", cluster=c, catalog_sqlite_path=catalog_path)
     summary = report.execute(context({"harvest_slow_queries": h2}))
-    assert summary["day"] == "2026-11-09" and summary["regressed_digests"] == ["bbb"]
-    assert summary["top"][0]["digest"] == "bbb"
+    assert summary["day"] == "2026-11-09" and summary["regressed_digests"] == [B]
+    assert summary["top"][0]["digest"] == B
 
     guard = SlowQueryGuardrailsOperator(task_id="suggest_guardrails", cluster=c, catalog_sqlite_path=catalog_path)
     out = guard.execute(context({"report_slow_queries": summary}))
@@ -118,7 +121,7 @@ def test_harvest_report_guardrails_two_nights(tidb: Cursor, catalog_path: str) -
     catalog = Catalog.from_url(f"sqlite:///{catalog_path}")
     stored = load_report(catalog, "dev", "2026-11-09")
     assert stored is not None and stored["guardrails_run"]["mode"] == "dry_run"
-    assert [r["digest"] for r in stored["regressions"]] == ["bbb"]
+    assert [r["digest"] for r in stored["regressions"]] == [B]
     assert get_watermark(catalog, "dev", "sql:tidbops_slowlog.cluster_slow_query") == D0 + timedelta(days=9)
     assert not any("QUERY WATCH" in sql for sql in tidb.executed)
 
@@ -141,6 +144,33 @@ def test_guardrails_refused_on_a_server_that_is_not_tidb(tidb: Cursor, catalog_p
     out = guard.execute(context({"r": s}))
     assert out["mode"] == "apply" and out["applied"] == 0 and out["days"] == {"2026-11-09": "refused"}
     assert not any("QUERY WATCH" in sql for sql in tidb.executed)
+
+
+def test_a_tampered_stored_report_is_never_applied(tidb: Cursor, catalog_path: str) -> None:
+    """The guardrail step reads the report back from the catalog: a statement in it that is not exactly a
+    guardrail with a 64-hex digest (here the probe's forged one) is refused, the others run."""
+    from tidbops.slowlog.store import save_report
+
+    c = cluster(source="sql", table="a.cluster_b", apply_guardrails=True)
+    h = SlowQueryHarvestOperator(task_id="h", cluster=c, catalog_sqlite_path=catalog_path)
+    h.execute(context(conf={"until": "2026-11-09T00:00:00Z"}))
+    h2 = h.execute(context(conf={"until": "2026-11-10T00:00:00Z"}))
+    s = SlowQueryReportOperator(task_id="r", cluster=c, catalog_sqlite_path=catalog_path, harvest_task_id="h")
+    summary = s.execute(context({"h": h2}))
+    catalog = Catalog.from_url(f"sqlite:///{catalog_path}")
+    stored = load_report(catalog, "dev", "2026-11-09")
+    assert stored is not None
+    forged = "QUERY WATCH ADD ACTION KILL SQL DIGEST 'x' RESOURCE GROUP `default';"
+    genuine = [g["sql"] for g in stored["guardrails"] if g["kind"] == "query_watch"]
+    assert genuine == [f"QUERY WATCH ADD ACTION KILL SQL DIGEST '{B}';"]
+    stored["guardrails"].append({**stored["guardrails"][-1], "kind": "query_watch", "sql": forged})
+    save_report(catalog, "dev", "2026-11-09", stored)
+    guard = SlowQueryGuardrailsOperator(task_id="g", cluster=c, catalog_sqlite_path=catalog_path, report_task_id="r")
+    out = guard.execute(context({"r": summary}))
+    assert out["applied"] == 1 and out["rejected"] == 1
+    assert genuine[0] in tidb.executed and forged not in tidb.executed
+    after = load_report(catalog, "dev", "2026-11-09")
+    assert after is not None and after["guardrails_run"]["rejected"] == [forged]
 
 
 def test_files_source_reads_local_paths_with_env_expansion(
