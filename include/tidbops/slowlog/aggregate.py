@@ -213,28 +213,30 @@ class DigestStats:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DigestStats:
+        """The stats :meth:`to_json` wrote; :class:`SlowLogFormatError` for anything else (negative counts,
+        times that are not finite …: what comes back from storage is checked, not trusted)."""
         try:
             return cls(
-                count=int(data["count"]),
-                query_time_ns=int(data["query_time_ns"]),
-                max_query_time_ns=int(data["max_query_time_ns"]),
+                count=_whole(data["count"]),
+                query_time_ns=_whole(data["query_time_ns"]),
+                max_query_time_ns=_whole(data["max_query_time_ns"]),
                 histogram=LogHistogram.from_json(data["histogram"]),
-                process_time_ns=int(data["process_time_ns"]),
-                wait_time_ns=int(data["wait_time_ns"]),
-                backoff_time_ns=int(data["backoff_time_ns"]),
-                process_keys=int(data["process_keys"]),
-                total_keys=int(data["total_keys"]),
-                result_rows=int(data["result_rows"]),
-                max_mem=int(data["max_mem"]),
-                errors=int(data["errors"]),
+                process_time_ns=_whole(data["process_time_ns"]),
+                wait_time_ns=_whole(data["wait_time_ns"]),
+                backoff_time_ns=_whole(data["backoff_time_ns"]),
+                process_keys=_whole(data["process_keys"]),
+                total_keys=_whole(data["total_keys"]),
+                result_rows=_whole(data["result_rows"]),
+                max_mem=_whole(data["max_mem"]),
+                errors=_whole(data["errors"]),
                 first_seen=_number(data["first_seen"], math.inf),
                 last_seen=_number(data["last_seen"], -math.inf),
                 sample_sql=str(data["sample_sql"]),
-                sample_query_time_ns=int(data["sample_query_time_ns"]),
+                sample_query_time_ns=_whole(data["sample_query_time_ns"], -1),
                 sample_time=_number(data["sample_time"], math.inf),
                 instances={str(i) for i in data["instances"]},
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise SlowLogFormatError(f"not a serialized DigestStats: {exc!r}") from None
 
 
@@ -244,7 +246,22 @@ def _finite(epoch: float) -> float | None:
 
 
 def _number(value: Any, missing: float) -> float:
-    return missing if value is None else float(value)
+    """An epoch from JSON: ``None`` for the empty sentinel, else a finite number."""
+    if value is None:
+        return missing
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"not a time: {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"not a finite time: {value!r}")
+    return number
+
+
+def _whole(value: Any, least: int = 0) -> int:
+    """A count from JSON: an integer from ``least`` up."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"not a count from {least}: {value!r}")
+    return value
 
 
 def iso_time(epoch: float) -> str:

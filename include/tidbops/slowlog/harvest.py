@@ -83,7 +83,7 @@ def aggregate_sql(
 ) -> DailyAggregates:
     """Entries of ``[start, end)`` from a ``SLOW_QUERY``-shaped table, per UTC day."""
     table_aggs = _empty(start, end, redact)
-    for entry, instance in iter_sql_entries(cursor, table, start, end, window=window):
+    for entry, instance in iter_sql_entries(cursor, table, start, end, window=window, stats=table_aggs.parse_stats):
         table_aggs.add_entry(entry, instance)
     return table_aggs
 

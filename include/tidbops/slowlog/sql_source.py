@@ -21,11 +21,10 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any, Protocol
 
 from tidbops.slowlog.errors import SlowLogFormatError
-from tidbops.slowlog.parser import SlowQueryEntry
+from tidbops.slowlog.parser import ParseStats, SlowQueryEntry, count_value, is_digest, seconds_value
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -128,18 +127,44 @@ def window_queries(
     return out
 
 
-def _float(value: Any) -> float:
-    if value is None or value == "":
+def _present(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return None if value is None or value == "" else value
+
+
+def _seconds(row: Mapping[str, Any], column: str, *, required: bool = False) -> float:
+    """A time column: what :func:`~tidbops.slowlog.parser.seconds_value` accepts (0 when NULL, unless required)."""
+    value = _present(row.get(column))
+    if value is None:
+        if required:
+            raise SlowLogFormatError(f"{column} is missing")
         return 0.0
-    return float(value)
+    try:
+        return seconds_value(value)
+    except ValueError as exc:
+        raise SlowLogFormatError(f"{column}: {exc}") from None
 
 
-def _int(value: Any) -> int:
-    if value is None or value == "":
+def _count(row: Mapping[str, Any], column: str) -> int:
+    """A count column: what :func:`~tidbops.slowlog.parser.count_value` accepts (0 when NULL)."""
+    value = _present(row.get(column))
+    if value is None:
         return 0
-    if isinstance(value, float | Decimal):
-        return int(value)
-    return int(str(value))
+    try:
+        return count_value(value)
+    except ValueError as exc:
+        raise SlowLogFormatError(f"{column}: {exc}") from None
+
+
+def _digests(row: Mapping[str, Any]) -> tuple[str, str]:
+    """``Digest`` (required) and ``Plan_digest`` (NULL or empty: no plan), each 64 lower-case hex characters."""
+    digest, plan = _text(row.get("Digest")), _text(row.get("Plan_digest"))
+    if not is_digest(digest):
+        raise SlowLogFormatError(f"Digest is not 64 lower-case hex characters: {digest[:80]!r}")
+    if plan and not is_digest(plan):
+        raise SlowLogFormatError(f"Plan_digest is not 64 lower-case hex characters: {plan[:80]!r}")
+    return digest, plan
 
 
 def _bool(value: Any, default: bool) -> bool:
@@ -159,40 +184,52 @@ def _text(value: Any) -> str:
 
 
 def _time(value: Any) -> datetime:
-    """``Time`` as returned for a session in UTC: a naive ``datetime`` (pymysql) or its text."""
+    """``Time`` as returned for a session in UTC: a naive ``datetime`` (pymysql) or its text, of the years
+    1000-2999 like the file parser's."""
+    when: datetime | None = None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, str | bytes):
-        text = _text(value).strip()
+        when = value
+    elif isinstance(value, str | bytes):
         try:
-            return datetime.fromisoformat(text).replace(tzinfo=UTC)
+            when = datetime.fromisoformat(_text(value).strip())
         except ValueError:
             pass
-    raise SlowLogFormatError(f"slow-query row has an unusable Time: {value!r}")
+    if when is not None and 1000 <= when.year <= 2999:
+        try:
+            return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        except OverflowError:
+            pass
+    raise SlowLogFormatError(f"slow-query row has an unusable Time: {str(value)[:80]!r}")
 
 
 def row_to_entry(row: Mapping[str, Any]) -> tuple[SlowQueryEntry, str]:
-    """One row (column name → value, TiDB's column names) as an entry and the instance it came from."""
+    """One row (column name → value, TiDB's column names) as an entry and the instance it came from.
+
+    The values are held to the file parser's rules (digests of 64 lower-case hex characters, times from 0
+    to a year, counts of at most 18 digits, a real ``Time``): :class:`SlowLogFormatError` names the column
+    of a row that breaks one.
+    """
     when = _time(row.get("Time"))
+    digest, plan_digest = _digests(row)
     sql = _text(row.get("Query"))
     entry = SlowQueryEntry(
         time=when.timestamp(),
         day=when.date().isoformat(),
         utc_offset=0,
-        query_time=_float(row.get("Query_time")),
-        digest=_text(row.get("Digest")),
-        plan_digest=_text(row.get("Plan_digest")),
+        query_time=_seconds(row, "Query_time", required=True),
+        digest=digest,
+        plan_digest=plan_digest,
         db=_text(row.get("DB")),
         user=_text(row.get("User")),
         host=_text(row.get("Host")),
         sql=sql if sql.endswith(";") else sql + ";",
-        process_time=_float(row.get("Process_time")),
-        wait_time=_float(row.get("Wait_time")),
-        backoff_time=_float(row.get("Backoff_time")),
-        process_keys=_int(row.get("Process_keys")),
-        total_keys=_int(row.get("Total_keys")),
-        result_rows=_int(row.get("Result_rows")),
-        mem_max=_int(row.get("Mem_max")),
+        process_time=_seconds(row, "Process_time"),
+        wait_time=_seconds(row, "Wait_time"),
+        backoff_time=_seconds(row, "Backoff_time"),
+        process_keys=_count(row, "Process_keys"),
+        total_keys=_count(row, "Total_keys"),
+        result_rows=_count(row, "Result_rows"),
+        mem_max=_count(row, "Mem_max"),
         is_internal=_bool(row.get("Is_internal"), False),
         succ=_bool(row.get("Succ"), True),
     )
@@ -207,16 +244,31 @@ def iter_sql_entries(
     *,
     window: timedelta = DEFAULT_WINDOW,
     batch: int = 2000,
+    stats: ParseStats | None = None,
 ) -> Iterator[tuple[SlowQueryEntry, str]]:
-    """Run :data:`SESSION_SETUP` and the window queries on ``cursor``; yield ``(entry, instance)``."""
+    """Run :data:`SESSION_SETUP` and the window queries on ``cursor``; yield ``(entry, instance)``.
+
+    A row :func:`row_to_entry` refuses is counted in ``stats.malformed`` and noted as ``<table> rows <window>,
+    row N: what``; the others are read on.
+    """
+    counters = stats if stats is not None else ParseStats()
     for statement in SESSION_SETUP:
         cursor.execute(statement)
     names = columns_for(table)
     for query in window_queries(table, start, end, window=window):
         cursor.execute(query.sql, query.params)
+        number = 0
         while True:
             rows = cursor.fetchmany(batch)
             if not rows:
                 break
             for row in rows:
-                yield row_to_entry(dict(zip(names, row, strict=True)))
+                number += 1
+                try:
+                    entry = row_to_entry(dict(zip(names, row, strict=True)))
+                except SlowLogFormatError as exc:
+                    counters.malformed += 1
+                    counters.note(f"{table} rows {query.params[0]} .. {query.params[1]}, row {number}: {exc}")
+                    continue
+                counters.entries += 1
+                yield entry

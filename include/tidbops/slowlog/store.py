@@ -41,7 +41,8 @@ from tidbops.catalog.schema import (
 )
 from tidbops.catalog.store import Catalog
 from tidbops.slowlog.aggregate import DailyAggregates, DigestKey, DigestStats
-from tidbops.slowlog.errors import SlowLogError
+from tidbops.slowlog.errors import SlowLogError, SlowLogFormatError
+from tidbops.slowlog.parser import ParseStats, is_digest
 
 __all__ = [
     "SLOW_QUERY_SCHEMA_VERSION",
@@ -180,6 +181,14 @@ def set_watermark(catalog: Catalog, cluster: str, source: str, value: datetime) 
 # ------------------------------------------------------------------------------------------ aggregates
 
 
+_BIGINT_MAX = 2**63 - 1
+
+
+def _bigint(value: int) -> int:
+    """A metric for a BIGINT column: saturated at 2^63 - 1 (the exact value is in ``stats``)."""
+    return min(value, _BIGINT_MAX)
+
+
 def _row_values(cluster: str, key: DigestKey, stats: DigestStats, now: datetime) -> dict[str, Any]:
     return {
         "cluster": cluster,
@@ -188,7 +197,7 @@ def _row_values(cluster: str, key: DigestKey, stats: DigestStats, now: datetime)
         "plan_digest": key.plan_digest,
         "db": key.db,
         "user": key.user,
-        "count": stats.count,
+        "count": _bigint(stats.count),
         "total_query_time": stats.total_query_time,
         "avg_query_time": stats.avg_query_time,
         "p95_query_time": stats.p95_query_time,
@@ -196,11 +205,11 @@ def _row_values(cluster: str, key: DigestKey, stats: DigestStats, now: datetime)
         "process_time": stats.process_time_ns / 1e9,
         "wait_time": stats.wait_time_ns / 1e9,
         "backoff_time": stats.backoff_time_ns / 1e9,
-        "process_keys": stats.process_keys,
-        "total_keys": stats.total_keys,
-        "result_rows": stats.result_rows,
-        "max_mem": stats.max_mem,
-        "errors": stats.errors,
+        "process_keys": _bigint(stats.process_keys),
+        "total_keys": _bigint(stats.total_keys),
+        "result_rows": _bigint(stats.result_rows),
+        "max_mem": _bigint(stats.max_mem),
+        "errors": _bigint(stats.errors),
         "first_seen": _epoch(stats.first_seen),
         "last_seen": _epoch(stats.last_seen),
         "sample_sql": stats.sample_sql,
@@ -208,6 +217,25 @@ def _row_values(cluster: str, key: DigestKey, stats: DigestStats, now: datetime)
         "stats": stats.to_json(),
         "updated_at": now,
     }
+
+
+def _stored(cluster: str, row: Any, problems: ParseStats | None) -> tuple[DigestKey, DigestStats] | None:
+    """A ``slow_query_daily`` row as ``(key, stats)``, or ``None`` (noted in ``problems``) when it is not what
+    :func:`save_harvest` writes: digests of 64 lower-case hex characters (an empty plan digest: no plan) and
+    stats JSON :meth:`DigestStats.from_json` accepts. What comes back from the catalog is checked, since
+    digests from it go into guardrail statements."""
+    where = f"catalog slow_query_daily row {cluster}/{row.day} digest {str(row.digest)[:80]!r}"
+    if not is_digest(row.digest) or (row.plan_digest and not is_digest(row.plan_digest)):
+        reason = "a digest or plan digest is not 64 lower-case hex characters"
+    else:
+        try:
+            return DigestKey(row.day, row.digest, row.plan_digest, row.db, row.user), DigestStats.from_json(row.stats)
+        except SlowLogFormatError as exc:
+            reason = str(exc)
+    if problems is not None:
+        problems.malformed += 1
+        problems.note(f"{where}: {reason}: left out")
+    return None
 
 
 def _load_days(conn: Connection, cluster: str, days: Iterable[str]) -> dict[DigestKey, DigestStats]:
@@ -220,7 +248,7 @@ def _load_days(conn: Connection, cluster: str, days: Iterable[str]) -> dict[Dige
             t.c.cluster == cluster, t.c.day.in_(wanted)
         )
     )
-    return {DigestKey(r.day, r.digest, r.plan_digest, r.db, r.user): DigestStats.from_json(r.stats) for r in rows}
+    return dict(item for r in rows if (item := _stored(cluster, r, None)) is not None)
 
 
 def _upsert_digests(conn: Connection, cluster: str, stats: dict[DigestKey, DigestStats], now: datetime) -> None:
@@ -325,7 +353,8 @@ def save_harvest(
 
 
 def load_aggregates(catalog: Catalog, cluster: str, first_day: str, last_day: str) -> DailyAggregates:
-    """The stored rows of ``first_day … last_day`` (inclusive) as :class:`DailyAggregates`."""
+    """The stored rows of ``first_day … last_day`` (inclusive) as :class:`DailyAggregates`; rows that are not
+    what :func:`save_harvest` writes are left out and counted in its ``parse_stats``."""
     t = slow_query_daily
     table = DailyAggregates(day_tz=UTC)
     with catalog.engine.connect() as conn:
@@ -336,7 +365,9 @@ def load_aggregates(catalog: Catalog, cluster: str, first_day: str, last_day: st
             )
         )
         for r in rows:
-            table.stats[DigestKey(r.day, r.digest, r.plan_digest, r.db, r.user)] = DigestStats.from_json(r.stats)
+            item = _stored(cluster, r, table.parse_stats)
+            if item is not None:
+                table.stats[item[0]] = item[1]
     return table
 
 

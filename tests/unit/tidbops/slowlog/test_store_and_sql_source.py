@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from tidbops.catalog.store import Catalog
 from tidbops.slowlog.aggregate import DailyAggregates
+from tidbops.slowlog.errors import SlowLogFormatError
 from tidbops.slowlog.harvest import aggregate_sql, harvest_window, primary_day, rotated_time
 from tidbops.slowlog.parser import SlowQueryEntry
 from tidbops.slowlog.sql_source import columns_for, quote_table, row_to_entry, window_queries
@@ -30,7 +32,7 @@ pytestmark = pytest.mark.unit
 D0 = datetime(2026, 11, 10, tzinfo=UTC)
 
 
-def entry(when: datetime, qt: float, digest: str = "d1", plan: str = "p1") -> SlowQueryEntry:
+def entry(when: datetime, qt: float, digest: str = "d1" * 32, plan: str = "a1" * 32) -> SlowQueryEntry:
     return SlowQueryEntry(
         time=when.timestamp(), day=when.date().isoformat(), utc_offset=0, query_time=qt, digest=digest,
         plan_digest=plan, db="shop", user="app", host="10.0.0.1", sql=f"SELECT {qt};",
@@ -51,7 +53,7 @@ def catalog(tmp_path: Path) -> Catalog:
     return cat
 
 
-def count_on(catalog: Catalog, day: str, digest: str = "d1") -> int:
+def count_on(catalog: Catalog, day: str, digest: str = "d1" * 32) -> int:
     rows = load_with_baseline(catalog, "dev", day, 0)
     return sum(s.count for k, s in rows.stats.items() if k.digest == digest)
 
@@ -186,7 +188,7 @@ def test_window_queries_are_hourly_aligned_bounded_and_parameterised() -> None:
 
 def test_row_to_entry_maps_tidb_columns() -> None:
     row: dict[str, Any] = {
-        "Time": datetime(2026, 11, 10, 23, 59, 59, 500000), "Digest": "abc", "Plan_digest": "p", "DB": "shop",
+        "Time": datetime(2026, 11, 10, 23, 59, 59, 500000), "Digest": "ab" * 32, "Plan_digest": "0f" * 32, "DB": "shop",
         "User": "app", "Host": "10.0.1.15", "Query_time": Decimal("1.527627037"), "Process_time": 2.07,
         "Wait_time": None, "Backoff_time": 0, "Process_keys": 1310720, "Total_keys": "1310733", "Result_rows": 250,
         "Mem_max": 525211, "Succ": 0, "Query": "SELECT 1", "INSTANCE": "10.0.2.1:10080",
@@ -195,7 +197,7 @@ def test_row_to_entry_maps_tidb_columns() -> None:
     assert instance == "10.0.2.1:10080"
     assert e.time == datetime(2026, 11, 10, 23, 59, 59, 500000, tzinfo=UTC).timestamp()
     assert (e.day, e.utc_offset, e.query_time, e.wait_time) == ("2026-11-10", 0, 1.527627037, 0.0)
-    assert (e.digest, e.plan_digest, e.db, e.user, e.host) == ("abc", "p", "shop", "app", "10.0.1.15")
+    assert (e.digest, e.plan_digest, e.db, e.user, e.host) == ("ab" * 32, "0f" * 32, "shop", "app", "10.0.1.15")
     assert (e.process_keys, e.total_keys, e.result_rows, e.mem_max) == (1310720, 1310733, 250, 525211)
     assert e.succ is False and e.is_internal is False and e.sql == "SELECT 1;"
 
@@ -220,7 +222,7 @@ def test_aggregate_sql_pins_utc_and_reads_every_window() -> None:
     cols = columns_for("a.cluster_x")
 
     def row(when: datetime, qt: float) -> tuple[Any, ...]:
-        values = {"Time": when.replace(tzinfo=None), "Digest": "d", "Plan_digest": "p", "Query_time": qt,
+        values = {"Time": when.replace(tzinfo=None), "Digest": "d" * 64, "Plan_digest": "e" * 64, "Query_time": qt,
                   "Query": "SELECT 1;", "INSTANCE": "i1"}  # fmt: skip
         return tuple(values.get(c) for c in cols)
 
@@ -270,3 +272,106 @@ def test_download_takes_the_slow_logs_of_every_deployment_name(tmp_path: Path) -
     assert [instance for _, instance in got] == ["tidb-0", "tidb-1", "tidb-2"]
     copied = sorted(str(p.relative_to(tmp_path / "dest")) for p in (tmp_path / "dest").rglob("*") if p.is_file())
     assert copied == sorted(rel for rel, wanted in names.items() if wanted)
+
+
+# ------------------------------------------------------------------------------ SQL rows checked like files
+HEX = "c" * 64
+GOOD_ROW: dict[str, Any] = {
+    "Time": datetime(2026, 11, 10, 1, 2, 3), "Digest": HEX, "Plan_digest": "", "Query_time": 1.5,
+    "Query": "SELECT 1", "INSTANCE": "tidb-0",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("Digest", "x' RESOURCE GROUP `default"), ("Digest", HEX.upper()), ("Digest", HEX[:63]), ("Digest", None),
+        ("Digest", ""), ("Digest", b"x'"), ("Plan_digest", "' OR 1=1 --"), ("Plan_digest", HEX + "0"),
+        ("Query_time", -1), ("Query_time", float("nan")), ("Query_time", float("inf")), ("Query_time", 1e308),
+        ("Query_time", Decimal("-0.5")), ("Query_time", Decimal("Infinity")), ("Query_time", "1e400"),
+        ("Query_time", None), ("Query_time", "fast"), ("Query_time", True), ("Process_time", -2.0),
+        ("Wait_time", float("nan")), ("Backoff_time", 1e30), ("Process_keys", -1), ("Total_keys", 10**19),
+        ("Result_rows", 1.5), ("Mem_max", "lots"), ("Time", "yesterday"), ("Time", None),
+        ("Time", datetime(9999, 12, 31, 23, 0)), ("Time", datetime(1, 1, 1)),
+    ],
+)  # fmt: skip
+def test_sql_rows_with_values_tidb_never_writes_are_refused(column: str, value: Any) -> None:
+    with pytest.raises(SlowLogFormatError, match=column):
+        row_to_entry({**GOOD_ROW, column: value})
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "field", "expected"),
+    [
+        ("Plan_digest", None, "plan_digest", ""), ("Plan_digest", HEX, "plan_digest", HEX),
+        ("Digest", HEX.encode(), "digest", HEX), ("Query_time", Decimal("1.527627037"), "query_time", 1.527627037),
+        ("Query_time", "0.5", "query_time", 0.5), ("Process_keys", Decimal(7), "process_keys", 7),
+        ("Wait_time", None, "wait_time", 0.0), ("Mem_max", "12", "mem_max", 12),
+    ],
+)  # fmt: skip
+def test_sql_rows_that_are_fine(column: str, value: Any, field: str, expected: Any) -> None:
+    entry, _ = row_to_entry({**GOOD_ROW, column: value})
+    assert getattr(entry, field) == expected
+
+
+def test_a_bad_sql_row_is_counted_and_the_harvest_goes_on() -> None:
+    start = datetime(2026, 11, 10, 23, 0, tzinfo=UTC)
+    cols = columns_for("a.cluster_x")
+
+    def row(minutes: int, digest: str, qt: Any) -> tuple[Any, ...]:
+        values = {**GOOD_ROW, "Time": (start + timedelta(minutes=minutes)).replace(tzinfo=None), "Digest": digest,
+                  "Query_time": qt}  # fmt: skip
+        return tuple(values.get(c) for c in cols)
+
+    cursor = FakeCursor({"2026-11-10 23:00:00.000000": [
+        row(1, HEX, 1.0), row(2, "x' RESOURCE GROUP `default", 1.0), row(3, HEX, -1), row(4, HEX, 2.0),
+    ]})  # fmt: skip
+    table = aggregate_sql(cursor, "a.cluster_x", start, start + timedelta(hours=1))
+    ((_, stats),) = table.rows()
+    assert stats.count == 2 and stats.query_time_ns == 3_000_000_000
+    st = table.parse_stats
+    assert (st.entries, st.malformed) == (2, 2)
+    assert st.problems[0].startswith("a.cluster_x rows 2026-11-10 23:00:00.000000 .. 2026-11-11 00:00:00.000000, row 2: ")
+    assert "Digest" in st.problems[0] and "Query_time" in st.problems[1]
+
+
+def test_stored_rows_with_a_digest_that_is_not_hex_are_left_out(catalog: Catalog) -> None:
+    """What the history store gives back is checked too: a row that is not 64 hex (written by an older
+    version, or by hand) never reaches a report, hence never a guardrail."""
+    from sqlalchemy import insert
+
+    from tidbops.catalog.schema import slow_query_daily, write_transaction
+    from tidbops.slowlog.store import load_aggregates
+
+    end = D0 + timedelta(days=1)
+    save_harvest(catalog, "dev", "s", aggs([entry(D0 + timedelta(hours=2), 1.0, HEX, "")], D0, end), start=D0, end=end)
+    good = load_aggregates(catalog, "dev", "2026-11-10", "2026-11-10")
+    (key, stats) = next(iter(good.stats.items()))
+    with write_transaction(catalog.engine) as conn:
+        for digest, plan, data in [
+            ("x' RESOURCE GROUP `default", "", stats.to_json()),
+            (HEX.upper(), "", stats.to_json()),
+            ("d" * 64, "p1", stats.to_json()),
+            ("e" * 64, "", {**stats.to_json(), "count": -5}),
+            ("f" * 64, "", {**stats.to_json(), "first_seen": "soon"}),
+        ]:
+            conn.execute(insert(slow_query_daily).values(
+                cluster="dev", day="2026-11-10", digest=digest, plan_digest=plan, db="shop", user="app", count=1,
+                total_query_time=1, avg_query_time=1, p95_query_time=1, max_query_time=1, process_time=0,
+                wait_time=0, backoff_time=0, process_keys=0, total_keys=0, result_rows=0, max_mem=0, errors=0,
+                sample_sql="x", instances=[], stats=data, updated_at=D0,
+            ))  # fmt: skip
+    table = load_aggregates(catalog, "dev", "2026-11-10", "2026-11-10")
+    assert list(table.stats) == [key]
+    assert table.parse_stats.malformed == 5 and all("dev/2026-11-10" in p for p in table.parse_stats.problems)
+
+
+def test_sums_beyond_64_bits_are_stored(catalog: Catalog) -> None:
+    """The metric columns are BIGINT: a sum past 2^63 - 1 is stored saturated there, exactly in ``stats``."""
+    from tidbops.slowlog.store import load_aggregates
+
+    end = D0 + timedelta(days=1)
+    many = [replace(entry(D0 + timedelta(minutes=i), 1.0, HEX, ""), process_keys=10**18 - 1) for i in range(20)]
+    save_harvest(catalog, "dev", "s", aggs(many, D0, end), start=D0, end=end)
+    ((_, stats),) = load_aggregates(catalog, "dev", "2026-11-10", "2026-11-10").rows()
+    assert stats.process_keys == 20 * (10**18 - 1)
