@@ -4,6 +4,11 @@ An offline pt-query-digest for TiDB slow logs that groups by TiDB's own ``Digest
 fingerprint unless told ``--group-by Digest``). A directory argument stands for its slow logs: TiDB's
 ``tidb-slow.log``, TiUP's ``tidb_slow_query.log`` or TiDB Operator's ``slowlog``, with their rotated siblings;
 ``.gz`` files are read as they are.
+
+Bad input never stops the report and never shows a traceback: a file that cannot be read to its end and an
+entry with values TiDB never writes are each counted and told in one ``warning: file[:line]: what`` line on
+stderr. Text from the logs is printed with its control and format characters escaped (``\\x1b``,
+``\\u202e`` …); the JSON output escapes them as JSON does. Exit status: see :data:`EXIT_STATUS`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import typer
 from tidbops.cli import app
 from tidbops.slowlog.aggregate import DailyAggregates, DigestStats, aggregate_files, iso_time
 from tidbops.slowlog.parser import SLOW_LOG_NAMES, find_slow_log_files
+from tidbops.slowlog.report import printable
 
 slowlog_app = typer.Typer(help="TiDB slow logs: offline digest reports.", no_args_is_help=True)
 
@@ -28,15 +34,25 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
+EXIT_NOTHING_USABLE = 1
+EXIT_STATUS = (
+    "Exit status: 0 when a report was made from what could be read, also when some files or entries were bad "
+    "(each is a warning line on stderr) or the logs hold no entries; 1 when nothing usable was read (every file "
+    "bad, or every entry rejected); 2 for a usage error."
+)
+
+
 def parse_when(text: str) -> float:
     """An ISO 8601 date or date-time (naive means UTC) -> epoch seconds."""
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not an ISO 8601 date or date-time, e.g. 2026-11-20T08:00:00Z") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    except (ValueError, OverflowError):
+        raise typer.BadParameter(
+            f"{text!r} is not an ISO 8601 date or date-time in range, e.g. 2026-11-20T08:00:00Z"
+        ) from None
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
@@ -44,17 +60,20 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = find_slow_log_files(path)
+            try:
+                found = find_slow_log_files(path)
+            except OSError as exc:
+                raise typer.BadParameter(f"{printable(str(path))}: cannot list: {exc.strerror or exc}") from None
             if not found:
                 raise typer.BadParameter(
-                    f"{path}: no slow-log files in this directory ({', '.join(SLOW_LOG_NAMES)} and their "
-                    "rotated -<time> siblings)"
+                    f"{printable(str(path))}: no slow-log files in this directory ({', '.join(SLOW_LOG_NAMES)} "
+                    "and their rotated -<time> siblings)"
                 )
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            raise typer.BadParameter(f"{path}: no such file or directory")
+            raise typer.BadParameter(f"{printable(str(path))}: no such file or directory")
     return files
 
 
@@ -95,15 +114,16 @@ def _seconds(value: float) -> str:
 
 
 def render_digest_text(files: list[Path], table: DailyAggregates, top: int) -> str:
-    """A pt-query-digest-like report: overall line, profile table, one section per digest."""
+    """A pt-query-digest-like report: overall line, profile table, one section per digest. Every line is
+    one line, with the control and format characters of text from the logs escaped (:func:`printable`)."""
     st = table.parse_stats
     overall = _overall(table)
     rows = digest_rows(table)
-    size = sum(p.stat().st_size for p in files)
+    bad = f"; {st.bad_files} bad file(s), {st.discarded} entries of corrupt files left out" if st.bad_files else ""
     lines = [
         f"# Files: {', '.join(str(p) for p in files)}",
-        f"# Read {size / 1e6:.1f} MB: {st.entries} entries ({st.incomplete} incomplete, {st.malformed} malformed, "
-        f"{table.skipped_internal} internal skipped, {table.skipped_by_time} outside the time window)",
+        f"# Read {st.bytes_read / 1e6:.1f} MB: {st.entries} entries ({st.incomplete} incomplete, {st.malformed} "
+        f"malformed, {table.skipped_internal} internal skipped, {table.skipped_by_time} outside the time window)" + bad,
         f"# Overall: {overall.count} total, {len(rows)} unique digests, "
         f"{iso_time(overall.first_seen)} to {iso_time(overall.last_seen)}",
         f"# Exec time: total {_seconds(overall.total_query_time)}, avg {_seconds(overall.avg_query_time)}, "
@@ -136,7 +156,7 @@ def render_digest_text(files: list[Path], table: DailyAggregates, top: int) -> s
             f"# Slowest ({_seconds(stats.sample_query_time_ns / 1e9)} at {iso_time(stats.sample_time)}):",
             stats.sample_sql,
         ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(printable, lines)) + "\n"
 
 
 def digest_json(files: list[Path], table: DailyAggregates, top: int) -> dict[str, Any]:
@@ -168,6 +188,8 @@ def digest_json(files: list[Path], table: DailyAggregates, top: int) -> dict[str
             "entries": st.entries,
             "incomplete": st.incomplete,
             "malformed": st.malformed,
+            "bad_files": st.bad_files,
+            "discarded": st.discarded,
             "skipped_internal": table.skipped_internal,
             "skipped_by_time": table.skipped_by_time,
             "problems": st.problems,
@@ -186,7 +208,20 @@ def digest_json(files: list[Path], table: DailyAggregates, top: int) -> dict[str
     }
 
 
-@slowlog_app.command("digest")
+def warn_problems(table: DailyAggregates) -> None:
+    """The problems of a parse on stderr, one ``warning:`` line each (the first ``MAX_PROBLEMS``)."""
+    st = table.parse_stats
+    for problem in st.problems:
+        typer.echo(f"warning: {printable(problem)}", err=True)
+    more = st.malformed + st.bad_files - len(st.problems)
+    if more > 0:
+        typer.echo(
+            f"warning: … and {more} more ({st.malformed} malformed entries and {st.bad_files} bad files in all)",
+            err=True,
+        )
+
+
+@slowlog_app.command("digest", epilog=EXIT_STATUS)
 def digest(
     files: Annotated[list[Path], typer.Argument(help="Slow-log files (.gz too) or directories of them")],
     top: Annotated[int, typer.Option("--top", min=1, help="How many digests to show")] = 20,
@@ -204,7 +239,11 @@ def digest(
         str | None, typer.Option("--instance", help="Instance name for all files (default: each file's directory)")
     ] = None,
 ) -> None:
-    """Group slow queries by TiDB Digest and show the heaviest: calls, total/avg/p95/max time, sample."""
+    """Group slow queries by TiDB Digest and show the heaviest: calls, total/avg/p95/max time, sample.
+
+    A file that cannot be read to its end (missing, truncated or corrupt .gz) and an entry with values TiDB
+    never writes are each a warning line on stderr (file[:line]: what), counted, never an abort.
+    """
     paths = expand_inputs(files)
     start = parse_when(since) if since else None
     end = parse_when(until) if until else None
@@ -214,9 +253,17 @@ def digest(
         paths, instance=instance, jobs=jobs, since=start, until=end, include_internal=include_internal, redact=redact
     )
     if output is OutputFormat.json:
-        typer.echo(json.dumps(digest_json(paths, table, top), indent=2))
+        typer.echo(json.dumps(digest_json(paths, table, top), indent=2))  # ensure_ascii: every control escaped
     else:
         typer.echo(render_digest_text(paths, table, top), nl=False)
+    warn_problems(table)
+    st = table.parse_stats
+    if st.entries == 0 and (st.malformed or st.bad_files):
+        typer.echo(
+            f"error: no usable slow-log entries: {st.bad_files} bad file(s), {st.malformed} malformed entries",
+            err=True,
+        )
+        raise typer.Exit(EXIT_NOTHING_USABLE)
 
 
 app.add_typer(slowlog_app, name="slowlog")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -40,6 +41,7 @@ __all__ = [
     "guardrails_for",
     "is_appliable_statement",
     "parse_tidb_version",
+    "printable",
     "query_watch_sql",
     "render_text",
 ]
@@ -527,6 +529,31 @@ def build_report(
 
 
 # ------------------------------------------------------------------------------------------ rendering
+# What a terminal acts on or hides: controls (C0, DEL, C1), format characters (bidi overrides and
+# isolates, zero-width characters, tags), lone surrogates, line and paragraph separators, unassigned.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Cn"})
+_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if ch in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[ch]
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: every control, format (bidi, zero-width), separator, surrogate
+    or unassigned character is written as its escape (``\\x1b``, ``\\r``, ``\\u202e`` …), visibly; the rest,
+    any script, stays as it is. Text from slow logs is printed through it (the JSON output escapes on its
+    own)."""
+    if text.isprintable():  # the usual case: no character of those categories (nor any other space but " ")
+        return text
+    return "".join(_escape(ch) if unicodedata.category(ch) in _ESCAPED_CATEGORIES else ch for ch in text)
+
+
 def _seconds(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}s"
@@ -545,7 +572,7 @@ def _bytes(value: int) -> str:
 
 
 def _clip(text: str, width: int) -> str:
-    one_line = " ".join(text.split())
+    one_line = printable(" ".join(text.split()))
     return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
 
 
@@ -600,7 +627,7 @@ def render_text(report: SlowQueryReport, *, sql_width: int = 100) -> str:
             "Suggested guardrails (review before applying)",
             [
                 f"  [{g.kind}{'' if g.min_version is None else ', TiDB >= ' + g.min_version}"
-                f"{', version unknown' if g.applicable is None else ''}] {g.sql}\n      -- {g.reason}"
+                f"{', version unknown' if g.applicable is None else ''}] {g.sql}"
                 for g in report.guardrails
             ],
         ),
@@ -608,5 +635,9 @@ def render_text(report: SlowQueryReport, *, sql_width: int = 100) -> str:
     for title, body in sections:
         lines.append("")
         lines.append(f"{title}: {len(body) if body else 'none'}")
-        lines.extend(body)
-    return "\n".join(lines) + "\n"
+        if title.startswith("Suggested guardrails"):
+            for line, g in zip(body, report.guardrails, strict=True):
+                lines += [line, f"      -- {g.reason}"]
+        else:
+            lines.extend(body)
+    return "\n".join(map(printable, lines)) + "\n"  # one line each: text from the log never spans lines

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+import subprocess
+import sys
+import unicodedata
 from datetime import date
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from tidbops.cli import (
     app,
@@ -153,3 +157,123 @@ def test_directory_of_a_tiup_or_operator_deployment(
 
 def by_digest_total(path: Path) -> int:
     return sum(r[1] for r in by_digest(path))
+
+
+# ------------------------------------------------------------------------------------ hostile input
+DIGEST = "50a2e32d2abbd6c1764b1b7f2058d428ef2712b029282b776beb9506a365c0f1"
+ENTRY = (
+    "# Time: 2026-11-01T10:00:0{n}Z\n# User@Host: {user}[u] @ 10.0.0.1 [10.0.0.1]\n# Query_time: 1.5\n"
+    "# DB: {db}\n# Is_internal: false\n# Digest: {digest}\n# Succ: true\n{sql};\n"
+)
+NASTY = "\x1b[2J\x1b[31m red \r over \x07 bell \x00 nul \x9b1m \u202e gnp.exe \u2066 \u200b \u2028 \x7f"
+
+
+def entry_text(n: int = 1, *, sql: str = "SELECT 1", db: str = "shop", user: str = "app", digest: str = DIGEST) -> str:
+    return ENTRY.format(n=n, sql=sql, db=db, user=user, digest=digest)
+
+
+def raw_controls(text: str) -> list[str]:
+    """Characters a terminal acts on (or hides): C0/C1 controls but the newline, format, bidi, separators."""
+    return [ch for ch in text if ch != "\n" and unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")]
+
+
+def run_digest(*args: str) -> Result:
+    return runner.invoke(app, ["slowlog", "digest", *args])
+
+
+def test_control_characters_never_reach_the_terminal(tmp_path: Path) -> None:
+    directory = tmp_path / "tidb\x1b[1m-1"
+    directory.mkdir()
+    path = directory / "tidb-slow.log"
+    path.write_text(entry_text(sql=f"SELECT '{NASTY}'", db="sh\x1bop", user="a\rpp"), encoding="utf-8")
+    result = run_digest(str(path))
+    assert result.exit_code == 0, result.output
+    assert raw_controls(result.output) == []
+    for visible in ("\\x1b[2J", "\\r", "\\x07", "\\x00", "\\x9b", "\\u202e", "\\u2066", "\\u200b", "\\u2028"):
+        assert visible in result.stdout, visible
+    assert "sh\\x1bop" in result.stdout and "a\\rpp" in result.stdout and "tidb\\x1b[1m-1" in result.stdout
+    data = run_digest(str(path), "--format", "json")
+    assert data.exit_code == 0 and raw_controls(data.output) == [] and data.stdout.isascii()
+    (row,) = json.loads(data.stdout)["digests"]
+    assert row["sample_sql"] == f"SELECT '{NASTY}';" and row["dbs"] == ["sh\x1bop"] and row["users"] == ["a\rpp"]
+
+
+@pytest.mark.parametrize(
+    ("files", "code", "warnings"),
+    [
+        (["good.log", "corrupt.log.gz"], 0, ["{corrupt}: corrupt gzip file: "]),
+        (["corrupt.log.gz"], 1, ["{corrupt}: corrupt gzip file: "]),
+        (["truncated.log.gz"], 0, ["{truncated}: truncated gzip file: "]),
+        (["good.log", "rejected.log"], 0, ["{rejected}:1: entry at ", "{rejected}:9: entry at "]),
+        (["rejected.log"], 1, ["{rejected}:1: entry at ", "{rejected}:9: entry at "]),
+        (["empty.log"], 0, []),
+    ],
+    ids=["good-and-corrupt", "corrupt-alone", "truncated", "good-and-rejected", "rejected-alone", "empty"],
+)
+def test_bad_input_is_one_line_each_and_fails_only_when_nothing_is_usable(
+    tmp_path: Path, files: list[str], code: int, warnings: list[str]
+) -> None:
+    good = "".join(entry_text(n) for n in range(5))
+    names = {
+        "good.log": good.encode(),
+        "corrupt.log.gz": gzip.compress(good.encode())[:-8] + b"\x00" * 8,
+        "truncated.log.gz": gzip.compress((good * 300).encode())[:800],
+        "rejected.log": (entry_text(digest="x' RESOURCE GROUP `default") + entry_text(2, sql="SELECT 2").replace(
+            "# Query_time: 1.5", "# Query_time: -1")).encode(),
+        "empty.log": b"",
+    }  # fmt: skip
+    paths = {name.split(".")[0]: tmp_path / name for name in names}
+    for name, data in names.items():
+        (tmp_path / name).write_bytes(data)
+    for output in ("text", "json"):
+        result = run_digest(*(str(tmp_path / f) for f in files), "--format", output)
+        assert result.exit_code == code, result.output
+        assert "Traceback" not in result.output and "Aborted" not in result.output
+        lines = result.stderr.splitlines()
+        expected = [w.format(**paths) for w in warnings]
+        assert [line.split(": ", 1)[1] for line in lines if line.startswith("warning: ")][: len(expected)] == [
+            ANY_REST(e) for e in expected
+        ]
+        errors = [line for line in lines if line.startswith("error: ")]
+        assert len(errors) == (1 if code else 0), lines
+        if output == "json":
+            json.loads(result.stdout)  # stdout stays machine-readable
+
+
+class ANY_REST(str):  # a matcher: equal to any text that starts with it
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and other.startswith(str(self))
+
+    __hash__ = str.__hash__
+
+
+def test_the_real_command_prints_no_traceback(tmp_path: Path) -> None:
+    """Through the installed entry point (``tidbops``), as a user runs it."""
+    corrupt = tmp_path / "tidb-slow-2026-11-19T00-00-00.000.log.gz"
+    corrupt.write_bytes(b"\x1f\x8b\x08\x00" + b"\xff" * 64)
+    result = subprocess.run(
+        [sys.executable, "-c", "from tidbops.cli import main; main()", "slowlog", "digest", str(corrupt)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr and "Aborted" not in result.stderr
+    assert result.stderr.splitlines()[0].startswith(f"warning: {corrupt}: corrupt gzip file: ")
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["2026-11-01T10:00:00+25:00", "2026-13-01", "2026-11-01T10:00:00\x1b[2J"],
+    ids=["offset-25", "month-13", "escape"],
+)
+def test_since_out_of_range_is_a_usage_error(log: tuple[Path, GenerationResult], when: str) -> None:
+    result = run_digest(str(log[0]), "--since", when)
+    assert result.exit_code == 2 and "Traceback" not in result.output and "\x1b" not in result.output
+
+
+def test_the_help_states_the_exit_codes() -> None:
+    result = runner.invoke(app, ["slowlog", "digest", "--help"])
+    squeeze = " ".join(result.output.replace("│", " ").split())
+    assert "Exit status: 0" in squeeze and "1 when nothing usable was read" in squeeze

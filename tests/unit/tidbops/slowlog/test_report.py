@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from tidbops.slowlog.report import (
     is_appliable_statement,
     is_select,
     parse_tidb_version,
+    printable,
     query_watch_sql,
     render_text,
     with_max_execution_time,
@@ -371,3 +373,24 @@ def test_guardrail_json() -> None:
     assert g.to_json() == {
         "digest": D1, "kind": "binding", "sql": "x", "reason": "y", "min_version": "v6.5.0", "applicable": None,
     }  # fmt: skip
+
+
+NASTY = "\x1b[2J\r\x07\x00\x9b\u202e\u2066\u200b\u2028\U000e0041"
+
+
+def test_rendering_escapes_control_and_format_characters() -> None:
+    sql = f"SELECT '{NASTY}' FROM t;"
+    rows = table_of(baseline(D1, [1.0] * 10, sql=sql), entries(DAY, D1, [5.0] * 20, sql=sql))
+    text = render_text(build_report(rows, DAY, tidb_version=f"v8.5.0{NASTY}"))
+    assert not [ch for ch in text if ch != "\n" and unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp")]
+    assert "\\x1b[2J\\r\\x07\\x00\\x9b\\u202e\\u2066\\u200b\\u2028\\U000e0041" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [("SELECT 1;", "SELECT 1;"), ("naïve 表 ✓", "naïve 表 ✓"), ("a\tb\nc", "a\\tb\\nc"), ("\u00ad", "\\xad"),
+     ("\ud800", "\\ud800"), ("\u0378", "\\u0378"), ("a\u00a0b\u3000c", "a\u00a0b\u3000c")],
+    ids=["ascii", "other-scripts", "tab-newline", "soft-hyphen", "surrogate", "unassigned", "spaces-kept"],
+)  # fmt: skip
+def test_printable(text: str, shown: str) -> None:
+    assert printable(text) == shown

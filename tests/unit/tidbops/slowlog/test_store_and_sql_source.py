@@ -331,7 +331,9 @@ def test_a_bad_sql_row_is_counted_and_the_harvest_goes_on() -> None:
     assert stats.count == 2 and stats.query_time_ns == 3_000_000_000
     st = table.parse_stats
     assert (st.entries, st.malformed) == (2, 2)
-    assert st.problems[0].startswith("a.cluster_x rows 2026-11-10 23:00:00.000000 .. 2026-11-11 00:00:00.000000, row 2: ")
+    assert st.problems[0].startswith(
+        "a.cluster_x rows 2026-11-10 23:00:00.000000 .. 2026-11-11 00:00:00.000000, row 2: "
+    )
     assert "Digest" in st.problems[0] and "Query_time" in st.problems[1]
 
 
