@@ -98,6 +98,7 @@ class SlowQueryHarvestOperator(_SlowQueryStep):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.slowlog.harvest import harvest_window, source_name
+        from tidbops.slowlog.report import printable
         from tidbops.slowlog.store import get_watermark, save_harvest
 
         cfg = self.cluster.slow_query
@@ -109,7 +110,11 @@ class SlowQueryHarvestOperator(_SlowQueryStep):
             aggs, files = self._aggregate(start, end) if cfg.source == "files" else (self._aggregate_sql(start, end), 0)
             saved = save_harvest(catalog, self.cluster.name, source, aggs, start=start, end=end)
         digests = len({k.digest for k in aggs.stats})
-        result = {**saved.to_dict(), "days": aggs.days(), "digests": digests, "files": files}
+        st = aggs.parse_stats
+        result = {**saved.to_dict(), "days": aggs.days(), "digests": digests, "files": files,
+                  "malformed": st.malformed, "bad_files": st.bad_files}  # fmt: skip
+        for problem in st.problems:  # bad files and entries do not stop the harvest: each is a warning
+            self.log.warning("slow-query harvest of %s: %s", self.cluster.name, printable(problem))
         self.log.info(
             "harvested %s slow queries of %s from %s, %s .. %s: %s digest(s) on %s, watermark now %s",
             saved.entries, self.cluster.name, source, result["start"], result["end"], result["digests"],

@@ -203,3 +203,23 @@ def test_files_source_reads_local_paths_with_env_expansion(
 def test_harvest_until(until: str | None, conf: dict[str, Any], interval_end: datetime | None, expected: datetime) -> None:
     run = mock.Mock(conf=conf, data_interval_end=interval_end, run_after=None)
     assert harvest_until({"dag_run": run}, until, datetime(2026, 11, 5, tzinfo=UTC)) == expected
+
+
+def test_bad_files_and_entries_are_counted_and_logged_not_fatal(
+    tmp_path: Path, catalog_path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    log_dir = tmp_path / "tidb-0"
+    log_dir.mkdir()
+    good = (
+        "# Time: 2026-11-02T01:00:00Z\n# Query_time: 0.5\n# Is_internal: false\n"
+        f"# Digest: {A}\n# Succ: true\nSELECT 1;\n"
+    )
+    (log_dir / "tidb-slow.log").write_text(good + good.replace(A, "x' RESOURCE GROUP `default\x1b[2J"))
+    (log_dir / "tidb-slow-2026-11-02T00-00-00.000.log.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
+    c = cluster(source="files", log_paths=[str(log_dir)])
+    op = SlowQueryHarvestOperator(task_id="h", cluster=c, catalog_sqlite_path=catalog_path)
+    out = op.execute(context(conf={"until": "2026-11-03T00:00:00Z"}))
+    assert (out["entries"], out["files"], out["malformed"], out["bad_files"]) == (1, 2, 1, 1)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("gzip file" in w for w in warnings) and any("tidb-slow.log:7:" in w for w in warnings)
+    assert not any("\x1b" in w for w in warnings)
