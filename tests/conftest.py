@@ -18,6 +18,15 @@ os.environ.pop("TIDBOPS_FLEET_CONFIG", None)
 
 TIERS = ("unit", "operators", "dags", "playground", "integration", "e2e")
 
+# Property and fuzz tests (hypothesis): no example database in the tree, and in CI the same examples
+# every run (a clean clone must pass or fail for the change, not for the draw); locally each run draws anew.
+# Tests set their own bounds (max_examples, deadline) so `make test` stays bounded.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(_airflow_home / "hypothesis"))  # not in the tree
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("tidbops", database=None, derandomize=bool(os.environ.get("CI")))
+_hypothesis_settings.load_profile("tidbops")
+
 
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
     """Every test belongs to a tier (a marker), so `-m` selects whole tiers and nothing is left out."""
