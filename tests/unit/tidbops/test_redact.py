@@ -200,3 +200,17 @@ def test_idempotent_on_anything(text: str) -> None:
 def test_a_colon_that_ends_a_sentence_is_kept() -> None:
     assert redact("catalog at m://h/db?password=hunter2: refused") == "catalog at m://h/db?password=***: refused"
     assert redact("password=pass:word done") == "password=*** done"
+
+
+_FIELDISH = st.lists(st.sampled_from([
+    "password", "db_password", "--crypter.key", "aws_access_key_id", "key", "id", "token", "x-", "Secret", "mypassword",
+    "=", ":", " ", "\t", '"', "'", "\\", "hunter2", "null", ",", "&", "\n", "-", ".", "_", "é",
+]), max_size=30).map("".join)  # fmt: skip
+
+
+@FUZZ
+@given(_FIELDISH | _NOISE)
+def test_the_fast_field_scan_equals_the_plain_substitution(text: str) -> None:
+    from tidbops.redact import _FIELD, _field, _redact_fields
+
+    assert _redact_fields(text) == _FIELD.sub(_field, text)
