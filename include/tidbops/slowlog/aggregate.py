@@ -489,7 +489,7 @@ class DailyAggregates:
                 tods = list(map(_TODS, rows))
                 first = parse_slow_log_time(day_b + b"T" + min(tods) + zone)
                 last = parse_slow_log_time(day_b + b"T" + max(tods) + zone)
-            except ValueError:  # an impossible date (the expression checks ranges only)
+            except ValueError:  # not expected: the expression accepts real times only
                 self._add_slow_rows(rows, instance)
                 continue
             if internal == b"true" and not self.include_internal:

@@ -732,7 +732,7 @@ class _Spec(NamedTuple):
 
 # Every line TiDB v7.5–v8.x (and master) writes, in its order; lines added later at the end of the
 # header are skipped unless they carry a needed field (then the general parser takes the entry).
-# Dates and hours are checked where they are used (an impossible one sorts last within its group).
+# Dates, hours and offsets are checked by the expression itself (_DATE, _TIME_OF_DAY, _ZONE).
 _SHAPE = (
     _Spec("skip", "Txn_start_ts"), _Spec("skip", "Keyspace_name"), _Spec("skip", "Keyspace_ID"),
     _Spec("user_host", "User@Host"), _Spec("skip", "Conn_ID"), _Spec("skip", "Session_alias"),
@@ -904,9 +904,8 @@ def set_scanner(kind: str) -> str:
 def entry_from_row(row: Row) -> SlowQueryEntry:
     """The typed entry of a canonical row (``row[ROW_FIELDS["date"]]`` not empty).
 
-    Never fails for rows the expression captured: every captured number has the shape of a number and
-    the date/time ranges are checked by the expression; only an impossible calendar date (31 February)
-    raises ``ValueError``.
+    Never fails for rows the expression captured: every captured number has the shape of a plausible
+    number and the time is a real one (the expression checks the calendar); ``ValueError`` otherwise.
     """
     date, tod, zone = row[_F["date"]], row[_F["tod"]], row[_F["zone"]]
     sql = _decode(row[_F["sql"]])
@@ -1459,7 +1458,8 @@ def iter_raw_entries(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
 ) -> Iterator[RawSlowLogEntry]:
-    """Every entry with every field as text, including incomplete ones (``complete=False``)."""
+    """Every entry with every field as text, including incomplete ones (``complete=False``); values are not
+    checked. A file that cannot be read to its end raises :class:`SlowLogFileError` after its entries."""
     counters = stats if stats is not None else ParseStats()
     for src in _as_sources(source):
         for buf, start, end, _line_of in _spans(src, counters, chunk_size, max_entry_bytes, None):
