@@ -28,6 +28,7 @@ from typing import Any
 
 from tidbops.slowlog.aggregate import DailyAggregates, DigestKey, DigestStats, iso_time
 from tidbops.slowlog.parser import is_digest, truncated_from
+from tidbops.slowlog.redact import drop_arguments
 
 __all__ = [
     "DigestSummary",
@@ -258,7 +259,9 @@ def _summary(digest: str, item: _Digest, day_total_ns: int) -> DigestSummary:
     )
 
 
-_SELECT_RE = re.compile(r"\A(?:\s|/\*(?!\+).*?\*/)*(select)\b", re.IGNORECASE | re.DOTALL)
+# Blanks and comments (not hints), then SELECT; possessive, and a comment cannot run past its "*/", so a
+# run of comments in a hostile sample takes linear time (".*?" inside "(…)*" took exponential time).
+_SELECT_RE = re.compile(r"\A(?:\s|/\*(?!\+)(?:[^*]|\*(?!/))*+\*/)*+(select)\b", re.IGNORECASE)
 
 
 def is_select(sql: str) -> bool:
@@ -266,7 +269,6 @@ def is_select(sql: str) -> bool:
     return _SELECT_RE.match(sql) is not None
 
 
-_ARGUMENTS_RE = re.compile(r"\s*\[arguments: .*\](?=;?\s*\Z)", re.DOTALL)
 _TXN_CONTROL_RE = re.compile(r"\A\s*(?:commit|rollback|begin|start\s+transaction)\b", re.IGNORECASE)
 
 
@@ -282,7 +284,7 @@ def with_max_execution_time(sql: str, milliseconds: int) -> str:
     hint = f"/*+ MAX_EXECUTION_TIME({milliseconds}) */"
     if truncated_from(sql) is not None:
         return hint
-    text = _ARGUMENTS_RE.sub("", sql)
+    text = drop_arguments(sql)
     return f"{text[: m.end(1)]} {hint}{text[m.end(1) :]}"
 
 

@@ -410,9 +410,9 @@ def test_sql_rows_give_an_entry_or_a_format_error(good: dict[str, Any], bent: di
 
 
 @FUZZ
-@given(data=slow_log(), output=st.sampled_from(["text", "json"]))
+@given(data=slow_log(), output=st.sampled_from(["text", "json"]), redact=st.booleans())
 def test_the_cli_gives_a_report_or_one_line_errors(
-    tmp_path_factory: pytest.TempPathFactory, data: bytes, output: str
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, output: str, redact: bool
 ) -> None:
     from tidbops.cli import register_commands, run
 
@@ -422,7 +422,8 @@ def test_the_cli_gives_a_report_or_one_line_errors(
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = stdout, stderr = io.StringIO(), io.StringIO()
     try:
-        code = run(["slowlog", "digest", str(path), "--format", output, "--include-internal"])
+        args = ["slowlog", "digest", str(path), "--format", output, "--include-internal"]
+        code = run(args + (["--redact"] if redact else []))
     finally:
         sys.stdout, sys.stderr = saved
     out, err = stdout.getvalue(), stderr.getvalue()

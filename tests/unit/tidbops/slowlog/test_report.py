@@ -394,3 +394,20 @@ def test_rendering_escapes_control_and_format_characters() -> None:
 )  # fmt: skip
 def test_printable(text: str, shown: str) -> None:
     assert printable(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("sql", "select"),
+    [("/* */ " * 64 + "x", True), ("/*" + " */" * 64 + " x", False), ("/* " + "*/ " * 64 + "x", False),
+     ("/*" * 64 + " */" * 64 + "x", False)],
+    ids=["many-comments", "closers", "closers-after", "nested"],
+)  # fmt: skip
+def test_is_select_takes_linear_time_on_hostile_text(sql: str, select: bool) -> None:
+    """The sample SQL of a regression comes from the log: a run of comments once took exponential time. A
+    comment ends at its first ``*/`` (SQL comments do not nest): what follows is text."""
+    import time
+
+    started = time.perf_counter()
+    assert not is_select(sql)
+    assert is_select(sql.replace("x", "SELECT 1")) is select
+    assert time.perf_counter() - started < 1.0
