@@ -457,7 +457,12 @@ def test_drop_arguments_as_the_expression_did(sql: str, without: str) -> None:
 
 @pytest.mark.parametrize(
     "sql",
-    ["[arguments: (" * 60_000, "SELECT ? " + "[arguments: (1)] " * 40_000 + "x;", "/*+" * 100_000, "'" + "''" * 100_000],
+    [
+        "[arguments: (" * 60_000,
+        "SELECT ? " + "[arguments: (1)] " * 40_000 + "x;",
+        "/*+" * 100_000,
+        "'" + "''" * 100_000,
+    ],
     ids=["many-markers", "markers-then-text", "unclosed-hints", "quotes"],
 )
 def test_redaction_takes_linear_time_on_hostile_text(sql: str) -> None:
