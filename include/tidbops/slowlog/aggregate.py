@@ -245,15 +245,18 @@ def _finite(epoch: float) -> float | None:
     return epoch if math.isfinite(epoch) else None
 
 
+_EPOCH_RANGE = (-30_610_224_000.0, 32_503_680_000.0)  # 1000-01-01 .. 3000-01-01 UTC: the years of slow logs
+
+
 def _number(value: Any, missing: float) -> float:
-    """An epoch from JSON: ``None`` for the empty sentinel, else a finite number."""
+    """An epoch from JSON: ``None`` for the empty sentinel, else a time of the years 1000-2999."""
     if value is None:
         return missing
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"not a time: {value!r}")
     number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"not a finite time: {value!r}")
+    if not _EPOCH_RANGE[0] <= number < _EPOCH_RANGE[1]:  # also NaN
+        raise ValueError(f"not a time of the years 1000-2999: {value!r}")
     return number
 
 
@@ -265,8 +268,9 @@ def _whole(value: Any, least: int = 0) -> int:
 
 
 def iso_time(epoch: float) -> str:
-    """Epoch seconds as ISO 8601 UTC with milliseconds, e.g. ``2026-11-01T00:01:30.568Z``."""
-    if not math.isfinite(epoch):
+    """Epoch seconds as ISO 8601 UTC with milliseconds, e.g. ``2026-11-01T00:01:30.568Z``; ``-`` for the
+    empty sentinels and for anything outside the years of slow logs (1000-2999)."""
+    if not _EPOCH_RANGE[0] <= epoch < _EPOCH_RANGE[1]:  # also inf and NaN
         return "-"
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

@@ -474,3 +474,13 @@ def test_redaction_takes_linear_time_on_hostile_text(sql: str) -> None:
     started = time.perf_counter()
     redact_sql(sql)
     assert time.perf_counter() - started < 2.0
+
+
+@pytest.mark.parametrize("field", ["first_seen", "last_seen", "sample_time"])
+@pytest.mark.parametrize("value", [1e300, -1e300, 4e10, float("nan")], ids=["huge", "negative", "year-3237", "nan"])
+def test_stored_times_outside_the_years_of_slow_logs_are_refused(field: str, value: float) -> None:
+    """A stored aggregate (the catalog's JSON) with a time no datetime can show would break the report."""
+    data = aggregate_entries([entry()]).rows()[0][1].to_json()
+    with pytest.raises(SlowLogFormatError):
+        DigestStats.from_json({**data, field: value})
+    assert iso_time(value) == "-"
