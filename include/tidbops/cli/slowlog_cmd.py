@@ -14,6 +14,7 @@ stderr. Text from the logs is printed with its control and format characters esc
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -72,6 +73,8 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
             files.extend(found)
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            raise typer.BadParameter(f"{printable(str(path))}: not a regular file or a directory")
         else:
             raise typer.BadParameter(f"{printable(str(path))}: no such file or directory")
     return files
@@ -233,7 +236,10 @@ def digest(
     ] = False,
     redact: Annotated[bool, typer.Option("--redact", help="Replace literals in sample queries by ?")] = False,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, help="Processes that parse big files (this one included)")
+        int,
+        typer.Option(
+            "--jobs", "-j", min=1, help="Processes that parse big files (this one included; at most the CPUs)"
+        ),
     ] = 1,
     instance: Annotated[
         str | None, typer.Option("--instance", help="Instance name for all files (default: each file's directory)")
@@ -250,7 +256,13 @@ def digest(
     if start is not None and end is not None and end <= start:
         raise typer.BadParameter("--until must be after --since")
     table = aggregate_files(
-        paths, instance=instance, jobs=jobs, since=start, until=end, include_internal=include_internal, redact=redact
+        paths,
+        instance=instance,
+        jobs=min(jobs, os.cpu_count() or 1),
+        since=start,
+        until=end,
+        include_internal=include_internal,
+        redact=redact,
     )
     if output is OutputFormat.json:
         typer.echo(json.dumps(digest_json(paths, table, top), indent=2))  # ensure_ascii: every control escaped

@@ -429,7 +429,8 @@ class DailyAggregates:
 
         A file that cannot be read to its end is counted in ``parse_stats.bad_files`` with its cause and
         never raises: of a truncated ``.gz`` the entries before the cut are kept (what TiDB wrote, as for a
-        plain file cut mid-write), of a corrupt or unreadable one none (``parse_stats.discarded``).
+        plain file cut mid-write), of a corrupt or unreadable one none (``parse_stats.discarded``). So is a
+        file with bytes but no ``# Time:`` line at all (not a slow log: the general log, a wrong file).
         """
         name = instance if instance is not None else default_instance(path)
         part = DailyAggregates(**self._options())
@@ -446,6 +447,12 @@ class DailyAggregates:
                 self.parse_stats.bad_file(exc)
                 return
             part.parse_stats.bad_file(exc)
+        else:
+            st = part.parse_stats
+            if st.skipped_bytes and not (st.entries or st.incomplete or st.malformed) and byte_range is None:
+                st.bad_file(
+                    SlowLogFileError(str(path), "not a slow log", f"no '# Time: ' line in {st.skipped_bytes} bytes")
+                )
         self.merge(part, consume=True)
 
     def add_rows(self, rows: list[Row], instance: str, locator: Locator | None = None) -> None:

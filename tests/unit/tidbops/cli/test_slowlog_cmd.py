@@ -277,3 +277,26 @@ def test_the_help_states_the_exit_codes() -> None:
     result = runner.invoke(app, ["slowlog", "digest", "--help"])
     squeeze = " ".join(result.output.replace("│", " ").split())
     assert "Exit status: 0" in squeeze and "1 when nothing usable was read" in squeeze
+
+
+def test_a_file_that_is_not_a_slow_log_is_said_so(tmp_path: Path, log: tuple[Path, GenerationResult]) -> None:
+    general = tmp_path / "tidb.log"
+    general.write_text('[2026/11/01 10:00:00.000 +00:00] [INFO] [printer.go:47] ["Welcome to TiDB."]\n' * 100)
+    alone = run_digest(str(general))
+    assert alone.exit_code == 1
+    assert alone.stderr.splitlines()[0].startswith(f"warning: {general}: not a slow log: no '# Time: ' line in ")
+    mixed = run_digest(str(general), str(log[0]), "--format", "json")
+    assert mixed.exit_code == 0 and json.loads(mixed.stdout)["parse"]["bad_files"] == 1
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "fifo"], ids=["device", "fifo"])
+def test_something_that_is_not_a_regular_file(tmp_path: Path, target: str) -> None:
+    import os
+
+    path = Path(target)
+    if target == "fifo":
+        path = tmp_path / "fifo"
+        os.mkfifo(path)
+    result = run_digest(str(path))
+    squeeze = re.compile(r"[\s│╭╮╰╯─]+")  # rich draws the error in a box that wraps long lines
+    assert result.exit_code == 2 and "notaregularfileoradirectory" in squeeze.sub("", result.output)
