@@ -35,7 +35,9 @@ Framing and field rules (both code paths below follow them; the tests compare th
   is never added into a total, and no total can overflow).
 * ``(len:N)`` at the end of the SQL is TiDB's truncation marker (``tidb_query_log_max_len``): the SQL is
   kept as written and :attr:`SlowQueryEntry.sql_truncated_from` is ``N``.
-* Bytes that are not UTF-8 are decoded with U+FFFD replacement characters.
+* Bytes that are not UTF-8 are decoded with U+FFFD replacement characters. A UTF-8 BOM at the start of a
+  file and CRLF line ends (a copy through an editor; TiDB writes neither) are read as if absent (CRLF
+  entries take the general parser).
 
 How it is fast: an uncompressed file is mapped (``mmap``, no copy; parsed pages are dropped from the
 process with ``MADV_DONTNEED``), a ``.gz`` file or a stream is read in large chunks. One compiled regular
@@ -124,6 +126,7 @@ DEFAULT_MAX_ENTRY_BYTES = 64 << 20
 MAX_PROBLEMS = 20  # problems noted (with their place) per ParseStats; all are counted
 TIME_PREFIX = b"# Time: "
 _BOUNDARY = b"\n# Time: "
+_BOM = b"\xef\xbb\xbf"
 
 # Lines that carry one field whose value may contain spaces (or never carries a second pair).
 WHOLE_LINE_KEYS = frozenset(
@@ -459,6 +462,8 @@ def _parse_general(e: bytes, typed_only: bool = False) -> RawSlowLogEntry:
     fields it does read come out the same.
     """
     lines = e.split(b"\n")
+    if b"\r" in e:  # CRLF line ends (a copy through an editor): TiDB writes no CR (it turns them into spaces)
+        lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
     while len(lines) > 1 and lines[-1] == b"":
         lines.pop()
     time_text = _decode(lines[0]).strip()
@@ -1136,6 +1141,10 @@ def _mapped_spans(path: Path, stats: ParseStats, chunk_size: int, byte_range: tu
             line_of = _MappedLines(mm)
             if hasattr(mmap, "MADV_SEQUENTIAL"):
                 mm.madvise(mmap.MADV_SEQUENTIAL)
+            if start == 0 and mm[: len(_BOM)] == _BOM:  # a log saved by an editor
+                start = len(_BOM)
+                stats.skipped_bytes += start
+                stats.bytes_read += start
             if mm[start : start + len(TIME_PREFIX)] != TIME_PREFIX:
                 k = mm.find(_BOUNDARY, start, end)
                 skipped = (k + 1 if k >= 0 else end) - start
@@ -1217,6 +1226,7 @@ def _streamed_spans(
     keep = len(_BOUNDARY) - 1
     lines_read = 0  # newlines in everything read so far: where each buf ends
     failure: SlowLogFileError | None = None
+    first = True
     while True:
         try:
             data = fh.read(chunk_size)
@@ -1227,6 +1237,11 @@ def _streamed_spans(
         eof = not data
         buf = carry + data if carry else data
         carry = b""
+        if first and (len(buf) >= len(_BOM) or eof):
+            first = False
+            if buf.startswith(_BOM):  # a log saved by an editor
+                buf = buf[len(_BOM) :]
+                stats.skipped_bytes += len(_BOM)
         if not started:
             if buf.startswith(TIME_PREFIX):
                 started = True

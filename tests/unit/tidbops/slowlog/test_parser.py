@@ -733,3 +733,18 @@ def test_find_slow_log_files_takes_the_names_deployments_write(tmp_path: Path) -
     assert [p.name for p in find_slow_log_files(tmp_path)] == wanted
     for name in ("tidb_slow_query.log", "slowlog", "notes.txt"):
         assert find_slow_log_files(tmp_path / name) == [tmp_path / name]  # a file is taken as it is
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "gzip"])
+def test_a_log_saved_with_a_bom_or_crlf_line_ends_is_read(
+    tmp_path: Path, reference_select: str, reference_commit: str, packed: bool
+) -> None:
+    """TiDB writes neither, but a log copied through an editor or a Windows share may carry both."""
+    text = ("\ufeff" + reference_select + reference_commit).replace("\n", "\r\n").encode()
+    path = tmp_path / ("tidb-slow.log.gz" if packed else "tidb-slow.log")
+    path.write_bytes(gzip.compress(text) if packed else text)
+    stats = ParseStats()
+    entries = list(iter_entries(path, stats=stats))
+    assert [e.digest for e in entries] == [DIGEST_SELECT, DIGEST_COMMIT], stats
+    assert entries[0] == parse_entry(reference_select) and entries[1].sql == "COMMIT;"
+    assert (stats.skipped_bytes, stats.malformed, stats.incomplete) == (3, 0, 0)
