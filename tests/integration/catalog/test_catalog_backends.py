@@ -846,3 +846,21 @@ def test_restores_list_newest_first_by_source_and_target(catalog: Catalog) -> No
     assert [r.id for r in catalog.list_restores("dev")] == ["dev-restore-1", "dev-restore-0"]
     assert [r.id for r in catalog.list_restores(target="prod")] == ["prod-restore-2"]
     assert catalog.list_restores(limit=1)[0].plan is None
+
+
+def test_a_slow_query_harvest_with_names_past_the_key_columns_is_stored(catalog: Catalog) -> None:
+    """A forged slow log's 100-character DB and user names: a strict MySQL-family server stores them cut."""
+    from tidbops.slowlog.aggregate import DailyAggregates
+    from tidbops.slowlog.parser import SlowQueryEntry
+    from tidbops.slowlog.store import load_with_baseline, save_harvest
+
+    day = datetime(2026, 11, 10, tzinfo=UTC)
+    table = DailyAggregates(since=day.timestamp(), until=(day + timedelta(days=1)).timestamp(), day_tz=UTC)
+    for i, db in enumerate(("d" * 100, "d" * 99 + "x")):
+        table.add_entry(SlowQueryEntry(
+            time=(day + timedelta(hours=i)).timestamp(), day="2026-11-10", utc_offset=0, query_time=1.5,
+            digest="ab" * 32, plan_digest="", db=db, user="u" * 100, host="h", sql="SELECT 1;",
+        ), "tidb-0")  # fmt: skip
+    save_harvest(catalog, "dev", "files:x", table, start=day, end=day + timedelta(days=1))
+    stored = load_with_baseline(catalog, "dev", "2026-11-10", 0).stats
+    assert len(stored) == 2 and all(len(k.db) == 64 and len(k.user) == 64 for k in stored)

@@ -20,6 +20,7 @@ from tidbops.slowlog.store import (
     SlowQueryWatermarkError,
     forget_cluster,
     get_watermark,
+    key_part,
     load_report,
     load_with_baseline,
     save_harvest,
@@ -377,3 +378,20 @@ def test_sums_beyond_64_bits_are_stored(catalog: Catalog) -> None:
     save_harvest(catalog, "dev", "s", aggs(many, D0, end), start=D0, end=end)
     ((_, stats),) = load_aggregates(catalog, "dev", "2026-11-10", "2026-11-10").rows()
     assert stats.process_keys == 20 * (10**18 - 1)
+
+
+def test_db_and_user_longer_than_their_key_columns_are_cut_distinctly(catalog: Catalog) -> None:
+    """TiDB's names fit the 64-character key columns; a forged log's may not (strict MySQL would refuse)."""
+    long_a, long_b = "a" * 70 + "x", "a" * 70 + "y"
+    start, end = D0, D0 + timedelta(hours=12)
+    rows = [replace(entry(D0 + timedelta(hours=1), 1.0), db=long_a, user="u" * 100),
+            replace(entry(D0 + timedelta(hours=2), 2.0), db=long_b)]  # fmt: skip
+    save_harvest(catalog, "dev", "files:x", aggs(rows, start, end), start=start, end=end)
+    # a later part of the same day merges into the same (cut) keys instead of adding rows
+    later = [replace(entry(D0 + timedelta(hours=12, minutes=30), 3.0), db=long_a, user="u" * 100)]
+    save_harvest(catalog, "dev", "files:x", aggs(later, end, end + timedelta(hours=1)), start=end,
+                 end=end + timedelta(hours=1))  # fmt: skip
+    stored = load_with_baseline(catalog, "dev", "2026-11-10", 0).stats
+    assert sorted(len(k.db) for k in stored) == [64, 64] and all(len(k.user) <= 64 for k in stored)
+    assert len({k.db for k in stored}) == 2 and sum(s.count for s in stored.values()) == 3
+    assert key_part("shop") == "shop" and key_part(long_a).startswith("a" * 55 + "~")
