@@ -87,7 +87,7 @@ BAD = [
             "    tidb_conn_id: tidb_uat\n",
             "    tidb_conn_id: tidb_uat\n    storage: {uri: 's3://b/p?access-key=x&secret-access-key=y'}\n",
         ),
-        "cluster 'uat': storage.uri: looks like a credential in a URI; secrets belong in Airflow connections",
+        "cluster 'uat': storage.uri: looks like a credential (access-key=",
         {"dev", "prod"},
     ),
     (
@@ -180,7 +180,7 @@ def test_secret_value_is_never_echoed(tmp_path: Path) -> None:
     assert not fleet.clusters, "a secret in defaults blocks every cluster"
     assert len(fleet.issues) == 1
     assert "p4ssw0rdXYZ" not in str(fleet.issues[0])
-    assert "defaults.storage.endpoint: looks like a password in a URI" in str(fleet.issues[0])
+    assert "defaults.storage.endpoint: looks like a password in a URL" in str(fleet.issues[0])
 
 
 @pytest.mark.parametrize(
