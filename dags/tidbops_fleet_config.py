@@ -6,14 +6,8 @@ fails with one line per problem, naming the cluster, the field and what would be
 
 from __future__ import annotations
 
-from tidbops_airflow.dagbuilder import fleet
+from tidbops_airflow.dagbuilder import FleetConfigProblems, fleet, fleet_problems
 
-
-class FleetConfigProblems(Exception):
-    """The fleet config has entries that no DAG was built for."""
-
-
-_fleet = fleet()
-if _fleet.issues:
-    lines = "\n".join(f"  - {issue}" for issue in _fleet.issues)
-    raise FleetConfigProblems(f"{_fleet.path}: {len(_fleet.issues)} problem(s); those clusters have no DAGs:\n{lines}")
+_problems = fleet_problems(fleet())
+if _problems:
+    raise FleetConfigProblems(_problems)

@@ -14,7 +14,8 @@ from typing import Any
 
 from airflow.sdk import get_parsing_context
 
-from tidbops.config import ClusterConfig, Fleet, load_fleet_cached
+from tidbops.config import ClusterConfig, ConfigIssue, Fleet, default_config_path, load_fleet_cached
+from tidbops.errors import ConfigError
 
 START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)  # noqa: UP017 (Airflow wants a plain tz)
 RETRIES = 2
@@ -24,10 +25,33 @@ def dag_id_for(pipeline: str, cluster: str) -> str:
     return f"{pipeline}__{cluster}"
 
 
+class FleetConfigProblems(Exception):
+    """The fleet config has problems: raised by ``dags/tidbops_fleet_config.py`` alone, one line per problem."""
+
+
 def fleet() -> Fleet:
-    """The fleet config, validated once per content (cache in $AIRFLOW_HOME/.tidbops-cache)."""
+    """The fleet config, validated once per content (cache in $AIRFLOW_HOME/.tidbops-cache).
+
+    A file that cannot be used at all (``ConfigError``) gives a fleet without clusters whose one issue is
+    that line: every pipeline file then builds no cluster's DAG (and fails nothing), and
+    ``dags/tidbops_fleet_config.py`` shows the line as its import error.
+    """
     airflow_home = os.environ.get("AIRFLOW_HOME")
-    return load_fleet_cached(cache_dir=os.path.join(airflow_home, ".tidbops-cache") if airflow_home else None)
+    try:
+        return load_fleet_cached(cache_dir=os.path.join(airflow_home, ".tidbops-cache") if airflow_home else None)
+    except ConfigError as exc:
+        return Fleet(path=default_config_path(), clusters={}, issues=(ConfigIssue(None, "", str(exc)),))
+
+
+def fleet_problems(current: Fleet) -> str | None:
+    """The text of ``FleetConfigProblems``: what is wrong, one problem a line; None when nothing is."""
+    if current.ok:
+        return None
+    lines = "\n".join(f"  - {issue}" for issue in current.issues)
+    return (
+        f"{current.path}: {len(current.issues)} problem(s) in the fleet config; the clusters named have no DAGs, "
+        f"and a problem outside any cluster stops them all:\n{lines}"
+    )
 
 
 def clusters_for(
