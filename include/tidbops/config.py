@@ -864,7 +864,8 @@ def _findings(doc: Mapping[Any, Any]) -> list[tuple[Path_, str]]:
                 if k not in names:
                     names[k] = not k.endswith(_ID_SUFFIXES) and is_secret_name(k)
                 if names[k] and value not in (None, "") and value != [] and value != {}:
-                    found.append(((*path, k), f"secret-named field with a value; {_USE_CONNECTIONS}"))
+                    # worded so that a redaction of the whole line ("password: …") leaves it readable
+                    found.append(((*path, k), f"(secret-named field) holds a value; {_USE_CONNECTIONS}"))
                     continue
                 children.append((value, (*path, k)))
             stack.extend(reversed(children))

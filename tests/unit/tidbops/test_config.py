@@ -78,7 +78,7 @@ BAD = [
     (
         "secret-password-field",
         ("    tidb_conn_id: tidb_prod\n", "    tidb_conn_id: tidb_prod\n    password: hunter22\n"),
-        "cluster 'prod': password: secret-named field with a value; secrets belong in Airflow connections",
+        "cluster 'prod': password: (secret-named field) holds a value; secrets belong in Airflow connections",
         {"dev", "uat"},
     ),
     (

@@ -106,7 +106,7 @@ SECRET = "hunter2Sekr1t"
         ),
         pytest.param(
             MINI.replace("clusters:", f"extras:\n  password: {SECRET}\nclusters:"),
-            "extras.password: secret-named field with a value",
+            "extras.password: (secret-named field) holds a value",
             id="unknown-top-level-secret-name",
         ),
         pytest.param(
@@ -135,7 +135,7 @@ SECRET = "hunter2Sekr1t"
                 f"defaults:\n  br:\n    encryption: {{method: aes256-ctr, key_conn_id: x}}\n"
                 f"    crypter.key: {SECRET}\nclusters:",
             ),
-            "defaults.br.crypter.key: secret-named field with a value",
+            "defaults.br.crypter.key: (secret-named field) holds a value",
             id="defaults-crypter-key",
         ),
         pytest.param(
