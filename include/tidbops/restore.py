@@ -264,8 +264,9 @@ def check_request(request: RestoreRequest, clusters: Mapping[str, ClusterConfig]
             f"{', '.join(allowed) or '(none: set restore.allowed_targets or mark a cluster scratch)'}",
         )
     if needs_confirm(target, request.dry_run) and request.confirm != target.name:
+        marked = ", marked production" if target.production else ""
         why = (
-            f"{target.name} is a production cluster (env {target.env})"
+            f"{target.name} is a production cluster (env {target.env}{marked})"
             if target.is_production
             else f"{target.name} is not a scratch cluster and this is not a dry run"
         )

@@ -19,8 +19,15 @@ REPO = Path(__file__).resolve().parents[2]
 # the playground's prod takes a few seconds)
 E2E_BR_TIMEOUT = {"prod": "40s"}
 # prod may be restored onto itself in the e2e fleet (not in the shipped one), so the production guardrails
-# of tidb_restore (confirm, target not empty) are reachable through its trigger form
-E2E_RESTORE = {"prod": {"allowed_targets": ["scratch1", "scratch2", "prod"], "allow_in_place": True}}
+# of tidb_restore (confirm, target not empty) are reachable through its trigger form; a production target
+# needs the explicit allow_production_targets in the fleet config
+E2E_RESTORE = {
+    "prod": {
+        "allowed_targets": ["scratch1", "scratch2", "prod"],
+        "allow_in_place": True,
+        "allow_production_targets": True,
+    }
+}
 
 
 def free_port() -> int:

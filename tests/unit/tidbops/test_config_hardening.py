@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import stat
 import subprocess
 import sys
@@ -770,3 +771,34 @@ def test_texts_built_to_be_slow_to_scan_are_refused_in_bounded_time(
     message = config_error(write(tmp_path, text))
     assert "checking its texts for credentials took longer than 0.3s" in message
     assert time.perf_counter() - t0 < 5
+
+
+def test_the_restore_guardrails_ask_confirm_for_every_kind_of_production(tmp_path: Path) -> None:
+    from tidbops.restore import RestoreRefused, RestoreRequest, check_request
+
+    live = "\n".join(
+        [
+            "  - name: live1",
+            "    env: live",
+            "    pd: ['pd-live1:2379']",
+            "    tidb_conn_id: tidb_live1",
+            "    storage: {uri: 's3://backups'}",
+            "  - name: marked",
+            "    env: test",
+            "    production: true",
+            "    pd: ['pd-marked:2379']",
+            "    tidb_conn_id: tidb_marked",
+            "    storage: {uri: 's3://backups'}",
+            "",
+        ]
+    )
+    text = MINI.replace("clusters:", "production_envs: [live]\nclusters:").replace(
+        "    env: dev\n",
+        "    env: dev\n    restore: {allowed_targets: [live1, marked], allow_production_targets: true}\n",
+    )
+    fleet = load_fleet(write(tmp_path, text + live))
+    assert fleet.ok, lines_of(fleet)
+    for target, why in (("live1", "(env live, marked production)"), ("marked", "(env test, marked production)")):
+        req = RestoreRequest(source="dev", target=target, reason="a test restore", dry_run=True)
+        with pytest.raises(RestoreRefused, match=rf"{target} is a production cluster {re.escape(why)}: type"):
+            check_request(req, fleet.clusters)
