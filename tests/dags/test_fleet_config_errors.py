@@ -97,6 +97,7 @@ def test_a_lying_or_leaking_cluster_is_refused_and_the_others_keep_their_dags(tm
         )
         .replace("alerts: [dba-log, dba-email]", "alerts: [dba-log, dba-hook]")
     )
+    uat = text[: text.index("    env: uat\n")].count("\n") + 1
     path = tmp_path / "clusters.yaml"
     path.write_text(text)
     result = _parse(path, tmp_path)
@@ -109,6 +110,6 @@ def test_a_lying_or_leaking_cluster_is_refused_and_the_others_keep_their_dags(tm
     assert lines == [
         "- alert_routes.dba-hook.conn_id: looks like a password in a URL; secrets belong in Airflow connections, "
         "reference them by conn id",
-        "- cluster 'uat': env: duplicate key 'env' at line 71 (first defined at line 70); write each key once",
+        f"- cluster 'uat': env: duplicate key 'env' at line {uat + 1} (first defined at line {uat}); write each key once",
         "- cluster 'prod': alerts[1]: alert route 'dba-hook' has problems (see alert_routes.dba-hook)",
     ], errors

@@ -55,10 +55,13 @@ def test_installed_entry_point() -> None:
 
 SHIPPED = default_config_path().read_text()
 SECRET = "Sekr1tHunter2"
+DEV_ENV = SHIPPED.encode().index(b"env: dev") + len("env: d")  # the byte offset of a byte that is not UTF-8
+DEV_ENV_LINE = SHIPPED.encode()[:DEV_ENV].count(b"\n") + 1
+UAT_ENV_LINE = SHIPPED[: SHIPPED.index("    env: uat\n")].count("\n") + 1
 
 # (id, file content, a line `config check` must print) — every one exits 1, each problem one line
 PROBLEMS = [
-    ("not-utf8", SHIPPED.encode().replace(b"env: dev", b"env: d\xe9v"), "line 44 column 11 (byte 1477): not UTF-8: byte 0xe9"),
+    ("not-utf8", SHIPPED.encode().replace(b"env: dev", b"env: d\xe9v"), f"line {DEV_ENV_LINE} column 11 (byte {DEV_ENV}): not UTF-8: byte 0xe9"),
     ("empty", b"", "the fleet config is empty"),
     ("top-level-list", b"- a\n", "must be a mapping with a 'clusters' list; it is a list"),
     ("clusters-null", b"version: 1\nclusters:\n", "'clusters' is empty (null)"),
@@ -70,7 +73,7 @@ PROBLEMS = [
      "cluster 'dev': storage: must be a mapping (uri, conn_id, endpoint"),
     ("version-2", SHIPPED.replace("version: 1", "version: 2").encode(), "version 2 is not known; this tidbops reads version 1"),
     ("duplicate-key", SHIPPED.replace("    env: uat\n", "    env: prod\n    env: uat\n").encode(),
-     "cluster 'uat': env: duplicate key 'env' at line 68 (first defined at line 67)"),
+     f"cluster 'uat': env: duplicate key 'env' at line {UAT_ENV_LINE + 1} (first defined at line {UAT_ENV_LINE})"),
     ("nan", SHIPPED.replace("max_checkpoint_lag: 5m", "max_checkpoint_lag: .nan").encode(),
      "cluster 'prod': log_backup.max_checkpoint_lag: nan is out of bounds; use a duration from 1s to 7d"),
     ("deep", b"clusters: " + b"[" * 40000 + b"]" * 40000, "nested deeper than 32 levels"),
