@@ -807,16 +807,16 @@ def _parse_yaml(text: str, p: Path) -> tuple[Any, list[_Duplicate]]:
 
 # ------------------------------------------------------------------------------------ secrets & paths
 
-Path_ = tuple[str | int, ...]
+_KeyPath = tuple[str | int, ...]
 _ID_SUFFIXES = ("conn_id", "_id", "_ids")
 
 
-def _path_text(path: Path_) -> str:
+def _path_text(path: _KeyPath) -> str:
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z0-9_.‹›' -]{1,80}|‹[^›]*›", part) and not part.startswith(" "):
+        elif re.fullmatch(r"[A-Za-z0-9_.-]{1,80}|‹[^›]{1,80}›", part):
             out += f".{part}" if out else part
         else:
             out += f"[{_shown(part, 40)}]"
@@ -827,12 +827,12 @@ class _ScanTooSlow(Exception):
     pass
 
 
-def _findings(doc: Mapping[Any, Any]) -> list[tuple[Path_, str]]:
+def _findings(doc: Mapping[Any, Any]) -> list[tuple[_KeyPath, str]]:
     """Every value and key that must not be shown or loaded: credentials (``tidbops.redact``), values in
     secret-named fields, binary data, texts longer than ``MAX_STRING``. Walks the whole document (aliases
     expanded, which the event pass bounded), iteratively, in document order; each distinct text is checked
     once, and the whole check may take ``MAX_SCAN_SECONDS`` (texts built to be slow to match exist)."""
-    found: list[tuple[Path_, str]] = []
+    found: list[tuple[_KeyPath, str]] = []
     texts: dict[str, str | None] = {}
     names: dict[str, bool] = {}
     deadline = time.monotonic() + MAX_SCAN_SECONDS
@@ -850,11 +850,11 @@ def _findings(doc: Mapping[Any, Any]) -> list[tuple[Path_, str]]:
         prefix = "looks like" if what == "a value" else "a key that looks like"
         return f"{prefix} {secret}; {_USE_CONNECTIONS}"
 
-    stack: list[tuple[Any, Path_]] = [(doc, ())]
+    stack: list[tuple[Any, _KeyPath]] = [(doc, ())]
     while stack:
         node, path = stack.pop()
         if isinstance(node, dict):
-            children: list[tuple[Any, Path_]] = []
+            children: list[tuple[Any, _KeyPath]] = []
             for key, value in node.items():
                 k = key if isinstance(key, str) else _shown(key, 80)
                 problem = text_problem(k, "a key")
@@ -1012,7 +1012,7 @@ class _Sections:
         self.catalog: list[ConfigIssue] = []
         self.clusters: dict[int, list[tuple[str, str]]] = {}  # entry -> (field inside it, message)
 
-    def add(self, path: Path_, message: str) -> None:
+    def add(self, path: _KeyPath, message: str) -> None:
         head = path[0] if path else ""
         if head == "clusters" and len(path) >= 2 and isinstance(path[1], int):
             self.clusters.setdefault(path[1], []).append((_path_text(path[2:]), message))
@@ -1240,13 +1240,14 @@ def _routes(raw: Any, sections: _Sections) -> tuple[dict[str, AlertRoute], set[s
         return routes, bad, issues
     for name, route_raw in raw.items():
         key = name if isinstance(name, str) else _shown(name, 40)
-        if key in sections.routes or _key_text(key) in sections.routes:
-            continue
+        if key in sections.routes or _key_text(key) != key:
+            bad.add(key)
+            continue  # its problems are listed already (a name that looks like a secret among them)
         if not isinstance(name, str) or not ROUTE_NAME.match(name):
             issues.append(
                 ConfigIssue(
                     None,
-                    _path_text(("alert_routes", _key_text(key))),
+                    _path_text(("alert_routes", key)),
                     "not a valid route name; use letters, digits, '-', '_' or '.', at most 64 characters",
                 )
             )

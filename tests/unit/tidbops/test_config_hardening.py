@@ -802,3 +802,14 @@ def test_the_restore_guardrails_ask_confirm_for_every_kind_of_production(tmp_pat
         req = RestoreRequest(source="dev", target=target, reason="a test restore", dry_run=True)
         with pytest.raises(RestoreRefused, match=rf"{target} is a production cluster {re.escape(why)}: type"):
             check_request(req, fleet.clusters)
+
+
+def test_a_route_named_like_a_secret_is_not_loaded_or_echoed(tmp_path: Path) -> None:
+    key_id = "AKIAIOSFODNN7EXAMPLE"
+    text = MINI.replace("  log: {kind: log}\n", f"  log: {{kind: log}}\n  {key_id}: {{kind: log}}\n")
+    fleet = load_fleet(write(tmp_path, text))
+    assert key_id not in fleet.alert_routes and "log" in fleet.alert_routes
+    assert lines_of(fleet) == [
+        "alert_routes: a key that looks like an AWS access key id; secrets belong in Airflow connections, "
+        "reference them by conn id"
+    ]
