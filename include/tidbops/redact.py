@@ -22,7 +22,7 @@ mask a ``*-file`` path (``--crypter.key-file``) or another ``*_id`` (``sse_kms_k
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 __all__ = ["REDACTED", "find_secret", "is_secret_name", "redact"]
 
@@ -62,8 +62,10 @@ _FIELD = re.compile(
        (?=:?(?:[\s&,;'"<>()\[\]{{}}\\]|$)))      # ... or a colon that ends the sentence
     """
 )
-# ``--crypter.key 00ff…``, ``--password hunter2``: a secret-named flag and its value as the next word
-_FLAG_VALUE = re.compile(rf"""(?i)(?<![A-Za-z0-9_])(--{_NAME})(?![A-Za-z0-9_.-])([ \t]+)(?![-=])([^\s\\"']+)""")
+# ``--crypter.key 00ff…``, ``--password hunter2``: a secret-named flag and its value as the next word. Found
+# as a run of name characters (at most 256: no flag is longer) followed by blanks and a word; the flag is
+# the run's tail from the first ``--`` that starts a name (``_secret_flag``). Linear time on any input.
+_FLAG_RUN = re.compile(r"""(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]{3,256})([ \t]+)(?![-=])([^\s\\"']+)""")
 # the same in a JSON argv: ["br", "--crypter.key", "00ff…"]
 _JSON_FLAG_VALUE = re.compile(rf"""(?i)("--{_NAME}"\s*,\s*")(?!-)((?:[^"\\]|\\.)+)(")""")
 _AUTH_HEADER = re.compile(
@@ -100,9 +102,22 @@ def _field(m: re.Match[str]) -> str:
     return f"{m.group('name')}{m.group('q1')}{m.group('sep')}{quote}{REDACTED}{quote}"
 
 
-def _redact_fields(text: str) -> str:
-    """``_FIELD.sub(_field, text)``, trying ``_FIELD`` only where a credential name ends."""
-    pieces: list[str] = []
+def _secret_flag(run: str) -> bool:
+    """Whether a run of name characters ends in ``--<secret name>`` (``--crypter.key``, ``x.--password``)."""
+    i = run.find("--")
+    while i != -1:
+        if (i == 0 or not (run[i - 1].isalnum() or run[i - 1] == "_")) and is_secret_name(run[i + 2 :]):
+            return True
+        i = run.find("--", i + 1)
+    return False
+
+
+def _flag(m: re.Match[str]) -> str:
+    return f"{m.group(1)}{m.group(2)}{REDACTED}" if _secret_flag(m.group(1)) else m.group(0)
+
+
+def _field_matches(text: str) -> Iterator[re.Match[str]]:
+    """What ``_FIELD.finditer`` finds, trying ``_FIELD`` only where a credential name ends (linear time)."""
     done = 0
     for end in _FIELD_END.finditer(text):
         if end.start() < done:
@@ -113,7 +128,16 @@ def _redact_fields(text: str) -> str:
         m = _FIELD.match(text, start)
         if m is None or m.end("name") != end.end():
             continue
-        pieces += (text[done:start], _field(m))
+        yield m
+        done = m.end()
+
+
+def _redact_fields(text: str) -> str:
+    """``_FIELD.sub(_field, text)``, in linear time."""
+    pieces: list[str] = []
+    done = 0
+    for m in _field_matches(text):
+        pieces += (text[done : m.start()], _field(m))
         done = m.end()
     if not pieces:
         return text
@@ -136,7 +160,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
         if "@tcp(" in low or "@unix(" in low:
             text = _DSN_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
     if "--" in text:
-        text = _FLAG_VALUE.sub(rf"\g<1>\g<2>{REDACTED}", text)
+        text = _FLAG_RUN.sub(_flag, text)
         if '"--' in text:
             text = _JSON_FLAG_VALUE.sub(rf"\g<1>{REDACTED}\g<3>", text)
     if "authorization" in low:
@@ -151,24 +175,27 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     return text
 
 
-_LOOKS_LIKE: tuple[tuple[re.Pattern[str], str], ...] = (
-    (_PRIVATE_KEY, "a private key"),
-    (_URL_PASSWORD, "a password in a URL"),
-    (_DSN_PASSWORD, "a password in a DSN"),
-    (_FLAG_VALUE, "an encryption key"),
-    (_AUTH_HEADER, "an authorization header"),
-    (_AWS_KEY_ID, "an AWS access key id"),
-    (_TOKEN, "an API token"),
-)
-
-
 def find_secret(value: str) -> str | None:
-    """What ``value`` looks like when it holds a credential (``"a password in a URL"``), else None."""
+    """What ``value`` looks like when it holds a credential (``"a password in a URL"``), else None.
+
+    The same patterns as ``redact``, behind the same cheap checks (linear time on any input)."""
     v = value.strip()
-    for pattern, what in _LOOKS_LIKE:
-        if pattern.search(v):
+    low = v.lower()
+    checks: list[tuple[bool, re.Pattern[str], str]] = [
+        ("PRIVATE KEY" in v, _PRIVATE_KEY, "a private key"),
+        ("://" in v and "@" in v, _URL_PASSWORD, "a password in a URL"),
+        ("@tcp(" in low or "@unix(" in low, _DSN_PASSWORD, "a password in a DSN"),
+        ("authorization" in low, _AUTH_HEADER, "an authorization header"),
+        (any(p in v for p in _AWS_PREFIXES), _AWS_KEY_ID, "an AWS access key id"),
+        (any(p in v for p in _TOKEN_PREFIXES), _TOKEN, "an API token"),
+        ("identified" in low, _IDENTIFIED_BY, "a password in SQL (IDENTIFIED BY)"),
+    ]
+    for applies, pattern, what in checks:
+        if applies and pattern.search(v):
             return what
-    for m in _FIELD.finditer(v):
+    if "--" in v and any(_secret_flag(m.group(1)) for m in _FLAG_RUN.finditer(v)):
+        return "a secret flag's value"
+    for m in _field_matches(v):
         if _field(m) != m.group(0):
             return f"a credential ({m.group('name').lstrip('-')}=…)"
     if _HEX_KEY.match(v):

@@ -761,16 +761,14 @@ def test_cache_key_is_the_content_read_once(tmp_path: Path, fresh_memo: None) ->
     assert list(first.clusters) == ["dev", "scratch1"] and list(second.clusters) == ["dev2", "scratch1"]
 
 
-def test_texts_built_to_be_slow_to_scan_are_refused_in_bounded_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(config_mod, "MAX_SCAN_SECONDS", 0.3)
+def test_texts_built_to_be_slow_to_scan_are_scanned_in_linear_time(tmp_path: Path) -> None:
+    """Runs of name characters were quadratic for the credential patterns (25 s for 300 KB); now linear."""
     slow = ("-a-" * 400)[:1000]
-    text = MINI.replace("clusters:", "x:\n" + "".join(f'  - "{slow}{i}"\n' for i in range(40)) + "clusters:")
+    text = MINI.replace("clusters:", "x:\n" + "".join(f'  - "{slow}{i}"\n' for i in range(300)) + "clusters:")
     t0 = time.perf_counter()
-    message = config_error(write(tmp_path, text))
-    assert "checking its texts for credentials took longer than 0.3s" in message
-    assert time.perf_counter() - t0 < 5
+    fleet = load_fleet(write(tmp_path, text))
+    assert [i.field for i in fleet.issues] == ["x"]  # only the unknown top-level key
+    assert time.perf_counter() - t0 < 5  # a hang bound, not a benchmark: quadratic took minutes
 
 
 def test_the_restore_guardrails_ask_confirm_for_every_kind_of_production(tmp_path: Path) -> None:

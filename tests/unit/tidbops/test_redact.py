@@ -214,3 +214,18 @@ def test_the_fast_field_scan_equals_the_plain_substitution(text: str) -> None:
     from tidbops.redact import _FIELD, _field, _redact_fields
 
     assert _redact_fields(text) == _FIELD.sub(_field, text)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(
+    "unit", ["-a-", "a-", "--a-", "-", "--password ", "a:b@", "://a:", "password=", "\\\"password\\\": ", "a.b_"]
+)
+def test_linear_time_on_adversarial_runs(unit: str) -> None:
+    """Runs of name characters and separators (what a forged config or log can hold) stay linear."""
+    import time
+
+    text = unit * (200_000 // len(unit))
+    started = time.perf_counter()
+    redact(text)
+    find_secret(text)
+    assert time.perf_counter() - started < 10  # quadratic here took minutes; linear takes milliseconds
