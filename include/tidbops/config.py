@@ -52,6 +52,7 @@ from pydantic import (
 from tidbops.durations import parse_duration
 from tidbops.errors import ConfigError, UnknownClusterError
 from tidbops.redact import find_secret, is_secret_name, redact
+from tidbops.text import one_line, shown
 
 try:  # libyaml: 8x faster on large fleets
     from yaml import CSafeLoader as _Loader
@@ -97,23 +98,6 @@ def default_config_path() -> Path:
 
 # ------------------------------------------------------------------------------------------- display
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def _one_line(text: str, limit: int) -> str:
-    """``text`` on one line (control characters and line separators escaped), cut to ``limit``."""
-    text = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _shown(value: object, limit: int = 60) -> str:
-    """A user's value as a message shows it: its repr, short (values that look like secrets never get here)."""
-    if isinstance(value, int) and value.bit_length() > 200:
-        return f"a number of {len(str(abs(value))) if value.bit_length() < 14000 else 'thousands of'} digits"
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _kind(value: object) -> str:
     """What a YAML value is, in YAML's words: ``a list``, ``a mapping``, ``a string``…"""
     if value is None:
@@ -138,8 +122,8 @@ def _kind(value: object) -> str:
 def _listing(names: list[str], limit: int = 20) -> str:
     if not names:
         return "(none)"
-    shown = ", ".join(names[:limit])
-    return shown if len(names) <= limit else f"{shown}, … ({len(names)} in all)"
+    listed = ", ".join(names[:limit])
+    return listed if len(names) <= limit else f"{listed}, … ({len(names)} in all)"
 
 
 def _seconds_text(seconds: float) -> str:
@@ -166,7 +150,7 @@ def _check_cron(value: str) -> str:
         return v
     if not _is_cron(v):
         raise ValueError(
-            f"{_shown(value)} is not a valid cron expression; use 5 fields (minute hour day month weekday, "
+            f"{shown(value)} is not a valid cron expression; use 5 fields (minute hour day month weekday, "
             f"e.g. '0 2 * * *'), a preset ({', '.join(sorted(_CRON_PRESETS))}), or off"
         )
     return v
@@ -176,7 +160,7 @@ def _schedule(value: object) -> str | None:
     if value is None or value is False:
         return None
     if not isinstance(value, str):
-        raise ValueError(f"{_shown(value)} is not a schedule; use a cron string like '0 2 * * *' or off")
+        raise ValueError(f"{shown(value)} is not a schedule; use a cron string like '0 2 * * *' or off")
     if value.strip().lower() in _OFF:
         return None
     return _check_cron(value)
@@ -185,14 +169,14 @@ def _schedule(value: object) -> str | None:
 def _seconds(value: object, low: float, high: float) -> float:
     """A duration (``90s``, ``10m``, ``1h30m`` or seconds), finite and within ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f"{_shown(value)} is not a duration; use e.g. 90s, 10m, 1h30m or seconds")
+        raise ValueError(f"{shown(value)} is not a duration; use e.g. 90s, 10m, 1h30m or seconds")
     try:
         seconds = parse_duration(value)
     except (ValueError, OverflowError) as exc:
-        raise ValueError(f"{_shown(value)} is not a duration; use e.g. 90s, 10m, 1h30m or seconds") from exc
+        raise ValueError(f"{shown(value)} is not a duration; use e.g. 90s, 10m, 1h30m or seconds") from exc
     if not math.isfinite(seconds) or not low <= seconds <= high:
         raise ValueError(
-            f"{_shown(value)} is out of bounds; use a duration from {_seconds_text(low)} to {_seconds_text(high)}"
+            f"{shown(value)} is out of bounds; use a duration from {_seconds_text(low)} to {_seconds_text(high)}"
         )
     return seconds
 
@@ -228,16 +212,16 @@ class StorageConfig(_Model):
     @classmethod
     def _uri(cls, v: str) -> str:
         if not (re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$", v) or re.match(r"^local:///.+", v)):
-            raise ValueError(f"{_shown(v)} is not a storage URI; use s3://bucket/prefix or local:///absolute/path")
+            raise ValueError(f"{shown(v)} is not a storage URI; use s3://bucket/prefix or local:///absolute/path")
         if "?" in v:
-            raise ValueError(f"{_shown(v)}: no query parameters here; S3 options have their own fields")
+            raise ValueError(f"{shown(v)}: no query parameters here; S3 options have their own fields")
         return v.rstrip("/")
 
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"^https?://[^/@\s]+(/.*)?$", v):
-            raise ValueError(f"{_shown(v)} is not an endpoint URL; use e.g. http://minio:9000")
+            raise ValueError(f"{shown(v)} is not an endpoint URL; use e.g. http://minio:9000")
         return v
 
     @model_validator(mode="after")
@@ -394,7 +378,7 @@ class ClusterConfig(_Model):
             if lowered != v and CLUSTER_NAME.match(lowered) and len(lowered) <= MAX_NAME:
                 hint = f"; use {lowered!r}"
             raise ValueError(
-                f"{_shown(v)} is not a valid cluster name; use lower-case letters and digits, starting with a "
+                f"{shown(v)} is not a valid cluster name; use lower-case letters and digits, starting with a "
                 f"letter, with single '-' or '_' between them, at most {MAX_NAME} characters (it becomes part of "
                 f"DAG ids, pool names and storage paths){hint}"
             )
@@ -405,7 +389,7 @@ class ClusterConfig(_Model):
     def _env(cls, v: str) -> str:
         if not ENV_NAME.match(v) or len(v) > MAX_ENV:
             raise ValueError(
-                f"{_shown(v)} is not a valid env; use a lower-case word such as dev, test, uat, prod, scratch"
+                f"{shown(v)} is not a valid env; use a lower-case word such as dev, test, uat, prod, scratch"
             )
         return v
 
@@ -426,7 +410,7 @@ class ClusterConfig(_Model):
                 m = re.match(r"^(?:https?://)?[A-Za-z0-9_.-]+:(\d{1,5})$", item) if isinstance(item, str) else None
                 if m is None or not 1 <= int(m.group(1)) <= 65535:
                     raise ValueError(
-                        f"{_shown(item)} is not a PD address; use host:port (port 1 to 65535), e.g. pd-0:2379"
+                        f"{shown(item)} is not a PD address; use host:port (port 1 to 65535), e.g. pd-0:2379"
                     )
         return items
 
@@ -475,11 +459,11 @@ class ConfigIssue:
     message: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "field", _one_line(redact(_one_line(self.field, 1000)), 300))
-        object.__setattr__(self, "message", _one_line(redact(_one_line(self.message, 4000)), 2000))
+        object.__setattr__(self, "field", one_line(redact(one_line(self.field, 1000)), 300))
+        object.__setattr__(self, "message", one_line(redact(one_line(self.message, 4000)), 2000))
 
     def __str__(self) -> str:
-        where = f"cluster {_one_line(repr(self.cluster), 120)}: " if self.cluster is not None else ""
+        where = f"cluster {one_line(repr(self.cluster), 120)}: " if self.cluster is not None else ""
         return f"{where}{self.field}: {self.message}" if self.field else f"{where}{self.message}"
 
 
@@ -508,7 +492,7 @@ class Fleet:
 
 def _unusable(p: Path, message: str) -> ConfigError:
     """The file cannot be used as a whole: one redacted line naming it."""
-    return ConfigError(_one_line(redact(f"{p}: {_one_line(message, 4000)}"), 2000))
+    return ConfigError(one_line(redact(f"{p}: {one_line(message, 4000)}"), 2000))
 
 
 # ------------------------------------------------------------------------------------ bytes and YAML
@@ -616,12 +600,12 @@ def _check_events(text: str, p: Path) -> list[_Duplicate]:
                     if any(o.anchor == ev.anchor for o in stack):
                         raise _unusable(
                             p,
-                            f"{_where(ev.start_mark)}: alias *{_one_line(ev.anchor, 40)} refers to a collection it "
+                            f"{_where(ev.start_mark)}: alias *{one_line(ev.anchor, 40)} refers to a collection it "
                             "is inside (a recursive alias); the fleet config cannot hold cycles",
                         )
                     raise _unusable(
                         p,
-                        f"{_where(ev.start_mark)}: alias *{_one_line(ev.anchor, 40)} refers to no anchor "
+                        f"{_where(ev.start_mark)}: alias *{one_line(ev.anchor, 40)} refers to no anchor "
                         "defined before it",
                     )
                 size, height, _ = got
@@ -629,7 +613,7 @@ def _check_events(text: str, p: Path) -> list[_Duplicate]:
                 if len(stack) + height > MAX_DEPTH:
                     raise _unusable(
                         p,
-                        f"{_where(ev.start_mark)}: alias *{_one_line(ev.anchor, 40)} makes the document nested deeper "
+                        f"{_where(ev.start_mark)}: alias *{one_line(ev.anchor, 40)} makes the document nested deeper "
                         f"than {MAX_DEPTH} levels (the fleet config needs 5)",
                     )
             elif cls is seq_start or cls is map_start:
@@ -692,7 +676,7 @@ def _check_anchor(anchors: dict[str, tuple[int, int, int]], stack: list[_Open], 
     if line is not None:
         raise _unusable(
             p,
-            f"{_where(ev.start_mark)}: anchor &{_one_line(ev.anchor, 40)} is defined twice (first at line {line}); "
+            f"{_where(ev.start_mark)}: anchor &{one_line(ev.anchor, 40)} is defined twice (first at line {line}); "
             "give each anchor its own name",
         )
 
@@ -716,9 +700,9 @@ def _check_key(
     if first is None:
         parent.keys[(tag, text)] = line
     else:
-        shown = _key_text(text)
-        path = (*(_key_text(o.key) if o.mapping else o.count for o in stack[:-1]), shown)
-        duplicates.append(_Duplicate(path, shown, line, ev.start_mark.column + 1, first))
+        key_text = _key_text(text)
+        path = (*(_key_text(o.key) if o.mapping else o.count for o in stack[:-1]), key_text)
+        duplicates.append(_Duplicate(path, key_text, line, ev.start_mark.column + 1, first))
     return text
 
 
@@ -746,9 +730,9 @@ def _yaml_error(p: Path, exc: yaml.YAMLError, text: str) -> ConfigError:
     context_mark = getattr(exc, "context_mark", None)
     extra = ""
     if context and context_mark is not None and (mark is None or context_mark.line != mark.line):
-        extra = f" ({_one_line(context, 80)} at line {context_mark.line + 1})"
+        extra = f" ({one_line(context, 80)} at line {context_mark.line + 1})"
     where = f"{_where(mark)}: " if mark is not None else ""
-    return _unusable(p, f"{where}not valid YAML: {_one_line(problem, 200)}{extra}")
+    return _unusable(p, f"{where}not valid YAML: {one_line(problem, 200)}{extra}")
 
 
 class _Located(Exception):
@@ -779,7 +763,7 @@ def _value_error(p: Path, text: str) -> ConfigError:
         article = "an" if tag[:1] in "aeiou" else "a"
         return _unusable(
             p,
-            f"{_where(exc.node.start_mark)}: this value cannot be read as {article} {_one_line(tag, 40)} "
+            f"{_where(exc.node.start_mark)}: this value cannot be read as {article} {one_line(tag, 40)} "
             "(e.g. a date that does not exist, or a number of more than 4300 digits)",
         )
     except Exception:  # noqa: S110 (the fast path failed; whatever this one says, the answer is the same)
@@ -817,7 +801,7 @@ def _path_text(path: _KeyPath) -> str:
         elif re.fullmatch(r"[A-Za-z0-9_.-]{1,80}|‹[^›]{1,80}›", part):
             out += f".{part}" if out else part
         else:
-            out += f"[{_shown(part, 40)}]"
+            out += f"[{shown(part, 40)}]"
     return out
 
 
@@ -847,7 +831,7 @@ def _findings(doc: Mapping[Any, Any]) -> list[tuple[_KeyPath, str]]:
         if isinstance(node, dict):
             children: list[tuple[Any, _KeyPath]] = []
             for key, value in node.items():
-                k = key if isinstance(key, str) else _shown(key, 80)
+                k = key if isinstance(key, str) else shown(key, 80)
                 problem = text_problem(k, "a key")
                 if problem:
                     found.append((path, problem))
@@ -945,11 +929,11 @@ def _describe(model: type[BaseModel], err: Mapping[str, Any]) -> tuple[str, str]
     msg = str(err["msg"])
     msg = re.sub(r"^(Value error|Assertion failed), ", "", msg)
     if kind == "literal_error":
-        msg = f"{_shown(value)} is not valid; " + msg.replace("Input should be", "use")
+        msg = f"{shown(value)} is not valid; " + msg.replace("Input should be", "use")
     elif kind in ("list_type", "tuple_type"):
         msg = f"must be a list; it is {_kind(value)}"
     elif "input" in err and kind != "value_error" and not isinstance(value, dict | list | tuple):
-        msg = f"{_shown(value)}: {msg}"
+        msg = f"{shown(value)}: {msg}"
     return field_path, msg
 
 
@@ -1030,7 +1014,7 @@ def _load_doc(doc: Any, duplicates: list[_Duplicate], p: Path) -> Fleet:
         if len(dup.path) == 1:
             raise _unusable(
                 p,
-                f"line {dup.line} column {dup.column}: duplicate key {_shown(dup.key)} (first defined at line "
+                f"line {dup.line} column {dup.column}: duplicate key {shown(dup.key)} (first defined at line "
                 f"{dup.first_line}); write each key once",
             )
     sections = _Sections()
@@ -1039,7 +1023,7 @@ def _load_doc(doc: Any, duplicates: list[_Duplicate], p: Path) -> Fleet:
     for dup in duplicates:
         sections.add(
             dup.path,
-            f"duplicate key {_shown(dup.key)} at line {dup.line} (first defined at line {dup.first_line}); "
+            f"duplicate key {shown(dup.key)} at line {dup.line} (first defined at line {dup.first_line}); "
             "write each key once",
         )
     _check_version(doc, p)
@@ -1048,11 +1032,13 @@ def _load_doc(doc: Any, duplicates: list[_Duplicate], p: Path) -> Fleet:
     issues: list[ConfigIssue] = []
     for key in doc:
         if key not in _TOP_LEVEL:
-            shown = _key_text(key) if isinstance(key, str) else _shown(key, 40)
-            guess = difflib.get_close_matches(shown, _TOP_LEVEL, n=1)
+            key_text = _key_text(key) if isinstance(key, str) else shown(key, 40)
+            guess = difflib.get_close_matches(key_text, _TOP_LEVEL, n=1)
             hint = f" (did you mean {guess[0]!r}?)" if guess else ""
             issues.append(
-                ConfigIssue(None, _path_text((shown,)), f"unknown top-level key{hint}; valid: {', '.join(_TOP_LEVEL)}")
+                ConfigIssue(
+                    None, _path_text((key_text,)), f"unknown top-level key{hint}; valid: {', '.join(_TOP_LEVEL)}"
+                )
             )
     issues += sections.top
 
@@ -1137,7 +1123,7 @@ def _check_version(doc: Mapping[Any, Any], p: Path) -> None:
     if isinstance(version, bool) or not isinstance(version, int):
         raise _unusable(p, f"version must be the number {known} (it is {_kind(version)})")
     if version not in KNOWN_VERSIONS:
-        raise _unusable(p, f"version {_shown(version)} is not known; this tidbops reads version {known}")
+        raise _unusable(p, f"version {shown(version)} is not known; this tidbops reads version {known}")
 
 
 def _clusters_list(doc: Mapping[Any, Any], p: Path) -> list[Any]:
@@ -1170,7 +1156,7 @@ def _production_envs(raw: Any, sections: _Sections) -> tuple[frozenset[str], lis
         ConfigIssue(
             None,
             f"production_envs[{i}]",
-            f"{_shown(env)} is not a valid env; use a lower-case word such as live {blocked}",
+            f"{shown(env)} is not a valid env; use a lower-case word such as live {blocked}",
         )
         for i, env in enumerate(raw)
         if not isinstance(env, str) or not ENV_NAME.match(env) or len(env) > MAX_ENV
@@ -1222,7 +1208,7 @@ def _routes(raw: Any, sections: _Sections) -> tuple[dict[str, AlertRoute], set[s
         )
         return routes, bad, issues
     for name, route_raw in raw.items():
-        key = name if isinstance(name, str) else _shown(name, 40)
+        key = name if isinstance(name, str) else shown(name, 40)
         if key in sections.routes or _key_text(key) != key:
             bad.add(key)
             continue  # its problems are listed already (a name that looks like a secret among them)
@@ -1287,7 +1273,7 @@ def _cross_checks(
                 else:
                     why = "is not a cluster"
                 issues.append(
-                    ConfigIssue(name, "drill.target", f"{_shown(c.drill.target)} {why}; scratch clusters: {scratch}")
+                    ConfigIssue(name, "drill.target", f"{shown(c.drill.target)} {why}; scratch clusters: {scratch}")
                 )
         elif c.schedules.drill is not None:
             issues.append(
@@ -1300,7 +1286,7 @@ def _cross_checks(
             target = clusters.get(t)
             if target is None:
                 why = "has problems of its own" if t in names else "is not a cluster"
-                issues.append(ConfigIssue(name, where, f"{_shown(t)} {why}; known: {known}"))
+                issues.append(ConfigIssue(name, where, f"{shown(t)} {why}; known: {known}"))
             elif t == name and not c.restore.allow_in_place:
                 issues.append(
                     ConfigIssue(
@@ -1342,7 +1328,7 @@ def _cross_checks(
                     ConfigIssue(
                         name,
                         f"alerts[{i}]",
-                        f"{_shown(r)} is not an alert route; defined routes: {_listing(sorted(routes))}",
+                        f"{shown(r)} is not an alert route; defined routes: {_listing(sorted(routes))}",
                     )
                 )
         if c.scratch and (c.schedules.full or c.schedules.incremental or c.log_backup.enabled):

@@ -25,7 +25,7 @@ import typer
 from tidbops.cli import app
 from tidbops.slowlog.aggregate import DailyAggregates, DigestStats, aggregate_files, iso_time
 from tidbops.slowlog.parser import SLOW_LOG_NAMES, find_slow_log_files
-from tidbops.slowlog.report import printable
+from tidbops.text import printable
 
 slowlog_app = typer.Typer(help="TiDB slow logs: offline digest reports.", no_args_is_help=True)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -29,6 +28,7 @@ from typing import Any
 from tidbops.slowlog.aggregate import DailyAggregates, DigestKey, DigestStats, iso_time
 from tidbops.slowlog.parser import is_digest, truncated_from
 from tidbops.slowlog.redact import drop_arguments
+from tidbops.text import printable
 
 __all__ = [
     "DigestSummary",
@@ -42,7 +42,6 @@ __all__ = [
     "guardrails_for",
     "is_appliable_statement",
     "parse_tidb_version",
-    "printable",
     "query_watch_sql",
     "render_text",
 ]
@@ -531,31 +530,6 @@ def build_report(
 
 
 # ------------------------------------------------------------------------------------------ rendering
-# What a terminal acts on or hides: controls (C0, DEL, C1), format characters (bidi overrides and
-# isolates, zero-width characters, tags), lone surrogates, line and paragraph separators, unassigned.
-_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp", "Cn"})
-_SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-
-
-def _escape(ch: str) -> str:
-    code = ord(ch)
-    if ch in _SHORT_ESCAPES:
-        return _SHORT_ESCAPES[ch]
-    if code <= 0xFF:
-        return f"\\x{code:02x}"
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
-
-
-def printable(text: str) -> str:
-    """``text`` safe to print on a terminal: every control, format (bidi, zero-width), separator, surrogate
-    or unassigned character is written as its escape (``\\x1b``, ``\\r``, ``\\u202e`` …), visibly; the rest,
-    any script, stays as it is. Text from slow logs is printed through it (the JSON output escapes on its
-    own)."""
-    if text.isprintable():  # the usual case: no character of those categories (nor any other space but " ")
-        return text
-    return "".join(_escape(ch) if unicodedata.category(ch) in _ESCAPED_CATEGORIES else ch for ch in text)
-
-
 def _seconds(value: float) -> str:
     if value >= 100:
         return f"{value:,.0f}s"

@@ -98,8 +98,8 @@ class SlowQueryHarvestOperator(_SlowQueryStep):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.slowlog.harvest import harvest_window, source_name
-        from tidbops.slowlog.report import printable
         from tidbops.slowlog.store import get_watermark, save_harvest
+        from tidbops.text import printable
 
         cfg = self.cluster.slow_query
         source = source_name(cfg.source, cfg.table, cfg.log_paths)
