@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from tidbops.catalog.errors import CatalogConflictError, CatalogStateError, ManifestError
 from tidbops.catalog.records import (
+    BACKUP_ID,
     CLUSTER_MAX,
     ID_MAX,
     NAME_MAX,
@@ -34,10 +35,13 @@ from tidbops.catalog.records import (
     BackupRecord,
     BackupStatus,
     check_backup_id,
+    check_storage_uri,
     utc,
     utcnow,
 )
+from tidbops.config import CLUSTER_NAME, MAX_NAME
 from tidbops.storage import ObjectExistsError, ObjectNotFoundError, Storage, StorageError
+from tidbops.text import shown
 
 if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog
@@ -89,7 +93,6 @@ _STR_MAX = {
     "run_id": NAME_MAX, "triggered_by": SHORT_MAX, "br_version": SHORT_MAX, "encryption_method": SHORT_MAX,
 }  # fmt: skip
 _PATH_MAX = 1024
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REQUIRED = frozenset({"id", "cluster", "kind", "backup_ts", "backup_time", "storage_uri", "started_at"})
 
@@ -190,7 +193,7 @@ class Manifest:
             raise ManifestError(f"{source}: a manifest is a JSON object")
         version = doc.get("format_version")
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise ManifestError(f"{source}: format_version {_shown(version)} is not a manifest format version")
+            raise ManifestError(f"{source}: format_version {shown(version)} is not a manifest format version")
         if version > MANIFEST_FORMAT:
             raise ManifestError(
                 f"{source}: format version {version} is newer than this code reads ({MANIFEST_FORMAT}); upgrade tidbops"
@@ -210,11 +213,11 @@ class Manifest:
             values["kind"] = BackupKind(values["kind"])
         except ValueError:
             valid = ", ".join(k.value for k in BackupKind)
-            raise ManifestError(f"{source}: backup.kind: {_shown(values['kind'])} is not one of {valid}") from None
+            raise ManifestError(f"{source}: backup.kind: {shown(values['kind'])} is not one of {valid}") from None
         try:
             check_backup_id(values["id"])
         except ValueError:
-            raise ManifestError(f"{source}: backup.id: {_shown(values['id'])} is not a backup id") from None
+            raise ManifestError(f"{source}: backup.id: {shown(values['id'])} is not a backup id") from None
         raw_files = doc.get("files")
         if not isinstance(raw_files, list):
             raise ManifestError(f"{source}: 'files' must be a list")
@@ -242,11 +245,6 @@ class Manifest:
         return cls(**values, files=files, created_at=created_at)
 
 
-def _shown(raw: Any) -> str:
-    text = repr(raw)
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
 def _field(source: str, name: str, raw: Any) -> Any:
     """One field of a manifest, checked for type and range; ``ManifestError`` naming it otherwise."""
     where = f"{source}: {name}" if name in ("created_at", "tool") else f"{source}: backup.{name}"
@@ -256,30 +254,39 @@ def _field(source: str, name: str, raw: Any) -> Any:
         try:
             value = utc(datetime.fromisoformat(raw), name)
         except (ValueError, OverflowError) as exc:
-            raise ManifestError(f"{where}: {_shown(raw)} is not a time this catalog holds ({exc})") from None
+            raise ManifestError(f"{where}: {shown(raw)} is not a time this catalog holds ({exc})") from None
         if not 1970 <= value.year <= 9998:
-            raise ManifestError(f"{where}: {_shown(raw)} is not between 1970 and 9998")
+            raise ManifestError(f"{where}: {shown(raw)} is not between 1970 and 9998")
         return value
     if name in _INT_FIELDS:
         if not isinstance(raw, int) or isinstance(raw, bool):
             raise ManifestError(f"{where} must be an integer")
         low, high, valid = _INT_RANGES[name]
         if not low <= raw <= high:
-            raise ManifestError(f"{where}: {_shown(raw)} is out of range ({valid})")
+            raise ManifestError(f"{where}: {shown(raw)} is out of range ({valid})")
         return raw
     if name == "br_duration_s":
         if not isinstance(raw, int | float) or isinstance(raw, bool):
             raise ManifestError(f"{where} must be a number")
         if not (math.isfinite(raw) and 0 <= raw <= MAX_DURATION_S):
-            raise ManifestError(f"{where}: {_shown(raw)} is out of range (0 … {MAX_DURATION_S:.0f} seconds)")
+            raise ManifestError(f"{where}: {shown(raw)} is out of range (0 … {MAX_DURATION_S:.0f} seconds)")
         return float(raw)
     if not isinstance(raw, str):
         raise ManifestError(f"{where} must be a string")
     limit = _STR_MAX.get(name, SHORT_MAX)
     if len(raw) > limit:
         raise ManifestError(f"{where} is {len(raw)} characters long; the catalog keeps at most {limit}")
-    if _CONTROL.search(raw):
-        raise ManifestError(f"{where}: {_shown(raw)} contains a control character")
+    if not raw.isprintable():
+        raise ManifestError(f"{where}: {shown(raw)} contains a control character")
+    if name == "cluster" and not (CLUSTER_NAME.match(raw) and len(raw) <= MAX_NAME):
+        raise ManifestError(f"{where}: {shown(raw)} is not a cluster name")
+    if name == "base_backup_id" and not BACKUP_ID.match(raw):
+        raise ManifestError(f"{where}: {shown(raw)} is not a backup id")
+    if name == "storage_uri":
+        try:
+            check_storage_uri(raw)
+        except ValueError as exc:
+            raise ManifestError(f"{where}: {exc}") from None
     return raw
 
 
@@ -291,7 +298,7 @@ def _file(source: str, index: int, raw: Any) -> ManifestFile:
     if not isinstance(path, str) or not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ManifestError(f"{where} needs path (string), size (integer ≥ 0), sha256")
     if size > INT64_MAX:
-        raise ManifestError(f"{where}: size {_shown(size)} is out of range (0 … 2^63-1)")
+        raise ManifestError(f"{where}: size {shown(size)} is out of range (0 … 2^63-1)")
     parts = path.split("/")
     if (
         not path
@@ -299,10 +306,10 @@ def _file(source: str, index: int, raw: Any) -> ManifestFile:
         or path.startswith("/")
         or any(p in ("", ".", "..") for p in parts)
         or "\\" in path
-        or _CONTROL.search(path)
+        or not path.isprintable()
     ):
         raise ManifestError(
-            f"{where}: path {_shown(path)} is not a relative path inside the backup's directory "
+            f"{where}: path {shown(path)} is not a relative path inside the backup's directory "
             f"(no '..', no leading '/', no control characters, at most {_PATH_MAX} characters)"
         )
     if sha is not None and (not isinstance(sha, str) or not _SHA256.match(sha)):

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tidbops import tso
-from tidbops.catalog.errors import ManifestError
+from tidbops.catalog.errors import CatalogConflictError, ManifestError
 from tidbops.catalog.manifest import MANIFEST_ROW_FIELDS, Manifest, ManifestFile
 from tidbops.catalog.records import BackupKind
 from tidbops.catalog.store import Catalog
@@ -95,7 +95,10 @@ def test_a_manifest_is_storable_or_one_manifest_error(catalog: Catalog, data: by
         assert len(text) < 600
         return
     assert Manifest.from_json(manifest.to_json()).same_backup(manifest)  # what we read, we can write back
-    catalog.upsert_from_manifest(manifest, storage_uri=manifest.storage_uri, manifest_uri="s3://b/m.json")
+    try:
+        catalog.upsert_from_manifest(manifest, storage_uri=manifest.storage_uri, manifest_uri="s3://b/m.json")
+    except CatalogConflictError:  # disagrees with the row an earlier example stored: reported by rebuild
+        return
     assert catalog.get(manifest.id) is not None
 
 
