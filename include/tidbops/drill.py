@@ -58,6 +58,7 @@ from tidbops.config import ClusterConfig
 from tidbops.errors import TiDBOpsError
 from tidbops.pitr import PitrWindow, snapshot_points
 from tidbops.storage import Storage
+from tidbops.text import shown
 from tidbops.validate.fingerprint import (
     DEFAULT_CHUNK_ROWS,
     Chunk,
@@ -888,12 +889,20 @@ class SourceFingerprints:
         return (json.dumps(doc, sort_keys=True, ensure_ascii=False) + "\n").encode()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> SourceFingerprints:
+    def from_bytes(cls, data: bytes, *, source: str = "source fingerprints") -> SourceFingerprints:
+        """What ``to_bytes`` wrote; ``DrillError`` naming ``source`` for anything else (it comes from
+        storage, which is not trusted: a torn or edited file fails the drill with one line, never a crash)."""
+        try:
+            return cls._from_bytes(data, source)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError) as exc:
+            what = f"{type(exc).__name__}: {shown(exc.args[0] if exc.args else '', 120)}"
+            raise DrillError(f"{source}: not source fingerprints tidbops wrote ({what})") from None
+
+    @classmethod
+    def _from_bytes(cls, data: bytes, source: str) -> SourceFingerprints:
         doc = json.loads(data)
         if doc.get("version") != FINGERPRINTS_VERSION:
-            raise ValueError(
-                f"source fingerprints version {doc.get('version')!r}; this code reads {FINGERPRINTS_VERSION}"
-            )
+            raise DrillError(f"{source}: version {shown(doc.get('version'))}; this code reads {FINGERPRINTS_VERSION}")
         tables = tuple(
             RecordedTable(
                 _table_of(t["table"]),

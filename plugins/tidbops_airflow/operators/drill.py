@@ -399,7 +399,9 @@ class DrillValidateOperator(_DrillStep):
 
         path = fingerprints_path(self.cluster.name, plan.steps[-1].backup_id)
         root = StorageHook(cluster=self.cluster).get_storage()
-        return SourceFingerprints.from_bytes(root.read_bytes(path)) if root.exists(path) else None
+        if not root.exists(path):
+            return None
+        return SourceFingerprints.from_bytes(root.read_bytes(path), source=f"{root.uri}/{path}")
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException

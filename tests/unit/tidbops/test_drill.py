@@ -482,7 +482,7 @@ def test_recorded_fingerprints_round_trip_with_typed_key_bounds() -> None:
     assert again == recorded and again.rows == 3 and again.fingerprinted == 1
     assert again.summary()["chunks"] == 3
     assert fingerprints_path("uat", "uat-full-1") == "uat/drills/fingerprints/uat-full-1.json"
-    with pytest.raises(ValueError, match="version 2"):
+    with pytest.raises(DrillError, match="version 2; this code reads 1"):
         SourceFingerprints.from_bytes(recorded.to_bytes().replace(b'"version": 1', b'"version": 2'))
 
 
@@ -503,3 +503,18 @@ def test_gone_history_falls_back_to_the_fingerprints_recorded_after_the_backup(m
         drill.validate_restore(None, None, cluster="uat", restore_ts=ts(2))  # type: ignore[arg-type]
     with pytest.raises(HistoryGoneError, match="no source fingerprints were recorded"):  # another backup's
         drill.validate_restore(None, None, cluster="uat", restore_ts=ts(3), load_recorded=lambda: recorded)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"{not json", b"[]", b'{"version": 1}', b'{"version": 1, "tables": [{"table": 5}]}', b"[" * 50_000,
+     b'{"version": 1, "cluster": "dev", "backup_id": "b", "backup_ts": "x", "tables": []}'],
+)  # fmt: skip
+def test_recorded_fingerprints_from_storage_that_are_not_ours_fail_with_one_line(data: bytes) -> None:
+    from tidbops.drill import SourceFingerprints
+
+    with pytest.raises(DrillError) as info:
+        SourceFingerprints.from_bytes(data, source="s3://b/dev/drills/fingerprints/x.json")
+    text = str(info.value)
+    assert text.startswith("s3://b/dev/drills/fingerprints/x.json: not source fingerprints tidbops wrote (")
+    assert "\n" not in text and len(text) < 400
