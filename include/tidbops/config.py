@@ -52,6 +52,7 @@ from pydantic import (
 from tidbops.durations import parse_duration
 from tidbops.errors import ConfigError, UnknownClusterError
 from tidbops.redact import find_secret, is_secret_name, redact
+from tidbops.storage import StorageError, check_endpoint
 from tidbops.text import one_line, shown
 
 try:  # libyaml: 8x faster on large fleets
@@ -220,8 +221,11 @@ class StorageConfig(_Model):
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^https?://[^/@\s]+(/.*)?$", v):
-            raise ValueError(f"{shown(v)} is not an endpoint URL; use e.g. http://minio:9000")
+        if v is not None:
+            try:
+                check_endpoint(v)  # the one endpoint check: what boto3 and BR can use, no credentials
+            except StorageError as exc:
+                raise ValueError(str(exc)) from None
         return v
 
     @model_validator(mode="after")

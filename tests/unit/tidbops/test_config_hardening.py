@@ -811,3 +811,10 @@ def test_a_route_named_like_a_secret_is_not_loaded_or_echoed(tmp_path: Path) -> 
         "alert_routes: a key that looks like an AWS access key id; secrets belong in Airflow connections, "
         "reference them by conn id"
     ]
+
+
+@pytest.mark.parametrize("endpoint", ["http://[::1", "http://minio:99999", "ftp://minio:9000", "http://minio:9000/?a=1"])
+def test_a_storage_endpoint_boto3_cannot_use_is_refused_at_load(tmp_path: Path, endpoint: str) -> None:
+    fleet = load_fleet(write(tmp_path, MINI.replace('storage: {uri: "s3://backups"}',
+                                                      f'storage: {{uri: "s3://backups", endpoint: "{endpoint}"}}')))  # fmt: skip
+    assert any(i.field == "storage.endpoint" and "S3 endpoint" in i.message for i in fleet.issues), fleet.issues
