@@ -22,6 +22,7 @@ import typer
 
 from tidbops.errors import TiDBOpsError
 from tidbops.redact import redact
+from tidbops.text import one_line
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -121,8 +122,7 @@ def describe_error(exc: BaseException) -> str:
         text = "out of memory"
     else:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    text = " ".join(redact(text).split())  # one line
-    return text if len(text) <= 2000 else text[:1999] + "…"
+    return one_line(" ".join(redact(text).split()), 2000)  # whitespace folded, controls escaped, cut short
 
 
 def _report(exc: BaseException, *, unexpected: bool) -> int:

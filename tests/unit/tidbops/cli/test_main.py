@@ -44,6 +44,8 @@ def toy() -> typer.Typer:
             raise EOFError("Compressed file ended before the end-of-stream marker was reached")
         if kind == "recursion":
             raise RecursionError("maximum recursion depth exceeded")
+        if kind == "terminal":
+            raise ValueError("name\x1b]0;owned\x07 from a file\nsecond line")
 
     @toy_app.command()
     def say(as_json: bool = False) -> None:
@@ -65,6 +67,7 @@ def toy() -> typer.Typer:
         ("os", "error: /nope/x.yaml: No such file or directory"),
         ("eof", "error: the input ended early: Compressed file ended before the end-of-stream marker was reached"),
         ("recursion", "error: the input nests too deeply to read (maximum recursion depth exceeded)"),
+        ("terminal", "error: ValueError: name\\x1b]0;owned\\x07 from a file second line (TIDBOPS_DEBUG=1 shows where)"),
     ],
 )
 def test_an_escaping_exception_is_one_redacted_line(kind: str, expected: str, capsys: pytest.CaptureFixture[str]) -> None:
