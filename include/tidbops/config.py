@@ -33,6 +33,7 @@ import tempfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -88,6 +89,8 @@ _OFF = frozenset({"off", "none", "disabled", "false", ""})
 _TOP_LEVEL = ("version", "production_envs", "defaults", "alert_routes", "catalog", "clusters")
 _USE_CONNECTIONS = "secrets belong in Airflow connections, reference them by conn id"
 _DAY = 86400.0
+# An example, documented as one: S3 Standard's list price in us-east-1 (USD per GB-month, 2026).
+DEFAULT_PRICE_PER_GB_MONTH: Mapping[str, float] = {"STANDARD": 0.023, "STANDARD_IA": 0.0125, "GLACIER_IR": 0.004}
 
 
 def default_config_path() -> Path:
@@ -98,6 +101,7 @@ def default_config_path() -> Path:
 
 
 # ------------------------------------------------------------------------------------------- display
+
 
 def _kind(value: object) -> str:
     """What a YAML value is, in YAML's words: ``a list``, ``a mapping``, ``a string``…"""
@@ -208,6 +212,31 @@ class StorageConfig(_Model):
     region: str | None = Field(default=None, max_length=64)
     sse: Literal["AES256", "aws:kms"] | None = None
     sse_kms_key_id: str | None = None
+    storage_class: str = Field(
+        default="STANDARD", max_length=64, pattern=r"^[A-Z0-9_]+$", description="the class backups are stored in"
+    )
+    price_per_gb_month: Mapping[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICE_PER_GB_MONTH),
+        description="price of one GB-month by storage class, for `tidbops cost` (an example default: "
+        "S3 Standard list price)",
+    )
+
+    @field_validator("price_per_gb_month", mode="before")
+    @classmethod
+    def _prices(cls, v: object) -> object:
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return {"STANDARD": v}  # one number: the price of the default class
+        return v
+
+    @field_validator("price_per_gb_month")
+    @classmethod
+    def _price_values(cls, v: Mapping[str, float]) -> Mapping[str, float]:
+        for name, price in v.items():
+            if not re.fullmatch(r"[A-Z0-9_]{1,64}", name):
+                raise ValueError(f"{shown(name)} is not a storage class name (upper case, e.g. STANDARD, GLACIER_IR)")
+            if not math.isfinite(price) or not 0 <= price <= 1000:
+                raise ValueError(f"the price of {name} must be 0 to 1000 per GB-month, not {shown(price)}")
+        return dict(v)
 
     @field_validator("uri")
     @classmethod
@@ -248,6 +277,8 @@ class Schedules(_Model):
     log_backup_check: str | None = None
     drill: str | None = None
     slow_query_harvest: str | None = None
+    retention: str | None = "41 2 * * *"  # daily: reconcile, plan, expire, truncate the log (#16)
+    verify: str | None = "23 3 * * *"  # nightly tier-1 checks of every retained backup; tier 2 weekly (#16)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -333,11 +364,60 @@ class RestoreConfig(_Model):
 
 
 class RetentionConfig(_Model):
-    keep_days: Int = Field(
-        default=14, ge=1, le=3650, description="every restore point inside this window stays restorable, 1 to 3650"
+    keep_days: float = Field(
+        default=14.0,
+        description="the recovery window: every point inside it stays restorable; days, or a duration "
+        "('14d', '36h', '10m'), 1 minute to 3650 days",
     )
     keep_full: Int = Field(default=2, ge=1, le=100, description="at least this many full backups, 1 to 100")
     max_chain_length: Int = Field(default=6, ge=0, le=100, description="incrementals after a full, 0 to 100")
+    dry_run: bool | None = Field(
+        default=None,
+        description="report what retention would delete, delete nothing; default: true for production "
+        "clusters, false for the others",
+    )
+
+    @field_validator("keep_days", mode="before")
+    @classmethod
+    def _keep_days(cls, v: object) -> float:
+        """A plain number counts days (the field's name); a string with a unit is a duration."""
+        if isinstance(v, str) and not re.fullmatch(r"\s*\d+(\.\d+)?\s*", v):
+            return _seconds(v, 60.0, 3650 * _DAY) / _DAY
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise ValueError(f"{shown(v)} is not a number of days or a duration like 14d, 36h, 10m")
+        days = float(v)
+        if not math.isfinite(days) or not 60.0 / _DAY <= days <= 3650:
+            raise ValueError(f"{shown(v)} days is out of range; use 1 minute to 3650 days")
+        return days
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(days=self.keep_days)
+
+    @property
+    def window_text(self) -> str:
+        """``14-day`` for whole days, else the duration (``36h``, ``10m``)."""
+        if self.keep_days == int(self.keep_days):
+            return f"{int(self.keep_days)}-day"
+        return _seconds_text(round(self.keep_days * _DAY, 3))
+
+
+class ObjectivesConfig(_Model):
+    """What the cluster's protection promises (#16); ``tidbops compliance`` checks them. Unset: not checked."""
+
+    rpo: float | None = Field(default=None, description="newest recovery point at most this old, e.g. 15m")
+    rto: float | None = Field(default=None, description="last measured drill RTO at most this long, e.g. 1h")
+    min_retention: float | None = Field(
+        default=None, description="the oldest retained point at least this old, e.g. 7d"
+    )
+    backup_every: float | None = Field(
+        default=None, description="a verified backup in every period this long over the last 30 days, e.g. 1d"
+    )
+
+    @field_validator("rpo", "rto", "min_retention", "backup_every", mode="before")
+    @classmethod
+    def _duration(cls, v: object) -> float | None:
+        return None if v is None else _seconds(v, 1.0, 3650 * _DAY)
 
 
 class SlowQueryConfig(_Model):
@@ -369,6 +449,7 @@ class ClusterConfig(_Model):
     drill: DrillConfig = DrillConfig()
     restore: RestoreConfig = RestoreConfig()
     retention: RetentionConfig = RetentionConfig()
+    objectives: ObjectivesConfig = ObjectivesConfig()
     slow_query: SlowQueryConfig = SlowQueryConfig()
     alerts: tuple[str, ...] = ()
     owner: str = "dba"
@@ -427,6 +508,11 @@ class ClusterConfig(_Model):
     @property
     def log_storage_uri(self) -> str:
         return self.log_backup.storage_uri or f"{self.storage.uri}/{self.name}/log"
+
+    @property
+    def retention_dry_run(self) -> bool:
+        """``retention.dry_run``, defaulting to true for a production cluster (report only)."""
+        return self.is_production if self.retention.dry_run is None else self.retention.dry_run
 
 
 class AlertRoute(_Model):

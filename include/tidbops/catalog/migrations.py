@@ -367,6 +367,28 @@ def _m005_restores(conn: Connection) -> None:
     create_table_if_missing(conn, restores)
 
 
+def _m006_retention_verification(conn: Connection) -> None:
+    """Retention and verification (issue #16): the tier a backup was verified at, what a drill's verdict
+    stood on (versions, encryption, storage: a change makes the drill stale), and holds that keep a
+    backup from expiring while a drill or a restore uses it."""
+    add_column_if_missing(conn, "backups", Column("verified_tier", Integer(), nullable=True))
+    add_column_if_missing(conn, "drills", Column("basis", JSONText(), nullable=True))
+    md = MetaData()
+    holds = Table(
+        "backup_holds",
+        md,
+        Column("id", event_id_type(), primary_key=True, autoincrement=True),
+        Column("cluster", String(64), nullable=False),
+        id_column("backup_id", nullable=False),
+        Column("holder", String(250), nullable=False),
+        Column("taken_at", UTCDateTime(), nullable=False),
+        Column("expires_at", UTCDateTime(), nullable=False),
+        Index("ix_backup_holds_cluster", "cluster", "expires_at"),
+        Index("ix_backup_holds_holder", "holder"),
+    )
+    create_table_if_missing(conn, holds)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "backups and events tables", _m001_backups_and_events),
     Migration(2, "slow query daily aggregates, digests, watermarks and reports", _m002_slow_queries),
@@ -375,6 +397,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(4, "restore drills", _m004_drills),
     Migration(5, "on-demand restores (audit)", _m005_restores),
+    Migration(6, "verification tiers, drill basis, backup holds (retention)", _m006_retention_verification),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from tidbops import tso
 from tidbops.catalog.info import human_age
@@ -186,7 +186,7 @@ def plan_retention(
     backups are neither kept nor expired again. Backups of several clusters are planned per cluster.
     """
     now = utc(now, "now")
-    window_start = now - timedelta(days=retention.keep_days)
+    window_start = now - retention.window
     live = [b for b in backups if b.status in _LIVE]
     keep: list[RetentionDecision] = []
     expire: list[RetentionDecision] = []
@@ -233,7 +233,7 @@ def _kept(
     for b in group:
         if b.status is BackupStatus.RUNNING:
             keeper.keep(b, "running")
-    days = f"{retention.keep_days}-day window"
+    days = f"{retention.window_text} window"
     for b in points:
         assert b.backup_time is not None
         if b.backup_time >= window_start:

@@ -167,6 +167,7 @@ class BackupRecord:
     verified: bool = False
     verified_at: datetime | None = None  # None: never checked; with verified False: the check failed
     verify_detail: str | None = None
+    verified_tier: int | None = None  # the highest tier passed: 1 files, 2 BR's checksum, 3 a drill (#16)
     backup_ts: int | None = None  # BR's BackupTS (TSO); None while running or when it failed
     backup_time: datetime | None = None  # the UTC time of backup_ts
     base_backup_id: str | None = None
@@ -468,6 +469,7 @@ class DrillRecord:
     try_number: int = 1
     finished_at: datetime | None = None
     updated_at: datetime | None = None
+    basis: Mapping[str, object] | None = None  # what the verdict stood on: versions, encryption, storage (#16)
 
     def __post_init__(self) -> None:
         check_backup_id(self.id)

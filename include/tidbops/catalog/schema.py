@@ -143,6 +143,7 @@ backups = Table(
     Column("error", RedactedText(), nullable=True),
     Column("manifest_uri", String(URI_MAX), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=True),
+    Column("verified_tier", Integer(), nullable=True),  # 1 files, 2 BR's checksum, 3 a drill (#16)
     Index("ix_backups_cluster_status_ts", "cluster", "status", "backup_ts"),
     Index("ix_backups_base", "base_backup_id"),
     Index("ix_backups_dag_run", "dag_id", "run_id"),
@@ -310,8 +311,24 @@ drills = Table(
     Column("try_number", Integer(), nullable=False),
     Column("finished_at", UTCDateTime(), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("basis", JSONText(), nullable=True),  # what the verdict stood on (#16: drill freshness)
     Index("ix_drills_cluster_started", "cluster", "started_at"),
     Index("ix_drills_target_status", "target", "status"),
+)
+
+# Holds (#16): a drill or a restore that uses a backup holds it; retention never expires a held backup.
+# A hold past ``expires_at`` (its holder died) no longer counts.
+backup_holds = Table(
+    "backup_holds",
+    metadata,
+    Column("id", event_id_type(), primary_key=True, autoincrement=True),
+    Column("cluster", String(CLUSTER_MAX), nullable=False),
+    id_column("backup_id", nullable=False),
+    Column("holder", String(NAME_MAX), nullable=False),
+    Column("taken_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index("ix_backup_holds_cluster", "cluster", "expires_at"),
+    Index("ix_backup_holds_holder", "holder"),
 )
 
 restores = Table(

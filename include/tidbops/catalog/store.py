@@ -52,6 +52,7 @@ from tidbops.catalog.records import (
     utcnow,
 )
 from tidbops.catalog.schema import (
+    backup_holds,
     backups,
     create_catalog_engine,
     drills,
@@ -430,8 +431,16 @@ class Catalog:
 
         return self._write(work)
 
-    def mark_verified(self, backup_id: str, ok: bool, reason: str) -> BackupRecord:
-        """Record a verification of a succeeded backup: passed (``ok``) or failed, and why."""
+    def mark_verified(self, backup_id: str, ok: bool, reason: str, *, tier: int = 1) -> BackupRecord:
+        """Record a verification of a succeeded backup at ``tier`` (#16): passed (``ok``) or failed, and why.
+
+        Tiers: 1 the manifest and every file it lists, read back with sizes (and sha256 where recorded);
+        2 BR's own check of the data (``br debug checksum``); 3 a restore drill that used the backup.
+        ``verified_tier`` keeps the highest tier passed while the backup keeps passing; any failure
+        clears it (the backup is unverified until a check passes again).
+        """
+        if tier not in (1, 2, 3):
+            raise ValueError(f"verification tier is 1, 2 or 3, not {tier!r}")
         detail = summarise_error(reason)
 
         def work(conn: Connection) -> BackupRecord:
@@ -440,16 +449,24 @@ class Catalog:
                 raise CatalogStateError(
                     f"backup {backup_id} is {old.status.value}; only a succeeded backup can be verified"
                 )
+            kept = (old.verified_tier or 0) if old.verified else 0
             record = self._update(
-                conn, backup_id, {"verified": ok, "verified_at": self._clock(), "verify_detail": detail}
+                conn,
+                backup_id,
+                {
+                    "verified": ok,
+                    "verified_at": self._clock(),
+                    "verify_detail": detail,
+                    "verified_tier": max(kept, tier) if ok else None,
+                },
             )
             self._event(
                 conn,
                 "backup.verified" if ok else "backup.verify_failed",
-                f"backup {backup_id} {'passed' if ok else 'FAILED'} verification: {detail[:200]}",
+                f"backup {backup_id} {'passed' if ok else 'FAILED'} tier-{tier} verification: {detail[:200]}",
                 cluster=old.cluster,
                 backup_id=backup_id,
-                details={"ok": ok, "reason": detail[:500]},
+                details={"ok": ok, "tier": tier, "reason": detail[:500]},
             )
             return record
 
@@ -904,6 +921,53 @@ class Catalog:
         with self._reading() as conn:
             return [_restore(r) for r in conn.execute(query).mappings()]
 
+    # ------------------------------------------------------------------------------- holds (#16)
+
+    def hold_backups(self, cluster: str, backup_ids: Iterable[str], holder: str, *, ttl: timedelta) -> None:
+        """``holder`` (a drill id, a restore id) uses these backups until it releases them or ``ttl`` passes.
+
+        Retention never expires a held backup. Taking holds again under the same holder replaces its
+        earlier ones (a retried task), so a holder never piles up rows.
+        """
+        ids = sorted(set(backup_ids))
+        if not holder or len(holder) > 250:
+            raise ValueError("a holder is 1 to 250 characters")
+        if ttl <= timedelta(0):
+            raise ValueError(f"a hold's ttl must be positive, not {ttl}")
+
+        def work(conn: Connection) -> None:
+            conn.execute(delete(backup_holds).where(backup_holds.c.holder == holder))
+            now = self._clock()
+            for backup_id in ids:
+                conn.execute(
+                    backup_holds.insert().values(
+                        cluster=cluster, backup_id=backup_id, holder=holder, taken_at=now, expires_at=now + ttl
+                    )
+                )
+
+        self._write(work)
+
+    def release_holds(self, holder: str) -> int:
+        """Drop every hold of ``holder``; how many there were."""
+
+        def work(conn: Connection) -> int:
+            return int(conn.execute(delete(backup_holds).where(backup_holds.c.holder == holder)).rowcount or 0)
+
+        return self._write(work)
+
+    def held_backups(self, cluster: str) -> dict[str, list[str]]:
+        """Backups of ``cluster`` held now (unexpired holds), with their holders."""
+        query = (
+            select(backup_holds.c.backup_id, backup_holds.c.holder)
+            .where(and_(backup_holds.c.cluster == cluster, backup_holds.c.expires_at > self._clock()))
+            .order_by(backup_holds.c.backup_id, backup_holds.c.holder)
+        )
+        held: dict[str, list[str]] = {}
+        with self._reading() as conn:
+            for backup_id, holder in conn.execute(query):
+                held.setdefault(backup_id, []).append(holder)
+        return held
+
     # ---------------------------------------------------------------------------------------- events
 
     def add_event(
@@ -992,6 +1056,7 @@ def _drill_values(drill: DrillRecord) -> dict[str, Any]:
     values["restore_time"] = drill.restore_time
     values["error"] = summarise_error(drill.error) if drill.error else None
     values["details"] = _jsonable(dict(drill.details)) if drill.details is not None else None
+    values["basis"] = _jsonable(dict(drill.basis)) if drill.basis is not None else None
     return values
 
 
