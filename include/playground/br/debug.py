@@ -48,9 +48,11 @@ def run_checksum(rt: Runtime) -> None:
         for f in table.get("files", []):
             calculated = hashlib.sha256(storage.read_file(f["name"])).hexdigest()
             if calculated != f.get("sha256"):
+                # errors.Annotatef(ErrBackupChecksumMismatch, `\nbackup data checksum failed: %s may be
+                # changed\ncalculated sha256 is %s,\norigin sha256 is %s`, ...) in br/cmd/br/debug.go
                 raise br_error(
                     "ErrBackupChecksumMismatch",
-                    f"backup data checksum failed: {f['name']} may be changed\ncalculated sha256 is {calculated}\n, "
-                    f"origin sha256 is {f.get('sha256')}",
+                    f"\nbackup data checksum failed: {f['name']} may be changed\ncalculated sha256 is {calculated},"
+                    f"\norigin sha256 is {f.get('sha256') or ''}",
                 )
     console("backup data checksum succeed!")

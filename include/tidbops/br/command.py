@@ -615,3 +615,24 @@ def log_argv(
     if uses_storage:
         argv += _s3_options([uri], cluster.storage)
     return argv + _tail(log_file)
+
+
+def debug_checksum_argv(
+    cluster: ClusterConfig,
+    *,
+    storage_uri: str,
+    log_file: str | None = None,
+    br_path: str | None = None,
+    crypter_key_file: str | None = None,
+) -> list[str]:
+    """``br debug checksum`` (hidden): BR re-reads every data file of the backup at ``storage_uri`` and
+    compares its SHA-256 with the one in ``backupmeta`` (verification tier 2, #16).
+
+    It only reads the storage, so it gets no ``--pd``; an encrypted backup needs the crypter flags to
+    decrypt its ``backupmeta`` (the key only as a file). Success prints ``backup data checksum succeed!``
+    on stdout; see ``tidbops.br.output.parse_debug_checksum``.
+    """
+    argv = [_br(cluster, br_path), "debug", "checksum", *_storage("--storage", storage_uri)]
+    argv += _s3_options([storage_uri], cluster.storage)
+    argv += _crypter(cluster.br.encryption, crypter_key_file, cluster.name)
+    return argv + _tail(log_file)

@@ -892,6 +892,99 @@ def parse_log_metadata(text: str) -> tuple[int, int] | None:
     return outcome.log_min_ts, outcome.log_max_ts
 
 
+# ------------------------------------------------------------------------------------ debug checksum
+
+CHECKSUM_SUCCEED = "backup data checksum succeed!"
+_CHECKSUM_MISMATCH = re.compile(
+    r"backup data checksum failed: (?P<file>[^\n]{1,1024}?) may be changed\s{0,8}"
+    r"calculated sha256 is (?P<calc>[0-9a-fA-F]{0,128}),?\s{0,8}origin sha256 is (?P<orig>[0-9a-fA-F]{0,128})"
+)
+_MAX_ERROR_LINES = 20
+
+
+@dataclass(frozen=True)
+class ChecksumCheck:
+    """What ``br debug checksum`` said about one backup (verification tier 2).
+
+    ``ok``: BR exited 0 and printed ``backup data checksum succeed!``. Otherwise ``error`` is BR's error
+    (code and text), and a data file whose SHA-256 differs from ``backupmeta``'s is named with both
+    hashes (``ErrBackupChecksumMismatch``).
+    """
+
+    ok: bool
+    exit_code: int | None = None
+    error: BRErrorInfo | None = None
+    mismatched_file: str | None = None
+    calculated_sha256: str | None = None
+    origin_sha256: str | None = None
+    log_path: str | None = None
+
+    def reason(self) -> str:
+        """One line: what BR found."""
+        if self.ok:
+            return f"ok: {CHECKSUM_SUCCEED} (BR re-read every data file against backupmeta's sha256)"
+        if self.mismatched_file is not None:
+            code = f"[{self.error.code}] " if self.error and self.error.code else ""
+            return (
+                f"{code}{self.mismatched_file} may be changed: its sha256 is {self.calculated_sha256 or '?'}, "
+                f"backupmeta says {self.origin_sha256 or '?'}"
+            )
+        if self.error is not None:
+            text = " ".join(self.error.message_without_code.split())
+            return f"[{self.error.code}] {text}" if self.error.code else text
+        if self.exit_code not in (0, None):
+            return f"br exited {self.exit_code} and printed no error"
+        return f"br printed neither {CHECKSUM_SUCCEED!r} nor an error"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "exit_code": self.exit_code,
+            "error": self.error.to_dict() if self.error else None,
+            "mismatched_file": self.mismatched_file,
+            "calculated_sha256": self.calculated_sha256,
+            "origin_sha256": self.origin_sha256,
+            "log_path": self.log_path,
+            "reason": self.reason(),
+        }
+
+
+def _multiline_error(lines: list[str]) -> BRErrorInfo | None:
+    """The last ``Error: …`` of cobra with the lines that continue it: BR's annotations may start with a
+    newline (``debug checksum``'s mismatch text spans four lines, the code on the last)."""
+    start = max((i for i, ln in enumerate(lines) if ln.lstrip().startswith("Error:")), default=None)
+    if start is None:
+        return None
+    parts = [lines[start].lstrip()[len("Error:") :].strip()]
+    for line in lines[start + 1 : start + 1 + _MAX_ERROR_LINES]:
+        if _HEADER.match(line) or _DETAIL.search(line):
+            break
+        parts.append(line.strip())
+    text = "\n".join(p for p in parts if p)
+    return _error(text, "stderr") if text else None
+
+
+def parse_debug_checksum(text: str, exit_code: int | None = None) -> ChecksumCheck:
+    """Read what ``br debug checksum`` printed (stdout, then stderr) and its exit code. Never raises."""
+    if not isinstance(text, str):
+        return ChecksumCheck(ok=False, exit_code=exit_code)
+    lines = [ln for seg in _segments(text) if (ln := seg.rstrip())]
+    outcome = parse_br_output(text)
+    error = _multiline_error(lines) or outcome.primary_error
+    succeeded = any(ln.strip() == CHECKSUM_SUCCEED for ln in lines)
+    ok = succeeded and error is None and exit_code in (0, None)
+    mismatch = _CHECKSUM_MISMATCH.search(error.message) if error is not None else None
+    return ChecksumCheck(
+        ok=ok,
+        exit_code=exit_code,
+        error=error,
+        mismatched_file=mismatch.group("file").strip() if mismatch else None,
+        calculated_sha256=mismatch.group("calc").lower() if mismatch else None,
+        origin_sha256=mismatch.group("orig").lower() if mismatch else None,
+        log_path=outcome.log_path,
+    )
+
+
 # ------------------------------------------------------------------------------------ log status
 
 
