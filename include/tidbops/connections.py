@@ -1,0 +1,157 @@
+"""Airflow connections read from the environment, for the CLI: it runs outside Airflow, with no metadata DB.
+
+Airflow reads a connection ``my_id`` from ``AIRFLOW_CONN_MY_ID`` before its secrets backends and its
+database, as a URI (``mysql://login:password@host:4000/schema?ssl_ca=%2Fca.pem``) or as JSON
+(``{"conn_type": "mysql", "host": …, "port": …, "login": …, "password": …, "schema": …, "extra": {…}}``).
+The CLI reads the same variable, so ``. airflow.env`` (the playground writes one) or
+``export AIRFLOW_CONN_TIDB_PROD="$(airflow connections get tidb_prod -o json …)"`` gives a shell the
+connection a DAG uses. The password stays in the returned object (never in its ``repr``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from tidbops.errors import TiDBOpsError
+from tidbops.tidb import TiDBUnreachableError, unreachable_message
+
+ENV_PREFIX = "AIRFLOW_CONN_"
+
+
+class ConnectionNotFoundError(TiDBOpsError):
+    """No usable ``AIRFLOW_CONN_<ID>`` variable for a connection id."""
+
+
+def env_name(conn_id: str) -> str:
+    """``tidb_dev`` → ``AIRFLOW_CONN_TIDB_DEV`` (Airflow's own rule: upper-cased, nothing else)."""
+    return ENV_PREFIX + conn_id.upper()
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    conn_id: str
+    conn_type: str | None = None
+    host: str | None = None
+    port: int | None = None
+    login: str | None = None
+    password: str | None = field(default=None, repr=False)
+    schema: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _port(value: Any, conn_id: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise ConnectionNotFoundError(f"{env_name(conn_id)}: port {str(value)[:20]!r} is not a number") from None
+    if not 1 <= port <= 65535:
+        raise ConnectionNotFoundError(f"{env_name(conn_id)}: port {port} is not 1 to 65535")
+    return port
+
+
+def parse_connection(conn_id: str, value: str) -> ConnectionInfo:
+    """An ``AIRFLOW_CONN_*`` value (JSON or URI) as a ``ConnectionInfo``; errors never quote the value."""
+    text = value.strip()
+    if text.startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            raise ConnectionNotFoundError(f"{env_name(conn_id)} starts like JSON but is not JSON") from None
+        if not isinstance(doc, dict):
+            raise ConnectionNotFoundError(f"{env_name(conn_id)} is not a JSON object")
+        extra = doc.get("extra") or {}
+        if isinstance(extra, str):
+            try:
+                extra = json.loads(extra) if extra.strip() else {}
+            except ValueError:
+                raise ConnectionNotFoundError(f"{env_name(conn_id)}: its extra is not JSON") from None
+        if not isinstance(extra, dict):
+            raise ConnectionNotFoundError(f"{env_name(conn_id)}: its extra is not a JSON object")
+
+        def text_of(key: str) -> str | None:
+            v = doc.get(key)
+            return None if v is None or v == "" else str(v)
+
+        return ConnectionInfo(
+            conn_id,
+            text_of("conn_type"),
+            text_of("host"),
+            _port(doc.get("port"), conn_id),
+            text_of("login"),
+            text_of("password"),
+            text_of("schema"),
+            extra,
+        )
+    if "://" not in text:
+        raise ConnectionNotFoundError(f"{env_name(conn_id)} is neither JSON nor a URI (scheme://login:…@host:port)")
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ConnectionNotFoundError(f"{env_name(conn_id)} is not a valid URI") from None
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    extra_doc: dict[str, Any] = dict(query)
+    if "__extra__" in query:
+        try:
+            loaded = json.loads(query["__extra__"])
+        except ValueError:
+            raise ConnectionNotFoundError(f"{env_name(conn_id)}: its __extra__ is not JSON") from None
+        extra_doc = loaded if isinstance(loaded, dict) else {}
+    schema = unquote(parts.path.lstrip("/")) or None
+    return ConnectionInfo(
+        conn_id,
+        parts.scheme.replace("-", "_") or None,
+        unquote(parts.hostname) if parts.hostname else None,
+        port,
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password is not None else None,
+        schema,
+        extra_doc,
+    )
+
+
+def connection_from_env(conn_id: str, environ: Mapping[str, str] | None = None) -> ConnectionInfo:
+    """The connection ``conn_id`` from ``AIRFLOW_CONN_<ID>``; ``ConnectionNotFoundError`` saying how to set it."""
+    env = os.environ if environ is None else environ
+    value = env.get(env_name(conn_id), "")
+    if not value.strip():
+        raise ConnectionNotFoundError(
+            f"no connection {conn_id!r} here: set {env_name(conn_id)} to the Airflow connection, as JSON or a "
+            f"URI (the playground's: . $TIDBOPS_PLAYGROUND_HOME/airflow.env)"
+        )
+    return parse_connection(conn_id, value)
+
+
+def connect_tidb(info: ConnectionInfo, *, database: str | None = None) -> Any:
+    """A pymysql connection like ``TiDBHook.get_conn``'s (autocommit, utf8mb4, UTC session, ``ssl_ca`` from
+    the extra); ``TiDBUnreachableError`` saying where and why when the server does not answer."""
+    import pymysql  # type: ignore[import-untyped]  # no stubs; imported when a command connects
+
+    host, port = info.host or "127.0.0.1", info.port or 4000
+    kwargs: dict[str, Any] = {}
+    if info.extra.get("ssl_ca"):
+        kwargs["ssl"] = {"ca": str(info.extra["ssl_ca"])}
+    try:
+        return pymysql.connect(
+            host=host,
+            port=port,
+            user=info.login or "root",
+            password=info.password or "",
+            database=database or info.schema or None,
+            connect_timeout=int(info.extra.get("connect_timeout", 10)),
+            charset="utf8mb4",
+            autocommit=True,
+            init_command="SET time_zone = '+00:00'",
+            **kwargs,
+        )
+    except pymysql.err.OperationalError as exc:  # the driver's text names no password
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        raise TiDBUnreachableError(unreachable_message(info.conn_id, host, port, code, text)) from None
