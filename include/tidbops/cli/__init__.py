@@ -40,7 +40,6 @@ COMMAND_MODULES = (
     "tidbops.cli.window_cmd",
     "tidbops.cli.restore_cmd",
     "tidbops.cli.expectations_cmd",
-    "tidbops.cli.verify_cmd",
 )
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
