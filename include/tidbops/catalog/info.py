@@ -4,6 +4,9 @@ Per cluster: a status (ok, warning, error) with the problems behind it, the late
 its age, and the chains (full → incrementals) with sizes, ages and flags; then the recent attempts that
 failed and those still running. A cluster of the fleet with no backup at all is listed too, as an
 error: the point is to see, for every cluster, that a recent, complete, verified backup exists.
+
+Per cluster and for the fleet: the share of retained backups verified at tier ≥ 1 in the last 24 h
+(``tidbops.verification.coverage``; the goal is 100%).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from tidbops.catalog.records import (
     restorable_chain,
     utc,
 )
+from tidbops.verification import COVERAGE_WINDOW, Coverage, coverage
 
 DEFAULT_STALE_AFTER = timedelta(hours=36)
 RECENT_ATTEMPTS = 5
@@ -96,7 +100,9 @@ def _backup_doc(b: BackupRecord, now: datetime, broken: bool = False) -> dict[st
     }
 
 
-def _cluster_doc(name: str, mine: list[BackupRecord], now: datetime, stale_after: timedelta) -> dict[str, Any]:
+def _cluster_doc(
+    name: str, mine: list[BackupRecord], now: datetime, stale_after: timedelta, verified: Coverage
+) -> dict[str, Any]:
     mine = sorted(mine, key=BackupRecord.sort_key)
     by_id = index(mine)
     problems: list[tuple[str, str]] = []  # (severity, text)
@@ -154,6 +160,7 @@ def _cluster_doc(name: str, mine: list[BackupRecord], now: datetime, stale_after
         "latest_verified": _backup_doc(latest_verified, now) if latest_verified else None,
         "counts": {s.value: sum(1 for b in mine if b.status is s) for s in BackupStatus},
         "stored_bytes": sum(b.size_bytes or 0 for b in stored),
+        "verification": verified.to_dict(),
         "encryption_methods": sorted({b.encryption_method or "none" for b in stored}),
         "chains": [
             {
@@ -180,10 +187,14 @@ def info_document(
     now = utc(now, "now")
     rows = list(backups)
     names = list(dict.fromkeys([*clusters, *sorted({b.cluster for b in rows})]))
+    verified = coverage(rows, now, clusters=names)
     return {
         "generated_at": _iso(now),
         "stale_after_s": int(stale_after.total_seconds()),
-        "clusters": [_cluster_doc(n, [b for b in rows if b.cluster == n], now, stale_after) for n in names],
+        "verification": {k: v for k, v in verified.to_dict().items() if k != "clusters"},
+        "clusters": [
+            _cluster_doc(n, [b for b in rows if b.cluster == n], now, stale_after, verified.clusters[n]) for n in names
+        ],
     }
 
 
@@ -262,6 +273,7 @@ def format_info(
         )
         if c["encryption_methods"]:
             out.append(f"    encryption: {', '.join(c['encryption_methods'])}")
+        out.append(f"    {_coverage_line(c['verification'], 'retained backups')}")
         for chain in c["chains"]:
             out.append("")
             for b in chain["backups"]:
@@ -282,4 +294,12 @@ def format_info(
                     error = (b["error"] or "no error text").strip().splitlines()[0][:160]
                     out.append(f"        {b['id']}: failed {since} ago (try {b['try_number']}): {error}")
         out.append("")
+    out.append(f"fleet: {_coverage_line(doc['verification']['fleet'], 'retained backups')}")
+    out.append("")
     return "\n".join(out)
+
+
+def _coverage_line(figure: dict[str, Any], what: str) -> str:
+    hours = int(COVERAGE_WINDOW.total_seconds() // 3600)
+    text = Coverage(figure["retained"], figure["verified"]).text()
+    return f"verified at tier >= 1 in the last {hours} h: {text.replace(' (', f' {what} (', 1)}"

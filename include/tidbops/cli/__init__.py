@@ -39,6 +39,7 @@ COMMAND_MODULES = (
     "tidbops.cli.slowlog_cmd",
     "tidbops.cli.window_cmd",
     "tidbops.cli.restore_cmd",
+    "tidbops.cli.verify_cmd",
     "tidbops.cli.expectations_cmd",
 )
 EXIT_ERROR = 1
