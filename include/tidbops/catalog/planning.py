@@ -174,6 +174,7 @@ def plan_retention(
     retention: RetentionConfig,
     now: datetime,
     pitr_log_min_ts: int | None = None,
+    held: Mapping[str, Sequence[str]] | None = None,
 ) -> RetentionPlan:
     """Which backups may expire, and why each kept one stays.
 
@@ -182,8 +183,9 @@ def plan_retention(
     and the whole chain of the newest full before the window start; the ``keep_full`` newest verified
     fulls (topped up with unverified ones when there are fewer); the fulls point-in-time recovery needs
     (``pitr_log_min_ts``: the log backup's start, a full older than it cannot seed PITR); failed attempts
-    inside the window (a retry may restart them). Bases of kept backups are kept. Expired and deleted
-    backups are neither kept nor expired again. Backups of several clusters are planned per cluster.
+    inside the window (a retry may restart them); backups ``held`` by a running drill or restore
+    (backup id → holders). Bases of kept backups are kept. Expired and deleted backups are neither kept
+    nor expired again. Backups of several clusters are planned per cluster.
     """
     now = utc(now, "now")
     window_start = now - retention.window
@@ -192,7 +194,7 @@ def plan_retention(
     expire: list[RetentionDecision] = []
     for cluster in sorted({b.cluster for b in live}):
         group = [b for b in live if b.cluster == cluster]
-        kept = _kept(group, retention, now, window_start, pitr_log_min_ts)
+        kept = _kept(group, retention, now, window_start, pitr_log_min_ts, held or {})
         for b in sorted(group, key=BackupRecord.sort_key):
             if b.id in kept:
                 keep.append(RetentionDecision(b, kept[b.id]))
@@ -218,9 +220,13 @@ def _kept(
     now: datetime,
     window_start: datetime,
     pitr_log_min_ts: int | None,
+    held: Mapping[str, Sequence[str]],
 ) -> dict[str, str]:
     by_id = index(group)
     keeper = _Keeper(by_id)
+    for b in group:
+        if held.get(b.id):
+            keeper.keep(b, f"held by {', '.join(held[b.id])} (a drill or restore is using it)")
     restorable = {
         b.id: links
         for b in group
@@ -252,7 +258,10 @@ def _kept(
                 keeper.keep(b, f"chain of the newest full before the {days} starts")
 
     fulls = [b for b in reversed(points) if b.is_full]
-    chosen = [b for b in fulls if b.verified][: retention.keep_full]
+    verified_fulls = [b for b in fulls if b.verified]
+    if len(verified_fulls) == 1:
+        keeper.keep(verified_fulls[0], "the only verified full backup")
+    chosen = verified_fulls[: retention.keep_full]
     chosen += [b for b in fulls if not b.verified][: retention.keep_full - len(chosen)]
     for b in chosen:
         keeper.keep(b, f"one of the {retention.keep_full} newest full backups (keep_full)")
