@@ -54,7 +54,8 @@ def gb_text(n: int | None) -> str:
     return "-" if n is None else f"{n / GB:.2f} GB"
 
 
-def _signed_gb(n: int | None) -> str:
+def signed_gb_text(n: int | None) -> str:
+    """``+1.20 GB``, ``-0.30 GB`` (growth)."""
     return "-" if n is None else ("+" if n >= 0 else "-") + gb_text(abs(n))
 
 
@@ -108,29 +109,27 @@ def measure_usage(
 
     ``storage``: the storage at ``cluster.storage.uri`` (the fleet's root; the cluster's backups are under
     ``<cluster>/``). ``log_storage``: the storage at ``cluster.log_storage_uri``, listed only when the log
-    lives outside ``storage`` (else the one listing counts it); ``None`` there means the log is not measured.
-    Raises ``StorageError`` when the storage cannot be listed (a local root that is not a directory here is
-    one: its 0 bytes would be a false sample).
+    lives outside ``storage`` (else the one listing counts it); ``None`` there, or a local one that is not
+    a directory here, means the log is not measured (``log_bytes`` ``None``). Raises ``StorageError`` when
+    the storage cannot be listed (a local root that is not a directory here is one: its 0 bytes would be
+    a false sample); nothing is recorded then.
     """
     now = utc(now, "now")
-    for where in (storage, log_storage):
-        if isinstance(where, LocalStorage) and not where.root.is_dir():
-            raise StorageError(f"{where.uri} is not a directory here; cannot measure {cluster.name}'s storage")
+    if isinstance(storage, LocalStorage) and not storage.root.is_dir():
+        raise StorageError(f"{storage.uri} is not a directory here; cannot measure {cluster.name}'s storage")
     prefix = f"{cluster.name}/"
     log_path = _below(storage.uri, cluster.log_storage_uri)
     log_prefix = f"{log_path}/" if log_path else None
     objects = storage.list(prefix)
     in_log = [o for o in objects if log_prefix is not None and o.path.startswith(log_prefix)]
     snapshot_bytes = _total(objects) - _total(in_log)
-    log_bytes: int | None
+    log_bytes: int | None = None
     if log_prefix is not None and log_prefix.startswith(prefix):
         log_bytes = _total(in_log)
     elif log_prefix is not None:
         log_bytes = _total(storage.list(log_prefix))
-    elif log_storage is not None:
-        log_bytes = _total(log_storage.list())
-    else:
-        log_bytes = None
+    elif log_storage is not None and not (isinstance(log_storage, LocalStorage) and not log_storage.root.is_dir()):
+        log_bytes = _total(log_storage.list())  # a local log root that is not here: not measured
     sample = UsageSample(cluster.name, now, snapshot_bytes, log_bytes, cluster.storage.storage_class)
     log_text = "not measured" if log_bytes is None else gb_text(log_bytes)
     catalog.add_event(

@@ -41,6 +41,7 @@ COMMAND_MODULES = (
     "tidbops.cli.restore_cmd",
     "tidbops.cli.verify_cmd",
     "tidbops.cli.expectations_cmd",
+    "tidbops.cli.compliance_cmd",
 )
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
