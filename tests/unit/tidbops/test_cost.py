@@ -123,7 +123,11 @@ def test_measure_a_log_elsewhere_under_the_root_and_outside_it(catalog: Catalog,
     outside = cluster(f"local://{root}", log_uri=f"local://{elsewhere}")
     assert measure_usage(catalog, outside, LocalStorage(root), LocalStorage(elsewhere), now=NOW).log_bytes == 777
     assert measure_usage(catalog, outside, LocalStorage(root), None, now=NOW).log_bytes is None
-    assert len(catalog.list_events(cluster="dev", kind=USAGE_EVENT)) == 3
+    gone = LocalStorage(tmp_path / "no-log-yet")
+    assert measure_usage(catalog, outside, LocalStorage(root), gone, now=NOW).log_bytes is None
+    # a log storage passed for a log inside the root is not listed (the one listing counts it), even when absent
+    assert measure_usage(catalog, cluster(f"local://{root}"), LocalStorage(root), gone, now=NOW).log_bytes == 70_300
+    assert len(catalog.list_events(cluster="dev", kind=USAGE_EVENT)) == 5
 
 
 def test_measure_refuses_a_local_root_that_is_not_there(catalog: Catalog, tmp_path: Path) -> None:
