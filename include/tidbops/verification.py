@@ -449,3 +449,18 @@ def coverage(
     per = {name: Coverage(r, v) for name, (r, v) in counts.items()}
     fleet = Coverage(sum(c.retained for c in per.values()), sum(c.verified for c in per.values()))
     return CoverageReport(window, per, fleet)
+
+
+class BackupsFailedVerification(TiDBOpsError):
+    """One or more backups failed a verification tier (each named, one line each)."""
+
+
+def raise_for_failures(report: TierReport, *, max_lines: int = 20) -> None:
+    """``BackupsFailedVerification`` naming every failed backup (up to ``max_lines``) when ``report`` failed."""
+    failures = report.failures
+    if not failures:
+        return
+    lines = [f.line() for f in failures[:max_lines]]
+    if len(failures) > max_lines:
+        lines.append(f"… and {len(failures) - max_lines} more")
+    raise BackupsFailedVerification(report.summary() + "\n" + "\n".join(lines))

@@ -1,0 +1,141 @@
+"""Operators of the verify pipeline: tier 1 (every file read back) and tier 2 (``br debug checksum``).
+
+Each builds its hooks, calls one function of ``tidbops.verification`` (where the tiers, what is due and
+what is recorded are documented), logs one line, and fails naming every backup that failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, Context
+
+from tidbops.config import ClusterConfig
+
+if TYPE_CHECKING:
+    from tidbops.br.runner import RunningBR
+    from tidbops.catalog.store import Catalog
+    from tidbops.storage import Storage
+
+
+class _VerifyStep(BaseOperator):
+    """The cluster and where its catalog is (the verdicts are written there: it must answer)."""
+
+    ui_color = "#e3f4e1"
+    cluster: ClusterConfig
+    catalog_conn_id: str | None
+    catalog_sqlite_path: str | None
+
+    def _catalog(self) -> Catalog:
+        from tidbops_airflow.hooks.catalog import CatalogHook
+
+        return CatalogHook(catalog_conn_id=self.catalog_conn_id, sqlite_path=self.catalog_sqlite_path).get_catalog()
+
+    def _open_storage(self, uri: str) -> Storage:
+        """A backup's directory; one outside the cluster's storage root is a storage problem, not a verdict."""
+        from tidbops.storage import StorageError
+        from tidbops_airflow.hooks.storage import StorageHook
+
+        try:
+            return StorageHook(cluster=self.cluster).get_storage(uri)
+        except ValueError as exc:
+            raise StorageError(str(exc)) from None
+
+
+class VerifyBackupFilesOperator(_VerifyStep):
+    """Tier 1: read every file of every retained backup of the cluster back (sizes, SHA-256 where the
+    manifest records one) and record each verdict in the catalog; fail naming each backup that failed.
+
+    :param cluster: the cluster from the fleet config.
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    """
+
+    template_fields: Sequence[str] = ("catalog_conn_id",)
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.verification import raise_for_failures, verify_files
+
+        catalog = self._catalog()
+        try:
+            report = verify_files(catalog, self.cluster.name, self._open_storage)
+        finally:
+            catalog.close()
+        self.log.info("%s", report.summary())
+        raise_for_failures(report)
+        return report.to_dict()
+
+
+class VerifyBRChecksumOperator(_VerifyStep):
+    """Tier 2: ``br debug checksum`` on each retained backup that is due (no tier ≥ 2 pass in 7 days),
+    one BR at a time, each verdict recorded; fail naming each backup that failed. ``on_kill`` ends the
+    running BR's process group.
+
+    :param cluster: the cluster from the fleet config.
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    """
+
+    template_fields: Sequence[str] = ("catalog_conn_id",)
+    ui_color = "#c8ebc3"
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+        self._running: RunningBR | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.redact import redact
+        from tidbops.verification import due_for_br_checksum, raise_for_failures, verify_br_checksum
+        from tidbops_airflow.hooks.br import BRHook
+
+        catalog = self._catalog()
+        try:
+            due, skipped = due_for_br_checksum(catalog, self.cluster.name, datetime.now(UTC))
+            with BRHook(cluster=self.cluster).session("checksum") as session:
+                report = verify_br_checksum(
+                    catalog,
+                    session,
+                    due,
+                    skipped=skipped,
+                    root=self._open_storage(self.cluster.storage.uri) if due else None,
+                    on_line=lambda stream, line: self.log.info("br %s: %s", stream, redact(line, session.secrets)),
+                    on_start=self._started,
+                )
+        finally:
+            self._running = None
+            catalog.close()
+        self.log.info("%s", report.summary())
+        raise_for_failures(report)
+        return report.to_dict()
+
+    def _started(self, running: RunningBR) -> None:
+        self._running = running
+
+    def on_kill(self) -> None:
+        if self._running is not None:
+            self._running.kill()
