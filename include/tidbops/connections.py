@@ -50,7 +50,7 @@ def _port(value: Any, conn_id: str) -> int | None:
     try:
         port = int(value)
     except (TypeError, ValueError):
-        raise ConnectionNotFoundError(f"{env_name(conn_id)}: port {str(value)[:20]!r} is not a number") from None
+        raise ConnectionNotFoundError(f"{env_name(conn_id)}: its port is not a number") from None
     if not 1 <= port <= 65535:
         raise ConnectionNotFoundError(f"{env_name(conn_id)}: port {port} is not 1 to 65535")
     return port
