@@ -37,6 +37,7 @@ from tidbops.catalog.planning import RetentionDecision, plan_retention
 from tidbops.catalog.records import BackupKind, BackupRecord, BackupStatus, utc
 from tidbops.config import ClusterConfig
 from tidbops.errors import TiDBOpsError
+from tidbops.pitr import LogRange
 from tidbops.storage import Storage, StorageError
 
 
@@ -125,14 +126,6 @@ def _dir(r: BackupRecord) -> str:
 
 
 # ------------------------------------------------------------------------------------------- plan
-
-
-@dataclass(frozen=True)
-class LogRange:
-    """The log backup's stored range (``br log metadata``) and its checkpoint, as TSOs."""
-
-    min_ts: int
-    max_ts: int
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from tidbops.catalog.manifest import MANIFEST_NAME, backup_path
 from tidbops.catalog.records import BackupKind, BackupStatus, NewBackup
 from tidbops.catalog.store import Catalog
 from tidbops.config import ClusterConfig, LogBackupConfig, RetentionConfig, StorageConfig
-from tidbops.retention import LogRange, RetentionError, apply, plan_cluster, reconcile, survey_storage
+from tidbops.pitr import LogRange
+from tidbops.retention import RetentionError, apply, plan_cluster, reconcile, survey_storage
 from tidbops.storage import LocalStorage, StorageError
 
 pytestmark = pytest.mark.unit

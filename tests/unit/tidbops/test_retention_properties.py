@@ -29,7 +29,8 @@ from tidbops.catalog.manifest import MANIFEST_NAME, backup_path
 from tidbops.catalog.records import BackupKind, BackupRecord, BackupStatus, NewBackup, index, restorable_chain
 from tidbops.catalog.store import Catalog
 from tidbops.config import ClusterConfig, LogBackupConfig, RetentionConfig, StorageConfig
-from tidbops.retention import LogRange, apply, plan_cluster, reconcile, survey_storage
+from tidbops.pitr import LogRange
+from tidbops.retention import apply, plan_cluster, reconcile, survey_storage
 from tidbops.storage import LocalStorage
 
 pytestmark = pytest.mark.unit
@@ -137,7 +138,7 @@ def _pitr_reachable(records: list[BackupRecord], log: LogRange | None, t: int) -
     return any(r.is_full and log.min_ts <= (r.backup_ts or 0) <= t for r in fulls.values())
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     history=steps,
     keep_hours=st.sampled_from([1, 12, 24, 48, 96]),
