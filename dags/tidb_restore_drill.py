@@ -1,15 +1,29 @@
 """
 ### TiDB restore drill — `tidb_restore_drill__<cluster>`
 
-On ``schedules.drill`` (weekly by default; off: manual runs only), for every cluster with a
-``drill.target``: a real restore of the cluster's backups into that scratch cluster, a real comparison
-with the source, and the RTO. Each drill is a row of the catalog's `drills` table (restore point,
-backups used, restore and validation seconds, tables and rows checked, mismatches, expectations'
-success ratio, Data Docs URI, status, error) and a report `drill.json` next to its Data Docs in
+On ``schedules.drill`` (off: manual runs only), for every cluster with a ``drill.target``: a real
+restore of the cluster's backups into that scratch cluster, a real comparison with the source, and the
+RTO. Each drill is a row of the catalog's `drills` table (restore point, backups used, restore and
+validation seconds, tables and rows checked, mismatches, expectations' success ratio, Data Docs URI,
+status, error, and its **basis**: the source's TiDB version, the BR version, the encryption method and
+key id, the storage URI) and a report `drill.json` next to its Data Docs in
 `<storage.uri>/<cluster>/drills/<drill id>/`.
 
-Tasks: `choose_restore_point` (``drill.mode: snapshot``: the newest verified snapshot chain; ``pitr``:
-a point drawn, with a recorded seed, from the recent end of the PITR window) →
+**When.** The DAG runs hourly; `check_drill_due` reads the basis now and decides: a tick of
+`schedules.drill` since the last drill, or a passed drill made stale by a change of its basis (a drill
+is then due at once, once per change), or a manual run. Otherwise every later task is skipped.
+
+**Holds and tier 3.** From `choose_restore_point` until `record_drill`, the drill holds the backups it
+restores (retention never expires them; each step retakes the hold for BR's timeout plus 3 hours).
+A passed drill marks them verified at tier 3; a snapshot drill whose restored data differs from the
+source marks them failed (a PITR mismatch, or a failure before the data is judged, marks nothing).
+
+**No expectation suites** under `include/expectations/<cluster>/`: the drill is judged on the content
+check alone and says so in its record, report and log line: "no expectation suites for <cluster>:
+expectations did not run".
+
+Tasks: `check_drill_due` → `choose_restore_point` (``drill.mode: snapshot``: the newest verified
+snapshot chain; ``pitr``: a point drawn, with a recorded seed, from the recent end of the PITR window) →
 `wait_for_log_checkpoint` (PITR only, deferrable: until the log checkpoint passes the point) →
 `prepare_scratch` (the target must be marked `scratch: true`; it is taken for this drill and what an
 earlier drill left is dropped) → `restore_to_scratch` (`br restore full` of the chain in order, or
@@ -21,6 +35,8 @@ uploaded) → `drop_scratch` (always) → `record_drill` (always) → `assert_dr
 Run parameters: `target` (another scratch cluster), `seed` (PITR point), `chunk_rows`.
 
 **Runbook.**
+- `check_drill_due` failed: the catalog does not answer. Its log says why a drill is (not) due, and
+  which basis field changed (old → new); a version or key it could not read is noted, not fatal.
 - `choose_restore_point` failed: no restorable snapshot chain (a verified full backup is needed), or
   no PITR window (log backup not running, or no full backup since the log started: see `tidbops window`).
 - `wait_for_log_checkpoint` failed: the log backup task is paused or in error (the log says which); see

@@ -42,6 +42,7 @@ from typing import Any, Literal, Protocol
 from tidbops import tso
 from tidbops.backup import CatalogLink, RunInfo
 from tidbops.br.command import restore_full_argv, restore_point_argv
+from tidbops.catalog.errors import CatalogError
 from tidbops.catalog.info import human_age
 from tidbops.catalog.records import (
     BackupKind,
@@ -366,6 +367,41 @@ def plan_drill(
     return DrillPlan(
         drill_id, source.name, target.name, "pitr", ts, (step,), reason, now, used_seed, source.log_storage_uri
     )
+
+
+# ------------------------------------------------------------------------------------------- holds
+#
+# A drill (holder: its drill id) or an on-demand restore (holder: its restore id) holds the backups it
+# restores from the moment it plans them until it records its outcome; retention never expires a held
+# backup (#16). Each step that works on them takes the holds again (``Catalog.hold_backups`` replaces a
+# holder's holds: a retried task piles up nothing); the record step releases them. A holder that dies
+# without releasing loses its holds when their ttl passes.
+
+#: what a hold covers beyond the BR runs: waiting for the log checkpoint or the scratch (an hour each at
+#: most, ``drill_dag``), validation, the record step
+HOLD_MARGIN = timedelta(hours=3)
+
+
+def hold_ttl(br_timeout: float, steps: int, margin: timedelta = HOLD_MARGIN) -> timedelta:
+    """How long a hold lasts: BR's timeout (``br.timeout``, seconds) for each restore step, plus ``margin``."""
+    return timedelta(seconds=br_timeout * max(steps, 1)) + margin
+
+
+class HoldingPlan(Protocol):
+    """What holding a plan's backups needs (a ``DrillPlan``, a ``RestorePlan``)."""
+
+    @property
+    def plan_id(self) -> str: ...
+    @property
+    def backups_used(self) -> tuple[str, ...]: ...
+
+
+def hold_plan(catalog: Catalog, cluster: ClusterConfig, plan: HoldingPlan) -> timedelta:
+    """Hold ``plan``'s backups of ``cluster`` for its holder (the plan id), replacing its earlier holds;
+    returns the ttl. Raises what the catalog raises (a step that must hold fails and retries)."""
+    ttl = hold_ttl(cluster.br.timeout, len(plan.backups_used))
+    catalog.hold_backups(cluster.name, plan.backups_used, plan.plan_id, ttl=ttl)
+    return ttl
 
 
 # ----------------------------------------------------------------------------------------- restore
@@ -1073,7 +1109,7 @@ class Verdict:
     failures: tuple[str, ...] = field(default_factory=tuple)
 
 
-STEP_NAMES = ("choose", "wait", "prepare", "restore", "validate", "drop")
+STEP_NAMES = ("check", "choose", "wait", "prepare", "restore", "validate", "drop")
 REQUIRED_STEPS = ("choose", "prepare", "restore", "validate")
 
 
@@ -1110,6 +1146,56 @@ def verdict(
     return Verdict(DrillStatus.PASSED, None, tuple(failures))
 
 
+def no_suites_note(cluster: str) -> str:
+    """What a drill of a cluster without expectation suites says, in its record, report and log line."""
+    return f"no expectation suites for {cluster}: expectations did not run"
+
+
+@dataclass(frozen=True)
+class Tier3:
+    """What a drill proves about the backups it restored (``Catalog.mark_verified(…, tier=3)``):
+    ``ok`` True (passed), False (the restored data is wrong), None (nothing: not marked), and why."""
+
+    ok: bool | None
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "reason": self.reason}
+
+
+def tier3_verdict(
+    drill_id: str, mode: str, status: DrillStatus, results: Mapping[str, Mapping[str, Any] | None]
+) -> Tier3:
+    """Tier 3 of the backups a drill used.
+
+    * **passed**: verified at tier 3 (restored, and equal to the source as of the point).
+    * **the data is wrong** (the restore finished and the restored schema or content differs from the
+      source as of the point) **in snapshot mode**: failed at tier 3. The chain alone was restored, so the
+      chain did not restore into what the source held: unverified until a check passes again.
+    * anything else, not marked: a failure before the data could be judged (target, catalog, BR, the
+      source's history gone) says nothing about the backups; a PITR mismatch may lie in the log backup,
+      which has no row to mark, so the full backup is not blamed; expectation failures with the content
+      equal to the source's are about the data's rules, not the backup (it restored faithfully).
+    """
+    if status is DrillStatus.PASSED:
+        return Tier3(True, f"restore drill {drill_id} passed: restored and equal to the source as of its point")
+    restored = results.get("restore")
+    validation = results.get("validate") or {}
+    wrong = restored is not None and validation.get("content_ok") is False
+    if not wrong:
+        if validation.get("content_ok") is True:
+            return Tier3(None, f"drill {drill_id} failed, but the restored content equals the source's: not marked")
+        return Tier3(None, f"drill {drill_id} failed before the restored data could be judged: not marked")
+    if mode != "snapshot":
+        return Tier3(
+            None,
+            f"PITR drill {drill_id}: the restored data differs, but the log backup may be at fault: the full "
+            "backup is not marked",
+        )
+    first = "; ".join(str(f) for f in (validation.get("failures") or ())[:3]) or "the restored data differs"
+    return Tier3(False, f"restore drill {drill_id}: the restored data is not the source's as of the point: {first}")
+
+
 def drill_dir(cluster: str, drill_id: str) -> str:
     """Where a drill's report and Data Docs live, below the cluster's storage root."""
     return f"{cluster}/drills/{drill_id}"
@@ -1129,8 +1215,14 @@ def drill_record(
     report_uri: str | None,
     now: datetime,
     required: Sequence[str] = REQUIRED_STEPS,
+    basis: Mapping[str, Any] | None = None,
 ) -> DrillRecord:
-    """The ``drills`` row of this run, from what its steps reported."""
+    """The ``drills`` row of this run, from what its steps reported; ``basis``: what its verdict stood on
+    (``tidbops.freshness.DrillBasis.to_dict``, from the drill DAG's check).
+
+    A validated drill of a cluster without expectation suites says so (``details.expectations_ran``
+    False, ``details.caveats``, the summary line): it passes on the content check alone, never as if the
+    suites had run."""
     v = verdict(results, errors, required)
     choose = results.get("choose") or {}
     restore = results.get("restore") or {}
@@ -1145,13 +1237,17 @@ def drill_record(
         "restore_runs": restore.get("runs") or [],
         "cleared": (results.get("prepare") or {}).get("cleared") or [],
         "errors": {k: summarise_error(e)[:1000] for k, e in errors.items() if e},
+        "expectations_ran": bool(gx.get("suites")) if gx else None,
+        "caveats": [no_suites_note(cluster.name)] if gx and not gx.get("suites") else [],
     }
+    mode = str(choose.get("mode") or cluster.drill.mode)
+    details["tier3"] = tier3_verdict(drill_id_for(cluster, run), mode, v.status, results).to_dict()
     mismatches = validation.get("mismatches")
     return DrillRecord(
         id=drill_id_for(cluster, run),
         cluster=cluster.name,
         target=str(choose.get("target") or target),
-        mode=str(choose.get("mode") or cluster.drill.mode),
+        mode=mode,
         status=v.status,
         started_at=run.started_at,
         restore_ts=_num(choose.get("restore_ts"), int),
@@ -1174,7 +1270,14 @@ def drill_record(
         run_id=run.run_id,
         try_number=run.try_number,
         finished_at=utc(now, "now"),
+        basis=dict(basis) if basis else None,
     )
+
+
+def caveats(record: DrillRecord) -> list[str]:
+    """What the verdict says besides pass or fail (``no_suites_note``), from ``details.caveats``."""
+    found = (record.details or {}).get("caveats")
+    return [str(c) for c in found] if isinstance(found, list) else []
 
 
 def record_to_dict(record: DrillRecord) -> dict[str, Any]:
@@ -1206,6 +1309,8 @@ def record_to_dict(record: DrillRecord) -> dict[str, Any]:
         "scratch_dropped": record.scratch_dropped,
         "error": record.error,
         "details": dict(record.details or {}),
+        "caveats": caveats(record),
+        "basis": dict(record.basis) if record.basis else None,
         "dag_id": record.dag_id,
         "run_id": record.run_id,
         "try_number": record.try_number,
@@ -1225,9 +1330,10 @@ def summary_line(record: DrillRecord) -> str:
     gx = (
         f"expectations {round(record.gx_success_ratio * 100, 1)}% of {record.gx_evaluated}"
         if record.gx_success_ratio is not None
-        else "no expectations run"
+        else "expectations did not run"
     )
     tail = f"; {record.error}" if record.error else ""
+    tail += "".join(f"; CAVEAT: {c}" for c in caveats(record))
     return (
         f"{record.cluster} {record.mode} drill {record.id} into {record.target} {verdict_word}: {point}, {rto}, "
         f"{checked}, {record.mismatches or 0} mismatches, {gx}; Data Docs {record.data_docs_uri or '(none)'}{tail}"
@@ -1237,15 +1343,47 @@ def summary_line(record: DrillRecord) -> str:
 def record_drill(
     record: DrillRecord, *, storage: Storage | None, catalog: Catalog | None
 ) -> tuple[DrillRecord, tuple[str, ...]]:
-    """Put the drill in the catalog, then write ``drill.json`` into ``storage`` (the drill's directory,
-    ``record.report_uri``) when given. The catalog may be down: the outage is noted and the report in
-    storage still written (a storage error raises, after the catalog row is in)."""
+    """Put the drill in the catalog, mark the backups it used at tier 3 (``details.tier3``), release its
+    holds, then write ``drill.json`` into ``storage`` (the drill's directory, ``record.report_uri``) when
+    given. The catalog may be down: the outage is noted and the report in storage still written (a
+    storage error raises, after the catalog row is in). The holds are released whatever happened before."""
     notes: list[str] = []
     link = CatalogLink(catalog, notes)
-    saved = link.call("record the drill", lambda c: c.save_drill(record))
+    try:
+        saved = link.call("record the drill", lambda c: c.save_drill(record))
+        mark_tier3(record, link)
+    finally:
+        released = link.call("release the drill's holds", lambda c: c.release_holds(record.id))
+    if released:
+        log.info("drill %s released its holds on %d backup(s)", record.id, released)
     if storage is not None:
-        storage.write_bytes(REPORT_NAME, report_bytes(record), overwrite=True)
+        storage.write_bytes(REPORT_NAME, report_bytes(saved or record), overwrite=True)
     return (saved or record), tuple(notes)
+
+
+def mark_tier3(record: DrillRecord, link: CatalogLink) -> list[str]:
+    """``Catalog.mark_verified(…, tier=3)`` for each backup the drill used, as ``details.tier3`` says (a
+    backup no longer succeeded, or gone from the catalog, is noted and skipped); the backups marked."""
+    tier3 = (record.details or {}).get("tier3")
+    if not isinstance(tier3, Mapping) or tier3.get("ok") is None:
+        return []
+    ok, reason = bool(tier3["ok"]), str(tier3.get("reason") or "restore drill")
+
+    def mark(backup_id: str) -> Callable[[Catalog], BackupRecord]:
+        return lambda c: c.mark_verified(backup_id, ok, reason, tier=3)
+
+    marked: list[str] = []
+    for backup_id in record.backups_used:
+        try:
+            done = link.call(f"mark {backup_id} at tier 3", mark(backup_id))
+        except CatalogError as exc:
+            link.notes.append(f"{backup_id}: not marked at tier 3: {exc}")
+            continue
+        if done is not None:
+            marked.append(backup_id)
+    if marked:
+        log.info("tier 3 %s: %s", "passed" if ok else "FAILED", ", ".join(marked))
+    return marked
 
 
 def report_bytes(record: DrillRecord) -> bytes:

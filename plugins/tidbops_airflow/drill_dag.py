@@ -1,7 +1,17 @@
 """The wiring of ``dags/tidb_restore_drill.py``: one DAG per cluster with a drill target.
 
-choose_restore_point → [wait_for_log_checkpoint, PITR mode] → prepare_scratch → restore_to_scratch
-→ validate_restored_data → drop_scratch (all_done) → record_drill (all_done) → assert_drill_passed
+check_drill_due → choose_restore_point → [wait_for_log_checkpoint, PITR mode] → prepare_scratch
+→ restore_to_scratch → validate_restored_data → drop_scratch (all_done) → record_drill (all_done)
+→ assert_drill_passed
+
+* **When a drill runs.** With ``schedules.drill`` set, the DAG runs hourly (``CHECK_SCHEDULE``) and
+  ``check_drill_due`` decides (``tidbops.freshness.drill_due``): a tick of ``schedules.drill`` since the
+  last drill, or the last passed drill gone stale (TiDB or BR version, encryption method or key, or
+  storage changed) with no drill tried on the new basis yet, makes it due at once; otherwise every
+  later task is skipped and the run is a green no-op. A manual run always drills. (Chosen over a
+  trigger from ``tidb_cluster_check``: the decision and the drill live in one DAG, one run at a time,
+  and the check reads BR and the key connection, which the health check has no business reading.) A
+  drill cron finer than hourly runs at most hourly.
 
 * ``restore_to_scratch`` runs in the scratch cluster's pool ``br_<target>`` (one BR job at a time there);
   reading the source's backups needs none. Two sources drilling into one scratch cluster are kept apart
@@ -24,6 +34,7 @@ from tidbops_airflow.dagbuilder import dag_args
 from tidbops_airflow.notifiers.alerts import failure_notifiers
 from tidbops_airflow.operators.drill import (
     STEP_TASKS,
+    DrillCheckDueOperator,
     DrillChooseRestorePointOperator,
     DrillDropScratchOperator,
     DrillGateOperator,
@@ -40,6 +51,7 @@ LOG_POLL_SECONDS = 15.0
 SCRATCH_WAIT_RETRIES = 12
 SCRATCH_WAIT_DELAY = timedelta(minutes=5)
 LOG_WAIT_SECONDS = 3600.0
+CHECK_SCHEDULE = "@hourly"  # when schedules.drill is set: check_drill_due decides whether a drill runs
 
 
 def wants_drill(cluster: ClusterConfig) -> bool:
@@ -64,7 +76,17 @@ def build_restore_drill_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet,
     catalog = {"catalog_conn_id": fleet.catalog.conn_id, "catalog_sqlite_path": fleet.catalog.sqlite_path}
     run_target = "{{ dag_run.conf.get('target') or '" + target + "' }}"
     steps = ["choose", "prepare", "restore", "validate"]
-    with DAG(schedule=cluster.schedules.drill, **args) as dag:
+    schedule = CHECK_SCHEDULE if cluster.schedules.drill else None
+    args["doc_md"] += (
+        f"\n\nSchedule: checked {CHECK_SCHEDULE} (`check_drill_due`); a drill runs on `schedules.drill` "
+        f"(`{cluster.schedules.drill}`) or at once when the last passed drill is stale."
+        if cluster.schedules.drill
+        else "\n\nSchedule: `schedules.drill` is off: manual runs only."
+    )
+    with DAG(schedule=schedule, **args) as dag:
+        check = DrillCheckDueOperator(
+            task_id=STEP_TASKS["check"], cluster=cluster, on_failure_callback=alerts, **catalog
+        )
         choose = DrillChooseRestorePointOperator(
             task_id=STEP_TASKS["choose"],
             cluster=cluster,
@@ -90,6 +112,7 @@ def build_restore_drill_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet,
             target=run_target,
             pool=br_pool(target),
             on_failure_callback=alerts,
+            **catalog,
         )
         validate = DrillValidateOperator(
             task_id=STEP_TASKS["validate"],
@@ -97,6 +120,7 @@ def build_restore_drill_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet,
             target=run_target,
             chunk_rows="{{ dag_run.conf.get('chunk_rows', '') }}",
             on_failure_callback=alerts,
+            **catalog,
         )
         drop = DrillDropScratchOperator(
             task_id=STEP_TASKS["drop"],
@@ -126,8 +150,8 @@ def build_restore_drill_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet,
                 timeout=LOG_WAIT_SECONDS,
                 on_failure_callback=alerts,
             )
-            choose >> wait >> prepare
+            check >> choose >> wait >> prepare
         else:
-            choose >> prepare
+            check >> choose >> prepare
         prepare >> restore >> validate >> drop >> record >> gate
     return dag

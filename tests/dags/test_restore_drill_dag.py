@@ -11,6 +11,7 @@ from tidbops_airflow.notifiers.log import TiDBOpsLogNotifier
 pytestmark = pytest.mark.dags
 
 SNAPSHOT = [
+    "check_drill_due",
     "choose_restore_point",
     "prepare_scratch",
     "restore_to_scratch",
@@ -19,7 +20,7 @@ SNAPSHOT = [
     "record_drill",
     "assert_drill_passed",
 ]
-PITR = [SNAPSHOT[0], "wait_for_log_checkpoint", *SNAPSHOT[1:]]
+PITR = [*SNAPSHOT[:2], "wait_for_log_checkpoint", *SNAPSHOT[2:]]
 
 
 def test_one_drill_dag_per_cluster_with_a_drill_target(dagbag, fleet) -> None:  # type: ignore[no-untyped-def]
@@ -28,7 +29,22 @@ def test_one_drill_dag_per_cluster_with_a_drill_target(dagbag, fleet) -> None:  
         built == {c.name for c in fleet.clusters.values() if c.drill.target and not c.scratch} == {"dev", "uat", "prod"}
     )
     for name in built:
-        assert dagbag.dags[f"tidb_restore_drill__{name}"].schedule == fleet.clusters[name].schedules.drill
+        # checked hourly when schedules.drill is set (check_drill_due decides); off: manual runs only
+        dag = dagbag.dags[f"tidb_restore_drill__{name}"]
+        drill = fleet.clusters[name].schedules.drill
+        assert dag.schedule == ("@hourly" if drill else None), name
+        assert (f"`{drill}`" if drill else "manual runs only") in (dag.doc_md or "")
+
+
+def test_the_schedule_follows_schedules_drill(fleet) -> None:  # type: ignore[no-untyped-def]
+    from tidbops_airflow.drill_dag import build_restore_drill_dag
+
+    dev = fleet.clusters["dev"]
+    for drill, expected in (("0 3 * * 0", "@hourly"), (None, None)):
+        cluster = dev.model_copy(update={"schedules": dev.schedules.model_copy(update={"drill": drill})})
+        dag = build_restore_drill_dag("tidb_restore_drill", cluster, fleet, doc_md=None)
+        assert dag.schedule == expected
+        assert dag.get_task("check_drill_due").downstream_task_ids == {"choose_restore_point"}
 
 
 @pytest.mark.parametrize(("cluster", "order"), [("dev", SNAPSHOT), ("uat", PITR), ("prod", PITR)])
@@ -57,6 +73,12 @@ def test_tasks_order_and_trigger_rules(dagbag, fleet, cluster: str, order: list[
         else ("choose", "wait", "prepare", "restore", "validate")
     )
     assert all(t.cluster.name == cluster for t in dag.tasks)
+    # every step that holds backups or reads drills reaches the fleet's catalog
+    for task_id in ("check_drill_due", "choose_restore_point", "restore_to_scratch", "validate_restored_data"):
+        task = dag.get_task(task_id)
+        assert (task.catalog_conn_id, task.catalog_sqlite_path) == (
+            fleet.catalog.conn_id, fleet.catalog.sqlite_path
+        ), task_id
     assert "drill" in dag.tags and f"mode:{fleet.clusters[cluster].drill.mode}" in dag.tags
 
 

@@ -11,6 +11,9 @@
   and touches nothing; a fleet config naming one as ``drill.target`` is refused at load.
 * uat (PITR mode, encrypted backups): log backup running, a full backup, then the drill restores a point
   inside the window (waiting for the log checkpoint) and passes.
+* #16: each drill records its basis (TiDB and BR versions, encryption method and key id, storage); the
+  backups a passed drill used reach verified_tier 3, a snapshot drill whose data differs marks them failed;
+  no hold remains once a drill is recorded.
 """
 
 from __future__ import annotations
@@ -140,6 +143,19 @@ def test_snapshot_chain_drill_passes_with_rto_and_data_docs(
     report = json.loads(bucket.get(bucket.key(row.report_uri)))
     assert report["status"] == "passed" and report["rto_seconds"] == row.rto_seconds
     assert user_schemas(registry.clusters["scratch1"]) == [], "the scratch cluster was not dropped"
+
+    # #16: the basis the verdict stood on, tier 3 for the chain, and no hold left behind
+    check = airflow.xcom(dag_id, run_id, "check_drill_due")
+    assert check["due"] and check["reason"] == "a manual run", check
+    dev = registry.clusters["dev"]
+    assert row.basis == check["basis"] == report["basis"], (row.basis, check["basis"])
+    assert row.basis["tidb_version"] == dev.tidb_version and re.fullmatch(r"v\d+\.\d+\.\d+\S*", row.basis["br_version"])
+    assert row.basis["storage_uri"] == "s3://tidbops-backups"
+    assert (row.basis["encryption_method"], row.basis["encryption_key_id"]) == ("plaintext", "none")
+    for backup_id in row.backups_used:
+        used = catalog.get(backup_id)
+        assert used is not None and used.verified and used.verified_tier == 3, (backup_id, used)
+    assert catalog.held_backups("dev") == {}, "the drill's holds outlived it"
     print(f"\nsnapshot drill of dev: {elapsed:.1f}s through Airflow; RTO {row.rto_seconds}s "
           f"({row.restore_seconds}s restore + {row.validation_seconds}s validation), {row.rows_checked} rows")  # fmt: skip
 
@@ -205,6 +221,12 @@ def test_a_corrupted_restore_fails_naming_the_table_and_key_range_drops_the_scra
     assert row.error and "shop.orders: (id) in (" in row.error
     assert row.restore_seconds is not None and row.data_docs_uri, "a failed drill keeps its RTO and Data Docs"
     assert any("shop.orders" in f for f in (row.details or {}).get("failures", []))
+    # #16: the data was wrong, not the infrastructure: the chain it restored fails tier 3
+    assert (row.details or {})["tier3"]["ok"] is False
+    for backup_id in row.backups_used:
+        used = catalog.get(backup_id)
+        assert used is not None and used.verify_failed and used.verified_tier is None, (backup_id, used)
+    assert catalog.held_backups("dev") == {}
 
 
 # ------------------------------------------------------------------------------------ not scratch
@@ -306,6 +328,14 @@ def test_pitr_drill_of_an_encrypted_cluster_passes(
         assert row.tables_checked == 7 and row.rows_checked and row.mismatches == 0 and row.gx_success_ratio == 1.0
         assert row.rto_seconds and row.data_docs_uri
         assert user_schemas(registry.clusters["scratch2"]) == []
+        # #16: an encrypted cluster's basis names its key by connection and keyed-hash prefix, never the key
+        assert row.basis is not None and row.basis["encryption_method"] == "aes256-ctr"
+        assert re.fullmatch(r"br_crypter_uat:[0-9a-f]{12}", row.basis["encryption_key_id"]), row.basis
+        key = json.loads(manager.playground_env(playground_home)["AIRFLOW_CONN_BR_CRYPTER_UAT"])["password"]
+        assert key not in json.dumps(row.basis) and key[:12] not in json.dumps(row.basis)
+        used = catalog.get(base.id)
+        assert used is not None and used.verified_tier == 3
+        assert catalog.held_backups("uat") == {}
         print(f"\nPITR drill of uat to {row.restore_time}: RTO {row.rto_seconds}s, {row.rows_checked} rows")
     finally:
         br(playground_home, registry, "log", "stop", "--task-name", task, "--pd", uat.pd, check=False)

@@ -1,4 +1,4 @@
-"""Operators of the restore drill: choose → (wait for the log) → prepare → restore → validate → drop → record → gate.
+"""Operators of the restore drill: check → choose → (wait) → prepare → restore → validate → drop → record → gate.
 
 Each builds its hooks, calls ``tidbops.drill`` (where the logic and its docs live), logs one line and
 returns a small JSON-safe dict (XCom). Steps read earlier steps' results from the XCom of the task ids
@@ -15,13 +15,14 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.bases.skipmixin import SkipMixin
 
 from tidbops.config import ClusterConfig
 
@@ -31,7 +32,10 @@ if TYPE_CHECKING:
     from tidbops.pitr import LogRange
     from tidbops_airflow.hooks.br import BRHook
 
+BR_VERSION_TIMEOUT = 30.0  # seconds for ``br -V``
+
 STEP_TASKS = {
+    "check": "check_drill_due",
     "choose": "choose_restore_point",
     "wait": "wait_for_log_checkpoint",
     "prepare": "prepare_scratch",
@@ -80,6 +84,20 @@ class _DrillStep(BaseOperator):
             raise ValueError(f"the plan is for cluster {plan.cluster!r}, this task for {self.cluster.name!r}")
         return plan
 
+    def _hold(self, plan: DrillPlan) -> None:
+        """Take the plan's holds again for a full ttl from now (the catalog down: noted, the earlier holds
+        stand until their ttl)."""
+        from tidbops.backup import CatalogLink
+        from tidbops.drill import hold_plan
+
+        notes: list[str] = []
+        with self._catalog() as catalog:
+            ttl = CatalogLink(catalog, notes).call("hold the backups", lambda c: hold_plan(c, self.cluster, plan))
+        for note in notes:
+            self.log.warning("%s", note)
+        if ttl is not None:
+            self.log.info("drill %s holds %s for %s", plan.drill_id, ", ".join(plan.backups_used), ttl)
+
     def _scratch(self) -> ClusterConfig:
         """The target, from the fleet config as it is now; ``AirflowFailException`` (no retry) when refused."""
         from airflow.sdk.exceptions import AirflowFailException
@@ -104,8 +122,141 @@ class _DrillStep(BaseOperator):
             raise
 
 
+class DrillCheckDueOperator(_DrillStep, SkipMixin):
+    """Read what a drill of the cluster would stand on now (``tidbops.freshness``: TiDB version, BR version,
+    encryption method and key id, storage) and decide whether a drill runs: a manual run, a tick of
+    ``schedules.drill`` since the last drill, or a passed drill made stale by a change. When none is due,
+    every later task is skipped (the run is a green no-op). The basis goes to XCom for ``record_drill``.
+
+    A version or key that cannot be read is unknown (noted), never a failure: the drill's own steps fail
+    loudly if the cluster or the key is broken. The catalog is needed (the drills are read from it).
+
+    :param cluster: the source cluster from the fleet config.
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    """
+
+    template_fields: Sequence[str] = ("catalog_conn_id",)
+
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.cluster = cluster
+        self.target = None
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+
+    def _tidb_version(self) -> str | None:
+        from tidbops.tidb import read_cluster_facts
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
+        try:
+            with conn.cursor() as cursor:
+                facts = read_cluster_facts(cursor)
+        finally:
+            conn.close()
+        return facts.tidb_version or facts.server_version
+
+    def _br_version(self) -> str | None:
+        from tidbops.br import runner
+        from tidbops.freshness import parse_br_version
+
+        proc = runner.run([self.cluster.br.path, "-V"], timeout=BR_VERSION_TIMEOUT)
+        return parse_br_version(proc.stdout + "\n" + proc.stderr_tail)
+
+    def _key_hex(self) -> str | None:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.log import mask_secret
+
+        enc = self.cluster.br.encryption
+        if enc is None:
+            return None
+        key = (BaseHook.get_connection(enc.key_conn_id).password or "").strip()
+        if key:
+            mask_secret(key)
+        return key or None
+
+    def _read(self, what: str, read: Callable[[], str | None], notes: list[str]) -> str | None:
+        try:
+            return read()
+        except Exception as exc:  # unknown, not a failure: the drill's own steps fail on a broken cluster
+            from tidbops_airflow.notifiers.alerts import clean_error
+
+            notes.append(f"{what} not read: {clean_error(f'{type(exc).__name__}: {exc}')}")
+            return None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from tidbops.drill import DrillError
+        from tidbops.freshness import current_basis, drill_due
+
+        notes: list[str] = []
+        dag_run = context["dag_run"]
+        manual = getattr(dag_run.run_type, "value", dag_run.run_type) == "manual"
+        with self._reporting(context):
+            tidb_version = self._read("TiDB version", self._tidb_version, notes)
+            br_version = self._read("BR version", self._br_version, notes)
+            key_hex = self._read("crypter key", self._key_hex, notes)
+            try:
+                basis = current_basis(self.cluster, tidb_version=tidb_version, br_version=br_version, key_hex=key_hex)
+            except ValueError as exc:  # not a crypter key (key_id says so without showing it): its id unknown
+                notes.append(f"crypter key not read: {exc}")
+                basis = current_basis(self.cluster, tidb_version=tidb_version, br_version=br_version, key_hex=None)
+            with self._catalog() as catalog:
+                if catalog is None:
+                    raise DrillError("the catalog does not answer: whether a drill is due is read from it")
+                due = drill_due(
+                    self.cluster.name,
+                    schedule=self.cluster.schedules.drill,
+                    now=datetime.now(UTC),
+                    drills=catalog.list_drills(self.cluster.name, limit=50),
+                    current=basis,
+                    manual=manual,
+                )
+                self._observe(catalog, basis, due.freshness.to_dict(), notes)
+        for note in notes:
+            self.log.warning("%s", note)
+        result = {**due.to_dict(), "basis": basis.to_dict(), "notes": notes}
+        self.log.info("drill of %s %s: %s", self.cluster.name, "DUE" if due.due else "not due", due.reason)
+        if not due.due:
+            context["ti"].xcom_push(key="return_value", value=result)
+            self.skip(ti=context["ti"], tasks=list(context["task"].get_flat_relatives(upstream=False)))
+        return result
+
+    def _observe(self, catalog: Catalog, basis: Any, freshness: Mapping[str, Any], notes: list[str]) -> None:
+        """A ``drill.basis_observed`` event when the basis differs from the last one observed (the
+        compliance report reads it: ``tidbops.freshness.observed_basis``)."""
+        from tidbops.backup import CatalogLink
+        from tidbops.freshness import FIELD_NAMES, OBSERVED_EVENT
+
+        link = CatalogLink(catalog, notes)
+        last = link.call(
+            "read the last basis", lambda c: c.list_events(self.cluster.name, kind=OBSERVED_EVENT, limit=1)
+        )
+        seen = (last[-1].details or {}).get("basis") if last else None
+        if seen == basis.to_dict():
+            return
+        shown = ", ".join(f"{FIELD_NAMES[k]} {v or 'unknown'}" for k, v in basis.to_dict().items())
+        link.call(
+            "record the observed basis",
+            lambda c: c.add_event(
+                OBSERVED_EVENT,
+                f"drill basis of {self.cluster.name}: {shown}",
+                cluster=self.cluster.name,
+                details={"basis": basis.to_dict(), "freshness": dict(freshness)},
+            ),
+        )
+
+
 class DrillChooseRestorePointOperator(_DrillStep):
-    """Choose the drill's restore point: the newest snapshot chain, or a point in the PITR window.
+    """Choose the drill's restore point: the newest snapshot chain, or a point in the PITR window; hold
+    the backups it restores (holder: the drill id) so that retention keeps them until ``record_drill``.
 
     :param cluster: the source cluster from the fleet config.
     :param target: the scratch cluster (templated; empty: the cluster's ``drill.target``).
@@ -153,7 +304,7 @@ class DrillChooseRestorePointOperator(_DrillStep):
     def execute(self, context: Context) -> dict[str, Any]:
         from datetime import timedelta
 
-        from tidbops.drill import DrillError, plan_drill
+        from tidbops.drill import DrillError, hold_plan, plan_drill
         from tidbops.pitr import compute_window
         from tidbops_airflow.operators.backup import run_info
 
@@ -176,7 +327,14 @@ class DrillChooseRestorePointOperator(_DrillStep):
                 seed=_optional_int(self.seed, "seed"),
                 recent=timedelta(seconds=self.recent_seconds),
             )
-        self.log.info("drill %s of %s into %s: %s", plan.drill_id, plan.cluster, plan.target, plan.reason)
+            with self._catalog() as catalog:  # a drill that cannot hold its backups does not start
+                if catalog is None:
+                    raise DrillError("the catalog does not answer: the drill's backups cannot be held")
+                ttl = hold_plan(catalog, self.cluster, plan)
+        self.log.info(
+            "drill %s of %s into %s: %s; holding %s for %s",
+            plan.drill_id, plan.cluster, plan.target, plan.reason, ", ".join(plan.backups_used), ttl,
+        )  # fmt: skip
         return plan.to_dict()
 
 
@@ -269,21 +427,32 @@ class DrillRestoreOperator(_DrillStep):
     """Restore the plan into the scratch cluster with BR (timed: the RTO's restore part).
 
     A retry first drops what the failed try restored (BR restores only into a fresh cluster). BR runs
-    with the source's storage credentials and crypter key; ``on_kill`` ends BR's process group.
+    with the source's storage credentials and crypter key; ``on_kill`` ends BR's process group. The
+    backups' holds are taken again first (a full ttl from now).
 
     :param cluster: the source cluster from the fleet config.
     :param target: the scratch cluster (templated; empty: the cluster's ``drill.target``).
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
     """
 
-    template_fields: Sequence[str] = ("target",)
+    template_fields: Sequence[str] = ("target", "catalog_conn_id")
     ui_color = "#ffe2b3"
 
-    def __init__(self, *, cluster: ClusterConfig, target: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        cluster: ClusterConfig,
+        target: str | None = None,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.cluster = cluster
         self.target = target
-        self.catalog_conn_id = None
-        self.catalog_sqlite_path = None
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
         self._br_hook: BRHook | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -296,6 +465,7 @@ class DrillRestoreOperator(_DrillStep):
             plan = self._plan(context)
             if plan.target != target.name:
                 raise ValueError(f"the plan restores into {plan.target}, this run's target is {target.name}")
+            self._hold(plan)
             conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
             try:
                 with conn.cursor() as cursor:
@@ -337,9 +507,14 @@ class DrillValidateOperator(_DrillStep):
     :param chunk_rows: rows per fingerprinted chunk (templated).
     :param max_tables: compare the content of at most this many tables (schema: all).
     :param expectations_dir: the suites' root (default ``include/expectations`` or ``$TIDBOPS_EXPECTATIONS_DIR``).
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+
+    A cluster without suites (``include/expectations/<cluster>/``) is validated on content alone, and the
+    result says so (``expectations.ran`` False, the note ``no expectation suites for <cluster>: …``).
     """
 
-    template_fields: Sequence[str] = ("target", "chunk_rows")
+    template_fields: Sequence[str] = ("target", "chunk_rows", "catalog_conn_id")
 
     def __init__(
         self,
@@ -349,6 +524,8 @@ class DrillValidateOperator(_DrillStep):
         chunk_rows: Any = None,
         max_tables: int | None = None,
         expectations_dir: str | None = None,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -357,18 +534,24 @@ class DrillValidateOperator(_DrillStep):
         self.chunk_rows = chunk_rows
         self.max_tables = max_tables
         self.expectations_dir = expectations_dir
-        self.catalog_conn_id = None
-        self.catalog_sqlite_path = None
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
 
     def _expectations(self, plan: DrillPlan, target: ClusterConfig, tables: list[str]) -> dict[str, Any]:
         from airflow.sdk.log import mask_secret
 
         from tidbops.drill import DATA_DOCS_DIR, drill_dir
-        from tidbops.validate.expectations import load_suites, run_expectations, upload_site
+        from tidbops.validate.expectations import ExpectationsRun, load_suites, run_expectations, upload_site
         from tidbops_airflow.hooks.storage import StorageHook
         from tidbops_airflow.hooks.tidb import TiDBHook
 
         suites = load_suites(self.cluster.name, Path(self.expectations_dir) if self.expectations_dir else None)
+        if not suites:
+            from tidbops.drill import no_suites_note
+
+            note = no_suites_note(self.cluster.name)
+            self.log.warning("%s: the drill is judged on the content check alone", note)
+            return {**ExpectationsRun((), notes=(note,)).to_dict(), "ran": False}
         url = TiDBHook(tidb_conn_id=target.tidb_conn_id).sqlalchemy_url.update_query_dict({"charset": "utf8mb4"})
         if url.password:
             mask_secret(str(url.password))
@@ -390,7 +573,7 @@ class DrillValidateOperator(_DrillStep):
                 self.log.info("Data Docs (%d files): %s", files, uri)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        return run.to_dict(uri)
+        return {**run.to_dict(uri), "ran": True}
 
     def _recorded(self, plan: DrillPlan) -> Any:
         """The source fingerprints recorded right after the plan's last backup, if any."""
@@ -415,6 +598,7 @@ class DrillValidateOperator(_DrillStep):
         with self._reporting(context):
             target = self._scratch()
             plan = self._plan(context)
+            self._hold(plan)
             chunk_rows = _optional_int(self.chunk_rows, "chunk_rows") or DEFAULT_CHUNK_ROWS
             source_conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
             target_conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
@@ -516,8 +700,10 @@ class DrillDropScratchOperator(_DrillStep):
 
 class DrillRecordOperator(_DrillStep):
     """Record the drill (trigger rule ``all_done``): its ``drills`` catalog row (which also gives the
-    scratch back) and ``drill.json`` in backup storage, from what every step reported or the errors they
-    left. Returns the record; ``assert_drill_passed`` turns a failed drill into a failed run.
+    scratch back) with its basis (from ``check_drill_due``), tier 3 of the backups it used
+    (``tidbops.drill.tier3_verdict``), the release of its holds, and ``drill.json`` in backup storage,
+    from what every step reported or the errors they left. Returns the record; ``assert_drill_passed``
+    turns a failed drill into a failed run.
 
     :param cluster: the source cluster from the fleet config.
     :param target: the scratch cluster (templated; empty: the cluster's ``drill.target``).
@@ -574,6 +760,7 @@ class DrillRecordOperator(_DrillStep):
             report_uri=f"{where}/{REPORT_NAME}",
             now=datetime.now(UTC),
             required=self.steps,
+            basis=(results.get("check") or {}).get("basis"),
         )
         storage = StorageHook(cluster=self.cluster).get_storage(where)
         with self._catalog() as catalog:

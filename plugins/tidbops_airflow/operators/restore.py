@@ -4,6 +4,10 @@ The logic and the guardrails live in ``tidbops.restore``; these read the run's P
 the catalog, the clusters and BR, call it, log, and pass small JSON dicts on (XCom). A step that fails
 leaves its (redacted) error in XCom ``error``, and a refusal its guardrail in XCom ``refused``, before
 raising, so ``record_restore`` (trigger rule ``all_done``) can record what happened.
+
+A real (not dry-run) restore holds the backups it restores (holder: the restore id; ``tidbops.drill.
+hold_plan``) from ``plan_restore`` until ``record_restore``, which releases them whatever happened:
+retention never expires a held backup. ``restore__<target>`` takes the holds again for a full ttl.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.standard.operators.branch import BaseBranchOperator
@@ -173,6 +177,15 @@ class RestorePlanOperator(_RestoreStep):
             reading = read_log_status(target, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file)
         return [t.name for t in reading.tasks]
 
+    def _hold(self, plan: RestorePlan, source: ClusterConfig) -> timedelta:
+        """Hold the plan's backups until ``record_restore`` (a restore that cannot hold them does not start)."""
+        from tidbops.drill import hold_plan
+
+        with self._catalog() as catalog:
+            if catalog is None:
+                raise RuntimeError("the catalog does not answer: the backups to restore cannot be held")
+            return hold_plan(catalog, source, plan)
+
     def _set_note(self, context: Context, text: str) -> bool:
         """The plan as the run's note, through this Airflow's REST API (best effort)."""
         from urllib.parse import quote
@@ -252,7 +265,10 @@ class RestorePlanOperator(_RestoreStep):
                 drills=drills,
                 now=datetime.now(UTC),
             )
+            held = self._hold(plan, source) if not plan.dry_run else None
         text = render_plan(plan, requested_by=user)
+        if held is not None:
+            self.log.info("restore %s holds %s for %s", plan.restore_id, ", ".join(plan.backups_used), held)
         self.log.info("restore plan:\n%s", text)
         noted = self._set_note(context, text)
         return {"plan": plan.to_dict(), "text": text, "requested_by": user, "note_set": noted}
@@ -317,6 +333,7 @@ class RestoreRunOperator(_RestoreStep):
             raise AirflowSkipException(f"the plan restores into {plan.target}, not {self.target}")
         with self._reporting(context):
             _, source, target = self._clusters(plan)
+            self._hold_again(plan, source)
             conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
             try:
                 with conn.cursor() as cursor:
@@ -342,6 +359,19 @@ class RestoreRunOperator(_RestoreStep):
             "; ".join(f"{r['kind']} {r['backup_id']} {r['seconds']}s" for r in outcome.runs),
         )
         return outcome.to_dict()
+
+    def _hold_again(self, plan: RestorePlan, source: ClusterConfig) -> None:
+        """The holds again, a full ttl from now (the catalog down: noted; the plan's holds stand)."""
+        from tidbops.backup import CatalogLink
+        from tidbops.drill import hold_plan
+
+        notes: list[str] = []
+        with self._catalog() as catalog:
+            ttl = CatalogLink(catalog, notes).call("hold the backups", lambda c: hold_plan(c, source, plan))
+        for note in notes:
+            self.log.warning("%s", note)
+        if ttl is not None:
+            self.log.info("restore %s holds %s for %s", plan.restore_id, ", ".join(plan.backups_used), ttl)
 
     def on_kill(self) -> None:
         if self._br_hook is not None:
@@ -421,9 +451,9 @@ class RestoreValidateOperator(_RestoreStep):
 
 class RestoreRecordOperator(_RestoreStep):
     """Record the restore in the catalog's ``restores`` table (trigger rule ``all_done``): who asked
-    (the Airflow user who triggered the run), why, the request, the plan, the outcome, the durations.
-    Refused and dry-run requests are recorded too. Fails (and retries) when the catalog does not answer:
-    a restore without its audit row is not done.
+    (the Airflow user who triggered the run), why, the request, the plan, the outcome, the durations;
+    then release the restore's holds on its backups. Refused and dry-run requests are recorded too.
+    Fails (and retries) when the catalog does not answer: a restore without its audit row is not done.
 
     :param restore_task_ids: the restore task of every possible target (``restore__<target>``).
     """
@@ -474,7 +504,12 @@ class RestoreRecordOperator(_RestoreStep):
         with self._catalog() as catalog:
             if catalog is None:
                 raise RuntimeError(f"the catalog does not answer: restore {record.id} is not recorded yet (retrying)")
-            saved = catalog.save_restore(record)
+            try:
+                saved = catalog.save_restore(record)
+            finally:
+                released = catalog.release_holds(record.id)
+        if released:
+            self.log.info("restore %s released its holds on %d backup(s)", record.id, released)
         line = (
             f"restore {saved.id} {saved.source} → {saved.target} {saved.status.value.upper()}"
             f" (requested by {saved.requested_by or 'unknown'}: {saved.reason!r})"

@@ -406,7 +406,8 @@ def test_the_record_carries_the_rto_and_what_was_checked(tmp_path: Path) -> None
     catalog = Catalog.from_url(f"sqlite:///{tmp_path / 'catalog.db'}")
     catalog.migrate()
     saved, notes = record_drill(record, storage=storage, catalog=catalog)
-    assert notes == () and saved.status is DrillStatus.PASSED and catalog.get_drill(record.id) == saved
+    assert notes == tuple(f"{b}: not marked at tier 3: backup {b!r} is not in the catalog" for b in record.backups_used)
+    assert saved.status is DrillStatus.PASSED and catalog.get_drill(record.id) == saved
     assert json.loads(storage.read_bytes("drill.json"))["rto_seconds"] == 16.75
     assert record_to_dict(saved)["passed"] is True
     saved, notes = record_drill(failed, storage=None, catalog=None)

@@ -571,3 +571,134 @@ def test_validation_falls_back_to_recorded_fingerprints_when_the_history_is_gone
     )
     got = validate(env)
     assert got["ok"] and got["source_read"] == "recorded after uat-incr-1"
+
+
+# ------------------------------------------------------------------------------ #16: due, basis, holds, tier 3
+
+KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+
+class Task:
+    """``context["task"]``: what the check skips when no drill is due."""
+
+    def get_flat_relatives(self, upstream: bool = False) -> list[SimpleNamespace]:
+        return [SimpleNamespace(task_id="choose_restore_point"), SimpleNamespace(task_id="record_drill")]
+
+
+def check(env: Env, monkeypatch: pytest.MonkeyPatch, *, run_type: str = "manual", schedule: str | None = None,
+          tidb: Any = "v8.5.1", br: Any = "v8.5.1", key: Any = KEY) -> tuple[dict[str, Any], list[str]]:  # fmt: skip
+    from tidbops_airflow.operators.drill import DrillCheckDueOperator
+
+    def read(value: Any) -> Any:
+        def reader(self: Any) -> Any:
+            if isinstance(value, Exception):
+                raise value
+            return value
+
+        return reader
+
+    monkeypatch.setattr(DrillCheckDueOperator, "_tidb_version", read(tidb))
+    monkeypatch.setattr(DrillCheckDueOperator, "_br_version", read(br))
+    monkeypatch.setattr(DrillCheckDueOperator, "_key_hex", read(key))
+    skipped: list[str] = []
+    monkeypatch.setattr(DrillCheckDueOperator, "skip", lambda self, ti, tasks: skipped.extend(t.task_id for t in tasks))
+    cluster = env.cluster()
+    cluster = cluster.model_copy(update={"schedules": cluster.schedules.model_copy(update={"drill": schedule})})
+    op = DrillCheckDueOperator(task_id="check_drill_due", cluster=cluster)
+    ctx = env.context(op.task_id)
+    ctx["dag_run"].run_type = run_type
+    ctx["task"] = Task()
+    result = op.execute(ctx)
+    env.xcom[(op.task_id, "return_value")] = result
+    return result, skipped
+
+
+def test_the_check_reads_the_basis_and_a_manual_run_is_due(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidbops.freshness import OBSERVED_EVENT, key_id
+
+    got, skipped = check(env, monkeypatch)
+    assert got["due"] and got["reason"] == "a manual run" and skipped == []
+    assert got["basis"] == {
+        "tidb_version": "v8.5.1", "br_version": "v8.5.1", "encryption_method": "aes256-ctr",
+        "encryption_key_id": key_id("key_uat", KEY), "storage_uri": env.cluster().storage.uri,
+    }  # fmt: skip
+    assert KEY not in json.dumps(got) and KEY[:12] not in json.dumps(got)
+    seen = env.catalog.list_events("uat", kind=OBSERVED_EVENT)
+    assert len(seen) == 1 and seen[0].details["basis"] == got["basis"]
+    check(env, monkeypatch)  # the same basis again: no second event
+    assert len(env.catalog.list_events("uat", kind=OBSERVED_EVENT)) == 1
+
+
+def test_what_the_check_cannot_read_is_unknown_not_a_failure(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    got, _ = check(env, monkeypatch, tidb=ConnectionError("tidb_uat does not answer"),
+                   br=FileNotFoundError("br"), key="not-hex")  # fmt: skip
+    assert got["due"] and got["basis"]["tidb_version"] is None and got["basis"]["br_version"] is None
+    assert got["basis"]["encryption_key_id"] == "key_uat"
+    assert any("TiDB version not read: ConnectionError" in n for n in got["notes"])
+    assert any("BR version not read: FileNotFoundError" in n for n in got["notes"])
+    assert any("crypter key" in n for n in got["notes"]) and "not-hex" not in json.dumps(got)
+    env.catalog_down = True
+    with pytest.raises(DrillError, match="whether a drill is due is read from it"):
+        check(env, monkeypatch)
+
+
+def test_a_scheduled_check_skips_the_drill_unless_due(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tidbops.catalog.records import DrillRecord
+
+    basis, _ = check(env, monkeypatch)
+    now = datetime.now(UTC)
+    env.catalog.save_drill(
+        DrillRecord(id="uat-drill-1", cluster="uat", target="scratch1", mode="snapshot", status=DrillStatus.PASSED,
+                    started_at=now - timedelta(minutes=5), finished_at=now, basis=basis["basis"])
+    )  # fmt: skip
+    got, skipped = check(env, monkeypatch, run_type="scheduled", schedule="0 0 1 1 *")
+    assert not got["due"] and skipped == ["choose_restore_point", "record_drill"]
+    assert env.xcom[("check_drill_due", "return_value")]["due"] is False
+    got, skipped = check(env, monkeypatch, run_type="scheduled", schedule="0 0 1 1 *", tidb="v8.5.2")
+    assert got["due"] and skipped == [] and "TiDB version v8.5.1 → v8.5.2" in got["reason"]
+    assert got["freshness"]["status"] == "stale"
+
+
+def test_choose_holds_the_backups_and_record_marks_tier_3_and_releases_them(
+    env: Env, validation: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = env.xcom[("choose_restore_point", "return_value")]
+    held = env.catalog.held_backups("uat")
+    assert held == {"uat-full-1": [plan["drill_id"]], "uat-incr-1": [plan["drill_id"]]}
+    basis, _ = check(env, monkeypatch)
+    validate(env)
+    drop(env)
+    got = record(env)
+    assert got["passed"] and got["basis"] == basis["basis"]
+    row = env.catalog.get_drill(got["drill_id"])
+    assert row is not None and row.basis == basis["basis"]
+    assert [env.catalog.get(b).verified_tier for b in row.backups_used] == [3, 3]  # type: ignore[union-attr]
+    assert env.catalog.held_backups("uat") == {}
+
+
+def test_a_failed_drill_releases_its_holds_and_a_mismatch_fails_tier_3(env: Env, validation: dict[str, Any]) -> None:
+    validation["report"] = report(ok=False)
+    with pytest.raises(AirflowFailException):
+        validate(env)
+    drop(env)
+    got = record(env)
+    assert not got["passed"] and got["details"]["tier3"]["ok"] is False
+    assert [env.catalog.get(b).verify_failed for b in got["backups_used"]] == [True, True]  # type: ignore[union-attr]
+    assert env.catalog.held_backups("uat") == {}
+
+
+def test_a_cluster_without_suites_passes_on_content_and_says_so(
+    env: Env, validation: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tidbops.validate.expectations.load_suites", lambda cluster, root=None: [])
+    got = validate(env)
+    gx = got["expectations"]
+    assert (
+        got["ok"] and gx["ran"] is False and gx["notes"] == ["no expectation suites for uat: expectations did not run"]
+    )
+    assert "url" not in validation, "GX never ran"
+    drop(env)
+    rec = record(env)
+    assert rec["passed"] and rec["caveats"] == ["no expectation suites for uat: expectations did not run"]
+    assert rec["summary"].endswith("; CAVEAT: no expectation suites for uat: expectations did not run")
+    assert rec["details"]["expectations_ran"] is False

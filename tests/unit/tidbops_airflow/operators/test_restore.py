@@ -125,13 +125,70 @@ def test_the_branch_follows_the_plan(plan_op: Any) -> None:
         branch.choose_branch({"ti": ti})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("status", "ok"), [("succeeded", True), ("dry_run", True), ("refused", False), ("failed", False)])
+@pytest.mark.parametrize(
+    ("status", "ok"), [("succeeded", True), ("dry_run", True), ("refused", False), ("failed", False)]
+)
 def test_the_gate_fails_a_refused_or_failed_request(status: str, ok: bool) -> None:
     ti = TI()
-    ti.xcom[("record_restore", "return_value")] = {"status": status, "summary": f"restore x {status}", "restore_id": "x"}
+    ti.xcom[("record_restore", "return_value")] = {
+        "status": status,
+        "summary": f"restore x {status}",
+        "restore_id": "x",
+    }
     gate = ops.RestoreGateOperator(task_id="assert_restore_succeeded")
     if ok:
         assert gate.execute({"ti": ti})["status"] == status  # type: ignore[arg-type]
     else:
         with pytest.raises(AirflowFailException, match=f"restore x {status}"):
             gate.execute({"ti": ti})  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------- holds (#16)
+
+
+def test_a_real_restore_holds_its_backups_from_plan_until_record(
+    plan_op: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    op, _ = plan_op
+    sqlite = str(tmp_path / "catalog.db")
+    cat = Catalog.from_url(f"sqlite:///{sqlite}")
+    dry = op.execute(context(restore_point=FULL))  # type: ignore[arg-type]
+    assert dry["plan"]["request"]["dry_run"] and cat.held_backups("dev") == {}, "a dry run holds nothing"
+    ctx = context(restore_point=FULL, dry_run=False)
+    planned = op.execute(ctx)  # type: ignore[arg-type]
+    restore_id = planned["plan"]["restore_id"]
+    assert cat.held_backups("dev") == {FULL: [restore_id]}
+    # the BR timeout (4h by default) for its one step, plus the margin
+    with cat.engine.begin() as conn:
+        from tidbops.catalog.schema import backup_holds
+
+        row = conn.execute(backup_holds.select()).mappings().one()
+    assert row["expires_at"] - row["taken_at"] == timedelta(hours=7)
+
+    # record_restore (all_done) releases them whatever happened: here the restore failed
+    ti = ctx["ti"]
+    ti.xcom[("plan_restore", "return_value")] = planned
+    ti.xcom[("restore__scratch1", "error")] = "BRError: download sst failed"
+    record = ops.RestoreRecordOperator(
+        task_id="record_restore", restore_task_ids=["restore__scratch1"], catalog_sqlite_path=sqlite
+    )
+    ti.task_id = "record_restore"
+    got = record.execute({**ctx, "ti": ti})  # type: ignore[arg-type]
+    assert got["restore_id"] == restore_id and got["status"] == "failed"
+    assert cat.held_backups("dev") == {}
+    cat.close()
+
+
+def test_a_plan_that_cannot_hold_its_backups_does_not_start(plan_op: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    op, _ = plan_op
+
+    def down(self: Any, *a: Any, **kw: Any) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        raise OperationalError("INSERT", {}, ConnectionError("catalog down"))
+
+    monkeypatch.setattr(Catalog, "hold_backups", down)
+    ctx = context(restore_point=FULL, dry_run=False)
+    with pytest.raises(Exception, match="catalog down"):
+        op.execute(ctx)  # type: ignore[arg-type]
+    assert "catalog down" in ctx["ti"].xcom[("plan_restore", "error")]
