@@ -22,6 +22,7 @@ PIPELINES = {
     "tidb_log_backup_check",
     "tidb_restore_drill",  # issue #6
     "tidb_verify",  # issue #16
+    "tidb_retention",  # issue #16
 }
 # fleet-level DAGs (one for the whole fleet; the cluster is a run parameter): issue #7 names its id
 FLEET_DAGS = {"tidb_restore"}

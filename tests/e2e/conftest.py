@@ -30,6 +30,11 @@ E2E_RESTORE = {
 }
 
 
+# uat's recovery window shrinks to one minute in the e2e fleet, so a retention run expires something
+# within the test (#16); not a dry run, one full backup kept
+E2E_RETENTION = {"uat": {"keep_days": "1m", "keep_full": 1, "dry_run": False}}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,6 +69,8 @@ def airflow(playground_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             cluster.setdefault("br", {})["timeout"] = E2E_BR_TIMEOUT[cluster["name"]]
         if cluster["name"] in E2E_RESTORE:
             cluster["restore"] = E2E_RESTORE[cluster["name"]]
+        if cluster["name"] in E2E_RETENTION:
+            cluster["retention"] = {**cluster.get("retention", {}), **E2E_RETENTION[cluster["name"]]}
     fleet.write_text(yaml.safe_dump(doc, sort_keys=False))
     standalone = AirflowStandalone(home=playground_home, port=free_port(), fleet_config=fleet)
     api = standalone.start()

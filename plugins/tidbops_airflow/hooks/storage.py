@@ -51,10 +51,33 @@ class StorageHook(BaseHook):
             "session_token": session_token,
         }
 
-    def get_storage(self, uri: str | None = None) -> Storage:
-        """The storage at ``uri`` (default: the cluster's storage root); ``uri`` must lie below that root."""
+    def get_provider_storage(self, uri: str | None = None) -> Storage:
+        """``get_storage``, with the S3 client made by the amazon provider's ``S3Hook`` from the same
+        connection (its credential chain: static keys, role_arn, profile, web identity); the fleet
+        config's ``storage.endpoint`` still wins. Local storage is returned as ``get_storage`` does.
+        Retention deletes through this client (batch ``DeleteObjects``, at most 1000 keys a request).
+        """
+        storage = self.cluster.storage
+        if not storage.is_s3 or not storage.conn_id:
+            return self.get_storage(uri)
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        from tidbops.storage import S3Storage
+
+        target = self._below_root(uri)
+        hook = S3Hook(aws_conn_id=storage.conn_id, region_name=storage.region)
+        if storage.endpoint:
+            hook.conn_config.endpoint_url = storage.endpoint
+        bucket, _, prefix = target.removeprefix("s3://").partition("/")
+        return S3Storage(bucket, prefix, hook.get_conn())
+
+    def _below_root(self, uri: str | None) -> str:
         root = self.cluster.storage.uri
         target = uri or root
         if target != root and not target.startswith(root.rstrip("/") + "/"):
             raise ValueError(f"{target!r} is not below cluster {self.cluster.name!r}'s storage {root!r}")
-        return storage_from_uri(target, **self.storage_options())
+        return target
+
+    def get_storage(self, uri: str | None = None) -> Storage:
+        """The storage at ``uri`` (default: the cluster's storage root); ``uri`` must lie below that root."""
+        return storage_from_uri(self._below_root(uri), **self.storage_options())

@@ -1,0 +1,31 @@
+"""The retention pipeline's wiring (``dags/tidb_retention.py``).
+
+apply_retention (pool ``br_<cluster>``: it runs ``br log truncate``, and no backup may start while it
+deletes) → measure_storage (whatever retention did), one DAG per backed-up (non-scratch) cluster, on
+``schedules.retention`` (daily by default). Failures alert through the cluster's alert routes.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from tidbops.config import ClusterConfig, Fleet
+from tidbops_airflow.backup_dag import br_pool
+from tidbops_airflow.dagbuilder import dag_args
+from tidbops_airflow.notifiers.alerts import failure_notifiers
+from tidbops_airflow.operators.retention import RetentionOperator, StorageUsageOperator
+
+TASK_IDS = ("apply_retention", "measure_storage")
+
+
+def build_retention_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet, *, doc_md: str | None) -> DAG:
+    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["retention"])
+    args["default_args"]["on_failure_callback"] = failure_notifiers(fleet, cluster)
+    catalog = {"catalog_conn_id": fleet.catalog.conn_id, "catalog_sqlite_path": fleet.catalog.sqlite_path}
+    mode = "report only (dry run)" if cluster.retention_dry_run else "deletes"
+    description = f"Retention of {cluster.name}: {cluster.retention.window_text} window, {mode}; log truncated"
+    with DAG(schedule=cluster.schedules.retention, description=description, **args) as dag:
+        retention = RetentionOperator(task_id="apply_retention", cluster=cluster, pool=br_pool(cluster.name), **catalog)
+        usage = StorageUsageOperator(task_id="measure_storage", cluster=cluster, trigger_rule="all_done", **catalog)
+        retention >> usage
+    return dag
