@@ -4,6 +4,8 @@ duplicate in a unique column, and a re-run never overwrites an edited suite."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -44,7 +46,7 @@ def playground_shell(playground: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def generated() -> dict[str, Any]:
     return {}
 
 
@@ -56,9 +58,6 @@ def suites_dir(
     if "dir" not in generated:
         root = tmp_path_factory.mktemp("suites")
         register_commands()
-        import contextlib
-        import io
-
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             rc = run(["expectations", "init", "--cluster", "dev", "--dir", str(root / "dev"), "--json"])
