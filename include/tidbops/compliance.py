@@ -10,7 +10,9 @@ as **not declared**, never as a breach. What each measures:
   checkpoint is restorable), or the ``backup_time`` of a verified, succeeded backup; the newer of the two
   counts. No recovery point at all is a breach.
 * ``rto``: the RTO (restore plus validation) of the latest finished drill that measured one. No such
-  drill is a breach.
+  drill is a breach, and so is a **stale** latest passed drill (``tidbops.freshness``: the TiDB or BR
+  version, the encryption or the storage changed since): the figure no longer proves the objective. A
+  stale drill is flagged (``flags``) whether an RTO is declared or not; the next drill is due at once.
 * ``backup_every``: a verified backup (its ``backup_time``; one expired or deleted since counts, it was
   taken) in every period of that length over the last 30 days (``LOOKBACK``; two periods' length when
   that is longer). Periods are aligned to the Unix epoch in UTC, so ``1d`` means UTC calendar days and
@@ -40,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 from tidbops.catalog.info import _iso, human_age
 from tidbops.catalog.records import BackupRecord, BackupStatus, DrillRecord, DrillStatus, LogBackupCheck, utc
 from tidbops.config import ClusterConfig
+from tidbops.freshness import OBSERVED_EVENT, Freshness, config_basis, drill_freshness, observed_basis
 from tidbops.pitr import snapshot_points
 
 if TYPE_CHECKING:
@@ -131,6 +134,8 @@ class ComplianceReport:
     checked_at: datetime
     checks: tuple[ObjectiveCheck, ...]
     notes: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()  # what needs acting on besides the objectives (a stale drill), one line each
+    drill: Freshness | None = None
 
     @property
     def breaches(self) -> tuple[ObjectiveCheck, ...]:
@@ -147,6 +152,8 @@ class ComplianceReport:
             "ok": self.ok,
             "objectives": [c.to_dict() for c in self.checks],
             "breaches": [c.line for c in self.breaches],
+            "flags": list(self.flags),
+            "drill_freshness": None if self.drill is None else self.drill.to_dict(),
             "notes": list(self.notes),
         }
 
@@ -223,7 +230,11 @@ def last_measured_drill(drills: Iterable[DrillRecord]) -> DrillRecord | None:
     return max(measured, key=lambda d: (d.finished_at or d.started_at, d.id), default=None)
 
 
-def check_rto(cluster: str, rto: float | None, drills: Sequence[DrillRecord]) -> ObjectiveCheck:
+def check_rto(
+    cluster: str, rto: float | None, drills: Sequence[DrillRecord], freshness: Freshness | None = None
+) -> ObjectiveCheck:
+    """``freshness``: of the latest passed drill (``tidbops.freshness.drill_freshness``); a stale one
+    breaches a declared RTO whatever the figure."""
     if rto is None:
         return _undeclared(cluster, "rto")
     drill = last_measured_drill(drills)
@@ -237,6 +248,8 @@ def check_rto(cluster: str, rto: float | None, drills: Sequence[DrillRecord]) ->
         f"the last measured drill took {duration_text(measured)} to restore and validate "
         f"({drill.id}, {drill.status.value} {when})"
     )
+    if freshness is not None and freshness.status == "stale":
+        return _judged(cluster, "rto", rto, measured, f"{finding}; it no longer counts: {freshness.reason}", False)
     return _judged(cluster, "rto", rto, measured, finding, measured <= rto)
 
 
@@ -337,8 +350,10 @@ def check_cluster(
     drills: Sequence[DrillRecord],
     *,
     now: datetime,
+    freshness: Freshness | None = None,
 ) -> ComplianceReport:
-    """Every objective of ``cluster`` from its catalog records (other clusters' records are ignored)."""
+    """Every objective of ``cluster`` from its catalog records (other clusters' records are ignored);
+    ``freshness``: of its latest passed drill, when known."""
     now = utc(now, "now")
     name = cluster.name
     mine = [b for b in backups if b.cluster == name]
@@ -347,7 +362,7 @@ def check_cluster(
     goals = cluster.objectives
     checks = (
         check_rpo(name, goals.rpo, mine, check, log_enabled=cluster.log_backup.enabled, now=now),
-        check_rto(name, goals.rto, drills),
+        check_rto(name, goals.rto, drills, freshness),
         check_backup_every(name, goals.backup_every, mine, now=now),
         check_min_retention(name, goals.min_retention, mine, now=now),
     )
@@ -362,12 +377,21 @@ def check_cluster(
             f"retention.keep_days ({cluster.retention.window_text}) is shorter than min_retention "
             f"({duration_text(goals.min_retention)}): retention may expire points the objective needs"
         )
-    return ComplianceReport(name, now, checks, tuple(notes))
+    flags: tuple[str, ...] = ()
+    if freshness is not None and freshness.status == "stale":
+        flags = (f"{name}: drill stale: {freshness.reason}; the next drill is due now",)
+    return ComplianceReport(name, now, checks, tuple(notes), flags, freshness)
 
 
 def check_compliance(catalog: Catalog, cluster: ClusterConfig, *, now: datetime) -> ComplianceReport:
-    """``check_cluster`` over what the catalog holds for ``cluster``."""
-    backups = catalog.list_backups(cluster.name)
-    checks = catalog.list_log_backup_checks(cluster.name, limit=1)
-    drills = catalog.list_drills(cluster.name, limit=100)
-    return check_cluster(cluster, backups, checks[0] if checks else None, drills, now=now)
+    """``check_cluster`` over what the catalog holds for ``cluster``; the drill's freshness against the
+    basis known without reading a server (``tidbops.freshness.config_basis``: the fleet config now, and
+    what the drill DAG's check last observed)."""
+    name = cluster.name
+    backups = catalog.list_backups(name)
+    checks = catalog.list_log_backup_checks(name, limit=1)
+    drills = catalog.list_drills(name, limit=100)
+    passed = catalog.list_drills(name, status=DrillStatus.PASSED, limit=1)
+    observed = observed_basis([e.details for e in reversed(catalog.list_events(name, kind=OBSERVED_EVENT, limit=20))])
+    freshness = drill_freshness(name, passed[0] if passed else None, config_basis(cluster, observed))
+    return check_cluster(cluster, backups, checks[0] if checks else None, drills, now=now, freshness=freshness)

@@ -92,6 +92,7 @@ def compliance(
             "generated_at": _iso(now),
             "ok": not breaches,
             "breaches": breaches,
+            "flags": [f for r in reports for f in r.flags],
             "clusters": [r.to_dict() for r in reports],
         }
         typer.echo(json.dumps(doc, indent=2))
@@ -104,6 +105,8 @@ def _print_compliance(reports: list[ComplianceReport]) -> None:
     for report in reports:
         for check in report.checks:
             typer.echo(check.line)
+        for flag in report.flags:
+            typer.echo(flag)
         for note in report.notes:
             typer.echo(f"{report.cluster}: note: {note}")
     breached = [r for r in reports if not r.ok]

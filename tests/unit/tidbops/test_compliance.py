@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from tidbops.compliance import (
     check_rto,
 )
 from tidbops.config import ClusterConfig
+from tidbops.freshness import DrillBasis, drill_freshness
 
 pytestmark = pytest.mark.unit
 
@@ -38,14 +40,14 @@ H = 3600.0
 DAY = 86400.0
 
 
-def cluster(log: bool = False, keep_days: float = 14, **objectives: Any) -> ClusterConfig:
+def cluster(log: bool = False, keep_days: float = 14, uri: str = "s3://backups", **objectives: Any) -> ClusterConfig:
     return ClusterConfig.model_validate(
         {
             "name": "prod",
             "env": "prod",
             "pd": ["pd-0:2379"],
             "tidb_conn_id": "tidb_prod",
-            "storage": {"uri": "s3://backups"},
+            "storage": {"uri": uri},
             "log_backup": {"enabled": log, "task_name": "pitr-prod"} if log else {},
             "retention": {"keep_days": keep_days},
             "objectives": objectives,
@@ -350,5 +352,45 @@ def test_check_compliance_reads_the_catalog(tmp_path: Path) -> None:
         assert unverified.finding.startswith("no recovery point (no verified succeeded backup)")
         cat.mark_verified("prod-full-1", True, "ok")
         assert check_compliance(cat, cluster(rpo="1h"), now=NOW).ok
+    finally:
+        cat.close()
+
+
+# ------------------------------------------------------------------------------------- drill freshness
+
+BASIS = {
+    "tidb_version": "v8.5.0",
+    "br_version": "v8.5.0",
+    "encryption_method": "plaintext",
+    "encryption_key_id": "none",
+    "storage_uri": "s3://backups",
+}
+
+
+def test_a_stale_drill_breaches_a_declared_rto_and_is_flagged_either_way() -> None:
+    drills = [drill("prod-drill-1", NOW - timedelta(days=1), 600)]
+    now_basis = DrillBasis.from_mapping(BASIS)
+    assert now_basis is not None
+    stale = drill_freshness("prod", drills[0], now_basis)
+    assert stale.status == "stale" and "recorded no basis" in stale.reason  # a drill from before #16
+    got = check_rto("prod", H, drills, stale)
+    assert got.breached and got.measured == 600 and "it no longer counts: drill prod-drill-1 of prod" in got.finding
+    report = check_cluster(cluster(), [], None, drills, now=NOW, freshness=stale)
+    assert report.ok and report.flags == (f"prod: drill stale: {stale.reason}; the next drill is due now",)
+    assert report.to_dict()["drill_freshness"]["status"] == "stale"
+
+
+def test_check_compliance_judges_the_latest_passed_drill_against_the_config(tmp_path: Path) -> None:
+    cat = Catalog.from_url(f"sqlite:///{tmp_path}/c.db")
+    cat.migrate()
+    try:
+        done = NOW - timedelta(days=2)
+        cat.save_drill(replace(drill("prod-drill-1", done, 900), basis=BASIS))
+        fresh = check_compliance(cat, cluster(rto="1h"), now=NOW)
+        assert fresh.ok and fresh.flags == () and fresh.drill is not None and fresh.drill.status == "fresh"
+        stale = check_compliance(cat, cluster(rto="1h", uri="s3://elsewhere"), now=NOW)
+        [rto] = stale.breaches
+        assert rto.objective == "rto" and "storage location s3://backups → s3://elsewhere" in rto.finding
+        assert stale.flags and stale.flags[0].startswith("prod: drill stale: drill prod-drill-1 of prod is stale")
     finally:
         cat.close()

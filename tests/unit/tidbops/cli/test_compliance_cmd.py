@@ -66,7 +66,7 @@ def url(tmp_path: Path) -> str:
     return url
 
 
-def _record(url: str, *, checkpoint_age: timedelta, rto: float) -> None:
+def _record(url: str, store: Path, *, checkpoint_age: timedelta, rto: float, basis: bool = True) -> None:
     """A verified full backup 5 h old, a log backup check, a passed drill; times relative to now (the CLI's)."""
     now = datetime.now(UTC).replace(microsecond=0)
     cat = Catalog.from_url(url)
@@ -100,6 +100,9 @@ def _record(url: str, *, checkpoint_age: timedelta, rto: float) -> None:
             started_at=now - timedelta(days=1),
             restore_seconds=rto,
             finished_at=now - timedelta(hours=20),
+            basis={"encryption_method": "plaintext", "encryption_key_id": "none", "storage_uri": f"local://{store}"}
+            if basis
+            else None,
         )
     )
     cat.close()
@@ -108,8 +111,8 @@ def _record(url: str, *, checkpoint_age: timedelta, rto: float) -> None:
 # ------------------------------------------------------------------------------------------ compliance
 
 
-def test_compliance_met_exits_0(url: str) -> None:
-    _record(url, checkpoint_age=timedelta(minutes=3), rto=1800)
+def test_compliance_met_exits_0(url: str, store: Path) -> None:
+    _record(url, store, checkpoint_age=timedelta(minutes=3), rto=1800)
     result = runner.invoke(app, ["compliance", "--catalog", url])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
@@ -121,14 +124,28 @@ def test_compliance_met_exits_0(url: str) -> None:
     assert lines[-1] == "compliance: every declared objective met (2 cluster(s))"
 
 
-def test_compliance_breach_exits_3_with_one_line_each(url: str) -> None:
-    _record(url, checkpoint_age=timedelta(hours=2, minutes=3), rto=7200)
+def test_compliance_breach_exits_3_with_one_line_each(url: str, store: Path) -> None:
+    _record(url, store, checkpoint_age=timedelta(hours=2, minutes=3), rto=7200)
     result = runner.invoke(app, ["compliance", "--cluster", "dev", "--catalog", url])
     assert result.exit_code == 3, result.output
     out = result.output
     assert "dev: rpo 15m breached: newest recovery point is 2h 3m old (log checkpoint " in out
     assert "dev: rto 1h breached: the last measured drill took 2h to restore and validate (dev-drill-1, passed" in out
     assert out.splitlines()[-1] == "compliance: 2 breach(es) in 1 of 1 cluster(s)"
+
+
+def test_compliance_flags_a_stale_drill(url: str, store: Path) -> None:
+    _record(url, store, checkpoint_age=timedelta(minutes=1), rto=600, basis=False)  # a drill from before #16
+    result = runner.invoke(app, ["compliance", "--cluster", "dev", "--json", "--catalog", url])
+    assert result.exit_code == 3, result.output
+    doc = json.loads(result.output)
+    [rto] = doc["breaches"]
+    assert rto.startswith("dev: rto 1h breached: the last measured drill took 10m") and "no longer counts" in rto
+    assert doc["flags"] == [
+        "dev: drill stale: drill dev-drill-1 of dev recorded no basis (versions, encryption, storage): what it "
+        "stood on is unknown, so it no longer counts; the next drill is due now"
+    ]
+    assert doc["clusters"][0]["drill_freshness"]["status"] == "stale"
 
 
 def test_compliance_json(url: str) -> None:
