@@ -30,7 +30,7 @@ from tidbops.config import load_fleet
 from tidbops.durations import parse_duration
 from tidbops.errors import ConfigError, TiDBOpsError, UnknownClusterError
 from tidbops.redact import redact
-from tidbops.storage import StorageError, check_endpoint, storage_from_uri
+from tidbops.storage import Storage, StorageError, check_endpoint, storage_from_uri
 
 catalog_app = typer.Typer(
     help="The backup catalog: schema migrations and rebuilding it from storage.", no_args_is_help=True
@@ -142,6 +142,31 @@ def _storages(storage: list[str] | None, cluster: str | None, endpoint: str | No
     return list(dict.fromkeys((c.storage.uri, endpoint or c.storage.endpoint) for c in chosen))
 
 
+def checked_endpoint(option: str | None) -> str | None:
+    """The S3 endpoint: ``--s3-endpoint`` (``option``), else ``$TIDBOPS_S3_ENDPOINT``, else None; exit 2 with
+    one line when it is not a usable endpoint."""
+    endpoint = option or os.environ.get("TIDBOPS_S3_ENDPOINT") or None
+    if endpoint is not None:
+        try:
+            check_endpoint(endpoint)
+        except StorageError as exc:
+            typer.echo(f"error: {'--s3-endpoint' if option else '$TIDBOPS_S3_ENDPOINT'}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    return endpoint
+
+
+def open_storage(uri: str, endpoint: str | None, region: str | None = None) -> Storage:
+    """The storage at ``uri``; S3 keys from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (else boto3's
+    chain), the region from ``region``, else ``$AWS_DEFAULT_REGION``."""
+    return storage_from_uri(
+        uri,
+        endpoint=endpoint,
+        access_key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
+        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+        region=region or os.environ.get("AWS_DEFAULT_REGION") or None,
+    )
+
+
 def _print_report(report: RebuildReport) -> None:
     typer.echo(report.summary())
     for err in report.errors:
@@ -171,26 +196,14 @@ def rebuild(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Rebuild the catalog from the manifests in storage (<root>/<cluster>/{full,incr}/<id>/)."""
-    endpoint = s3_endpoint or os.environ.get("TIDBOPS_S3_ENDPOINT") or None
-    if endpoint is not None:
-        try:
-            check_endpoint(endpoint)
-        except StorageError as exc:
-            typer.echo(f"error: {'--s3-endpoint' if s3_endpoint else '$TIDBOPS_S3_ENDPOINT'}: {exc}", err=True)
-            raise typer.Exit(2) from None
+    endpoint = checked_endpoint(s3_endpoint)
     targets = _storages(storage, cluster, endpoint)
     reports: list[RebuildReport] = []
     with _open_catalog(catalog) as cat:
         cat.migrate()
         for uri, ep in targets:
             try:
-                root = storage_from_uri(
-                    uri,
-                    endpoint=ep,
-                    access_key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
-                    secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
-                    region=os.environ.get("AWS_DEFAULT_REGION") or None,
-                )
+                root = open_storage(uri, ep)
                 reports.append(rebuild_catalog(cat, root, cluster, verify=verify, check_hashes=check_hashes))
             except TiDBOpsError as exc:
                 if isinstance(exc, CatalogError):

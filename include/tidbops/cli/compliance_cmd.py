@@ -19,7 +19,6 @@ else ``~/.tidbops/catalog.db``; the fleet config from ``--config``, else ``$TIDB
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,12 +28,12 @@ import typer
 
 from tidbops.catalog.info import human_age
 from tidbops.cli import app
-from tidbops.cli.catalog_cmd import CatalogURL, ClusterName, _open_catalog
+from tidbops.cli.catalog_cmd import CatalogURL, ClusterName, _open_catalog, checked_endpoint, open_storage
 from tidbops.compliance import ComplianceReport, check_compliance
 from tidbops.config import ClusterConfig, load_fleet
 from tidbops.cost import GB, CostReport, Growth, cost_from_catalog, gb_text, measure_usage, signed_gb_text
 from tidbops.errors import ConfigError, UnknownClusterError
-from tidbops.storage import Storage, StorageError, check_endpoint, storage_from_uri
+from tidbops.storage import Storage, StorageError
 
 EXIT_BREACH = 3
 
@@ -122,21 +121,11 @@ def _print_compliance(reports: list[ComplianceReport]) -> None:
 # ------------------------------------------------------------------------------------------------ cost
 
 
-def _storage(uri: str, endpoint: str | None, region: str | None) -> Storage:
-    return storage_from_uri(
-        uri,
-        endpoint=endpoint,
-        access_key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
-        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
-        region=region or os.environ.get("AWS_DEFAULT_REGION") or None,
-    )
-
-
 def _storages(c: ClusterConfig, endpoint: str | None) -> tuple[Storage, Storage]:
     """The cluster's storage root and its log storage (``measure_usage`` lists the latter only when the log
     lives outside the root; building one reads nothing)."""
     ep = endpoint or c.storage.endpoint
-    return _storage(c.storage.uri, ep, c.storage.region), _storage(c.log_storage_uri, ep, c.storage.region)
+    return open_storage(c.storage.uri, ep, c.storage.region), open_storage(c.log_storage_uri, ep, c.storage.region)
 
 
 def _source_text(report: CostReport) -> str:
@@ -212,13 +201,7 @@ def cost(
     Measures the storage when it can (and records the sample), else uses the last recorded sample. Exit
     codes: 0 shown (also when a storage could not be read: the report says so); 1 the fleet config or the
     catalog could not be used; 2 bad usage."""
-    endpoint = s3_endpoint or os.environ.get("TIDBOPS_S3_ENDPOINT") or None
-    if endpoint is not None:
-        try:
-            check_endpoint(endpoint)
-        except StorageError as exc:
-            typer.echo(f"error: {'--s3-endpoint' if s3_endpoint else '$TIDBOPS_S3_ENDPOINT'}: {exc}", err=True)
-            raise typer.Exit(2) from None
+    endpoint = checked_endpoint(s3_endpoint)
     now = datetime.now(UTC)
     clusters = _clusters(config, cluster)
     docs: list[dict[str, Any]] = []
