@@ -118,8 +118,10 @@ def fleet_without_schedules(source: Path, dest: Path) -> Path:
     """
     import yaml
 
+    from tidbops.config import Schedules
+
     doc = yaml.safe_load(source.read_text())
-    keys = ("full", "incremental", "log_backup_check", "drill", "slow_query_harvest", "cluster_check")
+    keys = tuple(Schedules.model_fields)  # every schedule, those with a default on included
     for section in [doc.get("defaults") or {}, *doc["clusters"]]:
         section["schedules"] = {k: "off" for k in keys}
     dest.parent.mkdir(parents=True, exist_ok=True)
