@@ -33,10 +33,10 @@ import typer
 from tidbops.br.errors import BRRequestError
 from tidbops.catalog.store import Catalog
 from tidbops.cli import app
-from tidbops.cli.catalog_cmd import CatalogURL, _open_catalog
+from tidbops.cli.catalog_cmd import CatalogURL, _open_catalog, checked_endpoint, open_storage
 from tidbops.config import ClusterConfig, load_fleet
 from tidbops.errors import ConfigError, UnknownClusterError
-from tidbops.storage import Storage, StorageError, check_endpoint, storage_from_uri
+from tidbops.storage import Storage, StorageError
 from tidbops.verification import (
     TIER_BR_CHECKSUM,
     TIER_DRILL,
@@ -97,17 +97,10 @@ def _storage_opener(cluster: ClusterConfig, endpoint: str | None) -> tuple[OpenS
     if chosen != cluster.storage.endpoint:
         cluster = cluster.model_copy(update={"storage": cluster.storage.model_copy(update={"endpoint": chosen})})
 
-    def open_storage(uri: str) -> Storage:
-        return storage_from_uri(
-            uri,
-            endpoint=chosen,
-            access_key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
-            secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
-            region=cluster.storage.region or os.environ.get("AWS_DEFAULT_REGION") or None,
-            session_token=os.environ.get("AWS_SESSION_TOKEN") or None,
-        )
+    def opener(uri: str) -> Storage:
+        return open_storage(uri, chosen, cluster.storage.region)
 
-    return open_storage, cluster
+    return opener, cluster
 
 
 def _secrets() -> tuple[str, ...]:
@@ -157,12 +150,7 @@ def verify_cmd(
     if tier is not None and tier not in (TIER_FILES, TIER_BR_CHECKSUM):
         raise _usage(f"--tier is 1 or 2, not {tier}")
     tiers = (tier,) if tier is not None else (TIER_FILES, TIER_BR_CHECKSUM)
-    endpoint = s3_endpoint or os.environ.get("TIDBOPS_S3_ENDPOINT") or None
-    if endpoint is not None:
-        try:
-            check_endpoint(endpoint)
-        except StorageError as exc:
-            raise _usage(f"{'--s3-endpoint' if s3_endpoint else '$TIDBOPS_S3_ENDPOINT'}: {exc}") from None
+    endpoint = checked_endpoint(s3_endpoint)
     key_file = _key_file(crypter_key_file) if TIER_BR_CHECKSUM in tiers else None
     try:
         fleet = load_fleet(config)
