@@ -27,6 +27,7 @@ files until retention deletes them. A backup without ``size_bytes`` counts as 0 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -49,9 +50,17 @@ SAMPLES_READ = 5000  # the newest usage events read for one report
 _TAKEN = frozenset({BackupStatus.SUCCEEDED, BackupStatus.EXPIRED, BackupStatus.DELETED})
 
 
+def amount_text(x: float) -> str:
+    """Two decimals (``12.35``); a small amount to two significant digits (``0.00034``), never ``0.00``."""
+    if x == 0 or abs(x) >= 0.01:
+        return f"{x:.2f}"
+    decimals = min(12, 1 - math.floor(math.log10(abs(x))))
+    return f"{x:.{decimals}f}".rstrip("0")
+
+
 def gb_text(n: int | None) -> str:
-    """``12.35 GB`` (GB = 10^9 bytes); ``-`` when unknown."""
-    return "-" if n is None else f"{n / GB:.2f} GB"
+    """``12.35 GB`` (GB = 10^9 bytes), ``0.00034 GB``; ``-`` when unknown."""
+    return "-" if n is None else f"{amount_text(n / GB)} GB"
 
 
 def signed_gb_text(n: int | None) -> str:

@@ -31,7 +31,7 @@ from tidbops.cli import app
 from tidbops.cli.catalog_cmd import CatalogURL, ClusterName, _open_catalog, checked_endpoint, open_storage
 from tidbops.compliance import ComplianceReport, check_compliance
 from tidbops.config import ClusterConfig, load_fleet
-from tidbops.cost import GB, CostReport, Growth, cost_from_catalog, gb_text, measure_usage, signed_gb_text
+from tidbops.cost import GB, CostReport, Growth, amount_text, cost_from_catalog, gb_text, measure_usage, signed_gb_text
 from tidbops.errors import ConfigError, UnknownClusterError
 from tidbops.storage import Storage, StorageError
 
@@ -44,7 +44,7 @@ AsJSON = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 
 def _iso(dt: datetime) -> str:
-    return dt.isoformat().replace("+00:00", "Z")
+    return dt.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _clusters(config: Path | None, cluster: str | None) -> list[ClusterConfig]:
@@ -140,7 +140,7 @@ def _source_text(report: CostReport) -> str:
 
 
 def _money(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    return "-" if value is None else amount_text(value)
 
 
 def _growth_line(g: Growth) -> str:

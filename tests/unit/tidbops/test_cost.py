@@ -20,6 +20,7 @@ from tidbops.cost import (
     catalog_snapshot_bytes,
     cost_from_catalog,
     cost_report,
+    gb_text,
     measure_usage,
 )
 from tidbops.storage import LocalStorage, StorageError
@@ -109,7 +110,7 @@ def test_measure_splits_snapshot_from_log_and_records_one_sample(catalog: Catalo
     [event] = catalog.list_events(cluster="dev", kind=USAGE_EVENT)
     assert event.time == NOW
     assert event.details == {"snapshot_bytes": 255_000, "log_bytes": 70_300, "storage_class": "STANDARD"}
-    assert event.message == "storage of dev: 0.00 GB snapshot, 0.00 GB log (GB = 10^9 bytes)"
+    assert event.message == "storage of dev: 0.00026 GB snapshot, 0.00007 GB log (GB = 10^9 bytes)"
     assert UsageSample.from_event(event) == got
 
 
@@ -258,3 +259,12 @@ def test_cost_from_catalog_reads_the_recorded_samples(catalog: Catalog, root: Pa
     assert report.growth[0].source == "samples" and report.growth[0].snapshot_bytes == 1_000_000
     later = cost_from_catalog(catalog, c, now=NOW + timedelta(hours=5))
     assert later.usage.source == "sample" and later.usage.at == NOW
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [(None, "-"), (0, "0.00 GB"), (40_000, "0.00004 GB"), (340_000, "0.00034 GB"), (12_345_678_901, "12.35 GB")],
+    ids=["unknown", "zero", "tiny", "small", "large"],
+)
+def test_gb_text_is_decimal_and_never_rounds_a_small_store_to_zero(n: int | None, text: str) -> None:
+    assert gb_text(n) == text

@@ -181,7 +181,8 @@ def test_cost_measures_the_storage_and_records_the_sample(url: str) -> None:
     assert result.exit_code == 0, result.output
     first = result.output.splitlines()[0]
     assert first == (
-        "dev: 0.00 GB (0.00 GB snapshot, 0.00 GB log), measured now; STANDARD at 20 per GB-month: 0.01 a month"
+        "dev: 0.00034 GB (0.0003 GB snapshot, 0.00004 GB log), measured now; STANDARD at 20 per GB-month: "
+        "0.0068 a month"
     )
     assert "(GB = 10^9 bytes; prices from storage.price_per_gb_month)" in result.output
     cat = Catalog.from_url(url)
@@ -215,7 +216,7 @@ def test_cost_falls_back_to_the_last_sample_when_storage_is_unreachable(url: str
     result = runner.invoke(app, ["cost", "--cluster", "dev", "--catalog", url])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "dev: 0.00 GB (0.00 GB snapshot, 0.00 GB log), the last recorded sample, " in out
+    assert "dev: 0.00034 GB (0.0003 GB snapshot, 0.00004 GB log), the last recorded sample, " in out
     assert "note: storage not measured (" in out and "is not a directory here" in out
     offline = runner.invoke(app, ["cost", "--no-measure", "--json", "--cluster", "dev", "--catalog", url])
     [dev] = json.loads(offline.output)["clusters"]
