@@ -229,6 +229,10 @@ def test_pitr_restore_of_two_tables_lands_exactly_the_rows_as_of_that_second(
     assert row.restore_ts == tso.from_datetime(point) and row.mode == "pitr" and row.backups_used[0] == dev_pitr
     assert row.restore_point == typed and row.validation_ok is True and row.restore_seconds
     assert row.plan is not None and row.plan["commands"]
+    # #16: the restore held its backup from plan to record, and released it
+    plan_log = airflow.task_log(DAG, run_id, "plan_restore", 1)
+    assert f"restore {row.id} holds {dev_pitr} for" in plan_log, plan_log[-3000:]
+    assert catalog.held_backups("dev") == {}, "the restore's holds outlived it"
     note = airflow.run(DAG, run_id).get("note") or ""
     assert note.startswith("RESTORE: dev → scratch1") and "br restore point" in note, note
     # no credential anywhere a user or the audit sees: task logs, XComs, the note, the restores row
