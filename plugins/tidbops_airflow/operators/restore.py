@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk import BaseOperator, Context
 
+from tidbops_airflow.notes import NOTE_CONN_ID
+
 if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog
     from tidbops.config import ClusterConfig, Fleet
@@ -33,8 +35,6 @@ BRANCH_TASK = "choose_target"
 VALIDATE_TASK = "validate"
 RECORD_TASK = "record_restore"
 GATE_TASK = "assert_restore_succeeded"
-NOTE_CONN_ID = "tidbops_airflow_api"
-NOTE_MAX = 1000  # Airflow's dag_run_note.content is a String(1000)
 
 
 class _RestoreStep(BaseOperator):
@@ -187,40 +187,10 @@ class RestorePlanOperator(_RestoreStep):
             return hold_plan(catalog, source, plan)
 
     def _set_note(self, context: Context, text: str) -> bool:
-        """The plan as the run's note, through this Airflow's REST API (best effort)."""
-        from urllib.parse import quote
+        """The plan as the run's note (``tidbops_airflow.notes``; best effort)."""
+        from tidbops_airflow.notes import set_run_note
 
-        import httpx
-        from airflow.sdk import BaseHook
-        from airflow.sdk.exceptions import AirflowNotFoundException
-        from airflow.sdk.log import mask_secret
-
-        try:
-            conn = BaseHook.get_connection(self.note_conn_id)
-        except AirflowNotFoundException:
-            self.log.info("no connection %r: the plan is not set as the run's note", self.note_conn_id)
-            return False
-        if conn.password:
-            mask_secret(conn.password)
-        base = f"{conn.schema or 'http'}://{conn.host}:{conn.port or 8080}"
-        ti = context["ti"]
-        note = text if len(text) <= NOTE_MAX else text[: NOTE_MAX - 40] + "\n… (whole plan in the task log)"
-        try:
-            with httpx.Client(base_url=base, timeout=10.0) as client:
-                token = client.post("/auth/token", json={"username": conn.login, "password": conn.password})
-                token.raise_for_status()
-                headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-                answer = client.patch(
-                    f"/api/v2/dags/{quote(str(ti.dag_id), safe='')}/dagRuns/{quote(str(ti.run_id), safe='')}",
-                    json={"note": note},
-                    params={"update_mask": "note"},
-                    headers=headers,
-                )
-                answer.raise_for_status()
-        except (httpx.HTTPError, KeyError, ValueError) as exc:
-            self.log.warning("the run's note was not set (%s): the plan is in this log and the XCom", exc)
-            return False
-        return True
+        return set_run_note(context, text, conn_id=self.note_conn_id, log=self.log)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.catalog.records import DrillStatus, make_restore_id
