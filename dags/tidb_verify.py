@@ -19,8 +19,8 @@ A passed check keeps the highest tier passed; any failure clears it, and the bac
 retained backups verified at tier ≥ 1 in the last 24 h (goal: 100%); `tidbops verify` runs the same
 checks by hand.
 
-Tasks: `verify_files` (tier 1) → `verify_br_checksum` (tier 2, pool `br_<cluster>`, 1 slot; runs even
-when `verify_files` failed, so one bad backup does not stop the others' weekly check).
+Tasks: `verify_files` (tier 1) → `verify_br_checksum` (tier 2, pool `br_<cluster>`, 1 slot; only after
+`verify_files` passed, so a green run means both tiers passed).
 
 **Runbook.**
 - `verify_files` failed: the log and the alert name each backup and what is wrong (`N missing (…)`,
@@ -28,7 +28,8 @@ when `verify_files` failed, so one bad backup does not stop the others' weekly c
   storage no longer matches what was backed up: find out who or what changed it (bucket lifecycle rules,
   a manual delete, a bad disk), restore the objects from a replica or version if you have one, else
   take a new full backup.
-  `tidbops verify --cluster <c> --tier 1` re-checks after a fix.
+  `tidbops verify --cluster <c> --tier 1` re-checks after a fix. Until the backup passes again (or
+  retention expires it), `verify_br_checksum` does not run for the cluster (`upstream_failed`).
 - `storage did not answer … (not recorded)`: the storage was unreachable or refused the keys (connection
   `storage.conn_id`); nothing was recorded. Fix access and clear the task.
 - `verify_br_checksum` failed: BR's verdict, e.g. `[BR:Backup:ErrBackupChecksumMismatch] <file> may be

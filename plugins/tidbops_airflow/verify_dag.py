@@ -1,10 +1,10 @@
 """The wiring of ``dags/tidb_verify.py``: one DAG per backed-up (non-scratch) cluster.
 
 verify_files (tier 1) → verify_br_checksum (tier 2, pool ``br_<cluster>``), on ``schedules.verify``
-(nightly; off: manual runs only). ``verify_br_checksum`` runs when ``verify_files`` is done whatever its
-outcome (``all_done``): one bad backup must not stop the weekly BR checks of the others; tier 2 itself
-passes over backups whose last check failed, and stops before BR runs when the storage does not answer.
-Both tasks alert through the cluster's routes when they fail for good.
+(nightly; off: manual runs only). ``verify_br_checksum`` runs only after ``verify_files`` passed: a
+backup that fails tier 1 fails the run (and alerts) and holds the BR checks back until it is dealt with
+(re-checked, or expired); a run that shows success means both tiers passed. Tier 2 stops before BR runs
+when the storage does not answer. Both tasks alert through the cluster's routes when they fail for good.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ def build_verify_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet, *, doc
             task_id=checksum_id,
             cluster=cluster,
             pool=br_pool(cluster.name),
-            trigger_rule="all_done",
             **catalog,
         )
         files >> checksum

@@ -29,7 +29,7 @@ def test_tier1_then_tier2_in_the_clusters_br_pool(dagbag, fleet) -> None:  # typ
         assert [t.task_id for t in dag.topological_sort()] == ["verify_files", "verify_br_checksum"]
         files, checksum = dag.get_task("verify_files"), dag.get_task("verify_br_checksum")
         assert checksum.upstream_task_ids == {"verify_files"}
-        assert checksum.trigger_rule == "all_done"  # one bad backup does not stop the others' weekly check
+        assert checksum.trigger_rule == "all_success"  # a green run means both tiers passed
         assert checksum.pool == f"br_{cluster.name}" and files.pool != f"br_{cluster.name}"
         for task in (files, checksum):
             assert task.cluster.name == cluster.name
