@@ -6,7 +6,7 @@ what the recovery window (``retention.keep_days``) no longer needs, delete it fr
 the log backup to match. ``retention.dry_run`` (true by default for production clusters, or
 ``{"dry_run": true}`` in the run's conf) reports the plan and deletes nothing.
 
-Tasks: `apply_retention` (pool `br_<cluster>`) → `measure_storage`.
+Tasks: `measure_storage` → `apply_retention` (pool `br_<cluster>`; runs whatever the measurement did).
 
 `apply_retention`, in order:
 1. reads the log backup's range (`br log metadata`) and lists the cluster's backup directories;
@@ -22,7 +22,7 @@ Tasks: `apply_retention` (pool `br_<cluster>`) → `measure_storage`.
 6. **truncates the log**: `br log truncate --until <ts> -y` up to the BackupTS of the earliest retained
    full backup inside the log, never past it.
 
-`measure_storage` records the snapshot and log bytes (`tidbops cost` shows growth and cost).
+`measure_storage` records the snapshot and log bytes first (`tidbops cost` shows growth and cost).
 
 **Runbook.**
 - Refused, "storage and catalog disagree": for a backup missing from storage, find out who deleted it

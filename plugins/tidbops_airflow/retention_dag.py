@@ -1,8 +1,9 @@
 """The retention pipeline's wiring (``dags/tidb_retention.py``).
 
-apply_retention (pool ``br_<cluster>``: it runs ``br log truncate``, and no backup may start while it
-deletes) → measure_storage (whatever retention did), one DAG per backed-up (non-scratch) cluster, on
-``schedules.retention`` (daily by default). Failures alert through the cluster's alert routes.
+measure_storage → apply_retention (pool ``br_<cluster>``: it runs ``br log truncate``, and no backup may
+start while it deletes; it runs whatever the measurement did), one DAG per backed-up (non-scratch)
+cluster, on ``schedules.retention`` (daily by default). Retention is the leaf, so a refused or failed
+retention makes the run red. Failures alert through the cluster's alert routes.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from tidbops_airflow.dagbuilder import dag_args
 from tidbops_airflow.notifiers.alerts import failure_notifiers
 from tidbops_airflow.operators.retention import RetentionOperator, StorageUsageOperator
 
-TASK_IDS = ("apply_retention", "measure_storage")
+TASK_IDS = ("measure_storage", "apply_retention")
 
 
 def build_retention_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet, *, doc_md: str | None) -> DAG:
@@ -25,7 +26,9 @@ def build_retention_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet, *, 
     mode = "report only (dry run)" if cluster.retention_dry_run else "deletes"
     description = f"Retention of {cluster.name}: {cluster.retention.window_text} window, {mode}; log truncated"
     with DAG(schedule=cluster.schedules.retention, description=description, **args) as dag:
-        retention = RetentionOperator(task_id="apply_retention", cluster=cluster, pool=br_pool(cluster.name), **catalog)
-        usage = StorageUsageOperator(task_id="measure_storage", cluster=cluster, trigger_rule="all_done", **catalog)
-        retention >> usage
+        usage = StorageUsageOperator(task_id="measure_storage", cluster=cluster, **catalog)
+        retention = RetentionOperator(
+            task_id="apply_retention", cluster=cluster, pool=br_pool(cluster.name), trigger_rule="all_done", **catalog
+        )
+        usage >> retention
     return dag

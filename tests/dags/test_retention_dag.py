@@ -15,10 +15,10 @@ def test_one_retention_dag_per_backed_up_cluster(dagbag, fleet) -> None:  # type
             continue
         dag = dagbag.dags[f"tidb_retention__{name}"]
         assert dag.schedule == cluster.schedules.retention
-        assert [t.task_id for t in dag.topological_sort()] == ["apply_retention", "measure_storage"]
+        assert [t.task_id for t in dag.topological_sort()] == ["measure_storage", "apply_retention"]
         apply_task = dag.get_task("apply_retention")
-        assert apply_task.pool == f"br_{name}"
-        assert dag.get_task("measure_storage").trigger_rule == "all_done"
+        assert apply_task.pool == f"br_{name}" and apply_task.trigger_rule == "all_done"
+        assert [t.task_id for t in dag.leaves] == ["apply_retention"]  # a refusal makes the run red
         assert dag.description and cluster.retention.window_text in dag.description
         assert ("dry run" in dag.description) == cluster.retention_dry_run
 

@@ -6,7 +6,7 @@
   delete, and truncate the log (``br log truncate --until <ts> -y``). A refused run fails the task after
   reporting, so the cluster's alert routes hear of it, and deletes nothing.
 * ``StorageUsageOperator``: measures the cluster's snapshot and log bytes and records a ``storage.usage``
-  sample (``tidbops cost`` reads growth from them). Runs after retention whatever retention did.
+  sample (``tidbops cost`` reads growth from them). Runs before retention, which is the DAG's leaf.
 """
 
 from __future__ import annotations
