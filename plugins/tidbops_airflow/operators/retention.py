@@ -11,32 +11,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
-from tidbops.config import ClusterConfig
+from tidbops_airflow.operators.common import ClusterCatalogStep
 
 if TYPE_CHECKING:
-    from tidbops.catalog.store import Catalog
     from tidbops.pitr import LogRange
     from tidbops.retention import RetentionReport
     from tidbops_airflow.hooks.br import BRHook
 
 
-class _RetentionStep(BaseOperator):
+class _RetentionStep(ClusterCatalogStep):
     ui_color = "#f3e8ff"
-    cluster: ClusterConfig
-    catalog_conn_id: str | None
-    catalog_sqlite_path: str | None
-
-    def _catalog(self) -> Catalog:
-        from tidbops_airflow.hooks.catalog import CatalogHook
-
-        # retention needs the catalog: without it there is nothing to reconcile with, so nothing is deleted
-        return CatalogHook(catalog_conn_id=self.catalog_conn_id, sqlite_path=self.catalog_sqlite_path).get_catalog()
 
 
 class RetentionOperator(_RetentionStep):
@@ -49,22 +38,9 @@ class RetentionOperator(_RetentionStep):
     :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
     """
 
-    template_fields: Sequence[str] = ("catalog_conn_id",)
-
-    def __init__(
-        self,
-        *,
-        cluster: ClusterConfig,
-        dry_run: bool | None = None,
-        catalog_conn_id: str | None = None,
-        catalog_sqlite_path: str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, dry_run: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.cluster = cluster
         self.dry_run = dry_run
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
         self._br: BRHook | None = None
 
     def _dry_run(self, context: Context) -> bool | None:
@@ -183,21 +159,6 @@ class RetentionOperator(_RetentionStep):
 
 class StorageUsageOperator(_RetentionStep):
     """Measure a cluster's snapshot and log bytes and record the sample (``storage.usage``)."""
-
-    template_fields: Sequence[str] = ("catalog_conn_id",)
-
-    def __init__(
-        self,
-        *,
-        cluster: ClusterConfig,
-        catalog_conn_id: str | None = None,
-        catalog_sqlite_path: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.cluster = cluster
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.cost import measure_usage

@@ -6,32 +6,22 @@ what is recorded are documented), logs one line, and fails naming every backup t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, Context
+from airflow.sdk import Context
 
-from tidbops.config import ClusterConfig
+from tidbops_airflow.operators.common import ClusterCatalogStep
 
 if TYPE_CHECKING:
     from tidbops.br.runner import RunningBR
-    from tidbops.catalog.store import Catalog
     from tidbops.storage import Storage
 
 
-class _VerifyStep(BaseOperator):
+class _VerifyStep(ClusterCatalogStep):
     """The cluster and where its catalog is (the verdicts are written there: it must answer)."""
 
     ui_color = "#e3f4e1"
-    cluster: ClusterConfig
-    catalog_conn_id: str | None
-    catalog_sqlite_path: str | None
-
-    def _catalog(self) -> Catalog:
-        from tidbops_airflow.hooks.catalog import CatalogHook
-
-        return CatalogHook(catalog_conn_id=self.catalog_conn_id, sqlite_path=self.catalog_sqlite_path).get_catalog()
 
     def _open_storage(self, uri: str) -> Storage:
         """A backup's directory; one outside the cluster's storage root is a storage problem, not a verdict."""
@@ -52,21 +42,6 @@ class VerifyBackupFilesOperator(_VerifyStep):
     :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
     :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
     """
-
-    template_fields: Sequence[str] = ("catalog_conn_id",)
-
-    def __init__(
-        self,
-        *,
-        cluster: ClusterConfig,
-        catalog_conn_id: str | None = None,
-        catalog_sqlite_path: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.cluster = cluster
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.verification import raise_for_failures, verify_files
@@ -91,21 +66,10 @@ class VerifyBRChecksumOperator(_VerifyStep):
     :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
     """
 
-    template_fields: Sequence[str] = ("catalog_conn_id",)
     ui_color = "#c8ebc3"
 
-    def __init__(
-        self,
-        *,
-        cluster: ClusterConfig,
-        catalog_conn_id: str | None = None,
-        catalog_sqlite_path: str | None = None,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.cluster = cluster
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
         self._running: RunningBR | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
