@@ -27,7 +27,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +227,10 @@ def test_log_backup_health(
 
     # ------------------------------- uat frozen → alerted at the second check | prod resumed → recovery
     resume(home, registry, "prod")
+    # frozen means unchanged for longer than frozen_after (5s) since the first check that saw it: a fast
+    # machine can finish the prod assertions above sooner than that
+    seen_at = datetime.fromisoformat(checks.check(uat1)["checked_at"].replace("Z", "+00:00"))
+    time.sleep(max(0.0, (seen_at + timedelta(seconds=6) - datetime.now(UTC)).total_seconds()))
     uat2, prod3 = checks.run("uat", "prod")
     uat_check = checks.check(uat2)
     assert uat2.state == "failed" and uat_check["status"] == "NORMAL" and uat_check["checkpoint_ts"] == frozen_at
