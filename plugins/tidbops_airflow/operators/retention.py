@@ -31,17 +31,17 @@ class _RetentionStep(ClusterCatalogStep):
 class RetentionOperator(_RetentionStep):
     """Reconcile, plan, report, expire and truncate the log of one cluster.
 
+    ``retention.dry_run`` (true by default for production clusters) decides whether it deletes; a run's
+    ``conf["dry_run"]`` overrides it for that run.
+
     :param cluster: the cluster from the fleet config.
-    :param dry_run: override ``retention.dry_run`` (default: the config's, true for production clusters);
-        also read from the run's ``conf["dry_run"]``.
     :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
     :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
     """
 
-    def __init__(self, *, dry_run: bool | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.dry_run = dry_run
-        self._br: BRHook | None = None
+    # class attributes, not __init__ arguments: every __init__ level costs DAG-parse time on a large fleet
+    dry_run: bool | None = None  # a subclass may fix it; else the run's conf["dry_run"], else the config's
+    _br: BRHook | None = None
 
     def _dry_run(self, context: Context) -> bool | None:
         conf = getattr(context.get("dag_run"), "conf", None) or {}
