@@ -112,7 +112,7 @@ class RunInfo:
 
 
 class BRSessionLike(Protocol):
-    """What a BR run needs besides argv (``tidbops_airflow.hooks.br.BRSession`` has it)."""
+    """What a BR run needs besides argv (``tidbops.br.runner.BRSession`` has it)."""
 
     @property
     def cluster(self) -> ClusterConfig: ...

@@ -17,11 +17,28 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tidbops.errors import TiDBOpsError
 
+if TYPE_CHECKING:
+    from tidbops.config import ClusterConfig
+
 LineSink = Callable[[str, str], None]  # (stream "stdout"|"stderr", line without newline)
 TAIL_LINES = 200
+
+
+@dataclass(frozen=True)
+class BRSession:
+    """What one BR run needs besides its argv: the cluster (storage options resolved), the environment
+    (credentials), the 0600 crypter key file, the log file, and the secrets to redact from its output.
+    ``tidbops_airflow.hooks.br.BRHook.session`` makes one from Airflow connections; the CLI makes its own."""
+
+    cluster: ClusterConfig
+    env: dict[str, str]
+    key_file: str | None
+    log_file: str
+    secrets: tuple[str, ...]
 
 
 class BRTimeoutError(TiDBOpsError):

@@ -31,6 +31,7 @@ from typing import Annotated, Any
 import typer
 
 from tidbops.br.errors import BRRequestError
+from tidbops.br.runner import BRSession
 from tidbops.catalog.store import Catalog
 from tidbops.cli import app
 from tidbops.cli.catalog_cmd import CatalogURL, _open_catalog, checked_endpoint, open_storage
@@ -49,17 +50,6 @@ from tidbops.verification import (
     verify_br_checksum,
     verify_files,
 )
-
-
-@dataclass(frozen=True)
-class LocalBRSession:
-    """What BR needs here: the cluster, no extra environment (BR inherits ours), the key file."""
-
-    cluster: ClusterConfig
-    env: dict[str, str]
-    key_file: str | None
-    log_file: str
-    secrets: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -114,7 +104,7 @@ def _tier2(cat: Catalog, cluster: ClusterConfig, open_storage: Any, key_file: st
             "a file only you can read holding the hex key"
         )
     due, skipped = due_for_br_checksum(cat, cluster.name, now)
-    session = LocalBRSession(
+    session = BRSession(
         cluster=cluster,
         env={},
         key_file=key_file if cluster.br.encryption is not None else None,

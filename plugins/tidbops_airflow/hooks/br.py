@@ -13,7 +13,7 @@ import contextlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
@@ -22,22 +22,15 @@ from tidbops.br import runner
 from tidbops.br.command import br_env, redact_argv
 from tidbops.br.errors import BRError
 from tidbops.br.output import BROutcome, parse_br_output
+from tidbops.br.runner import BRSession
 from tidbops.config import ClusterConfig
 from tidbops.redact import redact
 
+if TYPE_CHECKING:
+    from tidbops.pitr import LogRange
+
 _PROGRESS = re.compile(r"(?P<step>[A-Za-z&][\w& ]+?)\s*<[-.>\s]*>\s*(?P<pct>\d+(?:\.\d+)?)%")
 _LOG_PROGRESS = re.compile(r'\["progress"\].*?\[step="?(?P<step>[^"\]]+)"?\].*?\[progress=(?P<pct>[\d.]+)%\]')
-
-
-@dataclass(frozen=True)
-class BRSession:
-    """What one BR run needs besides its argv: the storage-resolved cluster, env, key file, log file."""
-
-    cluster: ClusterConfig
-    env: dict[str, str]
-    key_file: str | None
-    log_file: str
-    secrets: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -190,3 +183,21 @@ class BRHook(BaseHook):
         """End the running BR's process group (``on_kill``)."""
         if self._running is not None:
             self._running.kill()
+
+
+def read_log_range(hook: BRHook, session_name: str = "log-metadata") -> LogRange | None:
+    """The log backup's stored range, from ``br log metadata`` (it reads the log storage only: no pool).
+
+    ``None`` when BR printed no range; raises ``BRError`` when BR fails (callers decide whether an
+    unknown range is an error). The one reader for the log check, drills, restores and retention.
+    """
+    from tidbops.br.command import log_argv
+    from tidbops.logbackup import STATUS_TIMEOUT
+    from tidbops.pitr import LogRange
+
+    with hook.session(session_name) as session:
+        argv = log_argv(session.cluster, "metadata", log_file=session.log_file)
+        outcome = hook.run(argv, session, timeout=STATUS_TIMEOUT).outcome
+    if outcome.log_min_ts is None or outcome.log_max_ts is None or outcome.log_min_ts <= 0:
+        return None
+    return LogRange(outcome.log_min_ts, max(outcome.log_max_ts, outcome.log_min_ts), "metadata")
