@@ -288,18 +288,9 @@ class DrillChooseRestorePointOperator(_DrillStep):
         self.catalog_sqlite_path = catalog_sqlite_path
 
     def _log_range(self) -> LogRange | None:
-        from tidbops.br.command import log_argv
-        from tidbops.logbackup import STATUS_TIMEOUT
-        from tidbops.pitr import LogRange
-        from tidbops_airflow.hooks.br import BRHook
+        from tidbops_airflow.hooks.br import BRHook, read_log_range
 
-        hook = BRHook(cluster=self.cluster)  # reads the source's log storage: no pool
-        with hook.session("drill-log-metadata") as session:
-            outcome = hook.run(log_argv(session.cluster, "metadata", log_file=session.log_file), session,
-                               timeout=STATUS_TIMEOUT).outcome  # fmt: skip
-        if outcome.log_min_ts is None or outcome.log_max_ts is None or outcome.log_min_ts <= 0:
-            return None
-        return LogRange(outcome.log_min_ts, max(outcome.log_max_ts, outcome.log_min_ts), "metadata")
+        return read_log_range(BRHook(cluster=self.cluster), "drill-log-metadata")  # the source's log storage
 
     def execute(self, context: Context) -> dict[str, Any]:
         from datetime import timedelta

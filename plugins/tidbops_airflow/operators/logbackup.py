@@ -119,25 +119,16 @@ class LogBackupCheckOperator(_LogBackupStep, BranchMixIn):
             return None
 
     def _log_range(self) -> LogRange | None:
-        from tidbops.br.command import log_argv
         from tidbops.br.errors import BRError
-        from tidbops.logbackup import STATUS_TIMEOUT
-        from tidbops.pitr import LogRange
-        from tidbops_airflow.hooks.br import BRHook
+        from tidbops_airflow.hooks.br import BRHook, read_log_range
 
-        hook = BRHook(cluster=self.cluster)
-        with hook.session("log-metadata") as session:
-            argv = log_argv(session.cluster, "metadata", log_file=session.log_file)
-            try:
-                outcome = hook.run(argv, session, timeout=STATUS_TIMEOUT).outcome
-            except BRError as exc:
-                self.log.warning(
-                    "cluster %s: br log metadata failed (%s); the window uses the status", self.cluster.name, exc
-                )
-                return None
-        if outcome.log_min_ts is None or outcome.log_max_ts is None or outcome.log_min_ts <= 0:
+        try:
+            return read_log_range(BRHook(cluster=self.cluster))
+        except BRError as exc:
+            self.log.warning(
+                "cluster %s: br log metadata failed (%s); the window uses the status", self.cluster.name, exc
+            )
             return None
-        return LogRange(outcome.log_min_ts, max(outcome.log_max_ts, outcome.log_min_ts), "metadata")
 
     def _frozen_after(self, context: Context) -> float:
         from tidbops.durations import parse_duration

@@ -144,18 +144,9 @@ class RestorePlanOperator(_RestoreStep):
         return compute_window(source.name, backups, self._log_range(source))
 
     def _log_range(self, source: ClusterConfig) -> LogRange | None:
-        from tidbops.br.command import log_argv
-        from tidbops.logbackup import STATUS_TIMEOUT
-        from tidbops.pitr import LogRange
-        from tidbops_airflow.hooks.br import BRHook
+        from tidbops_airflow.hooks.br import BRHook, read_log_range
 
-        hook = BRHook(cluster=source)  # reads the source's log storage: read-only, no pool
-        with hook.session("restore-log-metadata") as session:
-            argv = log_argv(session.cluster, "metadata", log_file=session.log_file)
-            outcome = hook.run(argv, session, timeout=STATUS_TIMEOUT).outcome
-        if outcome.log_min_ts is None or outcome.log_max_ts is None or outcome.log_min_ts <= 0:
-            return None
-        return LogRange(outcome.log_min_ts, max(outcome.log_max_ts, outcome.log_min_ts), "metadata")
+        return read_log_range(BRHook(cluster=source), "restore-log-metadata")  # the source's log storage
 
     def _target_databases(self, target: ClusterConfig) -> list[str]:
         from tidbops.drill import leftover_schemas

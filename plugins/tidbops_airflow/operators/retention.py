@@ -57,25 +57,16 @@ class RetentionOperator(_RetentionStep):
         raise ValueError(f"conf dry_run must be true or false, not {value!r}")
 
     def _log_range(self) -> LogRange | None:
-        from tidbops.br.command import log_argv
         from tidbops.br.errors import BRError
-        from tidbops.logbackup import STATUS_TIMEOUT
-        from tidbops.pitr import LogRange
-        from tidbops_airflow.hooks.br import BRHook
+        from tidbops_airflow.hooks.br import BRHook, read_log_range
 
         if not self.cluster.log_backup.enabled:
             return None
-        hook = BRHook(cluster=self.cluster)
-        with hook.session("log-metadata") as session:
-            argv = log_argv(session.cluster, "metadata", log_file=session.log_file)
-            try:
-                outcome = hook.run(argv, session, timeout=STATUS_TIMEOUT).outcome
-            except BRError as exc:
-                self.log.warning("br log metadata failed (%s): the log's range is unknown", exc)
-                return None
-        if outcome.log_min_ts is None or outcome.log_max_ts is None or outcome.log_min_ts <= 0:
+        try:
+            return read_log_range(BRHook(cluster=self.cluster))
+        except BRError as exc:
+            self.log.warning("br log metadata failed (%s): the log's range is unknown", exc)
             return None
-        return LogRange(outcome.log_min_ts, max(outcome.log_max_ts, outcome.log_min_ts), "metadata")
 
     def _truncate(self, report: RetentionReport) -> dict[str, Any]:
         from tidbops.br.command import log_argv
@@ -102,6 +93,7 @@ class RetentionOperator(_RetentionStep):
         log_range = self._log_range()
         root = StorageHook(cluster=self.cluster).get_provider_storage()
         catalog = self._catalog()
+        report: RetentionReport | None = None
         try:
             try:
                 stored = survey_storage(root, name)
@@ -141,12 +133,10 @@ class RetentionOperator(_RetentionStep):
                 cluster=name,
                 details={"report": report.to_dict(), "result": result.to_dict(), "truncated": truncated},
             )
-        except RetentionError:
-            set_run_note(context, report.note_markdown(), log=self.log)
-            raise
         finally:
             catalog.close()
-        set_run_note(context, report.note_markdown(), log=self.log)
+            if report is not None:  # the plan made, whatever happened next: the note says what it was
+                set_run_note(context, report.note_markdown(), log=self.log)
         if report.refused:
             message = f"retention of {name} refused, nothing deleted: {report.refused}"
             if stored is None:  # the storage did not answer: a retry may find it back
