@@ -5,6 +5,8 @@ need=()
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 command -v pt-query-digest >/dev/null 2>&1 || need+=(percona-toolkit)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# a real Prometheus server and promtool (check/test the alert rules, scrape /metrics in e2e)
+{ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; } || need+=(prometheus)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
@@ -17,4 +19,4 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # The package's own service is not ours: the playground runs private instances.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now mariadb >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now mariadb prometheus prometheus-node-exporter >/dev/null 2>&1 || true; fi
