@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG
 
-from tidbops_airflow.dagbuilder import clusters_for, dag_args, fleet
+from tidbops_airflow.dagbuilder import clusters_for, dag_args, fleet, schedule_text
 from tidbops_airflow.operators.slowquery import (
     SlowQueryGuardrailsOperator,
     SlowQueryHarvestOperator,
@@ -42,9 +42,13 @@ PIPELINE = "tidb_slow_query_harvest"
 
 _catalog = {"catalog_conn_id": fleet().catalog.conn_id, "catalog_sqlite_path": fleet().catalog.sqlite_path}
 for cluster in clusters_for(PIPELINE):
+    about = (
+        "Slow queries harvested into daily aggregates; report of top, new and regressed digests "
+        f"({schedule_text(cluster.schedules.slow_query_harvest)})"
+    )
     with DAG(
         schedule=cluster.schedules.slow_query_harvest,
-        **dag_args(PIPELINE, cluster, doc_md=__doc__, tags=["slow-query"]),
+        **dag_args(PIPELINE, cluster, doc_md=__doc__, tags=["slow-query"], description=about),
     ):
         harvest = SlowQueryHarvestOperator(task_id="harvest_slow_queries", cluster=cluster, **_catalog)
         report = SlowQueryReportOperator(task_id="report_slow_queries", cluster=cluster, **_catalog)

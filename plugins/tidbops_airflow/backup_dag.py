@@ -14,7 +14,7 @@ from typing import Literal
 from airflow.sdk import DAG
 
 from tidbops.config import ClusterConfig, Fleet
-from tidbops_airflow.dagbuilder import dag_args
+from tidbops_airflow.dagbuilder import dag_args, schedule_text
 from tidbops_airflow.notifiers.alerts import failure_notifiers
 from tidbops_airflow.operators.backup import (
     BRBackupOperator,
@@ -37,7 +37,9 @@ def build_backup_dag(
     pipeline: str, kind: BackupPipelineKind, cluster: ClusterConfig, fleet: Fleet, *, doc_md: str | None
 ) -> DAG:
     schedule = cluster.schedules.full if kind == "full" else cluster.schedules.incremental
-    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["backup"])
+    what = "BR full backup" if kind == "full" else "BR incremental on the verified chain (else a full)"
+    about = f"{what}, catalogued, verified by its manifest ({schedule_text(schedule)})"
+    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["backup"], description=about)
     args["default_args"]["on_failure_callback"] = failure_notifiers(fleet, cluster)
     catalog = {"catalog_conn_id": fleet.catalog.conn_id, "catalog_sqlite_path": fleet.catalog.sqlite_path}
     with DAG(schedule=schedule, **args) as dag:

@@ -2,7 +2,8 @@
 
 DAG files only wire tasks. They call ``clusters_for(pipeline)`` to get the clusters to build a DAG for
 (only the one being run when a task executes, via ``get_parsing_context()``), and ``dag_args`` for the
-policy every DAG follows: explicit schedule, start date, no catchup, owner, retries, tags, one run at a time.
+policy every DAG follows: explicit schedule, start date, no catchup, owner, retries, tags, one run at a
+time, and a one-line ``description`` (what the Dags list shows under the id; ``DESCRIPTION_MAX`` at most).
 """
 
 from __future__ import annotations
@@ -19,6 +20,20 @@ from tidbops.errors import ConfigError
 
 START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)  # noqa: UP017 (Airflow wants a plain tz)
 RETRIES = 2
+DESCRIPTION_MAX = 120
+
+
+def one_line(description: str) -> str:
+    """A DAG description as the Dags list shows it: one line of at most ``DESCRIPTION_MAX`` characters."""
+    line = " ".join(description.split())
+    if not line:
+        raise ValueError("a DAG needs a description")
+    return line if len(line) <= DESCRIPTION_MAX else line[: DESCRIPTION_MAX - 1].rstrip() + "…"
+
+
+def schedule_text(schedule: str | None) -> str:
+    """``on 0 1 * * *`` or ``manual runs only``, for descriptions."""
+    return f"on {schedule}" if schedule else "manual runs only"
 
 
 def dag_id_for(pipeline: str, cluster: str) -> str:
@@ -66,10 +81,13 @@ def clusters_for(
             yield cluster
 
 
-def dag_args(pipeline: str, cluster: ClusterConfig, *, doc_md: str | None, tags: list[str]) -> dict[str, Any]:
+def dag_args(
+    pipeline: str, cluster: ClusterConfig, *, doc_md: str | None, tags: list[str], description: str
+) -> dict[str, Any]:
     """Everything but ``schedule``, which each DAG file passes itself (explicit, per pipeline)."""
     return {
         "dag_id": dag_id_for(pipeline, cluster.name),
+        "description": one_line(description),
         "start_date": START_DATE,
         "catchup": False,
         "max_active_runs": 1,

@@ -63,7 +63,8 @@ def build_restore_drill_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet,
     target = cluster.drill.target
     assert target is not None  # wants_drill
     scratch = sorted(c.name for c in fleet.clusters.values() if c.scratch)
-    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["drill", f"mode:{mode}"])
+    about = f"Restore drill into {target} ({mode}): restored data proved against the source, RTO recorded"
+    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["drill", f"mode:{mode}"], description=about)
     # a manual run's conf may override: {"target": "<scratch>", "seed": <int>, "chunk_rows": <int>}. Not
     # DAG Params: each costs jsonschema work at every parse of every drill DAG (measured: the 500-cluster
     # parse benchmark went from 1.2x to 1.6x its peer with three of them).

@@ -18,7 +18,7 @@ from airflow.sdk import DAG
 
 from tidbops.config import ClusterConfig, Fleet
 from tidbops_airflow.backup_dag import br_pool
-from tidbops_airflow.dagbuilder import dag_args
+from tidbops_airflow.dagbuilder import dag_args, schedule_text
 from tidbops_airflow.notifiers.alerts import failure_notifiers
 from tidbops_airflow.operators.logbackup import (
     LogBackupCheckOperator,
@@ -35,7 +35,11 @@ def wants_log_backup_check(cluster: ClusterConfig) -> bool:
 
 
 def build_log_backup_check_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet, *, doc_md: str | None) -> DAG:
-    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["log-backup", "health"])
+    about = (
+        "Log backup (PITR): running, checkpoint lag, frozen checkpoint, GC hold, window; alerts once "
+        f"({schedule_text(cluster.schedules.log_backup_check)})"
+    )
+    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["log-backup", "health"], description=about)
     alerts = failure_notifiers(fleet, cluster)
     catalog = {"catalog_conn_id": fleet.catalog.conn_id, "catalog_sqlite_path": fleet.catalog.sqlite_path}
     check_id, repair_id, notify_id, gate_id = TASK_IDS

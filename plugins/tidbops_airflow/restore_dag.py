@@ -21,7 +21,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, TriggerRule
 
-from tidbops.config import Fleet
+from tidbops.config import PRODUCTION_ENVS, ClusterConfig, Fleet
 from tidbops.restore_rules import POINT_FORMATS, allowed_targets
 from tidbops_airflow.backup_dag import br_pool
 from tidbops_airflow.dagbuilder import START_DATE
@@ -41,6 +41,8 @@ from tidbops_airflow.operators.restore import (
 )
 
 DAG_ID = "tidb_restore"
+MAX_LISTED = 8  # sources named in one label or rule; a 500-cluster fleet's form stays readable
+DESCRIPTION = "On-demand restore from a form, behind guardrails; every request audited with who, why and outcome"
 
 
 def possible_targets(fleet: Fleet) -> list[str]:
@@ -49,21 +51,65 @@ def possible_targets(fleet: Fleet) -> list[str]:
     return [name for name in fleet.clusters if name in wanted]
 
 
+def cluster_label(cluster: ClusterConfig) -> str:
+    """``uat``, ``scratch1 (scratch)``, ``prod (PRODUCTION)``, ``eu1 (live, PRODUCTION)``: what sets the
+    cluster apart, each word once (an env that repeats the name or a production env adds nothing)."""
+    words: list[str] = []
+    if cluster.env != cluster.name and not (cluster.is_production and cluster.env in PRODUCTION_ENVS):
+        words.append(cluster.env)
+    if cluster.scratch and "scratch" not in words:
+        words.append("scratch")
+    if cluster.is_production:
+        words.append("PRODUCTION")
+    return f"{cluster.name} ({', '.join(words)})" if words else cluster.name
+
+
+def target_choices(fleet: Fleet) -> tuple[list[str], dict[str, str], str]:
+    """The target list of the form: only clusters some source may be restored into, each labelled with the
+    sources that may use it (the form cannot narrow one field by another: Params are checked one by one,
+    so the label says it, and ``plan_restore`` refuses any other pair before anything runs); and a
+    description of who may go where."""
+    sources = fleet.sources()
+    allowed = {s.name: allowed_targets(s, fleet.clusters) for s in sources}
+    targets = possible_targets(fleet)
+    labels: dict[str, str] = {}
+    for name in targets:
+        users = [s for s in allowed if name in allowed[s]]
+        if len(users) == len(allowed) and len(users) > 1:
+            who = "any source"
+        elif users == [name]:
+            who = "itself only (in place)"
+        else:
+            shown = ", ".join(users[:MAX_LISTED]) + (
+                f" and {len(users) - MAX_LISTED} more" if len(users) > MAX_LISTED else ""
+            )
+            who = f"{shown} only"
+        labels[name] = f"{cluster_label(fleet.clusters[name])} — for {who}"
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for source, names in allowed.items():
+        groups.setdefault(tuple(names), []).append(source)
+    if len(groups) == 1:
+        rule = f"Every source may be restored into {', '.join(next(iter(groups))) or 'nothing'}."
+    else:
+        parts = [
+            f"{', '.join(srcs[:MAX_LISTED])}{' …' if len(srcs) > MAX_LISTED else ''} → {', '.join(names) or 'nothing'}"
+            for names, srcs in list(groups.items())[:MAX_LISTED]
+        ]
+        rule = "Allowed: " + "; ".join(parts) + ("; …" if len(groups) > MAX_LISTED else "") + "."
+    return targets, labels, rule
+
+
 def restore_params(fleet: Fleet) -> dict[str, Param]:
     """The trigger form: every field a request has (``tidbops.restore.RestoreRequest.from_conf``)."""
-    clusters = list(fleet.clusters)
     sources = [c.name for c in fleet.sources()]
-    scratch = [c.name for c in fleet.clusters.values() if c.scratch]
-    labels = {
-        c.name: f"{c.name} ({c.env}{', scratch' if c.scratch else ''}{', PRODUCTION' if c.is_production else ''})"
-        for c in fleet.clusters.values()
-    }
+    targets, target_labels, rule = target_choices(fleet)
+    scratch = [n for n in targets if fleet.clusters[n].scratch]
     return {
         "source_cluster": Param(
             sources[0] if sources else None,
             type="string",
             enum=sources,
-            values_display={n: labels[n] for n in sources},
+            values_display={n: cluster_label(fleet.clusters[n]) for n in sources},
             title="Source cluster",
             description="The cluster whose backups are restored.",
         ),
@@ -75,18 +121,18 @@ def restore_params(fleet: Fleet) -> dict[str, Param]:
             description=f"What to restore to. Accepted: {POINT_FORMATS}.",
         ),
         "target_cluster": Param(
-            scratch[0] if scratch else (clusters[0] if clusters else None),
+            scratch[0] if scratch else (targets[0] if targets else None),
             type="string",
-            enum=clusters,
-            values_display={n: labels[n] for n in clusters},
+            enum=targets,
+            values_display=target_labels,
             title="Target cluster",
-            description="Where the data lands. Must be an allowed restore target of the source "
-            "(restore.allowed_targets; by default the scratch clusters) and empty, unless marked scratch "
-            "(a scratch cluster is wiped first).",
+            description=f"Where the data lands; only clusters some source may be restored into are listed. {rule} "
+            "(restore.allowed_targets; by default the scratch clusters.) A scratch target is wiped first; any "
+            "other must be empty.",
         ),
         "tables": Param(
             [],
-            type="array",
+            type=["null", "array"],
             items={"type": "string"},
             title="Tables (optional)",
             description="BR table filters, one per line, e.g. shop.orders, crm.*, !crm.audit_*. Empty: the "
@@ -126,6 +172,7 @@ def build_restore_dag(fleet: Fleet, *, doc_md: str | None) -> DAG:
     default_args: dict[str, Any] = {"owner": "dba", "retries": 0}
     with DAG(
         dag_id=DAG_ID,
+        description=DESCRIPTION,
         schedule=None,
         start_date=START_DATE,
         catchup=False,

@@ -20,12 +20,12 @@ TASK_IDS = ("measure_storage", "apply_retention")
 
 
 def build_retention_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet, *, doc_md: str | None) -> DAG:
-    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["retention"])
+    mode = "report only (dry run)" if cluster.retention_dry_run else "deletes"
+    description = f"Retention: {cluster.retention.window_text} window kept restorable, {mode}; log truncated to match"
+    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["retention"], description=description)
     args["default_args"]["on_failure_callback"] = failure_notifiers(fleet, cluster)
     catalog = {"catalog_conn_id": fleet.catalog.conn_id, "catalog_sqlite_path": fleet.catalog.sqlite_path}
-    mode = "report only (dry run)" if cluster.retention_dry_run else "deletes"
-    description = f"Retention of {cluster.name}: {cluster.retention.window_text} window, {mode}; log truncated"
-    with DAG(schedule=cluster.schedules.retention, description=description, **args) as dag:
+    with DAG(schedule=cluster.schedules.retention, **args) as dag:
         usage = StorageUsageOperator(task_id="measure_storage", cluster=cluster, **catalog)
         retention = RetentionOperator(
             task_id="apply_retention", cluster=cluster, pool=br_pool(cluster.name), trigger_rule="all_done", **catalog

@@ -22,11 +22,11 @@ DESCRIPTION = "Verify retained backups: every file read back nightly (tier 1), b
 
 
 def build_verify_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet, *, doc_md: str | None) -> DAG:
-    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["verify"])
+    args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["verify"], description=DESCRIPTION)
     args["default_args"]["on_failure_callback"] = failure_notifiers(fleet, cluster)
     catalog = {"catalog_conn_id": fleet.catalog.conn_id, "catalog_sqlite_path": fleet.catalog.sqlite_path}
     files_id, checksum_id = TASK_IDS
-    with DAG(schedule=cluster.schedules.verify, description=DESCRIPTION, **args) as dag:
+    with DAG(schedule=cluster.schedules.verify, **args) as dag:
         files = VerifyBackupFilesOperator(task_id=files_id, cluster=cluster, **catalog)
         checksum = VerifyBRChecksumOperator(
             task_id=checksum_id,

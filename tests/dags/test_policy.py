@@ -55,6 +55,29 @@ def test_every_dag_follows_policy(dagbag, fleet) -> None:  # type: ignore[no-unt
             assert task.retries >= 2, (dag_id, task.task_id)
 
 
+def test_every_dag_has_a_one_line_description(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """What the Dags list shows under each id: one line, short, and not the same for two pipelines."""
+    by_pipeline: dict[str, set[str]] = {}
+    for dag_id, dag in dagbag.dags.items():
+        text = dag.description
+        assert text and text.strip() == text and "\n" not in text, (dag_id, text)
+        assert 20 <= len(text) <= 120, (dag_id, len(text), text)
+        by_pipeline.setdefault(dag_id.split("__")[0], set()).add(text)
+    assert set(by_pipeline) == PIPELINES | FLEET_DAGS
+    firsts = [sorted(texts)[0] for texts in by_pipeline.values()]
+    assert len(set(firsts)) == len(firsts), "two pipelines describe themselves alike"
+
+
+def test_a_description_is_cut_to_one_short_line() -> None:
+    from tidbops_airflow.dagbuilder import one_line
+
+    assert one_line("  two\n lines  ") == "two lines"
+    long = one_line("x" * 500)
+    assert len(long) == 120 and long.endswith("…")
+    with pytest.raises(ValueError, match="needs a description"):
+        one_line(" \n ")
+
+
 def test_schedules_come_from_config(dagbag, fleet) -> None:  # type: ignore[no-untyped-def]
     for name, cluster in fleet.clusters.items():
         dag = dagbag.dags[f"tidb_cluster_check__{name}"]

@@ -18,9 +18,17 @@ def test_one_manual_dag_for_the_fleet_with_the_form(dagbag, fleet) -> None:  # t
     ]  # fmt: skip
     schema = {k: params.get_param(k).schema for k in params}
     assert schema["source_cluster"]["enum"] == [c.name for c in fleet.sources()] == ["dev", "uat", "prod"]
-    assert schema["target_cluster"]["enum"] == list(fleet.clusters)
-    assert "PRODUCTION" in schema["target_cluster"]["values_display"]["prod"]
-    assert schema["tables"]["type"] == "array" and params["tables"] == []
+    # only the clusters some source may be restored into, labelled with who may use them, no word twice
+    assert schema["target_cluster"]["enum"] == ["scratch1", "scratch2"]
+    assert schema["target_cluster"]["values_display"] == {
+        "scratch1": "scratch1 (scratch) — for any source", "scratch2": "scratch2 (scratch) — for any source",
+    }  # fmt: skip
+    assert schema["source_cluster"]["values_display"] == {"dev": "dev", "uat": "uat", "prod": "prod (PRODUCTION)"}
+    assert "Every source may be restored into scratch1, scratch2." in params.get_param("target_cluster").description
+    # optional fields are not marked required: the form marks a field whose type does not admit null
+    assert schema["tables"]["type"] == ["null", "array"] and params["tables"] == []
+    assert "null" in schema["confirm"]["type"]
+    params.get_param("tables").resolve(None)  # an empty field validates
     assert params["dry_run"] is True and params["validate_after"] is False and params["restore_point"] == "latest"
     assert schema["reason"]["minLength"] == 3 and not params.get_param("reason").has_value  # required
     for key in params:
@@ -48,3 +56,48 @@ def test_tasks_branches_pools_and_trigger_rules(dagbag, fleet) -> None:  # type:
     }
     assert all(dag.get_task(r).retries == 0 for r in restores) and dag.get_task("plan_restore").retries == 0
     assert dag.get_task("record_restore").retries == 3 and dag.get_task("assert_restore_succeeded").retries == 0
+
+
+def _fleet_with_rules(tmp_path):  # type: ignore[no-untyped-def]
+    from tidbops.config import load_fleet
+
+    path = tmp_path / "clusters.yaml"
+    path.write_text(
+        """
+version: 1
+production_envs: [live]
+defaults:
+  storage: {uri: "local:///tmp/b"}
+clusters:
+  - {name: dev, env: dev, pd: ["h:1"], tidb_conn_id: t}
+  - {name: eu1, env: live, pd: ["h:2"], tidb_conn_id: t,
+     restore: {allowed_targets: [eu1, staging], allow_in_place: true, allow_production_targets: true}}
+  - {name: staging, env: uat, pd: ["h:3"], tidb_conn_id: t, restore: {allowed_targets: [scratch]}}
+  - {name: scratch, env: scratch, pd: ["h:4"], tidb_conn_id: t, scratch: true}
+  - {name: lab, env: test, pd: ["h:5"], tidb_conn_id: t, scratch: true}
+"""
+    )
+    fleet = load_fleet(path)
+    assert fleet.ok, fleet.issues
+    return fleet
+
+
+def test_the_target_list_says_which_sources_may_use_each_target(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tidbops_airflow.restore_dag import restore_params, target_choices
+
+    fleet = _fleet_with_rules(tmp_path)
+    targets, labels, rule = target_choices(fleet)
+    for source in fleet.sources():  # every pair the form offers for a source is one the guardrails allow
+        for target in allowed_targets(source, fleet.clusters):
+            assert target in targets and (source.name in labels[target] or "any source" in labels[target])
+    assert targets == ["eu1", "staging", "scratch", "lab"]
+    assert labels == {
+        "eu1": "eu1 (live, PRODUCTION) — for itself only (in place)",
+        "staging": "staging (uat) — for eu1 only",
+        "scratch": "scratch (scratch) — for dev, staging only",
+        "lab": "lab (test, scratch) — for dev only",
+    }
+    assert rule == "Allowed: dev → lab, scratch; eu1 → eu1, staging; staging → scratch."
+    params = restore_params(fleet)
+    assert params["target_cluster"].schema["enum"] == targets
+    assert params["target_cluster"].value == "scratch"  # a scratch cluster by default
