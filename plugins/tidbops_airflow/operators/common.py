@@ -17,6 +17,25 @@ if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog
 
 
+class CleanFailure(SystemExit):
+    """Fail a task with one clear line and no traceback: a verdict (a refused request, a failed run's
+    summary), not a crash.
+
+    Airflow 3.3's task runner logs ``AirflowFailException`` (and any other exception) with its traceback
+    (``log.exception("Task failed with exception")``), but a ``SystemExit`` as one line, ``Task exited
+    exit_code=1``, then fails the task (retrying it only if the task has retries left: raise this from
+    tasks without retries). The step logs ``message`` itself first; ``str()`` of this exception is the
+    message, so failure callbacks see it.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(1)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class ClusterCatalogStep(BaseOperator):
     """A step on one cluster that reads and writes the catalog.
 

@@ -78,21 +78,43 @@ class _RestoreStep(BaseOperator):
         checked = check_request(RestoreRequest.from_conf(plan.request), current.clusters)
         return current, checked.source, checked.target
 
+    note_conn_id: str = NOTE_CONN_ID
+
+    def _set_note(self, context: Context, text: str) -> bool:
+        """The run's note (``tidbops_airflow.notes``; best effort)."""
+        from tidbops_airflow.notes import set_run_note
+
+        return set_run_note(context, text, conn_id=self.note_conn_id, log=self.log)
+
     @contextmanager
     def _reporting(self, context: Context) -> Iterator[None]:
         """On failure, leave the (redacted) error in XCom ``error`` (a refusal: its guardrail in
-        ``refused``) and fail without retrying when retrying cannot help."""
-        from airflow.sdk.exceptions import AirflowFailException
-
+        ``refused``). A refusal is a verdict, not a crash: one line in the log and the run's note, no
+        traceback, no retry (``CleanFailure``)."""
         from tidbops.restore import RestoreRefused
+        from tidbops_airflow.notes import refused_note
         from tidbops_airflow.notifiers.alerts import clean_error
+        from tidbops_airflow.operators.common import CleanFailure
 
         try:
             yield
         except RestoreRefused as exc:
+            message = clean_error(str(exc))
             context["ti"].xcom_push(key="refused", value=exc.guardrail)
-            context["ti"].xcom_push(key="error", value=clean_error(str(exc)))
-            raise AirflowFailException(f"restore refused ({exc.guardrail}): {exc}") from None
+            context["ti"].xcom_push(key="error", value=message)
+            line = f"restore refused ({exc.guardrail}): {message}"
+            self.log.error("%s", line)
+            params = context.get("params") or {}
+            self._set_note(
+                context,
+                refused_note(
+                    exc.guardrail,
+                    message,
+                    source=params.get("source_cluster"),
+                    target=params.get("target_cluster"),
+                ),
+            )
+            raise CleanFailure(line) from None
         except Exception as exc:
             context["ti"].xcom_push(key="error", value=clean_error(f"{type(exc).__name__}: {exc}"))
             raise
@@ -177,12 +199,6 @@ class RestorePlanOperator(_RestoreStep):
                 raise RuntimeError("the catalog does not answer: the backups to restore cannot be held")
             return hold_plan(catalog, source, plan)
 
-    def _set_note(self, context: Context, text: str) -> bool:
-        """The plan as the run's note (``tidbops_airflow.notes``; best effort)."""
-        from tidbops_airflow.notes import set_run_note
-
-        return set_run_note(context, text, conn_id=self.note_conn_id, log=self.log)
-
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.catalog.records import DrillStatus, make_restore_id
         from tidbops.restore import (
@@ -196,6 +212,7 @@ class RestorePlanOperator(_RestoreStep):
             resolve_point,
         )
         from tidbops_airflow.dagbuilder import fleet
+        from tidbops_airflow.notes import restore_note
 
         user = _user(context)
         ti = context["ti"]
@@ -231,7 +248,7 @@ class RestorePlanOperator(_RestoreStep):
         if held is not None:
             self.log.info("restore %s holds %s for %s", plan.restore_id, ", ".join(plan.backups_used), held)
         self.log.info("restore plan:\n%s", text)
-        noted = self._set_note(context, text)
+        noted = self._set_note(context, restore_note(plan, requested_by=user))
         return {"plan": plan.to_dict(), "text": text, "requested_by": user, "note_set": noted}
 
 
@@ -477,7 +494,20 @@ class RestoreRecordOperator(_RestoreStep):
             + (f": {saved.error}" if saved.error else "")
         )
         (self.log.error if saved.status.value in ("failed", "refused") else self.log.info)("%s", line)
+        self._note_outcome(context, planned, saved.status.value, saved.error)
         return {"restore_id": saved.id, "status": saved.status.value, "summary": line}
+
+    def _note_outcome(
+        self, context: Context, planned: Mapping[str, Any] | None, status: str, error: str | None
+    ) -> None:
+        """A real restore's note says how it ended (a dry run's and a refusal's notes are final already)."""
+        from tidbops.restore import RestorePlan
+        from tidbops_airflow.notes import restore_note
+
+        if planned is None or not planned.get("plan") or status in ("dry_run", "refused"):
+            return
+        plan = RestorePlan.from_dict(planned["plan"])
+        self._set_note(context, restore_note(plan, requested_by=_user(context), outcome=status, error=error))
 
 
 class RestoreGateOperator(BaseOperator):
@@ -489,10 +519,13 @@ class RestoreGateOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from tidbops_airflow.operators.common import CleanFailure
+
         record = context["ti"].xcom_pull(task_ids=RECORD_TASK)
         if not isinstance(record, Mapping):
             raise AirflowFailException(f"no restore record in the XCom of {RECORD_TASK!r}")
         if record.get("status") not in ("succeeded", "dry_run"):
-            raise AirflowFailException(str(record.get("summary")))
+            self.log.error("%s", record.get("summary"))
+            raise CleanFailure(str(record.get("summary")))  # the verdict in one line; the cause is upstream
         self.log.info("%s", record.get("summary"))
         return {"restore_id": record.get("restore_id"), "status": record.get("status")}

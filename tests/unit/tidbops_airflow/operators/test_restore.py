@@ -9,13 +9,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
 from tidbops import tso
 from tidbops.catalog.records import BackupKind, NewBackup
 from tidbops.catalog.store import Catalog
 from tidbops.config import ClusterConfig, Fleet, LogBackupConfig, RestoreConfig, StorageConfig
 from tidbops_airflow.operators import restore as ops
+from tidbops_airflow.operators.common import CleanFailure
 
 pytestmark = pytest.mark.operators
 
@@ -69,7 +69,9 @@ def plan_op(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[ops.Restor
     monkeypatch.setattr(op, "_target_databases", lambda t: calls.append(f"sql {t.name}") or databases[t.name])
     monkeypatch.setattr(op, "_target_log_tasks", lambda t: calls.append(f"br log status {t.name}") or [])
     monkeypatch.setattr(op, "_log_range", lambda s: calls.append("br log metadata") or None)
-    monkeypatch.setattr(op, "_set_note", lambda context, text: calls.append("note") or True)
+    notes: list[str] = []
+    monkeypatch.setattr(op, "_set_note", lambda context, text: calls.append("note") or notes.append(text) or True)
+    op.notes = notes  # type: ignore[attr-defined]  # what the run's note was set to, in order
     return op, calls
 
 
@@ -104,10 +106,15 @@ def test_a_refusal_says_its_guardrail_and_reads_no_further(
 ) -> None:
     op, calls = plan_op
     ctx = context(**conf)
-    with pytest.raises(AirflowFailException, match=rf"restore refused \({guardrail}\)"):
+    with pytest.raises(CleanFailure, match=rf"restore refused \({guardrail}\)") as refused:
         op.execute(ctx)  # type: ignore[arg-type]
-    assert calls == reached
+    assert not isinstance(refused.value, Exception)  # a SystemExit: Airflow logs one line, no traceback
+    assert calls == [*reached, "note"]
     assert ctx["ti"].xcom[("plan_restore", "refused")] == guardrail and ctx["ti"].xcom[("plan_restore", "error")]
+    (note,) = op.notes
+    source, target = ctx["params"]["source_cluster"], ctx["params"]["target_cluster"]
+    assert note.startswith(f"**REFUSED** ({guardrail.replace('_', chr(92) + '_')}): {source} → {target}; nothing ran")
+    assert "Traceback" not in note and len(note) <= 1000
 
 
 def test_the_branch_follows_the_plan(plan_op: Any) -> None:
@@ -139,7 +146,7 @@ def test_the_gate_fails_a_refused_or_failed_request(status: str, ok: bool) -> No
     if ok:
         assert gate.execute({"ti": ti})["status"] == status  # type: ignore[arg-type]
     else:
-        with pytest.raises(AirflowFailException, match=f"restore x {status}"):
+        with pytest.raises(CleanFailure, match=f"restore x {status}"):
             gate.execute({"ti": ti})  # type: ignore[arg-type]
 
 

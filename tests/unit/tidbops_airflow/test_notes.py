@@ -1,0 +1,104 @@
+"""Run notes as Airflow shows them: Markdown (CommonMark, rendered here by markdown-it, as the UI's
+react-markdown does), at most 1000 characters, the outcome in the first words and the reason kept."""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from markdown_it import MarkdownIt
+
+from tidbops import tso
+from tidbops.drill import RestoreStep
+from tidbops.restore import RestorePlan
+from tidbops_airflow.notes import NOTE_MAX, fit, md, refused_note, restore_note
+
+pytestmark = pytest.mark.unit
+
+WHEN = datetime(2026, 11, 22, 7, 18, 33, tzinfo=UTC)
+FULL = "dev-full-20261122t071828z-74267019"
+
+
+def shown(markdown: str) -> str:
+    """The text a reader sees once the Markdown is rendered (tags dropped, entities decoded)."""
+    rendered = MarkdownIt("commonmark").render(markdown)
+    return html.unescape(re.sub(r"<[^>]+>", "", rendered))
+
+
+def plan(**request: Any) -> RestorePlan:
+    conf = {"source_cluster": "dev", "target_cluster": "scratch1", "restore_point": "latest", "dry_run": True,
+            "reason": "INC-42: orders_*table* <br log file> lost", **request}  # fmt: skip
+    return RestorePlan(
+        restore_id="dev-restore-20261122t071900z-0a0b0c0d",
+        source="dev",
+        target="scratch1",
+        mode="snapshot",
+        restore_ts=tso.from_datetime(WHEN),
+        steps=(RestoreStep("full", FULL, f"s3://b/dev/full/{FULL}", tso.from_datetime(WHEN)),),
+        tables=("shop.orders", "crm.*"),
+        wipe=("old_db",),
+        log_storage_uri=None,
+        point_reason="the newest verified backup",
+        expected_seconds=19.6,
+        expected_basis="median of 1 drill",
+        commands=("br restore full --pd pd:2379 -s s3://b/dev/full/x --log-file <br log file>",) * 30,
+        request=conf,
+        created_at=WHEN,
+    )
+
+
+def test_a_dry_run_says_so_first_and_shows_the_reason_as_typed() -> None:
+    note = restore_note(plan(), requested_by="dba")
+    seen = shown(note)
+    assert seen.startswith("DRY RUN (nothing changed): dev → scratch1")
+    assert "Reason: INC-42: orders_*table* <br log file> lost (requested by dba)" in seen
+    assert "Tables: shop.orders, crm.*" in seen and FULL in seen and "drops old_db first" in seen
+    assert "br restore" not in note  # the command lines are in the task log, not the note
+    assert len(note) <= NOTE_MAX and len(note.splitlines()) <= 10
+
+
+@pytest.mark.parametrize(
+    ("outcome", "error", "first"),
+    [
+        (None, None, "RESTORE dev → scratch1 (running)"),
+        ("succeeded", None, "RESTORED dev → scratch1"),
+        ("failed", "restore: [BR:KV:ErrKVDownloadFailed] <store 1>\nTraceback …", "RESTORE FAILED dev → scratch1: "
+         "restore: [BR:KV:ErrKVDownloadFailed] <store 1>"),
+    ],
+)  # fmt: skip
+def test_a_real_restore_says_where_it_stands(outcome: str | None, error: str | None, first: str) -> None:
+    note = restore_note(plan(dry_run=False), requested_by="dba", outcome=outcome, error=error)
+    assert shown(note).splitlines()[0] == first
+    assert "Traceback" not in note
+
+
+def test_a_long_reason_is_cut_before_the_note_limit_and_nothing_after_it_is_lost() -> None:
+    note = restore_note(plan(reason="why " * 400, tables=[]), requested_by="dba")
+    assert len(note) <= NOTE_MAX
+    seen = shown(note)
+    assert "Reason: why why" in seen and "(requested by dba)" in seen and "Restore id" in seen
+
+
+def test_a_refusal_is_one_line_then_the_reason() -> None:
+    note = refused_note(
+        "target_not_allowed",
+        "target dev is not an allowed restore target of dev; allowed: scratch1, scratch2 <restore.allowed_targets>",
+        source="dev",
+        target="dev",
+    )
+    first, _, rest = shown(note).partition("\n")
+    assert first == "REFUSED (target_not_allowed): dev → dev; nothing ran"
+    assert rest.strip().endswith("allowed: scratch1, scratch2 <restore.allowed_targets>")
+
+
+def test_md_and_fit() -> None:
+    assert shown(md("a <b>bold</b> *x* _y_ `z` [l](u) # h")) == "a <b>bold</b> *x* _y_ `z` [l](u) # h\n"
+    assert md("two\n  lines") == "two lines" and md("abcdef", 4) == "abc…"
+    text = "\n".join(f"line {i}" for i in range(400))
+    cut = fit(text)
+    assert len(cut) <= NOTE_MAX and cut.endswith("(the rest is in the task log)")
+    assert cut.split("\n\n…")[0].splitlines()[-1].startswith("line ")  # cut on a line boundary
+    assert fit("short") == "short"
