@@ -49,7 +49,14 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.schema import CreateColumn, CreateTable
 
 from tidbops.catalog.errors import CatalogSchemaError
-from tidbops.catalog.records import utcnow
+from tidbops.catalog.records import (
+    SYSTEM_ACTOR,
+    actor_from_run_id,
+    actor_from_trigger,
+    event_category,
+    event_status,
+    utcnow,
+)
 from tidbops.catalog.schema import (
     JSONText,
     UTCDateTime,
@@ -389,6 +396,108 @@ def _m006_retention_verification(conn: Connection) -> None:
     create_table_if_missing(conn, holds)
 
 
+def _m007_audit(conn: Connection) -> None:
+    """The audit and the fleet view (#13): who did what (``events.actor``), the state it left
+    (``events.status``) and what it is about (``events.category``); the schedule slot of a backup
+    (``backups.scheduled_for``: ``started_at`` is when it really ran); the indexes the fleet page and
+    the audit read through at a million rows. Existing events get what can be known of them."""
+    add_column_if_missing(conn, "backups", Column("scheduled_for", UTCDateTime(), nullable=True))
+    add_column_if_missing(conn, "events", Column("actor", String(250), nullable=True))
+    add_column_if_missing(conn, "events", Column("status", String(16), nullable=True))
+    add_column_if_missing(conn, "events", Column("category", String(16), nullable=True))
+    md = MetaData()
+    backups = Table(
+        "backups",
+        md,
+        id_column("id", primary_key=True),
+        Column("cluster", String(64)),
+        Column("kind", String(16)),
+        Column("status", String(16)),
+        Column("verified", Boolean()),
+        Column("backup_ts", BigInteger()),
+        Column("started_at", UTCDateTime()),
+        Column("triggered_by", String(255)),
+    )
+    events = Table(
+        "events",
+        md,
+        Column("id", event_id_type(), primary_key=True),
+        Column("time", UTCDateTime()),
+        Column("cluster", String(64)),
+        Column("kind", String(64)),
+        id_column("backup_id"),
+        Column("details", JSONText()),
+        Column("actor", String(250)),
+        Column("status", String(16)),
+        Column("category", String(16)),
+    )
+    drills = Table(
+        "drills",
+        md,
+        id_column("id", primary_key=True),
+        Column("cluster", String(64)),
+        Column("status", String(16)),
+        Column("started_at", UTCDateTime()),
+        Column("run_id", String(250)),
+    )
+    restores = Table("restores", md, id_column("id", primary_key=True), Column("requested_by", String(250)))
+    for ix in (
+        Index("ix_backups_cluster_kind_started", backups.c.cluster, backups.c.kind, backups.c.started_at),
+        Index(
+            "ix_backups_cluster_verified_ts",
+            backups.c.cluster,
+            backups.c.status,
+            backups.c.verified,
+            backups.c.backup_ts,
+        ),
+        Index("ix_events_time", events.c.time),
+        Index("ix_events_actor_time", events.c.actor, events.c.time),
+        Index("ix_events_category_time", events.c.category, events.c.time),
+        Index("ix_events_status_time", events.c.status, events.c.time),
+        Index("ix_drills_cluster_status_started", drills.c.cluster, drills.c.status, drills.c.started_at),
+    ):
+        create_index_if_missing(conn, ix)
+    _backfill_audit(conn, backups, events, drills, restores)
+
+
+def _backfill_audit(conn: Connection, backups: Table, events: Table, drills: Table, restores: Table) -> None:
+    """Status and category from each event's kind; the actor from the backup's ``triggered_by``, the
+    restore's ``requested_by`` or the drill's run (scheduled or not). Only rows not filled yet."""
+    kinds = [k for (k,) in conn.execute(select(events.c.kind).where(events.c.status.is_(None)).distinct())]
+    for kind in kinds:
+        conn.execute(
+            update(events)
+            .where(events.c.kind == kind, events.c.status.is_(None))
+            .values(status=event_status(kind), category=event_category(kind))
+        )
+    triggers = [t for (t,) in conn.execute(select(backups.c.triggered_by).distinct())]
+    for trigger in triggers:
+        ids = select(backups.c.id).where(
+            backups.c.triggered_by.is_(None) if trigger is None else backups.c.triggered_by == trigger
+        )
+        conn.execute(
+            update(events)
+            .where(events.c.actor.is_(None), events.c.backup_id.in_(ids))
+            .values(actor=actor_from_trigger(trigger))
+        )
+    requested = {rid: who for rid, who in conn.execute(select(restores.c.id, restores.c.requested_by))}
+    runs = {did: run for did, run in conn.execute(select(drills.c.id, drills.c.run_id))}
+    pending = conn.execute(
+        select(events.c.id, events.c.kind, events.c.details).where(
+            events.c.actor.is_(None), events.c.kind.like("restore.%") | events.c.kind.like("drill.%")
+        )
+    ).all()
+    for event_id, kind, details in pending:
+        details = details if isinstance(details, dict) else {}
+        if kind.startswith("restore.") and details.get("restore_id") in requested:
+            actor = requested[details["restore_id"]] or SYSTEM_ACTOR
+        elif kind.startswith("drill.") and details.get("drill_id") in runs:
+            actor = actor_from_run_id(runs[details["drill_id"]])
+        else:
+            continue
+        conn.execute(update(events).where(events.c.id == event_id).values(actor=actor))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "backups and events tables", _m001_backups_and_events),
     Migration(2, "slow query daily aggregates, digests, watermarks and reports", _m002_slow_queries),
@@ -398,6 +507,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "restore drills", _m004_drills),
     Migration(5, "on-demand restores (audit)", _m005_restores),
     Migration(6, "verification tiers, drill basis, backup holds (retention)", _m006_retention_verification),
+    Migration(7, "audit actor, status and category of events; backup schedule slot; fleet indexes", _m007_audit),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

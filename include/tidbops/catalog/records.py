@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from tidbops.catalog.errors import BrokenChainError
 from tidbops.redact import redact
+from tidbops.text import one_line
 
 BACKUP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
 ID_MAX = 128
@@ -97,6 +98,10 @@ def check_backup_id(backup_id: str) -> str:
     return backup_id
 
 
+def _opt_utc(dt: datetime | None, what: str) -> datetime | None:
+    return None if dt is None else utc(dt, what)
+
+
 def _check_len(value: str | None, limit: int, what: str) -> None:
     if value is not None and len(value) > limit:
         raise ValueError(f"{what} is {len(value)} characters long; the catalog keeps at most {limit}")
@@ -126,12 +131,14 @@ class NewBackup:
     dag_id: str | None = None
     run_id: str | None = None
     try_number: int = 1
-    triggered_by: str | None = None  # a user name, or "schedule"
+    triggered_by: str | None = None  # "<run type>:<user>", or the run type ("scheduled")
+    scheduled_for: datetime | None = None  # the schedule slot of the run that made it (None: not scheduled)
 
     def __post_init__(self) -> None:
         check_backup_id(self.id)
         object.__setattr__(self, "kind", BackupKind(self.kind))
         object.__setattr__(self, "started_at", utc(self.started_at, "started_at"))
+        object.__setattr__(self, "scheduled_for", _opt_utc(self.scheduled_for, "scheduled_for"))
         check_storage_uri(self.storage_uri)
         _check_len(self.cluster, CLUSTER_MAX, "cluster")
         _check_len(self.dag_id, NAME_MAX, "dag_id")
@@ -185,6 +192,7 @@ class BackupRecord:
     error: str | None = None
     manifest_uri: str | None = None
     updated_at: datetime | None = None
+    scheduled_for: datetime | None = None  # the schedule slot of the run that made it; started_at is real time
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", BackupKind(self.kind))
@@ -260,10 +268,6 @@ LOG_CHECK_STATUSES = frozenset({"NORMAL", "PAUSE", "ERROR", "ABSENT", "UNKNOWN"}
 ALERT_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 ALERT_SEVERITIES = frozenset({"critical", "warning"})
 TASK_NAME_MAX = 128
-
-
-def _opt_utc(dt: datetime | None, what: str) -> datetime | None:
-    return None if dt is None else utc(dt, what)
 
 
 def _tso_utc(ts: int | None) -> datetime | None:
@@ -599,3 +603,95 @@ class RestoreRecord:
         if self.restore_seconds is None:
             return None
         return round(self.restore_seconds + (self.validation_seconds or 0.0), 3)
+
+
+# ------------------------------------------------------------------------------------ audit events (#13)
+
+SCHEDULE_ACTOR = "schedule"  # a scheduled run did it
+SYSTEM_ACTOR = "airflow"  # the platform did it, for no user we know of
+EVENT_MESSAGE_MAX = 1000
+ACTOR_MAX = NAME_MAX
+
+# What an event is about: the audit's ``category`` filter. The first matching prefix wins.
+EVENT_CATEGORIES: tuple[str, ...] = (
+    "backup", "verification", "drill", "restore", "alert", "retention", "log", "cluster", "other",
+)  # fmt: skip
+_CATEGORY_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("backup.verified", "verification"),
+    ("backup.verify_failed", "verification"),
+    ("backup.", "backup"),
+    ("drill.", "drill"),
+    ("restore.", "restore"),
+    ("log_backup.alert_", "alert"),
+    ("log_backup.", "log"),
+    ("log.", "log"),
+    ("retention.", "retention"),
+    ("cluster.", "cluster"),
+)
+
+# The state a transition leaves its subject in: the audit's ``status`` filter, from the kind's last word.
+EVENT_STATUSES: tuple[str, ...] = (
+    "running", "succeeded", "failed", "passed", "expired", "deleted", "abandoned",
+    "requested", "dry_run", "refused", "open", "notified", "resolved", "info",
+)  # fmt: skip
+_STATUS_OF_SUFFIX: dict[str, str] = {
+    "started": "running",
+    "restarted": "running",
+    "succeeded": "succeeded",
+    "manifest": "succeeded",
+    "cataloged": "succeeded",
+    "resumed": "succeeded",
+    "truncated": "succeeded",
+    "run": "succeeded",
+    "checked": "succeeded",
+    "failed": "failed",
+    "verify_failed": "failed",
+    "start_failed": "failed",
+    "resume_failed": "failed",
+    "verified": "passed",
+    "passed": "passed",
+    "expired": "expired",
+    "deleted": "deleted",
+    "abandoned": "abandoned",
+    "requested": "requested",
+    "dry_run": "dry_run",
+    "refused": "refused",
+    "alert_opened": "open",
+    "alert_notified": "notified",
+    "alert_recovery_notified": "notified",
+    "alert_resolved": "resolved",
+}
+
+
+def event_category(kind: str) -> str:
+    """``backup.verified`` → ``verification``, ``log_backup.alert_opened`` → ``alert``, … (else ``other``)."""
+    for prefix, category in _CATEGORY_PREFIXES:
+        if kind.startswith(prefix):
+            return category
+    return "other"
+
+
+def event_status(kind: str) -> str:
+    """The status an event of ``kind`` records: ``backup.failed`` → ``failed``; unknown kinds → ``info``."""
+    suffix = kind.split(".", 1)[1] if "." in kind else kind
+    return _STATUS_OF_SUFFIX.get(suffix, "info")
+
+
+def actor_from_trigger(triggered_by: str | None) -> str:
+    """Who, from a backup's ``triggered_by`` (``manual:dba`` → ``dba``, ``scheduled`` → ``schedule``)."""
+    if not triggered_by:
+        return SYSTEM_ACTOR
+    run_type, _, user = triggered_by.partition(":")
+    if user.strip():
+        return user.strip()[:ACTOR_MAX]
+    return SCHEDULE_ACTOR if run_type.strip() == "scheduled" else SYSTEM_ACTOR
+
+
+def actor_from_run_id(run_id: str | None) -> str:
+    """Who, when only the Airflow run id is known: a ``scheduled__…`` run is the schedule."""
+    return SCHEDULE_ACTOR if run_id and run_id.startswith("scheduled__") else SYSTEM_ACTOR
+
+
+def event_message(text: str) -> str:
+    """An event message: one line (redacted, whitespace and line breaks collapsed, escaped), cut short."""
+    return one_line(" ".join(redact(text).split()), EVENT_MESSAGE_MAX)

@@ -144,9 +144,12 @@ backups = Table(
     Column("manifest_uri", String(URI_MAX), nullable=True),
     Column("updated_at", UTCDateTime(), nullable=True),
     Column("verified_tier", Integer(), nullable=True),  # 1 files, 2 BR's checksum, 3 a drill (#16)
+    Column("scheduled_for", UTCDateTime(), nullable=True),  # the run's schedule slot (#13); None: not scheduled
     Index("ix_backups_cluster_status_ts", "cluster", "status", "backup_ts"),
     Index("ix_backups_base", "base_backup_id"),
     Index("ix_backups_dag_run", "dag_id", "run_id"),
+    Index("ix_backups_cluster_kind_started", "cluster", "kind", "started_at"),
+    Index("ix_backups_cluster_verified_ts", "cluster", "status", "verified", "backup_ts"),
 )
 
 events = Table(
@@ -159,8 +162,15 @@ events = Table(
     id_column("backup_id", nullable=True),
     Column("message", RedactedText(), nullable=False),
     Column("details", JSONText(), nullable=True),
+    Column("actor", String(NAME_MAX), nullable=True),  # who (#13): a user, "schedule" or "airflow"
+    Column("status", String(16), nullable=True),  # the state the transition left (records.EVENT_STATUSES)
+    Column("category", String(16), nullable=True),  # what it is about (records.EVENT_CATEGORIES)
     Index("ix_events_cluster_time", "cluster", "time"),
     Index("ix_events_kind_time", "kind", "time"),
+    Index("ix_events_time", "time"),
+    Index("ix_events_actor_time", "actor", "time"),
+    Index("ix_events_category_time", "category", "time"),
+    Index("ix_events_status_time", "status", "time"),
 )
 
 # Slow-query harvest (``tidbops.slowlog.store``): one row per (cluster, UTC day, digest, plan, db, user).
@@ -314,6 +324,7 @@ drills = Table(
     Column("basis", JSONText(), nullable=True),  # what the verdict stood on (#16: drill freshness)
     Index("ix_drills_cluster_started", "cluster", "started_at"),
     Index("ix_drills_target_status", "target", "status"),
+    Index("ix_drills_cluster_status_started", "cluster", "status", "started_at"),
 )
 
 # Holds (#16): a drill or a restore that uses a backup holds it; retention never expires a held backup.

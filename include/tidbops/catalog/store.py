@@ -35,6 +35,9 @@ from tidbops.catalog.errors import (
 from tidbops.catalog.manifest import MANIFEST_ROW_FIELDS, Manifest
 from tidbops.catalog.migrations import LATEST_VERSION, MigrationReport, current_version, migrate
 from tidbops.catalog.records import (
+    ACTOR_MAX,
+    EVENT_STATUSES,
+    SYSTEM_ACTOR,
     AlertState,
     BackupKind,
     BackupRecord,
@@ -44,8 +47,13 @@ from tidbops.catalog.records import (
     LogBackupCheck,
     NewBackup,
     RestoreRecord,
+    actor_from_run_id,
+    actor_from_trigger,
     chain_to,
     check_storage_uri,
+    event_category,
+    event_message,
+    event_status,
     index,
     summarise_error,
     utc,
@@ -89,6 +97,12 @@ class Event:
     backup_id: str | None
     message: str
     details: dict[str, Any] | None
+    actor: str | None = None  # a user, "schedule" or "airflow" (None: an event older than #13)
+    status: str | None = None
+    category: str | None = None
+
+
+_EVENT_FIELDS = tuple(f.name for f in fields(Event))
 
 
 class UpsertOutcome(StrEnum):
@@ -236,15 +250,21 @@ class Catalog:
         backup_id: str | None = None,
         details: Mapping[str, Any] | None = None,
         time: datetime | None = None,
+        actor: str | None = None,
+        status: str | None = None,
     ) -> None:
+        """One audit row: ``actor`` defaults to the platform (``airflow``), ``status`` to the kind's."""
         conn.execute(
             events.insert().values(
                 time=time or self._clock(),
                 cluster=cluster,
                 kind=kind,
                 backup_id=backup_id,
-                message=message,
+                message=event_message(message),
                 details=_jsonable(dict(details)) if details is not None else None,
+                actor=(actor or SYSTEM_ACTOR)[:ACTOR_MAX],
+                status=status or event_status(kind),
+                category=event_category(kind),
             )
         )
 
@@ -271,12 +291,16 @@ class Catalog:
                 "run_id": new.run_id,
                 "try_number": new.try_number,
                 "triggered_by": new.triggered_by,
+                "scheduled_for": new.scheduled_for,
                 "finished_at": None,
                 "error": None,
                 "backup_ts": None,
                 "backup_time": None,
             }
-            details = {"try_number": new.try_number, "dag_id": new.dag_id, "run_id": new.run_id}
+            details: dict[str, Any] = {"try_number": new.try_number, "dag_id": new.dag_id, "run_id": new.run_id}
+            if new.scheduled_for is not None:
+                details["scheduled_for"] = new.scheduled_for
+            actor = actor_from_trigger(new.triggered_by)
             if row is None:
                 conn.execute(
                     backups.insert().values(
@@ -295,6 +319,7 @@ class Catalog:
                     cluster=new.cluster,
                     backup_id=new.id,
                     details=details,
+                    actor=actor,
                 )
                 return self._locked(conn, new.id)
             old = _record(row)
@@ -314,6 +339,7 @@ class Catalog:
                 cluster=new.cluster,
                 backup_id=new.id,
                 details={**details, "previous_status": old.status.value, "previous_try": old.try_number},
+                actor=actor,
             )
             return record
 
@@ -365,10 +391,12 @@ class Catalog:
             self._event(
                 conn,
                 "backup.succeeded",
-                f"{old.kind.value} backup {backup_id} succeeded at ts {backup_ts}",
+                f"{old.kind.value} backup {backup_id} succeeded at ts {backup_ts}"
+                + (f", {values['size_bytes']} bytes" if values.get("size_bytes") is not None else ""),
                 cluster=old.cluster,
                 backup_id=backup_id,
                 details={k: v for k, v in values.items() if k not in ("status", "error")},
+                actor=actor_from_trigger(old.triggered_by),
             )
             return record
 
@@ -397,6 +425,7 @@ class Catalog:
                 cluster=old.cluster,
                 backup_id=backup_id,
                 details=values,
+                actor=actor_from_trigger(old.triggered_by),
             )
             return record
 
@@ -422,22 +451,26 @@ class Catalog:
             self._event(
                 conn,
                 "backup.failed",
-                f"{old.kind.value} backup {backup_id} failed (try {old.try_number})",
+                f"{old.kind.value} backup {backup_id} failed (try {old.try_number}): {summary[:300]}",
                 cluster=old.cluster,
                 backup_id=backup_id,
                 details={"error": summary[:500], "try_number": old.try_number},
+                actor=actor_from_trigger(old.triggered_by),
             )
             return record
 
         return self._write(work)
 
-    def mark_verified(self, backup_id: str, ok: bool, reason: str, *, tier: int = 1) -> BackupRecord:
+    def mark_verified(
+        self, backup_id: str, ok: bool, reason: str, *, tier: int = 1, actor: str | None = None
+    ) -> BackupRecord:
         """Record a verification of a succeeded backup at ``tier`` (#16): passed (``ok``) or failed, and why.
 
         Tiers: 1 the manifest and every file it lists, read back with sizes (and sha256 where recorded);
         2 BR's own check of the data (``br debug checksum``); 3 a restore drill that used the backup.
         ``verified_tier`` keeps the highest tier passed while the backup keeps passing; any failure
-        clears it (the backup is unverified until a check passes again).
+        clears it (the backup is unverified until a check passes again). ``actor``: who had it checked
+        (default ``airflow``).
         """
         if tier not in (1, 2, 3):
             raise ValueError(f"verification tier is 1, 2 or 3, not {tier!r}")
@@ -467,12 +500,15 @@ class Catalog:
                 cluster=old.cluster,
                 backup_id=backup_id,
                 details={"ok": ok, "tier": tier, "reason": detail[:500]},
+                actor=actor,
             )
             return record
 
         return self._write(work)
 
-    def set_status(self, backup_id: str, status: BackupStatus, reason: str) -> BackupRecord:
+    def set_status(
+        self, backup_id: str, status: BackupStatus, reason: str, *, actor: str | None = None
+    ) -> BackupRecord:
         """Retire a backup: ``succeeded → expired → deleted`` (or ``failed → expired``, ``→ deleted``)."""
         allowed: dict[BackupStatus, frozenset[BackupStatus]] = {
             BackupStatus.EXPIRED: frozenset({BackupStatus.SUCCEEDED, BackupStatus.FAILED, BackupStatus.EXPIRED}),
@@ -499,6 +535,7 @@ class Catalog:
                 cluster=old.cluster,
                 backup_id=backup_id,
                 details={"previous_status": old.status.value, "reason": detail[:500]},
+                actor=actor,
             )
             return record
 
@@ -574,7 +611,12 @@ class Catalog:
     # ------------------------------------------------------------------------------------- manifests
 
     def upsert_from_manifest(
-        self, manifest: Manifest, *, storage_uri: str | None = None, manifest_uri: str | None = None
+        self,
+        manifest: Manifest,
+        *,
+        storage_uri: str | None = None,
+        manifest_uri: str | None = None,
+        actor: str | None = None,
     ) -> tuple[BackupRecord, UpsertOutcome]:
         """Make the catalog agree with a manifest found in storage (idempotent; used by rebuild).
 
@@ -605,6 +647,7 @@ class Catalog:
                     cluster=manifest.cluster,
                     backup_id=manifest.id,
                     details={"manifest_uri": values.get("manifest_uri")},
+                    actor=actor,
                 )
                 return self._locked(conn, manifest.id), UpsertOutcome.INSERTED
             old = _record(row)
@@ -628,6 +671,7 @@ class Catalog:
                 cluster=old.cluster,
                 backup_id=manifest.id,
                 details={"changed": sorted(changes)},
+                actor=actor,
             )
             return record, UpsertOutcome.UPDATED
 
@@ -696,11 +740,16 @@ class Catalog:
             return [_alert(r) for r in conn.execute(query).mappings()]
 
     def update_alert_states(
-        self, cluster: str, change: Callable[[Mapping[str, AlertState]], Iterable[AlertState]]
+        self,
+        cluster: str,
+        change: Callable[[Mapping[str, AlertState]], Iterable[AlertState]],
+        *,
+        actor: str | None = None,
     ) -> list[AlertState]:
         """Change a cluster's alert states atomically: ``change`` gets them (by key, locked) and returns
-        the ones it changed or added. An episode that opens or resolves writes an ``events`` row
-        (``log_backup.alert_opened`` / ``log_backup.alert_resolved``). Returns every state of the cluster.
+        the ones it changed or added. An episode that opens, is notified (or its recovery is) or resolves
+        writes an ``events`` row (``log_backup.alert_opened`` / ``alert_notified`` /
+        ``alert_recovery_notified`` / ``alert_resolved``). Returns every state of the cluster.
         """
 
         def work(conn: Connection) -> list[AlertState]:
@@ -731,6 +780,7 @@ class Catalog:
                         cluster=cluster,
                         details=details,
                         time=state.first_seen,
+                        actor=actor,
                     )
                 elif old is not None and old.is_open and not state.is_open:
                     self._event(
@@ -740,6 +790,30 @@ class Catalog:
                         cluster=cluster,
                         details=details,
                         time=state.resolved_at,
+                        actor=actor,
+                    )
+                if state.notified_at is not None and (old is None or old.notified_at != state.notified_at):
+                    self._event(
+                        conn,
+                        "log_backup.alert_notified",
+                        f"{cluster}: {state.key} ({state.severity}) notified"
+                        + (f" (reminder {state.notify_count - 1})" if state.notify_count > 1 else ""),
+                        cluster=cluster,
+                        details={**details, "notify_count": state.notify_count},
+                        time=state.notified_at,
+                        actor=actor,
+                    )
+                if state.recovery_notified_at is not None and (
+                    old is None or old.recovery_notified_at != state.recovery_notified_at
+                ):
+                    self._event(
+                        conn,
+                        "log_backup.alert_recovery_notified",
+                        f"{cluster}: recovery from {state.key} notified",
+                        cluster=cluster,
+                        details=details,
+                        time=state.recovery_notified_at,
+                        actor=actor,
                     )
             return [_alert(r) for r in conn.execute(select(log_backup_alerts).where(where)).mappings()]
 
@@ -747,7 +821,7 @@ class Catalog:
 
     # ------------------------------------------------------------------------------ restore drills (#6)
 
-    def claim_scratch(self, drill: DrillRecord, *, stale_after: timedelta) -> DrillRecord:
+    def claim_scratch(self, drill: DrillRecord, *, stale_after: timedelta, actor: str | None = None) -> DrillRecord:
         """Record ``drill`` as running: it then holds its scratch ``target`` until it is saved passed or failed.
 
         Raises ``ScratchInUseError`` when another drill holds the target. Another drill's hold counts while
@@ -755,6 +829,8 @@ class Catalog:
         at a time, so that run is over): such a row is a drill that died without saying so, and is marked
         failed (abandoned). The same id again (a retry, a cleared run) takes its row back to running.
         """
+
+        who = actor or actor_from_run_id(drill.run_id)
 
         def work(conn: Connection) -> DrillRecord:
             now = self._clock()
@@ -792,6 +868,7 @@ class Catalog:
                     f"drill {other.id} of {other.cluster} abandoned ({why}); {drill.id} takes {drill.target}",
                     cluster=other.cluster,
                     details={"drill_id": other.id, "target": other.target, "by": drill.id},
+                    actor=who,
                 )
             running = DrillRecord(**{**_drill_fields(drill), "status": DrillStatus.RUNNING, "finished_at": None})
             existed = self._put_drill(conn, running)
@@ -802,13 +879,15 @@ class Catalog:
                 f"{'started again (try ' + str(drill.try_number) + ')' if existed else 'started'}",
                 cluster=drill.cluster,
                 details={"drill_id": drill.id, "target": drill.target, "dag_id": drill.dag_id, "run_id": drill.run_id},
+                actor=who,
             )
             return self._get_drill(conn, drill.id)
 
         return self._write(work)
 
-    def save_drill(self, drill: DrillRecord) -> DrillRecord:
-        """Insert or update a drill's row as given; a passed or failed one writes an ``events`` row."""
+    def save_drill(self, drill: DrillRecord, *, actor: str | None = None) -> DrillRecord:
+        """Insert or update a drill's row as given; a passed or failed one writes an ``events`` row
+        (``actor``: default from the drill's run, ``schedule`` for a scheduled one)."""
 
         def work(conn: Connection) -> DrillRecord:
             self._put_drill(conn, drill)
@@ -826,7 +905,9 @@ class Catalog:
                         "restore_ts": drill.restore_ts,
                         "mismatches": drill.mismatches,
                         "gx_success_ratio": drill.gx_success_ratio,
+                        "rto_seconds": drill.rto_seconds,
                     },
+                    actor=actor or actor_from_run_id(drill.run_id),
                 )
             return self._get_drill(conn, drill.id)
 
@@ -877,24 +958,47 @@ class Catalog:
     # --------------------------------------------------------------------------- on-demand restores (#7)
 
     def save_restore(self, restore: RestoreRecord) -> RestoreRecord:
-        """Insert or replace a restore's row (a retried record task replaces it) and write an event."""
+        """Insert or replace a restore's row (a retried record task replaces it) and write its events:
+        ``restore.requested`` (with the reason, at ``requested_at``) the first time, then the outcome
+        (``restore.<status>``, with why when refused or failed). Both are the source cluster's, by the
+        user who requested it."""
 
         def work(conn: Connection) -> RestoreRecord:
             values = _restore_values(restore)
             values["updated_at"] = self._clock()
             found = conn.execute(select(restores.c.id).where(restores.c.id == restore.id).with_for_update()).first()
+            details = {
+                "restore_id": restore.id,
+                "source": restore.source,
+                "target": restore.target,
+                "restore_point": restore.restore_point,
+                "restore_ts": restore.restore_ts,
+                "dry_run": restore.dry_run,
+            }
+            who = restore.requested_by or "unknown"
             if found is None:
                 conn.execute(restores.insert().values(id=restore.id, **values))
+                self._event(
+                    conn,
+                    "restore.requested",
+                    f"{who} requested restore {restore.id} of {restore.source} to {restore.restore_point} into "
+                    f"{restore.target}{' (dry run)' if restore.dry_run else ''}: {restore.reason}",
+                    cluster=restore.source,
+                    details=details,
+                    time=restore.requested_at,
+                    actor=restore.requested_by,
+                )
             else:
                 conn.execute(update(restores).where(restores.c.id == restore.id).values(**values))
             error = f": {summarise_error(restore.error)[:300]}" if restore.error else ""
             self._event(
                 conn,
                 f"restore.{restore.status.value}",
-                f"restore {restore.id} {restore.source} → {restore.target} {restore.status.value} (requested by "
-                f"{restore.requested_by or 'unknown'}){error}",
-                cluster=restore.target,
-                details={"restore_id": restore.id, "source": restore.source, "restore_ts": restore.restore_ts},
+                f"restore {restore.id} {restore.source} → {restore.target} {restore.status.value.replace('_', ' ')} "
+                f"(requested by {who}: {restore.reason[:200]}){error}",
+                cluster=restore.source,
+                details=details,
+                actor=restore.requested_by,
             )
             row = conn.execute(select(restores).where(restores.c.id == restore.id)).mappings().first()
             if row is None:  # pragma: no cover (read right after the write, in its transaction)
@@ -979,10 +1083,17 @@ class Catalog:
         backup_id: str | None = None,
         details: Mapping[str, Any] | None = None,
         time: datetime | None = None,
+        actor: str | None = None,
+        status: str | None = None,
     ) -> None:
-        """Append an audit event (later pipelines: log-backup checks, drills, restores). No secrets."""
+        """Append an audit event (log-backup checks, retention, storage usage, …). No secrets.
+
+        ``actor``: who (a user, ``schedule``; default ``airflow``); ``status``: the state it records
+        (default from the kind, ``records.event_status``; one of ``records.EVENT_STATUSES``)."""
         if not kind or len(kind) > 64:
             raise ValueError("an event kind is 1 to 64 characters")
+        if status is not None and status not in EVENT_STATUSES:
+            raise ValueError(f"event status {status!r} is not one of {', '.join(EVENT_STATUSES)}")
         when = utc(time, "time") if time else None
 
         def work(conn: Connection) -> None:
@@ -994,6 +1105,8 @@ class Catalog:
                 backup_id=backup_id,
                 details=details,
                 time=when,
+                actor=actor,
+                status=status,
             )
 
         self._write(work)
@@ -1019,10 +1132,7 @@ class Catalog:
         query = query.order_by(desc(events.c.time), desc(events.c.id)).limit(limit)
         with self._reading() as conn:
             rows = list(conn.execute(query).mappings())
-        return [
-            Event(**{k: r[k] for k in ("id", "time", "cluster", "kind", "backup_id", "message", "details")})
-            for r in reversed(rows)
-        ]
+        return [Event(**{k: r[k] for k in _EVENT_FIELDS}) for r in reversed(rows)]
 
 
 # ------------------------------------------------------------------------------ restore drills (#6)

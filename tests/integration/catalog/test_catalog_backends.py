@@ -616,6 +616,7 @@ def test_alert_states_upsert_resolve_and_events(catalog: Catalog) -> None:
     assert kinds == [
         ("log_backup.alert_opened", "checkpoint_frozen"),
         ("log_backup.alert_opened", "gc_held"),
+        ("log_backup.alert_notified", "checkpoint_frozen"),  # at notified_at (#13: the audit shows it)
         ("log_backup.alert_resolved", "gc_held"),
         ("log_backup.alert_opened", "gc_held"),
     ]
@@ -837,8 +838,8 @@ def test_a_restore_round_trips_and_a_retried_record_replaces_it(catalog: Catalog
     assert again == restore(rid) and again.rto_seconds == 11.75
     assert catalog.get_restore(rid) == restore(rid) and catalog.get_restore("nope") is None
     assert [r.id for r in catalog.list_restores("dev")] == [rid]
-    events = [e for e in catalog.list_events(cluster="scratch1") if e.kind.startswith("restore.")]
-    assert sorted(e.kind for e in events) == ["restore.failed", "restore.succeeded"]
+    events = [e for e in catalog.list_events(cluster="dev") if e.kind.startswith("restore.")]
+    assert sorted(e.kind for e in events) == ["restore.failed", "restore.requested", "restore.succeeded"]
 
 
 def test_restores_list_newest_first_by_source_and_target(catalog: Catalog) -> None:

@@ -182,8 +182,14 @@ def test_a_second_save_replaces_the_row(catalog: Catalog) -> None:
     done = catalog.save_restore(restore())  # the retried record task
     assert done == restore() and catalog.get_restore(done.id) == restore()
     assert [r.id for r in catalog.list_restores()] == [done.id]  # one row, not three
-    kinds = [e.kind for e in catalog.list_events(cluster="scratch1") if e.kind.startswith("restore.")]
-    assert kinds == ["restore.dry_run", "restore.failed", "restore.succeeded"]
+    # the audit: the request once (with its reason), then each outcome; the source's, by who asked (#13)
+    events = [e for e in catalog.list_events(cluster="dev") if e.kind.startswith("restore.")]
+    assert [e.kind for e in events] == ["restore.requested", "restore.dry_run", "restore.failed", "restore.succeeded"]
+    assert {e.actor for e in events} == {"dba"} and {e.category for e in events} == {"restore"}
+    assert [e.status for e in events] == ["requested", "dry_run", "failed", "succeeded"]
+    assert "INC-1: a bad DELETE on shop.orders" in events[0].message and events[0].time == T0
+    assert "secret-access-key=***" in events[2].message and "abc" not in events[2].message
+    assert catalog.list_events(cluster="scratch1") == []
 
 
 def test_list_newest_first_with_filters_and_limit(catalog: Catalog) -> None:
