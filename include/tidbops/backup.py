@@ -865,11 +865,17 @@ def record_backup(
 
 @dataclass(frozen=True)
 class VerifyOutcome:
+    """A verified backup, with what its manifest says of it (for the step's result and its Asset event)."""
+
     backup_id: str
     ok: bool
     summary: str
     catalog: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    kind: str | None = None
+    backup_ts: int | None = None
+    backup_time: datetime | None = None
+    size_bytes: int | None = None  # as the catalog records it: BR's figure, else every file of the manifest
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -878,6 +884,10 @@ class VerifyOutcome:
             "summary": self.summary,
             "catalog": self.catalog,
             "notes": list(self.notes),
+            "kind": self.kind,
+            "backup_ts": self.backup_ts,
+            "backup_time": self.backup_time.isoformat() if self.backup_time else None,
+            "size_bytes": self.size_bytes,
         }
 
 
@@ -906,7 +916,15 @@ def verify_recorded_backup(
             f"backup {target.backup_id} at {storage.uri} does not match its manifest: {summary}"
         )
     return VerifyOutcome(
-        target.backup_id, True, summary, "recorded" if link.available else "unavailable", tuple(link.notes)
+        target.backup_id,
+        True,
+        summary,
+        "recorded" if link.available else "unavailable",
+        tuple(link.notes),
+        kind=manifest.kind.value,
+        backup_ts=manifest.backup_ts,
+        backup_time=manifest.backup_time,
+        size_bytes=manifest.size_bytes if manifest.size_bytes is not None else manifest.total_bytes,
     )
 
 

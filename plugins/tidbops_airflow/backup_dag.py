@@ -14,6 +14,7 @@ from typing import Literal
 from airflow.sdk import DAG
 
 from tidbops.config import ClusterConfig, Fleet
+from tidbops_airflow.assets import backups_asset
 from tidbops_airflow.dagbuilder import dag_args, schedule_text
 from tidbops_airflow.notifiers.alerts import failure_notifiers
 from tidbops_airflow.operators.backup import (
@@ -63,7 +64,11 @@ def build_backup_dag(
             **catalog,
         )
         verify = BRBackupVerifyOperator(
-            task_id="verify_backup", cluster=cluster, target_task_id="plan_backup", **catalog
+            task_id="verify_backup",
+            cluster=cluster,
+            target_task_id="plan_backup",
+            outlets=[backups_asset(cluster.name)],  # each verified backup is an event of x-tidb://<cluster>/backups
+            **catalog,
         )
         check >> plan >> run >> record >> verify
         if cluster.drill.source_fingerprints:  # restore drills (#6): the source as of the backup, kept for them

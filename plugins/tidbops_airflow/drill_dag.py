@@ -29,6 +29,7 @@ from datetime import timedelta
 from airflow.sdk import DAG, TriggerRule
 
 from tidbops.config import ClusterConfig, Fleet
+from tidbops_airflow.assets import drills_asset
 from tidbops_airflow.backup_dag import br_pool
 from tidbops_airflow.dagbuilder import dag_args
 from tidbops_airflow.notifiers.alerts import failure_notifiers
@@ -132,6 +133,7 @@ def build_restore_drill_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet,
         )
         record = DrillRecordOperator(
             task_id=RECORD_TASK,
+            outlets=[drills_asset(cluster.name)],  # each finished drill is an event of x-tidb://<cluster>/drills
             cluster=cluster,
             target=run_target,
             steps=steps if mode == "snapshot" else ["choose", "wait", *steps[1:]],

@@ -86,3 +86,12 @@ def test_catalog_location_comes_from_the_fleet_config(dagbag, fleet) -> None:  #
     dag = dagbag.dags["tidb_backup_full__uat"]
     for task in dag.tasks:
         assert (task.catalog_conn_id, task.catalog_sqlite_path) == (fleet.catalog.conn_id, fleet.catalog.sqlite_path)
+
+
+def test_a_verified_backup_is_an_event_of_the_clusters_backups_asset(dagbag, fleet) -> None:  # type: ignore[no-untyped-def]
+    """Only ``verify_backup`` has an outlet: Airflow records the event when it succeeds (a verified backup)."""
+    for pipeline in ("tidb_backup_full", "tidb_backup_incremental"):
+        for cluster in fleet.sources():
+            dag = dagbag.dags[f"{pipeline}__{cluster.name}"]
+            outlets = {t.task_id: [a.uri for a in t.outlets] for t in dag.tasks if t.outlets}
+            assert outlets == {"verify_backup": [f"x-tidb://{cluster.name}/backups"]}, dag.dag_id

@@ -101,3 +101,9 @@ def test_the_target_list_says_which_sources_may_use_each_target(tmp_path) -> Non
     params = restore_params(fleet)
     assert params["target_cluster"].schema["enum"] == targets
     assert params["target_cluster"].value == "scratch"  # a scratch cluster by default
+
+
+def test_a_restore_is_an_event_of_the_targets_restores_asset(dagbag) -> None:  # type: ignore[no-untyped-def]
+    dag = dagbag.dags["tidb_restore"]
+    outlets = {t.task_id: [a.uri for a in t.outlets] for t in dag.tasks if t.outlets}
+    assert outlets == {f"restore__{t}": [f"x-tidb://{t}/restores"] for t in ("scratch1", "scratch2")}

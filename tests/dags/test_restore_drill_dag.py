@@ -147,3 +147,13 @@ def test_source_fingerprints_add_a_last_task_to_the_backup_pipelines(tmp_path) -
     for dag_id in ("tidb_backup_full__dev", "tidb_backup_incremental__dev"):
         assert tasks[dag_id]["fingerprint_source"] == ["verify_backup"], dag_id
     assert "fingerprint_source" not in tasks["tidb_backup_full__uat"]
+
+
+def test_a_finished_drill_is_an_event_of_the_clusters_drills_asset(dagbag, fleet) -> None:  # type: ignore[no-untyped-def]
+    """``record_drill`` runs after every drill that started (all_done) and carries the outlet."""
+    drilled = [c for c in fleet.sources() if c.drill.target]
+    assert drilled
+    for cluster in drilled:
+        dag = dagbag.dags[f"tidb_restore_drill__{cluster.name}"]
+        outlets = {t.task_id: [a.uri for a in t.outlets] for t in dag.tasks if t.outlets}
+        assert outlets == {"record_drill": [f"x-tidb://{cluster.name}/drills"]}, dag.dag_id

@@ -351,6 +351,7 @@ class BRBackupVerifyOperator(_BackupStep):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.backup import verify_recorded_backup
+        from tidbops_airflow.assets import BACKUPS, emit
         from tidbops_airflow.hooks.storage import StorageHook
 
         target = self._target(self._from(context, self.target, self.target_task_id, "backup plan"))
@@ -362,5 +363,20 @@ class BRBackupVerifyOperator(_BackupStep):
             target.backup_id,
             result.summary,
             result.catalog,
+        )
+        emit(
+            context,
+            self.outlets,
+            BACKUPS,
+            {
+                "backup_id": result.backup_id,
+                "cluster": self.cluster.name,
+                "kind": result.kind,
+                "backup_ts": result.backup_ts,
+                "backup_time": result.backup_time.isoformat() if result.backup_time else None,
+                "size_bytes": result.size_bytes,
+                "verified": True,
+                "storage_uri": target.storage_uri,
+            },
         )
         return result.to_dict()

@@ -732,6 +732,7 @@ class DrillRecordOperator(_DrillStep):
             record_to_dict,
             summary_line,
         )
+        from tidbops_airflow.assets import DRILLS, backups_size, emit
         from tidbops_airflow.hooks.storage import StorageHook
         from tidbops_airflow.operators.backup import run_info
 
@@ -756,10 +757,28 @@ class DrillRecordOperator(_DrillStep):
         storage = StorageHook(cluster=self.cluster).get_storage(where)
         with self._catalog() as catalog:
             saved, notes = record_drill(record, storage=storage, catalog=catalog)
+            size = backups_size(catalog, saved.backups_used)
         for note in notes:
             self.log.warning("%s", note)
         line = summary_line(saved)
         (self.log.info if saved.status.value == "passed" else self.log.error)("%s", line)
+        emit(
+            context,
+            self.outlets,
+            DRILLS,
+            {
+                "drill_id": saved.id,
+                "cluster": saved.cluster,
+                "target": saved.target,
+                "mode": saved.mode,
+                "status": saved.status.value,
+                "restore_ts": saved.restore_ts,
+                "restore_time": saved.restore_time.isoformat() if saved.restore_time else None,
+                "size_bytes": size,
+                "rto_seconds": saved.rto_seconds,
+                "backups_used": list(saved.backups_used),
+            },
+        )
         return {**record_to_dict(saved), "summary": line, "notes": list(notes)}
 
 

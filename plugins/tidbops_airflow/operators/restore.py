@@ -336,7 +336,33 @@ class RestoreRunOperator(_RestoreStep):
             outcome.seconds,
             "; ".join(f"{r['kind']} {r['backup_id']} {r['seconds']}s" for r in outcome.runs),
         )
+        self._emit(context, plan, outcome.seconds)
         return outcome.to_dict()
+
+    def _emit(self, context: Context, plan: RestorePlan, seconds: float) -> None:
+        """The event of ``x-tidb://<target>/restores`` Airflow records when this task succeeds."""
+        from tidbops_airflow.assets import RESTORES, backups_size, emit
+
+        with self._catalog() as catalog:
+            size = backups_size(catalog, plan.backups_used)
+        emit(
+            context,
+            self.outlets,
+            RESTORES,
+            {
+                "restore_id": plan.restore_id,
+                "source": plan.source,
+                "target": plan.target,
+                "mode": plan.mode,
+                "restore_ts": plan.restore_ts,
+                "restore_time": plan.restore_time.isoformat(),
+                "size_bytes": size,
+                "tables": list(plan.tables) or None,
+                "backups_used": list(plan.backups_used),
+                "restore_seconds": round(seconds, 3),
+                "requested_by": _user(context),
+            },
+        )
 
     def _hold_again(self, plan: RestorePlan, source: ClusterConfig) -> None:
         """The holds again, a full ttl from now (the catalog down: noted; the plan's holds stand)."""

@@ -548,6 +548,28 @@ def test_verify_fails_and_marks_the_row_unverified(env: Env, br: FakeBR, damage:
     assert row is not None and row.verify_failed and row.verify_detail and message in row.verify_detail
 
 
+def test_a_verified_backup_is_an_event_of_its_asset_with_id_backupts_and_size(env: Env, br: FakeBR) -> None:
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from tidbops_airflow.assets import backups_asset
+
+    ctx = context()
+    target = plan(env, "full", ctx)
+    record(env, target, run(env, target, ctx), ctx)
+    asset = backups_asset("dev")
+    op = BRBackupVerifyOperator(task_id="verify_backup", cluster=env.cluster, target=target, outlets=[asset])
+    ctx["outlet_events"] = events = OutletEventAccessors()
+    op.execute(ctx)  # type: ignore[arg-type]
+    row = env.catalog.get(target["backup_id"])
+    assert row is not None and row.backup_ts and row.backup_time and row.size_bytes
+    assert asset.uri == "x-tidb://dev/backups"
+    assert events[asset].extra == {
+        "backup_id": row.id, "cluster": "dev", "kind": "full", "backup_ts": row.backup_ts,
+        "backup_time": row.backup_time.isoformat(), "size_bytes": row.size_bytes, "verified": True,
+        "storage_uri": row.storage_uri,
+    }  # fmt: skip
+
+
 def test_verify_marks_the_row_verified(env: Env, br: FakeBR) -> None:
     target = whole_run(env)
     row = env.catalog.get(target["backup_id"])

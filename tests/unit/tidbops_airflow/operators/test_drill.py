@@ -485,6 +485,31 @@ def test_a_whole_drill_is_recorded_and_the_gate_opens(env: Env, validation: dict
     assert env.catalog.list_drills(target="scratch1", status=DrillStatus.RUNNING) == [], "the scratch is given back"
 
 
+def test_a_finished_drill_is_an_event_of_its_asset_with_id_point_and_size(env: Env, validation: dict[str, Any]) -> None:
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from tidbops_airflow.assets import drills_asset
+
+    validate(env)
+    drop(env)
+    for n, backup_id in enumerate(("uat-full-1", "uat-incr-1"), 1):
+        env.catalog.record_manifest(backup_id, f"s3://b/{backup_id}/tidbops-manifest.json", size_bytes=1000 * n)
+    asset = drills_asset("uat")
+    op = DrillRecordOperator(task_id="record_drill", cluster=env.cluster(), target="scratch1", outlets=[asset])
+    ctx = env.context("record_drill")
+    ctx["outlet_events"] = events = OutletEventAccessors()
+    got = op.execute(ctx)  # type: ignore[arg-type]
+    assert asset.uri == "x-tidb://uat/drills"
+    extra = events[asset].extra
+    sizes = [env.catalog.get(b).size_bytes for b in got["backups_used"]]  # type: ignore[union-attr]
+    assert extra == {
+        "drill_id": got["drill_id"], "cluster": "uat", "target": "scratch1", "mode": "snapshot", "status": "passed",
+        "restore_ts": got["restore_ts"], "restore_time": datetime.fromisoformat(got["restore_time"]).isoformat(),
+        "size_bytes": 3000, "rto_seconds": got["rto_seconds"], "backups_used": ["uat-full-1", "uat-incr-1"],
+    }  # fmt: skip
+    assert sizes == [1000, 2000]
+
+
 def test_a_failed_drill_is_recorded_with_its_error_and_the_gate_stays_shut(
     env: Env, validation: dict[str, Any]
 ) -> None:
