@@ -7,6 +7,11 @@ error: the point is to see, for every cluster, that a recent, complete, verified
 
 Per cluster and for the fleet: the share of retained backups verified at tier ≥ 1 in the last 24 h
 (``tidbops.verification.coverage``; the goal is 100%).
+
+``tidbops info`` is also a monitoring check: its exit code (``exit_code``) follows the Nagios plugin
+convention that most monitoring systems read (Nagios, Icinga, Sensu, Zabbix's and Prometheus's script
+exporters): 0 OK, 1 WARNING, 2 CRITICAL (a cluster in error: stale, nothing restorable, a failed
+verification), 3 UNKNOWN (the check could not be made). The document's ``status`` is the worst cluster's.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ DEFAULT_STALE_AFTER = timedelta(hours=36)
 RECENT_ATTEMPTS = 5
 _SHOWN = frozenset({BackupStatus.SUCCEEDED, BackupStatus.EXPIRED})  # what has files in storage
 _SEVERITY = {"ok": 0, "warning": 1, "error": 2}
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+_EXIT = {"ok": EXIT_OK, "warning": EXIT_WARNING, "error": EXIT_CRITICAL}
 
 
 def human_size(n: int | None) -> str:
@@ -188,14 +195,35 @@ def info_document(
     rows = list(backups)
     names = list(dict.fromkeys([*clusters, *sorted({b.cluster for b in rows})]))
     verified = coverage(rows, now, clusters=names)
+    docs = [_cluster_doc(n, [b for b in rows if b.cluster == n], now, stale_after, verified.clusters[n]) for n in names]
+    status = max((c["status"] for c in docs), key=_SEVERITY.__getitem__, default="ok")
     return {
         "generated_at": _iso(now),
         "stale_after_s": int(stale_after.total_seconds()),
+        "status": status,
+        "exit_code": _EXIT[status],
+        "summary": summary(docs),
         "verification": {k: v for k, v in verified.to_dict().items() if k != "clusters"},
-        "clusters": [
-            _cluster_doc(n, [b for b in rows if b.cluster == n], now, stale_after, verified.clusters[n]) for n in names
-        ],
+        "clusters": docs,
     }
+
+
+def summary(clusters: Sequence[dict[str, Any]]) -> str:
+    """``2 clusters: 1 error (prod), 1 ok``; ``no backups recorded`` when there is no cluster."""
+    if not clusters:
+        return "no backups recorded"
+    parts = []
+    for status in ("error", "warning", "ok"):
+        names = [c["cluster"] for c in clusters if c["status"] == status]
+        if names:
+            shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+            parts.append(f"{len(names)} {status}" + (f" ({shown})" if status != "ok" else ""))
+    return f"{len(clusters)} cluster{'s' if len(clusters) != 1 else ''}: {', '.join(parts)}"
+
+
+def exit_code(document: dict[str, Any]) -> int:
+    """The monitoring exit code of an ``info_document``: 0 OK, 1 WARNING, 2 CRITICAL."""
+    return _EXIT[str(document["status"])]
 
 
 def format_info_json(
@@ -252,7 +280,7 @@ def format_info(
     """The info as text, one block per cluster."""
     doc = info_document(backups, now, clusters, stale_after=stale_after)
     if not doc["clusters"]:
-        return "no clusters and no backups in the catalog\n"
+        return "no backups recorded (no clusters and no backups in the catalog)\n"
     out: list[str] = []
     for c in doc["clusters"]:
         problems = "; ".join(c["problems"])
@@ -295,6 +323,7 @@ def format_info(
                     out.append(f"        {b['id']}: failed {since} ago (try {b['try_number']}): {error}")
         out.append("")
     out.append(f"fleet: {_coverage_line(doc['verification']['fleet'], 'retained backups')}")
+    out.append(f"status: {doc['status'].upper()} (exit {doc['exit_code']}): {doc['summary']}")
     out.append("")
     return "\n".join(out)
 

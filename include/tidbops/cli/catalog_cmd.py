@@ -6,6 +6,8 @@ The catalog URL comes from ``--catalog``, else ``$TIDBOPS_CATALOG_URL``, else a 
 endpoint from ``--s3-endpoint`` or ``$TIDBOPS_S3_ENDPOINT``.
 
 Exit codes: 0 done; 1 the catalog or storage could not be used, or rebuild found errors; 2 bad usage.
+``tidbops info`` is a monitoring check and answers as one (Nagios plugin codes, see ``info``): 0 OK, 1
+WARNING, 2 CRITICAL, 3 UNKNOWN.
 """
 
 from __future__ import annotations
@@ -16,13 +18,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from tidbops.catalog.errors import CatalogError
-from tidbops.catalog.info import DEFAULT_STALE_AFTER, format_info, format_info_json
+from tidbops.catalog.info import (
+    DEFAULT_STALE_AFTER,
+    EXIT_CRITICAL,
+    EXIT_OK,
+    EXIT_UNKNOWN,
+    EXIT_WARNING,
+    exit_code,
+    format_info,
+    info_document,
+)
 from tidbops.catalog.manifest import RebuildReport, rebuild_catalog
 from tidbops.catalog.store import Catalog, default_catalog_url
 from tidbops.cli import app
@@ -48,9 +60,9 @@ CatalogURL = Annotated[
 ClusterName = Annotated[str | None, typer.Option("--cluster", help="Only this cluster", show_default=False)]
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
+    return typer.Exit(code)
 
 
 def _db_error(exc: SQLAlchemyError) -> str:
@@ -60,21 +72,42 @@ def _db_error(exc: SQLAlchemyError) -> str:
 
 
 @contextmanager
-def _open_catalog(url: str | None) -> Iterator[Catalog]:
+def _open_catalog(url: str | None, *, code: int = 1) -> Iterator[Catalog]:
+    """The catalog at ``url`` (default: ``default_catalog_url``); a problem is one ``error:`` line and exit
+    ``code``."""
     try:
         catalog = Catalog.from_url(url or default_catalog_url())
     except ArgumentError:
-        raise _fail("the catalog URL is not a database URL (e.g. sqlite:///path or mysql+pymysql://…)") from None
+        raise _fail("the catalog URL is not a database URL (e.g. sqlite:///path or mysql+pymysql://…)", code) from None
     except (ImportError, ValueError) as exc:
-        raise _fail(f"cannot use the catalog URL: {type(exc).__name__}") from None
+        raise _fail(f"cannot use the catalog URL: {type(exc).__name__}", code) from None
+    except CatalogError as exc:  # e.g. a SQLite file whose directory cannot be made
+        raise _fail(str(exc), code) from None
     try:
         yield catalog
     except CatalogError as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(str(exc), code) from None
     except SQLAlchemyError as exc:
-        raise _fail(f"cannot use the catalog at {catalog.url}: {_db_error(exc)}") from None
+        raise _fail(f"cannot use the catalog at {catalog.url}: {_db_error(exc)}", code) from None
     finally:
         catalog.close()
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite catalog file that does not exist yet (opening it would create it), else None."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return None  # _open_catalog says what is wrong with it
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    if os.path.exists(database):
+        return None
+    parent = os.path.dirname(os.path.abspath(database))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return database if os.path.isdir(parent) else None  # under a file: a wrong path, said by _open_catalog
 
 
 def _fleet_clusters(cluster: str | None) -> list[str]:
@@ -89,6 +122,22 @@ def _fleet_clusters(cluster: str | None) -> list[str]:
     return [cluster] if cluster else [c.name for c in fleet.sources()]
 
 
+INFO_HELP = f"""Every cluster's backups: status, chains (full → incrementals), sizes, ages, verification.
+
+A monitoring check too; exit codes as Nagios plugins give them:
+
+{EXIT_OK} OK: every cluster ok, or no backups recorded yet (no catalog, or one without tables; --json gives an empty clusters list).
+
+{EXIT_WARNING} WARNING: a cluster has a warning (an unverified link, a failed last attempt, a broken chain), none an error.
+
+{EXIT_CRITICAL} CRITICAL: a cluster is in error (newest restorable backup older than --stale-after, none at all, or a failed verification).
+
+{EXIT_UNKNOWN} UNKNOWN: no check was made (the catalog does not answer or has another schema version, an unknown --cluster, a bad --stale-after).
+
+A command line the parser refuses exits 2, as for every command.
+"""  # noqa: E501 (one paragraph a line: the help keeps each exit code on its own line)
+
+
 def info(
     cluster: ClusterName = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
@@ -97,20 +146,48 @@ def info(
         str, typer.Option("--stale-after", help="A cluster whose newest restore point is older is in error")
     ] = "36h",
 ) -> None:
-    """Every cluster's backups: status, chains (full → incrementals), sizes, ages, verification."""
     try:
         limit = timedelta(seconds=parse_duration(stale_after)) if stale_after else DEFAULT_STALE_AFTER
     except ValueError as exc:
-        typer.echo(f"error: --stale-after: {exc}", err=True)
-        raise typer.Exit(2) from None
-    with _open_catalog(catalog) as cat:
+        raise _fail(f"--stale-after: {exc}", EXIT_UNKNOWN) from None
+    url = catalog or default_catalog_url()
+    now = datetime.now(UTC)
+    missing = _missing_sqlite_file(url)
+    if missing is not None:
+        _no_backups(f"no catalog at {missing} yet", now, limit, as_json)
+    with _open_catalog(url, code=EXIT_UNKNOWN) as cat:
+        if cat.schema_version() == 0:
+            _no_backups(f"the catalog at {cat.url} has no tables yet", now, limit, as_json)
         backups = cat.list_backups(cluster=cluster)
     clusters = _fleet_clusters(cluster)
-    now = datetime.now(UTC)
+    if cluster and not backups and not _in_fleet(cluster):
+        why = "not in the fleet config and no backup of it in the catalog"
+        raise _fail(f"unknown cluster {cluster!r}: {why}", EXIT_UNKNOWN)
+    doc = info_document(backups, now, clusters, stale_after=limit)
     if as_json:
-        typer.echo(format_info_json(backups, now, clusters, stale_after=limit))
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
     else:
         typer.echo(format_info(backups, now, clusters, stale_after=limit), nl=False)
+    raise typer.Exit(exit_code(doc))
+
+
+info.__doc__ = INFO_HELP
+
+
+def _no_backups(why: str, now: datetime, limit: timedelta, as_json: bool) -> NoReturn:
+    """A machine where nothing was backed up yet: said plainly (or an empty document), exit OK."""
+    if as_json:
+        typer.echo(json.dumps(info_document([], now, stale_after=limit), indent=2, sort_keys=True))
+    else:
+        typer.echo(f"no backups recorded ({why}; the first backup run creates it)")
+    raise typer.Exit(EXIT_OK)
+
+
+def _in_fleet(cluster: str) -> bool:
+    try:
+        return cluster in load_fleet().clusters
+    except ConfigError:
+        return False
 
 
 @catalog_app.command("migrate")

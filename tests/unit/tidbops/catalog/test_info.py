@@ -192,4 +192,4 @@ def test_expired_backups_are_flagged() -> None:
 
 
 def test_empty() -> None:
-    assert format_info([], NOW) == "no clusters and no backups in the catalog\n"
+    assert format_info([], NOW) == "no backups recorded (no clusters and no backups in the catalog)\n"

@@ -72,37 +72,73 @@ def test_migrate_then_current(tmp_path: Path) -> None:
     assert again.exit_code == 0 and f"schema is current (version {LATEST_VERSION})" in again.output
 
 
-def test_info_before_migrate_says_what_to_do(tmp_path: Path) -> None:
+def test_info_on_a_machine_with_no_catalog_says_no_backups_recorded_and_creates_nothing(tmp_path: Path) -> None:
+    where = tmp_path / "cat" / "catalog.db"
     result = runner.invoke(app, ["info", "--catalog", url(tmp_path)])
-    assert result.exit_code == 1
-    assert "has no schema; run `tidbops catalog migrate`" in result.output
+    assert (result.exit_code, result.output) == (0, f"no backups recorded (no catalog at {where} yet; the first "
+                                                    "backup run creates it)\n")  # fmt: skip
+    assert not where.exists() and not where.parent.exists(), "info created the catalog"
+    as_json = runner.invoke(app, ["info", "--json", "--catalog", url(tmp_path)])
+    doc = json.loads(as_json.stdout)
+    assert as_json.exit_code == 0 and doc["clusters"] == [] and doc["status"] == "ok"
+    assert doc["summary"] == "no backups recorded"
 
 
-def test_info_lists_every_fleet_cluster(tmp_path: Path) -> None:
+def test_info_before_migrate_is_no_backups_recorded(tmp_path: Path) -> None:
+    empty = Catalog.from_url(url(tmp_path))  # the file exists, without tables (as a failed first start leaves it)
+    assert empty.schema_version() == 0 and (tmp_path / "cat" / "catalog.db").exists()
+    empty.close()
+    result = runner.invoke(app, ["info", "--catalog", url(tmp_path)])
+    assert result.exit_code == 0 and result.output.startswith("no backups recorded (the catalog at sqlite:///")
+    assert "has no tables yet" in result.output
+    assert json.loads(runner.invoke(app, ["info", "--json", "--catalog", url(tmp_path)]).stdout)["clusters"] == []
+
+
+def test_info_lists_every_fleet_cluster_and_a_cluster_in_error_is_critical(tmp_path: Path) -> None:
     one_backup(tmp_path)
     result = runner.invoke(app, ["info", "--catalog", url(tmp_path)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 2, result.output  # prod has no backup: CRITICAL
     assert "cluster: dev\n    status: ok\n    latest restore point: dev-full-20240101t000000z-12345678" in result.output
     assert "cluster: prod\n    status: error (no restorable backup)" in result.output
     assert "    full backup: dev-full-20240101t000000z-12345678  [verified]" in result.output
+    assert result.output.endswith("status: ERROR (exit 2): 2 clusters: 1 error (prod), 1 ok\n")
+    ok = runner.invoke(app, ["info", "--cluster", "dev", "--catalog", url(tmp_path)])
+    assert ok.exit_code == 0 and ok.output.endswith("status: OK (exit 0): 1 cluster: 1 ok\n"), ok.output
 
 
-def test_info_json_one_cluster(tmp_path: Path) -> None:
+def test_info_json_one_cluster_with_a_warning(tmp_path: Path) -> None:
     one_backup(tmp_path, verified=False)
     result = runner.invoke(app, ["info", "--json", "--cluster", "dev", "--catalog", url(tmp_path)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # WARNING: the backup is not verified
     doc = json.loads(result.stdout)
     (dev,) = doc["clusters"]
     assert dev["cluster"] == "dev" and dev["status"] == "warning"
+    assert (doc["status"], doc["exit_code"], doc["summary"]) == ("warning", 1, "1 cluster: 1 warning (dev)")
     assert dev["latest"]["size_bytes"] == 2052
 
 
 def test_info_stale_after(tmp_path: Path) -> None:
     one_backup(tmp_path)
     result = runner.invoke(app, ["info", "--cluster", "dev", "--stale-after", "1h", "--catalog", url(tmp_path)])
+    assert result.exit_code == 2  # stale: CRITICAL
     assert "status: error (latest restorable backup is 2h old (limit 1h))" in result.output
+    fresh = runner.invoke(app, ["info", "--cluster", "dev", "--stale-after", "3h", "--catalog", url(tmp_path)])
+    assert fresh.exit_code == 0
     bad = runner.invoke(app, ["info", "--stale-after", "soon", "--catalog", url(tmp_path)])
-    assert bad.exit_code == 2
+    assert bad.exit_code == 3 and bad.output.startswith("error: --stale-after:")  # UNKNOWN: no check was made
+
+
+def test_info_unknown_cluster_is_unknown(tmp_path: Path) -> None:
+    one_backup(tmp_path)
+    result = runner.invoke(app, ["info", "--cluster", "dve", "--catalog", url(tmp_path)])
+    assert result.exit_code == 3 and "unknown cluster 'dve'" in result.output
+
+
+def test_info_help_documents_the_exit_codes() -> None:
+    result = runner.invoke(app, ["info", "--help"], terminal_width=200)
+    text = " ".join(result.output.split())
+    for words in ("0 OK", "1 WARNING", "2 CRITICAL", "3 UNKNOWN", "no backups recorded"):
+        assert words in text, words
 
 
 def test_catalog_url_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,11 +161,11 @@ def test_default_catalog_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
 
 def test_passwords_are_never_printed(tmp_path: Path) -> None:
     result = runner.invoke(app, ["info", "--catalog", "mysql+pymysql://tidbops:hunter2@127.0.0.1:1/catalog"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # UNKNOWN: the catalog does not answer
     assert "hunter2" not in result.output
     assert "mysql+pymysql://tidbops:***@127.0.0.1:1/catalog" in result.output
     garbled = runner.invoke(app, ["info", "--catalog", "mysql+pymysql://tidbops:hunter2@host:notaport/x"])
-    assert garbled.exit_code == 1 and "hunter2" not in garbled.output
+    assert garbled.exit_code == 3 and "hunter2" not in garbled.output
 
 
 def test_rebuild_from_explicit_storage(tmp_path: Path) -> None:

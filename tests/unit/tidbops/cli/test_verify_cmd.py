@@ -195,7 +195,10 @@ def test_info_shows_the_verification_figure(tmp_path: Path) -> None:
     text = runner.invoke(app, ["info", "--catalog", url(tmp_path)])
     assert text.exit_code == 0, text.output
     assert "    verified at tier >= 1 in the last 24 h: 1/2 retained backups (50%)" in text.stdout.splitlines()
-    assert text.stdout.splitlines()[-1] == "fleet: verified at tier >= 1 in the last 24 h: 1/2 retained backups (50%)"
+    assert text.stdout.splitlines()[-2:] == [
+        "fleet: verified at tier >= 1 in the last 24 h: 1/2 retained backups (50%)",
+        "status: OK (exit 0): 1 cluster: 1 ok",
+    ]
     doc = json.loads(runner.invoke(app, ["info", "--catalog", url(tmp_path), "--json"]).stdout)
     assert doc["verification"] == {
         "window_s": 86400,
