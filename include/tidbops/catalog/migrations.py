@@ -415,6 +415,7 @@ def _m007_audit(conn: Connection) -> None:
         Column("status", String(16)),
         Column("verified", Boolean()),
         Column("backup_ts", BigInteger()),
+        Column("size_bytes", BigInteger()),
         Column("started_at", UTCDateTime()),
         Column("triggered_by", String(255)),
     )
@@ -442,13 +443,20 @@ def _m007_audit(conn: Connection) -> None:
     )
     restores = Table("restores", md, id_column("id", primary_key=True), Column("requested_by", String(250)))
     for ix in (
-        Index("ix_backups_cluster_kind_started", backups.c.cluster, backups.c.kind, backups.c.started_at),
+        Index(
+            "ix_backups_cluster_kind_started_status",
+            backups.c.cluster,
+            backups.c.kind,
+            backups.c.started_at,
+            backups.c.status,
+        ),
         Index(
             "ix_backups_cluster_verified_ts",
             backups.c.cluster,
             backups.c.status,
             backups.c.verified,
             backups.c.backup_ts,
+            backups.c.size_bytes,  # covers the storage sum of the fleet view
         ),
         Index("ix_events_time", events.c.time),
         Index("ix_events_actor_time", events.c.actor, events.c.time),

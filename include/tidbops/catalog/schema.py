@@ -148,8 +148,8 @@ backups = Table(
     Index("ix_backups_cluster_status_ts", "cluster", "status", "backup_ts"),
     Index("ix_backups_base", "base_backup_id"),
     Index("ix_backups_dag_run", "dag_id", "run_id"),
-    Index("ix_backups_cluster_kind_started", "cluster", "kind", "started_at"),
-    Index("ix_backups_cluster_verified_ts", "cluster", "status", "verified", "backup_ts"),
+    Index("ix_backups_cluster_kind_started_status", "cluster", "kind", "started_at", "status"),
+    Index("ix_backups_cluster_verified_ts", "cluster", "status", "verified", "backup_ts", "size_bytes"),
 )
 
 events = Table(

@@ -213,10 +213,13 @@ class Catalog:
         self._schema_checked = True
 
     @contextmanager
-    def _reading(self) -> Iterator[Connection]:
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads (``tidbops.fleetview.queries``), once the schema is known to be current."""
         self._check_schema()
         with self.engine.connect() as conn:
             yield conn
+
+    _reading = reading
 
     def _write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a write transaction; retry on a deadlock, lock timeout or lost insert race."""

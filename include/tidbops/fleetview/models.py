@@ -30,6 +30,7 @@ class ClusterPolicy(_View):
     max_checkpoint_lag_s: float = Field(description="RPO limit of the log backup's checkpoint lag")
     stale_backup_s: float = Field(default=26 * 3600.0, description="no verified backup for longer is red")
     drill_max_age_s: float = Field(default=8 * 86400.0, description="no successful drill for longer is amber")
+    drills: bool = Field(default=True, description="the cluster has a drill target (else no drill is expected)")
     window_promise_s: float | None = Field(default=None, description="the PITR window retention promises")
 
 
