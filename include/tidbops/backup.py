@@ -6,9 +6,12 @@ storage root, or one backup's own directory) and, for the step that runs BR, a c
 argv and raises ``BRError`` when BR fails.
 
 Where a backup lives: ``<storage.uri>/<cluster>/<full|incr>/<backup id>/`` (the catalog's layout, which
-``tidbops catalog rebuild`` walks), the id being ``make_backup_id(cluster, kind, <the run's logical date
-or run_after>, dag_id, run_id)``: deterministic for one DAG run, unique across runs. So every try of a
-run works on the same directory:
+``tidbops catalog rebuild`` walks), the id being ``make_backup_id(cluster, kind, <when the run really
+started>, dag_id, run_id)``: named by the real time, not the schedule slot (a run that starts late, after
+an unpause or a catch-up, says when it ran; the slot is kept as ``scheduled_for``), and unique across runs
+by its hash of the run. The plan step picks it once: every later step reads it from the plan, and a
+retried plan finds it again (the catalog row of the run, else the run's directory by that hash). So every
+try of a run works on the same directory:
 
 * ``backupmeta`` there (BR writes it last): the backup is complete, it is **adopted** — its BackupTS
   taken from the catalog row, else from the manifest, else from ``br debug decode --field=end-version``
@@ -30,7 +33,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -96,16 +99,20 @@ class BackupVerificationError(TiDBOpsError):
 
 @dataclass(frozen=True)
 class RunInfo:
-    """The DAG run a step belongs to. ``started_at``: the run's logical date, else its run_after."""
+    """The DAG run a step belongs to. ``started_at``: when the run really started (not its schedule
+    slot); ``scheduled_for``: the slot of a scheduled run (None for a manual one)."""
 
     dag_id: str
     run_id: str
     try_number: int
     started_at: datetime
     triggered_by: str | None = None
+    scheduled_for: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "started_at", utc(self.started_at, "started_at"))
+        if self.scheduled_for is not None:
+            object.__setattr__(self, "scheduled_for", utc(self.scheduled_for, "scheduled_for"))
 
     def owns(self, record: BackupRecord) -> bool:
         return record.dag_id == self.dag_id and record.run_id == self.run_id
@@ -280,7 +287,7 @@ class BackupTarget:
 
 
 def target_for(cluster: ClusterConfig, plan: Plan, run: RunInfo) -> BackupTarget:
-    """The backup id and directory of ``plan`` in this run (deterministic: a retry gets the same)."""
+    """The backup id and directory of ``plan`` in this run, named by when the run really started."""
     backup_id = make_backup_id(cluster.name, plan.kind, run.started_at, dag_id=run.dag_id, run_id=run.run_id)
     return BackupTarget(
         cluster=cluster.name,
@@ -408,17 +415,38 @@ def _retry_of_this_run(link: CatalogLink, root: Storage, cluster: ClusterConfig,
             )
         if link.available:
             return None
-    # no catalog: look for this run's directories in storage
+    # no catalog: look for this run's directories in storage, by the run's hash (the time in an id is when
+    # the try that planned it ran, which a later try cannot know)
     for kind in BackupKind:
-        backup_id = make_backup_id(cluster.name, kind, run.started_at, dag_id=run.dag_id, run_id=run.run_id)
-        where = root.child(backup_path(cluster.name, kind, backup_id))
-        if where.exists(MANIFEST_NAME):
-            manifest = read_manifest(where)
-            return _target_from_manifest(manifest, f"this run already wrote {kind.value} backup {backup_id}")
-        if kind is BackupKind.FULL and where.list(""):
-            plan = Plan(cluster.name, BackupKind.FULL, f"this run already started full backup {backup_id}")
-            return target_for(cluster, plan, run)
+        for backup_id in _run_backup_ids(root, cluster.name, kind, run):
+            where = root.child(backup_path(cluster.name, kind, backup_id))
+            if where.exists(MANIFEST_NAME):
+                manifest = read_manifest(where)
+                return _target_from_manifest(manifest, f"this run already wrote {kind.value} backup {backup_id}")
+            if kind is BackupKind.FULL and where.list(""):
+                return _target_from_id(cluster, kind, backup_id, f"this run already started full backup {backup_id}")
     return None
+
+
+def _run_backup_ids(root: Storage, cluster: str, kind: BackupKind, run: RunInfo) -> list[str]:
+    """The backup directories of ``kind`` this run made (ids end with the run's hash), newest first."""
+    digest = make_backup_id(cluster, kind, run.started_at, dag_id=run.dag_id, run_id=run.run_id).rsplit("-", 1)[1]
+    prefix = f"{cluster}-{kind.short}-"
+    mine = [d for d in root.list_dirs(f"{cluster}/{kind.short}") if d.startswith(prefix) and d.endswith(f"-{digest}")]
+    return sorted(mine, reverse=True)
+
+
+def _target_from_id(cluster: ClusterConfig, kind: BackupKind, backup_id: str, reason: str) -> BackupTarget:
+    """The target of a directory an earlier try of this run started (its id says when that try ran)."""
+    stamp = backup_id[len(f"{cluster.name}-{kind.short}-") :].split("-", 1)[0]
+    return BackupTarget(
+        cluster=cluster.name,
+        kind=kind,
+        backup_id=backup_id,
+        storage_uri=f"{cluster.storage.uri}/{backup_path(cluster.name, kind, backup_id)}",
+        started_at=datetime.strptime(stamp, "%Y%m%dt%H%M%Sz").replace(tzinfo=UTC),
+        reason=reason,
+    )
 
 
 def plan_backup(
@@ -596,6 +624,7 @@ def _new_backup(target: BackupTarget, cluster: ClusterConfig, run: RunInfo) -> N
         run_id=run.run_id,
         try_number=run.try_number,
         triggered_by=run.triggered_by,
+        scheduled_for=run.scheduled_for,
     )
 
 
@@ -798,6 +827,7 @@ def _record_for_manifest(
         try_number=outcome.try_number,
         triggered_by=run.triggered_by,
         finished_at=utc(now, "now"),
+        scheduled_for=run.scheduled_for,
     )
 
 

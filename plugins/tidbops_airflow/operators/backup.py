@@ -24,21 +24,29 @@ if TYPE_CHECKING:
     from tidbops_airflow.hooks.br import BRHook
 
 
-def run_info(context: Context | Mapping[str, Any]) -> RunInfo:
-    """Who runs this step: DAG, run, try, when the run is for (logical date, else run_after) and why."""
+def run_info(context: Context | Mapping[str, Any], *, started_at: datetime | None = None) -> RunInfo:
+    """Who runs this step: DAG, run, try, why, and when the run really started.
+
+    ``started_at``: the given time (a pipeline that fixed it in an earlier step passes it on), else the DAG
+    run's ``start_date`` (when it really began running: a scheduled run that starts hours after its slot,
+    after an unpause or a catch-up, says so), else now. ``scheduled_for``: a scheduled run's slot (its
+    logical date, else its run_after); None for manual and other runs.
+    """
     from tidbops.backup import RunInfo
 
     dag_run = context["dag_run"]
     ti = context["ti"]
-    started = dag_run.logical_date or dag_run.run_after
-    run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
+    run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type))
+    slot = dag_run.logical_date or dag_run.run_after
+    real = started_at or getattr(dag_run, "start_date", None) or datetime.now(UTC)
     user = getattr(dag_run, "triggering_user_name", None)
     return RunInfo(
         dag_id=str(ti.dag_id),
         run_id=str(ti.run_id),
         try_number=int(ti.try_number or 1),
-        started_at=started,
-        triggered_by=f"{run_type}:{user}" if user else str(run_type),
+        started_at=real,
+        triggered_by=f"{run_type}:{user}" if user else run_type,
+        scheduled_for=slot if run_type == "scheduled" else None,
     )
 
 

@@ -27,6 +27,7 @@ from airflow.sdk.bases.skipmixin import SkipMixin
 from tidbops.config import ClusterConfig
 
 if TYPE_CHECKING:
+    from tidbops.backup import RunInfo
     from tidbops.catalog.store import Catalog
     from tidbops.drill import DrillPlan
     from tidbops.pitr import LogRange
@@ -72,6 +73,16 @@ class _DrillStep(BaseOperator):
     def _xcom(context: Context, task_id: str, key: str = "return_value") -> Mapping[str, Any] | None:
         value = context["ti"].xcom_pull(task_ids=task_id, key=key)
         return value if isinstance(value, Mapping) else None
+
+    def _run(self, context: Context) -> RunInfo:
+        """This run, started when ``check_drill_due`` first ran (its XCom ``started_at``): the drill's id and
+        catalog times are that real time, the same for every step and try (even after the run is cleared
+        from a later step, when Airflow gives the run a new ``start_date``)."""
+        from tidbops_airflow.operators.backup import run_info
+
+        checked = self._xcom(context, STEP_TASKS["check"])
+        started = checked.get("started_at") if checked else None
+        return run_info(context, started_at=datetime.fromisoformat(started) if isinstance(started, str) else None)
 
     def _plan(self, context: Context) -> DrillPlan:
         from tidbops.drill import DrillPlan
@@ -222,7 +233,8 @@ class DrillCheckDueOperator(_DrillStep, SkipMixin):
                 self._observe(catalog, basis, due.freshness.to_dict(), notes)
         for note in notes:
             self.log.warning("%s", note)
-        result = {**due.to_dict(), "basis": basis.to_dict(), "notes": notes}
+        started = self._run(context).started_at  # the run's start: the drill's id and times (see _run)
+        result = {**due.to_dict(), "basis": basis.to_dict(), "notes": notes, "started_at": started.isoformat()}
         self.log.info("drill of %s %s: %s", self.cluster.name, "DUE" if due.due else "not due", due.reason)
         if not due.due:
             context["ti"].xcom_push(key="return_value", value=result)
@@ -297,7 +309,6 @@ class DrillChooseRestorePointOperator(_DrillStep):
 
         from tidbops.drill import DrillError, hold_plan, plan_drill
         from tidbops.pitr import compute_window
-        from tidbops_airflow.operators.backup import run_info
 
         with self._reporting(context):
             target = self._scratch()
@@ -311,7 +322,7 @@ class DrillChooseRestorePointOperator(_DrillStep):
             plan = plan_drill(
                 self.cluster,
                 target,
-                run_info(context),
+                self._run(context),
                 datetime.now(UTC),
                 backups=backups,
                 window=window,
@@ -367,14 +378,13 @@ class DrillPrepareScratchOperator(_DrillStep):
         from tidbops.catalog.records import DrillRecord, DrillStatus
         from tidbops.drill import clear_scratch
         from tidbops_airflow.hooks.tidb import TiDBHook
-        from tidbops_airflow.operators.backup import run_info
 
         with self._reporting(context):
             target = self._scratch()
             plan = self._plan(context)
             if plan.target != target.name:
                 raise ValueError(f"the plan restores into {plan.target}, this run's target is {target.name}")
-            run = run_info(context)
+            run = self._run(context)
             notes: list[str] = []
             with self._catalog() as catalog:
                 link = CatalogLink(catalog, notes)
@@ -734,14 +744,13 @@ class DrillRecordOperator(_DrillStep):
         )
         from tidbops_airflow.assets import DRILLS, backups_size, emit
         from tidbops_airflow.hooks.storage import StorageHook
-        from tidbops_airflow.operators.backup import run_info
 
         results = {name: self._xcom(context, task) for name, task in STEP_TASKS.items()}
         errors: dict[str, str | None] = {}
         for name, task in STEP_TASKS.items():
             error = context["ti"].xcom_pull(task_ids=task, key="error")
             errors[name] = str(error) if error else None
-        run = run_info(context)
+        run = self._run(context)
         where = f"{self.cluster.storage.uri}/{drill_dir(self.cluster.name, drill_id_for(self.cluster, run))}"
         record = drill_record(
             self.cluster,

@@ -146,7 +146,12 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
 
 def context(run_id: str = "manual__1", try_number: int = 1, kind: str = "full") -> dict[str, Any]:
     dag_run = SimpleNamespace(
-        logical_date=None, run_after=RUN_AT, run_type="manual", triggering_user_name="admin", run_id=run_id
+        logical_date=None,
+        run_after=RUN_AT,
+        start_date=RUN_AT,
+        run_type="manual",
+        triggering_user_name="admin",
+        run_id=run_id,
     )
     ti = SimpleNamespace(dag_id=f"tidb_backup_{kind}__dev", run_id=run_id, try_number=try_number)
     return {"dag_run": dag_run, "ti": ti}
@@ -671,14 +676,63 @@ def test_preflight_fails_when_the_cluster_does_not_answer(env: Env, tidb: mock.M
 # -------------------------------------------------------------------------------------------- context
 
 
-def test_run_info_uses_logical_date_else_run_after() -> None:
+def test_run_info_is_the_real_start_and_keeps_a_scheduled_runs_slot() -> None:
     ctx = context()
-    assert run_info(ctx).started_at == RUN_AT
+    info = run_info(ctx)
+    assert (info.started_at, info.scheduled_for, info.triggered_by) == (RUN_AT, None, "manual:admin")
     ctx["dag_run"].logical_date = RUN_AT - timedelta(days=1)
     ctx["dag_run"].run_type = SimpleNamespace(value="scheduled")
     ctx["dag_run"].triggering_user_name = None
     info = run_info(ctx)
-    assert (info.started_at, info.triggered_by) == (RUN_AT - timedelta(days=1), "scheduled")
+    assert (info.started_at, info.scheduled_for, info.triggered_by) == (RUN_AT, RUN_AT - timedelta(days=1), "scheduled")
+    assert run_info(ctx, started_at=RUN_AT + timedelta(hours=1)).started_at == RUN_AT + timedelta(hours=1)
+    ctx["dag_run"].start_date = None  # not started as Airflow sees it (a test run): now
+    assert abs(run_info(ctx).started_at - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def late_scheduled_run(run_id: str = "scheduled__2026-11-21T13:00:00+00:00", kind: str = "full") -> dict[str, Any]:
+    """A scheduled run for the 13:00 slot that Airflow started at 01:00 the next day (after an unpause)."""
+    ctx = context(run_id, kind=kind)
+    ctx["dag_run"].logical_date = ctx["dag_run"].run_after = RUN_AT - timedelta(hours=12)
+    ctx["dag_run"].run_type = SimpleNamespace(value="scheduled")
+    ctx["dag_run"].triggering_user_name = None
+    return ctx
+
+
+def test_a_late_scheduled_run_is_named_and_catalogued_by_when_it_ran(env: Env, br: FakeBR) -> None:
+    ctx = late_scheduled_run()
+    target = plan(env, "full", ctx)
+    assert target["backup_id"].startswith("dev-full-20261122t010000z-")  # RUN_AT, not the 13:00 slot
+    assert datetime.fromisoformat(target["started_at"]) == RUN_AT
+    record(env, target, run(env, target, ctx), ctx)
+    row = env.catalog.get(target["backup_id"])
+    assert row is not None and row.started_at == RUN_AT
+    assert row.scheduled_for == RUN_AT - timedelta(hours=12) and row.triggered_by == "scheduled"
+    assert [b.scheduled_for for b in env.catalog.list_backups("dev")] == [RUN_AT - timedelta(hours=12)]
+
+
+def test_a_manual_run_has_no_slot(env: Env, br: FakeBR) -> None:
+    ctx = context()
+    target = plan(env, "full", ctx)
+    run(env, target, ctx)
+    row = env.catalog.get(target["backup_id"])
+    assert row is not None and row.scheduled_for is None and row.started_at == RUN_AT
+
+
+def test_a_cleared_run_keeps_its_backup_without_the_catalog(env: Env, br: FakeBR) -> None:
+    """Airflow gives a cleared run a new start_date: the plan finds the directory the run started by the
+    run's hash, not by a time it can no longer know."""
+    env.catalog_down = True
+    ctx = late_scheduled_run()
+    target = plan(env, "full", ctx)
+    run(env, target, ctx)
+    cleared = late_scheduled_run()
+    cleared["dag_run"].start_date = RUN_AT + timedelta(hours=3)
+    cleared["ti"].try_number = 1
+    again = plan(env, "full", cleared)
+    assert again["backup_id"] == target["backup_id"] and "this run already" in again["reason"]
+    other = late_scheduled_run("scheduled__2026-11-22T13:00:00+00:00")  # another run: its own backup
+    assert plan(env, "full", other)["backup_id"] != target["backup_id"]
 
 
 def test_template_fields_hold_no_cluster_secrets() -> None:

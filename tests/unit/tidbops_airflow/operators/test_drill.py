@@ -170,7 +170,9 @@ class Env:
         return self.fleet.clusters[name]
 
     def context(self, task_id: str, cluster: str = "uat") -> dict[str, Any]:
-        dag_run = SimpleNamespace(logical_date=None, run_after=RUN_AT, run_type="manual", run_id=self.run_id)
+        dag_run = SimpleNamespace(
+            logical_date=None, run_after=RUN_AT, start_date=RUN_AT, run_type="manual", run_id=self.run_id
+        )
         dag_run.conf = {}
         ti = TI(self.xcom, task_id, f"tidb_restore_drill__{cluster}", self.run_id)
         return {"dag_run": dag_run, "ti": ti}
@@ -652,6 +654,28 @@ def test_the_check_reads_the_basis_and_a_manual_run_is_due(env: Env, monkeypatch
     assert len(seen) == 1 and seen[0].details["basis"] == got["basis"]
     check(env, monkeypatch)  # the same basis again: no second event
     assert len(env.catalog.list_events("uat", kind=OBSERVED_EVENT)) == 1
+
+
+def test_the_drill_is_named_and_timed_by_when_its_run_really_started(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """check_drill_due fixes the run's real start; every later step names the drill by it, even after the run
+    was cleared and Airflow gave it a new start_date."""
+    seed_chain(env)
+    got, _ = check(env, monkeypatch, run_type="scheduled", schedule="0 3 * * 0")
+    assert got["started_at"] == RUN_AT.isoformat()
+    env.xcom[("check_drill_due", "return_value")] = got
+    real_context = env.context
+    env.context = lambda task_id, cluster="uat": _restarted(real_context(task_id, cluster))  # type: ignore[method-assign]
+    plan = choose(env)
+    assert plan["drill_id"].startswith(f"uat-drill-{RUN_AT:%Y%m%dt%H%M%S}z-")
+    prepare(env)
+    row = env.catalog.get_drill(plan["drill_id"])  # the running row that holds the scratch
+    assert row is not None and row.started_at == RUN_AT
+
+
+def _restarted(ctx: dict[str, Any]) -> dict[str, Any]:
+    ctx["dag_run"].start_date = RUN_AT + timedelta(hours=5)  # the run cleared and started again
+    ctx["dag_run"].logical_date = RUN_AT - timedelta(hours=9)  # its slot
+    return ctx
 
 
 def test_what_the_check_cannot_read_is_unknown_not_a_failure(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
