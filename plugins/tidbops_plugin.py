@@ -1,4 +1,9 @@
-"""The tidbops Airflow plugin: registers the platform with Airflow (macros now; UI views later).
+"""The tidbops Airflow plugin: registers the platform with Airflow: macros, and the data protection view.
+
+**The view.** ``tidbops_airflow.ui.app`` (fleet, cluster and audit pages, their JSON API, ``/metrics``) is
+mounted in Airflow's API server at ``/tidbops`` (imported on its first request: ``LazyApp``) and linked
+from Airflow's navigation as "Data protection" (an iframe at ``/plugin/data-protection``). Who may see
+what: ``tidbops_airflow.ui.access``.
 
 **Warm workers.** With ``[core] lazy_load_plugins = False``, every Airflow process imports its plugins
 when it imports ``airflow``, so the scheduler imports this module before the LocalExecutor forks its
@@ -14,6 +19,8 @@ from __future__ import annotations
 import logging
 
 from airflow.plugins_manager import AirflowPlugin
+
+from tidbops_airflow.ui import LazyApp
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +85,21 @@ if _plugins_load_eagerly():
     warm_imports()
 
 
+#: the view's FastAPI app, mounted in Airflow's API server
+UI_PREFIX = "/tidbops"
+
+
 class TiDBOpsPlugin(AirflowPlugin):
     name = "tidbops"
     macros = [tso_to_iso]  # noqa: RUF012 (AirflowPlugin API)
+    fastapi_apps = [{"app": LazyApp(), "url_prefix": UI_PREFIX, "name": "tidbops data protection"}]  # noqa: RUF012
+    external_views = [  # noqa: RUF012
+        {
+            "name": "Data protection",
+            "href": UI_PREFIX.lstrip("/") + "/",  # relative: Airflow's base URL is prepended
+            "url_route": "data-protection",  # shown inside Airflow's UI, at /plugin/data-protection
+            "destination": "nav",
+            "nav_top_level": True,
+            "icon": UI_PREFIX.lstrip("/") + "/icon.svg",
+        }
+    ]

@@ -1,0 +1,34 @@
+"""The data protection view in Airflow's UI: a FastAPI app of pages, JSON API and metrics.
+
+``access`` says who sees what, ``app`` the routes, ``filters`` the audit's query parameters, ``charts``
+the inline SVG, ``render`` the templates, ``state`` the fleet config and catalog, ``metrics`` ``/metrics``.
+
+``LazyApp`` is what the plugin mounts: the plugin module is imported by every Airflow process (the
+scheduler, the dag-processor, the CLI, and with ``lazy_load_plugins = False`` before workers fork), but
+only the API server serves the view, so the app (FastAPI, the queries, the templates: about half a
+second of imports) is imported on its first request, not when the plugin loads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+class LazyApp:
+    """An ASGI app that imports ``tidbops_airflow.ui.app.app`` on its first call and hands every call to it."""
+
+    def __init__(self) -> None:
+        self._app: ASGIApp | None = None
+
+    @property
+    def app(self) -> Any:
+        if self._app is None:
+            from tidbops_airflow.ui.app import app  # the import lock makes this happen once
+
+            self._app = app
+        return self._app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
