@@ -31,8 +31,10 @@ VENV_BIN = Path(sys.executable).parent
 BR_BIN_DIR = REPO / "include" / "playground" / "bin"
 DEFAULT_PORT = 28080
 ADMIN = "admin"
-#: a second user (role admin): runs a test triggers as ``dba`` carry ``triggering_user_name == "dba"``
-USERS = (ADMIN, "dba")
+#: the playground's users and their simple-auth-manager roles: runs a test triggers as ``dba`` (admin) carry
+#: ``triggering_user_name == "dba"``; ``viewer`` may read everything and change nothing; ``nobody`` has no
+#: role, so it can log in and is refused everything (the UI's access tests)
+USERS = {ADMIN: "admin", "dba": "admin", "viewer": "viewer", "nobody": ""}
 #: an http connection to this Airflow's own REST API, for tasks that set a run's note (tidb_restore)
 API_CONN_ID = "tidbops_airflow_api"
 
@@ -76,7 +78,7 @@ def airflow_env(
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:admin" for user in USERS),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:{role}" for user, role in USERS.items()),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(af_home / "passwords.json"),
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__HOST": "127.0.0.1",
