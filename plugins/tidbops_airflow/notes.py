@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 NOTE_MAX = 1000  # Airflow's dag_run_note.content is a String(1000)
 NOTE_CONN_ID = "tidbops_airflow_api"
+NOTE_ATTEMPTS, NOTE_TIMEOUT, NOTE_BACKOFF = 3, 15.0, 2.0  # a busy API server (SQLite metadata DB) answers late
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>#|~])")
 _MORE = "\n\n… (the rest is in the task log)"
 
@@ -111,19 +113,23 @@ def set_run_note(context: Any, text: str, *, conn_id: str = NOTE_CONN_ID, log: l
     base = f"{conn.schema or 'http'}://{conn.host}:{conn.port or 8080}"
     ti = context["ti"]
     note = fit(text)
-    try:
-        with httpx.Client(base_url=base, timeout=10.0) as client:
-            token = client.post("/auth/token", json={"username": conn.login, "password": conn.password})
-            token.raise_for_status()
-            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-            answer = client.patch(
-                f"/api/v2/dags/{quote(str(ti.dag_id), safe='')}/dagRuns/{quote(str(ti.run_id), safe='')}",
-                json={"note": note},
-                params={"update_mask": "note"},
-                headers=headers,
-            )
-            answer.raise_for_status()
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
-        log.warning("the run's note was not set (%s); the task log has everything", exc)
-        return False
-    return True
+    path = f"/api/v2/dags/{quote(str(ti.dag_id), safe='')}/dagRuns/{quote(str(ti.run_id), safe='')}"
+    for attempt in range(1, NOTE_ATTEMPTS + 1):
+        try:
+            with httpx.Client(base_url=base, timeout=NOTE_TIMEOUT) as client:
+                token = client.post("/auth/token", json={"username": conn.login, "password": conn.password})
+                token.raise_for_status()
+                headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+                answer = client.patch(path, json={"note": note}, params={"update_mask": "note"}, headers=headers)
+                answer.raise_for_status()
+            return True
+        except (httpx.HTTPError, KeyError, ValueError) as exc:
+            status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
+            transient = status is None or status >= 500 or status == 429  # a busy API server, not a refusal
+            if attempt < NOTE_ATTEMPTS and transient and not isinstance(exc, KeyError | ValueError):
+                log.info("the run's note was not set (%s); trying again", exc)
+                time.sleep(NOTE_BACKOFF * attempt)
+                continue
+            log.warning("the run's note was not set (%s); the task log has everything", exc)
+            return False
+    return False

@@ -4,8 +4,13 @@ react-markdown does), at most 1000 characters, the outcome in the first words an
 from __future__ import annotations
 
 import html
+import json
+import logging
 import re
+import threading
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -102,3 +107,64 @@ def test_md_and_fit() -> None:
     assert len(cut) <= NOTE_MAX and cut.endswith("(the rest is in the task log)")
     assert cut.split("\n\n…")[0].splitlines()[-1].startswith("line ")  # cut on a line boundary
     assert fit("short") == "short"
+
+
+class FakeAirflowAPI(ThreadingHTTPServer):
+    """Airflow's REST API as the note needs it: /auth/token, then PATCH of the run (answers scripted)."""
+
+    def __init__(self, patch_answers: list[int]) -> None:
+        self.patch_answers = patch_answers
+        self.patched: list[tuple[str, dict[str, Any]]] = []
+
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _answer(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self._answer(201, {"access_token": "t0ken"})
+
+            def do_PATCH(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                code = server.patch_answers.pop(0) if server.patch_answers else 200
+                if code == 200:
+                    server.patched.append((self.path, body))
+                self._answer(code, {"detail": "busy" if code >= 500 else "no"})
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+@pytest.mark.parametrize(
+    ("answers", "set_", "tries"), [([], True, 1), ([503, 500], True, 3), ([503, 503, 503], False, 3), ([403], False, 1)]
+)
+def test_the_note_is_set_through_the_api_and_a_busy_server_is_asked_again(
+    answers: list[int], set_: bool, tries: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tidbops_airflow.notes as notes
+
+    api = FakeAirflowAPI(list(answers))
+    monkeypatch.setenv("AIRFLOW_CONN_TIDBOPS_AIRFLOW_API", f"http://dba:s3cret-pw@127.0.0.1:{api.server_port}")
+    monkeypatch.setattr(notes, "NOTE_BACKOFF", 0.01)
+    context = {"ti": SimpleNamespace(dag_id="tidb_restore", run_id="manual__2026-11-22T01:00:00+00:00")}
+    log = logging.getLogger("test-notes")
+    try:
+        assert notes.set_run_note(context, "**DRY RUN**", log=log) is set_
+    finally:
+        api.shutdown()
+    assert len(answers) - len(api.patch_answers) + (1 if set_ else 0) == tries
+    if set_:
+        assert api.patched == [
+            ("/api/v2/dags/tidb_restore/dagRuns/manual__2026-11-22T01%3A00%3A00%2B00%3A00?update_mask=note",
+             {"note": "**DRY RUN**"})
+        ]  # fmt: skip
