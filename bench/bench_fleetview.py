@@ -120,7 +120,7 @@ def build(catalog: Catalog, names: Sequence[str], rows: int, seed: int = 13) -> 
     """About ``rows`` backup + event rows over ``names`` (plus drills, restores, checks, alerts)."""
     rnd = random.Random(seed)
     b = Builder(catalog)
-    per_backup_rows = 1 + 3.6  # the backup row and its events (started, succeeded, manifest, verified, …)
+    per_backup_rows = 6.5  # the backup row and its events (started, succeeded, manifest, verified, expired, …)
     backups_per_cluster = max(8, int(rows / per_backup_rows / len(names)))
     step = timedelta(hours=4)
     start = NOW - step * backups_per_cluster

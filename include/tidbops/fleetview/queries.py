@@ -252,7 +252,7 @@ def _restore(row: RowMapping) -> RestoreBrief:
         dry_run=bool(row["dry_run"]),
         tables=tuple(row["tables"] or ()),
         backups_used=tuple(row["backups_used"] or ()),
-        plan_summary=plan_summary(row["plan"]),
+        plan_summary=plan_summary(row["plan"]) if "plan" in row else None,
         restore_s=row["restore_seconds"],
         validation_ok=row["validation_ok"],
         error=row["error"],
@@ -331,7 +331,8 @@ def _slot_ids(conn: Connection, names: Sequence[str]) -> dict[str, RowMapping]:
     return {r["cluster"]: r for r in rows}
 
 
-# The columns each brief reads (large JSON reports, bookkeeping and derived times are left out).
+# The columns each brief reads (large JSON reports, bookkeeping and derived times are left out; the
+# fleet row's last restore has no plan summary, the cluster page reads the plan).
 _READ: dict[str, tuple[str, ...]] = {
     "backups": (
         "id", "kind", "status", "backup_ts", "backup_time", "started_at", "finished_at", "scheduled_for",
@@ -349,7 +350,7 @@ _READ: dict[str, tuple[str, ...]] = {
     ),
     "restores": (
         "id", "source", "target", "status", "requested_by", "reason", "requested_at", "finished_at",
-        "restore_point", "restore_ts", "mode", "dry_run", "tables", "backups_used", "plan", "restore_seconds",
+        "restore_point", "restore_ts", "mode", "dry_run", "tables", "backups_used", "restore_seconds",
         "validation_ok", "error", "dag_id", "run_id",
     ),
 }  # fmt: skip
@@ -583,7 +584,7 @@ def cluster_view(catalog: Catalog, policy: ClusterPolicy, now: datetime, *, back
         ).mappings()
         drill_list = tuple(_drill(r, now) for r in drill_rows)
         restore_rows = conn.execute(
-            select(*_columns(restores))
+            select(*_columns(restores), restores.c.plan)  # the page shows each plan in a line
             .where(or_(restores.c.source == name, restores.c.target == name))
             .order_by(desc(restores.c.requested_at), desc(restores.c.id))
             .limit(100)
