@@ -2,7 +2,9 @@
 
 * dev (writer running): a full backup, then two incrementals; the chain is restored into scratch1 the
   way a DBA would (``br restore full`` for the full, then each incremental in order) and every table
-  matches the source as of the last BackupTS (``FOR SYSTEM_TIME AS OF``).
+  matches the source as of the last BackupTS (``FOR SYSTEM_TIME AS OF``). Each verified backup is an
+  event of the Airflow Asset ``x-tidb://dev/backups`` with its id, BackupTS and size; each is named and
+  catalogued by when its run really started, the full backup's run having a logical date 6 h earlier.
 * uat (encrypted): BR fails midway (fault ``backup_fail_midway``): the task fails with BR's error, the
   catalog row is failed with it, no manifest; cleared once the fault is gone, the retry clears the
   partial files and succeeds; cleared again, it adopts the complete backup and changes nothing.
@@ -18,6 +20,7 @@ import os
 import subprocess
 import time
 import urllib.parse
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +44,22 @@ RUN_TIMEOUT = 240.0
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def run_dag(api: AirflowAPI, dag_id: str, timeout: float = RUN_TIMEOUT) -> tuple[str, str]:
+def run_dag(
+    api: AirflowAPI, dag_id: str, timeout: float = RUN_TIMEOUT, logical_date: datetime | None = None
+) -> tuple[str, str]:
     api.wait_for_dag(dag_id)
     api.unpause(dag_id)
-    run_id = api.trigger(dag_id, note="e2e backup")
+    if logical_date is None:
+        run_id = api.trigger(dag_id, note="e2e backup")
+    else:  # a run for an earlier slot, started now (as a late or caught-up run is)
+        body = {"logical_date": logical_date.isoformat(), "conf": {}, "note": "e2e backup, late"}
+        run_id = str(api._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)["dag_run_id"])
     return run_id, api.wait_run(dag_id, run_id, timeout=timeout)
+
+
+def asset_events(api: AirflowAPI, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    query = urllib.parse.urlencode({"source_dag_id": dag_id, "source_run_id": run_id})
+    return list(api._request("GET", f"/api/v2/assets/events?{query}")["asset_events"])
 
 
 def connect(entry: ClusterEntry) -> pymysql.connections.Connection:  # type: ignore[type-arg]
@@ -126,8 +140,9 @@ def test_full_then_two_incrementals_restore_to_the_last_backupts(
 ) -> None:
     started = time.monotonic()
     chain: list[dict[str, Any]] = []
+    slot = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
     for dag_id in (f"{FULL}__dev", f"{INCR}__dev", f"{INCR}__dev"):
-        run_id, state = run_dag(airflow, dag_id)
+        run_id, state = run_dag(airflow, dag_id, logical_date=None if chain else slot)
         assert state == "success", airflow.run_logs(dag_id, run_id)[-6000:]
         facts = airflow.xcom(dag_id, run_id, "check_cluster")
         assert facts["tidb_version"] == "v8.5.1" and facts["gc_safe_point"] and facts["gc_life_time_seconds"]
@@ -145,6 +160,17 @@ def test_full_then_two_incrementals_restore_to_the_last_backupts(
         assert (row.dag_id, row.run_id, row.try_number) == (dag_id, run_id, 1)
         assert row.triggered_by and row.triggered_by.startswith("manual")
         assert row.backup_ts == backup["backup_ts"] and row.manifest_uri
+        # named and catalogued by when the run really started, not its logical date (6 h earlier for the full)
+        run_started = datetime.fromisoformat(airflow.run(dag_id, run_id)["start_date"])
+        assert abs(row.started_at - run_started) < timedelta(seconds=1), (row.started_at, run_started)
+        assert target["backup_id"].split("-")[2] == run_started.strftime("%Y%m%dt%H%M%Sz"), target["backup_id"]
+        assert row.scheduled_for is None  # a manual run has no slot
+        # the verified backup is an event of the cluster's Asset, with its id, BackupTS and size
+        (event,) = asset_events(airflow, dag_id, run_id)
+        assert (event["uri"], event["source_task_id"]) == ("x-tidb://dev/backups", "verify_backup"), event
+        extra = event["extra"]
+        assert (extra["backup_id"], extra["backup_ts"]) == (row.id, row.backup_ts), extra
+        assert extra["size_bytes"] == row.size_bytes and row.size_bytes, (extra, row.size_bytes)
         keys = bucket.objects(bucket.key(target["storage_uri"]) + "/")
         assert {"backupmeta", "tidbops-manifest.json"} <= {k.rsplit("/", 1)[-1] for k in keys}
         chain.append({**target, "backup_ts": backup["backup_ts"]})
