@@ -10,9 +10,10 @@ secrets backend), read at every scrape so a rotated token takes effect at once:
 Credentials are compared in constant time. Without that connection (or with no password in it) the
 endpoint is off: 403 with how to turn it on; never open by default. Missing or wrong credentials: 401.
 
-The catalog and the fleet config are those the DAGs use (``catalog`` section, ``TIDBOPS_FLEET_CONFIG``).
+The catalog and the fleet config are those the DAGs and the pages use (``tidbops_airflow.ui.state``).
 Each scrape reads the catalog once; a catalog that does not answer still gives a 200 with
-``tidbops_metrics_scrape_error 1``.
+``tidbops_metrics_scrape_error 1`` (an alert, not a target down). A fleet config that cannot be used at
+all gives a 500 with its one line (no cluster is known, so there is nothing honest to export).
 """
 
 from __future__ import annotations
@@ -21,20 +22,17 @@ import base64
 import binascii
 import hmac
 import logging
-import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, status
 from fastapi.responses import Response
 
 from tidbops.catalog.store import Catalog
-from tidbops.config import Fleet, load_fleet_cached
-from tidbops.errors import ConfigError
 from tidbops.fleetview.queries import policies_from_fleet
-from tidbops.metrics import CATALOG_UNREADABLE, CONTENT_TYPE, render_metrics
+from tidbops.metrics import CONTENT_TYPE, render_metrics
 from tidbops.redact import redact
+from tidbops_airflow.ui import state
 
 log = logging.getLogger(__name__)
 
@@ -95,34 +93,6 @@ def scrape_credentials(conn_id: str = METRICS_CONN_ID) -> ScrapeCredentials | No
     return ScrapeCredentials(password=conn.password, login=conn.login or None)
 
 
-class _Catalogs:
-    """One catalog (one engine, migrated once) per catalog URL in this process: not one per scrape."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: dict[str, Catalog] = {}
-
-    def get(self, fleet: Fleet) -> Catalog:
-        from tidbops_airflow.hooks.catalog import CatalogHook
-
-        hook = CatalogHook(catalog_conn_id=fleet.catalog.conn_id, sqlite_path=fleet.catalog.sqlite_path)
-        url = hook.catalog_url()
-        with self._lock:
-            catalog = self._open.get(url)
-            if catalog is None:
-                catalog = Catalog.from_url(url)
-                try:
-                    catalog.migrate()
-                except BaseException:
-                    catalog.close()
-                    raise
-                self._open[url] = catalog
-            return catalog
-
-
-_catalogs = _Catalogs()
-
-
 @router.get(
     "/metrics",
     summary="The fleet's Prometheus metrics",
@@ -148,16 +118,14 @@ def metrics(authorization: Annotated[str | None, Header()] = None) -> Response:
             "(Authorization: Bearer <its password>, or basic auth with its login and password)",
             headers={"WWW-Authenticate": challenges},
         )
-    try:
-        fleet = load_fleet_cached()
-    except ConfigError as exc:
-        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail=redact(str(exc))) from None
+    fleet = state.fleet()
+    if not fleet.clusters and not fleet.ok:  # the file cannot be used at all: no metrics is the honest answer
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, detail=redact(str(fleet.issues[0])))
     catalog: Catalog | None
     try:
-        catalog = _catalogs.get(fleet)
-    except CATALOG_UNREADABLE as exc:
-        orig = getattr(exc, "orig", None) or exc  # the driver's error, never the URL (it may hold a password)
-        log.warning("metrics: cannot open the catalog: %s", redact(f"{type(orig).__name__}: {orig}"))
+        catalog = state.catalog(fleet)
+    except state.CatalogUnavailable as exc:  # already redacted: the driver's error, never the URL
+        log.warning("metrics: cannot open the catalog: %s", exc)
         catalog = None
-    body = render_metrics(catalog, policies_from_fleet(fleet), datetime.now(UTC))
+    body = render_metrics(catalog, policies_from_fleet(fleet), state.now())
     return Response(content=body, media_type=CONTENT_TYPE)
