@@ -28,6 +28,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import TypeAdapter
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import get_route_path
@@ -41,8 +42,9 @@ from tidbops_airflow.ui import state
 from tidbops_airflow.ui.access import Viewer, ViewerDep
 from tidbops_airflow.ui.charts import backup_timeline, rto_chart
 from tidbops_airflow.ui.filters import CATEGORIES, MAX_LIMIT, AuditFilters, ExportFilters
+from tidbops_airflow.ui.fleet_table import fleet_rows_html
 from tidbops_airflow.ui.metrics import router as metrics_router
-from tidbops_airflow.ui.render import page
+from tidbops_airflow.ui.render import links, page
 
 EXPORT_MAX_ROWS = 100_000
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -188,6 +190,9 @@ def icon() -> Response:
 def fleet_page(request: Request, viewer: ViewerDep) -> HTMLResponse:
     now = state.now()
     rows = _fleet(viewer, now)
+    root, airflow = links(0)
+    policies = {p.cluster: p for p in viewer.policies}
+    rows_html = fleet_rows_html(rows, policies, {p.cluster: run_links(p) for p in viewer.policies}, airflow, root, now)
     return page(
         request,
         "fleet.html",
@@ -195,10 +200,9 @@ def fleet_page(request: Request, viewer: ViewerDep) -> HTMLResponse:
         active="fleet",
         user=viewer.name,
         rows=rows,
+        rows_html=rows_html,
         now=now,
         hidden=not viewer.sees_all,
-        policies={p.cluster: p for p in viewer.policies},
-        run_links={p.cluster: run_links(p) for p in viewer.policies},
     )
 
 
@@ -248,6 +252,14 @@ def audit_html(request: Request, filters: Annotated[AuditFilters, Query()], view
 
 # ------------------------------------------------------------------------------------------------- JSON
 
+_FLEET_ROWS = TypeAdapter(list[FleetRow])
+
+
+def _json(body: str | bytes) -> Response:
+    """The models as the queries built them: serialised once, not validated again against
+    ``response_model`` (which only documents the shape in the OpenAPI)."""
+    return Response(content=body, media_type="application/json")
+
 
 @app.get(
     "/api/fleet",
@@ -255,8 +267,8 @@ def audit_html(request: Request, filters: Annotated[AuditFilters, Query()], view
     summary="The fleet: one row per cluster you may see",
     responses=ERRORS,
 )
-def fleet_json(viewer: ViewerDep) -> list[FleetRow]:
-    return _fleet(viewer, state.now())
+def fleet_json(viewer: ViewerDep) -> Response:
+    return _json(_FLEET_ROWS.dump_json(_fleet(viewer, state.now())))
 
 
 @app.get(
@@ -265,8 +277,8 @@ def fleet_json(viewer: ViewerDep) -> list[FleetRow]:
     summary="One cluster: its row, backups, drills, restores, alerts and slow queries",
     responses={**ERRORS, 404: {"description": "no such cluster (or not one you may see); the detail lists yours"}},
 )
-def cluster_json(cluster: str, viewer: ViewerDep) -> ClusterView:
-    return _cluster(viewer, cluster, state.now())[1]
+def cluster_json(cluster: str, viewer: ViewerDep) -> Response:
+    return _json(_cluster(viewer, cluster, state.now())[1].model_dump_json())
 
 
 @app.get(
@@ -276,10 +288,10 @@ def cluster_json(cluster: str, viewer: ViewerDep) -> ClusterView:
     description="Pass `next_cursor` as `before_id` for the next page. `limit` is 1–1000.",
     responses={**ERRORS, 422: {"description": "a bad filter: the field and what is valid"}},
 )
-def audit_json(filters: Annotated[AuditFilters, Query()], viewer: ViewerDep) -> AuditPage:
+def audit_json(filters: Annotated[AuditFilters, Query()], viewer: ViewerDep) -> Response:
     query = _audit_query(viewer, filters)
     with _answering():
-        return audit_page(_catalog(viewer), query)
+        return _json(audit_page(_catalog(viewer), query).model_dump_json())
 
 
 @app.get(
@@ -311,10 +323,25 @@ def audit_export(filters: Annotated[ExportFilters, Query()], viewer: ViewerDep) 
         body = _json_array(rows)
         media = "application/json"
     return StreamingResponse(
-        body,
+        _chunks(body),
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="tidbops-audit-{stamp}.{filters.format}"'},
     )
+
+
+def _chunks(lines: Iterator[str], size: int = 64 * 1024) -> Iterator[str]:
+    """Lines joined into chunks of about ``size`` characters: the response sends (and Starlette hops to
+    a thread for) each chunk, not each of up to 100,000 lines."""
+    batch: list[str] = []
+    length = 0
+    for line in lines:
+        batch.append(line)
+        length += len(line)
+        if length >= size:
+            yield "".join(batch)
+            batch, length = [], 0
+    if batch:
+        yield "".join(batch)
 
 
 def _json_array(rows: Iterable[AuditEvent]) -> Iterator[str]:

@@ -52,9 +52,14 @@ def environment() -> Environment:
     return env
 
 
+def links(depth: int) -> tuple[str, str]:
+    """``(root, airflow)`` of a page ``depth`` path segments below the app's root."""
+    return "../" * depth or "./", "../" * (depth + 1)
+
+
 def page(request: Request, template: str, depth: int, status_code: int = 200, **context: Any) -> HTMLResponse:
     """Render ``template``; ``depth`` is how many path segments below the app's root the page sits."""
-    root = "../" * depth or "./"
+    root, airflow = links(depth)
     context = {"user": None, "active": None, "status_code": status_code, **context}
-    html = environment().get_template(template).render(root=root, airflow="../" * (depth + 1), **context)
+    html = environment().get_template(template).render(root=root, airflow=airflow, **context)
     return HTMLResponse(html, status_code=status_code)
