@@ -7,12 +7,14 @@ confirm, validate after, reason). The same request works from the REST API
 from `tidbops restore --dry-run …`.
 
 Tasks: `plan_restore` (every guardrail, then the plan: backups, BR command lines with secrets redacted,
-what is dropped from a scratch target, the expected time from past drills; printed in the log and as the
-run's note; **a dry run stops here**) → `choose_target` → `restore__<target>` (`br restore full` of the
+what is dropped from a scratch target, the expected time from past drills; printed in the log; the
+run's note says what the run is, DRY RUN, RESTORE (then RESTORED or RESTORE FAILED) or REFUSED, with
+the reason; **a dry run stops here**) → `choose_target` → `restore__<target>` (`br restore full` of the
 chain, or `br restore point`; pool `br_<target>`; a scratch target is wiped first, any other must be
 empty) → `validate` (with *validate after*: the restored tables against the source as of the point) →
 `record_restore` (always: the catalog's `restores` row with who, why, request, plan, outcome, times) →
-`assert_restore_succeeded` (a refused or failed request is a failed run).
+`assert_restore_succeeded` (a refused or failed request is a failed run: one line, no traceback).
+Each restore is an event of the Asset `x-tidb://<target>/restores` (Assets view).
 
 **Guardrails** (each refuses before anything runs, saying what would be valid): unknown clusters; a
 target not allowed for the source (`restore.allowed_targets`, default: the scratch clusters), or the
