@@ -141,3 +141,16 @@ def screenshot(page: Page, directory: Path, name: str) -> Path:
     path = directory / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def screenshot_document(frame: Frame, directory: Path, name: str) -> Path:
+    """A full-length PNG of the embedded page alone (the iframe scrolls inside Airflow's window, so a
+    screenshot of the window shows only its top): the frame's URL opened in a page of the same context."""
+    page = frame.page.context.new_page()
+    try:
+        page.goto(frame.url)
+        path = directory / f"{name}-document.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+    finally:
+        page.close()
