@@ -376,6 +376,17 @@ restores = Table(
 )
 
 # Bookkeeping, created by ``migrate`` before any migration runs (never changed by one).
+# The fleet summary (#13, ``tidbops.catalog.summary``): per cluster, the ids of the rows its fleet row
+# shows, versioned: writers bump ``version``; ``slots`` holds what was computed at ``computed_version``.
+fleet_summary = Table(
+    "fleet_summary",
+    metadata,
+    Column("cluster", String(CLUSTER_MAX), primary_key=True),
+    Column("version", BigInteger(), nullable=False),
+    Column("computed_version", BigInteger(), nullable=True),
+    Column("slots", JSONText(), nullable=True),
+)
+
 schema_version = Table(
     SCHEMA_VERSION_TABLE,
     metadata,

@@ -13,7 +13,7 @@ to ``deleted``). A succeeded backup is never restarted or failed.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -23,9 +23,10 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, and_, delete, desc, func, select, update
 from sqlalchemy.engine import Connection, RowMapping
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from tidbops import tso
+from tidbops.catalog import summary
 from tidbops.catalog.errors import (
     BackupNotFoundError,
     CatalogConflictError,
@@ -221,6 +222,31 @@ class Catalog:
 
     _reading = reading
 
+    def fleet_slots(self, clusters: Sequence[str]) -> dict[str, summary.Slots]:
+        """Per cluster, the ids (and figures) its fleet row shows (``tidbops.catalog.summary``): the kept
+        summaries still current, the others computed again (and kept, when this catalog may be written)."""
+        names = list(dict.fromkeys(clusters))
+        if not names:
+            return {}
+        with self._reading() as conn:
+            current, _versions = summary.read(conn, names)
+        stale = [n for n in names if n not in current]
+        if not stale:
+            return current
+
+        def work(conn: Connection) -> dict[str, summary.Slots]:
+            _current, versions = summary.read(conn, stale)  # the versions and the rows from one snapshot
+            computed = summary.compute(conn, stale)
+            summary.store(conn, computed, versions)
+            return computed
+
+        try:
+            computed = self._write(work)
+        except (OperationalError, ProgrammingError, IntegrityError):  # read-only user, busy: compute, keep nothing
+            with self._reading() as conn:
+                computed = summary.compute(conn, stale)
+        return {**current, **computed}
+
     def _write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a write transaction; retry on a deadlock, lock timeout or lost insert race."""
         self._check_schema()
@@ -273,7 +299,9 @@ class Catalog:
 
     def _update(self, conn: Connection, backup_id: str, values: Mapping[str, Any]) -> BackupRecord:
         conn.execute(update(backups).where(backups.c.id == backup_id).values(**values, updated_at=self._clock()))
-        return self._locked(conn, backup_id)
+        record = self._locked(conn, backup_id)
+        summary.touch(conn, [record.cluster])
+        return record
 
     # -------------------------------------------------------------------------------------- lifecycle
 
@@ -315,6 +343,7 @@ class Catalog:
                         **values,
                     )
                 )
+                summary.touch(conn, [new.cluster])
                 self._event(
                     conn,
                     "backup.started",
@@ -643,6 +672,7 @@ class Catalog:
                         **values, status=BackupStatus.SUCCEEDED.value, verified=False, updated_at=self._clock()
                     )
                 )
+                summary.touch(conn, [manifest.cluster])
                 self._event(
                     conn,
                     "backup.cataloged",
@@ -688,6 +718,7 @@ class Catalog:
 
         def work(conn: Connection) -> LogBackupCheck:
             result = conn.execute(log_backup_checks.insert().values(**values))
+            summary.touch(conn, [check.cluster])
             new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
             return LogBackupCheck(**{**{n: getattr(check, n) for n in _CHECK_FIELDS}, "id": new_id})
 
@@ -727,6 +758,8 @@ class Catalog:
                     and_(log_backup_checks.c.cluster == cluster, log_backup_checks.c.checked_at < cutoff)
                 )
             )
+            if result.rowcount:
+                summary.touch(conn, [cluster])
             return int(result.rowcount or 0)
 
         return self._write(work)
@@ -855,6 +888,7 @@ class Catalog:
                         f"died, its hold lapses {_minutes(stale_after)} after its last update"
                     )
                 why = "its DAG runs again" if same_dag else f"no update for {_minutes(age)}"
+                summary.touch(conn, [other.cluster])
                 conn.execute(
                     update(drills)
                     .where(drills.c.id == other.id)
@@ -921,6 +955,7 @@ class Catalog:
         values = _drill_values(drill)
         values["updated_at"] = self._clock()
         found = conn.execute(select(drills.c.id).where(drills.c.id == drill.id).with_for_update()).first()
+        summary.touch(conn, [drill.cluster])
         if found is None:
             conn.execute(drills.insert().values(id=drill.id, **values))
             return False
@@ -970,6 +1005,7 @@ class Catalog:
             values = _restore_values(restore)
             values["updated_at"] = self._clock()
             found = conn.execute(select(restores.c.id).where(restores.c.id == restore.id).with_for_update()).first()
+            summary.touch(conn, [restore.source, restore.target])
             details = {
                 "restore_id": restore.id,
                 "source": restore.source,

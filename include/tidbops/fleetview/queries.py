@@ -1,12 +1,12 @@
 """The fleet view, the cluster page and the audit, read from the catalog with a few grouped queries.
 
-``fleet_rows`` reads every cluster's row with six statements whatever the number of clusters: one that
-finds, per cluster, the ids of the rows that matter (newest full and incremental, newest succeeded and
-newest verified backup, newest log check, last drill and last passed drill, last restore from and into
-it) through correlated ``ORDER BY … LIMIT 1`` subqueries that each walk one index entry, plus its
-storage bytes and validation failures; then one ``WHERE id IN (…)`` per table for those rows, and the
-open frozen-checkpoint alerts. That is a few thousand index probes for 500 clusters, never a scan of the
-backups or events tables (``bench/bench_fleetview.py`` measures it at a million rows).
+``fleet_rows`` reads every cluster's row in a few statements whatever the number of clusters: the
+fleet summary (``Catalog.fleet_slots``, see ``tidbops.catalog.summary``) names, per cluster, the rows
+that matter (newest full and incremental, newest succeeded and newest verified backup, newest log
+check, last and last passed drill, last restore from and into it) and holds its storage bytes and
+validation failures; then one ``WHERE id IN (…)`` per table fetches those rows, and one more the open
+frozen-checkpoint alerts. Only clusters written since the last read are probed again, so the page
+never scans the backups or events tables (``bench/bench_fleetview.py`` measures it at a million rows).
 
 **Red / amber / green.** Each reason is one sentence in ``FleetRow.reasons``; the worst one sets the colour.
 
@@ -45,7 +45,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast, get_args
 
-from sqlalchemy import and_, bindparam, desc, func, literal_column, or_, select, text
+from sqlalchemy import and_, bindparam, desc, func, or_, select
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -278,57 +278,7 @@ def _alert(row: RowMapping) -> AlertEpisode:
 
 # ------------------------------------------------------------------------------------------ fleet rows
 
-# One correlated subquery per thing a fleet row needs; each walks one index (see schema.py) for one row
-# and returns its key ({key}: the rowid on SQLite, whose secondary indexes hold it, so the walk never
-# reads the table; the primary key elsewhere, which InnoDB's secondary indexes hold).
-_SLOTS: dict[str, str] = {
-    "last_full": "SELECT b.{key} FROM backups b WHERE b.cluster = c.cluster AND b.kind = 'full' "
-    "ORDER BY b.started_at DESC LIMIT 1",
-    "last_incremental": "SELECT b.{key} FROM backups b WHERE b.cluster = c.cluster AND b.kind = 'incremental' "
-    "ORDER BY b.started_at DESC LIMIT 1",
-    "ok_full": "SELECT b.{key} FROM backups b WHERE b.cluster = c.cluster AND b.kind = 'full' "
-    "AND b.status = 'succeeded' ORDER BY b.started_at DESC LIMIT 1",
-    "ok_incremental": "SELECT b.{key} FROM backups b WHERE b.cluster = c.cluster AND b.kind = 'incremental' "
-    "AND b.status = 'succeeded' ORDER BY b.started_at DESC LIMIT 1",
-    "newest_verified": "SELECT b.{key} FROM backups b WHERE b.cluster = c.cluster AND b.status = 'succeeded' "
-    "AND b.verified = 1 ORDER BY b.backup_ts DESC LIMIT 1",
-    "log_check": "SELECT k.id FROM log_backup_checks k WHERE k.cluster = c.cluster "
-    "ORDER BY k.checked_at DESC, k.id DESC LIMIT 1",
-    "last_drill": "SELECT d.{key} FROM drills d WHERE d.cluster = c.cluster ORDER BY d.started_at DESC LIMIT 1",
-    "passed_drill": "SELECT d.{key} FROM drills d WHERE d.cluster = c.cluster AND d.status = 'passed' "
-    "ORDER BY d.started_at DESC LIMIT 1",
-    "restore_from": "SELECT r.{key} FROM restores r WHERE r.source = c.cluster ORDER BY r.requested_at DESC LIMIT 1",
-    "restore_into": "SELECT r.{key} FROM restores r WHERE r.target = c.cluster ORDER BY r.requested_at DESC LIMIT 1",
-    "storage_bytes": "SELECT COALESCE(SUM(b.size_bytes), 0) FROM backups b WHERE b.cluster = c.cluster "
-    "AND b.status = 'succeeded'",
-    "drill_validation_failures": "SELECT COUNT(*) FROM drills d WHERE d.cluster = c.cluster AND d.status = 'failed' "
-    "AND (d.mismatches > 0 OR d.gx_success_ratio < 1)",
-    "restore_validation_failures": "SELECT COUNT(*) FROM restores r WHERE r.source = c.cluster AND r.validation_ok = 0",
-}
 _BACKUP_SLOTS = ("last_full", "last_incremental", "ok_full", "ok_incremental", "newest_verified")
-
-
-def _key_name(conn: Connection) -> str:
-    return "rowid" if conn.dialect.name == "sqlite" else "id"
-
-
-def _cluster_table(dialect: str, names: Sequence[str]) -> tuple[str, dict[str, str]]:
-    """The clusters as a derived table ``c(cluster)``: a VALUES list on SQLite (its compound-select limit
-    is 500), a UNION ALL of one-row selects on MySQL-family servers (no column names for VALUES there)."""
-    params = {f"c{i}": name for i, name in enumerate(names)}
-    if dialect == "sqlite":
-        rows = ", ".join(f"(:c{i})" for i in range(len(names)))
-        return f"(SELECT column1 AS cluster FROM (VALUES {rows}))", params
-    arms = " UNION ALL ".join(f"SELECT :c{i} AS cluster" for i in range(len(names)))
-    return f"({arms})", params
-
-
-def _slot_ids(conn: Connection, names: Sequence[str]) -> dict[str, RowMapping]:
-    table, params = _cluster_table(conn.dialect.name, names)
-    key = _key_name(conn)
-    columns = ", ".join(f"({sql.format(key=key)}) AS {slot}" for slot, sql in _SLOTS.items())
-    rows = conn.execute(text(f"SELECT c.cluster, {columns} FROM {table} c"), params).mappings()
-    return {r["cluster"]: r for r in rows}
 
 
 # The columns each brief reads (large JSON reports, bookkeeping and derived times are left out; the
@@ -364,14 +314,12 @@ def _columns(table: Any) -> list[Any]:
 
 
 def _by_key(conn: Connection, table: Any, keys: Iterable[str | int | None]) -> dict[Any, RowMapping]:
-    """Rows of ``table`` by the keys the slots returned (see ``_SLOTS``), as ``{key: row}``."""
+    """Rows of ``table`` by the ids the slots name (``tidbops.catalog.summary``), as ``{id: row}``."""
     wanted = sorted({k for k in keys if k is not None}, key=str)
     if not wanted:
         return {}
-    rowid = conn.dialect.name == "sqlite" and table is not log_backup_checks  # its integer id is the rowid
-    key = literal_column(f"{table.name}.rowid") if rowid else table.c.id
-    query = select(key.label("_key"), *_columns(table)).where(key.in_(bindparam("keys", expanding=True)))
-    return {r["_key"]: r for r in conn.execute(query, {"keys": wanted}).mappings()}
+    query = select(*_columns(table)).where(table.c.id.in_(bindparam("keys", expanding=True)))
+    return {r["id"]: r for r in conn.execute(query, {"keys": wanted}).mappings()}
 
 
 def _open_frozen(conn: Connection) -> set[str]:
@@ -382,13 +330,13 @@ def _open_frozen(conn: Connection) -> set[str]:
 
 
 def fleet_rows(catalog: Catalog, policies: Sequence[ClusterPolicy], now: datetime) -> list[FleetRow]:
-    """One row per policy, in the policies' order; six statements whatever the number of clusters."""
+    """One row per policy, in the policies' order; a few statements whatever the number of clusters."""
     now = utc(now, "now")
     if not policies:
         return []
     names = [p.cluster for p in policies]
+    slots = catalog.fleet_slots(names)
     with catalog.reading() as conn:
-        slots = _slot_ids(conn, names)
         backup_rows = _by_key(conn, backups, (s[k] for s in slots.values() for k in _BACKUP_SLOTS))
         checks = _by_key(conn, log_backup_checks, (s["log_check"] for s in slots.values()))
         drill_rows = _by_key(conn, drills, (s[k] for s in slots.values() for k in ("last_drill", "passed_drill")))
@@ -404,7 +352,7 @@ def fleet_rows(catalog: Catalog, policies: Sequence[ClusterPolicy], now: datetim
 
 def _fleet_row(
     policy: ClusterPolicy,
-    slot: RowMapping,
+    slot: Mapping[str, Any],
     briefs: Mapping[Any, BackupBrief],
     checks: Mapping[Any, RowMapping],
     drill_briefs: Mapping[Any, DrillBrief],

@@ -14,6 +14,7 @@ from tidbops import tso
 from tidbops.catalog.records import (
     AlertState,
     BackupKind,
+    BackupStatus,
     DrillRecord,
     DrillStatus,
     LogBackupCheck,
@@ -544,3 +545,104 @@ def test_categories() -> None:
     assert category_of("log_backup.resumed") == "log"
     assert category_of("retention.run") == "retention"
     assert category_of("storage.usage") == "other"
+
+
+# ------------------------------------------------------------------------------ the fleet summary
+
+
+def _summary_row(cat: Catalog, cluster: str = "dev") -> tuple[int, int | None]:
+    from sqlalchemy import select
+
+    from tidbops.catalog.schema import fleet_summary
+
+    with cat.reading() as conn:
+        version, computed = conn.execute(
+            select(fleet_summary.c.version, fleet_summary.c.computed_version).where(fleet_summary.c.cluster == cluster)
+        ).one()
+    return int(version), computed
+
+
+def test_every_write_makes_the_kept_summary_stale_and_the_next_read_sees_it(catalog: Catalog, clock: Clock) -> None:
+    healthy(catalog, clock)
+    first = row_of(catalog)
+    version, computed = _summary_row(catalog)
+    assert computed == version  # kept after the read
+    assert row_of(catalog) == first  # read again from the kept summary: the same row
+
+    # each kind of write: a new backup, a verification, a log check, a drill, a restore into it
+    full, _ = backup(catalog, clock, NOW - HOUR, verified=None)
+    assert _summary_row(catalog)[0] > version
+    row = row_of(catalog)
+    assert row.last_full is not None and row.last_full.id == full and not row.last_full.verified
+    assert row.storage_bytes == 3000 and row.rag == "amber"
+    catalog.mark_verified(full, True, "files match")
+    assert row_of(catalog).last_full.verified  # type: ignore[union-attr]
+    log_check(catalog, NOW - timedelta(minutes=1), status="PAUSE")
+    assert row_of(catalog).log.status == "PAUSE"  # type: ignore[union-attr]
+    failed = drill(catalog, NOW - HOUR, passed=False, n=1)
+    row = row_of(catalog)
+    assert row.last_drill is not None and row.last_drill.id == failed and row.validation_failures == 1
+    assert row.last_drill_success == NOW - 2 * 24 * HOUR + timedelta(minutes=5)  # still the passed one
+    catalog.save_restore(
+        RestoreRecord(
+            id="r-into-dev", source="uat", target="dev", status=RestoreStatus.SUCCEEDED, requested_by="dba",
+            reason="refresh dev", requested_at=NOW - timedelta(minutes=30), restore_point="latest",
+        )
+    )  # fmt: skip
+    assert row_of(catalog).last_restore.id == "r-into-dev"  # type: ignore[union-attr]
+    catalog.set_status(full, BackupStatus.EXPIRED, "retention")
+    assert row_of(catalog).storage_bytes == 2000
+
+
+def test_a_catalog_filled_without_summaries_is_computed_once_and_kept(catalog: Catalog, clock: Clock) -> None:
+    from sqlalchemy import delete
+
+    from tidbops.catalog.schema import fleet_summary
+
+    healthy(catalog, clock, "dev")
+    healthy(catalog, clock, "uat")
+    with catalog.engine.begin() as conn:  # as after a bulk load, or rows written by an older tidbops
+        conn.execute(delete(fleet_summary))
+    rows = fleet_rows(catalog, [policy("dev"), policy("uat"), policy("new")], NOW)
+    assert [r.rag for r in rows] == ["green", "green", "red"]
+    assert _summary_row(catalog, "dev") == (0, 0) and _summary_row(catalog, "new") == (0, 0)
+    assert fleet_rows(catalog, [policy("dev"), policy("uat"), policy("new")], NOW) == rows
+
+
+def test_a_summary_computed_before_a_racing_write_is_not_kept(catalog: Catalog, clock: Clock) -> None:
+    from tidbops.catalog import summary
+
+    healthy(catalog, clock)
+    row_of(catalog)
+    with catalog.reading() as conn:  # a reader computes at version v …
+        _current, versions = summary.read(conn, ["dev"])
+        computed_then = summary.compute(conn, ["dev"])
+    full, _ = backup(catalog, clock, NOW - HOUR)  # … a writer commits v + 1 meanwhile …
+    assert versions["dev"] is not None and versions["dev"] < _summary_row(catalog)[0]
+    with catalog.engine.begin() as conn:  # … the reader's store must not claim v + 1
+        summary.store(conn, computed_then, versions)
+    now_version, computed = _summary_row(catalog)
+    assert computed != now_version
+    assert row_of(catalog).last_full.id == full  # type: ignore[union-attr]
+
+
+def test_a_read_only_catalog_still_answers_from_the_tables(tmp_path: Path, clock: Clock) -> None:
+    from sqlalchemy import delete, func, select
+
+    from tidbops.catalog.schema import fleet_summary
+
+    path = tmp_path / "ro.db"
+    cat = Catalog.from_url(f"sqlite:///{path}", clock=clock)
+    cat.migrate()
+    healthy(cat, clock)
+    expected = row_of(cat)
+    with cat.engine.begin() as conn:
+        conn.execute(delete(fleet_summary))
+    ro = Catalog.from_url(f"sqlite:///file:{path}?mode=ro&uri=true", clock=clock)  # a read-only user
+    try:
+        assert row_of(ro) == expected  # computed from the tables, not kept
+    finally:
+        ro.close()
+    with cat.reading() as conn:
+        assert conn.execute(select(func.count()).select_from(fleet_summary)).scalar_one() == 0
+    cat.close()
