@@ -276,7 +276,7 @@ def test_cluster_page_lists_the_backup_with_its_real_backupts(
 
 
 def test_links_into_airflow_open_airflows_pages_in_its_window(
-    dba_page: Page, history: History, airflow: AirflowAPI, catalog: Catalog
+    dba_page: Page, history: History, airflow: AirflowAPI, catalog: Catalog, artifacts: Path
 ) -> None:
     """Airflow embeds the view in a sandboxed iframe: a link to one of Airflow's own pages must open it in
     Airflow's window (its navigation and all), not fail silently nor nest Airflow inside the frame."""
@@ -285,7 +285,8 @@ def test_links_into_airflow_open_airflows_pages_in_its_window(
     frame = open_nav_view(dba_page)
     frame.locator("tr[data-cluster='dev'] [data-col='runs'] a", has_text="full").click()
     dba_page.wait_for_url(f"{airflow.url}/dags/tidb_backup_full__dev/runs")
-    dba_page.get_by_text("tidb_backup_full__dev").first.wait_for()
+    dba_page.locator(f"iframe[src*='{APP_PREFIX.strip('/')}']").wait_for(state="detached")
+    dba_page.get_by_text("tidb_backup_full__dev").first.wait_for()  # in Airflow's window, not the frame
 
     frame = open_nav_view(dba_page)
     frame.locator("tr[data-cluster='dev'] [data-col='cluster'] a").click()
@@ -293,6 +294,10 @@ def test_links_into_airflow_open_airflows_pages_in_its_window(
     frame.locator(f"tr[data-backup-id='{history.backup_id}'] [data-col='run'] a").click()
     dba_page.wait_for_url(re.compile(r"/dags/tidb_backup_full__dev/runs/[^/]+$"))
     assert urllib.parse.unquote(dba_page.url.rsplit("/", 1)[1]) == recorded.run_id
+    # Airflow draws its page of that run in its own window: the view's iframe is gone, the run's id shown
+    dba_page.locator(f"iframe[src*='{APP_PREFIX.strip('/')}']").wait_for(state="detached")
+    dba_page.get_by_text(recorded.run_id).first.wait_for()
+    screenshot(dba_page, artifacts, "airflow-run-from-link")
 
 
 def test_audit_filtered_to_dba_shows_the_restore_and_the_csv_holds_the_same_rows(
