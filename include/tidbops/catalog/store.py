@@ -222,9 +222,9 @@ class Catalog:
 
     _reading = reading
 
-    def fleet_slots(self, clusters: Sequence[str]) -> dict[str, summary.Slots]:
-        """Per cluster, the ids (and figures) its fleet row shows (``tidbops.catalog.summary``): the kept
-        summaries still current, the others computed again (and kept, when this catalog may be written)."""
+    def fleet_facts(self, clusters: Sequence[str]) -> dict[str, summary.Facts]:
+        """Per cluster, the rows its fleet row shows (``tidbops.catalog.summary``): the kept facts still
+        current, the others computed again (and kept, when this catalog may be written)."""
         names = list(dict.fromkeys(clusters))
         if not names:
             return {}
@@ -234,7 +234,7 @@ class Catalog:
         if not stale:
             return current
 
-        def work(conn: Connection) -> dict[str, summary.Slots]:
+        def work(conn: Connection) -> dict[str, summary.Facts]:
             _current, versions = summary.read(conn, stale)  # the versions and the rows from one snapshot
             computed = summary.compute(conn, stale)
             summary.store(conn, computed, versions)

@@ -45,14 +45,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast, get_args
 
-from sqlalchemy import and_, bindparam, desc, func, or_, select
+from sqlalchemy import and_, desc, func, or_, select
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
 from tidbops import tso
 from tidbops.catalog.records import event_category, utc
-from tidbops.catalog.schema import backups, drills, events, log_backup_alerts, log_backup_checks, restores
+from tidbops.catalog.schema import backups, drills, events, log_backup_alerts, restores
 from tidbops.catalog.store import Catalog
+from tidbops.catalog.summary import fact_columns
 from tidbops.config import ClusterConfig, Fleet
 from tidbops.fleetview.models import (
     AlertEpisode,
@@ -278,49 +279,6 @@ def _alert(row: RowMapping) -> AlertEpisode:
 
 # ------------------------------------------------------------------------------------------ fleet rows
 
-_BACKUP_SLOTS = ("last_full", "last_incremental", "ok_full", "ok_incremental", "newest_verified")
-
-
-# The columns each brief reads (large JSON reports, bookkeeping and derived times are left out; the
-# fleet row's last restore has no plan summary, the cluster page reads the plan).
-_READ: dict[str, tuple[str, ...]] = {
-    "backups": (
-        "id", "kind", "status", "backup_ts", "backup_time", "started_at", "finished_at", "scheduled_for",
-        "size_bytes", "br_duration_s", "verified", "verified_tier", "base_backup_id", "storage_uri",
-        "manifest_uri", "triggered_by", "dag_id", "run_id", "error",
-    ),
-    "drills": (
-        "id", "target", "mode", "status", "started_at", "finished_at", "restore_ts", "restore_seconds",
-        "validation_seconds", "tables_checked", "rows_checked", "mismatches", "gx_success_ratio", "data_docs_uri",
-        "backups_used", "error", "dag_id", "run_id",
-    ),
-    "log_backup_checks": (
-        "id", "checked_at", "status", "healthy", "task_name", "checkpoint_ts", "lag_seconds", "window_start_ts",
-        "window_end_ts", "dag_id", "run_id",
-    ),
-    "restores": (
-        "id", "source", "target", "status", "requested_by", "reason", "requested_at", "finished_at",
-        "restore_point", "restore_ts", "mode", "dry_run", "tables", "backups_used", "restore_seconds",
-        "validation_ok", "error", "dag_id", "run_id",
-    ),
-}  # fmt: skip
-
-
-def _columns(table: Any) -> list[Any]:
-    columns: list[Any] = [table.c[name] for name in _READ[table.name]]
-    if table is backups:  # whether a verification ever ran, without reading its time
-        columns.append(backups.c.verified_at.is_not(None).label("verify_checked"))
-    return columns
-
-
-def _by_key(conn: Connection, table: Any, keys: Iterable[str | int | None]) -> dict[Any, RowMapping]:
-    """Rows of ``table`` by the ids the slots name (``tidbops.catalog.summary``), as ``{id: row}``."""
-    wanted = sorted({k for k in keys if k is not None}, key=str)
-    if not wanted:
-        return {}
-    query = select(*_columns(table)).where(table.c.id.in_(bindparam("keys", expanding=True)))
-    return {r["id"]: r for r in conn.execute(query, {"keys": wanted}).mappings()}
-
 
 def _open_frozen(conn: Connection) -> set[str]:
     query = select(log_backup_alerts.c.cluster).where(
@@ -330,46 +288,43 @@ def _open_frozen(conn: Connection) -> set[str]:
 
 
 def fleet_rows(catalog: Catalog, policies: Sequence[ClusterPolicy], now: datetime) -> list[FleetRow]:
-    """One row per policy, in the policies' order; a few statements whatever the number of clusters."""
+    """One row per policy, in the policies' order; two statements whatever the number of clusters (and
+    a few more for the clusters written since the last read)."""
     now = utc(now, "now")
     if not policies:
         return []
-    names = [p.cluster for p in policies]
-    slots = catalog.fleet_slots(names)
+    facts = catalog.fleet_facts([p.cluster for p in policies])
     with catalog.reading() as conn:
-        backup_rows = _by_key(conn, backups, (s[k] for s in slots.values() for k in _BACKUP_SLOTS))
-        checks = _by_key(conn, log_backup_checks, (s["log_check"] for s in slots.values()))
-        drill_rows = _by_key(conn, drills, (s[k] for s in slots.values() for k in ("last_drill", "passed_drill")))
-        restore_rows = _by_key(conn, restores, (s[k] for s in slots.values() for k in ("restore_from", "restore_into")))
         frozen = _open_frozen(conn)
-    briefs = {i: _backup(r, now) for i, r in backup_rows.items()}  # one brief per row, shared by slots
-    drill_briefs = {i: _drill(r, now) for i, r in drill_rows.items()}
-    return [
-        _fleet_row(p, slots[p.cluster], briefs, checks, drill_briefs, restore_rows, p.cluster in frozen, now)
-        for p in policies
-    ]
+    return [_fleet_row(p, facts.get(p.cluster) or {}, p.cluster in frozen, now) for p in policies]
 
 
-def _fleet_row(
-    policy: ClusterPolicy,
-    slot: Mapping[str, Any],
-    briefs: Mapping[Any, BackupBrief],
-    checks: Mapping[Any, RowMapping],
-    drill_briefs: Mapping[Any, DrillBrief],
-    restore_rows: Mapping[Any, RowMapping],
-    frozen: bool,
-    now: datetime,
-) -> FleetRow:
-    check = checks.get(slot["log_check"])
+def _fleet_row(policy: ClusterPolicy, kept: Mapping[str, Any], frozen: bool, now: datetime) -> FleetRow:
+    briefs: dict[str, BackupBrief] = {}  # one brief per backup, shared by the slots naming it
+
+    def brief(slot: str) -> BackupBrief | None:
+        row = kept.get(slot)
+        if row is None:
+            return None
+        if row["id"] not in briefs:
+            briefs[row["id"]] = _backup(row, now)
+        return briefs[row["id"]]
+
+    check, last_restore = kept.get("log_check"), kept.get("last_restore")
     log = None if check is None else _log(check, frozen)
-    restore_candidates = [restore_rows[i] for i in (slot["restore_from"], slot["restore_into"]) if i in restore_rows]
-    last_restore = max(restore_candidates, key=lambda r: r["requested_at"], default=None)
-    ok_full, ok_incremental = briefs.get(slot["ok_full"]), briefs.get(slot["ok_incremental"])
-    verified = briefs.get(slot["newest_verified"])
-    passed = drill_briefs.get(slot["passed_drill"])
+    ok_full, ok_incremental, verified = brief("ok_full"), brief("ok_incremental"), brief("newest_verified")
+    last_drill = None if kept.get("last_drill") is None else _drill(kept["last_drill"], now)
+    passed_row = kept.get("passed_drill")
+    passed = (
+        None
+        if passed_row is None
+        else last_drill
+        if last_drill and last_drill.id == passed_row["id"]
+        else _drill(passed_row, now)
+    )
     facts = _Facts(
-        last_full=briefs.get(slot["last_full"]),
-        last_incremental=briefs.get(slot["last_incremental"]),
+        last_full=brief("last_full"),
+        last_incremental=brief("last_incremental"),
         ok_full=ok_full,
         newest_ok=max(
             (b for b in (ok_full, ok_incremental) if b is not None),
@@ -378,7 +333,7 @@ def _fleet_row(
         ),
         verified=verified,
         log=log,
-        last_drill=drill_briefs.get(slot["last_drill"]),
+        last_drill=last_drill,
         passed_drill=passed,
     )
     rag, reasons = judge(policy, facts, now)
@@ -398,9 +353,9 @@ def _fleet_row(
         window_promise_s=policy.window_promise_s,
         last_drill=facts.last_drill,
         last_drill_success=None if passed is None else passed.finished_at or passed.started_at,
-        validation_failures=int(slot["drill_validation_failures"] or 0) + int(slot["restore_validation_failures"] or 0),
+        validation_failures=int(kept.get("validation_failures") or 0),
         last_restore=None if last_restore is None else _restore(last_restore),
-        storage_bytes=int(slot["storage_bytes"] or 0),
+        storage_bytes=int(kept.get("storage_bytes") or 0),
     )
 
 
@@ -521,18 +476,18 @@ def cluster_view(catalog: Catalog, policy: ClusterPolicy, now: datetime, *, back
     name = policy.cluster
     with catalog.reading() as conn:
         backup_rows = conn.execute(
-            select(*_columns(backups))
+            select(*fact_columns(backups))
             .where(backups.c.cluster == name)
             .order_by(desc(backups.c.started_at), desc(backups.c.id))
             .limit(backups_limit)
         ).mappings()
         backup_list = tuple(_backup(r, now) for r in backup_rows)
         drill_rows = conn.execute(
-            select(*_columns(drills)).where(drills.c.cluster == name).order_by(desc(drills.c.started_at)).limit(100)
+            select(*fact_columns(drills)).where(drills.c.cluster == name).order_by(desc(drills.c.started_at)).limit(100)
         ).mappings()
         drill_list = tuple(_drill(r, now) for r in drill_rows)
         restore_rows = conn.execute(
-            select(*_columns(restores), restores.c.plan)  # the page shows each plan in a line
+            select(*fact_columns(restores), restores.c.plan)  # the page shows each plan in a line
             .where(or_(restores.c.source == name, restores.c.target == name))
             .order_by(desc(restores.c.requested_at), desc(restores.c.id))
             .limit(100)
