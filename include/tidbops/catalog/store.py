@@ -222,30 +222,41 @@ class Catalog:
 
     _reading = reading
 
-    def fleet_facts(self, clusters: Sequence[str]) -> dict[str, summary.Facts]:
+    def fleet_facts(
+        self, clusters: Sequence[str], *, known: Mapping[str, int] | None = None
+    ) -> tuple[dict[str, summary.Facts], dict[str, int]]:
         """Per cluster, the rows its fleet row shows (``tidbops.catalog.summary``): the kept facts still
-        current, the others computed again (and kept, when this catalog may be written)."""
+        current, the others computed again (and kept, when this catalog may be written).
+
+        ``known``: the version of the facts the caller already holds, by cluster; those still current
+        are not read again. Returns the facts read or computed, and the version of every cluster's facts
+        that are kept and current (a cluster computed but not kept has none: hold nothing for it).
+        """
         names = list(dict.fromkeys(clusters))
         if not names:
-            return {}
+            return {}, {}
+        known = known or {}
         with self._reading() as conn:
-            current, _versions = summary.read(conn, names)
-        stale = [n for n in names if n not in current]
+            versions = summary.current_versions(conn, names)
+            wanted = [n for n in names if n not in versions or known.get(n) != versions[n]]
+            current, _all = summary.read(conn, wanted) if wanted else ({}, {})
+        versions = {n: v for n, v in versions.items() if n in current or known.get(n) == v}
+        stale = [n for n in wanted if n not in current]
         if not stale:
-            return current
+            return current, versions
 
-        def work(conn: Connection) -> dict[str, summary.Facts]:
-            _current, versions = summary.read(conn, stale)  # the versions and the rows from one snapshot
+        def work(conn: Connection) -> tuple[dict[str, summary.Facts], dict[str, int]]:
+            _current, seen = summary.read(conn, stale)  # the versions and the rows from one snapshot
             computed = summary.compute(conn, stale)
-            summary.store(conn, computed, versions)
-            return computed
+            summary.store(conn, computed, seen)
+            return computed, summary.kept_versions(conn, stale)
 
         try:
-            computed = self._write(work)
+            computed, kept = self._write(work)
         except (OperationalError, ProgrammingError, IntegrityError):  # read-only user, busy: compute, keep nothing
             with self._reading() as conn:
-                computed = summary.compute(conn, stale)
-        return {**current, **computed}
+                computed, kept = summary.compute(conn, stale), {}
+        return {**current, **computed}, {**versions, **kept}
 
     def _write(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in a write transaction; retry on a deadlock, lock timeout or lost insert race."""

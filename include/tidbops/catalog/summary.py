@@ -24,6 +24,7 @@ JSON document per cluster, versioned:
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -208,15 +209,24 @@ def read(conn: Connection, names: Sequence[str]) -> tuple[dict[str, Facts], dict
     return current, {c: int(v) for c, v, _cv, _s in rows}
 
 
+def current_versions(conn: Connection, names: Sequence[str]) -> dict[str, int]:
+    """The version of every cluster whose kept facts are current (computed at its version)."""
+    query = select(fleet_summary.c.cluster, fleet_summary.c.version).where(
+        fleet_summary.c.cluster.in_(list(names)), fleet_summary.c.computed_version == fleet_summary.c.version
+    )
+    return {c: int(v) for c, v in conn.execute(query)}
+
+
 def store(conn: Connection, computed: Mapping[str, Facts], versions: Mapping[str, int | None]) -> None:
     """Keep what ``compute`` found, as of the versions read in the same snapshot: a row whose version a
     writer bumped meanwhile is left stale (``WHERE version = v`` sees the committed row)."""
     for cluster in sorted(computed):
         version = versions.get(cluster)
-        if version is None:  # never touched: a row at version 0 (a racing writer's insert makes this retry)
+        if version is None:  # never touched: a new row (a racing writer's insert makes this retry)
+            start = first_version()
             conn.execute(
                 fleet_summary.insert().values(
-                    cluster=cluster, version=0, computed_version=0, slots=_kept(computed[cluster])
+                    cluster=cluster, version=start, computed_version=start, slots=_kept(computed[cluster])
                 )
             )
             continue
@@ -227,6 +237,17 @@ def store(conn: Connection, computed: Mapping[str, Facts], versions: Mapping[str
         )
 
 
+def kept_versions(conn: Connection, names: Sequence[str]) -> dict[str, int]:
+    """After ``store`` in the same transaction: the versions of those of ``names`` it kept."""
+    return current_versions(conn, names)
+
+
+def first_version() -> int:
+    """A new row's version: random, so that a catalog rebuilt or restored under the same URL never hands a
+    long-lived reader (which holds facts by version) a version it already holds for other facts."""
+    return secrets.randbits(40)
+
+
 def touch(conn: Connection, clusters: Iterable[str | None]) -> None:
     """A write changed these clusters' rows: their summaries are stale from this transaction's commit on."""
     for cluster in sorted({c for c in clusters if c}):
@@ -234,4 +255,8 @@ def touch(conn: Connection, clusters: Iterable[str | None]) -> None:
             update(fleet_summary).where(fleet_summary.c.cluster == cluster).values(version=fleet_summary.c.version + 1)
         )
         if not result.rowcount:
-            conn.execute(fleet_summary.insert().values(cluster=cluster, version=1, computed_version=None, slots=None))
+            conn.execute(
+                fleet_summary.insert().values(
+                    cluster=cluster, version=first_version(), computed_version=None, slots=None
+                )
+            )

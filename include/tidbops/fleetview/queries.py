@@ -42,8 +42,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast, get_args
+from typing import Any, TypeVar, cast, get_args
 
 from sqlalchemy import and_, desc, func, or_, select
 from sqlalchemy.engine import Connection, RowMapping
@@ -132,11 +133,11 @@ def policies_from_fleet(fleet: Fleet) -> list[ClusterPolicy]:
 # ---------------------------------------------------------------------------------------- conversions
 
 
-def _age(now: datetime, then: datetime | None) -> float | None:
-    return None if then is None else round((now - then).total_seconds(), 3)
+def _age(now: datetime | None, then: datetime | None) -> float | None:
+    return None if then is None or now is None else round((now - then).total_seconds(), 3)
 
 
-def _backup(row: RowMapping, now: datetime) -> BackupBrief:
+def _backup(row: Mapping[Any, Any], now: datetime | None) -> BackupBrief:
     verified = bool(row["verified"])
     return BackupBrief(
         id=row["id"],
@@ -167,7 +168,7 @@ def _tso_time(ts: int | None) -> datetime | None:
     return None if ts is None or ts <= 0 else tso.to_datetime(ts)
 
 
-def _log(row: RowMapping, frozen: bool) -> LogWindow:
+def _log(row: Mapping[Any, Any], frozen: bool) -> LogWindow:
     return LogWindow(
         checked_at=row["checked_at"],
         status=row["status"],
@@ -186,7 +187,7 @@ def _log(row: RowMapping, frozen: bool) -> LogWindow:
     )
 
 
-def _drill(row: RowMapping, now: datetime) -> DrillBrief:
+def _drill(row: Mapping[Any, Any], now: datetime | None) -> DrillBrief:
     restore_s, validation_s = row["restore_seconds"], row["validation_seconds"]
     rto = None if restore_s is None else round(restore_s + (validation_s or 0.0), 3)
     return DrillBrief(
@@ -236,7 +237,7 @@ def plan_summary(plan: Mapping[str, Any] | None) -> str | None:
     return line
 
 
-def _restore(row: RowMapping) -> RestoreBrief:
+def _restore(row: Mapping[Any, Any]) -> RestoreBrief:
     return RestoreBrief(
         id=row["id"],
         source=row["source"],
@@ -287,41 +288,108 @@ def _open_frozen(conn: Connection) -> set[str]:
     return {r[0] for r in conn.execute(query)}
 
 
+@dataclass(frozen=True)
+class _Built:
+    """A cluster's briefs as its kept facts make them, before the time of a request (ages unset)."""
+
+    backups: Mapping[str, BackupBrief | None]  # by slot
+    log: LogWindow | None
+    last_drill: DrillBrief | None
+    passed_drill: DrillBrief | None
+    last_restore: RestoreBrief | None
+    storage_bytes: int
+    validation_failures: int
+
+
+#: (catalog URL, cluster) -> (the facts' version, what they built): the briefs are pure functions of the
+#: kept facts, so a long-lived process (the API server) builds each cluster's again only when a write has
+#: changed its version; everything that depends on the time of the request is computed each time.
+_BUILT: dict[tuple[str, str], tuple[int, _Built]] = {}
+_B = TypeVar("_B", BackupBrief, DrillBrief)
+
+
+def _build(kept: Mapping[str, Any]) -> _Built:
+    backups_by_id: dict[str, BackupBrief] = {}  # one brief per backup, shared by the slots naming it
+    slots: dict[str, BackupBrief | None] = {}
+    for slot in ("last_full", "last_incremental", "ok_full", "ok_incremental", "newest_verified"):
+        row = kept.get(slot)
+        if row is not None and row["id"] not in backups_by_id:
+            backups_by_id[row["id"]] = _backup(row, None)
+        slots[slot] = None if row is None else backups_by_id[row["id"]]
+    check, last_restore = kept.get("log_check"), kept.get("last_restore")
+    last_drill = None if kept.get("last_drill") is None else _drill(kept["last_drill"], None)
+    passed_row = kept.get("passed_drill")
+    if passed_row is None:
+        passed = None
+    elif last_drill is not None and last_drill.id == passed_row["id"]:
+        passed = last_drill
+    else:
+        passed = _drill(passed_row, None)
+    return _Built(
+        backups=slots,
+        log=None if check is None else _log(check, False),
+        last_drill=last_drill,
+        passed_drill=passed,
+        last_restore=None if last_restore is None else _restore(last_restore),
+        storage_bytes=int(kept.get("storage_bytes") or 0),
+        validation_failures=int(kept.get("validation_failures") or 0),
+    )
+
+
 def fleet_rows(catalog: Catalog, policies: Sequence[ClusterPolicy], now: datetime) -> list[FleetRow]:
     """One row per policy, in the policies' order; two statements whatever the number of clusters (and
     a few more for the clusters written since the last read)."""
     now = utc(now, "now")
     if not policies:
         return []
-    facts = catalog.fleet_facts([p.cluster for p in policies])
+    names = [p.cluster for p in policies]
+    url = catalog.url  # computed (redacted) on each access
+    held = {n: _BUILT[(url, n)] for n in names if (url, n) in _BUILT}
+    facts, versions = catalog.fleet_facts(names, known={n: v for n, (v, _b) in held.items()})
+    built: dict[str, _Built] = {}
+    for name in names:
+        if name in facts:
+            built[name] = _build(facts[name])
+            if name in versions:
+                _BUILT[(url, name)] = (versions[name], built[name])
+            else:
+                _BUILT.pop((url, name), None)
+        elif name in held:
+            built[name] = held[name][1]
+        else:  # pragma: no cover (fleet_facts answers every cluster it was asked about)
+            built[name] = _build({})
     with catalog.reading() as conn:
         frozen = _open_frozen(conn)
-    return [_fleet_row(p, facts.get(p.cluster) or {}, p.cluster in frozen, now) for p in policies]
+    return [_fleet_row(p, built[p.cluster], p.cluster in frozen, now) for p in policies]
 
 
-def _fleet_row(policy: ClusterPolicy, kept: Mapping[str, Any], frozen: bool, now: datetime) -> FleetRow:
-    briefs: dict[str, BackupBrief] = {}  # one brief per backup, shared by the slots naming it
+def _aged(brief: _B | None, now: datetime, then: datetime | None) -> _B | None:
+    return None if brief is None else brief.model_copy(update={"age_s": _age(now, then)})
+
+
+def _fleet_row(policy: ClusterPolicy, built: _Built, frozen: bool, now: datetime) -> FleetRow:
+    aged: dict[int, BackupBrief | None] = {}
 
     def brief(slot: str) -> BackupBrief | None:
-        row = kept.get(slot)
-        if row is None:
+        b = built.backups.get(slot)
+        if b is None:
             return None
-        if row["id"] not in briefs:
-            briefs[row["id"]] = _backup(row, now)
-        return briefs[row["id"]]
+        if id(b) not in aged:
+            aged[id(b)] = _aged(b, now, b.backup_time or b.started_at)
+        return aged[id(b)]
 
-    check, last_restore = kept.get("log_check"), kept.get("last_restore")
-    log = None if check is None else _log(check, frozen)
+    log = built.log if built.log is None or not frozen else built.log.model_copy(update={"frozen": True})
     ok_full, ok_incremental, verified = brief("ok_full"), brief("ok_incremental"), brief("newest_verified")
-    last_drill = None if kept.get("last_drill") is None else _drill(kept["last_drill"], now)
-    passed_row = kept.get("passed_drill")
-    passed = (
-        None
-        if passed_row is None
-        else last_drill
-        if last_drill and last_drill.id == passed_row["id"]
-        else _drill(passed_row, now)
-    )
+    last_drill = built.last_drill
+    last_drill = None if last_drill is None else _aged(last_drill, now, last_drill.finished_at or last_drill.started_at)
+    passed = built.passed_drill
+    if passed is not None:
+        passed = (
+            last_drill
+            if built.passed_drill is built.last_drill
+            else _aged(passed, now, passed.finished_at or passed.started_at)
+        )
+    last_restore = built.last_restore
     facts = _Facts(
         last_full=brief("last_full"),
         last_incremental=brief("last_incremental"),
@@ -353,9 +421,9 @@ def _fleet_row(policy: ClusterPolicy, kept: Mapping[str, Any], frozen: bool, now
         window_promise_s=policy.window_promise_s,
         last_drill=facts.last_drill,
         last_drill_success=None if passed is None else passed.finished_at or passed.started_at,
-        validation_failures=int(kept.get("validation_failures") or 0),
-        last_restore=None if last_restore is None else _restore(last_restore),
-        storage_bytes=int(kept.get("storage_bytes") or 0),
+        validation_failures=built.validation_failures,
+        last_restore=last_restore,
+        storage_bytes=built.storage_bytes,
     )
 
 

@@ -8,9 +8,10 @@ or the config is escaped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from html import escape
+from typing import Any
 
 from markupsafe import Markup
 
@@ -134,3 +135,44 @@ def fleet_rows_html(
         )
     # every text above that comes from the catalog or the config went through html.escape
     return Markup("\n".join(out))  # noqa: S704
+
+
+def _age_key(value: float | None) -> tuple[bool, float]:
+    return (value is None, value or 0.0)  # unknown last
+
+
+def _window_span(row: FleetRow) -> float | None:
+    log = row.log
+    if log is None or log.window_start is None or log.window_end is None:
+        return None
+    return (log.window_end - log.window_start).total_seconds()
+
+
+#: the fleet page's columns a user may sort by (``?sort=``), and the key of each; unknown values sort last
+SORT_KEYS: dict[str, Callable[[FleetRow], Any]] = {
+    "cluster": lambda r: r.cluster,
+    "status": lambda r: (_RAG_ORDER[r.rag], len(r.reasons)),
+    "last-full": lambda r: _age_key(None if r.last_full is None else r.last_full.age_s),
+    "last-incremental": lambda r: _age_key(None if r.last_incremental is None else r.last_incremental.age_s),
+    "window": lambda r: _age_key(_window_span(r)),
+    "lag": lambda r: _age_key(None if r.log is None else r.log.lag_s),
+    "drill": lambda r: _age_key(None if r.last_drill is None else r.last_drill.age_s),
+    "restore": lambda r: _age_key(None if r.last_restore is None else -r.last_restore.requested_at.timestamp()),
+    "storage": lambda r: r.storage_bytes,
+}
+#: the direction a column sorts in first: the worst (red, oldest, biggest) on top
+FIRST_ORDER = {"cluster": "asc", "status": "desc", "storage": "desc", "lag": "desc"}
+
+
+def sort_rows(rows: Sequence[FleetRow], sort: str, order: str) -> list[FleetRow]:
+    """``rows`` sorted by a column of ``SORT_KEYS`` (then by name); unknown values stay last either way."""
+    key = SORT_KEYS[sort]
+    by_name = sorted(rows, key=lambda r: r.cluster)
+    if sort == "cluster":
+        return by_name[::-1] if order == "desc" else by_name
+    known: list[FleetRow] = []
+    unknown: list[FleetRow] = []
+    for row in by_name:
+        k = key(row)
+        (unknown if isinstance(k, tuple) and k and k[0] is True else known).append(row)
+    return sorted(known, key=key, reverse=order == "desc") + unknown  # stable: ties stay by name

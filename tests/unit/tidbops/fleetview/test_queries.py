@@ -606,7 +606,9 @@ def test_a_catalog_filled_without_summaries_is_computed_once_and_kept(catalog: C
         conn.execute(delete(fleet_summary))
     rows = fleet_rows(catalog, [policy("dev"), policy("uat"), policy("new")], NOW)
     assert [r.rag for r in rows] == ["green", "green", "red"]
-    assert _summary_row(catalog, "dev") == (0, 0) and _summary_row(catalog, "new") == (0, 0)
+    for cluster in ("dev", "uat", "new"):
+        version, computed = _summary_row(catalog, cluster)
+        assert computed == version
     assert fleet_rows(catalog, [policy("dev"), policy("uat"), policy("new")], NOW) == rows
 
 
@@ -662,3 +664,21 @@ def test_kept_facts_read_back_as_computed_whatever_slot_shares_a_row(catalog: Ca
         kept = summary._kept(computed[cluster])
         assert any(isinstance(v, str) and v.startswith("@") for v in kept.values())
         assert summary._loaded(json.loads(json.dumps(kept, sort_keys=True))) == computed[cluster]
+
+
+def test_a_catalog_rebuilt_under_the_same_url_is_not_answered_from_what_was_built_before(
+    tmp_path: Path, clock: Clock
+) -> None:
+    path = tmp_path / "catalog.db"
+    first = Catalog.from_url(f"sqlite:///{path}", clock=clock)
+    first.migrate()
+    healthy(first, clock)
+    assert row_of(first).rag == "green"  # built and held by this process, by the facts' version
+    first.close()
+    path.unlink()
+    again = Catalog.from_url(f"sqlite:///{path}", clock=clock)  # the same URL, other content
+    again.migrate()
+    backup(again, clock, NOW - HOUR, ok=False)
+    row = row_of(again)
+    assert row.rag == "red" and row.last_full is not None and row.last_full.status == "failed"
+    again.close()

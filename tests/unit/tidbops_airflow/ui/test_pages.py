@@ -19,7 +19,10 @@ pytestmark = pytest.mark.operators
 def test_the_fleet_page_has_a_row_per_source_cluster_with_its_state(client: TestClient, seeded: Seeded) -> None:
     page = soup(client.get("/tidbops/", headers=as_user("admin")).text)
     rows = {tr["data-cluster"]: tr for tr in page.select("table#fleet tbody tr")}
-    assert list(rows) == ["dev", "uat", "prod"]  # config order; scratch clusters are not sources
+    assert set(rows) == {"dev", "uat", "prod"}  # scratch clusters are not sources
+    order = {"red": 2, "amber": 1, "green": 0}
+    rags = [order[tr["data-rag"]] for tr in rows.values()]
+    assert rags == sorted(rags, reverse=True)  # the worst first, by default
     dev = rows["dev"]
     cells = {td["data-col"]: td for td in dev.select("td[data-col]")}
     assert set(cells) == {
@@ -174,3 +177,37 @@ def test_the_openapi_documents_every_json_route_with_its_model(client: TestClien
     params = {p["name"] for p in paths["/api/audit"]["get"]["parameters"]}
     assert params == {"cluster", "category", "status", "actor", "since", "until", "before_id", "limit"}
     assert client.get("/tidbops/docs").status_code == 200
+
+
+def test_the_fleet_page_sorts_on_the_server_and_pages(client: TestClient, seeded: Seeded) -> None:
+    def clusters(query: str) -> list[str]:
+        response = client.get(f"/tidbops/{query}", headers=as_user("admin"))
+        assert response.status_code == 200, response.text
+        return [tr["data-cluster"] for tr in soup(response.text).select("table#fleet tbody tr")]
+
+    assert clusters("?sort=cluster") == ["dev", "prod", "uat"]
+    assert clusters("?sort=cluster&order=desc") == ["uat", "prod", "dev"]
+    assert clusters("?sort=storage")[0] == "dev"  # the only one with stored backups: the biggest first
+    assert clusters("?sort=cluster&per_page=2") == ["dev", "prod"]
+    assert clusters("?sort=cluster&per_page=2&page=2") == ["uat"]
+    page = soup(client.get("/tidbops/?sort=cluster&per_page=2", headers=as_user("admin")).text)
+    assert "page=2" in page.select_one("#fleet-next")["href"] and page.select_one("#fleet-prev") is None
+    heading = page.select_one('th[data-col="cluster"]')
+    assert heading["aria-sort"] == "ascending" and "order=desc" in heading.select_one("a")["href"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "says"),
+    [
+        ("?sort=bogus", "sort", "valid: cluster, status"),
+        ("?order=up", "order", "asc, desc"),
+        ("?per_page=2&page=9", "page", "2 page(s)"),
+        ("?per_page=501", "per_page", "500"),
+    ],
+)
+def test_bad_fleet_page_parameters_are_a_422_naming_the_field(
+    client: TestClient, seeded: Seeded, query: str, field: str, says: str
+) -> None:
+    response = client.get(f"/tidbops/{query}", headers=as_user("admin"))
+    assert response.status_code == 422
+    assert field in response.text and says in response.text
