@@ -134,10 +134,6 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("http.access").setLevel(logging.WARNING)  # one line per request otherwise
         logging.getLogger().setLevel(logging.WARNING)
         client = TestClient(airflow_api.create_app("core"))
-        if os.environ.get("BENCH_GC_FREEZE"):
-            import gc
-
-            gc.freeze()
         token = client.post("/auth/token", json={"username": "admin", "password": "bench-admin-pw-123"}).json()
         auth = {"Authorization": f"Bearer {token['access_token']}"}
 
