@@ -43,7 +43,7 @@ import csv
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast, get_args
 
 from sqlalchemy import and_, desc, func, or_, select
@@ -51,6 +51,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.elements import ColumnElement
 
 from tidbops import tso
+from tidbops.catalog.info import human_age
 from tidbops.catalog.records import event_category, utc
 from tidbops.catalog.schema import backups, drills, events, log_backup_alerts, restores
 from tidbops.catalog.store import Catalog
@@ -456,13 +457,8 @@ class _Facts:
 
 
 def _span(seconds: float) -> str:
-    """``2d 3h``, ``3h 5m``, ``5m 3s``, ``12s``: two units at most."""
-    total = max(0, int(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(v, u) for v, u in ((days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")) if v]
-    return " ".join(f"{v}{u}" for v, u in parts[:2]) or "0s"
+    """``2d 3h``, ``3h 5m``, ``5m 3s``, ``12s``: ``tidbops info``'s ages."""
+    return human_age(timedelta(seconds=seconds))
 
 
 def judge(policy: ClusterPolicy, facts: _Facts, now: datetime) -> tuple[Rag, tuple[str, ...]]:
