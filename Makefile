@@ -51,8 +51,10 @@ demo: system-deps venv  ## bring the playground up and run the pipelines through
 bench-parse: venv  ## DAG-parse benchmark: our DAG files for a 500-cluster fleet vs EmptyOperator DAGs
 	$(PY) bench/bench_dag_parse.py --clusters 500
 
-bench-fleetview: system-deps venv  ## fleet page, audit and /metrics over 1M catalog rows, on SQLite and a private MariaDB
+bench-fleetview: system-deps venv  ## fleet page, audit and /metrics over 1M catalog rows (queries, then requests through Airflow's app), SQLite and MariaDB
 	$(PY) bench/bench_fleetview.py --clusters 500 --rows 1000000
+	$(PY) bench/bench_fleet_page.py --backend sqlite
+	$(PY) bench/bench_fleet_page.py --backend mariadb
 
 clean:  ## stop the playground and remove it, and build leftovers
 	-$(VENV)/bin/tidbops playground down --purge
