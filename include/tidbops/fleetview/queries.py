@@ -1,12 +1,14 @@
 """The fleet view, the cluster page and the audit, read from the catalog with a few grouped queries.
 
-``fleet_rows`` reads every cluster's row in a few statements whatever the number of clusters: the
-fleet summary (``Catalog.fleet_slots``, see ``tidbops.catalog.summary``) names, per cluster, the rows
-that matter (newest full and incremental, newest succeeded and newest verified backup, newest log
-check, last and last passed drill, last restore from and into it) and holds its storage bytes and
-validation failures; then one ``WHERE id IN (…)`` per table fetches those rows, and one more the open
-frozen-checkpoint alerts. Only clusters written since the last read are probed again, so the page
-never scans the backups or events tables (``bench/bench_fleetview.py`` measures it at a million rows).
+``fleet_rows`` reads every cluster's row in two statements whatever the number of clusters: the fleet
+summary (``Catalog.fleet_facts``, see ``tidbops.catalog.summary``) holds, per cluster, the rows that
+matter (newest full and incremental, newest succeeded and newest verified backup, newest log check, last
+and last passed drill, last restore from or into it), its storage bytes and validation failures, as one
+document kept at the cluster's version; one more statement reads the open frozen-checkpoint alerts.
+Only clusters written since the last read are probed again, so the page never scans the backups or
+events tables (``bench/bench_fleetview.py`` measures it at a million rows). A long-lived process holds
+the briefs each document built by its version (``_BUILT``) and computes per request only what depends
+on the time: ages and the verdict.
 
 **Red / amber / green.** Each reason is one sentence in ``FleetRow.reasons``; the worst one sets the colour.
 
