@@ -249,7 +249,7 @@ class Catalog:
             _current, seen = summary.read(conn, stale)  # the versions and the rows from one snapshot
             computed = summary.compute(conn, stale)
             summary.store(conn, computed, seen)
-            return computed, summary.kept_versions(conn, stale)
+            return computed, summary.current_versions(conn, stale)  # those store kept, in this transaction
 
         try:
             computed, kept = self._write(work)

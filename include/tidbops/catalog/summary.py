@@ -237,11 +237,6 @@ def store(conn: Connection, computed: Mapping[str, Facts], versions: Mapping[str
         )
 
 
-def kept_versions(conn: Connection, names: Sequence[str]) -> dict[str, int]:
-    """After ``store`` in the same transaction: the versions of those of ``names`` it kept."""
-    return current_versions(conn, names)
-
-
 def first_version() -> int:
     """A new row's version: random, so that a catalog rebuilt or restored under the same URL never hands a
     long-lived reader (which holds facts by version) a version it already holds for other facts."""
