@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -155,3 +156,14 @@ def connect_tidb(info: ConnectionInfo, *, database: str | None = None) -> Any:
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
         raise TiDBUnreachableError(unreachable_message(info.conn_id, host, port, code, text)) from None
+
+
+@contextmanager
+def tidb_session(info: ConnectionInfo, *, database: str | None = None) -> Iterator[Any]:
+    """``with tidb_session(info) as conn:`` a connection as ``connect_tidb`` opens it, closed on the way out
+    whatever happens (the one open/try/close block; ``TiDBHook.session`` is the same from a connection id)."""
+    conn = connect_tidb(info, database=database)
+    try:
+        yield conn
+    finally:
+        conn.close()

@@ -5,13 +5,13 @@ Not the mysql provider: it pins pymysql<1.2 and needs a C client library.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import AbstractContextManager
 
 import pymysql
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 from sqlalchemy.engine import URL
 
-from tidbops.tidb import TiDBUnreachableError, unreachable_message
+from tidbops.connections import ConnectionInfo, connect_tidb, tidb_session
 
 
 class TiDBHook(DbApiHook):
@@ -28,29 +28,24 @@ class TiDBHook(DbApiHook):
 
     def get_conn(self) -> pymysql.connections.Connection:  # type: ignore[type-arg]
         """A connection (autocommit, utf8mb4, UTC); ``TiDBUnreachableError`` saying where and why if none."""
+        return connect_tidb(self._info())
+
+    def session(self) -> AbstractContextManager[pymysql.connections.Connection]:  # type: ignore[type-arg]
+        """``with TiDBHook(tidb_conn_id=…).session() as conn:`` a connection, closed whatever happens."""
+        return tidb_session(self._info())
+
+    def _info(self) -> ConnectionInfo:
         conn = self.get_connection(self.get_conn_id())
-        extra = conn.extra_dejson
-        kwargs: dict[str, Any] = {}
-        if extra.get("ssl_ca"):
-            kwargs["ssl"] = {"ca": extra["ssl_ca"]}
-        host, port = conn.host or "127.0.0.1", int(conn.port or 4000)
-        try:
-            return pymysql.connect(
-                host=host,
-                port=port,
-                user=conn.login or "root",
-                password=conn.password or "",
-                database=conn.schema or None,
-                connect_timeout=int(extra.get("connect_timeout", 10)),
-                charset="utf8mb4",
-                autocommit=True,
-                init_command="SET time_zone = '+00:00'",
-                **kwargs,
-            )
-        except pymysql.err.OperationalError as exc:  # the driver's text names no password
-            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
-            text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
-            raise TiDBUnreachableError(unreachable_message(self.get_conn_id(), host, port, code, text)) from None
+        return ConnectionInfo(
+            conn_id=self.get_conn_id(),
+            conn_type=conn.conn_type,
+            host=conn.host,
+            port=int(conn.port) if conn.port else None,
+            login=conn.login,
+            password=conn.password,
+            schema=conn.schema,
+            extra=dict(conn.extra_dejson),
+        )
 
     @property
     def sqlalchemy_url(self) -> URL:
