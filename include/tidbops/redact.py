@@ -14,6 +14,11 @@
 ``find_secret(value)`` says what a value looks like when it holds one of those (or is a bare hex key or
 a known token), for checks that refuse secrets instead of masking them (the fleet config).
 
+The same redaction in the shapes callers need: ``redact_argv`` (a command line for logs and plans: the value
+of a secret-named flag masked whole), ``redact_url`` (a database URL for messages), and
+``RedactingWriter``/``redacted_output`` (a text stream redacted line by line: the CLI's stdout and stderr).
+This module is the only secret redactor; ``tidbops.slowlog.redact`` hides SQL literals, another job.
+
 The patterns err on the side of masking: a field named ``password`` is masked even when it holds
 nothing secret, and so is an access key id (``AWS_ACCESS_KEY_ID=…``: MinIO's are user names). They never
 mask a ``*-file`` path (``--crypter.key-file``) or another ``*_id`` (``sse_kms_key_id``, ``key_conn_id``).
@@ -21,10 +26,24 @@ mask a ``*-file`` path (``--crypter.key-file``) or another ``*_id`` (``sse_kms_k
 
 from __future__ import annotations
 
+import io
 import re
-from collections.abc import Iterable, Iterator
+import shlex
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TextIO
 
-__all__ = ["REDACTED", "find_secret", "is_secret_name", "redact"]
+__all__ = [
+    "REDACTED",
+    "RedactingWriter",
+    "find_secret",
+    "is_secret_name",
+    "redact",
+    "redact_argv",
+    "redact_url",
+    "redacted_output",
+]
 
 REDACTED = "***"
 
@@ -201,3 +220,102 @@ def find_secret(value: str) -> str | None:
     if _HEX_KEY.match(v):
         return "an encryption key (hex)"
     return None
+
+
+def redact_argv(argv: Sequence[str], secrets: Iterable[str] = ()) -> str:
+    """A readable, shell-quoted rendering of ``argv`` for logs and plans, secrets replaced by ``***``.
+
+    The value of a secret-named flag (``--crypter.key K``, ``--password=P``) is masked whole, whatever
+    it looks like; every other token goes through ``redact``.
+    """
+    known = list(secrets)
+    shown: list[str] = []
+    hide_next = False
+    for token in argv:
+        if hide_next:
+            shown.append(REDACTED)
+            hide_next = False
+            continue
+        name, eq, _ = token.partition("=")
+        if token.startswith("--") and is_secret_name(name[2:]):
+            shown.append(f"{name}={REDACTED}" if eq else token)
+            hide_next = not eq
+            continue
+        shown.append(redact(token, known))
+    return shlex.join(shown)
+
+
+def redact_url(url: Any) -> str:
+    """A database URL (text or SQLAlchemy's ``URL``) for messages: the password of its userinfo and of its
+    query (``?password=``) hidden; an unparseable URL says nothing of its contents."""
+    from sqlalchemy.engine import make_url  # imported by callers that hold a database URL, not by every redact
+
+    try:
+        return redact(make_url(url).render_as_string(hide_password=True))
+    except Exception:
+        return "<unparseable database URL>"
+
+
+class RedactingWriter(io.TextIOBase):
+    """A text stream that redacts whole lines before they reach ``target``: a secret split over several
+    writes of one line is still found. A partial line waits for its end, ``drain`` or ``close``; ``flush``
+    (which click calls after every echo) passes on only what is complete. Nothing that prompts for input
+    writes through it, so nothing waits for a partial line to be seen."""
+
+    def __init__(self, target: TextIO) -> None:
+        super().__init__()
+        self.target = target
+        self._pending = ""
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.target, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self.target, "errors", None)
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.target.isatty()
+
+    def fileno(self) -> int:
+        return self.target.fileno()
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):  # click probes with b"" to tell text streams from binary ones
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        self._pending += s
+        if "\n" in self._pending:
+            lines, _, self._pending = self._pending.rpartition("\n")
+            self.target.write(redact(lines + "\n"))
+        return len(s)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+    def drain(self) -> None:
+        """Write out a partial last line too (at the end of a command)."""
+        if self._pending:
+            text, self._pending = self._pending, ""
+            self.target.write(redact(text))
+        self.target.flush()
+
+
+@contextmanager
+def redacted_output() -> Iterator[None]:
+    """Within the block, everything written to ``sys.stdout``/``sys.stderr`` is redacted."""
+    saved = sys.stdout, sys.stderr
+    writers = RedactingWriter(saved[0]), RedactingWriter(saved[1])
+    sys.stdout, sys.stderr = writers
+    try:
+        yield
+    finally:
+        for writer in writers:
+            try:
+                writer.drain()
+            except (OSError, ValueError):
+                pass
+        sys.stdout, sys.stderr = saved

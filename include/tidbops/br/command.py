@@ -10,14 +10,13 @@ first). What BR accepts is the contract in ``/work/shared/reference/br-cli.md``:
   ``--crypter.key-file`` pointing at a 0600 file, and storage URIs with credentials are refused;
 * table filters are checked against BR's table-filter grammar before BR ever sees them.
 
-``redact_argv`` renders command lines for logs and plans with secrets replaced by ``***`` (through
-``tidbops.redact``, the one redaction); ``parse_ts`` reads times the way BR's ``ParseTSString`` does.
+``tidbops.redact.redact_argv`` (re-exported here) renders command lines for logs and plans with secrets
+replaced by ``***``; ``parse_ts`` reads times the way BR's ``ParseTSString`` does.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Literal
@@ -25,7 +24,7 @@ from typing import Literal
 from tidbops import tso
 from tidbops.br.errors import BRRequestError, InvalidFilterError, InvalidTimestampError
 from tidbops.config import ClusterConfig, EncryptionConfig, StorageConfig
-from tidbops.redact import REDACTED, is_secret_name, redact
+from tidbops.redact import redact_argv as redact_argv  # the one redaction; re-exported for BR's callers
 
 BackupKind = Literal["full", "incremental"]
 RestoreScope = Literal["full", "db", "table"]
@@ -314,32 +313,6 @@ def parse_ts(text: str, require_tz: bool, *, local_tz: tzinfo | None = None) -> 
         return tso.from_datetime(dt)
     except (ValueError, OverflowError) as exc:
         raise InvalidTimestampError(f"{text!r} is not a valid datetime: {exc}") from None
-
-
-# ------------------------------------------------------------------------------------- redaction
-
-
-def redact_argv(argv: Sequence[str], secrets: Iterable[str] = ()) -> str:
-    """A readable, shell-quoted rendering of ``argv`` for logs and plans, secrets replaced by ``***``.
-
-    The value of a secret-named flag (``--crypter.key K``, ``--password=P``) is masked whole, whatever
-    it looks like; every other token goes through ``tidbops.redact.redact``.
-    """
-    known = list(secrets)
-    shown: list[str] = []
-    hide_next = False
-    for token in argv:
-        if hide_next:
-            shown.append(REDACTED)
-            hide_next = False
-            continue
-        name, eq, _ = token.partition("=")
-        if token.startswith("--") and is_secret_name(name[2:]):
-            shown.append(f"{name}={REDACTED}" if eq else token)
-            hide_next = not eq
-            continue
-        shown.append(redact(token, known))
-    return shlex.join(shown)
 
 
 # ------------------------------------------------------------------------------ environment/paths

@@ -407,14 +407,6 @@ schema_lock = Table(
 # --------------------------------------------------------------------------------------------- engine
 
 
-def redact_url(url: str | URL) -> str:
-    """The URL with its password hidden, for messages: userinfo and query parameters (``?password=``)."""
-    try:
-        return redact(make_url(url).render_as_string(hide_password=True))
-    except Exception:  # an unparseable URL: say nothing of its contents
-        return "<unparseable catalog URL>"
-
-
 def create_catalog_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An engine for ``sqlite:///path`` (parent directories created) or ``mysql+pymysql://…``.
 

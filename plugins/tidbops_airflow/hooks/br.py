@@ -19,12 +19,12 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
 from tidbops.br import runner
-from tidbops.br.command import br_env, redact_argv
+from tidbops.br.command import br_env
 from tidbops.br.errors import BRError
 from tidbops.br.output import BROutcome, parse_br_output
 from tidbops.br.runner import BRSession
 from tidbops.config import ClusterConfig
-from tidbops.redact import redact
+from tidbops.redact import redact, redact_argv
 
 if TYPE_CHECKING:
     from tidbops.pitr import LogRange

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
+import io
+import shlex
+import sys
 
-from tidbops.redact import find_secret, is_secret_name, redact
+import pytest
+from sqlalchemy.engine import make_url
+
+from tidbops.redact import (
+    RedactingWriter,
+    find_secret,
+    is_secret_name,
+    redact,
+    redact_argv,
+    redact_url,
+    redacted_output,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -229,3 +242,61 @@ def test_linear_time_on_adversarial_runs(unit: str) -> None:
     redact(text)
     find_secret(text)
     assert time.perf_counter() - started < 10  # quadratic here took minutes; linear takes milliseconds
+
+
+# ------------------------------------------------------------------- the same redaction in other shapes
+
+
+def test_argv_masks_a_secret_flag_value_whole_and_stays_shell_quoted() -> None:
+    argv = ["br", "restore", "full", "--crypter.key", "not-hex-at-all", "--password=p w", "-s", "s3://b/p?x=1",
+            "--pd", "pd:2379", "-f", "`my db`.*", "--ratelimit", "hunter2"]  # fmt: skip
+    shown = redact_argv(argv, ["hunter2"])
+    assert "not-hex-at-all" not in shown and "p w" not in shown and "hunter2" not in shown
+    assert shlex.split(shown) == [
+        "br", "restore", "full", "--crypter.key", "***", "--password=***", "-s", "s3://b/p?x=1",
+        "--pd", "pd:2379", "-f", "`my db`.*", "--ratelimit", "***",
+    ]  # fmt: skip
+
+
+def test_argv_leaves_a_key_file_path_readable() -> None:
+    assert shlex.split(redact_argv(["br", "--crypter.key-file", "/run/key"])) == ["br", "--crypter.key-file", "/run/key"]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        pytest.param("mysql+pymysql://u:hunter2@db:3306/cat", "mysql+pymysql://u:***@db:3306/cat", id="userinfo"),
+        pytest.param(make_url("mysql+pymysql://u:hunter2@db/cat"), "mysql+pymysql://u:***@db/cat", id="url-object"),
+        pytest.param("mysql+pymysql://u@db/cat?password=hunter2", "mysql+pymysql://u@db/cat?password=***",
+                     id="query-password"),
+        pytest.param("sqlite:////tmp/c.db", "sqlite:////tmp/c.db", id="no-secret"),
+        pytest.param("not a url hunter2", "<unparseable database URL>", id="unparseable"),
+    ],
+)
+def test_url(url: object, shown: str) -> None:
+    assert redact_url(url) == shown
+
+
+def test_writer_redacts_a_secret_written_in_pieces_once_its_line_ends() -> None:
+    target = io.StringIO()
+    writer = RedactingWriter(target)
+    writer.write("password=hun")
+    writer.write("ter2 and more")
+    assert target.getvalue() == ""  # the line is not complete: nothing leaves yet
+    writer.write("\nnext password=")
+    assert target.getvalue() == "password=*** and more\n"
+    writer.write("hunter3")
+    writer.drain()
+    assert target.getvalue() == "password=*** and more\nnext password=***"
+    with pytest.raises(TypeError):
+        writer.write(b"")  # type: ignore[arg-type]
+
+
+def test_redacted_output_covers_stdout_and_stderr_and_restores_them(capsys: pytest.CaptureFixture[str]) -> None:
+    before = sys.stdout, sys.stderr
+    with redacted_output():
+        print("AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI")
+        print("mysql://root:hunter2@db/x", file=sys.stderr, end="")  # a partial last line is drained too
+    assert (sys.stdout, sys.stderr) == before
+    out, err = capsys.readouterr()
+    assert out == "AWS_SECRET_ACCESS_KEY=***\n" and err == "mysql://root:***@db/x"
