@@ -8,6 +8,10 @@ against its manifest without the catalog (``verify_backup``).
 Storage layout: ``<storage root>/<cluster>/{full,incr}/<backup id>/`` holds BR's files and the manifest.
 The functions here take a ``Storage`` rooted at the backup's own directory, except ``rebuild_catalog``
 which takes the storage root.
+
+Imports go one way: the catalog's store (``tidbops.catalog.store``) reads manifests through this module;
+this module writes into a catalog only through the two methods ``ManifestCatalog`` names, and never
+imports the store.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from enum import StrEnum
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tidbops.catalog.errors import CatalogConflictError, CatalogStateError, ManifestError
 from tidbops.catalog.records import (
@@ -36,15 +41,12 @@ from tidbops.catalog.records import (
     BackupStatus,
     check_backup_id,
     check_storage_uri,
-    utc,
     utcnow,
 )
 from tidbops.config import CLUSTER_NAME, MAX_NAME
 from tidbops.storage import ObjectExistsError, ObjectNotFoundError, Storage, StorageError
 from tidbops.text import shown
-
-if TYPE_CHECKING:
-    from tidbops.catalog.store import Catalog
+from tidbops.timefmt import iso_or_none, utc
 
 MANIFEST_NAME = "tidbops-manifest.json"
 MANIFEST_FORMAT = 1
@@ -109,10 +111,6 @@ def _tool_version() -> str:
         return "tidbops"
 
 
-def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else utc(dt).isoformat().replace("+00:00", "Z")
-
-
 @dataclass(frozen=True)
 class ManifestFile:
     path: str  # relative to the backup's directory
@@ -162,11 +160,11 @@ class Manifest:
         backup: dict[str, Any] = {}
         for name in MANIFEST_ROW_FIELDS:
             value = getattr(self, name)
-            backup[name] = _iso(value) if name in _DATETIME_FIELDS else value
+            backup[name] = iso_or_none(value, timespec="microseconds") if name in _DATETIME_FIELDS else value
         backup["kind"] = self.kind.value
         return {
             "format_version": self.format_version,
-            "created_at": _iso(self.created_at),
+            "created_at": iso_or_none(self.created_at, timespec="microseconds"),
             "tool": self.tool,
             "backup": backup,
             "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
@@ -475,6 +473,24 @@ def verify_backup(
 # ------------------------------------------------------------------------------------------ rebuilding
 
 
+class UpsertOutcome(StrEnum):
+    """What writing a manifest's backup into the catalog did to its row."""
+
+    INSERTED = "inserted"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+class ManifestCatalog(Protocol):
+    """What ``rebuild_catalog`` needs of a catalog (``tidbops.catalog.store.Catalog`` has it)."""
+
+    def upsert_from_manifest(
+        self, manifest: Manifest, *, storage_uri: str | None = None, manifest_uri: str | None = None
+    ) -> tuple[BackupRecord, UpsertOutcome]: ...
+
+    def mark_verified(self, backup_id: str, ok: bool, reason: str) -> BackupRecord: ...
+
+
 @dataclass(frozen=True)
 class RebuildReport:
     storage_uri: str
@@ -508,7 +524,7 @@ class RebuildReport:
 
 
 def rebuild_catalog(
-    catalog: Catalog,
+    catalog: ManifestCatalog,
     storage_root: Storage,
     cluster: str | None = None,
     *,
@@ -524,8 +540,6 @@ def rebuild_catalog(
     ``skip`` (ids the caller knows are cataloged from their manifest) are not read at all: a catch-up
     then costs two listings per cluster, not two requests per backup ever kept.
     """
-    from tidbops.catalog.store import UpsertOutcome  # runtime import: store imports this module
-
     outcomes: dict[UpsertOutcome, list[str]] = {o: [] for o in UpsertOutcome}
     verified: list[str] = []
     verify_failed: list[str] = []

@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from tidbops import tso
 from tidbops.catalog.errors import BrokenChainError
 from tidbops.redact import redact
 from tidbops.text import one_line
+from tidbops.timefmt import iso_or_none
+from tidbops.timefmt import utc as utc  # the one ``utc``; re-exported for the catalog's callers
 
 BACKUP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
 ID_MAX = 128
@@ -46,13 +49,6 @@ class BackupStatus(StrEnum):
     DELETED = "deleted"  # its files are gone; the row stays as history
 
 
-def utc(dt: datetime, what: str = "datetime") -> datetime:
-    """``dt`` in UTC; a naive datetime is refused (we cannot know what zone it meant)."""
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise ValueError(f"{what} {dt.isoformat()} has no time zone; pass an aware datetime (UTC)")
-    return dt.astimezone(UTC)
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -79,14 +75,18 @@ def make_backup_id(
     The hash is of ``dag_id`` and ``run_id``: every try of one DAG run gets the same id (so a retry
     updates its row instead of adding one). Without a run, the hash is random.
     """
+    return _run_scoped_id(cluster, kind.short, when, dag_id, run_id)
+
+
+def _run_scoped_id(prefix: str, word: str, when: datetime, dag_id: str | None, run_id: str | None) -> str:
+    """``<prefix>-<word>-<yyyymmddTHHMMSSZ>-<hash>``, the hash of ``dag_id`` and ``run_id`` (random without a
+    run): every try of one DAG run gets the same id."""
     stamp = utc(when, "when").strftime("%Y%m%dT%H%M%SZ")
     if dag_id is not None and run_id is not None:
         digest = hashlib.sha256(f"{dag_id}\x00{run_id}".encode()).hexdigest()[:8]
     else:
         digest = secrets.token_hex(4)
-    backup_id = f"{cluster}-{kind.short}-{stamp}-{digest}".lower()
-    check_backup_id(backup_id)
-    return backup_id
+    return check_backup_id(f"{prefix}-{word}-{stamp}-{digest}".lower())
 
 
 def check_backup_id(backup_id: str) -> str:
@@ -271,11 +271,7 @@ TASK_NAME_MAX = 128
 
 
 def _tso_utc(ts: int | None) -> datetime | None:
-    if ts is None or ts <= 0:
-        return None
-    from tidbops import tso  # local: records is imported by everything, tso by few
-
-    return tso.to_datetime(ts)
+    return None if ts is None or ts <= 0 else tso.to_datetime(ts)
 
 
 @dataclass(frozen=True)
@@ -344,30 +340,26 @@ class LogBackupCheck:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-safe: times as ISO 8601 UTC, TSOs with their UTC times."""
-
-        def iso(dt: datetime | None) -> str | None:
-            return None if dt is None else dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
         return {
             "id": self.id,
             "cluster": self.cluster,
-            "checked_at": iso(self.checked_at),
+            "checked_at": iso_or_none(self.checked_at),
             "task_name": self.task_name,
             "status": self.status,
             "status_source": self.status_source,
             "healthy": self.healthy,
             "checkpoint_ts": self.checkpoint_ts,
-            "checkpoint_time": iso(self.checkpoint_time),
+            "checkpoint_time": iso_or_none(self.checkpoint_time),
             "lag_seconds": self.lag_seconds,
             "log_min_ts": self.log_min_ts,
             "log_max_ts": self.log_max_ts,
             "log_range_source": self.log_range_source,
             "window_start_ts": self.window_start_ts,
-            "window_start_time": iso(self.window_start_time),
+            "window_start_time": iso_or_none(self.window_start_time),
             "window_end_ts": self.window_end_ts,
-            "window_end_time": iso(self.window_end_time),
+            "window_end_time": iso_or_none(self.window_end_time),
             "window_base_backup_id": self.window_base_backup_id,
-            "gc_safe_point": iso(self.gc_safe_point),
+            "gc_safe_point": iso_or_none(self.gc_safe_point),
             "gc_hold_seconds": self.gc_hold_seconds,
             "findings": [dict(f) for f in self.findings],
             "dag_id": self.dag_id,
@@ -427,12 +419,7 @@ class DrillStatus(StrEnum):
 
 def make_drill_id(cluster: str, when: datetime, *, dag_id: str | None = None, run_id: str | None = None) -> str:
     """``<cluster>-drill-<yyyymmddTHHMMSSZ>-<hash>``: the same for every try of one DAG run (as backup ids)."""
-    stamp = utc(when, "when").strftime("%Y%m%dT%H%M%SZ")
-    if dag_id is not None and run_id is not None:
-        digest = hashlib.sha256(f"{dag_id}\x00{run_id}".encode()).hexdigest()[:8]
-    else:
-        digest = secrets.token_hex(4)
-    return check_backup_id(f"{cluster}-drill-{stamp}-{digest}".lower())
+    return _run_scoped_id(cluster, "drill", when, dag_id, run_id)
 
 
 @dataclass(frozen=True)
@@ -529,12 +516,7 @@ class RestoreStatus(StrEnum):
 
 def make_restore_id(source: str, when: datetime, *, dag_id: str | None = None, run_id: str | None = None) -> str:
     """``<source>-restore-<yyyymmddTHHMMSSZ>-<hash>``: the same for every task and try of one DAG run."""
-    stamp = utc(when, "when").strftime("%Y%m%dT%H%M%SZ")
-    if dag_id is not None and run_id is not None:
-        digest = hashlib.sha256(f"{dag_id}\x00{run_id}".encode()).hexdigest()[:8]
-    else:
-        digest = secrets.token_hex(4)
-    return check_backup_id(f"{source}-restore-{stamp}-{digest}".lower())
+    return _run_scoped_id(source, "restore", when, dag_id, run_id)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from tidbops.catalog.errors import (
     CatalogSchemaError,
     CatalogStateError,
 )
-from tidbops.catalog.manifest import MANIFEST_ROW_FIELDS, Manifest
+from tidbops.catalog.manifest import MANIFEST_ROW_FIELDS, Manifest, UpsertOutcome
 from tidbops.catalog.migrations import LATEST_VERSION, MigrationReport, current_version, migrate
 from tidbops.catalog.records import (
     ACTOR_MAX,
@@ -68,25 +68,27 @@ from tidbops.catalog.schema import (
     events,
     log_backup_alerts,
     log_backup_checks,
-    redact_url,
     restores,
     write_transaction,
 )
+from tidbops.redact import redact_url
+from tidbops.timefmt import iso
 
 T = TypeVar("T")
 _MYSQL_RETRYABLE = frozenset({1213, 1205})  # deadlock, lock wait timeout
 _RECORD_FIELDS = tuple(f.name for f in fields(BackupRecord))
 
 
-def default_catalog_url() -> str:
-    """``$TIDBOPS_CATALOG_URL``, else a SQLite file in ``$AIRFLOW_HOME``, else ``~/.tidbops/catalog.db``."""
-    env = os.environ.get("TIDBOPS_CATALOG_URL", "").strip()
-    if env:
-        return env
-    airflow_home = os.environ.get("AIRFLOW_HOME", "").strip()
-    if airflow_home:
-        return f"sqlite:///{Path(airflow_home).expanduser() / 'tidbops_catalog.db'}"
-    return f"sqlite:///{Path('~/.tidbops/catalog.db').expanduser()}"
+CATALOG_URL_ENV = "TIDBOPS_CATALOG_URL"
+
+
+def default_catalog_url(environ: Mapping[str, str] | None = None) -> str:
+    """Where a tool run by hand (the CLI) finds the catalog when told nothing: ``$TIDBOPS_CATALOG_URL``, else
+    ``~/.tidbops/catalog.db``. The store itself takes its URL from its caller (``Catalog.from_url``); Airflow's
+    glue decides its own default (``tidbops_airflow.hooks.catalog``)."""
+    env = os.environ if environ is None else environ
+    url = env.get(CATALOG_URL_ENV, "").strip()
+    return url or f"sqlite:///{Path('~/.tidbops/catalog.db').expanduser()}"
 
 
 @dataclass(frozen=True)
@@ -104,12 +106,6 @@ class Event:
 
 
 _EVENT_FIELDS = tuple(f.name for f in fields(Event))
-
-
-class UpsertOutcome(StrEnum):
-    INSERTED = "inserted"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
 
 
 def _record(row: RowMapping) -> BackupRecord:
@@ -153,7 +149,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, datetime):
-        return utc(value).isoformat().replace("+00:00", "Z")
+        return iso(value)
     if isinstance(value, StrEnum):
         return value.value
     return value

@@ -5,11 +5,15 @@
 no conn id, the catalog is a SQLite file: ``catalog.sqlite_path``, else ``$TIDBOPS_CATALOG_URL``, else
 ``$AIRFLOW_HOME/tidbops_catalog.db``. The password is registered with the secret masker and never
 appears in what this hook logs (URLs are shown with the password hidden).
+
+Where the catalog lies by default is Airflow's business, so it is decided here: the core's store takes
+the URL it is given (``Catalog.from_url``) and never reads Airflow's environment.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,10 +21,22 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
 from tidbops.backup import CATALOG_OUTAGES
-from tidbops.catalog.store import Catalog, default_catalog_url
+from tidbops.catalog.store import CATALOG_URL_ENV, Catalog
 
 DEFAULT_SCHEMA = "tidbops"
 DEFAULT_PORT = 3306
+SQLITE_NAME = "tidbops_catalog.db"
+
+
+def airflow_catalog_url(environ: Mapping[str, str] | None = None) -> str:
+    """The catalog of an Airflow deployment without a catalog connection: ``$TIDBOPS_CATALOG_URL``, else the
+    SQLite file ``tidbops_catalog.db`` in ``$AIRFLOW_HOME`` (``~/airflow`` when unset, as Airflow's own)."""
+    env = os.environ if environ is None else environ
+    url = env.get(CATALOG_URL_ENV, "").strip()
+    if url:
+        return url
+    home = env.get("AIRFLOW_HOME", "").strip() or "~/airflow"
+    return f"sqlite:///{Path(home).expanduser() / SQLITE_NAME}"
 
 
 class CatalogHook(BaseHook):
@@ -44,7 +60,7 @@ class CatalogHook(BaseHook):
         if self.catalog_conn_id is None:
             if self.sqlite_path:
                 return f"sqlite:///{Path(self.sqlite_path).expanduser()}"
-            return default_catalog_url()
+            return airflow_catalog_url()
         from sqlalchemy.engine import URL
 
         conn = self.get_connection(self.catalog_conn_id)

@@ -133,7 +133,7 @@ def test_manifest_json_is_stable_and_round_trips(backup_dir: LocalStorage) -> No
     assert list(doc) == sorted(doc) and list(doc["backup"]) == sorted(doc["backup"])
     assert set(doc["backup"]) == set(MANIFEST_ROW_FIELDS)
     assert doc["format_version"] == 1
-    assert doc["backup"]["backup_time"] == "2024-05-01T02:00:00Z"
+    assert doc["backup"]["backup_time"] == "2024-05-01T02:00:00.000000Z"  # to the microsecond: it round-trips
     assert doc["backup"]["kind"] == "full"
     # catalog state that changes after the backup is not in it
     assert not {"status", "verified", "verified_at", "error", "manifest_uri"} & set(doc["backup"])

@@ -123,7 +123,7 @@ def test_new_rows_after_migration_carry_the_slot(tmp_path: Path) -> None:
     record = catalog.get("dev-full-20240701t134300z-1")
     assert record is not None and (record.started_at, record.scheduled_for) == (real, slot)
     (started,) = catalog.list_events(backup_id=record.id)
-    assert started.details is not None and started.details["scheduled_for"] == "2024-07-01T01:00:00Z"
+    assert started.details is not None and started.details["scheduled_for"] == "2024-07-01T01:00:00.000Z"
     with pytest.raises(ValueError, match="scheduled_for"):
         NewBackup(
             id="x-full-1",

@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from sqlalchemy.engine import make_url
 
-from tidbops_airflow.hooks.catalog import CatalogHook
+from tidbops_airflow.hooks.catalog import CatalogHook, airflow_catalog_url
 
 pytestmark = pytest.mark.operators
 
@@ -26,6 +26,27 @@ def test_default_is_sqlite_in_airflow_home(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delenv("TIDBOPS_CATALOG_URL", raising=False)
     monkeypatch.setenv("AIRFLOW_HOME", str(tmp_path))
     assert CatalogHook().catalog_url() == f"sqlite:///{tmp_path / 'tidbops_catalog.db'}"
+
+
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        pytest.param({"TIDBOPS_CATALOG_URL": " mysql+pymysql://u@db/x ", "AIRFLOW_HOME": "/af"},
+                     "mysql+pymysql://u@db/x", id="tidbops-url-first"),
+        pytest.param({"TIDBOPS_CATALOG_URL": " ", "AIRFLOW_HOME": "/af"}, "sqlite:////af/tidbops_catalog.db",
+                     id="blank-url-airflow-home"),
+        pytest.param({"HOME": "/home/ops"}, "sqlite:////home/ops/airflow/tidbops_catalog.db",
+                     id="airflow-default-home"),
+    ],
+)
+def test_airflow_catalog_url(env: dict[str, str], url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", env.get("HOME", "/nowhere"))
+    assert airflow_catalog_url(env) == url
+
+
+def test_sqlite_path_wins_over_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDBOPS_CATALOG_URL", "mysql+pymysql://u@db/x")
+    assert CatalogHook(sqlite_path=str(tmp_path / "c.db")).catalog_url() == f"sqlite:///{tmp_path / 'c.db'}"
 
 
 def test_server_catalog_url_from_the_connection_password_masked(monkeypatch: pytest.MonkeyPatch) -> None:
