@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 
-from tidbops_airflow.notifiers.alerts import clean_error, slack_available
 from tidbops_airflow.notifiers.log import TiDBOpsLogNotifier
+from tidbops_airflow.notifiers.payload import clean_error, slack_available
 from tidbops_airflow.notifiers.webhook import TiDBOpsWebhookNotifier
 
 if TYPE_CHECKING:

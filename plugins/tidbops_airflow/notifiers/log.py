@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseNotifier, Context
 
-from tidbops_airflow.notifiers.alerts import alert_summary
+from tidbops_airflow.notifiers.payload import alert_summary
 
 
 class TiDBOpsLogNotifier(BaseNotifier):

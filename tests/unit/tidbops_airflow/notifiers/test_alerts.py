@@ -13,7 +13,8 @@ from tidbops.br.errors import BRError
 from tidbops.br.output import parse_br_output
 from tidbops.config import load_fleet
 from tidbops_airflow.notifiers import alerts
-from tidbops_airflow.notifiers.alerts import alert_summary, failure_notifiers
+from tidbops_airflow.notifiers.alerts import failure_notifiers
+from tidbops_airflow.notifiers.payload import MAX_ERROR, alert_summary
 from tidbops_airflow.notifiers.log import TiDBOpsLogNotifier
 from tidbops_airflow.notifiers.webhook import TiDBOpsWebhookNotifier
 
@@ -114,7 +115,7 @@ def test_alert_summary_keeps_brs_error_code_first() -> None:
 
 def test_long_errors_are_cut() -> None:
     summary = alert_summary(ctx(RuntimeError("x" * 10_000)), route="r", cluster=None)
-    assert len(summary["error"]) == alerts.MAX_ERROR and summary["error"].endswith("…")
+    assert len(summary["error"]) == MAX_ERROR and summary["error"].endswith("…")
 
 
 def test_smtp_route_sends_a_rendered_mail(fleet) -> None:  # type: ignore[no-untyped-def]
