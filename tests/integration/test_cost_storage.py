@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tidbops.catalog.store import Catalog
-from tidbops.cli import register_commands, run
+from tidbops.cli import run
 from tidbops.config import load_fleet
 from tidbops.cost import USAGE_EVENT, measure_usage
 from tidbops.storage import S3Storage, storage_from_uri
@@ -57,7 +57,6 @@ clusters:
 
 
 def cost_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:
-    register_commands()
     code = run(["cost", "--json", *args])
     out, err = capsys.readouterr()
     assert code == 0, err
@@ -135,7 +134,6 @@ def test_an_s3_bucket(
         cat.close()
     server.stop()  # the endpoint is gone: the last sample stands in, and the report says so
     try:
-        register_commands()
         code = run(["cost", "--cluster", "dev", "--config", str(config), "--catalog", catalog_url])
         out, err = capsys.readouterr()
         assert code == 0, err

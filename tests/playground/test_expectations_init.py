@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tidbops.cli import register_commands, run
+from tidbops.cli import run
 from tidbops.validate.expectations import ROOT_ENV, load_suites, run_expectations
 from tidbops.validate.suggest import content_hash, recorded_hash
 from tidbops_playground.seed import TABLES
@@ -30,7 +30,6 @@ def url_of(playground: Any, cluster: str) -> str:
 
 
 def init(directory: Path, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    register_commands()
     capsys.readouterr()
     rc = run(["expectations", "init", "--cluster", "dev", "--dir", str(directory), *args])
     return rc, capsys.readouterr().out
@@ -57,7 +56,6 @@ def suites_dir(
     """One `init --json` run per module (its output in ``generated``); each test gets a copy of the files."""
     if "dir" not in generated:
         root = tmp_path_factory.mktemp("suites")
-        register_commands()
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             rc = run(["expectations", "init", "--cluster", "dev", "--dir", str(root / "dev"), "--json"])

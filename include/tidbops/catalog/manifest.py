@@ -531,6 +531,7 @@ def rebuild_catalog(
     verify: bool = False,
     check_hashes: bool = False,
     skip: Collection[str] = (),
+    on_backup: Callable[[str], None] | None = None,
 ) -> RebuildReport:
     """Walk ``<root>/<cluster>/{full,incr}/*/tidbops-manifest.json`` and upsert a row for each (idempotent).
 
@@ -538,7 +539,8 @@ def rebuild_catalog(
     reported in ``errors`` and not cataloged. With ``verify``, each backup is checked against its
     manifest and the result recorded with ``Catalog.mark_verified``. Backup directories named in
     ``skip`` (ids the caller knows are cataloged from their manifest) are not read at all: a catch-up
-    then costs two listings per cluster, not two requests per backup ever kept.
+    then costs two listings per cluster, not two requests per backup ever kept. ``on_backup`` is called
+    with each backup directory (``<cluster>/<kind>/<id>``) as its work begins (a progress bar's step).
     """
     outcomes: dict[UpsertOutcome, list[str]] = {o: [] for o in UpsertOutcome}
     verified: list[str] = []
@@ -562,6 +564,8 @@ def rebuild_catalog(
                 if backup_dir in skip:
                     continue
                 where = f"{kind_dir}/{backup_dir}"
+                if on_backup is not None:
+                    on_backup(where)
                 try:
                     sub = storage_root.child(where)
                     if not sub.exists(MANIFEST_NAME):

@@ -5,111 +5,64 @@
 traceback: ``error: <what went wrong>``, exit 1 (``TIDBOPS_DEBUG=1`` adds the redacted traceback, for
 developers). Commands still catch what they expect and say what would be valid; this is the net under
 them.
+
+Commands load lazily (``tidbops.cli.commands``): importing this package imports typer and the
+redaction, not one command; a command line imports the module of the command it names, and nothing else.
 """
 
 from __future__ import annotations
 
-import importlib
-import io
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TextIO
+from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
+from tidbops.cli.commands import LazyGroup
 from tidbops.errors import TiDBOpsError
-from tidbops.redact import redact
+from tidbops.redact import RedactingWriter, redact, redacted_output
 from tidbops.text import one_line
 
+DISTRIBUTION = "tidbops"
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+__all__ = ["RedactingWriter", "app", "describe_error", "main", "redacted_output", "run"]
+
 app = typer.Typer(
+    cls=LazyGroup,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     help="Data protection for fleets of TiDB clusters.",
 )
 
-# Each module registers its commands on `app` when imported.
-COMMAND_MODULES = (
-    "tidbops.cli.config_cmd",
-    "tidbops.cli.br_cmd",
-    "tidbops.cli.catalog_cmd",
-    "tidbops.cli.slowlog_cmd",
-    "tidbops.cli.window_cmd",
-    "tidbops.cli.restore_cmd",
-    "tidbops.cli.verify_cmd",
-    "tidbops.cli.expectations_cmd",
-    "tidbops.cli.compliance_cmd",
-)
-EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
 
+def installed_version() -> str:
+    """The version of the installed ``tidbops`` distribution."""
+    from importlib.metadata import PackageNotFoundError, version
 
-class RedactingWriter(io.TextIOBase):
-    """A text stream that redacts whole lines before they reach ``target``: a secret split over several
-    writes of one line is still found. A partial line waits for its end, ``drain`` or ``close``; ``flush``
-    (which click calls after every echo) passes on only what is complete. No command prompts for input,
-    so nothing waits for a partial line to be seen."""
-
-    def __init__(self, target: TextIO) -> None:
-        super().__init__()
-        self.target = target
-        self._pending = ""
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self.target, "encoding", None) or "utf-8"
-
-    @property
-    def errors(self) -> str | None:  # type: ignore[override]
-        return getattr(self.target, "errors", None)
-
-    def writable(self) -> bool:
-        return True
-
-    def isatty(self) -> bool:
-        return self.target.isatty()
-
-    def fileno(self) -> int:
-        return self.target.fileno()
-
-    def write(self, s: str) -> int:
-        if not isinstance(s, str):  # click probes with b"" to tell text streams from binary ones
-            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
-        self._pending += s
-        if "\n" in self._pending:
-            lines, _, self._pending = self._pending.rpartition("\n")
-            self.target.write(redact(lines + "\n"))
-        return len(s)
-
-    def flush(self) -> None:
-        self.target.flush()
-
-    def drain(self) -> None:
-        """Write out a partial last line too (at the end of a command)."""
-        if self._pending:
-            text, self._pending = self._pending, ""
-            self.target.write(redact(text))
-        self.target.flush()
-
-
-@contextmanager
-def redacted_output() -> Iterator[None]:
-    """Within the block, everything written to ``sys.stdout``/``sys.stderr`` is redacted."""
-    saved = sys.stdout, sys.stderr
-    writers = RedactingWriter(saved[0]), RedactingWriter(saved[1])
-    sys.stdout, sys.stderr = writers
     try:
-        yield
-    finally:
-        for writer in writers:
-            try:
-                writer.drain()
-            except (OSError, ValueError):
-                pass
-        sys.stdout, sys.stderr = saved
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tidbops {installed_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Show the version and exit."),
+    ] = False,
+) -> None:
+    """Data protection for fleets of TiDB clusters."""
 
 
 def describe_error(exc: BaseException) -> str:
@@ -173,24 +126,5 @@ def run(args: Sequence[str] | None = None, application: typer.Typer | None = Non
         return rv if isinstance(rv, int) else 0
 
 
-def register_commands() -> None:
-    """Import every command module (each registers on ``app``) and the playground's, once."""
-    if getattr(app, "_tidbops_registered", False):
-        return
-    app._tidbops_registered = True  # type: ignore[attr-defined]
-    for module in COMMAND_MODULES:
-        importlib.import_module(module)
-    try:  # the playground ships with the repository, not with a production install
-        from tidbops_playground.cli import playground_app
-    except ImportError:
-        pass
-    else:
-        app.add_typer(playground_app, name="playground", help="Emulated TiDB clusters for tests and the demo.")
-
-
 def main() -> None:
-    try:
-        register_commands()
-    except Exception as exc:  # a broken install: still one line
-        sys.exit(_report(exc, unexpected=True))
     sys.exit(run())

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,9 +26,9 @@ from tidbops.br.output import (
     parse_br_output,
     parse_log_status,
 )
-from tidbops.cli import app
+from tidbops.cli.render import table
 from tidbops.durations import format_duration
-from tidbops.tso import to_datetime
+from tidbops.timefmt import show, show_tso
 
 EXIT_FAILED = 3
 EXIT_UNRECOGNISED = 1
@@ -55,11 +54,11 @@ def _bytes(n: int) -> str:
     return f"{n} bytes"
 
 
-def _utc(ts: int | None) -> str:
+def _tso(ts: int | None) -> str:
     if ts is None:
         return "-"
     try:
-        return f"{ts} ({to_datetime(ts).strftime('%Y-%m-%d %H:%M:%S.%f')[:-3]} UTC)"
+        return f"{ts} ({show_tso(ts, ms=True)})"
     except (ValueError, OverflowError, OSError):
         return str(ts)
 
@@ -68,7 +67,7 @@ def _render(kind: str, value: int | float | str | None) -> str:
     if value is None:
         return "unknown"
     if kind == "tso" and isinstance(value, int):
-        return _utc(value)
+        return _tso(value)
     if kind == "bytes" and isinstance(value, int):
         return _bytes(value)
     if kind == "bytes_per_s" and isinstance(value, int):
@@ -103,15 +102,18 @@ _TYPED_ROWS: tuple[tuple[str, str, str], ...] = (
 def _print_outcome(outcome: BROutcome) -> None:
     verdict = {True: "SUCCESS", False: "FAILED", None: "outcome unknown (no summary)"}[outcome.success]
     typer.echo(f"BR {outcome.command or '(command not printed)'}: {verdict}")
-    for label, attr, kind in _TYPED_ROWS:
-        value = getattr(outcome, attr)
-        if value is not None:
-            typer.echo(f"  {label:<16} {_render(kind, value)}")
+    figures = [
+        (label, _render(kind, value))
+        for label, attr, kind in _TYPED_ROWS
+        if (value := getattr(outcome, attr)) is not None
+    ]
     if outcome.result_note:
-        typer.echo(f"  {'result':<16} {outcome.result_note}")
+        figures.append(("result", outcome.result_note))
+    if figures:
+        table(["FIGURE", "VALUE"], figures)
     for summary in outcome.summaries:
         state = {True: "success", False: "failed", None: "no status"}[summary.success]
-        typer.echo(f"{summary.command} summary ({state}):")
+        fields: list[tuple[str, str]] = []
         for key, raw in summary.fields.items():
             if key in ("error", "errorVerbose", "unit-name"):
                 continue
@@ -119,7 +121,11 @@ def _print_outcome(outcome: BROutcome) -> None:
             shown = raw if kind in ("text", "count") and str(value) == raw else f"{raw} -> {_render(kind, value)}"
             if key in TSO_KEYS and value is not None:
                 shown = _render("tso", value)
-            typer.echo(f"  {key:<38} {shown}")
+            fields.append((key, shown))
+        if fields:
+            table(["FIELD", "VALUE"], fields, title=f"{summary.command} summary ({state}):")
+        else:
+            typer.echo(f"{summary.command} summary ({state}): no fields")
     if outcome.errors:
         typer.echo("Errors:")
         for err in outcome.errors:
@@ -149,27 +155,26 @@ def _print_tasks(tasks: list[LogTaskStatus]) -> None:
     if not tasks:
         typer.echo("br log status: no log backup task")
         return
-    typer.echo(f"br log status: {len(tasks)} task(s)")
-    header = f"  {'NAME':<20} {'STATUS':<15} {'CHECKPOINT (UTC)':<24} {'GAP':<10} STORAGE"
-    typer.echo(header)
+    rows = []
     for t in tasks:
         status = (t.status or "unknown") + (" (derived)" if t.status_derived else "")
-        cp = t.checkpoint_time.strftime("%Y-%m-%d %H:%M:%S") if t.checkpoint_time else "-"
+        cp = show(t.checkpoint_time, missing="-")
         if t.checkpoint_source == "store-min":
             cp += "*"
         gap = format_duration(t.gap_seconds) if t.gap_seconds is not None else "-"
-        typer.echo(f"  {t.name:<20} {status:<15} {cp:<24} {gap:<10} {t.storage or '-'}")
+        rows.append((t.name, status, cp, gap, t.storage))
+    table(["NAME", "STATUS", "CHECKPOINT", "GAP", "STORAGE"], rows, title=f"br log status: {len(tasks)} task(s)")
+    if any(t.checkpoint_source == "store-min" for t in tasks):
+        typer.echo("* no global checkpoint yet: the lowest store checkpoint")
+    for t in tasks:
         for store in t.store_checkpoints:
-            when = store.checkpoint_time.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if store.checkpoint_time else "-"
-            typer.echo(f"    store {store.store_id}: checkpoint {when}")
+            typer.echo(f"{t.name}: store {store.store_id}: checkpoint {show(store.checkpoint_time, missing='-')}")
         for err in t.errors:
             where = f"store {err.store_id}" if err.store_id is not None else "pause payload"
-            at = f" at {err.happen_at.astimezone(UTC).strftime('%Y-%m-%d %H:%M:%S')} UTC" if err.happen_at else ""
-            typer.echo(f"    error ({where}{at}): {err.code or '-'}: {err.message or ''}")
+            at = f" at {show(err.happen_at)}" if err.happen_at else ""
+            typer.echo(f"{t.name}: error ({where}{at}): {err.code or '-'}: {err.message or ''}")
         for key, value in t.pause.items():
-            typer.echo(f"    {key}: {value}")
-    if any(t.checkpoint_source == "store-min" for t in tasks):
-        typer.echo("  * no global checkpoint yet: the lowest store checkpoint")
+            typer.echo(f"{t.name}: {key}: {value}")
 
 
 @br_app.command("parse")
@@ -209,6 +214,3 @@ def parse(
     else:
         _print_outcome(outcome)
     raise typer.Exit(EXIT_FAILED if outcome.success is False else 0)
-
-
-app.add_typer(br_app, name="br")

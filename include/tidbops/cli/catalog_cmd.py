@@ -37,7 +37,7 @@ from tidbops.catalog.info import (
 )
 from tidbops.catalog.manifest import RebuildReport, rebuild_catalog
 from tidbops.catalog.store import Catalog, default_catalog_url
-from tidbops.cli import app
+from tidbops.cli.render import progress
 from tidbops.config import load_fleet
 from tidbops.durations import parse_duration
 from tidbops.errors import ConfigError, TiDBOpsError, UnknownClusterError
@@ -191,12 +191,23 @@ def _in_fleet(cluster: str) -> bool:
 
 
 @catalog_app.command("migrate")
-def migrate_cmd(catalog: CatalogURL = None) -> None:
+def migrate_cmd(
+    catalog: CatalogURL = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
     """Create or upgrade the catalog's tables (idempotent; safe to run from several places at once)."""
     with _open_catalog(catalog) as cat:
         report = cat.migrate()
         where = cat.url
-    if report.applied:
+    if as_json:
+        doc = {
+            "catalog": where,
+            "from_version": report.from_version,
+            "to_version": report.to_version,
+            "applied": list(report.applied),
+        }
+        typer.echo(json.dumps(doc, indent=2))
+    elif report.applied:
         typer.echo(f"{where}: schema version {report.from_version} → {report.to_version}")
         for line in report.applied:
             typer.echo(f"  applied {line}")
@@ -276,12 +287,22 @@ def rebuild(
     endpoint = checked_endpoint(s3_endpoint)
     targets = _storages(storage, cluster, endpoint)
     reports: list[RebuildReport] = []
-    with _open_catalog(catalog) as cat:
+    doing = "cataloging and verifying backups" if verify else "cataloging backups"
+    with _open_catalog(catalog) as cat, progress(None, doing) as advance:
         cat.migrate()
         for uri, ep in targets:
             try:
                 root = open_storage(uri, ep)
-                reports.append(rebuild_catalog(cat, root, cluster, verify=verify, check_hashes=check_hashes))
+                reports.append(
+                    rebuild_catalog(
+                        cat,
+                        root,
+                        cluster,
+                        verify=verify,
+                        check_hashes=check_hashes,
+                        on_backup=lambda _where: advance(),
+                    )
+                )
             except TiDBOpsError as exc:
                 if isinstance(exc, CatalogError):
                     raise
@@ -292,7 +313,3 @@ def rebuild(
         for report in reports:
             _print_report(report)
     raise typer.Exit(0 if all(r.ok for r in reports) else 1)
-
-
-app.add_typer(catalog_app, name="catalog")
-app.command("info")(info)

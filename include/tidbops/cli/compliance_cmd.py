@@ -27,7 +27,6 @@ from typing import Annotated, Any
 import typer
 
 from tidbops.catalog.info import human_age
-from tidbops.cli import app
 from tidbops.cli.catalog_cmd import CatalogURL, ClusterName, _open_catalog, checked_endpoint, open_storage
 from tidbops.compliance import ComplianceReport, check_compliance
 from tidbops.config import ClusterConfig, load_fleet
@@ -238,7 +237,3 @@ def cost(
     elif len(reports) > 1:
         typer.echo(f"fleet: {gb_text(total)}, {_money(sum(monthly) if monthly else None)} a month")
     typer.echo("(GB = 10^9 bytes; prices from storage.price_per_gb_month)")
-
-
-app.command("compliance")(compliance)
-app.command("cost")(cost)

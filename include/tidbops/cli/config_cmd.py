@@ -8,12 +8,10 @@ from typing import Annotated
 
 import typer
 
-from tidbops.cli import app
 from tidbops.config import default_config_path, load_fleet
 from tidbops.errors import ConfigError
 
 config_app = typer.Typer(help="Fleet config.", no_args_is_help=True)
-app.add_typer(config_app, name="config")
 
 
 @config_app.command("check")

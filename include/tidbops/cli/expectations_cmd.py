@@ -20,7 +20,6 @@ from typing import Annotated
 
 import typer
 
-from tidbops.cli import app
 from tidbops.config import load_fleet
 from tidbops.connections import connect_tidb, connection_from_env
 from tidbops.errors import ConfigError, TiDBOpsError, UnknownClusterError
@@ -30,7 +29,6 @@ from tidbops.validate.suggest import DEFAULT_SAMPLE_ROWS, Outcome, read_table_fa
 expectations_app = typer.Typer(
     help="Great Expectations suites that drills run against restored clusters.", no_args_is_help=True
 )
-app.add_typer(expectations_app, name="expectations")
 
 
 def _fail(message: str) -> typer.Exit:

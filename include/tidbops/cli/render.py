@@ -99,7 +99,7 @@ def table(
 def _terminal_stderr() -> TextIO | None:
     """The terminal behind ``sys.stderr`` (under the redacting writer, its target), or None."""
     stream = sys.stderr
-    target = getattr(stream, "target", None)  # tidbops.cli.RedactingWriter
+    target = getattr(stream, "target", None)  # tidbops.redact.RedactingWriter
     raw: TextIO = target if target is not None else stream
     try:
         return raw if raw.isatty() else None

@@ -21,7 +21,6 @@ from typing import Annotated
 import typer
 
 from tidbops.catalog.records import DrillStatus, make_restore_id
-from tidbops.cli import app
 from tidbops.cli.catalog_cmd import CatalogURL, _open_catalog
 from tidbops.cli.window_cmd import window_of
 from tidbops.config import load_fleet
@@ -43,7 +42,6 @@ LEFT_TO_THE_DAG = (
 )
 
 
-@app.command("restore")
 def restore_cmd(
     source: Annotated[str, typer.Option("--source", help="The cluster whose backups are restored")],
     target: Annotated[str, typer.Option("--target", help="The cluster the data lands in")],

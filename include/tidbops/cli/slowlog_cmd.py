@@ -22,7 +22,6 @@ from typing import Annotated, Any
 
 import typer
 
-from tidbops.cli import app
 from tidbops.slowlog.aggregate import DailyAggregates, DigestStats, aggregate_files, iso_time
 from tidbops.slowlog.parser import SLOW_LOG_NAMES, find_slow_log_files
 from tidbops.text import printable
@@ -277,5 +276,3 @@ def digest(
         )
         raise typer.Exit(EXIT_NOTHING_USABLE)
 
-
-app.add_typer(slowlog_app, name="slowlog")

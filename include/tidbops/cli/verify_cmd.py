@@ -33,7 +33,6 @@ import typer
 from tidbops.br.errors import BRRequestError
 from tidbops.br.runner import BRSession
 from tidbops.catalog.store import Catalog
-from tidbops.cli import app
 from tidbops.cli.catalog_cmd import CatalogURL, _open_catalog, checked_endpoint, open_storage
 from tidbops.config import ClusterConfig, load_fleet
 from tidbops.errors import ConfigError, UnknownClusterError
@@ -115,7 +114,6 @@ def _tier2(cat: Catalog, cluster: ClusterConfig, open_storage: Any, key_file: st
     return verify_br_checksum(cat, session, due, skipped=skipped, root=root)
 
 
-@app.command("verify")
 def verify_cmd(
     cluster: Annotated[str | None, typer.Option("--cluster", help="Only this cluster", show_default=False)] = None,
     tier: Annotated[

@@ -23,7 +23,6 @@ import typer
 from tidbops import tso
 from tidbops.catalog.info import human_age
 from tidbops.catalog.records import AlertState, BackupRecord, LogBackupCheck
-from tidbops.cli import app
 from tidbops.cli.catalog_cmd import CatalogURL, ClusterName, _fleet_clusters, _open_catalog
 from tidbops.pitr import LogRange, PitrWindow, compute_window
 
@@ -179,6 +178,3 @@ def names_order(names: list[str]) -> Any:
     """Fleet order first, then the rest by name."""
     position = {n: i for i, n in enumerate(names)}
     return lambda n: (position.get(n, len(position)), n)
-
-
-app.command("window")(window)

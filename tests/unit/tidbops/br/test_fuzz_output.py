@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tidbops.br.output import is_log_status_output, parse_br_output, parse_log_metadata, parse_log_status
-from tidbops.cli import register_commands, run
+from tidbops.cli import run
 
 pytestmark = pytest.mark.unit
 
@@ -83,7 +83,6 @@ def test_log_status_and_metadata_never_raise(text: str) -> None:
 @FUZZ
 @given(st.binary(max_size=2000) | br_like().map(lambda t: t.encode("utf-8", "surrogatepass")))
 def test_br_parse_command_gives_an_exit_code_and_no_traceback(data: bytes) -> None:
-    register_commands()
     out, err = io.StringIO(), io.StringIO()
     saved = sys.stdin, sys.stdout, sys.stderr
     sys.stdin, sys.stdout, sys.stderr = io.TextIOWrapper(io.BytesIO(data)), out, err

@@ -1,15 +1,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tidbops.cli import (
-    app,
-    br_cmd,  # noqa: F401  (registers the command)
-)
+from tidbops.cli import app
 
 pytestmark = pytest.mark.unit
 runner = CliRunner()
@@ -22,16 +20,26 @@ def run(*args: str, stdin: bytes | str | None = None) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def cells(out: str) -> list[list[str]]:
+    """The rows of the plain tables in ``out`` (columns are two or more blanks apart)."""
+    return [re.split(r"\s{2,}", line) for line in out.splitlines()]
+
+
 def test_success_human() -> None:
     code, out, _ = run(str(SAMPLES / "v8_full_backup_success.txt"))
     assert code == 0
-    assert out.splitlines()[0] == "BR Full Backup: SUCCESS"
-    assert "backup ts        435844546560000000 (2022-09-08 05:30:00.000 UTC)" in out
-    assert "total kv size    250000 bytes (250 kB)" in out
-    assert "average speed    53020 bytes/s (53.02 kB/s)" in out
-    assert "total take       4.71551 s" in out
-    assert "backup-checksum                        3.597416ms -> 0.00359742 s" in out
-    assert "Detail BR log: /tmp/br.log.2022-09-08T13.30.57+0800" in out
+    lines = out.splitlines()
+    assert lines[:2] == ["BR Full Backup: SUCCESS", "FIGURE           VALUE"]
+    rows = cells(out)
+    assert ["backup ts", "435844546560000000 (2022-09-08 05:30:00.000 UTC)"] in rows
+    assert ["total kv size", "250000 bytes (250 kB)"] in rows
+    assert ["average speed", "53020 bytes/s (53.02 kB/s)"] in rows
+    assert ["total take", "4.71551 s"] in rows
+    summary = lines.index("Full Backup summary (success):")
+    assert cells(lines[summary + 1])[0] == ["FIELD", "VALUE"]
+    assert ["backup-checksum", "3.597416ms -> 0.00359742 s"] in rows[summary:]
+    assert ["BackupTS", "435844546560000000 (2022-09-08 05:30:00.000 UTC)"] in rows[summary:]
+    assert lines[-1] == "Detail BR log: /tmp/br.log.2022-09-08T13.30.57+0800"
 
 
 def test_success_json() -> None:
@@ -72,9 +80,24 @@ def test_progress_and_unknown_outcome_from_stdin() -> None:
 def test_log_status_table() -> None:
     code, out, _ = run(str(SAMPLES / "log_status_error_wrapped.txt"))
     assert code == 0
-    assert out.startswith("br log status: 1 task(s)")
-    assert "task1" in out and "ERROR" in out and "11h31m29s" in out
-    assert "error (store 1 at 2022-07-25 14:54:44 UTC): KV:LogBackup:RaftReq: retry time exceeds" in out
+    lines = out.splitlines()
+    assert lines[0] == "br log status: 1 task(s)"
+    assert cells(lines[1]) == [["NAME", "STATUS", "CHECKPOINT", "GAP", "STORAGE"]]
+    row = cells(lines[2])[0]
+    assert row[:2] == ["task1", "ERROR"] and row[2].endswith(" UTC") and row[3] == "11h31m29s"
+    assert "task1: error (store 1 at 2022-07-25 14:54:44 UTC): KV:LogBackup:RaftReq: retry time exceeds" in out
+
+
+def test_log_status_table_of_several_tasks() -> None:
+    code, out, _ = run(str(SAMPLES / "log_status_multi_v8.txt"))
+    assert code == 0
+    assert cells(out)[1:4] == [
+        ["NAME", "STATUS", "CHECKPOINT", "GAP", "STORAGE"],
+        ["pitr-a", "NORMAL", "2024-05-10 01:59:58 UTC", "2m2s", "s3://tidbops-backups/dev/log"],
+        ["pitr-b", "NORMAL", "2024-05-10 01:58:00 UTC*", "2m0s", "local:///srv/backups/uat/log"],
+    ]
+    assert "* no global checkpoint yet: the lowest store checkpoint" in out
+    assert "pitr-b: store 4: checkpoint 2024-05-10 01:59:10 UTC" in out
 
 
 def test_log_status_json() -> None:

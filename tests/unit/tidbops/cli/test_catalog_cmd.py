@@ -12,10 +12,7 @@ from tidbops.catalog.manifest import backup_path, build_manifest, write_manifest
 from tidbops.catalog.migrations import LATEST_VERSION
 from tidbops.catalog.records import BackupKind, NewBackup
 from tidbops.catalog.store import Catalog, default_catalog_url
-from tidbops.cli import (
-    app,
-    catalog_cmd,  # noqa: F401  (registers the commands)
-)
+from tidbops.cli import app
 from tidbops.storage import LocalStorage
 
 pytestmark = pytest.mark.unit

@@ -13,10 +13,7 @@ from typer.testing import CliRunner
 from tidbops import tso
 from tidbops.catalog.records import BackupKind, DrillRecord, DrillStatus, LogBackupCheck, NewBackup
 from tidbops.catalog.store import Catalog
-from tidbops.cli import (
-    app,
-    compliance_cmd,  # noqa: F401  (registers the commands)
-)
+from tidbops.cli import app
 from tidbops.cost import USAGE_EVENT
 
 pytestmark = pytest.mark.unit

@@ -6,10 +6,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tidbops.cli import (
-    app,
-    config_cmd,  # noqa: F401  (registers the command)
-)
+from tidbops.cli import app
 from tidbops.config import default_config_path
 
 pytestmark = pytest.mark.unit

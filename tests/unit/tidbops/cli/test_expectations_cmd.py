@@ -11,10 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tidbops.cli import (
-    app,
-    expectations_cmd,  # registers the command
-)
+from tidbops.cli import app, expectations_cmd
 from tidbops.connections import ConnectionInfo
 from tidbops.validate.expectations import load_suites
 

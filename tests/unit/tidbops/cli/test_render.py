@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from tidbops.cli import RedactingWriter, redacted_output
 from tidbops.cli.render import progress, table
+from tidbops.redact import RedactingWriter, redacted_output
 
 pytestmark = pytest.mark.unit
 SECRET = "hunter2-Zq9x"

@@ -12,10 +12,7 @@ from typer.testing import CliRunner
 from tidbops import tso
 from tidbops.catalog.records import BackupKind, LogBackupCheck, NewBackup
 from tidbops.catalog.store import Catalog
-from tidbops.cli import (
-    app,
-    restore_cmd,  # noqa: F401  (registers the command)
-)
+from tidbops.cli import app
 
 pytestmark = pytest.mark.unit
 runner = CliRunner()

@@ -13,11 +13,7 @@ from tidbops import tso
 from tidbops.catalog.manifest import backup_path, build_manifest, write_manifest
 from tidbops.catalog.records import BackupKind, NewBackup
 from tidbops.catalog.store import Catalog
-from tidbops.cli import (
-    app,
-    catalog_cmd,  # noqa: F401  (registers the commands)
-    verify_cmd,  # noqa: F401
-)
+from tidbops.cli import app
 from tidbops.storage import LocalStorage
 
 pytestmark = pytest.mark.unit

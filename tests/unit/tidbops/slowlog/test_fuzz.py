@@ -414,9 +414,8 @@ def test_sql_rows_give_an_entry_or_a_format_error(good: dict[str, Any], bent: di
 def test_the_cli_gives_a_report_or_one_line_errors(
     tmp_path_factory: pytest.TempPathFactory, data: bytes, output: str, redact: bool
 ) -> None:
-    from tidbops.cli import register_commands, run
+    from tidbops.cli import run
 
-    register_commands()
     path = tmp_path_factory.mktemp("cli") / "tidb-slow.log"
     path.write_bytes(data)
     saved = sys.stdout, sys.stderr
