@@ -8,7 +8,7 @@ from setuptools import Extension, find_packages, setup
 
 ROOTS = {
     "tidbops": "include/tidbops",
-    "tidbops_playground": "include/playground",
+    "tidbops_playground": "include/tidbops_playground",
     "tidbops_airflow": "plugins/tidbops_airflow",
 }
 

@@ -28,7 +28,7 @@ from tidbops_playground.registry import playground_home
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
-BR_BIN_DIR = REPO / "include" / "playground" / "bin"
+BR_BIN_DIR = REPO / "include" / "tidbops_playground" / "bin"
 DEFAULT_PORT = 28080
 ADMIN = "admin"
 #: the playground's users and their simple-auth-manager roles: runs a test triggers as ``dba`` (admin) carry

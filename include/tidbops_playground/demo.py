@@ -21,7 +21,7 @@ from tidbops_playground.airflow import AirflowAPI, AirflowStandalone, fleet_with
 from tidbops_playground.registry import Registry, load_registry, playground_home
 
 REPO = Path(__file__).resolve().parents[2]
-BR = REPO / "include" / "playground" / "bin" / "br"
+BR = REPO / "include" / "tidbops_playground" / "bin" / "br"
 TIDBOPS = Path(sys.executable).parent / "tidbops"
 
 

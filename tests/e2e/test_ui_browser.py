@@ -64,7 +64,7 @@ REPO = Path(__file__).resolve().parents[2]
 README_SCREENSHOT = REPO / "docs" / "img" / "fleet.png"
 RESTORE_DAG = "tidb_restore"
 RESTORE_TABLE = "shop.customers"
-#: a playground user with no role (include/playground/airflow.py USERS): signs in, may see nothing
+#: a playground user with no role (include/tidbops_playground/airflow.py USERS): signs in, may see nothing
 NO_ROLE_USER = "nobody"
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from tidbops.tso import from_datetime, to_datetime
 pytestmark = pytest.mark.playground
 
 REPO = Path(__file__).resolve().parents[2]
-BR = str(REPO / "include/playground/bin/br")
+BR = str(REPO / "include/tidbops_playground/bin/br")
 SYSTEM = ("mysql", "sys", "information_schema", "performance_schema")
 
 

@@ -189,7 +189,7 @@ def test_env_file_is_private_sourceable_and_parsed_by_airflow(playground: Playgr
     expected = playground.env
     reg = playground.registry
     assert expected["TIDBOPS_PLAYGROUND_HOME"] == str(playground.home)
-    assert expected["TIDBOPS_BR_PATH"].endswith("include/playground/bin/br")
+    assert expected["TIDBOPS_BR_PATH"].endswith("include/tidbops_playground/bin/br")
     assert expected["PATH"].startswith(str(manager.BIN_DIR) + os.pathsep)
 
     # source it with bash and let Airflow parse the connections

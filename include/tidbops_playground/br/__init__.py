@@ -1,6 +1,6 @@
 """The ``br`` emulator: BR's command-line contract over the playground's MariaDB-backed clusters.
 
-Run it as ``include/playground/bin/br`` (or ``python -m tidbops_playground.br``). Modules:
+Run it as ``include/tidbops_playground/bin/br`` (or ``python -m tidbops_playground.br``). Modules:
 
 * ``cli`` / ``flags`` — cobra/pflag-compatible parsing, ``Init``, error reporting
 * ``backup`` / ``restore`` / ``log`` / ``debug`` — the commands

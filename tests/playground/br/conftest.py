@@ -25,7 +25,7 @@ from tidbops_playground.registry import ClusterEntry, Registry, S3Endpoint, save
 from tidbops_playground.s3server import S3Server
 
 REPO = Path(__file__).resolve().parents[3]
-BR = REPO / "include" / "playground" / "bin" / "br"
+BR = REPO / "include" / "tidbops_playground" / "bin" / "br"
 ACCESS_KEY = "test-access-key"
 SECRET_KEY = "test-secret-key-SHOULD-NEVER-LEAK"
 BUCKET = "backups"
