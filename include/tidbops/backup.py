@@ -72,6 +72,7 @@ from tidbops.errors import TiDBOpsError
 from tidbops.redact import redact
 from tidbops.storage import Storage, StorageError
 from tidbops.tidb import ClusterFacts
+from tidbops.timefmt import iso, iso_or_none, show
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ def preflight(
         lambda c: c.add_event(
             "cluster.checked",
             f"{cluster.name}: TiDB {facts.tidb_version or facts.server_version}, GC safepoint "
-            f"{facts.gc_safe_point.isoformat() if facts.gc_safe_point else 'unknown'}, "
+            f"{show(facts.gc_safe_point)}, "
             f"tidb_gc_life_time {facts.gc_life_time_seconds}s",
             cluster=cluster.name,
             details={**facts.to_dict(), "dag_id": run.dag_id, "run_id": run.run_id},
@@ -261,7 +262,7 @@ class BackupTarget:
             "kind": self.kind.value,
             "backup_id": self.backup_id,
             "storage_uri": self.storage_uri,
-            "started_at": self.started_at.isoformat(),
+            "started_at": iso(self.started_at, timespec="microseconds"),
             "reason": self.reason,
             "base_backup_id": self.base_backup_id,
             "last_backup_ts": self.last_backup_ts,
@@ -396,8 +397,8 @@ def _older_than_gc(plan: Plan, gc_safe_point: datetime | None) -> Plan:
         cluster=plan.cluster,
         kind=BackupKind.FULL,
         reason=(
-            f"the chain's last backup {base.id} ({base.backup_time.isoformat()}) is older than the GC safepoint "
-            f"({gc_safe_point.isoformat()}): BR would refuse an incremental on it (ErrBackupGCSafepointExceeded); "
+            f"the chain's last backup {base.id} ({show(base.backup_time, ms=True)}) is older than the GC safepoint "
+            f"({show(gc_safe_point, ms=True)}): BR would refuse an incremental on it (ErrBackupGCSafepointExceeded); "
             "raise tidb_gc_life_time above the incremental interval"
         ),
     )
@@ -532,7 +533,7 @@ class BackupOutcome:
             "backup_id": self.backup_id,
             "storage_uri": self.storage_uri,
             "backup_ts": self.backup_ts,
-            "backup_time": self.backup_time.isoformat(),
+            "backup_time": iso(self.backup_time),
             "action": self.action,
             "source": self.source,
             "try_number": self.try_number,
@@ -916,7 +917,7 @@ class VerifyOutcome:
             "notes": list(self.notes),
             "kind": self.kind,
             "backup_ts": self.backup_ts,
-            "backup_time": self.backup_time.isoformat() if self.backup_time else None,
+            "backup_time": iso_or_none(self.backup_time),
             "size_bytes": self.size_bytes,
         }
 

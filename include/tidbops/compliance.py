@@ -39,11 +39,12 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from tidbops.catalog.info import _iso, human_age
+from tidbops.catalog.info import human_age
 from tidbops.catalog.records import BackupRecord, BackupStatus, DrillRecord, DrillStatus, LogBackupCheck, utc
 from tidbops.config import ClusterConfig
 from tidbops.freshness import OBSERVED_EVENT, Freshness, config_basis, drill_freshness, observed_basis
 from tidbops.pitr import snapshot_points
+from tidbops.timefmt import iso, iso_or_none
 
 if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog
@@ -65,12 +66,6 @@ def duration_text(seconds: float) -> str:
     return human_age(timedelta(seconds=seconds))
 
 
-def _iso_z(dt: datetime) -> str:
-    text = _iso(dt)
-    assert text is not None
-    return text
-
-
 @dataclass(frozen=True)
 class Gap:
     """Consecutive periods without a verified backup: ``[start, end)``."""
@@ -84,10 +79,15 @@ class Gap:
         return (self.end - self.start).total_seconds()
 
     def __str__(self) -> str:
-        return f"{_iso_z(self.start)} → {_iso_z(self.end)}"
+        return f"{iso(self.start, timespec='seconds')} → {iso(self.end, timespec='seconds')}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": _iso(self.start), "end": _iso(self.end), "periods": self.periods, "seconds": self.seconds}
+        return {
+            "start": iso_or_none(self.start),
+            "end": iso_or_none(self.end),
+            "periods": self.periods,
+            "seconds": self.seconds,
+        }
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ class ComplianceReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "cluster": self.cluster,
-            "checked_at": _iso(self.checked_at),
+            "checked_at": iso_or_none(self.checked_at),
             "ok": self.ok,
             "objectives": [c.to_dict() for c in self.checks],
             "breaches": [c.line for c in self.breaches],
@@ -186,12 +186,14 @@ def newest_recovery_point(
     if log_enabled and latest_check is not None:
         checkpoint = latest_check.checkpoint_time
         if checkpoint is not None and latest_check.window_end_ts is not None:
-            candidates.append((checkpoint, f"log checkpoint {_iso_z(checkpoint)}"))
+            candidates.append((checkpoint, f"log checkpoint {iso(checkpoint, timespec='seconds')}"))
     verified = [b for b in backups if b.succeeded and b.verified and b.backup_time is not None]
     if verified:
         newest = max(verified, key=lambda b: b.sort_key())
         assert newest.backup_time is not None
-        candidates.append((newest.backup_time, f"verified backup {newest.id} at {_iso_z(newest.backup_time)}"))
+        candidates.append(
+            (newest.backup_time, f"verified backup {newest.id} at {iso(newest.backup_time, timespec='seconds')}")
+        )
     return max(candidates, key=lambda c: c[0]) if candidates else None
 
 
@@ -243,7 +245,7 @@ def check_rto(
         return _judged(cluster, "rto", rto, None, what, False)
     measured = drill.rto_seconds
     assert measured is not None
-    when = _iso_z(drill.finished_at or drill.started_at)
+    when = iso(drill.finished_at or drill.started_at, timespec="seconds")
     finding = (
         f"the last measured drill took {duration_text(measured)} to restore and validate "
         f"({drill.id}, {drill.status.value} {when})"
@@ -303,17 +305,17 @@ def check_backup_every(
     if since is None:
         return _judged(cluster, "backup_every", every, None, "no backups recorded", False)
     if judged == 0:
-        finding = f"no complete period to judge yet (the first starts {_iso_z(since)})"
+        finding = f"no complete period to judge yet (the first starts {iso(since, timespec='seconds')})"
         return _judged(cluster, "backup_every", every, 0.0, finding, True)
     longest = max((g.seconds for g in gaps), default=0.0)
     if not gaps:
-        finding = f"a verified backup in each of the {judged} periods since {_iso_z(since)}"
+        finding = f"a verified backup in each of the {judged} periods since {iso(since, timespec='seconds')}"
         return _judged(cluster, "backup_every", every, longest, finding, True)
     missed = sum(g.periods for g in gaps)
     shown = ", ".join(str(g) for g in gaps[:MAX_GAPS_SHOWN])
     more = f", and {len(gaps) - MAX_GAPS_SHOWN} more" if len(gaps) > MAX_GAPS_SHOWN else ""
     finding = (
-        f"{missed} of {judged} periods since {_iso_z(since)} without a verified backup "
+        f"{missed} of {judged} periods since {iso(since, timespec='seconds')} without a verified backup "
         f"(longest gap {duration_text(longest)}): {shown}{more}"
     )
     return _judged(cluster, "backup_every", every, longest, finding, False, gaps)
@@ -335,7 +337,7 @@ def check_min_retention(
     age = max(0.0, (now - oldest.backup_time).total_seconds())
     finding = (
         f"the oldest retained point is {duration_text(age)} old "
-        f"({oldest.kind.value} backup {oldest.backup_id} at {_iso_z(oldest.backup_time)})"
+        f"({oldest.kind.value} backup {oldest.backup_id} at {iso(oldest.backup_time, timespec='seconds')})"
     )
     return _judged(cluster, "min_retention", min_retention, age, finding, age >= min_retention)
 

@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from tidbops.catalog.info import _iso
 from tidbops.catalog.records import BackupRecord, BackupStatus, utc
 from tidbops.config import ClusterConfig
 from tidbops.storage import LocalStorage, Storage, StorageError
+from tidbops.timefmt import iso_or_none
 
 if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog, Event
@@ -198,7 +198,7 @@ class Growth:
     def to_dict(self) -> dict[str, Any]:
         return {
             "days": self.days,
-            "since": _iso(self.since),
+            "since": iso_or_none(self.since),
             "snapshot_bytes": self.snapshot_bytes,
             "log_bytes": self.log_bytes,
             "source": self.source,
@@ -248,9 +248,9 @@ class CostReport:
         p = self.projection
         return {
             "cluster": self.cluster,
-            "generated_at": _iso(self.generated_at),
+            "generated_at": iso_or_none(self.generated_at),
             "source": self.usage.source,
-            "measured_at": _iso(self.usage.at),
+            "measured_at": iso_or_none(self.usage.at),
             "snapshot_bytes": self.usage.snapshot_bytes,
             "log_bytes": self.usage.log_bytes,
             "total_bytes": self.usage.total_bytes,
@@ -263,7 +263,7 @@ class CostReport:
             if p is None
             else {
                 "days": PROJECTION_DAYS,
-                "at": _iso(p.at),
+                "at": iso_or_none(p.at),
                 "snapshot_bytes": p.snapshot_bytes,
                 "log_bytes": p.log_bytes,
                 "total_bytes": p.total_bytes,

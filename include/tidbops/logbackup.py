@@ -45,7 +45,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from tidbops import tso
@@ -59,6 +59,7 @@ from tidbops.catalog.store import Catalog
 from tidbops.config import ClusterConfig
 from tidbops.durations import format_duration
 from tidbops.pitr import LogRange, PitrWindow, compute_window, log_range_from_status
+from tidbops.timefmt import iso_or_none, iso_tso, show, show_tso
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +94,6 @@ Severity = Literal["critical", "warning"]
 ActionKind = Literal["start", "resume"]
 CheckStatus = Literal["NORMAL", "PAUSE", "ERROR", "ABSENT", "UNKNOWN"]
 NotificationKind = Literal["firing", "reminder", "resolved", "notice"]
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else utc(dt).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _show(dt: datetime | None) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if dt else "unknown"
 
 
 def _dur(seconds: float | None) -> str:
@@ -257,7 +250,7 @@ def _errors_text(task: LogTaskStatus) -> str:
     parts = []
     for e in task.errors:
         where = f"store {e.store_id}" if e.store_id is not None else "pause payload"
-        at = f" at {_show(e.happen_at)}" if e.happen_at else ""
+        at = f" at {show(e.happen_at)}" if e.happen_at else ""
         parts.append(f"{where}{at}: {e.code or 'no code'}: {e.message or 'no message'}")
     return "; ".join(parts)
 
@@ -284,9 +277,9 @@ def _gc_holder(task: LogTaskStatus | None, safe_point: datetime) -> str:
             "service (BR, TiCDC, Lightning) holds it; PD's service safepoints (`pd-ctl service-gc-safepoint`) say which"
         )
     if cp is not None and abs((cp - safe_point).total_seconds()) <= GC_HOLDER_TOLERANCE:
-        return f"log backup task {task.name} holds it at its checkpoint ({_show(cp)})"
+        return f"log backup task {task.name} holds it at its checkpoint ({show(cp)})"
     return (
-        f"the log backup checkpoint ({_show(cp)}) is past it, so another service safepoint holds it: a leftover "
+        f"the log backup checkpoint ({show(cp)}) is past it, so another service safepoint holds it: a leftover "
         "log-backup safepoint (pingcap/tidb#52082), BR or TiCDC (`pd-ctl service-gc-safepoint`)"
     )
 
@@ -341,7 +334,7 @@ def evaluate(
     else:
         status = task.status or "UNKNOWN"
         lag = task.lag_seconds(now)
-        cp = _show(task.checkpoint_time)
+        cp = show(task.checkpoint_time)
         if status == "UNKNOWN":
             notes.append(f"task {task.name}: BR printed no state; judged as if NORMAL")
         if status == "ERROR":
@@ -399,12 +392,12 @@ def evaluate(
                         Finding(
                             CHECKPOINT_FROZEN,
                             "critical",
-                            f"the checkpoint of task {task.name} has not moved since {_show(since_dt)} ({count + 1} "
+                            f"the checkpoint of task {task.name} has not moved since {show(since_dt)} ({count + 1} "
                             f"checks over {_dur(stalled)}) while the task says {status} (pingcap/tidb#53047): "
                             f"checkpoint {cp}, lag {_dur(lag)}. Check the TiDB log-backup advancer and TiKV's "
                             f"log-backup; pausing and resuming the task often unsticks it (`br log pause --task-name "
                             f"{task.name} --pd {pd}`, then `br log resume …`)",
-                            {"since": _iso(since_dt), "checks": count + 1, "checkpoint_ts": task.checkpoint_ts},
+                            {"since": iso_or_none(since_dt), "checks": count + 1, "checkpoint_ts": task.checkpoint_ts},
                         )
                     )
                 else:
@@ -421,10 +414,10 @@ def evaluate(
                 Finding(
                     GC_HELD,
                     "warning",
-                    f"the GC safepoint ({_show(gc_safe_point)}) is {_dur(hold)} old, beyond log_backup.max_gc_hold "
+                    f"the GC safepoint ({show(gc_safe_point)}) is {_dur(hold)} old, beyond log_backup.max_gc_hold "
                     f"{_dur(cfg.max_gc_hold)}: {_gc_holder(task, gc_safe_point)}. Old MVCC versions pile up and "
                     "slow reads down",
-                    {"gc_safe_point": _iso(gc_safe_point), "hold_seconds": round(hold, 3)},
+                    {"gc_safe_point": iso_or_none(gc_safe_point), "hold_seconds": round(hold, 3)},
                 )
             )
     planned = {a.kind for a in actions}
@@ -525,8 +518,8 @@ class Notification:
                 if self.resolved_at and self.first_seen
                 else ""
             )
-            return f"{self.title}{lasted} (since {_show(self.first_seen)}). Was: {self.message}"
-        since = f" (since {_show(self.first_seen)}, {self.occurrences} checks)" if self.kind == "reminder" else ""
+            return f"{self.title}{lasted} (since {show(self.first_seen)}). Was: {self.message}"
+        since = f" (since {show(self.first_seen)}, {self.occurrences} checks)" if self.kind == "reminder" else ""
         tail = "" if self.deduplicated else " [not de-duplicated: the catalog is unavailable]"
         return f"{self.title}{since}: {self.message}{tail}"
 
@@ -538,9 +531,9 @@ class Notification:
             "severity": self.severity,
             "title": self.title,
             "message": self.message,
-            "first_seen": _iso(self.first_seen),
-            "last_seen": _iso(self.last_seen),
-            "resolved_at": _iso(self.resolved_at),
+            "first_seen": iso_or_none(self.first_seen),
+            "last_seen": iso_or_none(self.last_seen),
+            "resolved_at": iso_or_none(self.resolved_at),
             "occurrences": self.occurrences,
             "deduplicated": self.deduplicated,
         }
@@ -636,14 +629,14 @@ class CheckResult:
         ev, w, r = self.evaluation, self.window, self.record
         return {
             "cluster": ev.cluster,
-            "checked_at": _iso(ev.checked_at),
+            "checked_at": iso_or_none(ev.checked_at),
             "task_name": r.task_name,
             "status": ev.status,
             "status_source": self.source,
             "checkpoint_ts": r.checkpoint_ts,
-            "checkpoint_time": _iso(r.checkpoint_time),
+            "checkpoint_time": iso_or_none(r.checkpoint_time),
             "lag_seconds": None if ev.lag_seconds is None else round(ev.lag_seconds, 3),
-            "gc_safe_point": _iso(ev.gc_safe_point),
+            "gc_safe_point": iso_or_none(ev.gc_safe_point),
             "gc_hold_seconds": None if ev.gc_hold_seconds is None else round(ev.gc_hold_seconds, 3),
             "healthy": ev.healthy,
             "findings": [f.to_dict() for f in ev.findings],
@@ -652,9 +645,9 @@ class CheckResult:
             "window": {
                 "exists": w.exists,
                 "start_ts": w.start_ts,
-                "start_time": _iso(w.start_time),
+                "start_time": iso_or_none(w.start_time),
                 "end_ts": w.end_ts,
-                "end_time": _iso(w.end_time),
+                "end_time": iso_or_none(w.end_time),
                 "base_backup_id": w.base.backup_id if w.base else None,
                 "log": w.log.to_dict() if w.log else None,
                 "reason": w.reason,
@@ -864,9 +857,9 @@ class CheckpointProgress:
         return {
             "state": self.state,
             "target_ts": self.target_ts,
-            "target_time": _iso(tso.to_datetime(self.target_ts)),
+            "target_time": iso_tso(self.target_ts),
             "checkpoint_ts": self.checkpoint_ts,
-            "checkpoint_time": _iso(tso.to_datetime(self.checkpoint_ts)) if self.checkpoint_ts else None,
+            "checkpoint_time": iso_tso(self.checkpoint_ts) if self.checkpoint_ts else None,
             "status": self.status,
             "message": self.message,
         }
@@ -876,7 +869,7 @@ def checkpoint_progress(reading: StatusReading, task_name: str | None, target_ts
     """``reached`` once the task's global checkpoint is at or past ``target_ts``; ``stuck`` when it cannot
     get there by itself (no such task, PAUSE, ERROR); else ``waiting``."""
     task = reading.task(task_name) if task_name else (reading.tasks[0] if len(reading.tasks) == 1 else None)
-    target = _show(tso.to_datetime(target_ts))
+    target = show_tso(target_ts)
     if task is None:
         names = ", ".join(t.name for t in reading.tasks) or "none"
         return CheckpointProgress(
@@ -886,19 +879,19 @@ def checkpoint_progress(reading: StatusReading, task_name: str | None, target_ts
     cp = task.checkpoint_ts
     if cp is not None and cp >= target_ts:
         return CheckpointProgress(
-            "reached", target_ts, cp, status, f"checkpoint {_show(task.checkpoint_time)} passed {target}"
+            "reached", target_ts, cp, status, f"checkpoint {show(task.checkpoint_time)} passed {target}"
         )
     if status in ("PAUSE", "ERROR"):
         detail = f": {_errors_text(task)}" if task.errors else ""
         return CheckpointProgress(
             "stuck", target_ts, cp, status,
-            f"task {task.name} is {status}{detail}; its checkpoint ({_show(task.checkpoint_time)}) will not reach "
+            f"task {task.name} is {status}{detail}; its checkpoint ({show(task.checkpoint_time)}) will not reach "
             f"{target} until it is resumed",
         )  # fmt: skip
     behind = (tso.physical_ms(target_ts) - tso.physical_ms(cp)) / 1000.0 if cp else None
     return CheckpointProgress(
         "waiting", target_ts, cp, status,
-        f"checkpoint {_show(task.checkpoint_time)}, {_dur(behind)} before {target}",
+        f"checkpoint {show(task.checkpoint_time)}, {_dur(behind)} before {target}",
     )  # fmt: skip
 
 

@@ -41,21 +41,13 @@ from typing import Any, Literal
 
 from tidbops import tso
 from tidbops.catalog.records import BackupKind, BackupRecord, index, restorable_chain
+from tidbops.timefmt import iso_or_none, iso_tso, show_tso
 
 LogRangeSource = Literal["metadata", "status"]
 
 
 def _time(ts: int | None) -> datetime | None:
     return tso.to_datetime(ts) if ts is not None and ts > 0 else None
-
-
-def _iso(ts: int | None) -> str | None:
-    dt = _time(ts)
-    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z") if dt else None
-
-
-def _show(ts: int) -> str:
-    return tso.to_datetime(ts).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @dataclass(frozen=True)
@@ -80,9 +72,9 @@ class LogRange:
     def to_dict(self) -> dict[str, Any]:
         return {
             "min_ts": self.min_ts,
-            "min_time": _iso(self.min_ts),
+            "min_time": iso_tso(self.min_ts),
             "max_ts": self.max_ts,
-            "max_time": _iso(self.max_ts),
+            "max_time": iso_tso(self.max_ts),
             "source": self.source,
         }
 
@@ -118,7 +110,7 @@ class RestorePoint:
             "backup_id": self.backup_id,
             "kind": self.kind.value,
             "backup_ts": self.backup_ts,
-            "backup_time": _iso(self.backup_ts),
+            "backup_time": iso_or_none(_time(self.backup_ts)),
             "verified": self.verified,
             "chain": list(self.chain),
         }
@@ -173,9 +165,9 @@ class PitrWindow:
             "cluster": self.cluster,
             "exists": self.exists,
             "start_ts": self.start_ts,
-            "start_time": _iso(self.start_ts),
+            "start_time": iso_or_none(self.start_time),
             "end_ts": self.end_ts,
-            "end_time": _iso(self.end_ts),
+            "end_time": iso_or_none(self.end_time),
             "seconds": self.seconds,
             "base": self.base.to_dict() if self.base else None,
             "bases": [b.to_dict() for b in self.bases],
@@ -235,13 +227,14 @@ def compute_window(cluster: str, backups: Iterable[BackupRecord], log: LogRange 
     after = [p for p in points if p.backup_ts > log.max_ts]
     if after:
         notes.append(
-            f"{len(after)} snapshot restore point(s) after the log checkpoint ({_show(log.max_ts)}), from "
+            f"{len(after)} snapshot restore point(s) after the log checkpoint ({show_tso(log.max_ts)}), from "
             f"{after[0].backup_id}: restorable only as snapshots (the log does not reach them)"
         )
     if bases:
         base = bases[0]
         reason = (
-            f"PITR from {_show(base.backup_ts)} (full backup {base.backup_id}) to {_show(log.max_ts)} (log checkpoint)"
+            f"PITR from {show_tso(base.backup_ts)} (full backup {base.backup_id}) to {show_tso(log.max_ts)} "
+            "(log checkpoint)"
         )
         return PitrWindow(cluster, log, base.backup_ts, log.max_ts, base, bases, points, reason, tuple(notes))
     before = [p for p in fulls if p.backup_ts < log.min_ts]
@@ -250,20 +243,20 @@ def compute_window(cluster: str, backups: Iterable[BackupRecord], log: LogRange 
     if not fulls:
         reason = (
             f"no PITR window: no full backup yet; a full backup taken after the {start_what} "
-            f"({_show(log.min_ts)}) starts one"
+            f"({show_tso(log.min_ts)}) starts one"
         )
     elif later:
         reason = (
-            f"no PITR window: the log ends at its checkpoint ({_show(log.max_ts)}), before full backup "
-            f"{later[0].backup_id} ({_show(later[0].backup_ts)}): a gap (log backup paused, stopped or stuck?); "
+            f"no PITR window: the log ends at its checkpoint ({show_tso(log.max_ts)}), before full backup "
+            f"{later[0].backup_id} ({show_tso(later[0].backup_ts)}): a gap (log backup paused, stopped or stuck?); "
             "the window starts there once the checkpoint passes it"
         )
         if before:
-            reason += f"; older full backups predate the {start_what} ({_show(log.min_ts)})"
+            reason += f"; older full backups predate the {start_what} ({show_tso(log.min_ts)})"
     else:
         newest = before[-1]
         reason = (
-            f"no PITR window: no full backup at or after the {start_what} ({_show(log.min_ts)}); the newest "
-            f"full backup {newest.backup_id} ({_show(newest.backup_ts)}) is older. Take a full backup to start one"
+            f"no PITR window: no full backup at or after the {start_what} ({show_tso(log.min_ts)}); the newest "
+            f"full backup {newest.backup_id} ({show_tso(newest.backup_ts)}) is older. Take a full backup to start one"
         )
     return PitrWindow(cluster, log, None, None, None, (), points, reason, tuple(notes))

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from tidbops import tso
 from tidbops.catalog.manifest import MANIFEST_NAME, backup_path
 from tidbops.catalog.planning import RetentionDecision, plan_retention
 from tidbops.catalog.records import BackupKind, BackupRecord, BackupStatus, utc
@@ -39,6 +38,7 @@ from tidbops.config import ClusterConfig
 from tidbops.errors import TiDBOpsError
 from tidbops.pitr import LogRange
 from tidbops.storage import Storage, StorageError
+from tidbops.timefmt import iso, show, show_tso
 
 
 class RetentionError(TiDBOpsError):
@@ -158,7 +158,7 @@ class RetentionReport:
         """The whole report, one decision a line: for the task log."""
         mode = "DRY RUN (report only)" if self.dry_run else "deleting"
         head = [
-            f"retention of {self.cluster}: {mode}; window {self.window_text} from {_iso(self.window_start)}; "
+            f"retention of {self.cluster}: {mode}; window {self.window_text} from {show(self.window_start)}; "
             f"keep {len(self.keep)}, expire {len(self.expire)}, finish {len(self.resume)}"
         ]
         if self.refused:
@@ -194,8 +194,8 @@ class RetentionReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "cluster": self.cluster,
-            "now": _iso(self.now),
-            "window_start": _iso(self.window_start),
+            "now": iso(self.now),
+            "window_start": iso(self.window_start),
             "dry_run": self.dry_run,
             "refused": self.refused,
             "differences": [str(d) for d in self.differences],
@@ -209,10 +209,6 @@ class RetentionReport:
             "truncate_reason": self.truncate_reason,
             "notes": list(self.notes),
         }
-
-
-def _iso(dt: datetime) -> str:
-    return utc(dt).isoformat().replace("+00:00", "Z")
 
 
 def _md(text: str) -> str:
@@ -329,7 +325,7 @@ def truncate_until(keep: Iterable[RetentionDecision], log_range: LogRange | None
     if until <= log_range.min_ts:
         return None, f"not truncated: the log already starts at the earliest retained full {anchor.id}"
     return until, (
-        f"truncate until {until} ({_iso(tso.to_datetime(until))}), the BackupTS of {anchor.id}, the earliest "
+        f"truncate until {until} ({show_tso(until)}), the BackupTS of {anchor.id}, the earliest "
         "retained full backup point-in-time recovery can start from"
     )
 

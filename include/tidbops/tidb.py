@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from tidbops.durations import parse_duration
 from tidbops.errors import TiDBOpsError
+from tidbops.timefmt import iso_or_none
 
 
 class TiDBUnreachableError(TiDBOpsError):
@@ -70,7 +71,7 @@ class ClusterFacts:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         for key in ("gc_safe_point", "checked_at"):
-            d[key] = d[key].isoformat() if d[key] else None
+            d[key] = iso_or_none(d[key])
         return d
 
 

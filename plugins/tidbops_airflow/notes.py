@@ -57,7 +57,7 @@ def restore_note(
     first line of ``error``. The reason comes before anything long, so it is never the part cut off; the
     BR command lines and every detail of the plan are in ``plan_restore``'s log.
     """
-    from tidbops import tso
+    from tidbops.timefmt import show_tso
 
     pair = f"{md(plan.source)} → {md(plan.target)}"
     if plan.dry_run:
@@ -69,7 +69,7 @@ def restore_note(
         head = f"**RESTORE FAILED** {pair}: {md(first, 300)}"
     else:
         head = f"**RESTORE** {pair} (running)"
-    point = tso.to_datetime(plan.restore_ts).strftime("%Y-%m-%d %H:%M:%S UTC")
+    point = show_tso(plan.restore_ts)
     request: Mapping[str, Any] = plan.request
     who = md(requested_by) if requested_by else "unknown"
     tables = ", ".join(plan.tables) if plan.tables else "all"

@@ -31,6 +31,7 @@ from tidbops.catalog.records import (
     restorable_chain,
     utc,
 )
+from tidbops.timefmt import iso_or_none, show
 from tidbops.verification import COVERAGE_WINDOW, Coverage, coverage
 
 DEFAULT_STALE_AFTER = timedelta(hours=36)
@@ -65,10 +66,6 @@ def human_age(delta: timedelta) -> str:
     return " ".join(f"{v}{u}" for v, u in parts[:2] if v or u == parts[0][1])
 
 
-def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else utc(dt).isoformat().replace("+00:00", "Z")
-
-
 def _flags(b: BackupRecord, broken: bool = False) -> list[str]:
     flags: list[str] = []
     if b.status is not BackupStatus.SUCCEEDED:
@@ -87,10 +84,10 @@ def _backup_doc(b: BackupRecord, now: datetime, broken: bool = False) -> dict[st
         "status": b.status.value,
         "flags": _flags(b, broken),
         "verified": b.verified,
-        "verified_at": _iso(b.verified_at),
+        "verified_at": iso_or_none(b.verified_at),
         "verify_detail": b.verify_detail,
         "backup_ts": b.backup_ts,
-        "backup_time": _iso(b.backup_time),
+        "backup_time": iso_or_none(b.backup_time),
         "age_s": int((now - b.when).total_seconds()),
         "base_backup_id": b.base_backup_id,
         "size_bytes": b.size_bytes,
@@ -99,8 +96,8 @@ def _backup_doc(b: BackupRecord, now: datetime, broken: bool = False) -> dict[st
         "br_version": b.br_version,
         "encryption_method": b.encryption_method,
         "storage_uri": b.storage_uri,
-        "started_at": _iso(b.started_at),
-        "finished_at": _iso(b.finished_at),
+        "started_at": iso_or_none(b.started_at),
+        "finished_at": iso_or_none(b.finished_at),
         "try_number": b.try_number,
         "triggered_by": b.triggered_by,
         "error": b.error,
@@ -198,7 +195,7 @@ def info_document(
     docs = [_cluster_doc(n, [b for b in rows if b.cluster == n], now, stale_after, verified.clusters[n]) for n in names]
     status = max((c["status"] for c in docs), key=_SEVERITY.__getitem__, default="ok")
     return {
-        "generated_at": _iso(now),
+        "generated_at": iso_or_none(now),
         "stale_after_s": int(stale_after.total_seconds()),
         "status": status,
         "exit_code": _EXIT[status],
@@ -238,7 +235,7 @@ def format_info_json(
 
 def _time_line(b: dict[str, Any]) -> str:
     when = b["backup_time"] or b["started_at"]
-    text = f"time: {when.replace('T', ' ')} ({human_age(timedelta(seconds=b['age_s']))} ago)"
+    text = f"time: {show(datetime.fromisoformat(when))} ({human_age(timedelta(seconds=b['age_s']))} ago)"
     if b["backup_ts"] is not None:
         text += f", ts {b['backup_ts']}"
     if b["kind"] == BackupKind.INCREMENTAL.value and b["base_backup_id"]:

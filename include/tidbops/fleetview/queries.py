@@ -77,6 +77,7 @@ from tidbops.fleetview.models import (
     SlowQueryReportView,
 )
 from tidbops.logbackup import CHECKPOINT_FROZEN
+from tidbops.timefmt import iso
 
 __all__ = [
     "AUDIT_CATEGORIES",
@@ -747,7 +748,7 @@ def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
+        return iso(value)
     text_value = str(value)
     return "'" + text_value if text_value.startswith(_FORMULA_START) else text_value
 

@@ -14,6 +14,7 @@ from markupsafe import Markup, escape
 
 from tidbops.catalog.info import human_age, human_size
 from tidbops.fleetview.models import BackupBrief, DrillBrief, LogWindow
+from tidbops.timefmt import show
 
 WIDTH = 960
 LEFT, RIGHT = 90, 16
@@ -28,7 +29,7 @@ STATUS_COLOURS = {
 
 def when(dt: datetime | None) -> str:
     """``2026-12-06 19:35:12 UTC`` (``-`` when unknown): the one time format of the pages."""
-    return "-" if dt is None else dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return show(dt, missing="-")
 
 
 def seconds(value: float | None) -> str:

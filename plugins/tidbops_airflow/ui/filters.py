@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from tidbops.catalog.records import EVENT_STATUSES
 from tidbops.fleetview.models import AuditCategory, AuditQuery
+from tidbops.timefmt import iso
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -84,7 +85,7 @@ class AuditFilters(BaseModel):
         since = info.data.get("since")
         if since is not None and until is not None and since > until:
             raise ValueError(
-                f"the time range is empty: since ({_iso(since)}) is after until ({_iso(until)}); "
+                f"the time range is empty: since ({iso(since)}) is after until ({iso(until)}); "
                 "swap them or widen the range"
             )
         return until
@@ -109,13 +110,9 @@ class AuditFilters(BaseModel):
         for key, value in values.items():
             if value is None or (key == "limit" and value == DEFAULT_LIMIT):
                 continue
-            out[key] = _iso(value) if isinstance(value, datetime) else str(value)
+            out[key] = iso(value, timespec="microseconds") if isinstance(value, datetime) else str(value)
         return out
 
 
 class ExportFilters(AuditFilters):
     format: Literal["csv", "json"] = Field(default="csv", description="csv (text/csv) or json (a JSON array)")
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

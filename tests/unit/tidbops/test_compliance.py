@@ -318,7 +318,7 @@ def test_a_cluster_meeting_everything_and_the_json_shape() -> None:
     )
     assert report.ok and report.notes == ()
     doc = report.to_dict()
-    assert doc["ok"] is True and doc["breaches"] == [] and doc["checked_at"] == "2026-12-10T12:00:00Z"
+    assert doc["ok"] is True and doc["breaches"] == [] and doc["checked_at"] == "2026-12-10T12:00:00.000Z"
     assert [(o["objective"], o["outcome"], o["target_seconds"]) for o in doc["objectives"]] == [
         ("rpo", "met", 900.0),
         ("rto", "met", 3600.0),

@@ -173,8 +173,10 @@ def test_growth_projection_and_cost_from_samples() -> None:
     assert report.monthly_cost == pytest.approx(215 * 0.023) and report.projected_monthly_cost == pytest.approx(7.36)
     assert report.notes == ()
     doc = report.to_dict()
-    assert doc["gb_bytes"] == 10**9 and doc["total_bytes"] == 215 * GB and doc["measured_at"] == "2026-12-10T03:00:00Z"
-    assert doc["projection"]["total_bytes"] == 320 * GB and doc["growth"][0]["since"] == "2026-12-02T22:12:00Z"
+    assert (
+        doc["gb_bytes"] == 10**9 and doc["total_bytes"] == 215 * GB and doc["measured_at"] == "2026-12-10T03:00:00.000Z"
+    )
+    assert doc["projection"]["total_bytes"] == 320 * GB and doc["growth"][0]["since"] == "2026-12-02T22:12:00.000Z"
 
 
 def test_the_7_day_rate_projects_when_30_days_of_samples_are_missing() -> None:

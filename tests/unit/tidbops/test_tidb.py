@@ -54,7 +54,7 @@ def test_read_facts() -> None:
     assert facts.tidb_version == "v8.5.1"
     assert facts.gc_life_time_seconds == 600.0
     assert facts.gc_safe_point == datetime(2026, 11, 22, 4, tzinfo=UTC)
-    assert facts.to_dict()["gc_safe_point"] == "2026-11-22T04:00:00+00:00"
+    assert facts.to_dict()["gc_safe_point"] == "2026-11-22T04:00:00.000Z"
 
 
 def test_read_facts_without_gc_rows() -> None:

@@ -105,7 +105,7 @@ def test_text_shows_chains_sizes_ages_and_flags() -> None:
     assert "    full backup: prod-full-1  [verified]" in text
     assert "        incr backup: prod-incr-2  [verified]" in text
     assert "        incr backup: prod-incr-4  [unverified]" in text
-    assert "            time: 2024-06-10 11:00:00Z (1h ago), ts " in text
+    assert "            time: 2024-06-10 11:00:00 UTC (1h ago), ts " in text
     assert ", base prod-full-3" in text
     assert "            size: 5.0 MiB, kv: 123,456, br: 10m 5s (v8.5.1), encryption: aes256-ctr" in text
     assert "            storage: s3://tidbops-backups/prod/incr/prod-incr-4" in text
@@ -171,7 +171,7 @@ def test_failed_attempts_listed_newest_five() -> None:
 
 def test_json_form() -> None:
     doc = json.loads(format_info_json(healthy(), NOW, ["prod"]))
-    assert doc["generated_at"] == "2024-06-10T12:00:00Z"
+    assert doc["generated_at"] == "2024-06-10T12:00:00.000Z"
     (prod,) = doc["clusters"]
     assert prod["status"] == "warning"
     assert prod["latest"]["id"] == "prod-incr-4"
