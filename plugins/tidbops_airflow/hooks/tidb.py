@@ -5,13 +5,16 @@ Not the mysql provider: it pins pymysql<1.2 and needs a C client library.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import pymysql
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 from sqlalchemy.engine import URL
 
 from tidbops.connections import ConnectionInfo, connect_tidb, tidb_session
+from tidbops.tidb import ClusterFacts, read_cluster_facts
 
 
 class TiDBHook(DbApiHook):
@@ -33,6 +36,17 @@ class TiDBHook(DbApiHook):
     def session(self) -> AbstractContextManager[pymysql.connections.Connection]:  # type: ignore[type-arg]
         """``with TiDBHook(tidb_conn_id=…).session() as conn:`` a connection, closed whatever happens."""
         return tidb_session(self._info())
+
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        """``with TiDBHook(tidb_conn_id=…).cursor() as cursor:`` a cursor of a ``session``, both closed after."""
+        with self.session() as conn, conn.cursor() as cursor:
+            yield cursor
+
+    def cluster_facts(self) -> ClusterFacts:
+        """The cluster's version, GC safepoint and GC life time (``tidbops.tidb.read_cluster_facts``)."""
+        with self.cursor() as cursor:
+            return read_cluster_facts(cursor)
 
     def _info(self) -> ConnectionInfo:
         conn = self.get_connection(self.get_conn_id())

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, Context
 
 from tidbops.config import ClusterConfig
+from tidbops.timefmt import iso_or_none, show
 
 if TYPE_CHECKING:
     from tidbops.backup import BackupTarget, RunInfo
@@ -110,22 +111,16 @@ class BRBackupPreflightOperator(_BackupStep):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.backup import preflight
-        from tidbops.tidb import read_cluster_facts
         from tidbops_airflow.hooks.tidb import TiDBHook
 
-        conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
-        try:
-            with conn.cursor() as cursor:
-                facts = read_cluster_facts(cursor)
-        finally:
-            conn.close()
+        facts = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).cluster_facts()
         with self._catalog() as catalog:
             result = preflight(self.cluster, facts, catalog, run_info(context), datetime.now(UTC))
         self.log.info(
             "cluster %s ready for a backup: TiDB %s, GC safepoint %s, tidb_gc_life_time %ss, catalog %s",
             self.cluster.name,
             facts.tidb_version or f"(not TiDB: {facts.server_version})",
-            facts.gc_safe_point.isoformat() if facts.gc_safe_point else "unknown",
+            show(facts.gc_safe_point),
             facts.gc_life_time_seconds,
             result.catalog,
         )
@@ -249,7 +244,7 @@ class BRBackupOperator(_BackupStep):
             describe(target),
             "adopted" if outcome.action == "adopted" else "done",
             outcome.backup_ts,
-            outcome.backup_time.isoformat(),
+            show(outcome.backup_time, ms=True),
             outcome.size_bytes if outcome.size_bytes is not None else "?",
             outcome.catalog,
         )
@@ -381,7 +376,7 @@ class BRBackupVerifyOperator(_BackupStep):
                 "cluster": self.cluster.name,
                 "kind": result.kind,
                 "backup_ts": result.backup_ts,
-                "backup_time": result.backup_time.isoformat() if result.backup_time else None,
+                "backup_time": iso_or_none(result.backup_time),
                 "size_bytes": result.size_bytes,
                 "verified": True,
                 "storage_uri": target.storage_uri,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, BranchMixIn, Context
 
 from tidbops.config import AlertRoute, ClusterConfig
+from tidbops.timefmt import iso
 
 if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog
@@ -104,16 +105,10 @@ class LogBackupCheckOperator(_LogBackupStep, BranchMixIn):
         import pymysql
 
         from tidbops.errors import TiDBOpsError
-        from tidbops.tidb import read_cluster_facts
         from tidbops_airflow.hooks.tidb import TiDBHook
 
         try:
-            conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
-            try:
-                with conn.cursor() as cursor:
-                    return read_cluster_facts(cursor).gc_safe_point
-            finally:
-                conn.close()
+            return TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).cluster_facts().gc_safe_point
         except (pymysql.err.MySQLError, TiDBOpsError, OSError) as exc:
             self.log.warning("cluster %s: GC safepoint not read (%s); GC hold not judged", self.cluster.name, exc)
             return None
@@ -308,7 +303,7 @@ class LogBackupNotifyOperator(_LogBackupStep):
                 elif catalog is not None and n.key in by_key and n.kind != "notice":
                     _mark_sent(catalog, name, n, now)
             open_alerts = (
-                [{"key": s.key, "severity": s.severity, "message": s.message, "since": s.first_seen.isoformat()}
+                [{"key": s.key, "severity": s.severity, "message": s.message, "since": iso(s.first_seen)}
                  for s in catalog.list_alert_states(name, open_only=True)]
                 if catalog is not None
                 else [{"key": n.key, "severity": n.severity, "message": n.message, "since": None} for n in owed]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Context
 
+from tidbops.timefmt import iso
 from tidbops_airflow.operators.common import ClusterCatalogStep
 
 if TYPE_CHECKING:
@@ -167,4 +168,4 @@ class StorageUsageOperator(_RetentionStep):
         finally:
             catalog.close()
         self.log.info("storage of %s: %s", self.cluster.name, sample)
-        return {"cluster": sample.cluster, "time": sample.time.isoformat(), **sample.details()}
+        return {"cluster": sample.cluster, "time": iso(sample.time), **sample.details()}

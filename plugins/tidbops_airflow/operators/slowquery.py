@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, Context
 
 from tidbops.config import ClusterConfig
+from tidbops.timefmt import iso
 
 if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog
@@ -127,12 +128,8 @@ class SlowQueryHarvestOperator(_SlowQueryStep):
         from tidbops_airflow.hooks.tidb import TiDBHook
 
         cfg = self.cluster.slow_query
-        conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
-        try:
-            with conn.cursor() as cursor:
-                return aggregate_sql(cursor, cfg.table, start, end, redact=cfg.redact)
-        finally:
-            conn.close()
+        with TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).cursor() as cursor:
+            return aggregate_sql(cursor, cfg.table, start, end, redact=cfg.redact)
 
     def _aggregate(self, start: datetime, end: datetime) -> tuple[DailyAggregates, int]:
         from tidbops.slowlog.harvest import aggregate_files, download_slow_logs
@@ -184,16 +181,12 @@ class SlowQueryReportOperator(_SlowQueryStep):
         from tidbops_airflow.hooks.tidb import TiDBHook
 
         try:
-            conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
+            with TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).cursor() as cursor:
+                cursor.execute("SELECT VERSION()")
+                row = cursor.fetchone()
         except pymysql.err.OperationalError as exc:
             self.log.warning("%s does not answer (%s): guardrails not version-checked", self.cluster.name, exc)
             return None
-        try:
-            with conn.cursor() as cursor:
-                cursor.execute("SELECT VERSION()")
-                row = cursor.fetchone()
-        finally:
-            conn.close()
         return str(row[0]) if row else None
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -274,7 +267,7 @@ class SlowQueryGuardrailsOperator(_SlowQueryStep):
                 if report is None:
                     raise ValueError(f"no stored report of {self.cluster.name} for {day}")
                 outcome = apply_guardrails(cursor, report, apply=self.apply).to_dict()
-                report["guardrails_run"] = {**outcome, "at": datetime.now(UTC).isoformat()}
+                report["guardrails_run"] = {**outcome, "at": iso(datetime.now(UTC))}
                 save_report(catalog, self.cluster.name, day, report)
                 outcomes[day] = outcome
         for sql in (s for o in outcomes.values() for s in o["statements"]):
@@ -301,9 +294,5 @@ class SlowQueryGuardrailsOperator(_SlowQueryStep):
             return
         from tidbops_airflow.hooks.tidb import TiDBHook
 
-        conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
-        try:
-            with conn.cursor() as cursor:
-                yield cursor
-        finally:
-            conn.close()
+        with TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).cursor() as cursor:
+            yield cursor

@@ -26,20 +26,15 @@ class TiDBCheckClusterOperator(BaseOperator):
         self.tidb_conn_id = tidb_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from tidbops.tidb import read_cluster_facts
+        from tidbops.timefmt import show
         from tidbops_airflow.hooks.tidb import TiDBHook
 
-        conn = TiDBHook(tidb_conn_id=self.tidb_conn_id).get_conn()
-        try:
-            with conn.cursor() as cursor:
-                facts = read_cluster_facts(cursor)
-        finally:
-            conn.close()
+        facts = TiDBHook(tidb_conn_id=self.tidb_conn_id).cluster_facts()
         self.log.info(
             "cluster %s answers: TiDB %s, GC safepoint %s, GC life time %ss",
             self.cluster,
             facts.tidb_version or f"(not TiDB: {facts.server_version})",
-            facts.gc_safe_point.isoformat() if facts.gc_safe_point else "unknown",
+            show(facts.gc_safe_point),
             facts.gc_life_time_seconds,
         )
         return {"cluster": self.cluster, **facts.to_dict()}

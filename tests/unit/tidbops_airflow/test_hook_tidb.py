@@ -56,5 +56,63 @@ def test_a_refused_login_says_to_check_the_credentials(monkeypatch: pytest.Monke
     monkeypatch.setenv("AIRFLOW_CONN_TIDB_X", "mysql://app:wrong@tidb-host:4000/shop")
     denied = pymysql.err.OperationalError(1045, "Access denied for user 'app'@'10.0.0.1' (using password: YES)")
     with mock.patch("tidbops_airflow.hooks.tidb.pymysql.connect", side_effect=denied):
-        with pytest.raises(TiDBUnreachableError, match=r"refused the login .*check the connection's login and password"):
+        with pytest.raises(
+            TiDBUnreachableError, match=r"refused the login .*check the connection's login and password"
+        ):
             TiDBHook(tidb_conn_id="tidb_x").get_conn()
+
+
+class FakeConnection:
+    """What ``pymysql.connect`` returns, answering the two queries ``read_cluster_facts`` sends."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.fail_on = fail_on
+        self.closed = self.cursor_closed = False
+        self.rows: list[tuple[str, ...]] = []
+
+    def cursor(self) -> FakeConnection:
+        return self
+
+    def __enter__(self) -> FakeConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cursor_closed = True
+
+    def execute(self, query: str, args: object = None) -> None:
+        if self.fail_on and self.fail_on in query:
+            import pymysql
+
+            raise pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+        if "VERSION()" in query:
+            self.rows = [("8.0.11-TiDB-v8.5.1",)]
+        else:
+            self.rows = [("tikv_gc_life_time", "10m0s"), ("tikv_gc_safe_point", "20261122-04:00:00.000 +0000")]
+
+    def fetchall(self) -> list[tuple[str, ...]]:
+        return self.rows
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_cluster_facts_through_one_session_closed_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_TIDB_X", "mysql://app:pw@tidb-host:4000/")
+    conn = FakeConnection()
+    with mock.patch("tidbops_airflow.hooks.tidb.pymysql.connect", return_value=conn) as connect:
+        facts = TiDBHook(tidb_conn_id="tidb_x").cluster_facts()
+    connect.assert_called_once()
+    assert (facts.tidb_version, facts.gc_life_time_seconds) == ("v8.5.1", 600.0)
+    assert facts.gc_safe_point is not None and facts.gc_safe_point.isoformat() == "2026-11-22T04:00:00+00:00"
+    assert conn.cursor_closed and conn.closed
+
+
+def test_cursor_closes_the_connection_when_the_query_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pymysql
+
+    monkeypatch.setenv("AIRFLOW_CONN_TIDB_X", "mysql://app:pw@tidb-host:4000/")
+    conn = FakeConnection(fail_on="mysql.tidb")
+    with mock.patch("tidbops_airflow.hooks.tidb.pymysql.connect", return_value=conn):
+        with pytest.raises(pymysql.err.OperationalError, match="Lost connection"):
+            TiDBHook(tidb_conn_id="tidb_x").cluster_facts()
+    assert conn.cursor_closed and conn.closed

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, ClassVar
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -30,6 +30,7 @@ from tidbops.catalog.records import BackupKind, BackupStatus, NewBackup, make_ba
 from tidbops.catalog.store import Catalog
 from tidbops.config import BRConfig, ClusterConfig, EncryptionConfig, RetentionConfig, StorageConfig
 from tidbops.storage import LocalStorage
+from tidbops.timefmt import iso
 from tidbops_airflow.operators.backup import (
     BRBackupOperator,
     BRBackupPlanOperator,
@@ -570,7 +571,7 @@ def test_a_verified_backup_is_an_event_of_its_asset_with_id_backupts_and_size(en
     assert asset.uri == "x-tidb://dev/backups"
     assert events[asset].extra == {
         "backup_id": row.id, "cluster": "dev", "kind": "full", "backup_ts": row.backup_ts,
-        "backup_time": row.backup_time.isoformat(), "size_bytes": row.size_bytes, "verified": True,
+        "backup_time": iso(row.backup_time), "size_bytes": row.size_bytes, "verified": True,
         "storage_uri": row.storage_uri,
     }  # fmt: skip
 
@@ -582,31 +583,6 @@ def test_verify_marks_the_row_verified(env: Env, br: FakeBR) -> None:
 
 
 # ----------------------------------------------------------------------------------------- preflight
-
-
-@pytest.fixture
-def tidb() -> Iterator[mock.MagicMock]:
-    class Cursor:
-        rows: ClassVar[list[tuple[Any, ...]]] = []
-
-        def execute(self, query: str, args: Any = None) -> None:
-            if "VERSION()" in query:
-                self.rows = [("8.0.11-TiDB-v8.5.1",)]
-            else:
-                self.rows = [("tikv_gc_life_time", "10m0s"), ("tikv_gc_safe_point", "20261122-00:50:00.000 +0000")]
-
-        def fetchall(self) -> list[tuple[Any, ...]]:
-            return self.rows
-
-        def __enter__(self) -> Cursor:
-            return self
-
-        def __exit__(self, *exc: object) -> None:
-            return None
-
-    with mock.patch("tidbops_airflow.hooks.tidb.TiDBHook") as cls:
-        cls.return_value.get_conn.return_value.cursor.return_value = Cursor()
-        yield cls
 
 
 def _running_row(env: Env, run_id: str, age: timedelta) -> str:
@@ -632,11 +608,11 @@ def preflight(env: Env, ctx: dict[str, Any] | None = None) -> dict[str, Any]:
     return op.execute(ctx or context())  # type: ignore[arg-type]
 
 
-def test_preflight_records_the_cluster_facts(env: Env, tidb: mock.MagicMock) -> None:
+def test_preflight_records_the_cluster_facts(env: Env, tidb_hook: mock.MagicMock) -> None:
     facts = preflight(env)
-    tidb.assert_called_once_with(tidb_conn_id="tidb_dev")
+    tidb_hook.assert_called_once_with(tidb_conn_id="tidb_dev")
     assert facts["tidb_version"] == "v8.5.1" and facts["gc_life_time_seconds"] == 600.0
-    assert facts["gc_safe_point"] == "2026-11-22T00:50:00+00:00" and facts["catalog"] == "ok"
+    assert facts["gc_safe_point"] == "2026-11-22T04:00:00.000Z" and facts["catalog"] == "ok"
     (event,) = env.catalog.list_events(kind="cluster.checked")
     assert event.cluster == "dev" and event.details and event.details["gc_life_time_seconds"] == 600.0
 
@@ -650,7 +626,7 @@ def test_preflight_records_the_cluster_facts(env: Env, tidb: mock.MagicMock) -> 
     ],
 )
 def test_preflight_refuses_while_another_br_job_runs(
-    env: Env, tidb: mock.MagicMock, run_id: str, age: timedelta, blocks: bool
+    env: Env, tidb_hook: mock.MagicMock, run_id: str, age: timedelta, blocks: bool
 ) -> None:
     backup_id = _running_row(env, run_id, age)
     if blocks:
@@ -660,16 +636,16 @@ def test_preflight_refuses_while_another_br_job_runs(
         assert preflight(env)["cluster"] == "dev"
 
 
-def test_preflight_without_catalog_still_checks_the_cluster(env: Env, tidb: mock.MagicMock) -> None:
+def test_preflight_without_catalog_still_checks_the_cluster(env: Env, tidb_hook: mock.MagicMock) -> None:
     env.catalog_down = True
     assert preflight(env)["catalog"] == "unavailable"
 
 
-def test_preflight_fails_when_the_cluster_does_not_answer(env: Env, tidb: mock.MagicMock) -> None:
-    import pymysql
+def test_preflight_fails_when_the_cluster_does_not_answer(env: Env, tidb_hook: mock.MagicMock) -> None:
+    from tidbops.tidb import TiDBUnreachableError
 
-    tidb.return_value.get_conn.side_effect = pymysql.err.OperationalError(2003, "Can't connect")
-    with pytest.raises(pymysql.err.OperationalError):
+    tidb_hook.return_value.cluster_facts.side_effect = TiDBUnreachableError("connection 'tidb_dev' does not answer")
+    with pytest.raises(TiDBUnreachableError):
         preflight(env)
 
 

@@ -23,6 +23,7 @@ from tidbops.br.errors import BRError
 from tidbops.br.output import BROutcome, parse_br_output
 from tidbops.catalog.store import Catalog
 from tidbops.config import AlertRoute, ClusterConfig, LogBackupConfig, StorageConfig
+from tidbops.tidb import ClusterFacts, TiDBUnreachableError, parse_gc_time
 from tidbops_airflow.operators.logbackup import (
     LogBackupCheckOperator,
     LogBackupHealthGateOperator,
@@ -122,14 +123,11 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
         def __init__(self, **_: Any) -> None:
             pass
 
-        def get_conn(self) -> Any:
+        def cluster_facts(self) -> ClusterFacts:
             if w.tidb_down:
-                from tidbops.tidb import TiDBUnreachableError
-
                 raise TiDBUnreachableError("TiDB of connection 'tidb_dev' at 127.0.0.1:4000 does not answer")
-            rows = [[("8.0.11-TiDB-v8.5.1",)], [("tikv_gc_safe_point", w.gc_safe_point), ("tikv_gc_life_time", "10m")]]
-            cursor = SimpleNamespace(execute=lambda *a: None, fetchall=lambda: rows.pop(0))
-            return SimpleNamespace(cursor=lambda: contextlib.nullcontext(cursor), close=lambda: None)
+            safe_point = parse_gc_time(w.gc_safe_point) if w.gc_safe_point else None
+            return ClusterFacts("8.0.11-TiDB-v8.5.1", "v8.5.1", safe_point, 600.0, datetime.now(UTC))
 
     monkeypatch.setattr("tidbops_airflow.hooks.br.BRHook", Hook)
     monkeypatch.setattr("tidbops_airflow.hooks.tidb.TiDBHook", TiDB)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -94,9 +95,7 @@ def context(xcom: dict[str, Any] | None = None, conf: dict[str, Any] | None = No
 @pytest.fixture
 def tidb(monkeypatch: pytest.MonkeyPatch) -> Cursor:
     cur = Cursor(rows())
-    conn = mock.Mock()
-    conn.cursor.return_value = cur
-    monkeypatch.setattr("tidbops_airflow.hooks.tidb.TiDBHook.get_conn", lambda self: conn)
+    monkeypatch.setattr("tidbops_airflow.hooks.tidb.TiDBHook.cursor", lambda self: contextlib.nullcontext(cur))
     return cur
 
 
@@ -195,12 +194,19 @@ def test_files_source_reads_local_paths_with_env_expansion(
     [
         pytest.param(None, {"until": "2026-11-02T00:00:00Z"}, None, datetime(2026, 11, 2, tzinfo=UTC), id="conf"),
         pytest.param("2026-11-03T00:00:00+00:00", {}, None, datetime(2026, 11, 3, tzinfo=UTC), id="argument"),
-        pytest.param(None, {}, datetime(2026, 11, 4, 2, 30, tzinfo=UTC), datetime(2026, 11, 4, 2, 30, tzinfo=UTC),
-                     id="data-interval-end"),
+        pytest.param(
+            None,
+            {},
+            datetime(2026, 11, 4, 2, 30, tzinfo=UTC),
+            datetime(2026, 11, 4, 2, 30, tzinfo=UTC),
+            id="data-interval-end",
+        ),
         pytest.param(None, {"until": "2099-01-01T00:00:00Z"}, None, datetime(2026, 11, 5, tzinfo=UTC), id="capped"),
     ],
 )
-def test_harvest_until(until: str | None, conf: dict[str, Any], interval_end: datetime | None, expected: datetime) -> None:
+def test_harvest_until(
+    until: str | None, conf: dict[str, Any], interval_end: datetime | None, expected: datetime
+) -> None:
     run = mock.Mock(conf=conf, data_interval_end=interval_end, run_after=None)
     assert harvest_until({"dag_run": run}, until, datetime(2026, 11, 5, tzinfo=UTC)) == expected
 
