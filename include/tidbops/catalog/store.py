@@ -72,7 +72,7 @@ from tidbops.catalog.schema import (
     write_transaction,
 )
 from tidbops.redact import redact_url
-from tidbops.timefmt import iso
+from tidbops.timefmt import iso, show
 
 T = TypeVar("T")
 _MYSQL_RETRYABLE = frozenset({1213, 1205})  # deadlock, lock wait timeout
@@ -829,7 +829,7 @@ class Catalog:
                     self._event(
                         conn,
                         "log_backup.alert_resolved",
-                        f"{cluster}: {state.key} resolved (open since {state.first_seen.isoformat()})",
+                        f"{cluster}: {state.key} resolved (open since {show(state.first_seen)})",
                         cluster=cluster,
                         details=details,
                         time=state.resolved_at,
@@ -891,7 +891,7 @@ class Catalog:
                     raise ScratchInUseError(
                         f"scratch cluster {drill.target} is in use by drill {other.id} of cluster {other.cluster} "
                         f"({other.dag_id or '?'} run {other.run_id or '?'}, running since "
-                        f"{other.started_at.isoformat(timespec='seconds')}); retry when it is done. If that run "
+                        f"{show(other.started_at)}); retry when it is done. If that run "
                         f"died, its hold lapses {_minutes(stale_after)} after its last update"
                     )
                 why = "its DAG runs again" if same_dag else f"no update for {_minutes(age)}"
