@@ -531,7 +531,7 @@ class AlertRoute(_Model):
 
 class CatalogConfig(_Model):
     conn_id: ConnId | None = Field(default=None, description="Airflow connection of a MySQL-compatible DB")
-    sqlite_path: str | None = Field(default=None, description="default: $AIRFLOW_HOME/tidbops_catalog.db")
+    sqlite_path: str | None = Field(default=None, description="default: tidbops_catalog.db in Airflow's home")
 
 
 # ------------------------------------------------------------------------------------------- results

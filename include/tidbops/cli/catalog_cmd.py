@@ -1,7 +1,8 @@
 """`tidbops info`, `tidbops catalog migrate`, `tidbops catalog rebuild`: the backup catalog from a shell.
 
-The catalog URL comes from ``--catalog``, else ``$TIDBOPS_CATALOG_URL``, else a SQLite file in
-``$AIRFLOW_HOME``, else ``~/.tidbops/catalog.db``. Its password is never printed. S3 credentials for
+The catalog URL comes from ``--catalog``, else ``$TIDBOPS_CATALOG_URL``, else ``~/.tidbops/catalog.db`` (to read
+an Airflow deployment's catalog, point ``$TIDBOPS_CATALOG_URL`` at it, as the playground's ``airflow.env``
+does). Its password is never printed. S3 credentials for
 ``rebuild`` come from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (or boto3's usual chain), the
 endpoint from ``--s3-endpoint`` or ``$TIDBOPS_S3_ENDPOINT``.
 
@@ -53,7 +54,7 @@ CatalogURL = Annotated[
     typer.Option(
         "--catalog",
         help="Catalog database URL (sqlite:///path or mysql+pymysql://…); default: $TIDBOPS_CATALOG_URL, "
-        "else $AIRFLOW_HOME/tidbops_catalog.db, else ~/.tidbops/catalog.db",
+        "else ~/.tidbops/catalog.db",
         show_default=False,
     ),
 ]

@@ -11,8 +11,8 @@ sample, and says which. S3 keys come from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACC
 chain), the endpoint from ``--s3-endpoint``, ``$TIDBOPS_S3_ENDPOINT`` or the cluster's ``storage.endpoint``,
 as for ``tidbops catalog rebuild``.
 
-The catalog URL comes from ``--catalog``, else ``$TIDBOPS_CATALOG_URL``, else ``$AIRFLOW_HOME/tidbops_catalog.db``,
-else ``~/.tidbops/catalog.db``; the fleet config from ``--config``, else ``$TIDBOPS_FLEET_CONFIG``, else
+The catalog URL comes from ``--catalog``, else ``$TIDBOPS_CATALOG_URL``, else ``~/.tidbops/catalog.db``; the
+fleet config from ``--config``, else ``$TIDBOPS_FLEET_CONFIG``, else
 ``include/config/clusters.yaml``.
 """
 

@@ -7,7 +7,7 @@ backup check (status, checkpoint lag, open alerts) and the lag history of the la
 The window is computed now (``tidbops.pitr``) from the catalog's backups and the log range the last
 check read (``br log metadata``): a backup taken since that check counts; the log's end is as of that
 check (its age is shown). The catalog URL comes from ``--catalog``, else ``$TIDBOPS_CATALOG_URL``, else
-``$AIRFLOW_HOME/tidbops_catalog.db``, else ``~/.tidbops/catalog.db``.
+``~/.tidbops/catalog.db``.
 
 Exit codes: 0 shown; 1 the catalog could not be used; 2 bad usage.
 """
