@@ -1,8 +1,9 @@
 """``tidbops playground …``: bring the playground up and down, look at it, inject faults, pause writes.
 
-The lead registers this sub-app in the main CLI with ``app.add_typer(playground_app, name="playground")``;
-``python -m tidbops_playground.cli`` runs it on its own. Passwords are never printed unless asked for
-with ``env --show-secrets``.
+It plugs into ``tidbops`` through the ``tidbops.commands`` entry point (pyproject.toml): the core never
+imports the playground, and ``tidbops playground …`` loads this module only when it is asked for.
+``python -m tidbops_playground.cli`` runs it on its own. Every command takes ``--json``. Passwords are
+never printed unless asked for with ``env --show-secrets``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tidbops.cli.render import table
 from tidbops_playground import manager
 from tidbops_playground.registry import load_registry, playground_home
 
@@ -30,6 +32,7 @@ writer_app = typer.Typer(help="Freeze or resume the workload writer.", no_args_i
 playground_app.add_typer(fault_app, name="fault")
 playground_app.add_typer(writer_app, name="writer")
 
+AsJSON = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 HomeOption = Annotated[
     Path | None,
     typer.Option("--home", help="Playground home (default: $TIDBOPS_PLAYGROUND_HOME or ~/.tidbops-playground)."),
@@ -62,6 +65,7 @@ def up(
         bool, typer.Option("--no-daemon", help="No writer, log advancer or GC (stops a running daemon).")
     ] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the generated data.")] = manager.DEFAULT_SEED,
+    as_json: AsJSON = False,
 ) -> None:
     """Bring the playground up (idempotent: reuses, restarts and seeds only what is needed)."""
     _progress_logging()
@@ -71,7 +75,11 @@ def up(
     except (manager.PlaygroundError, RuntimeError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    _print_status(manager.status(h, counts=False))
+    st = manager.status(h, counts=False)
+    if as_json:
+        typer.echo(json.dumps({**st, "env_file": str(h / manager.ENV_FILE)}, indent=2, sort_keys=True, default=str))
+        return
+    _print_status(st)
     typer.echo(f"\nAirflow connections and TIDBOPS_* variables: . {h / manager.ENV_FILE}")
 
 
@@ -79,6 +87,7 @@ def up(
 def down(
     home: HomeOption = None,
     purge: Annotated[bool, typer.Option("--purge", help="Also remove the playground home.")] = False,
+    as_json: AsJSON = False,
 ) -> None:
     """Stop the daemon, the MariaDB servers and the S3 server (data stays on disk unless --purge)."""
     _progress_logging()
@@ -88,45 +97,52 @@ def down(
     except manager.PlaygroundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"playground {'removed' if purge else 'stopped'}: {h}")
+    state = "removed" if purge else "stopped"
+    typer.echo(json.dumps({"home": str(h), "state": state}) if as_json else f"playground {state}: {h}")
 
 
 def _yn(value: Any) -> str:
     return "yes" if value else "no"
 
 
+def _writer(c: dict[str, Any]) -> str:
+    if "writer" not in c:
+        return ""
+    w = c["writer"]
+    text = str(w["state"]) + (f", {w['transactions']} tx" if w.get("transactions") is not None else "")
+    return text + (f", {w['errors']} errors" if w.get("errors") else "")
+
+
 def _print_status(st: dict[str, Any]) -> None:
     d = st["daemon"]
     daemon = f"running (pid {d['pid']}, heartbeat {d['heartbeat_age']}s ago)" if d["running"] else "not running"
-    typer.echo(f"home    {st['home']}")
-    typer.echo(f"daemon  {daemon}")
+    typer.echo(f"home: {st['home']}")
+    typer.echo(f"daemon: {daemon}")
     if d.get("advancer"):
         for name in ("advancer", "gc"):
             task = d.get(name) or {}
-            typer.echo(f"  {name:<8} {'available' if task.get('available') else 'br emulator missing'}")
+            typer.echo(f"daemon {name}: {'available' if task.get('available') else 'br emulator missing'}")
     s3 = st["s3"]
     if s3:
-        typer.echo(f"s3      {s3['endpoint']} bucket {s3['bucket']} ({'running' if s3['running'] else 'stopped'})")
-    header = f"{'CLUSTER':<10} {'KIND':<8} {'PD':<17} {'SQL':<17} {'UP':<4} {'ROWS':>8}  WRITER"
-    typer.echo("\n" + header)
-    for name, c in st["clusters"].items():
-        rows = "-" if c["total_rows"] is None else str(c["total_rows"])
-        writer = ""
-        if "writer" in c:
-            w = c["writer"]
-            writer = w["state"] + (f", {w['transactions']} tx" if w.get("transactions") is not None else "")
-            if w.get("errors"):
-                writer += f", {w['errors']} errors"
-        typer.echo(f"{name:<10} {c['kind']:<8} {c['pd']:<17} {c['sql']:<17} {_yn(c['running']):<4} {rows:>8}  {writer}")
-        if c.get("row_counts"):
-            for table, n in c["row_counts"].items():
-                typer.echo(f"{'':<10}   {table:<30} {n:>8}")
+        typer.echo(f"s3: {s3['endpoint']} bucket {s3['bucket']} ({'running' if s3['running'] else 'stopped'})")
+    clusters = st["clusters"]
+    table(
+        ["CLUSTER", "KIND", "PD", "SQL", "UP", "ROWS", "WRITER"],
+        [
+            (n, c["kind"], c["pd"], c["sql"], _yn(c["running"]), c["total_rows"], _writer(c))
+            for n, c in clusters.items()
+        ],
+        right=(5,),
+    )
+    counts = [(n, t, rows) for n, c in clusters.items() for t, rows in (c.get("row_counts") or {}).items()]
+    if counts:
+        table(["CLUSTER", "TABLE", "ROWS"], counts, right=(2,))
 
 
 @playground_app.command()
 def status(
     home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: AsJSON = False,
     no_counts: Annotated[bool, typer.Option("--no-counts", help="Skip the per-table row counts.")] = False,
 ) -> None:
     """Per cluster: kind, PD address, SQL endpoint, running, row counts, writer; S3 and daemon."""
@@ -163,19 +179,44 @@ def mask_env_text(text: str) -> str:
 def env(
     home: HomeOption = None,
     path: Annotated[bool, typer.Option("--path", help="Print only the env file's path.")] = False,
-    show_secrets: Annotated[bool, typer.Option("--show-secrets", help="Print passwords unmasked.")] = False,
+    show_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--show-secrets",
+            help="Print passwords unmasked (run as python -m tidbops_playground.cli: tidbops redacts all it prints).",
+        ),
+    ] = False,
+    as_json: AsJSON = False,
 ) -> None:
     """The Airflow connection env file (``. $(tidbops playground env --path)``); secrets masked."""
     file = _home(home) / manager.ENV_FILE
     if path:
-        typer.echo(str(file))
+        typer.echo(json.dumps({"path": str(file)}) if as_json else str(file))
         return
     try:
         text = file.read_text()
     except OSError:
         typer.echo(f"no env file at {file} (run `tidbops playground up`)", err=True)
         raise typer.Exit(1) from None
-    typer.echo(text if show_secrets else mask_env_text(text), nl=False)
+    shown = text if show_secrets else mask_env_text(text)
+    if as_json:
+        typer.echo(json.dumps({"path": str(file), "variables": env_variables(shown)}, indent=2, sort_keys=True))
+        return
+    typer.echo(shown, nl=False)
+
+
+def env_variables(text: str) -> dict[str, str]:
+    """The ``export NAME=value`` lines of an env file, as a dict (the values unquoted as a shell would)."""
+    variables: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, _, quoted = line[len("export ") :].partition("=")
+            try:
+                words = shlex.split(quoted)
+            except ValueError:
+                words = [quoted]
+            variables[name] = words[0] if words else ""
+    return variables
 
 
 def _faults() -> Any:
@@ -202,6 +243,7 @@ def fault_set(
         list[str] | None, typer.Option("--param", "-p", help="k=v (value parsed as JSON when it can be).")
     ] = None,
     home: HomeOption = None,
+    as_json: AsJSON = False,
 ) -> None:
     """Arm a fault for one cluster."""
     faults = _faults()
@@ -222,46 +264,58 @@ def fault_set(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"{cluster}: {fault} armed {json.dumps(params, sort_keys=True)}")
+    if as_json:
+        typer.echo(json.dumps({"cluster": cluster, "fault": fault, "params": params}, sort_keys=True))
+    else:
+        typer.echo(f"{cluster}: {fault} armed {json.dumps(params, sort_keys=True)}")
 
 
 @fault_app.command("clear")
 def fault_clear(
     cluster: Annotated[str | None, typer.Argument(help="Cluster (default: all).")] = None,
     home: HomeOption = None,
+    as_json: AsJSON = False,
 ) -> None:
     """Disarm the faults of one cluster, or of all."""
     _faults().clear_faults(_home(home), cluster)
-    typer.echo(f"faults cleared for {cluster or 'all clusters'}")
+    typer.echo(json.dumps({"cleared": cluster}) if as_json else f"faults cleared for {cluster or 'all clusters'}")
 
 
 @fault_app.command("list")
 def fault_list(
     home: HomeOption = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: AsJSON = False,
     known: Annotated[bool, typer.Option("--known", help="List the fault names that can be armed.")] = False,
 ) -> None:
     """The armed faults (or, with --known, the faults there are)."""
     faults = _faults()
     if known:
-        for name, desc in sorted(getattr(faults, "KNOWN_FAULTS", {}).items()):
-            typer.echo(f"{name:<24} {desc}")
+        described = dict(sorted(getattr(faults, "KNOWN_FAULTS", {}).items()))
+        if as_json:
+            typer.echo(json.dumps(described, indent=2))
+        else:
+            table(["FAULT", "WHAT IT DOES"], described.items())
         return
     armed = faults.load_faults(_home(home))
     if as_json:
         typer.echo(json.dumps(armed, indent=2, sort_keys=True))
         return
-    if not any(armed.values()):
+    rows = [
+        (cluster, name, json.dumps(params, sort_keys=True))
+        for cluster, items in sorted(armed.items())
+        for name, params in sorted(items.items())
+    ]
+    if rows:
+        table(["CLUSTER", "FAULT", "PARAMS"], rows)
+    else:
         typer.echo("no faults armed")
-    for cluster, items in sorted(armed.items()):
-        for name, params in sorted(items.items()):
-            typer.echo(f"{cluster:<10} {name:<24} {json.dumps(params, sort_keys=True)}")
 
 
 @writer_app.command("pause")
 def writer_pause(
     cluster: Annotated[str | None, typer.Option("--cluster", help="Only this cluster's writer.")] = None,
     home: HomeOption = None,
+    as_json: AsJSON = False,
 ) -> None:
     """Freeze writes; returns once running writers have stopped committing."""
     try:
@@ -269,17 +323,20 @@ def writer_pause(
     except TimeoutError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"writer paused for {cluster or 'all clusters'}")
+    said = f"writer paused for {cluster or 'all clusters'}"
+    typer.echo(json.dumps({"writer": "paused", "cluster": cluster}) if as_json else said)
 
 
 @writer_app.command("resume")
 def writer_resume(
     cluster: Annotated[str | None, typer.Option("--cluster", help="Only this cluster's writer.")] = None,
     home: HomeOption = None,
+    as_json: AsJSON = False,
 ) -> None:
     """Let the writer write again."""
     manager.resume_writer(_home(home), cluster)
-    typer.echo(f"writer resumed for {cluster or 'all clusters'}")
+    said = f"writer resumed for {cluster or 'all clusters'}"
+    typer.echo(json.dumps({"writer": "resumed", "cluster": cluster}) if as_json else said)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from tidbops.config import ClusterConfig, load_fleet
 from tidbops.cost import GB, CostReport, Growth, amount_text, cost_from_catalog, gb_text, measure_usage, signed_gb_text
 from tidbops.errors import ConfigError, UnknownClusterError
 from tidbops.storage import Storage, StorageError
+from tidbops.timefmt import iso
 
 EXIT_BREACH = 3
 
@@ -40,10 +41,6 @@ ConfigPath = Annotated[
     Path | None, typer.Option("--config", help="Fleet config (default: $TIDBOPS_FLEET_CONFIG, else the usual)")
 ]
 AsJSON = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
-
-
-def _iso(dt: datetime) -> str:
-    return dt.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _clusters(config: Path | None, cluster: str | None) -> list[ClusterConfig]:
@@ -87,7 +84,7 @@ def compliance(
     breaches = [b.line for r in reports for b in r.breaches]
     if as_json:
         doc = {
-            "generated_at": _iso(now),
+            "generated_at": iso(now, timespec="seconds"),
             "ok": not breaches,
             "breaches": breaches,
             "flags": [f for r in reports for f in r.flags],
@@ -132,7 +129,8 @@ def _source_text(report: CostReport) -> str:
     if usage.source == "measured":
         return "measured now"
     if usage.source == "sample" and usage.at is not None:
-        return f"the last recorded sample, {human_age(report.generated_at - usage.at)} old ({_iso(usage.at)})"
+        at = iso(usage.at, timespec="seconds")
+        return f"the last recorded sample, {human_age(report.generated_at - usage.at)} old ({at})"
     if usage.source == "catalog":
         return "the catalog's backup sizes (snapshot only; no storage sample recorded)"
     return "nothing recorded"
@@ -146,9 +144,8 @@ def _growth_line(g: Growth) -> str:
     if g.source == "none" or g.since is None:
         return f"  growth {g.days}d: unknown (no sample and no backup that old)"
     log = "" if g.log_bytes is None else f", {signed_gb_text(g.log_bytes)} log"
-    return (
-        f"  growth {g.days}d: {signed_gb_text(g.snapshot_bytes)} snapshot{log} (from {g.source} since {_iso(g.since)})"
-    )
+    since = iso(g.since, timespec="seconds")
+    return f"  growth {g.days}d: {signed_gb_text(g.snapshot_bytes)} snapshot{log} (from {g.source} since {since})"
 
 
 def _print_cost(report: CostReport) -> None:
@@ -222,7 +219,7 @@ def cost(
     monthly = [r.monthly_cost for r in reports if r.monthly_cost is not None]
     if as_json:
         doc = {
-            "generated_at": _iso(now),
+            "generated_at": iso(now, timespec="seconds"),
             "gb_bytes": GB,
             "clusters": docs,
             "total_bytes": total,

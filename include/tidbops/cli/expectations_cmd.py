@@ -20,8 +20,9 @@ from typing import Annotated
 
 import typer
 
+from tidbops.cli.render import table
 from tidbops.config import load_fleet
-from tidbops.connections import connect_tidb, connection_from_env
+from tidbops.connections import connection_from_env, tidb_session
 from tidbops.errors import ConfigError, TiDBOpsError, UnknownClusterError
 from tidbops.validate.expectations import expectations_root
 from tidbops.validate.suggest import DEFAULT_SAMPLE_ROWS, Outcome, read_table_facts, suggest_suite, write_suites
@@ -73,7 +74,7 @@ def init(
     target = directory or expectations_root() / spec.name
     try:
         info = connection_from_env(spec.tidb_conn_id)
-        with closing(connect_tidb(info)) as conn, closing(conn.cursor()) as cursor:
+        with tidb_session(info) as conn, closing(conn.cursor()) as cursor:
             facts = read_table_facts(cursor, schemas=schemas or None, sample_rows=sample_rows)
     except TiDBOpsError as exc:
         raise _fail(f"{spec.name}: {exc}") from None
@@ -96,10 +97,19 @@ def init(
         typer.echo(json.dumps(doc, indent=2))
         return
     where = ", ".join(facts.schemas) or "no user schema"
-    typer.echo(f"{spec.name}: {len(facts.tables)} table(s) in {where} → {target}")
-    for r in reports:
-        size = f" ({r.expectations} expectations)" if r.outcome is not Outcome.SKIPPED else ""
-        why = f": {r.reason}" if r.reason and r.outcome not in (Outcome.WRITTEN,) else ""
-        typer.echo(f"  {r.outcome.value:<9}  {r.file or r.table}{size}{why}")
+    rows = [
+        (
+            r.outcome.value,
+            r.file or r.table,
+            r.expectations if r.outcome is not Outcome.SKIPPED else "",
+            r.reason if r.reason and r.outcome is not Outcome.WRITTEN else "",
+        )
+        for r in reports
+    ]
+    title = f"{spec.name}: {len(facts.tables)} table(s) in {where} → {target}"
+    if rows:
+        table(["OUTCOME", "FILE", "EXPECTATIONS", "WHY"], rows, title=title, right=(2,))
+    else:
+        typer.echo(title)
     summary = ", ".join(f"{n} {o}" for o, n in counts.items() if n)
     typer.echo(f"{summary or 'nothing to do'}; edited suites are never overwritten (edit freely)")

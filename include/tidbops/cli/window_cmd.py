@@ -20,20 +20,18 @@ from typing import Annotated, Any
 
 import typer
 
-from tidbops import tso
 from tidbops.catalog.info import human_age
 from tidbops.catalog.records import AlertState, BackupRecord, LogBackupCheck
 from tidbops.cli.catalog_cmd import CatalogURL, ClusterName, _fleet_clusters, _open_catalog
+from tidbops.cli.render import table
 from tidbops.pitr import LogRange, PitrWindow, compute_window
+from tidbops.timefmt import iso, show, show_tso
 
 DEFAULT_CHECKS = 12
 
 
-def _utc(dt: datetime | None, ms: bool = False) -> str:
-    if dt is None:
-        return "-"
-    text = dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return (text[:-3] if ms else text[:-7]) + " UTC"
+def _show(dt: datetime | None, ms: bool = False) -> str:
+    return show(dt, ms=ms, missing="-")
 
 
 def human_age_seconds(seconds: float) -> str:
@@ -43,10 +41,6 @@ def human_age_seconds(seconds: float) -> str:
 
 def _lag(seconds: float | None) -> str:
     return "-" if seconds is None else human_age_seconds(seconds)
-
-
-def tso_time(ts: int) -> datetime:
-    return tso.to_datetime(ts)
 
 
 def window_of(cluster: str, backups: list[BackupRecord], last: LogBackupCheck | None) -> PitrWindow:
@@ -71,7 +65,7 @@ def _report(
                 "key": a.key,
                 "severity": a.severity,
                 "message": a.message,
-                "since": a.first_seen.isoformat().replace("+00:00", "Z"),
+                "since": iso(a.first_seen, timespec="microseconds"),
                 "checks": a.occurrences,
                 "notified": a.notified_at is not None,
             }
@@ -98,50 +92,74 @@ def _print(
     last = checks[0] if checks else None
     if window.exists and window.start_ts is not None and window.end_ts is not None:
         typer.echo(
-            f"{cluster}: PITR window {_utc(window.start_time)} → {_utc(window.end_time)} "
+            f"{cluster}: PITR window {_show(window.start_time)} → {_show(window.end_time)} "
             f"({human_age_seconds(window.seconds or 0.0)})"
         )
         base = window.base
         assert base is not None
         flag = "verified" if base.verified else "not verified yet"
         typer.echo(
-            f"  start  TSO {window.start_ts}  {_utc(window.start_time, ms=True)}  full backup {base.backup_id} ({flag})"
+            f"  start  TSO {window.start_ts}  {_show(window.start_time, ms=True)}  full backup {base.backup_id} "
+            f"({flag})"
         )
         age = f", as of the check {human_age(now - last.checked_at)} ago" if last else ""
-        typer.echo(f"  end    TSO {window.end_ts}  {_utc(window.end_time, ms=True)}  log checkpoint{age}")
+        typer.echo(f"  end    TSO {window.end_ts}  {_show(window.end_time, ms=True)}  log checkpoint{age}")
     else:
         typer.echo(f"{cluster}: {window.reason}")
     if window.log is not None:
         via = "br log metadata" if window.log.source == "metadata" else "the task's status"
-        typer.echo(f"  log    {_utc(tso_time(window.log.min_ts))} → {_utc(tso_time(window.log.max_ts))} (from {via})")
-    points = window.snapshot_points
-    typer.echo(f"  snapshot restore points: {len(points)}" + (" (newest last)" if points else ""))
-    for p in points[-10:]:
-        chain = f"  chain {' → '.join(p.chain)}" if len(p.chain) > 1 else ""
-        flag = "verified" if p.verified else "not verified"
-        typer.echo(f"    {p.kind.value:<11} {p.backup_id}  {_utc(p.backup_time)}  TSO {p.backup_ts}  {flag}{chain}")
-    if len(points) > 10:
-        typer.echo(f"    … and {len(points) - 10} older (--json lists them all)")
+        typer.echo(f"  log    {show_tso(window.log.min_ts)} → {show_tso(window.log.max_ts)} (from {via})")
     for note in window.notes:
         typer.echo(f"  note: {note}")
     if last is None:
         typer.echo("  no log backup check recorded yet (DAG tidb_log_backup_check__" + cluster + ")")
-        return
-    state = "healthy" if last.healthy else "UNHEALTHY: " + ", ".join(last.finding_keys)
-    typer.echo(
-        f"  last check {_utc(last.checked_at)} ({human_age(now - last.checked_at)} ago): {last.status}, "
-        f"task {last.task_name or '-'}, checkpoint lag {_lag(last.lag_seconds)}, {state}"
-    )
+    else:
+        state = "healthy" if last.healthy else "UNHEALTHY: " + ", ".join(last.finding_keys)
+        typer.echo(
+            f"  last check {_show(last.checked_at)} ({human_age(now - last.checked_at)} ago): {last.status}, "
+            f"task {last.task_name or '-'}, checkpoint lag {_lag(last.lag_seconds)}, {state}"
+        )
     for a in alerts:
         if a.is_open:
             typer.echo(
-                f"  open alert {a.key} ({a.severity}) since {_utc(a.first_seen)}, {a.occurrences} checks: {a.message}"
+                f"  open alert {a.key} ({a.severity}) since {_show(a.first_seen)}, {a.occurrences} checks: {a.message}"
             )
-    typer.echo(f"  lag history (newest first, last {len(checks)} checks):")
-    for c in checks:
-        what = ", ".join(c.finding_keys) or "ok"
-        cp = _utc(c.checkpoint_time)
-        typer.echo(f"    {_utc(c.checked_at)}  {c.status:<7} lag {_lag(c.lag_seconds):>8}  checkpoint {cp}  {what}")
+    points = window.snapshot_points
+    if points:
+        older = f"; {len(points) - 10} older: --json lists them all" if len(points) > 10 else ""
+        table(
+            ["KIND", "BACKUP", "TIME", "TSO", "VERIFIED", "CHAIN"],
+            [
+                (
+                    p.kind.value,
+                    p.backup_id,
+                    _show(p.backup_time),
+                    p.backup_ts,
+                    "yes" if p.verified else "no",
+                    " → ".join(p.chain) if len(p.chain) > 1 else "",
+                )
+                for p in points[-10:]
+            ],
+            title=f"{cluster}: snapshot restore points: {len(points)} (newest last{older})",
+        )
+    else:
+        typer.echo(f"{cluster}: snapshot restore points: 0")
+    if checks:
+        table(
+            ["CHECKED", "STATUS", "LAG", "CHECKPOINT", "FINDINGS"],
+            [
+                (
+                    _show(c.checked_at),
+                    c.status,
+                    _lag(c.lag_seconds),
+                    _show(c.checkpoint_time),
+                    ", ".join(c.finding_keys) or "ok",
+                )
+                for c in checks
+            ],
+            title=f"{cluster}: lag history (newest first, last {len(checks)} checks)",
+            right=(2,),
+        )
 
 
 def window(
@@ -171,7 +189,7 @@ def window(
                     typer.echo("")
                 _print(name, w, history, alerts, now)
     if as_json:
-        typer.echo(json.dumps({"generated_at": now.isoformat().replace("+00:00", "Z"), "clusters": reports}, indent=2))
+        typer.echo(json.dumps({"generated_at": iso(now, timespec="microseconds"), "clusters": reports}, indent=2))
 
 
 def names_order(names: list[str]) -> Any:

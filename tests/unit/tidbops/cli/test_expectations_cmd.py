@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from tidbops.cli import app, expectations_cmd
+from tidbops import connections
+from tidbops.cli import app
 from tidbops.connections import ConnectionInfo
 from tidbops.validate.expectations import load_suites
 
@@ -88,11 +89,11 @@ def server(monkeypatch: pytest.MonkeyPatch) -> FakeServer:
     fake = FakeServer()
     seen: list[ConnectionInfo] = []
 
-    def connect(info: ConnectionInfo) -> FakeServer:
+    def connect(info: ConnectionInfo, *, database: str | None = None) -> FakeServer:
         seen.append(info)
         return fake
 
-    monkeypatch.setattr(expectations_cmd, "connect_tidb", connect)
+    monkeypatch.setattr(connections, "connect_tidb", connect)  # the driver's connect: a fake server
     fake.seen = seen  # type: ignore[attr-defined]
     return fake
 
@@ -103,8 +104,10 @@ def test_init_reads_the_cluster_and_writes_a_suite_per_table(server: FakeServer,
     directory = tmp_path / "expectations" / "dev"
     assert result.output.splitlines() == [
         f"dev: 1 table(s) in shop → {directory}",
-        "  written    shop.orders.json (7 expectations)",
-        "  skipped    shop.my-table: its name is not schema.table of letters, digits, _ and $ (the suite loader's rule)",
+        "OUTCOME  FILE              EXPECTATIONS  WHY",
+        "written  shop.orders.json             7",
+        "skipped  shop.my-table                   its name is not schema.table of letters, digits, _ and $ (the suite "
+        "loader's rule)",
         "1 written, 1 skipped; edited suites are never overwritten (edit freely)",
     ]
     assert server.seen[0].host == "tidb-0" and server.closed  # type: ignore[attr-defined]

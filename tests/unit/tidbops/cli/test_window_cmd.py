@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -92,14 +93,25 @@ def test_text(url: str) -> None:
     result = runner.invoke(app, ["window", "--catalog", url])
     assert result.exit_code == 0, result.output
     out = result.output
-    dev, prod = out.split("\nprod")
+    dev, prod = out.split("\n\n")
     assert dev.startswith("dev: PITR window ")
     assert "full backup dev-full-1 (verified)" in dev and f"TSO {ts(50)}" in dev
     assert "log checkpoint, as of the check" in dev and "(from br log metadata)" in dev
     assert "snapshot restore points: 2" in dev and "dev-full-old" in dev
     assert "UNHEALTHY: checkpoint_frozen" in dev and "open alert checkpoint_frozen (critical)" in dev
-    lines = [ln for ln in dev.splitlines() if ln.startswith("    ") and " NORMAL " in ln]
-    assert len(lines) == 3 and "1m 5s" in lines[0] and "lag       2s" in lines[-1], "newest first"
+    rows = [re.split(r"\s{2,}", line) for line in dev.splitlines()]
+    points = rows.index(["KIND", "BACKUP", "TIME", "TSO", "VERIFIED", "CHAIN"])
+    assert [(r[0], r[1], r[3], r[4]) for r in rows[points + 1 : points + 3]] == [
+        ("full", "dev-full-old", str(ts(300)), "yes"),
+        ("full", "dev-full-1", str(ts(50)), "yes"),
+    ]
+    history = rows.index(["CHECKED", "STATUS", "LAG", "CHECKPOINT", "FINDINGS"])
+    assert [(r[1], r[2], r[4]) for r in rows[history + 1 :]] == [
+        ("NORMAL", "1m 5s", "checkpoint_frozen"),  # newest first
+        ("NORMAL", "3s", "ok"),
+        ("NORMAL", "2s", "ok"),
+    ]
+    assert all(r[0].endswith(" UTC") and r[3].endswith(" UTC") for r in rows[history + 1 :])
     assert "no log backup" in prod and "no log backup check recorded yet" in prod
 
 
