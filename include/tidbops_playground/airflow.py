@@ -74,6 +74,7 @@ def airflow_env(
         **_playground_connections(home),
         "TIDBOPS_PLAYGROUND_HOME": str(home),
         "AIRFLOW_HOME": str(af_home),
+        "TIDBOPS_CATALOG_URL": f"sqlite:///{af_home / 'tidbops_catalog.db'}",  # this Airflow's, whatever its home
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -515,6 +515,8 @@ def _env_items(home: Path, registry: Registry) -> list[tuple[str, str]]:
         }
         items.append((f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", json.dumps(conn_s3, sort_keys=True)))
     items.append(("TIDBOPS_PLAYGROUND_HOME", str(home)))
+    # the catalog the playground's Airflow writes (SQLite in its AIRFLOW_HOME): where `tidbops info` finds it
+    items.append(("TIDBOPS_CATALOG_URL", f"sqlite:///{home / 'airflow' / 'tidbops_catalog.db'}"))
     items.append(("TIDBOPS_BR_PATH", str(BR_PATH)))
     items.append(("TIDBOPS_PLAYGROUND_BIN", str(BIN_DIR)))
     return items

@@ -189,6 +189,8 @@ def test_env_file_is_private_sourceable_and_parsed_by_airflow(playground: Playgr
     expected = playground.env
     reg = playground.registry
     assert expected["TIDBOPS_PLAYGROUND_HOME"] == str(playground.home)
+    # the CLI (tidbops info) reads the catalog the playground's Airflow writes
+    assert expected["TIDBOPS_CATALOG_URL"] == f"sqlite:///{playground.home / 'airflow' / 'tidbops_catalog.db'}"
     assert expected["TIDBOPS_BR_PATH"].endswith("include/tidbops_playground/bin/br")
     assert expected["PATH"].startswith(str(manager.BIN_DIR) + os.pathsep)
 
@@ -201,7 +203,7 @@ def test_env_file_is_private_sourceable_and_parsed_by_airflow(playground: Playgr
         "    if key.startswith('AIRFLOW_CONN_'):\n"
         "        c = Connection.from_json(value, conn_id=key[len('AIRFLOW_CONN_'):].lower())\n"
         "        out[c.conn_id] = [c.conn_type, c.host, c.port, c.login, c.password, c.extra_dejson]\n"
-        "out['_env'] = {k: os.environ[k] for k in ('TIDBOPS_PLAYGROUND_HOME', 'TIDBOPS_BR_PATH', 'PATH')}\n"
+        "out['_env'] = {k: os.environ[k] for k in ('TIDBOPS_PLAYGROUND_HOME', 'TIDBOPS_BR_PATH', 'TIDBOPS_CATALOG_URL', 'PATH')}\n"
         "print(json.dumps(out))\n"
     )
     clean_env = {
@@ -239,6 +241,7 @@ def test_env_file_is_private_sourceable_and_parsed_by_airflow(playground: Playgr
     ]
     assert parsed["_env"]["TIDBOPS_PLAYGROUND_HOME"] == str(playground.home)
     assert parsed["_env"]["TIDBOPS_BR_PATH"] == expected["TIDBOPS_BR_PATH"]
+    assert parsed["_env"]["TIDBOPS_CATALOG_URL"] == expected["TIDBOPS_CATALOG_URL"]
     assert parsed["_env"]["PATH"] == f"{manager.BIN_DIR}:/usr/bin:/bin"
 
 
