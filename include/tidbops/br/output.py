@@ -1,6 +1,9 @@
 """Read whatever BR printed — console output or a BR log file — and say what happened. Never raises.
 
-What BR prints, v4 to v9 (see ``/work/shared/reference/br-cli.md`` and the samples under
+The same functions serve every reader: the BR hook behind the operators (``parse_br_output`` of stdout
+and stderr), the triggerer's ``br log status`` poll (``parse_log_status``) and ``tidbops br parse``.
+
+What BR prints, v3.1 to v9 (see ``/work/shared/reference/br-cli.md`` and the samples under
 ``tests/unit/tidbops/br/samples``):
 
 * pingcap/log text records ``[ts] [LEVEL] [file.go:N] ["message"] [key=value] ...``: the message and
@@ -10,15 +13,30 @@ What BR prints, v4 to v9 (see ``/work/shared/reference/br-cli.md`` and the sampl
   a pathological line costs linear time. ``--log-format json`` records (one object a line) are read too.
 * summaries: ``["Full Backup success summary"]`` (v6.5+), ``["Full backup success summary"]`` (v5),
   ``["Full backup Success summary: total backup ranges: 2, total success: 2, ..."]`` (v4, figures in
-  the message), ``"<cmd> failed summary"``; PITR prints ``Full Restore`` and ``restore log`` summaries.
-* errors: ``Error: …`` (cobra, stderr, sometimes glued to a progress bar), ``["br failed"]`` log
-  records, ``error`` fields of failed summaries, ``panic: …``; each keeps its ``[BR:Class:Code]``.
+  the message), ``"<cmd> failed summary"`` (a failure even when every count is 0: the error follows on
+  stderr); PITR prints ``Full Restore`` and ``restore log`` summaries. Before v4.0 (pingcap/br
+  pkg/summary/collector.go): ``"Restore database summary: total restore tables: 2, success tables: 2,
+  failed tables: 0, …"`` — success or failure from the failed count — and on failure the bare
+  ``"<cmd> summary"`` with the counts in a field's key and the failed units in its value
+  (``["total restore tables: 2, total success: 1, total failed: 1, failed tables"="[shop.orders]"]``).
+* errors: ``Error: …`` (cobra, stderr, sometimes glued to a progress bar), ``["br failed"]`` /
+  ``["failed to restore"]`` records (the ``error`` field), ``error`` fields of failed summaries, a Go
+  ``panic: …`` or runtime ``fatal error: …`` (also right after a progress bar), bare error text without
+  any header (``…: [BR:restore:ErrRestoreNotFreshCluster]cluster is not fresh``); each keeps its
+  ``[BR:Class:Code]`` as printed. ``ingest file failed`` / ``epoch not match`` ERROR records are a step
+  BR retries: the failure's cause unless a success summary follows them.
 * ``Detail BR log in <path>`` (older builds: ``Detial BR log in``), WARN records, progress (TTY bars
-  redrawn with ``\\r`` and ``["progress"]`` records), the "not fresh" banner, ``["log metadata"]``.
+  redrawn with ``\\r`` and ``["progress"]`` records), the "not fresh" refusal (framed in ``#`` lines, or
+  bare), ``["log metadata"]``.
+
+However it reached us — behind klog headers of TiDB Operator's pods, CRI or ``kubectl --timestamps``
+prefixes, a CI runner's ``*** ``, inside Docker's json-file or Airflow's JSON log, as one JSON string —
+it is read as the lines BR printed (``tidbops.br.lines``).
 
 Sizes are go-units human sizes (SI: ``250kB`` = 250000 bytes), durations Go durations (``1m33.98s``),
-``NaN``/``+Inf`` become unknown (``None``). ``parse_log_status`` reads ``br log status`` in its table and
-JSON forms.
+``NaN``/``+Inf`` become unknown (``None``). ``parse_log_status`` reads ``br log status`` in its table
+form (also joined into one line by a collector, the status word after its bullet: ``● PAUSE``) and its
+JSON form.
 """
 
 from __future__ import annotations
@@ -32,16 +50,16 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
 from tidbops import tso
+from tidbops.br.lines import HEADER as _HEADER
+from tidbops.br.lines import QUOTED as _QUOTED
+from tidbops.br.lines import br_lines, is_br_json_record
 from tidbops.durations import parse_duration
+from tidbops.timefmt import iso_or_none, utc
 
 TaskState = Literal["NORMAL", "PAUSE", "ERROR"]
 
 _MAX_WARNINGS = 50
 _MAX_ERRORS = 50
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
-_HEADER = re.compile(
-    r"\[(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,9})? [+-]\d{2}:?\d{2})\] \[([A-Z]{4,5})\] \[([^\[\]\n]{0,200})\] "
-)
 _KEY = re.compile(r"[^\[\]=\"\s][^\[\]=\"]{0,199}")
 _UNQUOTED = re.compile(r"[^\[\]]*")
 _CODE_BR = re.compile(r"\[(BR:[A-Za-z0-9_]+:[A-Za-z0-9_]+)\]")
@@ -49,10 +67,12 @@ _CODE_ANY = re.compile(r"\[([A-Za-z][A-Za-z0-9_-]*(?::[A-Za-z0-9_-]+)+)\]")
 _SUMMARY_NEW = re.compile(r"^(?P<cmd>[^\n]{1,60}?) (?P<st>success|failed) summary$", re.S)
 _SUMMARY_OLD = re.compile(r"^(?P<cmd>[^\n]{1,60}?) (?P<st>Success|Failed) summary ?: ?(?P<rest>.*)$", re.S)
 _SUMMARY_OLDEST = re.compile(r"^(?P<cmd>[^\n]{1,60}?) summary: (?P<rest>.*)$", re.S)
+_SUMMARY_BARE = re.compile(r"^(?P<cmd>[^\n]{1,60}?) summary$")
 _DETAIL = re.compile(r"(?:Detail|Detial) BR log in (\S+)")
 _OLD_LOGFILE = re.compile(r"^log file: (\S+)")
 _BAR = re.compile(r"(?P<name>[A-Za-z][A-Za-z0-9&()_.,:/ -]{0,80}?) <[^<>\n]{0,4000}> *(?P<pct>\d{1,3}(?:\.\d+)?)%")
 _BANNER_RULE = re.compile(r"^#{20,}$")
+_BANNER_SPLIT = re.compile(r"(?:^|\s)#+(?=\s|$)")
 _PERCENT = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)\s*%")
 _SIZE = re.compile(
     r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?Inf|NaN)\s*([KMGTPEZY]?i?B|[kKMGTPEZY]B?)?(/s)?\s*$"
@@ -62,9 +82,20 @@ _DURATION_LIKE = re.compile(r"^-?(?:\d+(?:\.\d*)?(?:ns|us|µs|μs|ms|s|m|h))+$")
 _FAILURE_MESSAGES = frozenset(
     {"br failed", "failed to backup", "failed to restore", "failed to backup raw kv", "failed to restore raw kv"}
 )
+# ERROR records of a step BR retries (pingcap/br pkg/restore/import.go, backoff.go: ingest is retried up
+# to 16 times on "epoch not match", ErrIngestFailed, …): the cause of a failure unless a success follows
+_RETRYABLE_MESSAGES = frozenset({"ingest file failed"})
+_RETRYABLE_ERRORS = ("epoch not match",)
+# what BR prints (br/cmd/br/restore.go printWorkaroundOnFullRestoreError) when it refuses a full restore;
+# seen framed in '#' lines, or bare when a collector dropped or joined the frame
+_REFUSALS = (
+    "the target cluster is not fresh, cannot restore.",
+    "the target cluster is not compatible with the backup data,",
+)
 _MARKERS = (
     "summary", "progress", "log metadata", "[ERROR]", "[FATAL]", "[PANIC]", "[WARN]", "Error: ", "BR log in",
-    "log file: ", "%", "#", "panic: ", "skipped due", '"level"', "--ratelimit", "caused by: ",
+    "log file: ", "%", "#", "panic: ", "fatal error: ", "skipped due", '"level"', "--ratelimit", "caused by: ",
+    "[BR:", "the target cluster is not",
 )  # fmt: skip
 _FIELD_MESSAGES = frozenset({"progress", "log metadata"})
 _WARNING_PHRASES = ("setting `--ratelimit` and `--concurrency` at the same time",)
@@ -82,11 +113,6 @@ TSO_KEYS = frozenset(
 
 
 _UINT64_LIMIT = 1 << 64
-
-
-def strip_ansi(text: str) -> str:
-    """``text`` without ANSI colour and cursor sequences."""
-    return _ANSI.sub("", text) if "\x1b" in text else text
 
 
 def parse_size(value: str) -> int | None:
@@ -145,10 +171,6 @@ def _tso_time(ts: int | None) -> datetime | None:
         return None
 
 
-def _iso(dt: datetime | None) -> str | None:
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if dt else None
-
-
 FieldKind = Literal["tso", "count", "bytes", "bytes_per_s", "seconds", "number", "text", "unknown"]
 _BYTE_COUNT_KEYS = frozenset({"Size", "total-size", "total size(Byte)"})
 
@@ -189,9 +211,6 @@ def normalise_field(key: str, value: str) -> int | float | str | None:
 
 
 # ------------------------------------------------------------------------------------- records
-
-
-_QUOTED = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # unrolled: no backtracking blow-up
 
 
 def _scan_quoted(s: str, i: int, end: int | None = None) -> int | None:
@@ -321,12 +340,10 @@ def _json_record(line: str) -> LogRecord | None:
         doc = json.loads(line)
     except (ValueError, RecursionError):
         return None
-    if not isinstance(doc, dict):
+    if not isinstance(doc, dict) or not is_br_json_record(doc):
         return None
-    message = doc.get("message", doc.get("msg"))
-    level = doc.get("level")
-    if not isinstance(message, str) or not isinstance(level, str):
-        return None
+    message = str(doc.get("message", doc.get("msg")))
+    level = str(doc.get("level"))
     fields: list[tuple[str, str]] = []
     for key, value in doc.items():
         if key in ("level", "time", "caller", "message", "msg"):
@@ -343,13 +360,28 @@ def _json_record(line: str) -> LogRecord | None:
 
 
 def _segments(text: str) -> Iterator[str]:
-    """Console pieces: lines, and the redraws of a TTY progress bar (``\\r``) as pieces of their own."""
-    clean = strip_ansi(text).replace("\r\n", "\n")
-    for line in clean.split("\n"):
-        if "\r" in line:
-            yield from line.split("\r")
-        else:
-            yield line
+    """The lines BR printed, whatever carried them (``tidbops.br.lines``); each redraw of a TTY progress
+    bar (``\\r``) is a piece of its own."""
+    return br_lines(text)
+
+
+def _headerless_record(segment: str) -> LogRecord | None:
+    """A record whose header was cut off or elided (the docs write ``*** ["Full Restore success summary"]
+    *** [total-take=…]``): kept only when its message is a summary or one of BR's failure messages."""
+    start = segment.find('["')
+    if start < 0:
+        return None
+    close = _scan_quoted(segment, start + 1)
+    if close is None or close >= len(segment) or segment[close] != "]":
+        return None
+    message = _unquote(segment[start + 1 : close])
+    if message in _FAILURE_MESSAGES or message in _RETRYABLE_MESSAGES:
+        level = "ERROR"
+    elif message.endswith("summary") or " summary" in message:
+        level = "INFO"
+    else:
+        return None
+    return LogRecord("", level, "", message, tuple(_parse_fields(segment, close + 1, len(segment))))
 
 
 def _pieces(segment: str) -> Iterator[str | LogRecord]:
@@ -365,7 +397,8 @@ def _pieces(segment: str) -> Iterator[str | LogRecord]:
         return
     headers = list(_HEADER.finditer(segment))
     if not headers:
-        yield segment
+        headerless = _headerless_record(segment) if '"]' in segment else None
+        yield headerless if headerless is not None else segment
         return
     if headers[0].start() > 0:
         yield segment[: headers[0].start()]
@@ -378,13 +411,19 @@ def _pieces(segment: str) -> Iterator[str | LogRecord]:
 # -------------------------------------------------------------------------------------- outcome
 
 
+# where an error was read: cobra's ``Error:`` line, a Go panic (or runtime fatal error), a log record, a
+# bare line of error text without any header (an error a wrapper passed on), or a failed summary
+ErrorSource = Literal["stderr", "panic", "log", "text", "summary"]
+
+
 @dataclass(frozen=True)
 class BRErrorInfo:
-    """One error BR reported. ``code`` is BR's normalised code, e.g. ``BR:Backup:ErrBackupGCSafepointExceeded``."""
+    """One error BR reported. ``code`` is BR's code as printed, e.g. ``BR:Backup:ErrBackupGCSafepointExceeded``
+    (its case kept: the class is sometimes lower-case, ``BR:restore:…``)."""
 
     message: str
     code: str | None
-    source: Literal["stderr", "log", "summary", "panic"]
+    source: ErrorSource
     unit: str | None = None
 
     @property
@@ -415,7 +454,7 @@ class BRErrorInfo:
         }
 
 
-def _error(message: str, source: Literal["stderr", "log", "summary", "panic"], unit: str | None = None) -> BRErrorInfo:
+def _error(message: str, source: ErrorSource, unit: str | None = None) -> BRErrorInfo:
     text = message.strip()
     m = _CODE_BR.search(text) or _CODE_ANY.search(text)
     return BRErrorInfo(message=text, code=m.group(1) if m else None, source=source, unit=unit)
@@ -447,13 +486,17 @@ class Progress:
 
 @dataclass(frozen=True)
 class BRSummary:
-    """One summary line: the command as BR named it, success or failure, and its raw fields."""
+    """One summary line: the command as BR named it, success or failure, and its raw fields.
+
+    ``failed_units`` are the ranges or tables a pre-4.0 BR listed as failed (``["total restore tables: 2,
+    total success: 1, total failed: 1, failed tables"="[shop.orders]"]``)."""
 
     command: str
     success: bool | None
     fields: dict[str, str]
     time: str | None = None
     errors: tuple[BRErrorInfo, ...] = ()
+    failed_units: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -462,6 +505,7 @@ class BRSummary:
             "time": self.time,
             "fields": dict(self.fields),
             "errors": [e.to_dict() for e in self.errors],
+            "failed_units": list(self.failed_units),
         }
 
 
@@ -475,9 +519,28 @@ def _old_message_fields(rest: str) -> dict[str, str]:
     return fields
 
 
+# pre-4.0 summaries (pingcap/br pkg/summary/collector.go, v3.1 and v4.0 betas): on failure the counts
+# become a field's key and the failed units its value, under the bare message "<cmd> summary"
+_COUNTS_KEY = re.compile(r"^total [a-z][a-z ()+]{0,60}: \d{1,20}, (?:total success|success [a-z]+): \d{1,20}, ")
+_COUNT = re.compile(r"([a-z][a-z ()+]{0,60}?): (\d{1,20})")
+_ARRAY_ITEM = re.compile(r'"(?:[^"\\]|\\.)*"|[^,]+')
+_FAILED_COUNT_KEYS = ("failed ranges", "failed tables", "total failed")
+
+
+def _failed_units(value: str) -> tuple[str, ...]:
+    """The items of a zap string array as pingcap/log prints it: ``[a,b]``, items quoted when needed."""
+    inner = value.strip()
+    if inner.startswith("[") and inner.endswith("]"):
+        inner = inner[1:-1]
+    units = [_unquote(item) if item.startswith('"') else item.strip() for item in _ARRAY_ITEM.findall(inner)]
+    return tuple(u for u in units if u)
+
+
 def _summary(record: LogRecord) -> BRSummary | None:
     msg = record.message.strip()
     fields: dict[str, str] = {}
+    failed_units: tuple[str, ...] = ()
+    counts = next(((k, v) for k, v in record.fields if _COUNTS_KEY.match(k)), None)
     m = _SUMMARY_NEW.match(msg)
     if m:
         command, success = m.group("cmd"), m.group("st") == "success"
@@ -487,13 +550,17 @@ def _summary(record: LogRecord) -> BRSummary | None:
             command, success = m.group("cmd"), m.group("st") == "Success"
             fields.update(_old_message_fields(m.group("rest")))
         else:
-            m = _SUMMARY_OLDEST.match(msg)
+            m = _SUMMARY_OLDEST.match(msg) or (_SUMMARY_BARE.match(msg) if counts else None)
             if m is None or len(m.group("cmd")) > 60:
                 return None
             command, success = m.group("cmd"), None  # pre-4.0 builds: no success word
-            fields.update(_old_message_fields(m.group("rest")))
+            fields.update(_old_message_fields(m.groupdict().get("rest") or ""))
     if len(command) > 60 or "\n" in command:
         return None
+    if counts is not None:  # "total restore tables: 2, total success: 1, total failed: 1, failed tables"
+        for key, number in _COUNT.findall(counts[0]):
+            fields.setdefault(key.strip(), number)
+        failed_units = _failed_units(counts[1])
     units = record.get_all("unit-name") or record.get_all("unitName")
     errors: list[BRErrorInfo] = []
     messages = record.get_all("error") or [v.split("\n", 1)[0] for v in record.get_all("errorVerbose")]
@@ -502,7 +569,20 @@ def _summary(record: LogRecord) -> BRSummary | None:
             errors.append(_error(text, "summary", units[idx] if idx < len(units) else None))
     for key, value in record.fields:
         fields.setdefault(key, value)
-    return BRSummary(command=command, success=success, fields=fields, time=record.time or None, errors=tuple(errors))
+    if success is None:  # no success word: the failed count says it (the counts field is only printed on failure)
+        failed = next((n for k in _FAILED_COUNT_KEYS if (n := _to_int(fields.get(k))) is not None), None)
+        if counts is not None or failed_units or errors:
+            success = False
+        elif failed is not None:
+            success = failed == 0
+    return BRSummary(
+        command=command,
+        success=success,
+        fields=fields,
+        time=record.time or None,
+        errors=tuple(errors),
+        failed_units=failed_units,
+    )
 
 
 # typed field -> (raw keys in order of preference, scale applied to parse_size / int values)
@@ -527,7 +607,13 @@ _SIZE_FIELDS: dict[str, tuple[tuple[str, float], ...]] = {
 _INT_FIELDS: dict[str, tuple[str, ...]] = {
     "backup_ts": ("BackupTS",),
     "total_kv": ("total-kv", "total kv"),
-    "ranges_total": ("total-ranges", "total backup ranges", "total restore files", "total restore tables"),
+    "ranges_total": (
+        "total-ranges",
+        "total backup ranges",
+        "total restore files",
+        "total restore tables",
+        "total restore operations (split region + restore files)",
+    ),
     "ranges_succeeded": ("ranges-succeed", "total success", "success ranges", "success tables"),
     "ranges_failed": ("ranges-failed", "total failed", "failed ranges", "failed tables"),
     "backup_total_ranges": ("backup-total-ranges",),
@@ -616,8 +702,11 @@ class BROutcome:
 
     @property
     def not_fresh(self) -> bool:
-        """BR refused to restore because the target has user databases (the ``#####`` banner)."""
-        return any("not fresh" in b for b in self.banners)
+        """BR refused to restore because the target has user databases: the ``#####`` banner, or the error
+        ``ErrRestoreNotFreshCluster`` (in whatever case its class came)."""
+        return any("not fresh" in b for b in self.banners) or any(
+            e.error_name == "ErrRestoreNotFreshCluster" for e in self.errors
+        )
 
     @property
     def primary_error(self) -> BRErrorInfo | None:
@@ -657,9 +746,9 @@ class BROutcome:
                 "log_max_ts",
             )
         }
-        typed["backup_time"] = _iso(self.backup_time)
-        typed["restore_start_time"] = _iso(self.restore_start_time)
-        typed["restore_end_time"] = _iso(self.restore_end_time)
+        typed["backup_time"] = iso_or_none(self.backup_time)
+        typed["restore_start_time"] = iso_or_none(self.restore_start_time)
+        typed["restore_end_time"] = iso_or_none(self.restore_end_time)
         return {
             "recognised": self.recognised,
             "command": self.command,
@@ -679,7 +768,7 @@ class BROutcome:
         }
 
 
-_SOURCE_RANK = {"stderr": 0, "panic": 1, "log": 2, "summary": 3}
+_SOURCE_RANK = {"stderr": 0, "panic": 1, "log": 2, "text": 3, "summary": 4}
 
 
 class _Collector:
@@ -697,6 +786,7 @@ class _Collector:
         self.log_max_ts: int | None = None
         self.banner_open = False
         self.open_error: int | None = None  # index of the stderr error whose "caused by:" lines may follow
+        self.retryable: list[BRErrorInfo] = []  # errors of a step BR retries, since the last success summary
 
     def add_error(self, err: BRErrorInfo) -> None:
         """Keep each error once; the same text seen on stderr and in the log keeps the better source."""
@@ -740,33 +830,44 @@ class _Collector:
         if bar:
             self.recognised = True
             self.progress = Progress(step=bar.group("name").strip(), percent=float(bar.group("pct")), source="tty")
-        idx = s.find("Error: ")
+        consumed = False
+        idx = _console_start(s, "Error: ")
         if idx >= 0:
-            before = s[:idx].rstrip()
-            if not before or before.endswith("%") or _BAR.match(before):
-                self.recognised = True
-                before_count = len(self.errors)
-                self.add_error(_error(s[idx + len("Error: ") :], "stderr"))
-                if len(self.errors) > before_count:
-                    self.open_error = len(self.errors) - 1
-        if s.startswith("panic: "):
-            self.recognised = True
-            self.add_error(_error(s[len("panic: ") :], "panic"))
+            self.recognised = consumed = True
+            before_count = len(self.errors)
+            self.add_error(_error(s[idx + len("Error: ") :], "stderr"))
+            if len(self.errors) > before_count:
+                self.open_error = len(self.errors) - 1
+        for word in ("panic: ", "fatal error: "):  # a Go panic, or the runtime's (out of memory, say)
+            idx = _console_start(s, word)
+            if idx >= 0:
+                self.recognised = consumed = True
+                self.add_error(_error(s[idx + len(word) :], "panic"))
         if _BANNER_RULE.match(s):  # BR frames its restore refusals in lines of '#'
             self.banner_open = not self.banner_open
         elif self.banner_open and s.startswith("# "):
-            banner = s[2:].strip()
-            self.recognised = True
-            if banner and banner not in self.banners:
-                self.banners.append(banner)
+            self.banner(s[2:])
         else:
             self.banner_open = False
+            if any(refusal in s for refusal in _REFUSALS):  # the frame dropped, or joined into one line
+                for part in _BANNER_SPLIT.split(s):
+                    self.banner(part)
+        if not consumed and _HEADER.match(s) is None and _CODE_BR.search(s) is not None:
+            # bare error text without a header (an error a wrapper passed on): "…: [BR:restore:…]…"
+            self.recognised = True
+            self.add_error(_error(s, "text"))
         if "command is skipped due to checkpoint mode" in s:
             self.recognised = True
             self.notes.append(s)
         for phrase in _WARNING_PHRASES:
             if phrase in s:
                 self.warn(s)
+
+    def banner(self, text: str) -> None:
+        banner = text.strip()
+        self.recognised = True
+        if banner and banner not in self.banners:
+            self.banners.append(banner)
 
     def record(self, record: LogRecord) -> None:
         self.recognised = True
@@ -781,6 +882,10 @@ class _Collector:
                 self.summaries.append(summary)
                 for err in summary.errors:
                     self.add_error(err)
+                if summary.success:  # BR retried what failed before and got through
+                    for err in self.retryable:
+                        self.warn(f"retried: {err.message}")
+                    self.retryable.clear()
                 return
         if message == "progress":
             step = record.get("step") or ""
@@ -799,14 +904,26 @@ class _Collector:
             self.log_min_ts = _to_int(record.get("log-min-ts")) or self.log_min_ts
             self.log_max_ts = _to_int(record.get("log-max-ts")) or self.log_max_ts
             return
-        if level in ("ERROR", "FATAL", "PANIC") and (message in _FAILURE_MESSAGES or level != "ERROR"):
-            text = record.get("error") or (record.get("errorVerbose") or "").split("\n", 1)[0] or message
-            self.add_error(_error(text, "log"))
-            return
+        if level in ("ERROR", "FATAL", "PANIC"):
+            error = record.get("error") or (record.get("errorVerbose") or "").split("\n", 1)[0]
+            if message in _FAILURE_MESSAGES or level != "ERROR":
+                self.add_error(_error(error or message, "log"))
+                return
+            if message in _RETRYABLE_MESSAGES or any(p in error for p in _RETRYABLE_ERRORS):
+                err = _error(f"{message}: {error}" if error else message, "log")
+                if len(self.retryable) < _MAX_ERRORS and err not in self.retryable:
+                    self.retryable.append(err)
+                return
         if level == "WARN":
             self.warn(message)
 
     def outcome(self) -> BROutcome:
+        for err in self.retryable:  # no success followed: the step failed for good (or the output ends here)
+            self.add_error(err)
+        self.retryable.clear()
+        refused = [b for b in self.banners if any(b.startswith(r.split(",")[0]) for r in _REFUSALS)]
+        if refused and not self.errors:  # BR prints the banner only when it refuses, the error after it
+            self.add_error(_error(refused[0], "text"))
         merged: dict[str, str] = {}
         for s in self.summaries:
             for k, v in s.fields.items():
@@ -859,6 +976,16 @@ def _first_size(fields: Mapping[str, str], keys: Iterable[tuple[str, float]]) ->
         elif m := _MB_NUMBER.match(fields[key]):  # v4 "(MB)" figures are MiB with two decimals
             return round(float(m.group(1)) * scale)
     return None
+
+
+def _console_start(s: str, word: str) -> int:
+    """Where ``word`` (``Error: ``, ``panic: ``) starts a console message in ``s``: at its start, or right
+    after a TTY progress bar it was glued to; -1 if it does not."""
+    idx = s.find(word)
+    if idx < 0:
+        return -1
+    before = s[:idx].rstrip()
+    return idx if not before or before.endswith("%") or _BAR.match(before) else -1
 
 
 def _interesting(segment: str) -> bool:
@@ -999,7 +1126,7 @@ class StoreCheckpoint:
         return {
             "store_id": self.store_id,
             "checkpoint_ts": self.checkpoint_ts,
-            "checkpoint_time": _iso(self.checkpoint_time),
+            "checkpoint_time": iso_or_none(self.checkpoint_time),
             "gap_seconds": self.gap_seconds,
         }
 
@@ -1018,7 +1145,7 @@ class LogTaskError:
             "store_id": self.store_id,
             "code": self.code,
             "message": self.message,
-            "happen_at": _iso(self.happen_at),
+            "happen_at": iso_or_none(self.happen_at),
         }
 
 
@@ -1068,7 +1195,7 @@ class LogTaskStatus:
             "start_ts": self.start_ts,
             "end_ts": self.end_ts,
             "checkpoint_ts": self.checkpoint_ts,
-            "checkpoint_time": _iso(self.checkpoint_time),
+            "checkpoint_time": iso_or_none(self.checkpoint_time),
             "checkpoint_source": self.checkpoint_source,
             "storage": self.storage,
             "gap_seconds": self.gap_seconds,
@@ -1094,6 +1221,15 @@ _KNOWN_KEY = re.compile(
     r"error(?:-happen-at|-message)?\[store=\d+\]|pause-[a-z-]+(?:\[[a-z]+\])?"
 )
 _STORE_KEY = re.compile(r"^(checkpoint|error|error-happen-at|error-message)\[store=(\d{1,20})\]$")
+# a task table whose lines a collector joined into one: where each row, block and total begins. Keys of
+# plain words only after a space (they are right-aligned, so padded); the others anywhere (the longest
+# key is flush left, and with lines joined by nothing it is glued to the value before it)
+_JOINED = re.compile(
+    r"(?P<block>> #\d{1,6} <)|(?P<total>[●○]? ?(?:Total \d{1,6} Tasks?\.|No Task Yet\.))"
+    r"|(?:(?<=[\s<.])|^)(?P<plain>name|status|start|end|storage)(?=: )"
+    r"|(?P<marked>speed\(est\.\)|checkpoint\[(?:global|store=\d{1,20})\]|error(?:-happen-at|-message)?\[store=\d{1,20}\]"
+    r"|pause-[a-z]+(?:-[a-z]+)*(?:\[[a-z]+\])?)(?=: )"
+)
 
 
 def _status_date(value: str) -> tuple[datetime | None, float | None]:
@@ -1112,10 +1248,6 @@ def _status_date(value: str) -> tuple[datetime | None, float | None]:
     g = _GAP.search(value)
     gap = parse_go_duration(g.group(1)) if g else None
     return dt, gap
-
-
-def _utc(dt: datetime | None) -> datetime | None:
-    return dt.astimezone(UTC) if dt is not None else None
 
 
 def _dt_tso(dt: datetime | None) -> int | None:
@@ -1137,6 +1269,71 @@ def _state(value: str | None) -> TaskState | None:
     if word == "ERROR":
         return "ERROR"
     return "PAUSE"
+
+
+def _unjoin(line: str) -> list[str]:
+    """A ``log status`` table joined into one line (with a space or with nothing), as its lines again.
+
+    Each key opens a row once per task, and the plain ones (name, status, start, end, storage) only
+    before the others, as BR prints them: a ``status: `` inside an error message is text. A value
+    BR wrapped at the terminal's width went on after exactly ``longest key + 2`` spaces; those are
+    taken out again, so a wrapped storage URL or error message reads whole."""
+    tokens: list[tuple[str, str, int, int]] = []  # (kind, text, start, end)
+    seen: set[str] = set()
+    marked = False
+    for m in _JOINED.finditer(line):
+        if m.group("block") or m.group("total"):
+            tokens.append(("mark", m.group().strip(), m.start(), m.end()))
+            seen, marked = set(), False
+            continue
+        key = m.group("plain") or m.group("marked")
+        if key in seen or (m.group("plain") and marked):  # BR prints the plain rows first, once
+            continue
+        seen.add(key)
+        marked = marked or bool(m.group("marked"))
+        tokens.append(("key", key, m.start(), m.end() + 2))
+    if not any(kind == "key" for kind, *_ in tokens):
+        return [line]
+    out = [line[: tokens[0][2]]] if line[: tokens[0][2]].strip() else []
+    i = 0
+    while i < len(tokens):
+        kind, text, _, _ = tokens[i]
+        if kind == "mark":
+            out.append(text)
+            i += 1
+            continue
+        j = i
+        while j < len(tokens) and tokens[j][0] == "key":
+            j += 1
+        rows = tokens[i:j]  # one task's rows
+        width = max(len(k) for _, k, _, _ in rows)
+        prev_end = tokens[i - 1][3] if i > 0 else 0
+        pad = tokens[i][2] - prev_end
+        sep = min(max(pad - (width - len(rows[0][1])), 0), 1) if i > 0 else 1
+        for n, (_, key, _, value_start) in enumerate(rows):
+            value_end = tokens[i + n + 1][2] if i + n + 1 < len(tokens) else len(line)
+            out.append(f"{key}: {_unwrap_value(line[value_start:value_end], width + 2 + sep).strip()}")
+        i = j
+    return out
+
+
+def _unwrap_value(value: str, indent: int) -> str:
+    """A joined value without the ``indent`` spaces that began each of its wrapped lines."""
+    if " " * indent not in value:
+        return value
+    return re.sub(f" {{{indent},}}", lambda m: " " * (len(m.group()) - indent), value)
+
+
+def _status_lines(text: str) -> list[str]:
+    """The lines of ``br log status`` output, however it was carried (``tidbops.br.lines``), a table
+    joined into one line split into its rows again."""
+    lines: list[str] = []
+    for line in br_lines(text):
+        if "name: " in line and "status: " in line:
+            lines.extend(_unjoin(line))
+        else:
+            lines.append(line)
+    return lines
 
 
 def _table_rows(lines: list[str]) -> list[tuple[str, str]]:
@@ -1187,11 +1384,13 @@ def _task_from_rows(rows: list[tuple[str, str]]) -> LogTaskStatus | None:
         info = stores[store_id]
         if "checkpoint" in info:
             store_dt, store_gap = _status_date(info["checkpoint"])
-            checkpoints.append(StoreCheckpoint(store_id, _dt_tso(store_dt), _utc(store_dt), store_gap))
+            store_utc = utc(store_dt) if store_dt else None
+            checkpoints.append(StoreCheckpoint(store_id, _dt_tso(store_dt), store_utc, store_gap))
         if any(k.startswith("error") for k in info):
             happen, _ = _status_date(info.get("error-happen-at", ""))
+            happen_utc = utc(happen) if happen else None
             errors.append(
-                LogTaskError(store_id, info.get("error") or None, info.get("error-message") or None, _utc(happen))
+                LogTaskError(store_id, info.get("error") or None, info.get("error-message") or None, happen_utc)
             )
     if "pause-payload[errcode]" in pause or "pause-payload[errmesg]" in pause:
         errors.append(
@@ -1227,9 +1426,9 @@ def _task_from_rows(rows: list[tuple[str, str]]) -> LogTaskStatus | None:
     )
 
 
-def _json_tasks(text: str) -> list[LogTaskStatus] | None:
+def _json_tasks(lines: Iterable[str]) -> list[LogTaskStatus] | None:
     """The ``--json`` form: one line holding a JSON array of tasks (``[]`` when there are none)."""
-    for line in strip_ansi(text).replace("\r", "\n").split("\n"):
+    for line in lines:
         s = line.strip()
         if not (s == "[]" or (s.startswith("[{") and s.endswith("}]"))):
             continue
@@ -1306,10 +1505,10 @@ def is_log_status_output(text: str) -> bool:
     """Whether ``text`` is ``br log status`` output (either form), including "no task"."""
     if not isinstance(text, str):
         return False
-    clean = strip_ansi(text)
-    if "No Task Yet." in clean or _TOTAL.search(clean):
+    lines = list(br_lines(text))
+    if any("No Task Yet." in line or _TOTAL.search(line) for line in lines):
         return True
-    return _json_tasks(clean) is not None
+    return _json_tasks(lines) is not None
 
 
 def parse_log_status(text: str) -> list[LogTaskStatus]:
@@ -1319,11 +1518,10 @@ def parse_log_status(text: str) -> list[LogTaskStatus]:
     """
     if not isinstance(text, str):
         return []
-    clean = strip_ansi(text).replace("\r\n", "\n").replace("\r", "\n")
-    from_json = _json_tasks(clean)
+    lines = _status_lines(text)
+    from_json = _json_tasks(lines)
     if from_json is not None:
         return from_json
-    lines = clean.split("\n")
     blocks: list[list[str]] = []
     current: list[str] | None = None
     for line in lines:
