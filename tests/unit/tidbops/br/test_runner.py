@@ -40,7 +40,10 @@ def test_streams_lines_and_exit_code(tmp_path: Path) -> None:
 
 
 def test_failure_exit_code_and_stderr_tail(tmp_path: Path) -> None:
-    argv = script(tmp_path, "import sys\nprint('Error: boom [BR:Common:ErrInvalidArgument]invalid argument', file=sys.stderr)\nsys.exit(1)\n")
+    argv = script(
+        tmp_path,
+        "import sys\nprint('Error: boom [BR:Common:ErrInvalidArgument]invalid argument', file=sys.stderr)\nsys.exit(1)\n",
+    )
     result = runner.run(argv, timeout=30)
     assert result.exit_code == 1
     assert "[BR:Common:ErrInvalidArgument]" in result.stderr_tail
