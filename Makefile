@@ -14,7 +14,7 @@ help:  ## list the targets
 system-deps:  ## Debian packages the tests need (mariadb-server, percona-toolkit, chromium); installs them as root
 	@bash scripts/system-deps.sh
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml setup.py
+$(STAMP): requirements.txt constraints.txt pyproject.toml setup.py include/tidbops/slowlog/_scan.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: cannot create a venv; on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt

@@ -1065,6 +1065,596 @@ fail:
 #undef FIELD
 }
 
+/* ------------------------------------------------------------------------------------ the group fold */
+/* Groups(fields, inv_log_gamma, include_internal, since, until, sample_text): the daily aggregates of
+   canonical entries folded straight from the buffer, without a row object per entry.
+
+   ``Groups.scan(scanner, buf, start, end)`` frames entries like ``Scanner.findall``; an entry the program
+   accepts is added to its group, keyed by (date, digest, plan digest, db, user): count, errors (Succ:
+   false), exact nanosecond sums (128-bit: no sum overflows), the histogram's bucket counts, the maximum
+   query time, memory maximum, first and last time, and the sample (slowest, then earliest, then the
+   smaller ``sample_text``). Every number is what ``aggregate.DigestStats.add`` computes for that entry:
+   times as integer nanoseconds of the decimal text, a bucket as ceil(log(v) * inv_log_gamma) with v the
+   double nearest the decimal, an entry's time as ``parser.parse_slow_log_time`` computes it (the same
+   double operations in the same order). An entry the program does not accept is returned as the row of
+   the expression's second alternative (``other``: its text up to the next entry), for the general
+   parser; internal entries (unless included) and entries outside [since, until) are only counted.
+   ``results()`` returns the groups; the tests compare them with the entry-by-entry aggregates. */
+
+enum {
+    F_DATE, F_TOD, F_ZONE, F_DIGEST, F_PLAN, F_DB, F_USER, F_INTERNAL, F_SUCC, F_QT, F_PT, F_WT, F_BT, F_PK,
+    F_TK, F_ROWS, F_MEM, F_SQL, F_OTHER, NFIELDS
+};
+#define KEY_FIELDS 5 /* date, digest, plan digest, db, user */
+#define NSUMS 6      /* process, wait, backoff (ns); process keys, total keys, result rows */
+
+typedef struct {
+    uint64_t lo, hi;
+} U128;
+
+static inline void add128(U128 *a, uint64_t x)
+{
+    a->lo += x;
+    if (a->lo < x)
+        a->hi++;
+}
+
+static PyObject *long_of(U128 a)
+{
+    if (!a.hi)
+        return PyLong_FromUnsignedLongLong(a.lo);
+    PyObject *hi = PyLong_FromUnsignedLongLong(a.hi), *lo = PyLong_FromUnsignedLongLong(a.lo), *sh = NULL,
+             *shifted = NULL, *out = NULL;
+    if (hi && lo && (sh = PyLong_FromLong(64)) && (shifted = PyNumber_Lshift(hi, sh)))
+        out = PyNumber_Or(shifted, lo);
+    Py_XDECREF(hi);
+    Py_XDECREF(lo);
+    Py_XDECREF(sh);
+    Py_XDECREF(shifted);
+    return out;
+}
+
+typedef struct {
+    uint64_t hash;
+    char *key; /* per key field: 4-byte length, then the bytes */
+    Py_ssize_t klen;
+    int64_t count, errors, zeros, top_ns, mem_max;
+    U128 qt, sums[NSUMS];
+    double first, last;
+    char *sample; /* the sample's SQL as written */
+    Py_ssize_t sample_len;
+    double sample_when;
+    PyObject *sample_key; /* sample_text(decoded sample), made only when a tie needs it */
+    long blo;             /* bucket of bcounts[0] */
+    Py_ssize_t bn;
+    int64_t *bcounts;
+} Group;
+
+typedef struct {
+    PyObject_HEAD
+    int f[NFIELDS];
+    double inv;
+    int include_internal, has_since, has_until;
+    double since, until;
+    PyObject *sample_text; /* callable or NULL */
+    long long entries, skipped_internal, skipped_by_time;
+    Group *groups;
+    Py_ssize_t ngroups, gcap;
+    Py_ssize_t *slots; /* 1 + index into groups, 0 when empty; a power of two */
+    Py_ssize_t nslots;
+    char *scratch;
+    Py_ssize_t scap;
+} Groups;
+
+static void free_group(Group *g)
+{
+    PyMem_Free(g->key);
+    PyMem_Free(g->sample);
+    PyMem_Free(g->bcounts);
+    Py_CLEAR(g->sample_key);
+}
+
+static void Groups_clear_table(Groups *self)
+{
+    for (Py_ssize_t i = 0; i < self->ngroups; i++)
+        free_group(&self->groups[i]);
+    PyMem_Free(self->groups);
+    PyMem_Free(self->slots);
+    self->groups = NULL, self->slots = NULL;
+    self->ngroups = self->gcap = self->nslots = 0;
+}
+
+static void Groups_dealloc(Groups *self)
+{
+    Groups_clear_table(self);
+    PyMem_Free(self->scratch);
+    Py_CLEAR(self->sample_text);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int opt_time(PyObject *obj, int *has, double *out)
+{
+    if (obj == Py_None) {
+        *has = 0;
+        return 0;
+    }
+    double v = PyFloat_AsDouble(obj);
+    if (v == -1.0 && PyErr_Occurred())
+        return -1;
+    *has = 1, *out = v;
+    return 0;
+}
+
+static int Groups_init(Groups *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"fields", "inv_log_gamma", "include_internal", "since", "until", "sample_text", NULL};
+    PyObject *fields, *since = Py_None, *until = Py_None, *sample_text = Py_None;
+    double inv;
+    int include_internal = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!d|pOOO:Groups", kwlist, &PyTuple_Type, &fields, &inv,
+                                     &include_internal, &since, &until, &sample_text))
+        return -1;
+    if (PyTuple_GET_SIZE(fields) != NFIELDS) {
+        PyErr_Format(PyExc_ValueError, "Groups needs %d field indexes", NFIELDS);
+        return -1;
+    }
+    for (int k = 0; k < NFIELDS; k++)
+        if (int_of(PyTuple_GET_ITEM(fields, k), &self->f[k], 0, MAX_GROUPS) < 0)
+            return -1;
+    if (opt_time(since, &self->has_since, &self->since) < 0 || opt_time(until, &self->has_until, &self->until) < 0)
+        return -1;
+    if (sample_text != Py_None && !PyCallable_Check(sample_text)) {
+        PyErr_SetString(PyExc_TypeError, "sample_text must be callable or None");
+        return -1;
+    }
+    Groups_clear_table(self);
+    Py_XSETREF(self->sample_text, sample_text == Py_None ? NULL : Py_NewRef(sample_text));
+    self->inv = inv;
+    self->include_internal = include_internal;
+    self->entries = self->skipped_internal = self->skipped_by_time = 0;
+    return 0;
+}
+
+/* Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* parser.parse_slow_log_time of a canonical time (date, tod and zone as the program captured them):
+   (base + secs) - offset in doubles, base the exact epoch of the minute, secs the double nearest the
+   decimal seconds (exact integer nanoseconds divided by 1e9: IEEE division rounds correctly). */
+static double entry_time(Buf b, const Caps *caps, const int *f)
+{
+    Buf d = b + caps->at[f[F_DATE]], t = b + caps->at[f[F_TOD]], z = b + caps->at[f[F_ZONE]];
+    int64_t y = two(d, 0) * 100 + two(d, 2), m = two(d, 5), day = two(d, 8);
+    int64_t base = days_from_civil(y, m, day) * 86400 + (int64_t)two(t, 0) * 3600 + (int64_t)two(t, 3) * 60;
+    int64_t ns = (int64_t)two(t, 6) * 1000000000;
+    Py_ssize_t tl = caps->len[f[F_TOD]];
+    if (tl > 9) {
+        int64_t frac = 0, scale = 100000000;
+        for (Py_ssize_t i = 9; i < tl; i++, scale /= 10)
+            frac += (t[i] - '0') * scale;
+        ns += frac;
+    }
+    int64_t offset = 0;
+    if (caps->len[f[F_ZONE]] == 6) {
+        offset = (int64_t)two(z, 1) * 3600 + (int64_t)two(z, 4) * 60;
+        if (z[0] == '-')
+            offset = -offset;
+    }
+    return ((double)base + (double)ns / 1e9) - (double)offset;
+}
+
+static inline int cap_is(Buf b, const Caps *caps, int g, const char *s, Py_ssize_t n)
+{
+    return caps->at[g] >= 0 && caps->len[g] == n && memcmp(b + caps->at[g], s, (size_t)n) == 0;
+}
+
+static inline Py_ssize_t cap_len(const Caps *caps, int g) { return caps->at[g] < 0 ? 0 : caps->len[g]; }
+
+/* The group of the entry's key, created when new; NULL with an exception set. */
+static Group *group_of(Groups *self, Buf b, const Caps *caps)
+{
+    static const int key_fields[KEY_FIELDS] = {F_DATE, F_DIGEST, F_PLAN, F_DB, F_USER};
+    Py_ssize_t klen = 0;
+    for (int k = 0; k < KEY_FIELDS; k++)
+        klen += 4 + cap_len(caps, self->f[key_fields[k]]);
+    if (klen > self->scap) {
+        char *grown = PyMem_Realloc(self->scratch, (size_t)klen);
+        if (!grown) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        self->scratch = grown, self->scap = klen;
+    }
+    char *w = self->scratch;
+    for (int k = 0; k < KEY_FIELDS; k++) {
+        int g = self->f[key_fields[k]];
+        uint32_t n = (uint32_t)cap_len(caps, g);
+        memcpy(w, &n, 4);
+        if (n)
+            memcpy(w + 4, b + caps->at[g], n);
+        w += 4 + n;
+    }
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < klen; i++)
+        h = (h ^ (unsigned char)self->scratch[i]) * 1099511628211ull;
+    if (self->nslots) {
+        for (Py_ssize_t s = (Py_ssize_t)(h & (uint64_t)(self->nslots - 1));; s = (s + 1) & (self->nslots - 1)) {
+            Py_ssize_t i = self->slots[s];
+            if (!i)
+                break;
+            Group *g = &self->groups[i - 1];
+            if (g->hash == h && g->klen == klen && memcmp(g->key, self->scratch, (size_t)klen) == 0)
+                return g;
+        }
+    }
+    /* a new group: grow the table at half load, then insert */
+    if ((self->ngroups + 1) * 2 > self->nslots) {
+        Py_ssize_t n = self->nslots ? self->nslots * 2 : 256;
+        Py_ssize_t *slots = PyMem_Calloc((size_t)n, sizeof(Py_ssize_t));
+        if (!slots) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < self->ngroups; i++) {
+            Py_ssize_t s = (Py_ssize_t)(self->groups[i].hash & (uint64_t)(n - 1));
+            while (slots[s])
+                s = (s + 1) & (n - 1);
+            slots[s] = i + 1;
+        }
+        PyMem_Free(self->slots);
+        self->slots = slots, self->nslots = n;
+    }
+    if (self->ngroups == self->gcap) {
+        Py_ssize_t n = self->gcap ? self->gcap * 2 : 64;
+        Group *grown = PyMem_Realloc(self->groups, (size_t)n * sizeof(Group));
+        if (!grown) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        self->groups = grown, self->gcap = n;
+    }
+    char *key = PyMem_Malloc((size_t)(klen ? klen : 1));
+    if (!key) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memcpy(key, self->scratch, (size_t)klen);
+    Group *g = &self->groups[self->ngroups];
+    memset(g, 0, sizeof(Group));
+    g->hash = h, g->key = key, g->klen = klen;
+    g->top_ns = -1;
+    g->first = Py_HUGE_VAL, g->last = -Py_HUGE_VAL;
+    Py_ssize_t s = (Py_ssize_t)(h & (uint64_t)(self->nslots - 1));
+    while (self->slots[s])
+        s = (s + 1) & (self->nslots - 1);
+    self->slots[s] = ++self->ngroups;
+    return g;
+}
+
+static int count_bucket(Group *g, long bucket)
+{
+    if (!g->bn || bucket < g->blo || bucket >= g->blo + g->bn) {
+        long lo = g->bn ? (bucket < g->blo ? bucket - 32 : g->blo) : bucket - 32;
+        long hi = g->bn ? (bucket >= g->blo + g->bn ? bucket + 33 : g->blo + (long)g->bn) : bucket + 33;
+        int64_t *counts = PyMem_Calloc((size_t)(hi - lo), sizeof(int64_t));
+        if (!counts) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        if (g->bn)
+            memcpy(counts + (g->blo - lo), g->bcounts, (size_t)g->bn * sizeof(int64_t));
+        PyMem_Free(g->bcounts);
+        g->bcounts = counts, g->blo = lo, g->bn = hi - lo;
+    }
+    g->bcounts[bucket - g->blo]++;
+    return 0;
+}
+
+/* sample_text(sql decoded as UTF-8 with replacement characters), as aggregate compares samples. */
+static PyObject *sample_key(Groups *self, const char *s, Py_ssize_t n)
+{
+    PyObject *text = PyUnicode_DecodeUTF8(s, n, "replace");
+    if (!text || !self->sample_text)
+        return text;
+    PyObject *out = PyObject_CallOneArg(self->sample_text, text);
+    Py_DECREF(text);
+    return out;
+}
+
+static int set_sample(Group *g, const char *s, Py_ssize_t n, double when, PyObject *key)
+{
+    char *copy = PyMem_Realloc(g->sample, (size_t)(n ? n : 1));
+    if (!copy) {
+        Py_XDECREF(key);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(copy, s, (size_t)n);
+    g->sample = copy, g->sample_len = n, g->sample_when = when;
+    Py_XSETREF(g->sample_key, key);
+    return 0;
+}
+
+/* The sample order of DigestStats: slower wins, then earlier, then the smaller sample_text. */
+static int offer_sample(Groups *self, Group *g, int64_t ns, double when, const char *s, Py_ssize_t n)
+{
+    if (ns < g->top_ns || (ns == g->top_ns && g->sample && when > g->sample_when))
+        return 0;
+    if (ns > g->top_ns || !g->sample || when < g->sample_when)
+        return set_sample(g, s, n, when, NULL);
+    /* a tie on time and moment: the texts decide */
+    if (!g->sample_key && !(g->sample_key = sample_key(self, g->sample, g->sample_len)))
+        return -1;
+    PyObject *key = sample_key(self, s, n);
+    if (!key)
+        return -1;
+    int less = PyObject_RichCompareBool(key, g->sample_key, Py_LT);
+    if (less < 0) {
+        Py_DECREF(key);
+        return -1;
+    }
+    if (!less) {
+        Py_DECREF(key);
+        return 0;
+    }
+    return set_sample(g, s, n, when, key);
+}
+
+/* Add one canonical entry; -1 with an exception set. */
+static int add_entry(Groups *self, Buf b, const Caps *caps)
+{
+    const int *f = self->f;
+    self->entries++;
+    if (!self->include_internal && cap_is(b, caps, f[F_INTERNAL], "true", 4)) {
+        self->skipped_internal++;
+        return 0;
+    }
+    double when = entry_time(b, caps, f);
+    if ((self->has_since && !(when >= self->since)) || (self->has_until && !(when < self->until))) {
+        self->skipped_by_time++;
+        return 0;
+    }
+    Group *g = group_of(self, b, caps);
+    if (!g)
+        return -1;
+    int64_t ns = seconds_ns((const char *)b + caps->at[f[F_QT]], caps->len[f[F_QT]]);
+    g->count++;
+    add128(&g->qt, (uint64_t)ns);
+    if (ns == 0) {
+        g->zeros++;
+    }
+    else if (count_bucket(g, (long)ceil(log((double)ns / 1e9) * self->inv)) < 0) {
+        return -1;
+    }
+    for (int k = 0; k < NSUMS; k++) {
+        int field = f[F_PT + k];
+        Py_ssize_t n = cap_len(caps, field);
+        if (n)
+            add128(&g->sums[k], (uint64_t)(k < 3 ? seconds_ns((const char *)b + caps->at[field], n)
+                                                 : small_int((const char *)b + caps->at[field], n)));
+    }
+    Py_ssize_t n = cap_len(caps, f[F_MEM]);
+    if (n) {
+        int64_t mem = small_int((const char *)b + caps->at[f[F_MEM]], n);
+        if (mem > g->mem_max)
+            g->mem_max = mem;
+    }
+    if (cap_is(b, caps, f[F_SUCC], "false", 5))
+        g->errors++;
+    if (when < g->first)
+        g->first = when;
+    if (when > g->last)
+        g->last = when;
+    if (offer_sample(self, g, ns, when, (const char *)b + caps->at[f[F_SQL]], cap_len(caps, f[F_SQL])) < 0)
+        return -1;
+    if (ns > g->top_ns)
+        g->top_ns = ns;
+    return 0;
+}
+
+/* The row of the expression's second alternative at s: ``other`` is the text after "# Time: " up to and
+   including the newline before the next "# Time: " line (or to the end); *next is where it ends. */
+/* The first occurrence of s[:n] in b[from:end], or NULL. */
+static const unsigned char *find(Buf b, Py_ssize_t from, Py_ssize_t end, const char *s, Py_ssize_t n)
+{
+    if (end - from < n)
+        return NULL;
+#ifdef _GNU_SOURCE
+    return memmem(b + from, (size_t)(end - from), s, (size_t)n);
+#else
+    for (Py_ssize_t k = from; k + n <= end; k++)
+        if (b[k] == (unsigned char)s[0] && memcmp(b + k, s, (size_t)n) == 0)
+            return b + k;
+    return NULL;
+#endif
+}
+
+static PyObject *other_row(const Scanner *sc, int other, Buf b, Py_ssize_t s, Py_ssize_t end, Py_ssize_t *next)
+{
+    Py_ssize_t from = s + 8, stop = end;
+    if (from < end) {
+        const unsigned char *hit = find(b, from, end, "\n# Time: ", 9);
+        if (hit)
+            stop = (Py_ssize_t)(hit - b) + 1;
+    }
+    PyObject *row = PyTuple_New(sc->ngroups);
+    if (!row)
+        return NULL;
+    for (int g = 0; g < sc->ngroups; g++) {
+        PyObject *item = g == other ? PyBytes_FromStringAndSize((const char *)b + from, stop - from)
+                                    : Py_NewRef(empty_bytes);
+        if (!item) {
+            Py_DECREF(row);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(row, g, item);
+    }
+    PyObject_GC_UnTrack(row);
+    *next = stop;
+    return row;
+}
+
+static PyObject *Groups_scan(Groups *self, PyObject *args)
+{
+    PyObject *scanner, *obj;
+    Py_ssize_t start = 0, end = PY_SSIZE_T_MAX;
+    if (!PyArg_ParseTuple(args, "O!O|nn:scan", &ScannerType, &scanner, &obj, &start, &end))
+        return NULL;
+    Scanner *sc = (Scanner *)scanner;
+    if (!sc->steps) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner not initialised");
+        return NULL;
+    }
+    for (int k = 0; k < NFIELDS; k++)
+        if (self->f[k] >= sc->ngroups) {
+            PyErr_SetString(PyExc_ValueError, "a field index is not a group of the scanner");
+            return NULL;
+        }
+    Py_buffer view;
+    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    Buf b = view.buf;
+    if (start < 0)
+        start = 0;
+    if (end > view.len)
+        end = view.len;
+    if (end < 0)
+        end = 0;
+    PyObject *others = PyList_New(0);
+    if (!others)
+        goto fail;
+    Py_ssize_t pos = start;
+    Caps caps;
+    while (pos < end) {
+        Py_ssize_t s;
+        if (end - pos >= 8 && memcmp(b + pos, "# Time: ", 8) == 0) {
+            s = pos;
+        }
+        else {
+            const unsigned char *hit = find(b, pos, end, "# Time: ", 8);
+            if (!hit)
+                break;
+            s = (Py_ssize_t)(hit - b);
+        }
+        for (int g = 0; g < sc->ngroups; g++)
+            caps.at[g] = -1, caps.len[g] = 0;
+        Py_ssize_t e = match_canonical(sc, b, s, end, &caps);
+        if (e > s) {
+            if (add_entry(self, b, &caps) < 0)
+                goto fail;
+        }
+        else {
+            PyObject *row = other_row(sc, self->f[F_OTHER], b, s, end, &e);
+            if (!row)
+                goto fail;
+            int failed = PyList_Append(others, row);
+            Py_DECREF(row);
+            if (failed < 0)
+                goto fail;
+        }
+        pos = e;
+    }
+    PyBuffer_Release(&view);
+    return others;
+fail:
+    Py_XDECREF(others);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+static PyObject *key_part(const char **r)
+{
+    uint32_t n;
+    memcpy(&n, *r, 4);
+    PyObject *out = PyBytes_FromStringAndSize(*r + 4, n);
+    *r += 4 + n;
+    return out;
+}
+
+static PyObject *buckets_of(const Group *g)
+{
+    PyObject *d = PyDict_New();
+    for (Py_ssize_t i = 0; d && i < g->bn; i++) {
+        if (!g->bcounts[i])
+            continue;
+        PyObject *k = PyLong_FromLong(g->blo + (long)i), *v = PyLong_FromLongLong(g->bcounts[i]);
+        if (!k || !v || PyDict_SetItem(d, k, v) < 0)
+            Py_CLEAR(d);
+        Py_XDECREF(k);
+        Py_XDECREF(v);
+    }
+    return d;
+}
+
+/* results() -> [(date, digest, plan, db, user, count, errors, query_time_ns, max_ns, {bucket: count}, zeros,
+   (process_ns, wait_ns, backoff_ns), (process_keys, total_keys, result_rows), max_mem, first, last,
+   sample_sql, sample_time)], in the order the groups were first met. */
+static PyObject *Groups_results(Groups *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *out = PyList_New(self->ngroups);
+    if (!out)
+        return NULL;
+    for (Py_ssize_t i = 0; i < self->ngroups; i++) {
+        const Group *g = &self->groups[i];
+        const char *r = g->key;
+        PyObject *date = key_part(&r), *digest = key_part(&r), *plan = key_part(&r), *db = key_part(&r),
+                 *user = key_part(&r);
+        PyObject *item = NULL;
+        if (date && digest && plan && db && user)
+            item = Py_BuildValue(
+                "(OOOOOLLNLNL(NNN)(NNN)Lddy#d)", date, digest, plan, db, user, (long long)g->count,
+                (long long)g->errors, long_of(g->qt), (long long)g->top_ns, buckets_of(g), (long long)g->zeros,
+                long_of(g->sums[0]), long_of(g->sums[1]), long_of(g->sums[2]), long_of(g->sums[3]),
+                long_of(g->sums[4]), long_of(g->sums[5]), (long long)g->mem_max, g->first, g->last,
+                g->sample ? g->sample : "", g->sample_len, g->sample_when);
+        Py_XDECREF(date);
+        Py_XDECREF(digest);
+        Py_XDECREF(plan);
+        Py_XDECREF(db);
+        Py_XDECREF(user);
+        if (!item) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, item);
+    }
+    return out;
+}
+
+static PyObject *Groups_counts(Groups *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("(LLL)", self->entries, self->skipped_internal, self->skipped_by_time);
+}
+
+static PyMethodDef Groups_methods[] = {
+    {"scan", (PyCFunction)Groups_scan, METH_VARARGS,
+     "scan(scanner, buf, start=0, end=sys.maxsize) -> rows of the entries the program does not take"},
+    {"results", (PyCFunction)Groups_results, METH_NOARGS, "results() -> one tuple per group"},
+    {"counts", (PyCFunction)Groups_counts, METH_NOARGS,
+     "counts() -> (canonical entries, internal ones skipped, ones outside the time window)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject GroupsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "tidbops.slowlog._scan.Groups",
+    .tp_basicsize = sizeof(Groups),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Groups(fields, inv_log_gamma, include_internal=False, since=None, until=None, sample_text=None): "
+              "daily aggregates folded from canonical entries",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Groups_init,
+    .tp_dealloc = (destructor)Groups_dealloc,
+    .tp_methods = Groups_methods,
+};
+
 static PyMethodDef module_methods[] = {
     {"fold", fold, METH_VARARGS,
      "fold(rows, qt, ns_fields, int_fields, mem, inv_log_gamma) -> tuple | None: the numeric columns of rows"},
@@ -1073,14 +1663,14 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef scanmodule = {
     PyModuleDef_HEAD_INIT, .m_name = "tidbops.slowlog._scan",
-    .m_doc = "ENTRY_RE.findall in C for canonical TiDB slow-log entries (see parser.py), and the column fold of\n"
-             "their numbers (see aggregate.py).",
+    .m_doc = "ENTRY_RE.findall in C for canonical TiDB slow-log entries (see parser.py), the column fold of\n"
+             "their numbers, and the group fold that aggregates them straight from the buffer (see aggregate.py).",
     .m_size = -1, .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__scan(void)
 {
-    if (PyType_Ready(&ScannerType) < 0)
+    if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&GroupsType) < 0)
         return NULL;
     init_not_hex();
     empty_bytes = PyBytes_FromStringAndSize("", 0);
@@ -1092,6 +1682,12 @@ PyMODINIT_FUNC PyInit__scan(void)
     Py_INCREF(&ScannerType);
     if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) {
         Py_DECREF(&ScannerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&GroupsType);
+    if (PyModule_AddObject(m, "Groups", (PyObject *)&GroupsType) < 0) {
+        Py_DECREF(&GroupsType);
         Py_DECREF(m);
         return NULL;
     }

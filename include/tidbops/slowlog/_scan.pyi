@@ -22,3 +22,22 @@ def fold(
     inv_log_gamma: float,
     /,
 ) -> tuple[int, int, list[int], dict[int, int], int, tuple[int, int, int], tuple[int, int, int], int] | None: ...
+
+GroupResult = tuple[
+    bytes, bytes, bytes, bytes, bytes, int, int, int, int, dict[int, int], int,
+    tuple[int, int, int], tuple[int, int, int], int, float, float, bytes, float,
+]  # fmt: skip
+
+class Groups:
+    def __init__(
+        self,
+        fields: tuple[int, ...],
+        inv_log_gamma: float,
+        include_internal: bool = ...,
+        since: float | None = ...,
+        until: float | None = ...,
+        sample_text: Callable[[str], str] | None = ...,
+    ) -> None: ...
+    def scan(self, scanner: Scanner, buf: Any, start: int = ..., end: int = ..., /) -> list[tuple[bytes, ...]]: ...
+    def results(self) -> list[GroupResult]: ...
+    def counts(self) -> tuple[int, int, int]: ...

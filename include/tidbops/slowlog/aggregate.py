@@ -8,13 +8,16 @@ and days roll up into weeks in any order.
 Two ways in, with identical results (the tests check it on generated logs):
 
 * :meth:`DailyAggregates.add_entry` for :class:`~tidbops.slowlog.parser.SlowQueryEntry` objects, one by one;
-* :meth:`DailyAggregates.add_file` (and :func:`aggregate_files`), which reads the parser's rows chunk by
-  chunk and aggregates them column-wise with C-level ``map``/``sum``, never building an entry object for
-  entries in TiDB's canonical shape. When the C extension is in use (``parser.SCANNER == "c"``) the numeric
-  columns of a group are folded by ``_scan.fold`` in one pass, to the same integers (exact nanoseconds of
-  the decimal text) and histogram buckets; a value it does not take (an integer over 18 digits, a sum
-  that would overflow) leaves the group to the Python fold. ``jobs > 1`` parses byte ranges of big files in
-  worker processes and merges their aggregates.
+* :meth:`DailyAggregates.add_file` (and :func:`aggregate_files`), which never builds an entry object for
+  entries in TiDB's canonical shape. When the C extension is in use (``parser.SCANNER == "c"``) the group
+  fold ``_scan.Groups`` reads them straight from the mapped file and keeps one accumulator per key in C:
+  no object per entry, memory bounded by the number of keys (:data:`GROUP_FOLD`). Otherwise (and with
+  ``day_tz``) the parser's rows are aggregated chunk by chunk, column-wise with C-level ``map``/``sum``, and
+  with the C extension the numeric columns of a group are folded by ``_scan.fold`` in one pass; a value it
+  does not take (an integer over 18 digits, a sum that would overflow) leaves the group to the Python fold.
+  All of them give the same integers (exact nanoseconds of the decimal text), histogram buckets, times
+  and samples. ``jobs > 1`` parses byte ranges of big files in worker processes and merges their
+  aggregates.
 
 ``day`` is the entry's date as written in the log (the TiDB server's zone) unless ``day_tz`` is given, in
 which case entry times are converted to that zone first.
@@ -46,11 +49,11 @@ from tidbops.slowlog.parser import (
     SlowQueryEntry,
     iter_entries,
     iter_located_batches,
+    iter_located_spans,
     parse_slow_log_time,
     row_to_entry,
     split_byte_ranges,
 )
-from tidbops.slowlog.redact import redact_sql
 
 __all__ = [
     "DailyAggregates",
@@ -61,6 +64,9 @@ __all__ = [
 ]
 
 NS = 1_000_000_000
+GROUP_FOLD = True
+"""Whether files are aggregated by the C group fold when the C scanner is in use (the tests switch it off
+to run the row folds, which must give the same tables)."""
 _PENDING_ROWS = 16_384  # rows held before a column-wise fold (10-20 MB: less when the C scanner shares values)
 _SMALL_GROUP = 32  # groups smaller than this wait for more rows unless their date is over
 
@@ -333,6 +339,17 @@ _INT_FIELDS = (_F["process_keys"], _F["total_keys"], _F["result_rows"])
 FoldedRows = tuple[int, int, list[int], dict[int, int], int, tuple[int, int, int], tuple[int, int, int], int]
 
 
+# The fields the C group fold reads, in the order of its F_* constants.
+_GROUP_FIELDS = tuple(
+    _F[name]
+    for name in (
+        "date", "tod", "zone", "digest", "plan_digest", "db", "user", "is_internal", "succ", "query_time",
+        "process_time", "wait_time", "backoff_time", "process_keys", "total_keys", "result_rows", "mem_max",
+        "sql", "other",
+    )
+)  # fmt: skip
+
+
 def _c_fold(rows: list[Row]) -> FoldedRows | None:
     """The numeric columns of canonical rows by the C extension (``None``: not built, or a value it leaves
     to Python): query-time ns total, max ns, indices of the rows with that max, histogram bucket counts,
@@ -386,7 +403,11 @@ class DailyAggregates:
         }
 
     def _sample_text(self, sql: str) -> str:
-        return redact_sql(sql) if self.redact else sql
+        if not self.redact:
+            return sql
+        from tidbops.slowlog.redact import redact_sql  # only with redact: its expressions take time to build
+
+        return redact_sql(sql)
 
     def _day(self, entry: SlowQueryEntry) -> str:
         if self.day_tz is None:
@@ -435,10 +456,14 @@ class DailyAggregates:
         name = instance if instance is not None else default_instance(path)
         part = DailyAggregates(**self._options())
         try:
-            for rows, locator in iter_located_batches(
-                path, stats=part.parse_stats, chunk_size=chunk_size, byte_range=byte_range
-            ):
-                part.add_rows(rows, name, locator)
+            groups = part._groups()
+            if groups is not None:
+                part._add_file_grouped(groups, path, name, byte_range, chunk_size)
+            else:
+                for rows, locator in iter_located_batches(
+                    path, stats=part.parse_stats, chunk_size=chunk_size, byte_range=byte_range
+                ):
+                    part.add_rows(rows, name, locator)
             part.flush()
         except SlowLogFileError as exc:
             part.flush()
@@ -454,6 +479,82 @@ class DailyAggregates:
                     SlowLogFileError(str(path), "not a slow log", f"no '# Time: ' line in {st.skipped_bytes} bytes")
                 )
         self.merge(part, consume=True)
+
+    def _groups(self) -> _scan.Groups | None:
+        """The C group fold for a file, when the C scanner is in use and it can take these options (not
+        ``day_tz``: a day of another zone than the log's is decided entry by entry in Python)."""
+        if not GROUP_FOLD or _scan is None or parser.c_scanner() is None or self.day_tz is not None:
+            return None
+        if not hasattr(_scan, "Groups"):  # an extension built from an older _scan.c: rebuild (pip install -e .)
+            return None
+        return _scan.Groups(
+            _GROUP_FIELDS,
+            INV_LOG_GAMMA,
+            self.include_internal,
+            self.since,
+            self.until,
+            self._sample_text if self.redact else None,
+        )
+
+    def _add_file_grouped(
+        self,
+        groups: _scan.Groups,
+        path: str | os.PathLike[str],
+        instance: str,
+        byte_range: tuple[int, int] | None,
+        chunk_size: int,
+    ) -> None:
+        """Aggregate a file by the C group fold: canonical entries are folded in C straight from the mapped
+        (or decompressed) bytes, the others go through the general parser as they come. What was folded
+        is added also when reading fails half-way (the caller decides whether a bad file's entries stay)."""
+        scanner = parser.c_scanner()
+        assert scanner is not None
+        try:
+            for buf, start, end, locator in iter_located_spans(
+                path, stats=self.parse_stats, chunk_size=chunk_size, byte_range=byte_range
+            ):
+                others = groups.scan(scanner, buf, start, end)
+                if others:
+                    self._add_slow_rows(others, instance, locator)
+        finally:
+            self._add_groups(groups, instance)
+
+    def _add_groups(self, groups: _scan.Groups, instance: str) -> None:
+        entries, internal, by_time = groups.counts()
+        counters = self.parse_stats
+        counters.entries += entries
+        counters.fast_path += entries
+        self.skipped_internal += internal
+        self.skipped_by_time += by_time
+        for group in groups.results():
+            (day, digest, plan, db, user, count, errors, total_ns, top, buckets, zeros) = group[:11]
+            (pt, wt, bt), (pk, tk, result_rows), mem, first, last, sql, when = group[11:]
+            stats = DigestStats(
+                count=count,
+                query_time_ns=total_ns,
+                max_query_time_ns=top,
+                histogram=LogHistogram(buckets, zeros),
+                process_time_ns=pt,
+                wait_time_ns=wt,
+                backoff_time_ns=bt,
+                process_keys=pk,
+                total_keys=tk,
+                result_rows=result_rows,
+                max_mem=mem,
+                errors=errors,
+                first_seen=first,
+                last_seen=last,
+                sample_sql=self._sample_text(_text(sql)),
+                sample_query_time_ns=top,
+                sample_time=when,
+                instances={instance},
+            )
+            key = DigestKey(day.decode("ascii"), _text(digest), _text(plan), _text(db), _text(user))
+            mine = self.stats.get(key)
+            if mine is None:
+                self.stats[key] = stats
+            else:
+                mine.merge(stats)
 
     def add_rows(self, rows: list[Row], instance: str, locator: Locator | None = None) -> None:
         """Aggregate rows of :func:`~tidbops.slowlog.parser.iter_row_batches` (buffered; see :meth:`flush`).

@@ -60,7 +60,6 @@ the expression alone.
 
 from __future__ import annotations
 
-import gzip
 import io
 import itertools
 import math
@@ -72,12 +71,15 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeGuard, cast
 
 from tidbops.slowlog.errors import SlowLogFileError, SlowLogParseError
+
+if TYPE_CHECKING:
+    import gzip
+    from decimal import Decimal
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -101,6 +103,7 @@ __all__ = [
     "is_digest",
     "iter_entries",
     "iter_located_batches",
+    "iter_located_spans",
     "iter_raw_entries",
     "iter_row_batches",
     "open_slow_log",
@@ -505,10 +508,18 @@ def _parse_general(e: bytes, typed_only: bool = False) -> RawSlowLogEntry:
     )
 
 
+def _is_decimal(value: object) -> TypeGuard[Decimal]:
+    """Whether ``value`` is a ``decimal.Decimal`` (what a database driver returns for DECIMAL columns); the
+    module is imported only when a value is none of the usual types."""
+    from decimal import Decimal
+
+    return isinstance(value, Decimal)
+
+
 def seconds_value(value: object) -> float:
     """A duration in seconds as TiDB writes it, or ``ValueError``: a plain non-negative decimal (an exponent
     is tolerated) of at most :data:`MAX_DURATION` seconds; a number object must be finite and in range."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+    if isinstance(value, bool) or not (isinstance(value, str | int | float) or _is_decimal(value)):
         raise ValueError(f"not a number of seconds: {value!r}")
     if isinstance(value, str) and not _DECIMAL_RE.fullmatch(value):
         raise ValueError(f"not a number of seconds: {value[:40]!r}")
@@ -525,7 +536,7 @@ def count_value(value: object) -> int:
         if not _COUNT_RE.fullmatch(value):
             raise ValueError(f"not a count from 0 to {MAX_INTEGER}: {value[:40]!r}")
         return int(value)
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+    if isinstance(value, bool) or not (isinstance(value, int | float) or _is_decimal(value)):
         raise ValueError(f"not a count: {value!r}")
     if not (math.isfinite(value) and value == int(value) and 0 <= value <= MAX_INTEGER):
         raise ValueError(f"not a count from 0 to {MAX_INTEGER}: {value!r}")
@@ -799,12 +810,34 @@ _CANONICAL = (
 )  # fmt: skip
 # Anything else, up to the next entry: the general parser decides.
 _OTHER_SHAPE = rb"# Time: (?P<other>[^\n]*(?:\n(?!# Time: )[^\n]*)*\n?)"
-ENTRY_RE = re.compile(rb"(?:" + _CANONICAL + rb"|" + _OTHER_SHAPE + rb")")
+_ENTRY_PATTERN = rb"(?:" + _CANONICAL + rb"|" + _OTHER_SHAPE + rb")"
+ENTRY_RE: re.Pattern[bytes]  # compiled on first use (module __getattr__ below)
+_entry_re_compiled: re.Pattern[bytes] | None = None
+
+
+def _entry_re() -> re.Pattern[bytes]:
+    """:data:`ENTRY_RE`, compiled when first needed: compiling it takes longer than a small log's whole digest,
+    and the C scanner needs it only for entries in no canonical shape."""
+    global _entry_re_compiled
+    if _entry_re_compiled is None:
+        _entry_re_compiled = re.compile(_ENTRY_PATTERN)
+    return _entry_re_compiled
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ENTRY_RE":
+        return _entry_re()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 Row = tuple[bytes, ...]
 """One ``findall`` row of :data:`ENTRY_RE`: the captured fields as bytes (``b""`` when absent)."""
 Buffer = bytes | mmap.mmap
-ROW_FIELDS: dict[str, int] = {name: index - 1 for name, index in ENTRY_RE.groupindex.items()}
+# Every group of the expression is named (the others are (?:…), (?=…), (?!…), (?<!…)), so the names in
+# order of appearance are its groups in order; the tests check them against the compiled expression.
+ROW_FIELDS: dict[str, int] = {
+    name.decode(): index for index, name in enumerate(re.findall(rb"\(\?P<(\w+)>", _ENTRY_PATTERN))
+}
 """Field name -> index in a :data:`Row`. ``date`` is empty for rows the general parser must handle, whose
 whole text (after ``# Time: ``) is in ``other``."""
 _F = ROW_FIELDS
@@ -853,7 +886,7 @@ SCAN_PROGRAM: tuple[tuple[object, ...], ...] = (
 
 def _regex_row(buf: Buffer, pos: int, end: int) -> tuple[Row, int]:
     """The expression's row at ``pos`` (which starts with ``# Time: ``) and where its match ends."""
-    m = ENTRY_RE.match(buf, pos, end)
+    m = _entry_re().match(buf, pos, end)
     if m is None:  # impossible: the second alternative matches at every "# Time: "
         raise ValueError(f"no slow-log entry at offset {pos}")
     return cast(Row, m.groups(b"")), m.end()
@@ -868,11 +901,26 @@ except ImportError:  # not built (no compiler): the expression alone, same rows
 _SHARED_FIELDS = ("date", "zone", "user", "host", "db", "is_internal", "digest", "plan_digest", "succ", "use_db")
 
 
+_c_scanner: _scan.Scanner | None = None
+
+
 def _c_findall() -> Callable[[Buffer, int, int], list[Row]]:
+    global _c_scanner
     if _scan is None:
         raise RuntimeError("the C scanner tidbops.slowlog._scan is not built")
-    shared = tuple(_F[name] for name in _SHARED_FIELDS)
-    return _scan.Scanner(SCAN_PROGRAM, ENTRY_RE.groups, _regex_row, shared).findall
+    if _c_scanner is None:
+        shared = tuple(_F[name] for name in _SHARED_FIELDS)
+        _c_scanner = _scan.Scanner(SCAN_PROGRAM, len(ROW_FIELDS), _regex_row, shared)
+    return _c_scanner.findall
+
+
+def _regex_findall(buf: Buffer, start: int = 0, end: int = sys.maxsize) -> list[Row]:
+    return cast(list[Row], _entry_re().findall(buf, start, end))
+
+
+def c_scanner() -> _scan.Scanner | None:
+    """The C scanner when it is the one in use (:data:`SCANNER` ``"c"``), else ``None``."""
+    return _c_scanner if SCANNER == "c" else None
 
 
 _findall: Callable[[Buffer, int, int], list[Row]]
@@ -880,7 +928,7 @@ if _scan is not None and not os.environ.get("TIDBOPS_SLOWLOG_PURE_PYTHON"):
     _findall = _c_findall()
     SCANNER = "c"
 else:
-    _findall = cast(Callable[[Buffer, int, int], list[Row]], ENTRY_RE.findall)
+    _findall = _regex_findall
     SCANNER = "regex"
 
 
@@ -899,7 +947,7 @@ def set_scanner(kind: str) -> str:
     if kind == "c":
         _findall = _c_findall()
     elif kind == "regex":
-        _findall = cast(Callable[[Buffer, int, int], list[Row]], ENTRY_RE.findall)
+        _findall = _regex_findall
     else:
         raise ValueError(f"scanner is 'c' or 'regex', not {kind!r}")
     SCANNER = kind
@@ -946,7 +994,7 @@ def parse_entry(block: bytes | str) -> SlowQueryEntry | None:
     data = block.encode("utf-8", "surrogateescape") if isinstance(block, str) else block
     if not data.startswith(TIME_PREFIX):
         return None
-    rows = ENTRY_RE.findall(data)
+    rows = _regex_findall(data)
     if len(rows) == 1 and rows[0][_F["date"]]:
         try:
             return entry_from_row(rows[0])
@@ -973,6 +1021,8 @@ def open_slow_log(path: str | os.PathLike[str]) -> BinaryIO:
         fh.close()
         raise
     if p.suffix == ".gz" or magic == b"\x1f\x8b":
+        import gzip
+
         return cast(BinaryIO, gzip.GzipFile(fileobj=fh, mode="rb"))
     return fh
 
@@ -1206,6 +1256,8 @@ def _file_error(name: str, exc: BaseException) -> SlowLogFileError:
     if isinstance(exc, EOFError):
         return SlowLogFileError(name, "truncated gzip file", "the data ends before the end of the gzip stream "
                                 "(entries before the cut are read)", keeps_prefix=True)  # fmt: skip
+    import gzip
+
     if isinstance(exc, gzip.BadGzipFile | zlib.error):
         return SlowLogFileError(name, "corrupt gzip file", f"{exc} (nothing read from it is used)")
     if isinstance(exc, OSError):
@@ -1302,6 +1354,8 @@ def _spans(
                 return
             if byte_range is not None and byte_range[0] > 0:
                 raise ValueError(f"{path}: a byte range needs an uncompressed file")
+            import gzip
+
             with path.open("rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as fh:
                 yield from _streamed_spans(_CarefulReader(fh), stats, chunk_size, max_entry_bytes, name)
         except OSError as exc:  # missing, a directory, no permission, an I/O error
@@ -1350,6 +1404,23 @@ class Locator:
         return f"{self.source}:{line}" if line else self.source
 
 
+def iter_located_spans(
+    source: Source | Iterable[Source],
+    *,
+    stats: ParseStats | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    max_entry_bytes: int = DEFAULT_MAX_ENTRY_BYTES,
+    byte_range: tuple[int, int] | None = None,
+) -> Iterator[tuple[Buffer, int, int, Locator]]:
+    """``(buffer, start, end, locator)``: whole entries in ``buffer[start:end]``, chunk by chunk (a mapped
+    file or decompressed data), for a scanner to read in place; use a span before asking for the next."""
+    counters = stats if stats is not None else ParseStats()
+    for src in _as_sources(source):
+        name = _source_name(src)
+        for buf, start, end, line_of in _spans(src, counters, chunk_size, max_entry_bytes, byte_range):
+            yield buf, start, end, Locator(name, buf, start, end, line_of)
+
+
 def iter_located_batches(
     source: Source | Iterable[Source],
     *,
@@ -1359,12 +1430,11 @@ def iter_located_batches(
     byte_range: tuple[int, int] | None = None,
 ) -> Iterator[tuple[list[Row], Locator]]:
     """:func:`iter_row_batches` with a :class:`Locator` for each chunk's rows."""
-    counters = stats if stats is not None else ParseStats()
     findall = _findall
-    for src in _as_sources(source):
-        name = _source_name(src)
-        for buf, start, end, line_of in _spans(src, counters, chunk_size, max_entry_bytes, byte_range):
-            yield findall(buf, start, end), Locator(name, buf, start, end, line_of)
+    for buf, start, end, locator in iter_located_spans(
+        source, stats=stats, chunk_size=chunk_size, max_entry_bytes=max_entry_bytes, byte_range=byte_range
+    ):
+        yield findall(buf, start, end), locator
 
 
 def iter_row_batches(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tidbops.slowlog import parser
+from tidbops.slowlog import aggregate, parser
 from tidbops_playground.slowlog_gen import GenerationResult, generate
 
 # /work/shared/reference/tidb-slow-query.md §1.4, verbatim.
@@ -179,6 +179,21 @@ def scanner(request: pytest.FixtureRequest) -> Iterator[str]:
     if kind == "c" and parser._scan is None:
         pytest.skip("the C scanner tidbops.slowlog._scan is not built (pip install -e .)")
     previous = parser.set_scanner(kind)
+    try:
+        yield kind
+    finally:
+        parser.set_scanner(previous)
+
+
+@pytest.fixture(params=["c", "c-rows", "regex"])
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Runs a test with each way the aggregates read files: the C group fold (the default with the C
+    extension), the C row scanner with the row folds, and the expression they stand for."""
+    kind = str(request.param)
+    if kind != "regex" and parser._scan is None:
+        pytest.skip("the C scanner tidbops.slowlog._scan is not built (pip install -e .)")
+    monkeypatch.setattr(aggregate, "GROUP_FOLD", kind == "c")
+    previous = parser.set_scanner(kind.removesuffix("-rows"))
     try:
         yield kind
     finally:

@@ -28,7 +28,7 @@ from tidbops.slowlog.errors import SlowLogFormatError
 from tidbops.slowlog.parser import SlowQueryEntry, iter_entries, parse_slow_log_time
 from tidbops_playground.slowlog_gen import GenerationResult
 
-pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("scanner")]  # both row scanners
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("reader")]  # each way of reading files
 
 T0 = parse_slow_log_time("2026-11-01T10:00:00Z")
 

@@ -310,6 +310,28 @@ def test_set_scanner_refuses_unknown_kinds() -> None:
         P.set_scanner("fortran")
 
 
+def test_the_row_fields_are_the_groups_of_the_expression() -> None:
+    """ROW_FIELDS is read from the expression's text (compiling it costs more than a small log's digest)."""
+    assert P.ROW_FIELDS == {name: index - 1 for name, index in ENTRY_RE.groupindex.items()}
+    assert len(P.ROW_FIELDS) == ENTRY_RE.groups
+
+
+def test_importing_the_parser_compiles_no_expression_for_canonical_entries(reference_select: str) -> None:
+    code = (
+        "import io, sys\n"
+        "from tidbops.slowlog import parser as P\n"
+        "assert P._entry_re_compiled is None\n"
+        "entries = list(P.iter_entries(io.BytesIO(sys.stdin.buffer.read())))\n"
+        "assert len(entries) == 1\n"
+        "print(P.SCANNER, P._entry_re_compiled is None)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], input=reference_select.encode(), capture_output=True, check=True, timeout=60
+    )
+    scanner = P.SCANNER if not os.environ.get("TIDBOPS_SLOWLOG_PURE_PYTHON") else "regex"
+    assert result.stdout.decode().split() == [scanner, str(scanner == "c")]
+
+
 def test_the_program_has_one_step_per_piece_of_the_shape() -> None:
     assert len(P.SCAN_PROGRAM) == len(P._SHAPE) + 2  # plus the time line and the use/SQL tail
 
@@ -564,8 +586,9 @@ def numeric_entry(rng: random.Random, second: int, digest: str) -> str:
 
 @needs_c
 def test_the_c_fold_equals_the_python_fold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both folds of the same rows give the same table, whatever the numbers (zeros, ties, the largest
-    values, integers too long for the C fold, which then leaves the group to Python)."""
+    """The group fold, the C column fold and the Python fold of the same entries give the same table,
+    whatever the numbers (zeros, ties, the largest values, sums beyond 64 bits, integers too long for the
+    C folds, whose entries go to the general parser)."""
     from tidbops.slowlog import aggregate as A
 
     rng = random.Random(8)
@@ -584,7 +607,8 @@ def test_the_c_fold_equals_the_python_fold(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(A, "_c_fold", counting)
     monkeypatch.setattr(A, "_PENDING_ROWS", 64)  # many small folds
     tables = {}
-    for kind in ("c", "regex"):
+    for kind, group_fold in (("c", True), ("c", False), ("regex", False)):
+        monkeypatch.setattr(A, "GROUP_FOLD", group_fold)
         previous = P.set_scanner(kind)
         try:
             table = DailyAggregates(include_internal=True)
@@ -592,9 +616,118 @@ def test_the_c_fold_equals_the_python_fold(tmp_path: Path, monkeypatch: pytest.M
         finally:
             P.set_scanner(previous)
         assert table.parse_stats.fast_path == table.parse_stats.entries == 3000
-        tables[kind] = table.to_json()
-    assert tables["c"] == tables["regex"]
+        tables[kind, group_fold] = table.to_json()
+    assert tables["c", True] == tables["c", False] == tables["regex", False]
     assert folds.count(True) > 100 and folds.count(False) > 20, (folds.count(True), folds.count(False))  # both ran
+    longest = max(s["total_keys"] for s in (row["stats"] for row in tables["c", True]["rows"]))
+    assert longest >= 2**64  # the group fold's sums went past 64 bits, exactly
+
+
+# ------------------------------------------------------------------------------------------ the group fold
+def group_fold(data: bytes, start: int = 0, end: int = sys.maxsize, **options: object) -> tuple[object, list[P.Row]]:
+    """(the C group fold of ``data[start:end]``, the rows it hands to the general parser)."""
+    from tidbops.slowlog.aggregate import _GROUP_FIELDS
+    from tidbops.slowlog.histogram import INV_LOG_GAMMA
+
+    assert P._scan is not None
+    groups = P._scan.Groups(_GROUP_FIELDS, INV_LOG_GAMMA, **options)  # type: ignore[arg-type]
+    return groups, groups.scan(P._scan.Scanner(P.SCAN_PROGRAM, len(ROW_FIELDS), P._regex_row), data, start, end)
+
+
+@needs_c
+def test_the_group_fold_hands_over_exactly_the_other_rows(reference_select: str, reference_commit: str) -> None:
+    """Every entry the program does not take is handed to the general parser as the expression's row, and
+    every one it takes is counted: on each tricky entry between intact ones, at any offsets."""
+    ref, commit = reference_select.encode(), reference_commit.encode()
+    for case, text in TRICKY.items():
+        data = ref + text.encode("utf-8", "surrogateescape") + commit
+        for start, end in ((0, len(data)), (0, sys.maxsize), (len(ref) // 2, len(data) - 7), (5, len(ref) + 9)):
+            expected = ENTRY_RE.findall(data, start, end)
+            groups, others = group_fold(data, start, end, include_internal=True)
+            assert others == [r for r in expected if not r[ROW_FIELDS["date"]]], case
+            assert groups.counts() == (canonical(expected), 0, 0), case  # type: ignore[attr-defined]
+
+
+@needs_c
+def test_the_group_fold_refuses_what_it_cannot_use() -> None:
+    from tidbops.slowlog.aggregate import _GROUP_FIELDS
+
+    assert P._scan is not None
+    with pytest.raises(ValueError, match="field indexes"):
+        P._scan.Groups(_GROUP_FIELDS[:-1], 1.0)
+    with pytest.raises(TypeError, match="callable"):
+        P._scan.Groups(_GROUP_FIELDS, 1.0, sample_text="not a function")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="out of range"):
+        P._scan.Groups((90, *_GROUP_FIELDS[1:]), 1.0)
+    groups = P._scan.Groups(_GROUP_FIELDS, 1.0)
+    with pytest.raises(TypeError):
+        groups.scan("not a scanner", BASE.encode())  # type: ignore[arg-type]
+    few = P._scan.Scanner(P.SCAN_PROGRAM[:1], 3, P._regex_row)
+    with pytest.raises(ValueError, match="not a group of the scanner"):
+        groups.scan(few, BASE.encode())
+    failing = P._scan.Groups(_GROUP_FIELDS, 1.0, sample_text=lambda text: 1 / 0)
+    tie = BASE.encode() + BASE.replace("SELECT 1;", "SELECT 2;").encode()
+    with pytest.raises(ZeroDivisionError):  # a tie is decided by sample_text, and its error is not swallowed
+        failing.scan(P._scan.Scanner(P.SCAN_PROGRAM, len(ROW_FIELDS), P._regex_row), tie)
+
+
+def timed_entry(when: str, sql: str, query_time: str = "1.25", digest: str = D1) -> str:
+    return (
+        replace_line("# Time:", f"# Time: {when}")
+        .replace("# Query_time: 1.25", f"# Query_time: {query_time}")
+        .replace("SELECT 1;", sql)
+        .replace(f"# Digest: {D1}", f"# Digest: {digest}")
+    )
+
+
+# Entries whose samples are decided by the later rules of the order: equal query times at equal moments
+# (also moments 1 ns apart, one double as epoch seconds), then the smaller text (the redacted one, with
+# redaction: 'zz' is smaller than 'aa' once both are '?', and then the digits decide).
+TIES = [
+    timed_entry("2026-11-01T10:00:00.000000002Z", "SELECT 'zz', 9;"),
+    timed_entry("2026-11-01T10:00:00.000000001Z", "SELECT 'aa', 8;"),
+    timed_entry("2026-11-01T18:00:00.000000001+08:00", "SELECT 'mm', 7;"),  # the same moment, written in +08:00
+    timed_entry("2026-11-01T10:00:00.5Z", "SELECT 'ab', 1;"),  # later: never the sample
+    timed_entry("2026-11-01T09:59:59.999999999Z", "SELECT 'x', 5;", "1.2"),  # faster: never the sample
+    timed_entry("2026-11-01T10:00:00.000000001Z", "SELECT 'aa', 8;"),  # the same entry again
+    timed_entry("2026-11-01T10:00:00.000000001Z", "SELECT 'caf\udce9', 2;"),  # not UTF-8
+]
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"include_internal": True},
+        {"redact": True},
+        {"since": P.parse_slow_log_time("2026-11-01T10:00:00.000000001Z")},
+        {"until": P.parse_slow_log_time("2026-11-01T10:00:00.5Z")},
+        {
+            "since": P.parse_slow_log_time("2026-11-01T09:59:59.999999999Z"),
+            "until": P.parse_slow_log_time("2026-11-01T10:00:00.000000002Z"),
+        },
+    ],
+    ids=["all", "redact", "since", "until", "window"],
+)
+def test_the_group_fold_equals_the_entries_on_ties_and_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, object]
+) -> None:
+    from tidbops.slowlog import aggregate as A
+
+    rng = random.Random(3)
+    path = tmp_path / "tidb-1" / "tidb-slow.log"
+    path.parent.mkdir()
+    for order in range(6):
+        entries = TIES[:]
+        rng.shuffle(entries)
+        path.write_bytes("".join(entries).encode("utf-8", "surrogateescape"))
+        grouped = aggregate_files([path], **options)  # type: ignore[arg-type]
+        reference = A.aggregate_entries_of_files([path], **options)  # type: ignore[arg-type]
+        assert grouped == reference and grouped.to_json() == reference.to_json(), order
+        assert (grouped.skipped_by_time, grouped.parse_stats.entries) == (reference.skipped_by_time, 7)
+    ((_, stats),) = grouped.rows() if "since" not in options and "until" not in options else [(None, None)]
+    if stats is not None:
+        assert stats.sample_sql == ("SELECT ?, ?;" if options.get("redact") else "SELECT 'aa', 8;")
 
 
 @needs_c
