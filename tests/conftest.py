@@ -1,10 +1,15 @@
-"""Shared test setup: every test runs against a private Airflow home, never the user's."""
+"""Shared test setup: every test runs against a private Airflow home, never the user's; the catalog's fixtures."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -15,6 +20,10 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(REPO / "plugins"))
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 os.environ.pop("TIDBOPS_FLEET_CONFIG", None)
+
+if TYPE_CHECKING:
+    from tests.helpers.catalog import Clock
+    from tidbops.catalog.store import Catalog
 
 TIERS = ("unit", "operators", "dags", "playground", "integration", "e2e")
 
@@ -33,3 +42,27 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
     untiered = [item.nodeid for item in items if not any(item.get_closest_marker(t) for t in TIERS)]
     if untiered:
         raise RuntimeError(f"tests without a tier marker ({', '.join(TIERS)}): {untiered[:10]}")
+
+
+# The catalog's tests share these (tests/helpers/catalog.py): a clock moved by hand, from ``clock_start``
+# (a module overrides that fixture to start elsewhere), and a migrated SQLite catalog that reads it.
+@pytest.fixture
+def clock_start() -> datetime:
+    return datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock(clock_start: datetime) -> Clock:
+    from tests.helpers.catalog import Clock
+
+    return Clock(clock_start)
+
+
+@pytest.fixture
+def catalog(tmp_path: Path, clock: Clock) -> Iterator[Catalog]:
+    from tidbops.catalog.store import Catalog
+
+    cat = Catalog.from_url(f"sqlite:///{tmp_path}/catalog.db", clock=clock)
+    cat.migrate()
+    yield cat
+    cat.close()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.catalog import Clock, add_backup
 from tidbops import tso
 from tidbops.catalog.manifest import MANIFEST_NAME, backup_path
-from tidbops.catalog.records import BackupKind, BackupStatus, NewBackup
+from tidbops.catalog.records import BackupKind, BackupStatus
 from tidbops.catalog.store import Catalog
 from tidbops.config import ClusterConfig, LogBackupConfig, RetentionConfig, StorageConfig
 from tidbops.pitr import LogRange
@@ -22,25 +23,9 @@ pytestmark = pytest.mark.unit
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def catalog(tmp_path: Path, clock: Clock) -> Iterator[Catalog]:
-    cat = Catalog.from_url(f"sqlite:///{tmp_path}/c.db", clock=clock)
-    cat.migrate()
-    yield cat
-    cat.close()
+def clock_start() -> datetime:
+    return T0
 
 
 @pytest.fixture
@@ -73,19 +58,7 @@ def backup(
     at = T0 + timedelta(days=day)
     clock.now = at
     kind = BackupKind.INCREMENTAL if base else BackupKind.FULL
-    base_rec = catalog.get(base) if base else None
-    catalog.start_backup(
-        NewBackup(
-            id=backup_id,
-            cluster="dev",
-            kind=kind,
-            storage_uri=f"{root.uri}/{backup_path('dev', kind, backup_id)}",
-            started_at=at,
-            base_backup_id=base,
-            last_backup_ts=base_rec.backup_ts if base_rec else None,
-        )
-    )
-    catalog.finish_backup(backup_id, backup_ts=tso.from_datetime(at), backup_time=at)
+    add_backup(catalog, backup_id, at, base=base, storage_uri=f"{root.uri}/{backup_path('dev', kind, backup_id)}")
     where = root.child(backup_path("dev", kind, backup_id))
     for name in ("backupmeta", "1/a.sst", "1/b.sst", MANIFEST_NAME):
         where.write_bytes(name, b"data")

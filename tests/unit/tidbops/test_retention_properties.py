@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.catalog import Clock
 from tidbops import tso
 from tidbops.catalog.manifest import MANIFEST_NAME, backup_path
 from tidbops.catalog.records import BackupKind, BackupRecord, BackupStatus, NewBackup, index, restorable_chain
@@ -37,14 +38,6 @@ pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 _counter = itertools.count()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass(frozen=True)
@@ -157,7 +150,7 @@ def test_retention_runs_keep_every_point_in_the_window(
     hold_newest_old: bool,
 ) -> None:
     base = tmp_path_factory.mktemp(f"ret{next(_counter)}")
-    clock = Clock()
+    clock = Clock(T0)
     catalog = Catalog.from_url(f"sqlite:///{base}/c.db", clock=clock)
     catalog.migrate()
     root = LocalStorage(Path(base) / "store")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 
 import pytest
 
-from tidbops import tso
+from tests.helpers.catalog import Clock, add_backup
 from tidbops.br import runner
 from tidbops.catalog.manifest import backup_path, build_manifest, write_manifest
 from tidbops.catalog.records import BackupKind, BackupRecord, BackupStatus, NewBackup
@@ -38,25 +38,9 @@ FILES = {
 }
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def catalog(tmp_path: Path, clock: Clock) -> Iterator[Catalog]:
-    cat = Catalog.from_url(f"sqlite:///{tmp_path}/c.db", clock=clock)
-    cat.migrate()
-    yield cat
-    cat.close()
+def clock_start() -> datetime:
+    return T0
 
 
 @pytest.fixture
@@ -74,10 +58,7 @@ def make_backup(
     for path, data in FILES.items():
         storage.write_bytes(path, data)
     started = T0 - timedelta(days=10 - n)
-    catalog.start_backup(
-        NewBackup(id=backup_id, cluster=cluster, kind=BackupKind.FULL, storage_uri=storage.uri, started_at=started)
-    )
-    record = catalog.finish_backup(backup_id, backup_ts=tso.from_datetime(started), backup_time=started)
+    record = add_backup(catalog, backup_id, started, cluster=cluster, storage_uri=storage.uri)
     write_manifest(storage, build_manifest(record, storage, hash_files=hashes))
     return record, Path(storage.uri.removeprefix("local://"))
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 
-from tidbops import tso
+from tests.helpers.catalog import Clock, add_backup
 from tidbops.catalog import migrations as mig
-from tidbops.catalog.records import BackupKind, NewBackup
 from tidbops.catalog.schema import metadata
 from tidbops.catalog.store import Catalog
 
@@ -20,34 +18,9 @@ pytestmark = pytest.mark.unit
 T0 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def catalog(tmp_path: Path, clock: Clock) -> Iterator[Catalog]:
-    cat = Catalog.from_url(f"sqlite:///{tmp_path}/c.db", clock=clock)
-    cat.migrate()
-    yield cat
-    cat.close()
-
-
-def _backup(catalog: Catalog, backup_id: str = "dev-full-1") -> None:
-    catalog.start_backup(
-        NewBackup(
-            id=backup_id, cluster="dev", kind=BackupKind.FULL, storage_uri=f"s3://b/dev/{backup_id}", started_at=T0
-        )
-    )
-    catalog.finish_backup(backup_id, backup_ts=tso.from_datetime(T0))
+def clock_start() -> datetime:
+    return T0
 
 
 def test_migration_6_is_rerunnable_and_matches_the_schema(catalog: Catalog) -> None:
@@ -67,12 +40,12 @@ def test_a_version_5_catalog_migrates_to_6_keeping_its_rows(tmp_path: Path) -> N
     old.close()
     cat = Catalog.from_url(f"sqlite:///{tmp_path}/old.db")
     assert cat.migrate().to_version == mig.LATEST_VERSION
-    _backup(cat)
+    add_backup(cat, "dev-full-1", T0)
     assert cat.get("dev-full-1") is not None and cat.get("dev-full-1").verified_tier is None  # type: ignore[union-attr]
 
 
 def test_the_tier_is_the_highest_passed_and_a_failure_clears_it(catalog: Catalog) -> None:
-    _backup(catalog)
+    add_backup(catalog, "dev-full-1", T0)
     assert catalog.mark_verified("dev-full-1", True, "files ok", tier=1).verified_tier == 1
     assert catalog.mark_verified("dev-full-1", True, "checksum ok", tier=2).verified_tier == 2
     again = catalog.mark_verified("dev-full-1", True, "files ok", tier=1)

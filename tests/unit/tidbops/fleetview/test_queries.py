@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.catalog import Clock
 from tidbops import tso
 from tidbops.catalog.records import (
     AlertState,
@@ -46,25 +47,9 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW - 30 * 24 * HOUR
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def catalog(tmp_path: Path, clock: Clock) -> Iterator[Catalog]:
-    cat = Catalog.from_url(f"sqlite:///{tmp_path}/catalog.db", clock=clock)
-    cat.migrate()
-    yield cat
-    cat.close()
+def clock_start() -> datetime:
+    return NOW - 30 * 24 * HOUR
 
 
 def policy(name: str = "dev", **kw: object) -> ClusterPolicy:

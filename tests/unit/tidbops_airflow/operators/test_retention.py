@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from tidbops import tso
+from tests.helpers.catalog import add_backup
 from tidbops.catalog.manifest import MANIFEST_NAME, backup_path
-from tidbops.catalog.records import BackupKind, BackupStatus, NewBackup
+from tidbops.catalog.records import BackupKind, BackupStatus
 from tidbops.catalog.store import Catalog
 from tidbops.config import ClusterConfig, RetentionConfig, StorageConfig
 from tidbops.storage import LocalStorage
@@ -36,10 +36,7 @@ class Env:
     def backup(self, backup_id: str, days_ago: float) -> None:
         at = datetime.now(UTC) - timedelta(days=days_ago)
         where = self.root.child(backup_path("dev", BackupKind.FULL, backup_id))
-        self.catalog.start_backup(
-            NewBackup(id=backup_id, cluster="dev", kind=BackupKind.FULL, storage_uri=where.uri, started_at=at)
-        )
-        self.catalog.finish_backup(backup_id, backup_ts=tso.from_datetime(at), backup_time=at)
+        add_backup(self.catalog, backup_id, at, storage_uri=where.uri)
         self.catalog.mark_verified(backup_id, True, "ok")
         for name in ("backupmeta", "1/a.sst", MANIFEST_NAME):
             where.write_bytes(name, b"data")
