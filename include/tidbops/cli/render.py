@@ -114,8 +114,8 @@ def _ignore(n: int = 1) -> None:
 @contextmanager
 def progress(total: int | None, description: str) -> Iterator[Advance]:
     """A progress bar on stderr when it is a terminal; yields ``advance(n=1)``. ``total=None``: a bar
-    that only shows that work goes on. Anywhere else, nothing is drawn and ``advance`` does nothing.
-    The bar goes away when the block ends."""
+    that shows that work goes on and how many steps are done. Anywhere else, nothing is drawn and
+    ``advance`` does nothing. The bar goes away when the block ends."""
     terminal = _terminal_stderr()
     if terminal is None:
         yield _ignore
@@ -123,8 +123,7 @@ def progress(total: int | None, description: str) -> Iterator[Advance]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = [TextColumn("{task.description}", markup=False), BarColumn()]
-    if total is not None:
-        columns.append(MofNCompleteColumn())
+    columns.append(MofNCompleteColumn() if total is not None else TextColumn("{task.completed} done"))
     columns.append(TimeElapsedColumn())
     bar = Progress(
         *columns,

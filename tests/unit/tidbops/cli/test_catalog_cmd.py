@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import io
 import json
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from tidbops.catalog.manifest import backup_path, build_manifest, write_manifest
 from tidbops.catalog.migrations import LATEST_VERSION
 from tidbops.catalog.records import BackupKind, NewBackup
 from tidbops.catalog.store import Catalog, default_catalog_url
-from tidbops.cli import app
+from tidbops.cli import app, run
 from tidbops.storage import LocalStorage
 
 pytestmark = pytest.mark.unit
@@ -177,6 +179,42 @@ def test_rebuild_from_explicit_storage(tmp_path: Path) -> None:
     assert report["verified"] == ["dev-full-20240101t000000z-12345678"] and report["ok"] is True
     rows = Catalog.from_url(fresh).list_backups()
     assert [(r.id, r.verified) for r in rows] == [("dev-full-20240101t000000z-12345678", True)]
+
+
+def test_migrate_as_json(tmp_path: Path) -> None:
+    first = runner.invoke(app, ["catalog", "migrate", "--catalog", url(tmp_path), "--json"])
+    assert first.exit_code == 0, first.output
+    doc = json.loads(first.stdout)
+    assert doc["catalog"] == url(tmp_path) and (doc["from_version"], doc["to_version"]) == (0, LATEST_VERSION)
+    assert len(doc["applied"]) == LATEST_VERSION and doc["applied"][0] == "1: backups and events tables"
+    again = json.loads(runner.invoke(app, ["catalog", "migrate", "--catalog", url(tmp_path), "--json"]).stdout)
+    assert again["applied"] == [] and again["from_version"] == again["to_version"] == LATEST_VERSION
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_rebuild_draws_a_progress_bar_on_a_terminal_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    one_backup(tmp_path)
+    args = [
+        "catalog",
+        "rebuild",
+        "--catalog",
+        f"sqlite:///{tmp_path}/fresh.db",
+        "--storage",
+        f"local://{tmp_path}/backups",
+    ]
+    assert run([*args, "--verify"]) == 0
+    assert capsys.readouterr().err == ""  # no terminal: no bar
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert run([*args, "--verify"]) == 0
+    drawn = terminal.getvalue()
+    assert "cataloging and verifying backups" in drawn and "1 done" in drawn
 
 
 def test_rebuild_uses_the_fleet_storage_and_fails_on_errors(tmp_path: Path) -> None:

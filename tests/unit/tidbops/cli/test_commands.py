@@ -6,6 +6,7 @@ import json
 from importlib import metadata
 from importlib.metadata import EntryPoint
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -113,3 +114,19 @@ def test_to_command_makes_groups_of_typers_and_commands_of_functions() -> None:
     assert command.name == "hello" and not isinstance(command, TyperGroup)
     with pytest.raises(TypeError, match="not a Typer, a function or a click command"):
         to_command(42, "answer")
+
+
+def test_every_command_takes_json(group: LazyGroup) -> None:
+    ctx = typer.Context(group)
+    missing: list[str] = []
+
+    def walk(command: Any, path: str) -> None:
+        if isinstance(command, TyperGroup):
+            for name, sub in command.commands.items():
+                walk(sub, f"{path} {name}")
+        elif not any("--json" in param.opts for param in command.params):
+            missing.append(path)
+
+    for name in [*COMMANDS, "playground"]:
+        walk(group.get_command(ctx, name), name)
+    assert missing == []

@@ -71,4 +71,4 @@ def test_a_bar_without_a_total(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stderr", terminal)
     with progress(None, "walking") as advance:
         advance(5)
-    assert "walking" in terminal.getvalue()
+    assert "walking" in terminal.getvalue() and "5 done" in terminal.getvalue()
