@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.unit.tidbops.br.brtext import CARRIERS
 from tidbops.br.output import is_log_status_output, parse_br_output, parse_log_metadata, parse_log_status
 from tidbops.cli import run
 
@@ -35,6 +36,13 @@ _PIECES = [
     "● Total 1 Tasks.\n> #1 <\n name: x\n status: ● NORMAL\n", "[\x00\x1b[31m]", "\ufffd\ufffd",
     '[{"name":"t","status":"NORMAL","start":-1,"end":1e308,"checkpoint":18446744073709551616}]',
     "[" * 5000, '"' * 3000, "=" * 3000,
+    # the carriers BR's output comes in (tidbops.br.lines) and the shapes read since #19
+    "I0917 21:22:22.694198       9 backup.go:306] ", "2024-09-17T21:22:22.694198123Z stdout P ", "*** ",
+    '{"log":"[2024/09/17 21:22:22.693 +00:00] [INFO] [x] [\\"Full Backup success summary\\"]\\n","stream":"stdout"}',
+    '"Error: [BR:restore:ErrRestoreNotFreshCluster]\\n', 'msg="\\n\\"' * 50, '{"log":' * 500, "\\" * 3000,
+    "name: a status: ● PAUSE start: end: storage: speed(est.): checkpoint[global]: ", "> #1 <" * 200,
+    '["Restore database summary"] ["total restore tables: 2, total success: 1, total failed: 1, failed tables"="[',
+    "panic: ", "fatal error: ", "the target cluster is not fresh, cannot restore.", "ingest file failed",
 ]  # fmt: skip
 
 
@@ -57,12 +65,19 @@ def br_like(draw: st.DrawFn) -> str:
     return text
 
 
+@st.composite
+def carried(draw: st.DrawFn) -> str:
+    """A sample (maybe garbled), then carried as collectors carry BR's output."""
+    text = draw(br_like())
+    return draw(st.sampled_from(list(CARRIERS.values())))(text)
+
+
 def _json_ok(value: object) -> None:
     json.dumps(value, allow_nan=False)  # no NaN or infinity: they would be lies in a report
 
 
 @FUZZ
-@given(br_like())
+@given(br_like() | carried())
 def test_parse_br_output_always_gives_an_outcome(text: str) -> None:
     outcome = parse_br_output(text)
     _json_ok(outcome.to_dict())
@@ -72,7 +87,7 @@ def test_parse_br_output_always_gives_an_outcome(text: str) -> None:
 
 
 @FUZZ
-@given(br_like())
+@given(br_like() | carried())
 def test_log_status_and_metadata_never_raise(text: str) -> None:
     is_log_status_output(text)
     for task in parse_log_status(text):
