@@ -21,7 +21,7 @@ from our emulator:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 GREEN, RED, YELLOW, BOLD, RESET = "\x1b[32m", "\x1b[31m", "\x1b[33m", "\x1b[1m", "\x1b[0m"
 
@@ -185,7 +185,7 @@ def logfmt(text: str) -> str:
     return f"time=2026-12-01T02:00:03Z level=error msg={json.dumps(text)} task=run_br_backup"
 
 
-CARRIERS = {
+CARRIERS: dict[str, Callable[[str], str]] = {
     "klog": klog,
     "docker-json-file": docker_json,
     "cri": cri,
