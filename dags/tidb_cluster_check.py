@@ -10,16 +10,11 @@ SQL, read the TiDB version, the GC safepoint and ``tidb_gc_life_time``, and retu
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
-
-from tidbops_airflow.dagbuilder import clusters_for, dag_args, schedule_text
-from tidbops_airflow.operators.tidb import TiDBCheckClusterOperator
+from tidbops_airflow.cluster_check_dag import build_cluster_check_dag, wants_cluster_check
+from tidbops_airflow.dagbuilder import clusters_for, fleet
 
 PIPELINE = "tidb_cluster_check"
 
-for cluster in clusters_for(PIPELINE, include=lambda c: True):
-    when = schedule_text(cluster.schedules.cluster_check)
-    about = f"Health: SQL answers; TiDB version, GC safepoint, tidb_gc_life_time ({when})"
-    args = dag_args(PIPELINE, cluster, doc_md=__doc__, tags=["health"], description=about)
-    with DAG(schedule=cluster.schedules.cluster_check, **args):
-        TiDBCheckClusterOperator(task_id="check_cluster", cluster=cluster.name, tidb_conn_id=cluster.tidb_conn_id)
+_fleet = fleet()
+for cluster in clusters_for(PIPELINE, include=wants_cluster_check):
+    build_cluster_check_dag(PIPELINE, cluster, _fleet, doc_md=__doc__)

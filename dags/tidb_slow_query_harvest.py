@@ -29,28 +29,11 @@ when triggered), or at ``until`` given in the run's conf (``{"until": "2026-11-2
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
-
-from tidbops_airflow.dagbuilder import clusters_for, dag_args, fleet, schedule_text
-from tidbops_airflow.operators.slowquery import (
-    SlowQueryGuardrailsOperator,
-    SlowQueryHarvestOperator,
-    SlowQueryReportOperator,
-)
+from tidbops_airflow.dagbuilder import clusters_for, fleet
+from tidbops_airflow.slow_query_dag import build_slow_query_harvest_dag
 
 PIPELINE = "tidb_slow_query_harvest"
 
-_catalog = {"catalog_conn_id": fleet().catalog.conn_id, "catalog_sqlite_path": fleet().catalog.sqlite_path}
+_fleet = fleet()
 for cluster in clusters_for(PIPELINE):
-    about = (
-        "Slow queries harvested into daily aggregates; report of top, new and regressed digests "
-        f"({schedule_text(cluster.schedules.slow_query_harvest)})"
-    )
-    with DAG(
-        schedule=cluster.schedules.slow_query_harvest,
-        **dag_args(PIPELINE, cluster, doc_md=__doc__, tags=["slow-query"], description=about),
-    ):
-        harvest = SlowQueryHarvestOperator(task_id="harvest_slow_queries", cluster=cluster, **_catalog)
-        report = SlowQueryReportOperator(task_id="report_slow_queries", cluster=cluster, **_catalog)
-        guard = SlowQueryGuardrailsOperator(task_id="suggest_guardrails", cluster=cluster, **_catalog)
-        harvest >> report >> guard
+    build_slow_query_harvest_dag(PIPELINE, cluster, _fleet, doc_md=__doc__)

@@ -1,7 +1,9 @@
-"""What every DAG file shares: the fleet, the per-cluster loop, and the DAG-level policy.
+"""What every pipeline shares: the fleet, the per-cluster loop, and the DAG-level policy.
 
-DAG files only wire tasks. They call ``clusters_for(pipeline)`` to get the clusters to build a DAG for
-(only the one being run when a task executes, via ``get_parsing_context()``), and ``dag_args`` for the
+A DAG file (``dags/<pipeline>.py``) holds the pipeline's documentation and calls ``clusters_for(pipeline)``
+to get the clusters to build a DAG for (only the one being run when a task executes, via
+``get_parsing_context()``), and, for each, the pipeline's builder (``build_<x>_dag`` in
+``tidbops_airflow/<x>_dag.py``), which makes and wires the tasks. Builders take ``dag_args`` for the
 policy every DAG follows: explicit schedule, start date, no catchup, owner, retries, tags, one run at a
 time, and a one-line ``description`` (what the Dags list shows under the id; ``DESCRIPTION_MAX`` at most).
 """
@@ -84,7 +86,7 @@ def clusters_for(
 def dag_args(
     pipeline: str, cluster: ClusterConfig, *, doc_md: str | None, tags: list[str], description: str
 ) -> dict[str, Any]:
-    """Everything but ``schedule``, which each DAG file passes itself (explicit, per pipeline)."""
+    """Everything but ``schedule``, which each builder passes itself (explicit, per pipeline)."""
     return {
         "dag_id": dag_id_for(pipeline, cluster.name),
         "description": one_line(description),
