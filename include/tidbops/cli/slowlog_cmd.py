@@ -1,4 +1,4 @@
-"""`tidbops slowlog digest FILE… [--top N] [--since/--until] [--format text|json]`.
+"""`tidbops slowlog digest FILE… [--top N] [--since/--until] [--json]`.
 
 An offline pt-query-digest for TiDB slow logs that groups by TiDB's own ``Digest`` (pt groups by its own
 fingerprint unless told ``--group-by Digest``). A directory argument stands for its slow logs: TiDB's
@@ -13,8 +13,9 @@ stderr. Text from the logs is printed with its control and format characters esc
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -115,14 +116,17 @@ def _seconds(value: float) -> str:
     return f"{value * 1e6:.0f}us"
 
 
-def render_digest_text(files: list[Path], table: DailyAggregates, top: int) -> str:
-    """A pt-query-digest-like report: overall line, profile table, one section per digest. Every line is
-    one line, with the control and format characters of text from the logs escaped (:func:`printable`)."""
+def digest_text(files: list[Path], table: DailyAggregates, top: int) -> None:
+    """Print a pt-query-digest-like report: the overall lines, the profile (a table), one section per digest.
+    Text from the logs is printed with its control and format characters escaped (:func:`printable`), every
+    line of it on one line."""
+    from tidbops.cli.render import table as print_table  # rich: only for text output
+
     st = table.parse_stats
     overall = _overall(table)
     rows = digest_rows(table)
     bad = f"; {st.bad_files} bad file(s), {st.discarded} entries of corrupt files left out" if st.bad_files else ""
-    lines = [
+    _echo_lines(
         f"# Files: {', '.join(str(p) for p in files)}",
         f"# Read {st.bytes_read / 1e6:.1f} MB: {st.entries} entries ({st.incomplete} incomplete, {st.malformed} "
         f"malformed, {table.skipped_internal} internal skipped, {table.skipped_by_time} outside the time window)" + bad,
@@ -131,18 +135,31 @@ def render_digest_text(files: list[Path], table: DailyAggregates, top: int) -> s
         f"# Exec time: total {_seconds(overall.total_query_time)}, avg {_seconds(overall.avg_query_time)}, "
         f"p95 {_seconds(overall.p95_query_time)}, max {_seconds(overall.max_query_time)}",
         "",
-        "# Profile",
-        f"# {'Rank':>4} {'Digest':16} {'Response time':>20} {'Calls':>7} {'R/Call':>8} {'p95':>8} {'max':>8}  Item",
-    ]
+    )
+    profile = []
     for rank, (digest, stats, _info) in enumerate(rows[:top], 1):
         share = stats.query_time_ns / overall.query_time_ns * 100 if overall.query_time_ns else 0.0
-        lines.append(
-            f"# {rank:>4} {digest[:16]:16} {_seconds(stats.total_query_time):>13} {share:5.1f}% {stats.count:>7} "
-            f"{_seconds(stats.avg_query_time):>8} {_seconds(stats.p95_query_time):>8} "
-            f"{_seconds(stats.max_query_time):>8}  {' '.join(stats.sample_sql.split())[:60]}"
+        profile.append(
+            (
+                rank,
+                digest[:16],
+                _seconds(stats.total_query_time),
+                f"{share:.1f}%",
+                stats.count,
+                _seconds(stats.avg_query_time),
+                _seconds(stats.p95_query_time),
+                _seconds(stats.max_query_time),
+                printable(" ".join(stats.sample_sql.split())[:60]),
+            )
         )
+    print_table(
+        ["RANK", "DIGEST", "RESPONSE TIME", "SHARE", "CALLS", "R/CALL", "P95", "MAX", "ITEM"],
+        profile,
+        title=f"# Profile: the top {len(profile)} of {len(rows)} digests by response time",
+        right=(0, 2, 3, 4, 5, 6, 7),
+    )
     for rank, (digest, stats, info) in enumerate(rows[:top], 1):
-        lines += [
+        _echo_lines(
             "",
             f"# Query {rank}: digest {digest}",
             f"# Calls {stats.count}, errors {stats.errors}; exec time total {_seconds(stats.total_query_time)}, "
@@ -157,8 +174,11 @@ def render_digest_text(files: list[Path], table: DailyAggregates, top: int) -> s
             f"# Plans {', '.join(sorted(info['plans'])) or '-'}",
             f"# Slowest ({_seconds(stats.sample_query_time_ns / 1e9)} at {iso_time(stats.sample_time)}):",
             stats.sample_sql,
-        ]
-    return "\n".join(map(printable, lines)) + "\n"
+        )
+
+
+def _echo_lines(*lines: str) -> None:
+    typer.echo("\n".join(map(printable, lines)))
 
 
 def digest_json(files: list[Path], table: DailyAggregates, top: int) -> dict[str, Any]:
@@ -229,7 +249,10 @@ def digest(
     top: Annotated[int, typer.Option("--top", min=1, help="How many digests to show")] = 20,
     since: Annotated[str | None, typer.Option("--since", help="Only entries at or after this time (ISO 8601)")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Only entries before this time (ISO 8601)")] = None,
-    output: Annotated[OutputFormat, typer.Option("--format", help="text or json")] = OutputFormat.text,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="text or json (--format json is --json)")
+    ] = OutputFormat.text,
     include_internal: Annotated[
         bool, typer.Option("--include-internal", help="Count TiDB's internal SQL (Is_internal: true)")
     ] = False,
@@ -247,26 +270,31 @@ def digest(
     """Group slow queries by TiDB Digest and show the heaviest: calls, total/avg/p95/max time, sample.
 
     A file that cannot be read to its end (missing, truncated or corrupt .gz) and an entry with values TiDB
-    never writes are each a warning line on stderr (file[:line]: what), counted, never an abort.
+    never writes are each a warning line on stderr (file[:line]: what), counted, never an abort. Several
+    files show a progress bar on stderr when it is a terminal.
     """
     paths = expand_inputs(files)
     start = parse_when(since) if since else None
     end = parse_when(until) if until else None
     if start is not None and end is not None and end <= start:
         raise typer.BadParameter("--until must be after --since")
-    table = aggregate_files(
-        paths,
-        instance=instance,
-        jobs=min(jobs, os.cpu_count() or 1),
-        since=start,
-        until=end,
-        include_internal=include_internal,
-        redact=redact,
-    )
-    if output is OutputFormat.json:
+    with _files_progress(paths) as advance:
+        table = aggregate_files(
+            paths,
+            instance=instance,
+            jobs=min(jobs, os.cpu_count() or 1),
+            on_file=lambda _path: advance(),
+            since=start,
+            until=end,
+            include_internal=include_internal,
+            redact=redact,
+        )
+    if as_json or output is OutputFormat.json:
+        import json  # only for JSON output
+
         typer.echo(json.dumps(digest_json(paths, table, top), indent=2))  # ensure_ascii: every control escaped
     else:
-        typer.echo(render_digest_text(paths, table, top), nl=False)
+        digest_text(paths, table, top)
     warn_problems(table)
     st = table.parse_stats
     if st.entries == 0 and (st.malformed or st.bad_files):
@@ -276,3 +304,14 @@ def digest(
         )
         raise typer.Exit(EXIT_NOTHING_USABLE)
 
+
+@contextmanager
+def _files_progress(paths: list[Path]) -> Iterator[Callable[[], None]]:
+    """A bar that counts the files read, on stderr when it is a terminal and there are several files."""
+    if len(paths) < 2:
+        yield lambda: None
+        return
+    from tidbops.cli.render import progress
+
+    with progress(len(paths), f"reading {len(paths)} slow-log files") as advance:
+        yield advance

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -54,6 +54,7 @@ from tidbops.slowlog.parser import (
     row_to_entry,
     split_byte_ranges,
 )
+from tidbops.timefmt import iso
 
 __all__ = [
     "DailyAggregates",
@@ -274,11 +275,11 @@ def _whole(value: Any, least: int = 0) -> int:
 
 
 def iso_time(epoch: float) -> str:
-    """Epoch seconds as ISO 8601 UTC with milliseconds, e.g. ``2026-11-01T00:01:30.568Z``; ``-`` for the
-    empty sentinels and for anything outside the years of slow logs (1000-2999)."""
+    """Epoch seconds as :func:`tidbops.timefmt.iso` writes them, e.g. ``2026-11-01T00:01:30.568Z``; ``-`` for
+    the empty sentinels and for anything outside the years of slow logs (1000-2999)."""
     if not _EPOCH_RANGE[0] <= epoch < _EPOCH_RANGE[1]:  # also inf and NaN
         return "-"
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.fromtimestamp(epoch, UTC))
 
 
 # ----------------------------------------------------------------------------------------- columns
@@ -820,6 +821,7 @@ def aggregate_files(
     *,
     instance: str | Callable[[Path], str] | None = None,
     jobs: int = 1,
+    on_file: Callable[[Path], None] | None = None,
     **options: Any,
 ) -> DailyAggregates:
     """The :class:`DailyAggregates` of slow-log files (see the class for ``options``).
@@ -829,6 +831,7 @@ def aggregate_files(
     :param jobs: with more than 1, big uncompressed files are cut into byte ranges parsed by this process
         and ``jobs - 1`` forked workers, and the tables are merged (exactly). Use it where processes may
         fork (not in a daemonic worker).
+    :param on_file: called with each file once it is read to its end (e.g. to move a progress bar on).
     """
     files = [Path(p) for p in paths]
 
@@ -848,9 +851,17 @@ def aggregate_files(
             tasks.append((str(path), name_of(path), None))
         else:
             tasks.extend((str(path), name_of(path), r) for r in ranges)
+    left = Counter(path_text for path_text, _, _ in tasks)  # parts of each file still to read
+
+    def done(path_text: str) -> None:
+        left[path_text] -= 1
+        if on_file is not None and not left[path_text]:
+            on_file(Path(path_text))
+
     if jobs <= 1 or len(tasks) == 1:
         for path_text, name, byte_range in tasks:
             table.add_file(path_text, name, byte_range=byte_range)
+            done(path_text)
         table.flush()
         return table
     from concurrent.futures import ProcessPoolExecutor  # only when parallel: keeps the serial path lean
@@ -860,8 +871,10 @@ def aggregate_files(
         futures = [pool.submit(_aggregate_range, path_text, name, r, table._options()) for path_text, name, r in rest]
         table.add_file(first[0], first[1], byte_range=first[2])  # this process takes a share too
         table.flush()
-        for future in futures:
+        done(first[0])
+        for (path_text, _, _), future in zip(rest, futures, strict=True):
             table.merge(future.result(), consume=True)
+            done(path_text)
     return table
 
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from tidbops.slowlog.errors import SlowLogFormatError
 from tidbops.slowlog.parser import ParseStats, SlowQueryEntry, count_value, is_digest, seconds_value
+from tidbops.timefmt import utc
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -95,12 +96,6 @@ def columns_for(table: str) -> tuple[str, ...]:
     return (*SLOW_QUERY_COLUMNS, "INSTANCE") if name.startswith("CLUSTER_") else SLOW_QUERY_COLUMNS
 
 
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"{value!r} is naive; pass an aware datetime")
-    return value.astimezone(UTC)
-
-
 def window_queries(
     table: str, start: datetime, end: datetime, *, window: timedelta = DEFAULT_WINDOW
 ) -> list[WindowQuery]:
@@ -109,7 +104,7 @@ def window_queries(
     Window bounds are aligned to multiples of ``window`` since the epoch (the first and last are cut to
     ``start`` and ``end``), so re-harvests ask TiDB the same questions.
     """
-    start, end = _utc(start), _utc(end)
+    start, end = utc(start, "start"), utc(end, "end")
     if window <= timedelta(0):
         raise ValueError("window must be positive")
     if end <= start:

@@ -44,6 +44,7 @@ from tidbops.catalog.store import Catalog
 from tidbops.slowlog.aggregate import DailyAggregates, DigestKey, DigestStats
 from tidbops.slowlog.errors import SlowLogError, SlowLogFormatError
 from tidbops.slowlog.parser import ParseStats, is_digest
+from tidbops.timefmt import iso, iso_or_none, show, utc
 
 __all__ = [
     "SLOW_QUERY_SCHEMA_VERSION",
@@ -85,24 +86,14 @@ class SavedHarvest:
         return {
             "cluster": self.cluster,
             "source": self.source,
-            "start": _iso(self.start),
-            "end": _iso(self.end),
-            "previous_watermark": _iso(self.previous_watermark) if self.previous_watermark else None,
+            "start": iso(self.start, timespec="microseconds"),
+            "end": iso(self.end, timespec="microseconds"),
+            "previous_watermark": iso_or_none(self.previous_watermark, timespec="microseconds"),
             "days_replaced": list(self.days_replaced),
             "days_merged": list(self.days_merged),
             "rows_written": self.rows_written,
             "entries": self.entries,
         }
-
-
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"{value!r} is naive; pass an aware datetime")
-    return value.astimezone(UTC)
 
 
 def _now() -> datetime:
@@ -176,7 +167,7 @@ def set_watermark(catalog: Catalog, cluster: str, source: str, value: datetime) 
     """Move the watermark by hand (e.g. skip a backlog); harvests move it in :func:`save_harvest`."""
     with write_transaction(catalog.engine) as conn:
         _check_schema(conn)
-        _put_watermark(conn, cluster, source, _utc(value), _now())
+        _put_watermark(conn, cluster, source, utc(value, "watermark"), _now())
 
 
 # ------------------------------------------------------------------------------------------ aggregates
@@ -314,7 +305,7 @@ def save_harvest(
     ``aggregates`` must hold only entries of that window, with UTC days (``day_tz=UTC``, or the SQL
     source). See the module docstring for replace/merge and when :class:`SlowQueryWatermarkError` is raised.
     """
-    start, end = _utc(start), _utc(end)
+    start, end = utc(start, "start"), utc(end, "end")
     if end < start:
         raise ValueError(f"harvest window ends ({end}) before it starts ({start})")
     stamp = now or _now()
@@ -336,8 +327,8 @@ def save_harvest(
             for day, lo, _hi in partial:
                 if lo < previous:
                     raise SlowQueryWatermarkError(
-                        f"{cluster}/{source}: the window part {_iso(lo)}.. of {day} lies before the watermark "
-                        f"{_iso(previous)} and is not a whole day: its entries may be stored already; "
+                        f"{cluster}/{source}: the window part {show(lo, ms=True)}.. of {day} lies before the watermark "
+                        f"{show(previous, ms=True)} and is not a whole day: its entries may be stored already; "
                         "re-harvest whole UTC days to replace them"
                     )
         merged_days = [d for d, _, _ in partial if any(k.day == d for k in new_rows)]

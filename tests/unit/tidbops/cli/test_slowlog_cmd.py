@@ -14,10 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
-from tidbops.cli import (
-    app,
-    slowlog_cmd,  # noqa: F401  (registers the commands)
-)
+from tidbops.cli import app
 from tidbops.slowlog.aggregate import DigestKey, aggregate_files
 from tidbops.slowlog.parser import parse_slow_log_time
 from tidbops_playground.slowlog_gen import GenerationResult, generate
@@ -68,9 +65,27 @@ def test_text_report(log: tuple[Path, GenerationResult]) -> None:
     assert result.entries == total + sum(t.count for t in result.digests.values() if t.kind == "internal")
 
 
-def test_json_report(log: tuple[Path, GenerationResult]) -> None:
+def test_the_profile_is_a_table(log: tuple[Path, GenerationResult]) -> None:
     path, _ = log
-    code, out = invoke(str(path), "--format", "json", "--top", "3", "--include-internal")
+    code, out = invoke(str(path), "--top", "3")
+    assert code == 0, out
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("# Profile"))
+    expected = by_digest(path)
+    assert lines[at] == f"# Profile: the top 3 of {len(expected)} digests by response time"
+    header = ["RANK", "DIGEST", "RESPONSE", "TIME", "SHARE", "CALLS", "R/CALL", "P95", "MAX", "ITEM"]
+    assert lines[at + 1].split() == header
+    for rank, (digest, count, _ns) in enumerate(expected[:3], 1):
+        cells = lines[at + 1 + rank].split()
+        assert cells[:2] == [str(rank), digest[:16]] and cells[4] == str(count), lines[at + 1 + rank]
+        assert lines[at + 1 + rank] == lines[at + 1 + rank].rstrip()  # no trailing blanks: plain text off a tty
+    assert lines[at + 5] == "" and lines[at + 6].startswith("# Query 1: digest ")
+
+
+@pytest.mark.parametrize("flags", [["--json"], ["--format", "json"], ["--json", "--format", "json"]])
+def test_json_report(log: tuple[Path, GenerationResult], flags: list[str]) -> None:
+    path, _ = log
+    code, out = invoke(str(path), *flags, "--top", "3", "--include-internal")
     assert code == 0, out
     data = json.loads(out)
     expected = by_digest(path, include_internal=True)
@@ -300,3 +315,39 @@ def test_something_that_is_not_a_regular_file(tmp_path: Path, target: str) -> No
     result = run_digest(str(path))
     squeeze = re.compile(r"[\s│╭╮╰╯─]+")  # rich draws the error in a box that wraps long lines
     assert result.exit_code == 2 and "notaregularfileoradirectory" in squeeze.sub("", result.output)
+
+
+def run_with_stderr_on_a_terminal(*args: str) -> tuple[int, bytes, bytes]:
+    """(exit status, stdout, what reached the terminal on stderr) of the real command."""
+    pty = pytest.importorskip("pty")
+    import os
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from tidbops.cli import main; main()", *args], stdout=subprocess.PIPE, stderr=slave
+    )
+    os.close(slave)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    seen = []
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the other end closed (Linux says EIO)
+            break
+        if not chunk:
+            break
+        seen.append(chunk)
+    os.close(master)
+    return proc.wait(timeout=60), out, b"".join(seen)
+
+
+def test_many_files_show_a_progress_bar_on_a_terminal_only(rotated: tuple[Path, GenerationResult]) -> None:
+    directory, _ = rotated
+    code, out, terminal = run_with_stderr_on_a_terminal("slowlog", "digest", str(directory), "--json")
+    assert code == 0 and json.loads(out)["overall"]["count"] > 0
+    assert b"reading 3 slow-log files" in terminal and b"3/3" in terminal
+    piped = run_digest(str(directory), "--json")  # stderr not a terminal: no bar
+    assert piped.exit_code == 0 and "reading" not in piped.stderr
+    code, out, terminal = run_with_stderr_on_a_terminal("slowlog", "digest", str(next(directory.glob("*.gz"))))
+    assert code == 0 and b"reading" not in terminal  # one file: no bar

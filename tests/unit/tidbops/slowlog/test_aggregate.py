@@ -285,6 +285,23 @@ def test_parallel_jobs_give_the_same_table(tmp_path: Path, generated: tuple[Path
     assert parallel.parse_stats.entries == serial.parse_stats.entries == 6000
 
 
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_each_file_is_told_once_it_is_read(
+    tmp_path: Path, generated: tuple[Path, GenerationResult], reference_select: str, jobs: int
+) -> None:
+    path, _ = generated
+    big = tmp_path / "tidb-x" / "tidb-slow.log"  # cut into ranges with jobs > 1: told once, after its last range
+    big.parent.mkdir()
+    big.write_bytes(path.read_bytes() * 2)
+    small = tmp_path / "tidb-y" / "tidb-slow.log"
+    small.parent.mkdir()
+    small.write_text(reference_select)
+    told: list[Path] = []
+    table = aggregate_files([big, tmp_path / "missing.log", small], jobs=jobs, on_file=told.append)
+    assert sorted(told) == sorted([big, tmp_path / "missing.log", small])
+    assert table.parse_stats.bad_files == 1
+
+
 def test_instances(tmp_path: Path, reference_select: str) -> None:
     a = tmp_path / "tidb-a" / "tidb-slow.log"
     b = tmp_path / "tidb-b" / "tidb-slow.log"
