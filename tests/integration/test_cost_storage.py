@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,12 +30,6 @@ FILES = {
 }
 DEV_SNAPSHOT = 4_321 + 1_048_576 + 987 + 65_536
 DEV_LOG = 777 + 200_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fleet_file(tmp_path: Path, uri: str, endpoint: str | None = None) -> Path:
@@ -93,18 +85,8 @@ def test_a_local_directory(tmp_path: Path, catalog_url: str, capsys: pytest.Capt
         cat.close()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    s3 = S3Server(tmp_path_factory.mktemp("s3"), free_port())
-    s3.start()
-    try:
-        yield s3
-    finally:
-        s3.stop()
-
-
 def test_an_s3_bucket(
-    server: S3Server,
+    s3_server: S3Server,
     tmp_path: Path,
     catalog_url: str,
     capsys: pytest.CaptureFixture[str],
@@ -115,12 +97,12 @@ def test_an_s3_bucket(
     monkeypatch.delenv("TIDBOPS_S3_ENDPOINT", raising=False)
     bucket = f"tidbops-{secrets.token_hex(4)}"
     uri = f"s3://{bucket}/fleet"
-    root = storage_from_uri(uri, endpoint=server.endpoint)
+    root = storage_from_uri(uri, endpoint=s3_server.endpoint)
     assert isinstance(root, S3Storage)
     root._client.create_bucket(Bucket=bucket)
     for rel, size in FILES.items():
         root.write_bytes(rel, secrets.token_bytes(size))
-    config = fleet_file(tmp_path, uri, endpoint=server.endpoint)
+    config = fleet_file(tmp_path, uri, endpoint=s3_server.endpoint)
     doc = cost_json(capsys, "--cluster", "dev", "--config", str(config), "--catalog", catalog_url)
     [dev] = doc["clusters"]  # type: ignore[misc]
     assert (dev["source"], dev["snapshot_bytes"], dev["log_bytes"]) == ("measured", DEV_SNAPSHOT, DEV_LOG)
@@ -132,11 +114,11 @@ def test_an_s3_bucket(
         assert (sample.snapshot_bytes, sample.log_bytes) == (DEV_SNAPSHOT, DEV_LOG)
     finally:
         cat.close()
-    server.stop()  # the endpoint is gone: the last sample stands in, and the report says so
+    s3_server.stop()  # the endpoint is gone: the last sample stands in, and the report says so
     try:
         code = run(["cost", "--cluster", "dev", "--config", str(config), "--catalog", catalog_url])
         out, err = capsys.readouterr()
         assert code == 0, err
         assert "the last recorded sample" in out and "note: storage not measured (" in out
     finally:
-        server.start()
+        s3_server.start()

@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.servers import free_port
 from tidbops import tso
 from tidbops.catalog.manifest import MANIFEST_NAME, backup_path
 from tidbops.catalog.records import BackupKind, BackupStatus, NewBackup
@@ -31,12 +31,6 @@ from tidbops_playground.s3server import S3Server
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

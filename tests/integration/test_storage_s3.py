@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import secrets
-import socket
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.servers import free_port
 from tidbops import tso
 from tidbops.catalog.manifest import backup_path, build_manifest, read_manifest, rebuild_catalog, verify_backup
 from tidbops.catalog.manifest import write_manifest as write_manifest_file
@@ -29,29 +28,13 @@ from tidbops_playground.s3server import S3Server
 pytestmark = pytest.mark.integration
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    s3 = S3Server(tmp_path_factory.mktemp("s3"), free_port())
-    s3.start()
-    try:
-        yield s3
-    finally:
-        s3.stop()
-
-
 @pytest.fixture
-def bucket(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Storage:
+def bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Storage:
     """A fresh bucket per test; keys from the environment, as ``tidbops catalog rebuild`` takes them."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
     name = f"tidbops-{secrets.token_hex(4)}"
-    storage = storage_from_uri(f"s3://{name}/backups", endpoint=server.endpoint)
+    storage = storage_from_uri(f"s3://{name}/backups", endpoint=s3_server.endpoint)
     assert isinstance(storage, S3Storage)
     storage._client.create_bucket(Bucket=name)
     return storage
@@ -135,10 +118,10 @@ def test_streaming_read(bucket: S3Storage) -> None:
         bucket.read_bytes("missing")
 
 
-def test_missing_bucket_is_a_storage_error(server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_bucket_is_a_storage_error(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing-key")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret")
-    storage = storage_from_uri("s3://no-such-bucket-here/x", endpoint=server.endpoint)
+    storage = storage_from_uri("s3://no-such-bucket-here/x", endpoint=s3_server.endpoint)
     with pytest.raises(StorageError, match="NoSuchBucket") as info:
         storage.list()
     assert "testing-secret" not in str(info.value)
@@ -180,7 +163,9 @@ def test_an_endpoint_that_does_not_answer_is_named_in_the_error(monkeypatch: pyt
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-    storage = storage_from_uri("s3://tidbops-backups/prod", endpoint=endpoint, access_key="AKIAEXAMPLE", secret_key=secret)
+    storage = storage_from_uri(
+        "s3://tidbops-backups/prod", endpoint=endpoint, access_key="AKIAEXAMPLE", secret_key=secret
+    )
     with pytest.raises(StorageError) as err:
         storage.list("full/")
     message = str(err.value)

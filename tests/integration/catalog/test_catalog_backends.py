@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
-import secrets
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -44,51 +40,12 @@ from tidbops.catalog.records import (
 )
 from tidbops.catalog.schema import create_catalog_engine, metadata
 from tidbops.catalog.store import Catalog, ScratchInUseError, UpsertOutcome
-from tidbops_playground.mariadb import MariaDBInstance, find_binary
+from tidbops_playground.mariadb import MariaDBInstance
 
 pytestmark = pytest.mark.integration
 
 DB = "tidbops_catalog"
 T0 = datetime(2024, 7, 1, 1, 0, 0, 123456, tzinfo=UTC)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def real_mariadb_version() -> str:
-    """The binary's own version string (``10.11.19-MariaDB-0+deb12u1``): the server as it really is."""
-    out = subprocess.run([find_binary("mariadbd"), "--version"], capture_output=True, text=True, check=True).stdout
-    match = re.search(r"Ver (\S+)", out)
-    assert match, out
-    return match.group(1)
-
-
-def start_server(base: Path, **kwargs: str) -> MariaDBInstance:
-    instance = MariaDBInstance(base, free_port(), secrets.token_hex(12), **kwargs)
-    instance.start()
-    return instance
-
-
-@pytest.fixture(scope="session")
-def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBInstance]:
-    instance = start_server(tmp_path_factory.mktemp("catalog-mariadb"), version_string=real_mariadb_version())
-    try:
-        yield instance
-    finally:
-        instance.stop()
-
-
-@pytest.fixture(scope="session")
-def mariadb_as_tidb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBInstance]:
-    """As the playground runs its clusters: reporting ``8.0.11-TiDB-v8.5.1`` (a MySQL 8 version)."""
-    instance = start_server(tmp_path_factory.mktemp("catalog-tidb-like"))
-    try:
-        yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(params=["sqlite", "mariadb", "mariadb_as_tidb"])
@@ -589,7 +546,7 @@ def test_alert_states_upsert_resolve_and_events(catalog: Catalog) -> None:
         "dev", lambda s: [alert("dev", "checkpoint_frozen", 0), alert("dev", "gc_held", 0)]
     )
     assert [s.key for s in opened] == ["checkpoint_frozen", "gc_held"]
-    assert opened[0].details == {"lag_seconds": 12.5, "when": "2024-07-01T01:00:00.123456Z"}
+    assert opened[0].details == {"lag_seconds": 12.5, "when": "2024-07-01T01:00:00.123Z"}  # event details: timefmt.iso
     assert catalog.update_alert_states("uat", lambda s: [alert("uat", "task_error", 1)])[0].cluster == "uat"
 
     def notify_and_extend(states: Mapping[str, AlertState]) -> list[AlertState]:

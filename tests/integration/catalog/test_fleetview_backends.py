@@ -6,8 +6,6 @@ it runs here on both dialects, against the same data written through the catalog
 
 from __future__ import annotations
 
-import secrets
-import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,22 +34,6 @@ pytestmark = pytest.mark.integration
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 CLUSTERS = ("dev", "uat", "prod", "empty")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDBInstance]:
-    instance = MariaDBInstance(tmp_path_factory.mktemp("fleetview-mariadb"), free_port(), secrets.token_hex(12))
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
