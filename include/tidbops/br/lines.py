@@ -163,6 +163,14 @@ def br_lines(text: str, _depth: int = 0) -> Iterator[str]:
     each redraw of a TTY progress bar (``\\r``) is a line of its own."""
     pending = ""
     for raw in text.replace("\r\n", "\n").split("\n"):
+        if raw[:1] == "[" and not pending:  # a pingcap/log record (or a JSON array): BR's own, as printed
+            if "\x1b" in raw:
+                raw = strip_ansi(raw)
+            if "\r" in raw:
+                yield from raw.split("\r")
+            else:
+                yield raw
+            continue
         line, partial = strip_prefixes(raw)
         if partial:  # the runtime split the line (an ANSI sequence, too): whole again before reading it
             pending += line

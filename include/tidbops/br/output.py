@@ -849,10 +849,10 @@ class _Collector:
             self.banner(s[2:])
         else:
             self.banner_open = False
-            if any(refusal in s for refusal in _REFUSALS):  # the frame dropped, or joined into one line
+            if "the target cluster is not" in s and any(r in s for r in _REFUSALS):  # frame dropped or joined
                 for part in _BANNER_SPLIT.split(s):
                     self.banner(part)
-        if not consumed and _HEADER.match(s) is None and _CODE_BR.search(s) is not None:
+        if not consumed and "[BR:" in s and _HEADER.match(s) is None and _CODE_BR.search(s) is not None:
             # bare error text without a header (an error a wrapper passed on): "…: [BR:restore:…]…"
             self.recognised = True
             self.add_error(_error(s, "text"))
