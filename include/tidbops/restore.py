@@ -21,11 +21,14 @@ A request (``RestoreRequest``: from the ``tidb_restore`` DAG's trigger form, the
 ``plan_restore`` then assembles the ``RestorePlan``: the backups (a snapshot chain, or a full backup plus
 the log), the BR command lines (secrets redacted), what is wiped, and the expected duration from past
 drills of the source. ``render_plan`` prints it for the task log, the run's note and the CLI. The BR
-command lines are rebuilt from the plan when the restore runs (``plan_argvs``), with the real log and key
-file paths.
+command lines are rebuilt from the plan when the restore runs (``recovery.plan.plan_argvs``), with the
+real log and key file paths.
 
-Nothing here imports Airflow: the operators of ``tidbops_airflow.operators.restore`` and
-``tidbops restore --dry-run`` call these functions.
+An on-demand restore is one front door of the restore engine (``tidbops.recovery``): the plan is a
+``RecoveryPlan``; the target's preparation, BR's runs and the validation are the engine's, shared with
+drills. Nothing here imports Airflow: the operators of ``tidbops_airflow.operators.restore`` (and the
+shared ones of ``tidbops_airflow.operators.recovery``) and ``tidbops restore --dry-run`` call these
+functions.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ from tidbops import tso
 from tidbops.br.command import parse_ts, redact_argv, table_matcher
 from tidbops.br.errors import BRRequestError
 from tidbops.catalog.records import (
-    BackupKind,
     BackupRecord,
     BackupStatus,
     DrillRecord,
@@ -49,18 +51,18 @@ from tidbops.catalog.records import (
     RestoreRecord,
     RestoreStatus,
     index,
-    utc,
 )
 from tidbops.config import ClusterConfig
-from tidbops.drill import SERVER_SCHEMAS, RestoreStep, step_argvs
 from tidbops.errors import TiDBOpsError
 from tidbops.pitr import PitrWindow, snapshot_points
+from tidbops.recovery import scratch
+from tidbops.recovery.errors import TargetNotEmptyError
+from tidbops.recovery.plan import RecoveryPlan, RestoreMode, RestoreStep, chain_steps, parse_time, plan_argvs
+from tidbops.recovery.run import Reported
 from tidbops.redact import redact
-from tidbops.restore_rules import POINT_FORMATS as POINT_FORMATS
-from tidbops.restore_rules import allowed_targets as allowed_targets
-from tidbops.restore_rules import needs_confirm as needs_confirm
+from tidbops.restore_rules import POINT_FORMATS, allowed_targets, needs_confirm
+from tidbops.timefmt import iso, show, show_tso, utc
 
-RestoreMode = Literal["snapshot", "pitr"]
 #: what ``make_backup_id`` makes: ``<cluster>-<full|incr>-<yyyymmddTHHMMSSZ>-<hash>``
 BACKUP_ID_SHAPE = re.compile(r"^[a-z][a-z0-9_-]*-(?:full|incr)-\d{8}t\d{6}z-[0-9a-f]{8}$", re.IGNORECASE)
 PointKind = Literal["latest", "time", "tso", "backup"]
@@ -78,6 +80,7 @@ Guardrail = Literal[
     "log_backup_running",
     "scratch_in_use",
 ]
+
 
 class RestoreRefused(TiDBOpsError):
     """A guardrail refused the request; nothing has run. ``guardrail`` names which."""
@@ -271,9 +274,7 @@ def check_request(request: RestoreRequest, clusters: Mapping[str, ClusterConfig]
             else f"{target.name} is not a scratch cluster and this is not a dry run"
         )
         got = f"confirm was {request.confirm!r}" if request.confirm else "confirm is empty"
-        raise RestoreRefused(
-            "confirm", f"{why}: type {target.name!r} in confirm to go on ({got}); nothing was run"
-        )
+        raise RestoreRefused("confirm", f"{why}: type {target.name!r} in confirm to go on ({got}); nothing was run")
     point = parse_restore_point(request.restore_point)
     try:
         table_matcher(request.tables)
@@ -285,17 +286,9 @@ def check_request(request: RestoreRequest, clusters: Mapping[str, ClusterConfig]
 # --------------------------------------------------------------------------------------- the point
 
 
-def _show(ts: int, zone: tzinfo | None = None) -> str:
-    dt = tso.to_datetime(ts)
-    utc_text = dt.strftime("%Y-%m-%d %H:%M:%S UTC")
-    if zone is None or dt.astimezone(zone).utcoffset() == timedelta(0):
-        return utc_text
-    return f"{dt.astimezone(zone).strftime('%Y-%m-%d %H:%M:%S%z')} ({utc_text})"
-
-
 def _window_text(window: PitrWindow, zone: tzinfo | None) -> str:
     assert window.start_ts is not None and window.end_ts is not None
-    return f"{_show(window.start_ts, zone)} → {_show(window.end_ts, zone)}"
+    return f"{show_tso(window.start_ts, zone=zone)} → {show_tso(window.end_ts, zone=zone)}"
 
 
 @dataclass(frozen=True)
@@ -306,25 +299,14 @@ class ResolvedPoint:
     reason: str
 
 
-def _chain_steps(rows: Sequence[BackupRecord], chain: Sequence[str]) -> tuple[RestoreStep, ...]:
-    by_id = index(rows)
-    return tuple(
-        RestoreStep(
-            "full" if by_id[i].kind is BackupKind.FULL else "incremental",
-            i,
-            by_id[i].storage_uri,
-            int(by_id[i].backup_ts or 0),
-        )
-        for i in chain
-    )
-
-
 def _pitr(window: PitrWindow, ts: int, rows: Sequence[BackupRecord], zone: tzinfo | None, why: str) -> ResolvedPoint:
     base = window.base_for(ts)
     assert base is not None  # window.covers(ts)
     record = index(rows)[base.backup_id]
     step = RestoreStep("point", base.backup_id, record.storage_uri, base.backup_ts)
-    reason = f"{why}: PITR to {_show(ts, zone)} from full backup {base.backup_id} ({_show(base.backup_ts)}) + log"
+    reason = (
+        f"{why}: PITR to {show_tso(ts, zone=zone)} from full backup {base.backup_id} ({show_tso(base.backup_ts)}) + log"
+    )
     return ResolvedPoint("pitr", ts, (step,), reason)
 
 
@@ -353,8 +335,8 @@ def resolve_point(
         return ResolvedPoint(
             "snapshot",
             newest.backup_ts,
-            _chain_steps(rows, newest.chain),
-            f"latest: the newest verified backup {newest.backup_id} ({_show(newest.backup_ts)}), "
+            chain_steps(rows, newest.chain),
+            f"latest: the newest verified backup {newest.backup_id} ({show_tso(newest.backup_ts)}), "
             f"a chain of {len(newest.chain)}",
         )
     if point.kind in ("time", "tso"):
@@ -366,7 +348,7 @@ def resolve_point(
             return ResolvedPoint(
                 "snapshot",
                 point.ts,
-                _chain_steps(rows, exact[-1].chain),
+                chain_steps(rows, exact[-1].chain),
                 f"{point.text}: exactly the BackupTS of {exact[-1].backup_id}",
             )
         if has_window:
@@ -379,14 +361,14 @@ def resolve_point(
             )
             raise RestoreRefused(
                 "outside_window",
-                f"restore point {_show(point.ts, zone)} is outside {source.name}'s restorable window "
+                f"restore point {show_tso(point.ts, zone=zone)} is outside {source.name}'s restorable window "
                 f"{_window_text(window, zone)}{late}. Choose a time inside it, 'latest', or a backup id",
             )
-        snapshots = ", ".join(f"{p.backup_id} ({_show(p.backup_ts)})" for p in points[-3:] if p.verified)
+        snapshots = ", ".join(f"{p.backup_id} ({show_tso(p.backup_ts)})" for p in points[-3:] if p.verified)
         raise RestoreRefused(
             "outside_window",
             f"{source.name} has no PITR window ({window.reason if window is not None else 'no log backup'}), so "
-            f"{_show(point.ts, zone)} cannot be restored; restore a backup instead"
+            f"{show_tso(point.ts, zone=zone)} cannot be restored; restore a backup instead"
             f"{': ' + snapshots if snapshots else ''}",
         )
     assert point.backup_id is not None
@@ -423,8 +405,8 @@ def resolve_point(
     return ResolvedPoint(
         "snapshot",
         match.backup_ts,
-        _chain_steps(rows, match.chain),
-        f"backup {record.id} ({_show(match.backup_ts)}), a chain of {len(match.chain)}",
+        chain_steps(rows, match.chain),
+        f"backup {record.id} ({show_tso(match.backup_ts)}), a chain of {len(match.chain)}",
     )
 
 
@@ -432,19 +414,13 @@ def resolve_point(
 
 
 def check_target_databases(target: ClusterConfig, databases: Iterable[str]) -> tuple[str, ...]:
-    """What must be dropped from the target before BR restores into it (BR restores a full or PITR
-    restore only into a cluster without user databases): its user databases, when it is marked scratch;
-    ``RestoreRefused`` naming them otherwise."""
-    user = sorted(d for d in databases if d.lower() not in SERVER_SCHEMAS)
-    if user and not target.scratch:
-        shown = ", ".join(user[:20]) + (f", … {len(user) - 20} more" if len(user) > 20 else "")
-        raise RestoreRefused(
-            "target_not_empty",
-            f"target {target.name} is not empty: databases {shown}. BR restores only into a cluster without "
-            f"user databases, and only clusters marked scratch: true are ever wiped by tidbops; drop them "
-            f"yourself (after saving what you need) or restore into a scratch cluster",
-        )
-    return tuple(user)
+    """The guardrail of ``recovery.scratch.check_target_databases``: what must be dropped from a scratch
+    target before BR restores into it; ``RestoreRefused`` naming the databases of any other that is not
+    empty."""
+    try:
+        return scratch.check_target_databases(target, databases)
+    except TargetNotEmptyError as exc:
+        raise RestoreRefused("target_not_empty", str(exc)) from None
 
 
 def check_log_tasks(target: ClusterConfig, tasks: Iterable[str]) -> None:
@@ -466,7 +442,7 @@ def check_scratch_free(target: ClusterConfig, running: Iterable[DrillRecord]) ->
             raise RestoreRefused(
                 "scratch_in_use",
                 f"scratch cluster {target.name} is in use by drill {drill.id} of {drill.cluster} (running since "
-                f"{drill.started_at.isoformat(timespec='seconds')}); restore into another target or after it ends",
+                f"{show(drill.started_at)}); restore into another target or after it ends",
             )
 
 
@@ -488,20 +464,13 @@ def expected_duration(drills: Iterable[DrillRecord], mode: RestoreMode) -> tuple
 # -------------------------------------------------------------------------------------------- plan
 
 
-@dataclass(frozen=True)
-class RestorePlan:
-    """A checked request made concrete. JSON round trip (``to_dict``/``from_dict``) for XCom and the
-    ``restores`` row; ``commands`` are for reading (redacted), ``plan_argvs`` rebuilds the real ones."""
+@dataclass(frozen=True, kw_only=True)
+class RestorePlan(RecoveryPlan):
+    """A checked request made concrete (``plan_id``: the restore id). JSON round trip (``to_dict``/
+    ``from_dict``) for XCom and the ``restores`` row; ``commands`` are for reading (redacted),
+    ``recovery.plan.plan_argvs`` rebuilds the real ones."""
 
-    restore_id: str
-    source: str
-    target: str
-    mode: RestoreMode
-    restore_ts: int
-    steps: tuple[RestoreStep, ...]
-    tables: tuple[str, ...]
     wipe: tuple[str, ...]
-    log_storage_uri: str | None
     point_reason: str
     expected_seconds: float | None
     expected_basis: str
@@ -511,6 +480,10 @@ class RestorePlan:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
+    def restore_id(self) -> str:
+        return self.plan_id
+
+    @property
     def dry_run(self) -> bool:
         return bool(self.request.get("dry_run", True))
 
@@ -518,93 +491,44 @@ class RestorePlan:
     def validate_after(self) -> bool:
         return bool(self.request.get("validate_after", False))
 
-    @property
-    def restore_time(self) -> datetime:
-        return tso.to_datetime(self.restore_ts)
-
-    @property
-    def backups_used(self) -> tuple[str, ...]:
-        return tuple(s.backup_id for s in self.steps)
-
-    @property
-    def plan_id(self) -> str:
-        return self.restore_id
+    def clusters(self, clusters: Mapping[str, ClusterConfig]) -> tuple[ClusterConfig, ClusterConfig]:
+        """The plan's clusters from the fleet config as it is now, the request checked again against it
+        (``RestoreRefused`` when it no longer passes)."""
+        checked = check_request(RestoreRequest.from_conf(self.request), clusters)
+        return checked.source, checked.target
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "restore_id": self.restore_id,
             "source": self.source,
-            "target": self.target,
-            "mode": self.mode,
-            "restore_ts": self.restore_ts,
-            "restore_time": _iso(self.restore_time),
-            "steps": [s.to_dict() for s in self.steps],
+            **self.common_dict(),
             "tables": list(self.tables),
             "wipe": list(self.wipe),
-            "log_storage_uri": self.log_storage_uri,
             "point_reason": self.point_reason,
             "expected_seconds": self.expected_seconds,
             "expected_basis": self.expected_basis,
             "commands": list(self.commands),
             "request": dict(self.request),
-            "created_at": _iso(self.created_at),
+            "created_at": iso(self.created_at),
             "notes": list(self.notes),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RestorePlan:
-        mode = str(d["mode"])
-        if mode not in ("snapshot", "pitr"):
-            raise ValueError(f"restore mode {mode!r} is not snapshot or pitr")
-        created = d["created_at"]
         return cls(
-            restore_id=str(d["restore_id"]),
+            plan_id=str(d["restore_id"]),
             source=str(d["source"]),
-            target=str(d["target"]),
-            mode=mode,  # type: ignore[arg-type]
-            restore_ts=int(d["restore_ts"]),
-            steps=tuple(RestoreStep.from_dict(s) for s in d["steps"]),
+            **cls.common_fields(d),
             tables=tuple(str(t) for t in d.get("tables") or ()),
             wipe=tuple(str(t) for t in d.get("wipe") or ()),
-            log_storage_uri=d.get("log_storage_uri"),
             point_reason=str(d.get("point_reason") or ""),
             expected_seconds=float(d["expected_seconds"]) if d.get("expected_seconds") is not None else None,
             expected_basis=str(d.get("expected_basis") or ""),
             commands=tuple(str(c) for c in d.get("commands") or ()),
             request=dict(d.get("request") or {}),
-            created_at=created
-            if isinstance(created, datetime)
-            else datetime.fromisoformat(str(created).replace("Z", "+00:00")),
+            created_at=parse_time(d["created_at"]),
             notes=tuple(str(n) for n in d.get("notes") or ()),
         )
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def plan_argvs(
-    plan: RestorePlan,
-    *,
-    source: ClusterConfig,
-    target: ClusterConfig,
-    log_file: str | None = None,
-    crypter_key_file: str | None = None,
-) -> list[list[str]]:
-    """The BR command lines of the plan, in order (``br restore full`` per chain link, or one
-    ``br restore point``), into ``target`` from ``source``'s backups, limited to the plan's tables."""
-    if plan.source != source.name or plan.target != target.name:
-        raise ValueError(f"the plan is {plan.source} → {plan.target}, not {source.name} → {target.name}")
-    return step_argvs(
-        plan.steps,
-        restore_ts=plan.restore_ts,
-        log_storage_uri=plan.log_storage_uri,
-        target=target,
-        source=source,
-        filters=plan.tables,
-        log_file=log_file,
-        crypter_key_file=crypter_key_file,
-    )
 
 
 def plan_restore(
@@ -624,7 +548,7 @@ def plan_restore(
     if checked.target.scratch and wipe:
         notes.append(f"{checked.target.name} is a scratch cluster: its databases are dropped before BR runs")
     draft = RestorePlan(
-        restore_id=restore_id,
+        plan_id=restore_id,
         source=checked.source.name,
         target=checked.target.name,
         mode=resolved.mode,
@@ -657,14 +581,17 @@ def render_plan(plan: RestorePlan, *, requested_by: str | None = None) -> str:
     head = "DRY RUN: nothing is changed" if plan.dry_run else "RESTORE"
     lines = [
         f"{head}: {plan.source} → {plan.target} ({plan.restore_id})",
-        f"restore point: {_show(plan.restore_ts)} (TSO {plan.restore_ts}); asked: {req.get('restore_point')!r}",
+        f"restore point: {show_tso(plan.restore_ts)} (TSO {plan.restore_ts}); asked: {req.get('restore_point')!r}",
         f"  {plan.point_reason}",
         f"tables: {', '.join(plan.tables) if plan.tables else 'all (the whole cluster)'}",
         f"backups ({plan.mode}):",
-        *(f"  {i}. {s.kind} {s.backup_id} ({_show(s.backup_ts)}) {s.storage_uri}" for i, s in enumerate(plan.steps, 1)),
+        *(
+            f"  {i}. {s.kind} {s.backup_id} ({show_tso(s.backup_ts)}) {s.storage_uri}"
+            for i, s in enumerate(plan.steps, 1)
+        ),
     ]
     if plan.log_storage_uri:
-        lines.append(f"  + log {plan.log_storage_uri} up to {_show(plan.restore_ts)}")
+        lines.append(f"  + log {plan.log_storage_uri} up to {show_tso(plan.restore_ts)}")
     lines.append(
         f"target {plan.target}: "
         + (f"databases dropped first: {', '.join(plan.wipe)}" if plan.wipe else "empty, nothing to drop")
@@ -680,11 +607,6 @@ def render_plan(plan: RestorePlan, *, requested_by: str | None = None) -> str:
 
 
 # ------------------------------------------------------------------------------------------ record
-
-
-def _number(result: Mapping[str, Any] | None, key: str, kind: type[int] | type[float]) -> Any:
-    value = result.get(key) if result else None
-    return None if value is None else kind(value)
 
 
 def restore_record(
@@ -723,6 +645,7 @@ def restore_record(
     else:
         status = RestoreStatus.SUCCEEDED
     raw = request.to_dict() if request is not None else {k: raw_request[k] for k in sorted(raw_request)}
+    figures = Reported.of(restored, validated)
     return RestoreRecord(
         id=restore_id,
         source=request.source if request is not None else str(raw_request.get("source_cluster") or ""),
@@ -740,10 +663,10 @@ def restore_record(
         backups_used=plan.backups_used if plan is not None else (),
         request=raw,
         plan=plan.to_dict() if plan is not None else None,
-        restore_seconds=_number(restored, "restore_seconds", float),
-        validation_seconds=_number(validated, "seconds", float),
-        validation_ok=bool(validated.get("ok")) if validated else None,
-        rows_checked=_number(validated, "rows_checked", int),
+        restore_seconds=figures.restore_seconds,
+        validation_seconds=figures.validation_seconds,
+        validation_ok=figures.validation_ok,
+        rows_checked=figures.rows_checked,
         error=error,
         dag_id=dag_id,
         run_id=run_id,

@@ -1,6 +1,6 @@
 """The parts of the on-demand restore rules the ``tidb_restore`` DAG needs at parse time (the form's
 texts, the targets it builds a restore task for), kept light: only the fleet config, no catalog, no
-SQLAlchemy. ``tidbops.restore`` holds the rest and re-exports these.
+SQLAlchemy. ``tidbops.restore`` holds the rest.
 """
 
 from __future__ import annotations

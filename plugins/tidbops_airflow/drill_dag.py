@@ -13,6 +13,8 @@ check_drill_due → choose_restore_point → [wait_for_log_checkpoint, PITR mode
   and the check reads BR and the key connection, which the health check has no business reading.) A
   drill cron finer than hourly runs at most hourly.
 
+* ``restore_to_scratch`` and ``validate_restored_data`` are the operators the on-demand restore uses too
+  (``tidbops_airflow.operators.recovery``); the drill's plan says what they restore and check.
 * ``restore_to_scratch`` runs in the scratch cluster's pool ``br_<target>`` (one BR job at a time there);
   reading the source's backups needs none. Two sources drilling into one scratch cluster are kept apart
   by the ``drills`` catalog row that ``prepare_scratch`` takes (a later drill's try fails while another
@@ -41,9 +43,8 @@ from tidbops_airflow.operators.drill import (
     DrillGateOperator,
     DrillPrepareScratchOperator,
     DrillRecordOperator,
-    DrillRestoreOperator,
-    DrillValidateOperator,
 )
+from tidbops_airflow.operators.recovery import BRRestoreOperator, ValidateRestoreOperator
 
 RECORD_TASK = "record_drill"
 GATE_TASK = "assert_drill_passed"
@@ -108,19 +109,20 @@ def build_restore_drill_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet,
             on_failure_callback=alerts,
             **catalog,
         )
-        restore = DrillRestoreOperator(
+        restore = BRRestoreOperator(
             task_id=STEP_TASKS["restore"],
-            cluster=cluster,
+            plan_task_id=STEP_TASKS["choose"],
             target=run_target,
             pool=br_pool(target),
             on_failure_callback=alerts,
             **catalog,
         )
-        validate = DrillValidateOperator(
+        validate = ValidateRestoreOperator(
             task_id=STEP_TASKS["validate"],
-            cluster=cluster,
-            target=run_target,
+            plan_task_id=STEP_TASKS["choose"],
+            restore_task_ids=[STEP_TASKS["restore"]],
             chunk_rows="{{ dag_run.conf.get('chunk_rows', '') }}",
+            expectations=True,
             on_failure_callback=alerts,
             **catalog,
         )

@@ -8,7 +8,8 @@ plan_restore → choose_target → restore__<target> (one per possible target) �
 * ``restore__<target>`` runs in the target's pool ``br_<target>`` (one BR job per cluster at a time,
   shared with the backup and drill DAGs). A pool is fixed when the DAG is parsed, not per run, hence one
   task per cluster that some source may be restored into, and ``choose_target`` follows the plan's.
-  No retries: a restore is a human's decision, cleared by a human.
+  No retries: a restore is a human's decision, cleared by a human. ``restore__<target>`` and ``validate``
+  are the operators drills use too (``tidbops_airflow.operators.recovery``).
 * ``record_restore`` always runs: the ``restores`` row of every request, refused, dry run or real.
   ``assert_restore_succeeded`` then makes a refused or failed request a failed run (a run's state follows
   its last task).
@@ -26,6 +27,7 @@ from tidbops.restore_rules import POINT_FORMATS, allowed_targets
 from tidbops_airflow.assets import restores_asset
 from tidbops_airflow.backup_dag import br_pool
 from tidbops_airflow.dagbuilder import START_DATE
+from tidbops_airflow.operators.recovery import BRRestoreOperator, ValidateRestoreOperator
 from tidbops_airflow.operators.restore import (
     BRANCH_TASK,
     GATE_TASK,
@@ -35,9 +37,7 @@ from tidbops_airflow.operators.restore import (
     RestoreGateOperator,
     RestorePlanOperator,
     RestoreRecordOperator,
-    RestoreRunOperator,
     RestoreTargetBranchOperator,
-    RestoreValidateOperator,
     restore_task_id,
 )
 
@@ -188,8 +188,9 @@ def build_restore_dag(fleet: Fleet, *, doc_md: str | None) -> DAG:
         plan = RestorePlanOperator(task_id=PLAN_TASK, **catalog)
         branch = RestoreTargetBranchOperator(task_id=BRANCH_TASK, restore_task_ids=restore_ids)
         restores = [
-            RestoreRunOperator(
+            BRRestoreOperator(
                 task_id=restore_task_id(t),
+                plan_task_id=PLAN_TASK,
                 target=t,
                 pool=br_pool(t),
                 outlets=[restores_asset(t)],  # each restore BR finished is an event of x-tidb://<target>/restores
@@ -198,8 +199,9 @@ def build_restore_dag(fleet: Fleet, *, doc_md: str | None) -> DAG:
             )
             for t in targets
         ]
-        validate = RestoreValidateOperator(
+        validate = ValidateRestoreOperator(
             task_id=VALIDATE_TASK,
+            plan_task_id=PLAN_TASK,
             restore_task_ids=restore_ids,
             trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
             **catalog,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tidbops.restore import allowed_targets
+from tidbops.restore_rules import allowed_targets
 
 pytestmark = pytest.mark.dags
 

@@ -1,9 +1,11 @@
 """Operators of the restore drill: check → choose → (wait) → prepare → restore → validate → drop → record → gate.
 
-Each builds its hooks, calls ``tidbops.drill`` (where the logic and its docs live), logs one line and
-returns a small JSON-safe dict (XCom). Steps read earlier steps' results from the XCom of the task ids
-the DAG wires in. A step that fails leaves its error (redacted) in its XCom ``error`` before raising, so
-``record_drill`` (trigger rule ``all_done``) can say what went wrong.
+Each builds its hooks, calls ``tidbops.drill`` (where the drill's logic and its docs live), logs one line
+and returns a small JSON-safe dict (XCom). The restore and the validation are the restore engine's
+(``tidbops.recovery``), run by the operators both restore DAGs share (``BRRestoreOperator``,
+``ValidateRestoreOperator`` in ``tidbops_airflow.operators.recovery``). Steps read earlier steps' results
+from the XCom of the task ids the DAG wires in. A step that fails leaves its error (redacted) in its XCom
+``error`` before raising, so ``record_drill`` (trigger rule ``all_done``) can say what went wrong.
 
 The scratch cluster is resolved at run time (``target``, templated: the run's conf ``target``, else
 the source's ``drill.target``) against the fleet config as it is then, and every step that touches it
@@ -12,26 +14,21 @@ refuses a cluster that is not marked ``scratch: true``.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.bases.skipmixin import SkipMixin
 
 from tidbops.config import ClusterConfig
+from tidbops_airflow.operators.recovery import RecoveryStep, optional_int
 
 if TYPE_CHECKING:
     from tidbops.backup import RunInfo
     from tidbops.catalog.store import Catalog
     from tidbops.drill import DrillPlan
     from tidbops.pitr import LogRange
-    from tidbops_airflow.hooks.br import BRHook
 
 BR_VERSION_TIMEOUT = 30.0  # seconds for ``br -V``
 
@@ -46,33 +43,13 @@ STEP_TASKS = {
 }
 
 
-def _optional_int(value: Any, what: str) -> int | None:
-    if value is None or (isinstance(value, str) and value.strip() in ("", "None", "null")):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} {value!r} is not an integer") from None
-
-
-class _DrillStep(BaseOperator):
-    """The source cluster, the scratch target, the catalog, earlier steps' XCom (one flat ``__init__`` each)."""
+class _DrillStep(RecoveryStep):
+    """The source cluster, the scratch target, this run (one flat ``__init__`` each)."""
 
     ui_color = "#e3ecff"
     cluster: ClusterConfig
     target: str | None
-    catalog_conn_id: str | None
-    catalog_sqlite_path: str | None
-
-    def _catalog(self) -> AbstractContextManager[Catalog | None]:
-        from tidbops_airflow.hooks.catalog import open_catalog_or_none
-
-        return open_catalog_or_none(self.catalog_conn_id, self.catalog_sqlite_path)
-
-    @staticmethod
-    def _xcom(context: Context, task_id: str, key: str = "return_value") -> Mapping[str, Any] | None:
-        value = context["ti"].xcom_pull(task_ids=task_id, key=key)
-        return value if isinstance(value, Mapping) else None
+    plan_task_id = STEP_TASKS["choose"]
 
     def _run(self, context: Context) -> RunInfo:
         """This run, started when ``check_drill_due`` first ran (its XCom ``started_at``): the drill's id and
@@ -87,50 +64,21 @@ class _DrillStep(BaseOperator):
     def _plan(self, context: Context) -> DrillPlan:
         from tidbops.drill import DrillPlan
 
-        value = self._xcom(context, STEP_TASKS["choose"])
+        value = self._xcom(context, self.plan_task_id)
         if value is None:
-            raise ValueError(f"no drill plan in the XCom of {STEP_TASKS['choose']!r}")
+            raise ValueError(f"no drill plan in the XCom of {self.plan_task_id!r}")
         plan = DrillPlan.from_dict(value)
         if plan.cluster != self.cluster.name:
             raise ValueError(f"the plan is for cluster {plan.cluster!r}, this task for {self.cluster.name!r}")
         return plan
 
-    def _hold(self, plan: DrillPlan) -> None:
-        """Take the plan's holds again for a full ttl from now (the catalog down: noted, the earlier holds
-        stand until their ttl)."""
-        from tidbops.backup import CatalogLink
-        from tidbops.drill import hold_plan
-
-        notes: list[str] = []
-        with self._catalog() as catalog:
-            ttl = CatalogLink(catalog, notes).call("hold the backups", lambda c: hold_plan(c, self.cluster, plan))
-        for note in notes:
-            self.log.warning("%s", note)
-        if ttl is not None:
-            self.log.info("drill %s holds %s for %s", plan.drill_id, ", ".join(plan.backups_used), ttl)
-
     def _scratch(self) -> ClusterConfig:
-        """The target, from the fleet config as it is now; ``AirflowFailException`` (no retry) when refused."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from tidbops.drill import NotScratchError, scratch_target
+        """The target, from the fleet config as it is now; ``NotScratchError`` when refused (inside
+        ``_reporting``: no retry)."""
+        from tidbops.recovery.scratch import scratch_target
         from tidbops_airflow.dagbuilder import fleet
 
-        try:
-            return scratch_target(fleet().clusters, self.cluster, self.target)
-        except NotScratchError as exc:
-            raise AirflowFailException(str(exc)) from None
-
-    @contextmanager
-    def _reporting(self, context: Context) -> Iterator[None]:
-        """On failure, leave the (redacted) error in XCom ``error`` for ``record_drill``, then re-raise."""
-        try:
-            yield
-        except Exception as exc:
-            from tidbops_airflow.notifiers.alerts import clean_error
-
-            context["ti"].xcom_push(key="error", value=clean_error(f"{type(exc).__name__}: {exc}"))
-            raise
+        return scratch_target(fleet().clusters, self.cluster, self.target)
 
 
 class DrillCheckDueOperator(_DrillStep, SkipMixin):
@@ -167,12 +115,8 @@ class DrillCheckDueOperator(_DrillStep, SkipMixin):
         from tidbops.tidb import read_cluster_facts
         from tidbops_airflow.hooks.tidb import TiDBHook
 
-        conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
-        try:
-            with conn.cursor() as cursor:
-                facts = read_cluster_facts(cursor)
-        finally:
-            conn.close()
+        with TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).session() as conn, conn.cursor() as cursor:
+            facts = read_cluster_facts(cursor)
         return facts.tidb_version or facts.server_version
 
     def _br_version(self) -> str | None:
@@ -307,8 +251,9 @@ class DrillChooseRestorePointOperator(_DrillStep):
     def execute(self, context: Context) -> dict[str, Any]:
         from datetime import timedelta
 
-        from tidbops.drill import DrillError, hold_plan, plan_drill
+        from tidbops.drill import DrillError, plan_drill
         from tidbops.pitr import compute_window
+        from tidbops.recovery.holds import hold_plan
 
         with self._reporting(context):
             target = self._scratch()
@@ -326,7 +271,7 @@ class DrillChooseRestorePointOperator(_DrillStep):
                 datetime.now(UTC),
                 backups=backups,
                 window=window,
-                seed=_optional_int(self.seed, "seed"),
+                seed=optional_int(self.seed, "seed"),
                 recent=timedelta(seconds=self.recent_seconds),
             )
             with self._catalog() as catalog:  # a drill that cannot hold its backups does not start
@@ -376,7 +321,7 @@ class DrillPrepareScratchOperator(_DrillStep):
 
         from tidbops.backup import CatalogLink
         from tidbops.catalog.records import DrillRecord, DrillStatus
-        from tidbops.drill import clear_scratch
+        from tidbops.recovery.scratch import clear_scratch
         from tidbops_airflow.hooks.tidb import TiDBHook
 
         with self._reporting(context):
@@ -408,12 +353,8 @@ class DrillPrepareScratchOperator(_DrillStep):
                     "take the scratch cluster",
                     lambda c: c.claim_scratch(hold, stale_after=timedelta(hours=self.hold_hours)),
                 )
-            conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
-            try:
-                with conn.cursor() as cursor:
-                    cleared = clear_scratch(cursor, target, source=self.cluster.name)
-            finally:
-                conn.close()
+            with TiDBHook(tidb_conn_id=target.tidb_conn_id).session() as conn, conn.cursor() as cursor:
+                cleared = clear_scratch(cursor, target, source=self.cluster.name)
         self.log.info(
             "scratch cluster %s taken for drill %s%s; dropped what was left: %s",
             target.name,
@@ -422,238 +363,6 @@ class DrillPrepareScratchOperator(_DrillStep):
             ", ".join(cleared) or "nothing",
         )
         return {"target": target.name, "drill_id": plan.drill_id, "cleared": cleared, "notes": notes}
-
-
-class DrillRestoreOperator(_DrillStep):
-    """Restore the plan into the scratch cluster with BR (timed: the RTO's restore part).
-
-    A retry first drops what the failed try restored (BR restores only into a fresh cluster). BR runs
-    with the source's storage credentials and crypter key; ``on_kill`` ends BR's process group. The
-    backups' holds are taken again first (a full ttl from now).
-
-    :param cluster: the source cluster from the fleet config.
-    :param target: the scratch cluster (templated; empty: the cluster's ``drill.target``).
-    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
-    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
-    """
-
-    template_fields: Sequence[str] = ("target", "catalog_conn_id")
-    ui_color = "#ffe2b3"
-
-    def __init__(
-        self,
-        *,
-        cluster: ClusterConfig,
-        target: str | None = None,
-        catalog_conn_id: str | None = None,
-        catalog_sqlite_path: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.cluster = cluster
-        self.target = target
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
-        self._br_hook: BRHook | None = None
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from tidbops.drill import clear_scratch, restore_argvs, run_restore
-        from tidbops_airflow.hooks.br import BRHook
-        from tidbops_airflow.hooks.tidb import TiDBHook
-
-        with self._reporting(context):
-            target = self._scratch()
-            plan = self._plan(context)
-            if plan.target != target.name:
-                raise ValueError(f"the plan restores into {plan.target}, this run's target is {target.name}")
-            self._hold(plan)
-            conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
-            try:
-                with conn.cursor() as cursor:
-                    cleared = clear_scratch(cursor, target, source=self.cluster.name)
-            finally:
-                conn.close()
-            if cleared:
-                self.log.info("dropped what an earlier try restored into %s: %s", target.name, ", ".join(cleared))
-            self._br_hook = hook = BRHook(cluster=target, storage_source=self.cluster)
-            with hook.session(plan.drill_id) as session:
-                # the session resolved the source's storage endpoint (from its connection) into session.cluster
-                source = self.cluster.model_copy(update={"storage": session.cluster.storage})
-                argvs = restore_argvs(
-                    plan, target=target, source=source, log_file=session.log_file, crypter_key_file=session.key_file
-                )
-                outcome = run_restore(plan, argvs, lambda argv: hook.run(argv, session), cleared=cleared)
-        self.log.info(
-            "restored %s into %s in %.1fs (%s)",
-            ", ".join(plan.backups_used),
-            target.name,
-            outcome.seconds,
-            "; ".join(f"{r['kind']} {r['backup_id']} {r['seconds']}s" for r in outcome.runs),
-        )
-        return outcome.to_dict()
-
-    def on_kill(self) -> None:
-        if self._br_hook is not None:
-            self._br_hook.kill()
-
-
-class DrillValidateOperator(_DrillStep):
-    """Compare the restored cluster with the source as of the restore point (schema; row counts and
-    fingerprints per key chunk), run the cluster's expectation suites against it and keep their Data
-    Docs in backup storage (``<storage>/<cluster>/drills/<drill id>/data_docs/``). Fails, without retrying
-    (the data would not change), naming each table and key range that differs.
-
-    :param cluster: the source cluster from the fleet config.
-    :param target: the scratch cluster (templated; empty: the cluster's ``drill.target``).
-    :param chunk_rows: rows per fingerprinted chunk (templated).
-    :param max_tables: compare the content of at most this many tables (schema: all).
-    :param expectations_dir: the suites' root (default ``include/expectations`` or ``$TIDBOPS_EXPECTATIONS_DIR``).
-    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
-    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
-
-    A cluster without suites (``include/expectations/<cluster>/``) is validated on content alone, and the
-    result says so (``expectations.ran`` False, the note ``no expectation suites for <cluster>: …``).
-    """
-
-    template_fields: Sequence[str] = ("target", "chunk_rows", "catalog_conn_id")
-
-    def __init__(
-        self,
-        *,
-        cluster: ClusterConfig,
-        target: str | None = None,
-        chunk_rows: Any = None,
-        max_tables: int | None = None,
-        expectations_dir: str | None = None,
-        catalog_conn_id: str | None = None,
-        catalog_sqlite_path: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.cluster = cluster
-        self.target = target
-        self.chunk_rows = chunk_rows
-        self.max_tables = max_tables
-        self.expectations_dir = expectations_dir
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
-
-    def _expectations(self, plan: DrillPlan, target: ClusterConfig, tables: list[str]) -> dict[str, Any]:
-        from airflow.sdk.log import mask_secret
-
-        from tidbops.drill import DATA_DOCS_DIR, drill_dir
-        from tidbops.validate.expectations import ExpectationsRun, load_suites, run_expectations, upload_site
-        from tidbops_airflow.hooks.storage import StorageHook
-        from tidbops_airflow.hooks.tidb import TiDBHook
-
-        suites = load_suites(self.cluster.name, Path(self.expectations_dir) if self.expectations_dir else None)
-        if not suites:
-            from tidbops.drill import no_suites_note
-
-            note = no_suites_note(self.cluster.name)
-            self.log.warning("%s: the drill is judged on the content check alone", note)
-            return {**ExpectationsRun((), notes=(note,)).to_dict(), "ran": False}
-        url = TiDBHook(tidb_conn_id=target.tidb_conn_id).sqlalchemy_url.update_query_dict({"charset": "utf8mb4"})
-        if url.password:
-            mask_secret(str(url.password))
-        workdir = Path(tempfile.mkdtemp(prefix="tidbops-gx-"))  # 0700; holds no password (GX reads it from env)
-        try:
-            run = run_expectations(
-                suites,
-                url=url.render_as_string(hide_password=False),
-                restore_time=plan.restore_time,
-                workdir=workdir / "project",
-                tables=tables,
-                partial_unexpected_count=0 if self.cluster.br.encryption else 5,
-            )
-            uri = None
-            if run.site_dir is not None:
-                where = f"{self.cluster.storage.uri}/{drill_dir(self.cluster.name, plan.drill_id)}/{DATA_DOCS_DIR}"
-                files = upload_site(run.site_dir, StorageHook(cluster=self.cluster).get_storage(where))
-                uri = f"{where}/index.html"
-                self.log.info("Data Docs (%d files): %s", files, uri)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        return {**run.to_dict(uri), "ran": True}
-
-    def _recorded(self, plan: DrillPlan) -> Any:
-        """The source fingerprints recorded right after the plan's last backup, if any."""
-        from tidbops.drill import SourceFingerprints, fingerprints_path
-        from tidbops_airflow.hooks.storage import StorageHook
-
-        path = fingerprints_path(self.cluster.name, plan.steps[-1].backup_id)
-        root = StorageHook(cluster=self.cluster).get_storage()
-        if not root.exists(path):
-            return None
-        return SourceFingerprints.from_bytes(root.read_bytes(path), source=f"{root.uri}/{path}")
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from tidbops.drill import HistoryGoneError, validate_restore
-        from tidbops.tidb import read_cluster_facts
-        from tidbops.validate.fingerprint import DEFAULT_CHUNK_ROWS
-        from tidbops_airflow.hooks.tidb import TiDBHook
-
-        started = time.monotonic()
-        with self._reporting(context):
-            target = self._scratch()
-            plan = self._plan(context)
-            self._hold(plan)
-            chunk_rows = _optional_int(self.chunk_rows, "chunk_rows") or DEFAULT_CHUNK_ROWS
-            source_conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
-            target_conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
-            try:
-                with source_conn.cursor() as source, target_conn.cursor() as restored:
-                    facts = read_cluster_facts(source)
-                    try:
-                        report = validate_restore(
-                            source,
-                            restored,
-                            cluster=self.cluster.name,
-                            restore_ts=plan.restore_ts,
-                            load_recorded=lambda: self._recorded(plan),
-                            gc_safe_point=facts.gc_safe_point,
-                            gc_life_time_seconds=facts.gc_life_time_seconds,
-                            chunk_rows=chunk_rows,
-                            max_tables=self.max_tables,
-                            on_table=lambda t: self.log.info(
-                                "%s %s: %s", "ok  " if t.ok else "FAIL", t.table, t.to_dict()["content"] or t.skipped
-                            ),
-                        )
-                    except HistoryGoneError as exc:
-                        raise AirflowFailException(str(exc)) from None
-            finally:
-                source_conn.close()
-                target_conn.close()
-            self.log.info("content: %s; source read: %s", "ok" if report.ok else "DIFFERS", report.source_read)
-            restored_tables = [t.table for t in report.tables if t.content is not None or t.skipped]
-            expectations = self._expectations(plan, target, restored_tables)
-            result = {
-                **report.to_dict(),
-                "content_ok": report.ok,
-                "content_seconds": report.seconds,
-                "expectations": expectations,
-                "ok": report.ok and expectations["ok"],
-                "seconds": round(time.monotonic() - started, 3),
-            }
-            context["ti"].xcom_push(key="return_value", value=result)  # kept when the check fails below
-            failures = report.failures() + [f"expectations: {f}" for f in expectations["failures"]]
-            if failures:
-                shown = "\n  ".join(failures[:20]) + (f"\n  … {len(failures) - 20} more" if len(failures) > 20 else "")
-                raise AirflowFailException(
-                    f"drill {plan.drill_id}: the data restored into {target.name} is not {self.cluster.name}'s as of "
-                    f"{plan.restore_time.isoformat()}:\n  {shown}"
-                )
-        self.log.info(
-            "validated %s tables, %s rows: no difference; expectations %s/%s; %.1fs",
-            result["tables_checked"],
-            result["rows_checked"],
-            expectations["successful"],
-            expectations["evaluated"],
-            result["seconds"],
-        )
-        return result
 
 
 class DrillDropScratchOperator(_DrillStep):
@@ -676,7 +385,7 @@ class DrillDropScratchOperator(_DrillStep):
         self.catalog_sqlite_path = None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from tidbops.drill import clear_scratch
+        from tidbops.recovery.scratch import clear_scratch
         from tidbops_airflow.hooks.tidb import TiDBHook
 
         with self._reporting(context):
@@ -689,12 +398,8 @@ class DrillDropScratchOperator(_DrillStep):
             target = self._scratch()
             if prepared.get("target") != target.name:
                 raise ValueError(f"prepare_scratch took {prepared.get('target')!r}, this run's target is {target.name}")
-            conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
-            try:
-                with conn.cursor() as cursor:
-                    dropped = clear_scratch(cursor, target, source=self.cluster.name)
-            finally:
-                conn.close()
+            with TiDBHook(tidb_conn_id=target.tidb_conn_id).session() as conn, conn.cursor() as cursor:
+                dropped = clear_scratch(cursor, target, source=self.cluster.name)
         self.log.info("scratch cluster %s dropped: %s", target.name, ", ".join(dropped) or "it was empty")
         return {"target": target.name, "dropped": dropped, "dropped_ok": True}
 
@@ -856,7 +561,8 @@ class SourceFingerprintOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from tidbops.drill import HistoryGoneError, fingerprints_path, take_source_fingerprints
+        from tidbops.recovery.errors import HistoryGoneError
+        from tidbops.recovery.fingerprints import fingerprints_path, take_source_fingerprints
         from tidbops.tidb import read_cluster_facts
         from tidbops_airflow.hooks.storage import StorageHook
         from tidbops_airflow.hooks.tidb import TiDBHook
@@ -864,26 +570,22 @@ class SourceFingerprintOperator(BaseOperator):
         backup = context["ti"].xcom_pull(task_ids=self.backup_task_id)
         if not isinstance(backup, Mapping) or not backup.get("backup_ts"):
             raise ValueError(f"no backup result in the XCom of {self.backup_task_id!r}")
-        conn = TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).get_conn()
-        try:
-            with conn.cursor() as cursor:
-                facts = read_cluster_facts(cursor)
-                try:
-                    recorded = take_source_fingerprints(
-                        cursor,
-                        cluster=self.cluster.name,
-                        backup_id=str(backup["backup_id"]),
-                        backup_ts=int(backup["backup_ts"]),
-                        now=datetime.now(UTC),
-                        gc_safe_point=facts.gc_safe_point,
-                        gc_life_time_seconds=facts.gc_life_time_seconds,
-                        max_tables=self.max_tables or self.cluster.drill.fingerprint_max_tables,
-                        max_rows=self.max_rows or self.cluster.drill.fingerprint_max_rows,
-                    )
-                except HistoryGoneError as exc:
-                    raise AirflowFailException(str(exc)) from None
-        finally:
-            conn.close()
+        with TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).session() as conn, conn.cursor() as cursor:
+            facts = read_cluster_facts(cursor)
+            try:
+                recorded = take_source_fingerprints(
+                    cursor,
+                    cluster=self.cluster.name,
+                    backup_id=str(backup["backup_id"]),
+                    backup_ts=int(backup["backup_ts"]),
+                    now=datetime.now(UTC),
+                    gc_safe_point=facts.gc_safe_point,
+                    gc_life_time_seconds=facts.gc_life_time_seconds,
+                    max_tables=self.max_tables or self.cluster.drill.fingerprint_max_tables,
+                    max_rows=self.max_rows or self.cluster.drill.fingerprint_max_rows,
+                )
+            except HistoryGoneError as exc:
+                raise AirflowFailException(str(exc)) from None
         path = fingerprints_path(self.cluster.name, recorded.backup_id)
         StorageHook(cluster=self.cluster).get_storage().write_bytes(path, recorded.to_bytes(), overwrite=True)
         summary = {**recorded.summary(), "uri": f"{self.cluster.storage.uri}/{path}"}

@@ -1,20 +1,22 @@
 """Operators of the on-demand restore (``tidb_restore``): plan → choose target → restore → validate → record.
 
-The logic and the guardrails live in ``tidbops.restore``; these read the run's Params, the fleet config,
-the catalog, the clusters and BR, call it, log, and pass small JSON dicts on (XCom). A step that fails
-leaves its (redacted) error in XCom ``error``, and a refusal its guardrail in XCom ``refused``, before
-raising, so ``record_restore`` (trigger rule ``all_done``) can record what happened.
+The request, the guardrails and the audit row live in ``tidbops.restore``; these read the run's Params,
+the fleet config, the catalog, the clusters and BR, call it, log, and pass small JSON dicts on (XCom).
+``restore__<target>`` and ``validate`` are the operators drills use too (``BRRestoreOperator``,
+``ValidateRestoreOperator`` of ``tidbops_airflow.operators.recovery``, over the restore engine
+``tidbops.recovery``). A step that fails leaves its (redacted) error in XCom ``error``, and a refusal its
+guardrail in XCom ``refused``, before raising, so ``record_restore`` (trigger rule ``all_done``) can
+record what happened.
 
-A real (not dry-run) restore holds the backups it restores (holder: the restore id; ``tidbops.drill.
-hold_plan``) from ``plan_restore`` until ``record_restore``, which releases them whatever happened:
-retention never expires a held backup. ``restore__<target>`` takes the holds again for a full ttl.
+A real (not dry-run) restore holds the backups it restores (holder: the restore id;
+``tidbops.recovery.holds``) from ``plan_restore`` until ``record_restore``, which releases them whatever
+happened: retention never expires a held backup. ``restore__<target>`` takes the holds again for a full
+ttl.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +24,12 @@ from airflow.providers.standard.operators.branch import BaseBranchOperator
 from airflow.sdk import BaseOperator, Context
 
 from tidbops_airflow.notes import NOTE_CONN_ID
+from tidbops_airflow.operators.recovery import RecoveryStep
 
 if TYPE_CHECKING:
-    from tidbops.catalog.store import Catalog
-    from tidbops.config import ClusterConfig, Fleet
+    from tidbops.config import ClusterConfig
     from tidbops.pitr import LogRange, PitrWindow
     from tidbops.restore import CheckedRequest, RestorePlan
-    from tidbops_airflow.hooks.br import BRHook
 
 PLAN_TASK = "plan_restore"
 BRANCH_TASK = "choose_target"
@@ -37,10 +38,11 @@ RECORD_TASK = "record_restore"
 GATE_TASK = "assert_restore_succeeded"
 
 
-class _RestoreStep(BaseOperator):
-    """The catalog, the run's request and plan, error reporting."""
+class _RestoreStep(RecoveryStep):
+    """The catalog, the run's request and plan, error reporting (``RecoveryStep``)."""
 
     ui_color = "#fde2e2"
+    plan_task_id = PLAN_TASK
 
     def __init__(
         self, *, catalog_conn_id: str | None = None, catalog_sqlite_path: str | None = None, **kwargs: Any
@@ -48,76 +50,6 @@ class _RestoreStep(BaseOperator):
         super().__init__(**kwargs)
         self.catalog_conn_id = catalog_conn_id
         self.catalog_sqlite_path = catalog_sqlite_path
-
-    def _catalog(self) -> AbstractContextManager[Catalog | None]:
-        from tidbops_airflow.hooks.catalog import open_catalog_or_none
-
-        return open_catalog_or_none(self.catalog_conn_id, self.catalog_sqlite_path)
-
-    @staticmethod
-    def _xcom(context: Context, task_id: str, key: str = "return_value") -> Mapping[str, Any] | None:
-        value = context["ti"].xcom_pull(task_ids=task_id, key=key)
-        return value if isinstance(value, Mapping) else None
-
-    def _plan(self, context: Context) -> RestorePlan:
-        from tidbops.restore import RestorePlan
-
-        value = self._xcom(context, PLAN_TASK)
-        if value is None:
-            raise ValueError(f"no restore plan in the XCom of {PLAN_TASK!r}")
-        return RestorePlan.from_dict(value["plan"])
-
-    @staticmethod
-    def _clusters(plan: RestorePlan) -> tuple[Fleet, ClusterConfig, ClusterConfig]:
-        """The plan's clusters from the fleet config as it is now, the request checked again against it
-        (the config may have changed since the plan)."""
-        from tidbops.restore import RestoreRequest, check_request
-        from tidbops_airflow.dagbuilder import fleet
-
-        current = fleet()
-        checked = check_request(RestoreRequest.from_conf(plan.request), current.clusters)
-        return current, checked.source, checked.target
-
-    note_conn_id: str = NOTE_CONN_ID
-
-    def _set_note(self, context: Context, text: str) -> bool:
-        """The run's note (``tidbops_airflow.notes``; best effort)."""
-        from tidbops_airflow.notes import set_run_note
-
-        return set_run_note(context, text, conn_id=self.note_conn_id, log=self.log)
-
-    @contextmanager
-    def _reporting(self, context: Context) -> Iterator[None]:
-        """On failure, leave the (redacted) error in XCom ``error`` (a refusal: its guardrail in
-        ``refused``). A refusal is a verdict, not a crash: one line in the log and the run's note, no
-        traceback, no retry (``CleanFailure``)."""
-        from tidbops.restore import RestoreRefused
-        from tidbops_airflow.notes import refused_note
-        from tidbops_airflow.notifiers.alerts import clean_error
-        from tidbops_airflow.operators.common import CleanFailure
-
-        try:
-            yield
-        except RestoreRefused as exc:
-            message = clean_error(str(exc))
-            context["ti"].xcom_push(key="refused", value=exc.guardrail)
-            context["ti"].xcom_push(key="error", value=message)
-            line = f"restore refused ({exc.guardrail}): {message}"
-            self.log.error("%s", line)
-            params = context.get("params") or {}
-            self._set_note(
-                context,
-                refused_note(
-                    exc.guardrail,
-                    message,
-                    source=params.get("source_cluster"),
-                    target=params.get("target_cluster"),
-                ),
-            )
-            raise CleanFailure(line) from None
-        except Exception as exc:
-            context["ti"].xcom_push(key="error", value=clean_error(f"{type(exc).__name__}: {exc}"))
-            raise
 
 
 def restore_task_id(target: str) -> str:
@@ -171,15 +103,11 @@ class RestorePlanOperator(_RestoreStep):
         return read_log_range(BRHook(cluster=source), "restore-log-metadata")  # the source's log storage
 
     def _target_databases(self, target: ClusterConfig) -> list[str]:
-        from tidbops.drill import leftover_schemas
+        from tidbops.recovery.scratch import leftover_schemas
         from tidbops_airflow.hooks.tidb import TiDBHook
 
-        conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
-        try:
-            with conn.cursor() as cursor:
-                return leftover_schemas(cursor)
-        finally:
-            conn.close()
+        with TiDBHook(tidb_conn_id=target.tidb_conn_id).session() as conn, conn.cursor() as cursor:
+            return leftover_schemas(cursor)
 
     def _target_log_tasks(self, target: ClusterConfig) -> list[str]:
         from tidbops.br import runner
@@ -192,7 +120,7 @@ class RestorePlanOperator(_RestoreStep):
 
     def _hold(self, plan: RestorePlan, source: ClusterConfig) -> timedelta:
         """Hold the plan's backups until ``record_restore`` (a restore that cannot hold them does not start)."""
-        from tidbops.drill import hold_plan
+        from tidbops.recovery.holds import hold_plan
 
         with self._catalog() as catalog:
             if catalog is None:
@@ -281,176 +209,6 @@ class RestoreTargetBranchOperator(BaseBranchOperator):
                 f"parsed?); targets: {', '.join(t.removeprefix('restore__') for t in self.restore_task_ids)}"
             )
         return [task_id]
-
-
-class RestoreRunOperator(_RestoreStep):
-    """Run the plan with BR (skipped for a dry run): drop a scratch target's databases, then each
-    ``br restore`` in order, timed. A target not marked scratch is never wiped: if it is no longer empty,
-    the restore is refused. Runs in the target's BR pool; no retries (clear the task to run it again).
-    """
-
-    ui_color = "#ffe2b3"
-
-    def __init__(self, *, target: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.target = target
-        self._br_hook: BRHook | None = None
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from tidbops.drill import clear_scratch, leftover_schemas, run_restore
-        from tidbops.restore import check_target_databases, plan_argvs
-        from tidbops_airflow.hooks.br import BRHook
-        from tidbops_airflow.hooks.tidb import TiDBHook
-
-        plan = self._plan(context)
-        if plan.dry_run:
-            raise AirflowSkipException("dry run: the plan was the whole request; nothing was changed")
-        if plan.target != self.target:
-            raise AirflowSkipException(f"the plan restores into {plan.target}, not {self.target}")
-        with self._reporting(context):
-            _, source, target = self._clusters(plan)
-            self._hold_again(plan, source)
-            conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
-            try:
-                with conn.cursor() as cursor:
-                    check_target_databases(target, leftover_schemas(cursor))  # refuses a non-scratch one
-                    cleared = clear_scratch(cursor, target, source=source.name) if target.scratch else []
-            finally:
-                conn.close()
-            if cleared:
-                self.log.info("scratch cluster %s: dropped %s", target.name, ", ".join(cleared))
-            self._br_hook = hook = BRHook(cluster=target, storage_source=source)
-            with hook.session(plan.restore_id) as session:
-                # the session resolved the source's storage endpoint (from its connection) into session.cluster
-                reader = source.model_copy(update={"storage": session.cluster.storage})
-                argvs = plan_argvs(
-                    plan, source=reader, target=target, log_file=session.log_file, crypter_key_file=session.key_file
-                )
-                outcome = run_restore(plan, argvs, lambda argv: hook.run(argv, session), cleared=cleared)
-        self.log.info(
-            "restored %s into %s in %.1fs (%s)",
-            ", ".join(plan.backups_used),
-            target.name,
-            outcome.seconds,
-            "; ".join(f"{r['kind']} {r['backup_id']} {r['seconds']}s" for r in outcome.runs),
-        )
-        self._emit(context, plan, outcome.seconds)
-        return outcome.to_dict()
-
-    def _emit(self, context: Context, plan: RestorePlan, seconds: float) -> None:
-        """The event of ``x-tidb://<target>/restores`` Airflow records when this task succeeds."""
-        from tidbops_airflow.assets import RESTORES, backups_size, emit
-
-        with self._catalog() as catalog:
-            size = backups_size(catalog, plan.backups_used)
-        emit(
-            context,
-            self.outlets,
-            RESTORES,
-            {
-                "restore_id": plan.restore_id,
-                "source": plan.source,
-                "target": plan.target,
-                "mode": plan.mode,
-                "restore_ts": plan.restore_ts,
-                "restore_time": plan.restore_time.isoformat(),
-                "size_bytes": size,
-                "tables": list(plan.tables) or None,
-                "backups_used": list(plan.backups_used),
-                "restore_seconds": round(seconds, 3),
-                "requested_by": _user(context),
-            },
-        )
-
-    def _hold_again(self, plan: RestorePlan, source: ClusterConfig) -> None:
-        """The holds again, a full ttl from now (the catalog down: noted; the plan's holds stand)."""
-        from tidbops.backup import CatalogLink
-        from tidbops.drill import hold_plan
-
-        notes: list[str] = []
-        with self._catalog() as catalog:
-            ttl = CatalogLink(catalog, notes).call("hold the backups", lambda c: hold_plan(c, source, plan))
-        for note in notes:
-            self.log.warning("%s", note)
-        if ttl is not None:
-            self.log.info("restore %s holds %s for %s", plan.restore_id, ", ".join(plan.backups_used), ttl)
-
-    def on_kill(self) -> None:
-        if self._br_hook is not None:
-            self._br_hook.kill()
-
-
-class RestoreValidateOperator(_RestoreStep):
-    """With ``validate_after``: compare the restored tables with the source as of the restore point
-    (schema; row counts and fingerprints per key chunk, as drills do), limited to the restored tables.
-    Skipped otherwise. Fails, naming each table and key range that differs."""
-
-    def __init__(self, *, restore_task_ids: Sequence[str] = (), chunk_rows: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.restore_task_ids = list(restore_task_ids)
-        self.chunk_rows = chunk_rows
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
-
-        from tidbops.br.command import table_matcher
-        from tidbops.drill import HistoryGoneError, validate_content
-        from tidbops.tidb import read_cluster_facts
-        from tidbops.validate.fingerprint import DEFAULT_CHUNK_ROWS
-        from tidbops_airflow.hooks.tidb import TiDBHook
-
-        plan = self._plan(context)
-        if plan.dry_run or not plan.validate_after:
-            raise AirflowSkipException("validate_after is off" if not plan.dry_run else "dry run")
-        if _restore_result(context, self.restore_task_ids) is None:
-            raise AirflowSkipException("no restore finished in this run")
-        started = time.monotonic()
-        with self._reporting(context):
-            _, source, target = self._clusters(plan)
-            source_conn = TiDBHook(tidb_conn_id=source.tidb_conn_id).get_conn()
-            target_conn = TiDBHook(tidb_conn_id=target.tidb_conn_id).get_conn()
-            try:
-                with source_conn.cursor() as src, target_conn.cursor() as restored:
-                    facts = read_cluster_facts(src)
-                    try:
-                        report = validate_content(
-                            src,
-                            restored,
-                            cluster=source.name,
-                            restore_ts=plan.restore_ts,
-                            gc_safe_point=facts.gc_safe_point,
-                            gc_life_time_seconds=facts.gc_life_time_seconds,
-                            chunk_rows=self.chunk_rows or DEFAULT_CHUNK_ROWS,
-                            select=table_matcher(plan.tables) if plan.tables else None,
-                            on_table=lambda t: self.log.info(
-                                "%s %s: %s", "ok  " if t.ok else "FAIL", t.table, t.to_dict()["content"] or t.skipped
-                            ),
-                        )
-                    except HistoryGoneError as exc:
-                        raise AirflowFailException(str(exc)) from None
-            finally:
-                source_conn.close()
-                target_conn.close()
-            result = {**report.to_dict(), "seconds": round(time.monotonic() - started, 3)}
-            context["ti"].xcom_push(key="return_value", value=result)  # kept when the check fails below
-            failures = report.failures()
-            if failures:
-                shown = "\n  ".join(failures[:20]) + (f"\n  … {len(failures) - 20} more" if len(failures) > 20 else "")
-                raise AirflowFailException(
-                    f"restore {plan.restore_id}: the data restored into {target.name} is not {source.name}'s as of "
-                    f"{plan.restore_time.isoformat()}:\n  {shown}"
-                )
-        self.log.info(
-            "validated %s tables, %s rows against %s as of %s: no difference (%s)",
-            result["tables_checked"],
-            result["rows_checked"],
-            source.name,
-            plan.restore_time.isoformat(),
-            report.source_read,
-        )
-        return result
 
 
 class RestoreRecordOperator(_RestoreStep):

@@ -4,7 +4,7 @@ The source is seeded like a playground cluster (its history kept by system versi
 is taken, the source moves on, and the "restore" copies the source as of the point into the scratch.
 Then ``validate_content`` (the source read as of the point), the shipped expectation suites through GX
 (``mysql+pymysql://``, the server reporting a TiDB version string as the playground's do), the Data Docs
-upload, and ``clear_scratch``.
+upload, and the scratch's preparation (``clear_scratch``, ``prepare_target``).
 """
 
 from __future__ import annotations
@@ -21,8 +21,13 @@ import pymysql
 import pytest
 
 from tidbops import tso
+from tidbops.br.command import table_matcher
 from tidbops.config import ClusterConfig, StorageConfig
-from tidbops.drill import clear_scratch, history_time, validate_content
+from tidbops.recovery.errors import TargetNotEmptyError
+from tidbops.recovery.history import history_time
+from tidbops.recovery.scratch import clear_scratch, prepare_target
+from tidbops.recovery.timing import SQLTime
+from tidbops.recovery.validate import validate_content
 from tidbops.storage import LocalStorage
 from tidbops.validate.expectations import load_suites, run_expectations, upload_site
 from tidbops_playground.mariadb import MariaDBInstance
@@ -175,7 +180,8 @@ def test_fingerprints_recorded_at_the_point_judge_a_restore_as_a_live_read_does(
 ) -> None:
     """What the drill falls back to once the source's history at the point is gone (here it is still there:
     both ways must find the same tables different, after the earlier tests changed the scratch)."""
-    from tidbops.drill import SourceFingerprints, compare_recorded, take_source_fingerprints
+    from tidbops.recovery.fingerprints import SourceFingerprints, take_source_fingerprints
+    from tidbops.recovery.validate import compare_recorded, validate_restore
 
     source, scratch = servers
     src, dst = connect(source), connect(scratch)
@@ -195,6 +201,26 @@ def test_fingerprints_recorded_at_the_point_judge_a_restore_as_a_live_read_does(
             assert "crm.contacts" in differing
             assert "crm.contacts: (id) in (-∞, +∞]: 240 rows on both sides, contents differ" in by_recorded.failures()
             assert "recorded after backup dev-full-1" in by_recorded.source_read
+
+            # the source's history at the point gone (its GC passed it): the recorded fingerprints judge, limited
+            # to the tables a filtered restore brought back; every statement waited for is timed
+            sql, started = SQLTime(), time.monotonic()
+            gone = validate_restore(
+                sql.cursor(s), sql.cursor(d), cluster="dev", restore_ts=restored, gc_safe_point=datetime.now(UTC),
+                load_recorded=lambda: recorded, chunk_rows=300, select=table_matcher(["crm.*"]),
+            )  # fmt: skip
+            assert "recorded after backup dev-full-1" in gone.source_read
+            assert [t.table for t in gone.tables] == ["crm.contacts", "crm.notes"]
+            assert gone.failures() == [f for f in by_recorded.failures() if f.startswith("crm.")]
+            assert sql.statements > 5 and 0 < sql.seconds <= time.monotonic() - started
+            live = validate_content(
+                s, d, cluster="dev", restore_ts=restored, chunk_rows=300, select=table_matcher(["shop.*"])
+            )
+            shop = ["shop.customers", "shop.order_items", "shop.orders", "shop.products"]
+            assert [t.table for t in live.tables] == shop  # products: a column added by the first test
+            assert live.tables_checked == 3 and live.notes == (
+                "shop.products: not compared: its columns differ from the source's",
+            )
 
             budgeted = take_source_fingerprints(
                 s, cluster="dev", backup_id="dev-full-1", backup_ts=restored, now=datetime.now(UTC), chunk_rows=300,
@@ -224,9 +250,13 @@ def test_clear_scratch_leaves_only_the_servers_databases(
     conn = connect(scratch)
     try:
         with conn.cursor() as cur:
+            not_scratch = target.model_copy(update={"scratch": False, "name": "qa"})
+            with pytest.raises(TargetNotEmptyError, match="target qa is not empty: databases crm, metrics, shop"):
+                prepare_target(cur, not_scratch)
             assert clear_scratch(cur, target, source="dev") == ["crm", "metrics", "shop"]
             cur.execute("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA")
             assert {r[0] for r in cur.fetchall()} <= {"mysql", "sys", "information_schema", "performance_schema"}
+            assert prepare_target(cur, not_scratch) == []  # empty now: BR may restore into it
     finally:
         conn.close()
     assert pymysql  # the driver the hooks use

@@ -1,4 +1,5 @@
-"""The pure parts of restore drills: target refusal, restore point choice, BR argv, verdicts, records."""
+"""What only a drill does (the restore engine's parts: tests/unit/tidbops/recovery): the restore point, the
+drill's plan, its verdict and its record."""
 
 from __future__ import annotations
 
@@ -6,47 +7,34 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from tidbops import tso
 from tidbops.backup import RunInfo
-from tidbops.br.errors import BRError
-from tidbops.br.output import parse_br_output
 from tidbops.catalog.records import BackupKind, BackupRecord, BackupStatus, DrillRecord, DrillStatus, make_drill_id
 from tidbops.catalog.store import Catalog
 from tidbops.config import BRConfig, ClusterConfig, DrillConfig, EncryptionConfig, StorageConfig
 from tidbops.drill import (
     DrillError,
     DrillPlan,
-    HistoryGoneError,
     NoRestorePointError,
-    NotScratchError,
-    RestoreStep,
-    check_history,
     choose_pitr,
     choose_snapshot,
-    clear_scratch,
     drill_dir,
     drill_id_for,
     drill_record,
-    history_time,
     plan_drill,
     record_drill,
     record_to_dict,
-    restore_argvs,
-    run_restore,
-    scratch_target,
     seed_for,
-    source_read,
     summary_line,
     verdict,
 )
 from tidbops.pitr import LogRange, compute_window
+from tidbops.recovery.errors import NotScratchError
 from tidbops.storage import LocalStorage
-from tidbops.validate.sql import Dialect
 
 pytestmark = pytest.mark.unit
 
@@ -111,56 +99,6 @@ CHAIN = [
     backup("uat-incr-1", 1, BackupKind.INCREMENTAL, "uat-full-1"),
     backup("uat-incr-2", 2, BackupKind.INCREMENTAL, "uat-incr-1"),
 ]
-
-
-# ----------------------------------------------------------------------------------------- target
-
-
-def test_only_a_cluster_marked_scratch_is_a_target() -> None:
-    clusters = {"uat": source(), "scratch1": scratch(), "dev": scratch("dev", is_scratch=False)}
-    assert scratch_target(clusters, source()).name == "scratch1"
-    assert scratch_target(clusters, source(), "  ").name == "scratch1"  # an empty run param: the config's
-    with pytest.raises(NotScratchError, match=r"'dev' is not marked scratch: true .*\(nothing touched\)"):
-        scratch_target(clusters, source(), "dev")
-    with pytest.raises(NotScratchError, match="'nope' is not a cluster of the fleet config"):
-        scratch_target(clusters, source(), "nope")
-    with pytest.raises(NotScratchError, match="no target"):
-        scratch_target(clusters, source().model_copy(update={"drill": DrillConfig()}))
-
-
-class FakeCursor:
-    def __init__(self, schemas: list[str]) -> None:
-        self.schemas = schemas
-        self.statements: list[str] = []
-
-    def execute(self, query: str, args: Any = None) -> None:
-        self.statements.append(query)
-
-    def fetchall(self) -> list[tuple[str]]:
-        return [(s,) for s in self.schemas]
-
-    def fetchone(self) -> Any:
-        return None
-
-
-def test_clear_scratch_drops_every_database_but_the_servers_own() -> None:
-    cur = FakeCursor(["INFORMATION_SCHEMA", "crm", "metrics_schema", "mysql", "shop", "test", "tidbops_x"])
-    assert clear_scratch(cur, scratch(), source="uat") == ["crm", "shop", "test", "tidbops_x"]
-    assert cur.statements[1:] == [
-        "SET FOREIGN_KEY_CHECKS = 0",
-        "DROP DATABASE IF EXISTS `crm`",
-        "DROP DATABASE IF EXISTS `shop`",
-        "DROP DATABASE IF EXISTS `test`",
-        "DROP DATABASE IF EXISTS `tidbops_x`",
-        "SET FOREIGN_KEY_CHECKS = 1",
-    ]
-
-
-def test_clear_scratch_refuses_before_any_statement() -> None:
-    cur = FakeCursor(["shop"])
-    with pytest.raises(NotScratchError):
-        clear_scratch(cur, scratch("dev", is_scratch=False), source="uat")
-    assert cur.statements == []
 
 
 # ---------------------------------------------------------------------------------- restore point
@@ -248,98 +186,16 @@ def test_plans_round_trip_and_carry_what_the_steps_need() -> None:
         replace(pitr, log_storage_uri=None)
 
 
-# ----------------------------------------------------------------------------------------- restore
-
-
-def test_snapshot_restore_argv_reads_the_source_backups_into_the_scratch() -> None:
+def test_a_drill_checks_its_scratch_again_when_it_restores() -> None:
     plan = plan_drill(source(), scratch(), RUN, T0, backups=CHAIN)
-    argvs = restore_argvs(plan, target=scratch(), source=source(), log_file="/tmp/br.log", crypter_key_file="/k")
-    assert len(argvs) == 3
-    first = argvs[0]
-    assert first[:3] == ["br", "restore", "full"]
-    assert first[first.index("--pd") + 1] == "pd-scratch1:2379"  # into the scratch
-    assert first[first.index("--storage") + 1] == "s3://backups/tidb/uat/full/uat-full-1"
-    assert first[first.index("--s3.endpoint") + 1] == "http://minio:9000"  # the source's storage options
-    assert first[first.index("--crypter.method") + 1] == "aes256-ctr"  # the source's encryption
-    assert first[first.index("--crypter.key-file") + 1] == "/k" and "--crypter.key" not in first
-    assert first[first.index("--ratelimit") + 1] == "64"  # the target's BR options
-    assert [a[a.index("--storage") + 1].rsplit("/", 1)[1] for a in argvs] == list(plan.backups_used)
-    with pytest.raises(NotScratchError):
-        restore_argvs(plan, target=scratch("dev", is_scratch=False), source=source())
-    with pytest.raises(DrillError, match="the plan is uat → scratch1"):
-        restore_argvs(plan, target=scratch("scratch2"), source=source(), crypter_key_file="/k")
-
-
-def test_pitr_restore_argv_is_one_restore_point_to_the_drawn_ts() -> None:
-    plan = plan_drill(source("pitr"), scratch(), RUN, T0 + timedelta(hours=3), backups=CHAIN, window=window())
-    (argv,) = restore_argvs(plan, target=scratch(), source=source("pitr"), crypter_key_file="/k")
-    assert argv[:3] == ["br", "restore", "point"]
-    assert argv[argv.index("--storage") + 1] == "s3://backups/tidb/uat/log"
-    assert argv[argv.index("--full-backup-storage") + 1] == "s3://backups/tidb/uat/full/uat-full-1"
-    assert argv[argv.index("--restored-ts") + 1] == str(plan.restore_ts)
-    assert "--start-ts" not in argv and argv[argv.index("--crypter.key-file") + 1] == "/k"
-
-
-def test_run_restore_times_every_step_and_stops_at_the_first_failure() -> None:
-    plan = plan_drill(source(), scratch(), RUN, T0, backups=CHAIN)
-    ticks = iter(range(100))
-
-    class Result:
-        seconds = 0.5
-        outcome = parse_br_output('["Full Restore success summary"] [total-kv=12]')
-
-    ran: list[list[str]] = []
-    outcome = run_restore(
-        plan, [["a"], ["b"], ["c"]], lambda argv: ran.append(argv) or Result(), clock=lambda: float(next(ticks))
-    )
-    assert ran == [["a"], ["b"], ["c"]] and outcome.seconds == 7.0
-    assert [r["backup_id"] for r in outcome.runs] == list(plan.backups_used)
-    assert outcome.runs[0]["seconds"] == 1.0 and outcome.runs[0]["br_seconds"] == 0.5
-    assert outcome.to_dict()["restore_seconds"] == 7.0
-
-    def fail(argv: list[str]) -> Any:
-        raise BRError(
-            exit_code=1, outcome=parse_br_output("Error: boom: [BR:KV:ErrKVDownloadFailed]download sst failed")
-        )
-
-    with pytest.raises(BRError, match="ErrKVDownloadFailed"):
-        run_restore(plan, [["a"], ["b"], ["c"]], fail)
-    with pytest.raises(DrillError, match="2 command lines for 3 restore steps"):
-        run_restore(plan, [["a"], ["b"]], fail)
-
-
-# ----------------------------------------------------------------------------------------- history
-
-
-def test_history_time_covers_the_tso_logical_part_as_microseconds() -> None:
-    t = datetime(2026, 11, 22, 10, 0, 0, 123000, tzinfo=UTC)
-    assert history_time(tso.from_datetime(t)) == t
-    assert history_time(tso.compose(tso.physical_ms(tso.from_datetime(t)), 456)) == t + timedelta(microseconds=456)
-    assert history_time(tso.compose(tso.physical_ms(tso.from_datetime(t)), 5000)) == t + timedelta(microseconds=999)
-
-
-def test_the_source_is_read_at_the_exact_point_on_each_server() -> None:
-    point = tso.compose(tso.physical_ms(tso.from_datetime(T0)), 7)
-    tidb = source_read(Dialect.TIDB, point)
-    assert tidb.at is None and tidb.setup == (f"SET @@tidb_snapshot = '{point}'",) and tidb.teardown
-    maria = source_read(Dialect.MARIADB, point)
-    assert (
-        maria.at == T0 + timedelta(microseconds=7)
-        and maria.setup == ()
-        and "FOR SYSTEM_TIME AS OF" in maria.description
-    )
-    with pytest.raises(HistoryGoneError, match="keeps no history"):
-        source_read(Dialect.MYSQL, point)
-
-
-def test_a_point_older_than_the_gc_safepoint_fails_saying_why() -> None:
-    check_history("uat", ts(1), None)
-    check_history("uat", ts(1), T0 + timedelta(minutes=59))
-    with pytest.raises(HistoryGoneError) as err:
-        check_history("uat", ts(1), T0 + timedelta(hours=2), 600)
-    text = str(err.value)
-    assert "older than uat's GC safepoint 2026-11-22T03:00:00.000Z" in text and "tidb_gc_life_time 10m" in text
-    assert "history is gone" in text
+    assert (plan.drill_id, plan.cluster, plan.kind) == (plan.plan_id, "uat", "drill")
+    assert plan.directory == drill_dir("uat", plan.drill_id) == f"uat/drills/{plan.drill_id}"
+    fleet = {"uat": source(), "scratch1": scratch()}
+    assert plan.clusters(fleet) == (source(), scratch())
+    with pytest.raises(NotScratchError, match="'scratch1' is not marked scratch: true"):
+        plan.clusters({**fleet, "scratch1": scratch(is_scratch=False)})
+    with pytest.raises(DrillError, match="cluster 'uat' is no longer in the fleet config"):
+        plan.clusters({"scratch1": scratch()})
 
 
 # -------------------------------------------------------------------------------- verdict, record
@@ -427,12 +283,6 @@ def test_drill_records_refuse_what_the_catalog_cannot_hold() -> None:
         replace(base, data_docs_uri="s3://b/x?access-key=AKIA")
     with pytest.raises(ValueError, match="has no time zone"):
         replace(base, started_at=T0.replace(tzinfo=None))
-    assert (
-        RestoreStep.from_dict({"kind": "full", "backup_id": "a", "storage_uri": "s3://b/a", "backup_ts": 1}).kind
-        == "full"
-    )
-    with pytest.raises(ValueError, match="not full, incremental or point"):
-        RestoreStep.from_dict({"kind": "log", "backup_id": "a", "storage_uri": "s", "backup_ts": 1})
 
 
 def test_an_error_an_earlier_try_left_does_not_fail_a_step_that_then_succeeded() -> None:
@@ -441,81 +291,3 @@ def test_an_error_an_earlier_try_left_does_not_fail_a_step_that_then_succeeded()
     assert verdict(not_ok, {"validate": "AirflowFailException: shop.orders"}).error == (
         "validate: AirflowFailException: shop.orders"
     )
-
-
-# ------------------------------------------------------------------------------ source fingerprints
-
-
-def test_recorded_fingerprints_round_trip_with_typed_key_bounds() -> None:
-    from datetime import date
-    from decimal import Decimal
-
-    from tidbops.drill import RecordedTable, SourceFingerprints, fingerprints_path
-    from tidbops.validate.fingerprint import Chunk, ChunkSum
-    from tidbops.validate.schema import Column, Index, TableDef
-
-    table = TableDef(
-        "shop",
-        "t",
-        (Column("k", 1, "varbinary(8)", False), Column("d", 2, "decimal(5,2)", False)),
-        (Index("PRIMARY", True, ("k", "d")),),
-    )
-    bounds = [
-        (None, (b"\x00\xff", Decimal("1.50"))),
-        ((b"\x00\xff", Decimal("1.50")), (datetime(2026, 1, 2, 3, 4, 5, 6), date(2026, 1, 2))),
-        ((7, 2.5, "x", timedelta(seconds=90), None), None),
-    ]
-    recorded = SourceFingerprints(
-        "uat",
-        "uat-full-1",
-        ts(1),
-        T0,
-        100,
-        "history",
-        (
-            RecordedTable(table, tuple((Chunk(lo, hi), ChunkSum(i, i * 7)) for i, (lo, hi) in enumerate(bounds))),
-            RecordedTable(replace(table, name="u"), None),
-        ),
-        1.5,
-        ("budget reached",),
-    )
-    again = SourceFingerprints.from_bytes(recorded.to_bytes())
-    assert again == recorded and again.rows == 3 and again.fingerprinted == 1
-    assert again.summary()["chunks"] == 3
-    assert fingerprints_path("uat", "uat-full-1") == "uat/drills/fingerprints/uat-full-1.json"
-    with pytest.raises(DrillError, match="version 2; this code reads 1"):
-        SourceFingerprints.from_bytes(recorded.to_bytes().replace(b'"version": 1', b'"version": 2'))
-
-
-def test_gone_history_falls_back_to_the_fingerprints_recorded_after_the_backup(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tidbops.drill as drill
-
-    def gone(*a: Any, **kw: Any) -> Any:
-        raise HistoryGoneError("older than uat's GC safepoint")
-
-    monkeypatch.setattr(drill, "validate_content", gone)
-    monkeypatch.setattr(
-        drill, "compare_recorded", lambda target, recorded, on_table=None: ("recorded", recorded.backup_ts)
-    )
-    recorded = SimpleNamespace(backup_ts=ts(2), backup_id="uat-incr-2")
-    got = drill.validate_restore(None, None, cluster="uat", restore_ts=ts(2), load_recorded=lambda: recorded)  # type: ignore[arg-type]
-    assert got == ("recorded", ts(2))
-    with pytest.raises(HistoryGoneError, match="no source fingerprints were recorded"):
-        drill.validate_restore(None, None, cluster="uat", restore_ts=ts(2))  # type: ignore[arg-type]
-    with pytest.raises(HistoryGoneError, match="no source fingerprints were recorded"):  # another backup's
-        drill.validate_restore(None, None, cluster="uat", restore_ts=ts(3), load_recorded=lambda: recorded)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    "data",
-    [b"{not json", b"[]", b'{"version": 1}', b'{"version": 1, "tables": [{"table": 5}]}', b"[" * 50_000,
-     b'{"version": 1, "cluster": "dev", "backup_id": "b", "backup_ts": "x", "tables": []}'],
-)  # fmt: skip
-def test_recorded_fingerprints_from_storage_that_are_not_ours_fail_with_one_line(data: bytes) -> None:
-    from tidbops.drill import SourceFingerprints
-
-    with pytest.raises(DrillError) as info:
-        SourceFingerprints.from_bytes(data, source="s3://b/dev/drills/fingerprints/x.json")
-    text = str(info.value)
-    assert text.startswith("s3://b/dev/drills/fingerprints/x.json: not source fingerprints tidbops wrote (")
-    assert "\n" not in text and len(text) < 400

@@ -1,5 +1,6 @@
-"""What a drill does to the catalog (#16): tier 3 of the backups it used, its holds, its basis, and the
-verdict of a cluster without expectation suites. A real SQLite catalog."""
+"""What a drill does to the catalog (#16): tier 3 of the backups it used, the release of its holds, its basis,
+and the verdict of a cluster without expectation suites. A real SQLite catalog. (How holds are taken:
+tests/unit/tidbops/recovery/test_holds.py.)"""
 
 from __future__ import annotations
 
@@ -16,16 +17,13 @@ from tidbops.catalog.records import BackupKind, DrillStatus, NewBackup
 from tidbops.catalog.store import Catalog
 from tidbops.config import BRConfig, ClusterConfig, DrillConfig, StorageConfig
 from tidbops.drill import (
-    HOLD_MARGIN,
     drill_record,
-    hold_plan,
-    hold_ttl,
-    no_suites_note,
     record_drill,
     record_to_dict,
     summary_line,
     tier3_verdict,
 )
+from tidbops.recovery.validate import no_suites_note
 from tidbops.storage import LocalStorage
 
 pytestmark = pytest.mark.unit
@@ -183,29 +181,6 @@ def test_a_backup_gone_from_the_catalog_is_noted_not_fatal(catalog: Catalog) -> 
     assert saved.status is DrillStatus.PASSED
     assert notes == ("uat-incr-1: not marked at tier 3: backup 'uat-incr-1' is not in the catalog",)
     assert catalog.get("uat-full-1").verified_tier == 3  # type: ignore[union-attr]
-
-
-# ----------------------------------------------------------------------------------------------- holds
-
-
-def test_holds_last_the_br_timeout_per_step_plus_a_margin_and_a_retry_replaces_them(
-    catalog: Catalog, clock: Clock
-) -> None:
-    assert hold_ttl(3600, 2) == timedelta(hours=2) + HOLD_MARGIN == timedelta(hours=5)
-    assert hold_ttl(3600, 0) == timedelta(hours=1) + HOLD_MARGIN
-
-    class Plan:
-        plan_id = "uat-drill-1"
-        backups_used = CHAIN
-
-    assert hold_plan(catalog, source(), Plan()) == timedelta(hours=5)
-    assert catalog.held_backups("uat") == {b: ["uat-drill-1"] for b in CHAIN}
-    clock.now += timedelta(hours=4)
-    hold_plan(catalog, source(), Plan())  # the restore step takes them again: a full ttl from now
-    clock.now += timedelta(hours=4)
-    assert catalog.held_backups("uat") == {b: ["uat-drill-1"] for b in CHAIN}
-    clock.now += timedelta(hours=1, seconds=1)  # the holder died: its holds lapse
-    assert catalog.held_backups("uat") == {}
 
 
 # ---------------------------------------------------------------------------------------- no suites

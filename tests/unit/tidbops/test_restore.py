@@ -13,23 +13,23 @@ from tidbops.br.errors import InvalidFilterError
 from tidbops.catalog.records import BackupKind, BackupRecord, BackupStatus, DrillRecord, DrillStatus
 from tidbops.config import BRConfig, ClusterConfig, EncryptionConfig, RestoreConfig, StorageConfig
 from tidbops.pitr import LogRange, compute_window
+from tidbops.recovery.errors import RecoveryError
+from tidbops.recovery.plan import plan_argvs
 from tidbops.restore import (
-    POINT_FORMATS,
     RestorePlan,
     RestoreRefused,
     RestoreRequest,
-    allowed_targets,
     check_log_tasks,
     check_request,
     check_scratch_free,
     check_target_databases,
     expected_duration,
     parse_restore_point,
-    plan_argvs,
     plan_restore,
     render_plan,
     resolve_point,
 )
+from tidbops.restore_rules import POINT_FORMATS, allowed_targets
 
 pytestmark = pytest.mark.unit
 
@@ -253,7 +253,10 @@ def test_a_time_outside_the_window_names_it_in_the_users_zone_and_utc() -> None:
         resolve_point(point, FLEET["dev"], BACKUPS, WINDOW)
     text = str(info.value)
     assert info.value.guardrail == "outside_window"
-    assert "2026-11-22 09:00:00+0100 (2026-11-22 08:00:00 UTC) → 2026-11-22 11:00:00+0100 (2026-11-22 10:00:00 UTC)" in text
+    assert (
+        "2026-11-22 09:00:00+0100 (2026-11-22 08:00:00 UTC) → 2026-11-22 11:00:00+0100 (2026-11-22 10:00:00 UTC)"
+        in text
+    )
     late = parse_restore_point("2026-11-22T10:30:00Z")
     with pytest.raises(RestoreRefused, match="checkpoint has not reached it yet"):
         resolve_point(late, FLEET["dev"], BACKUPS, WINDOW)
@@ -296,7 +299,9 @@ def test_a_running_log_task_on_the_target_is_refused_naming_it() -> None:
     check_log_tasks(FLEET["scratch2"], [])
 
 
-def drill(seconds: float, mode: str = "pitr", status: DrillStatus = DrillStatus.PASSED, minutes: int = 0) -> DrillRecord:
+def drill(
+    seconds: float, mode: str = "pitr", status: DrillStatus = DrillStatus.PASSED, minutes: int = 0
+) -> DrillRecord:
     return DrillRecord(
         id=f"dev-drill-{minutes}", cluster="dev", target="scratch1", mode=mode, status=status,
         started_at=T0 - timedelta(days=1, minutes=-minutes), restore_seconds=seconds,
@@ -336,8 +341,18 @@ def test_the_plan_has_commands_with_filters_and_round_trips() -> None:
     assert RestorePlan.from_dict(plan.to_dict()) == plan
     argvs = plan_argvs(plan, source=FLEET["dev"], target=FLEET["scratch1"], log_file="/tmp/br.log")
     assert argvs[0][:3] == ["br", "restore", "point"] and "--log-file" in argvs[0]
-    with pytest.raises(ValueError, match="the plan is dev → scratch1"):
+    with pytest.raises(RecoveryError, match="the plan is dev → scratch1"):
         plan_argvs(plan, source=FLEET["dev"], target=FLEET["scratch2"])
+
+
+def test_a_plan_is_checked_again_against_the_fleet_config_when_it_runs() -> None:
+    plan = make_plan(restore_point=INCR)
+    assert plan.clusters(FLEET) == (FLEET["dev"], FLEET["scratch1"]) and plan.restore_id == plan.plan_id
+    assert plan.directory == "dev/restores/restore-dev-1" and plan.dry_run and not plan.validate_after
+    narrowed = {**FLEET, "dev": cluster("dev", restore=RestoreConfig(allowed_targets=("scratch2",)))}
+    with pytest.raises(RestoreRefused, match="scratch1 is not an allowed restore target of dev") as info:
+        plan.clusters(narrowed)
+    assert info.value.guardrail == "target_not_allowed"
 
 
 def test_the_rendered_plan_says_what_happens() -> None:

@@ -17,7 +17,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from tidbops import tso
-from tidbops.drill import RestoreStep
+from tidbops.recovery.plan import RestoreStep
 from tidbops.restore import RestorePlan
 from tidbops_airflow.notes import NOTE_MAX, fit, md, refused_note, restore_note
 
@@ -37,7 +37,7 @@ def plan(**request: Any) -> RestorePlan:
     conf = {"source_cluster": "dev", "target_cluster": "scratch1", "restore_point": "latest", "dry_run": True,
             "reason": "INC-42: orders_*table* <br log file> lost", **request}  # fmt: skip
     return RestorePlan(
-        restore_id="dev-restore-20261122t071900z-0a0b0c0d",
+        plan_id="dev-restore-20261122t071900z-0a0b0c0d",
         source="dev",
         target="scratch1",
         mode="snapshot",

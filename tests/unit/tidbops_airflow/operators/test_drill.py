@@ -33,7 +33,9 @@ from tidbops.config import (
     Fleet,
     StorageConfig,
 )
-from tidbops.drill import ContentReport, DrillError, HistoryGoneError, TableResult
+from tidbops.drill import DrillError
+from tidbops.recovery.errors import HistoryGoneError
+from tidbops.recovery.validate import ContentReport, TableResult
 from tidbops.storage import LocalStorage
 from tidbops.validate.expectations import ExpectationsRun, SuiteResult
 from tidbops.validate.fingerprint import Chunk, ChunkMismatch, ChunkSum, TableComparison
@@ -43,9 +45,8 @@ from tidbops_airflow.operators.drill import (
     DrillGateOperator,
     DrillPrepareScratchOperator,
     DrillRecordOperator,
-    DrillRestoreOperator,
-    DrillValidateOperator,
 )
+from tidbops_airflow.operators.recovery import BRRestoreOperator, ValidateRestoreOperator
 
 pytestmark = pytest.mark.operators
 
@@ -103,9 +104,10 @@ class FakeSQL:
             def __init__(self, *, tidb_conn_id: str) -> None:
                 self.conn_id = tidb_conn_id
 
-            def get_conn(self) -> Any:
+            @contextlib.contextmanager
+            def session(self) -> Iterator[Any]:
                 conn_id = self.conn_id
-                return SimpleNamespace(cursor=lambda: Cursor(conn_id), close=lambda: None)
+                yield SimpleNamespace(cursor=lambda: Cursor(conn_id))
 
             @property
             def sqlalchemy_url(self) -> Any:
@@ -264,7 +266,8 @@ def prepare(env: Env, target: str = "scratch1", cluster: str = "uat") -> dict[st
 
 
 def restore(env: Env, target: str = "scratch1") -> dict[str, Any]:
-    return env.run(DrillRestoreOperator(task_id="restore_to_scratch", cluster=env.cluster(), target=target))  # type: ignore[no-any-return]
+    op = BRRestoreOperator(task_id="restore_to_scratch", plan_task_id="choose_restore_point", target=target)
+    return env.run(op)  # type: ignore[no-any-return]
 
 
 # ------------------------------------------------------------------------------------- choose/prepare
@@ -365,7 +368,7 @@ def test_a_failed_restore_leaves_its_error_for_the_record(env: Env) -> None:
     with pytest.raises(BRError):
         restore(env)
     assert "ErrKVDownloadFailed" in env.xcom[("restore_to_scratch", "error")]
-    op = DrillRestoreOperator(task_id="restore_to_scratch", cluster=env.cluster(), target="scratch1")
+    op = BRRestoreOperator(task_id="restore_to_scratch", plan_task_id="choose_restore_point", target="scratch1")
     op._br_hook = env.br.hook()(cluster=env.cluster("scratch1"))
     op.on_kill()
     assert env.br.killed
@@ -399,7 +402,7 @@ def validation(env: Env, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         return ExpectationsRun((SuiteResult("shop.orders", "shop.orders", True, 9, 9),), site, 2.0)
 
     facts = SimpleNamespace(gc_safe_point=RUN_AT - timedelta(minutes=10), gc_life_time_seconds=600.0)
-    monkeypatch.setattr("tidbops.drill.validate_content", validate_content)
+    monkeypatch.setattr("tidbops.recovery.validate.validate_content", validate_content)
     monkeypatch.setattr("tidbops.validate.expectations.run_expectations", run_expectations)
     monkeypatch.setattr("tidbops.tidb.read_cluster_facts", lambda cursor: facts)
     seed_chain(env)
@@ -410,8 +413,12 @@ def validation(env: Env, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 
 def validate(env: Env) -> dict[str, Any]:
-    op = DrillValidateOperator(
-        task_id="validate_restored_data", cluster=env.cluster(), target="scratch1", chunk_rows="200"
+    op = ValidateRestoreOperator(
+        task_id="validate_restored_data",
+        plan_task_id="choose_restore_point",
+        restore_task_ids=["restore_to_scratch"],
+        chunk_rows="200",
+        expectations=True,
     )
     return env.run(op)  # type: ignore[no-any-return]
 
@@ -549,7 +556,7 @@ def test_the_gate_wants_the_scratch_dropped(env: Env) -> None:
 
 
 def recorded_of(backup_id: str, backup_ts: int) -> Any:
-    from tidbops.drill import RecordedTable, SourceFingerprints
+    from tidbops.recovery.fingerprints import RecordedTable, SourceFingerprints
     from tidbops.validate.schema import Column, Index, TableDef
 
     table = TableDef("shop", "orders", (Column("id", 1, "bigint", False),), (Index("PRIMARY", True, ("id",)),))
@@ -558,7 +565,7 @@ def recorded_of(backup_id: str, backup_ts: int) -> Any:
 
 
 def test_fingerprints_are_taken_after_a_backup_and_kept_in_storage(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tidbops.drill import SourceFingerprints
+    from tidbops.recovery.fingerprints import SourceFingerprints
     from tidbops_airflow.operators.drill import SourceFingerprintOperator
 
     seen: dict[str, Any] = {}
@@ -570,7 +577,7 @@ def test_fingerprints_are_taken_after_a_backup_and_kept_in_storage(env: Env, mon
         return recorded_of(kw["backup_id"], kw["backup_ts"])
 
     facts = SimpleNamespace(gc_safe_point=RUN_AT - timedelta(hours=3), gc_life_time_seconds=600.0)
-    monkeypatch.setattr("tidbops.drill.take_source_fingerprints", take)
+    monkeypatch.setattr("tidbops.recovery.fingerprints.take_source_fingerprints", take)
     monkeypatch.setattr("tidbops.tidb.read_cluster_facts", lambda cursor: facts)
     env.xcom[("run_br_backup", "return_value")] = {"backup_id": "uat-full-1", "backup_ts": T_FULL}
     op = SourceFingerprintOperator(task_id="fingerprint_source", cluster=env.cluster())
@@ -593,8 +600,8 @@ def test_validation_falls_back_to_recorded_fingerprints_when_the_history_is_gone
     env.xcom.pop(("validate_restored_data", "error"))
     env.storage.write_bytes("uat/drills/fingerprints/uat-incr-1.json", recorded_of("uat-incr-1", T_INCR).to_bytes())
     monkeypatch.setattr(
-        "tidbops.drill.compare_recorded",
-        lambda target, recorded, on_table=None: replace(report(), source_read=f"recorded after {recorded.backup_id}"),
+        "tidbops.recovery.validate.compare_recorded",
+        lambda target, recorded, **kw: replace(report(), source_read=f"recorded after {recorded.backup_id}"),
     )
     got = validate(env)
     assert got["ok"] and got["source_read"] == "recorded after uat-incr-1"

@@ -1,14 +1,18 @@
 """The on-demand restore's operators with patched I/O: the order of the checks (cheapest first: nothing
-reads BR before the request, the catalog and the target's databases pass), the branch, the gate."""
+reads BR before the request, the catalog and the target's databases pass), the branch, the gate; and the
+restore and validate operators drills share, as the on-demand restore uses them."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from tidbops import tso
 from tidbops.catalog.records import BackupKind, NewBackup
@@ -16,6 +20,7 @@ from tidbops.catalog.store import Catalog
 from tidbops.config import ClusterConfig, Fleet, LogBackupConfig, RestoreConfig, StorageConfig
 from tidbops_airflow.operators import restore as ops
 from tidbops_airflow.operators.common import CleanFailure
+from tidbops_airflow.operators.recovery import BRRestoreOperator, ValidateRestoreOperator
 
 pytestmark = pytest.mark.operators
 
@@ -199,3 +204,155 @@ def test_a_plan_that_cannot_hold_its_backups_does_not_start(plan_op: Any, monkey
     with pytest.raises(Exception, match="catalog down"):
         op.execute(ctx)  # type: ignore[arg-type]
     assert "catalog down" in ctx["ti"].xcom[("plan_restore", "error")]
+
+
+# ------------------------------------------------- restore and validate: the operators drills use too
+
+
+class Servers:
+    """Each cluster's user databases (TiDBHook's fake) and BR's runs (BRHook's fake)."""
+
+    def __init__(self) -> None:
+        self.databases = {"tidb_scratch1": ["old"], "tidb_prod": ["shop"], "tidb_dev": ["shop"]}
+        self.statements: list[tuple[str, str]] = []
+        self.br: list[tuple[str, str, list[str]]] = []
+
+    def tidb_hook(self) -> type:
+        servers = self
+
+        class Cursor:
+            def __init__(self, conn_id: str) -> None:
+                self.conn_id = conn_id
+
+            def __enter__(self) -> Cursor:
+                return self
+
+            def __exit__(self, *exc: object) -> None:
+                return None
+
+            def execute(self, query: str, args: Any = None) -> None:
+                servers.statements.append((self.conn_id, query))
+                if query.startswith("DROP DATABASE"):
+                    servers.databases[self.conn_id].remove(query.split("`")[1])
+
+            def fetchall(self) -> list[tuple[str]]:
+                return [(d,) for d in ["mysql", *servers.databases[self.conn_id]]]
+
+        class Hook:
+            def __init__(self, *, tidb_conn_id: str) -> None:
+                self.conn_id = tidb_conn_id
+
+            @contextlib.contextmanager
+            def session(self) -> Iterator[Any]:
+                yield SimpleNamespace(cursor=lambda: Cursor(self.conn_id))
+
+        return Hook
+
+    def br_hook(self) -> type:
+        servers = self
+
+        class Hook:
+            def __init__(self, *, cluster: ClusterConfig, storage_source: ClusterConfig) -> None:
+                self.cluster, self.source = cluster, storage_source
+
+            @contextlib.contextmanager
+            def session(self, name: str) -> Iterator[Any]:
+                yield SimpleNamespace(cluster=self.source, log_file="/tmp/br.log", key_file=None)
+
+            def run(self, argv: list[str], session: Any) -> Any:
+                servers.br.append((self.cluster.name, self.source.name, argv))
+                return SimpleNamespace(seconds=0.25, outcome=SimpleNamespace(total_kv=10))
+
+        return Hook
+
+
+@pytest.fixture
+def servers(monkeypatch: pytest.MonkeyPatch) -> Servers:
+    found = Servers()
+    monkeypatch.setattr("tidbops_airflow.hooks.tidb.TiDBHook", found.tidb_hook())
+    monkeypatch.setattr("tidbops_airflow.hooks.br.BRHook", found.br_hook())
+    return found
+
+
+def planned(op: ops.RestorePlanOperator, **conf: Any) -> dict[str, Any]:
+    """A run's XCom once ``plan_restore`` planned ``conf``."""
+    ctx = context(restore_point=FULL, **conf)
+    ctx["ti"].xcom[("plan_restore", "return_value")] = op.execute(ctx)  # type: ignore[arg-type]
+    return ctx
+
+
+def test_a_real_restore_wipes_the_scratch_target_then_runs_br_from_the_sources_backups(
+    plan_op: Any, servers: Servers
+) -> None:
+    op, _ = plan_op
+    ctx = planned(op, dry_run=False, tables=["shop.orders"])
+    ctx["ti"].task_id = "restore__scratch1"
+    run = BRRestoreOperator(task_id="restore__scratch1", plan_task_id="plan_restore", target="scratch1",
+                            catalog_sqlite_path=op.catalog_sqlite_path)  # fmt: skip
+    got = run.execute(ctx)  # type: ignore[arg-type]
+    assert got["plan_id"] == ctx["ti"].xcom[("plan_restore", "return_value")]["plan"]["restore_id"]
+    assert got["cleared"] == ["old"] and servers.databases["tidb_scratch1"] == []
+    assert got["br_seconds"] == 0.25 and [r["backup_id"] for r in got["runs"]] == [FULL]
+    ((into, source, argv),) = servers.br
+    assert (into, source, argv[:3]) == ("scratch1", "dev", ["br", "restore", "full"])
+    assert argv[argv.index("-f") + 1] == "shop.orders" and argv[argv.index("--pd") + 1] == "pd-scratch1:2379"
+
+
+def test_a_dry_run_and_another_targets_task_are_skipped_without_touching_anything(
+    plan_op: Any, servers: Servers
+) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    op, _ = plan_op
+    dry = planned(op)
+    run = BRRestoreOperator(task_id="restore__scratch1", plan_task_id="plan_restore", target="scratch1")
+    with pytest.raises(AirflowSkipException, match="dry run"):
+        run.execute(dry)  # type: ignore[arg-type]
+    other = BRRestoreOperator(task_id="restore__prod", plan_task_id="plan_restore", target="prod")
+    with pytest.raises(AirflowSkipException, match="the plan restores into scratch1, not prod"):
+        other.execute(planned(op, dry_run=False))  # type: ignore[arg-type]
+    validate = ValidateRestoreOperator(task_id="validate", plan_task_id="plan_restore", restore_task_ids=["x"])
+    with pytest.raises(AirflowSkipException, match="dry run"):
+        validate.execute(dry)  # type: ignore[arg-type]
+    with pytest.raises(AirflowSkipException, match="validate_after is off"):
+        validate.execute(planned(op, dry_run=False))  # type: ignore[arg-type]
+    with pytest.raises(AirflowSkipException, match="no restore finished"):
+        validate.execute(planned(op, dry_run=False, validate_after=True))  # type: ignore[arg-type]
+    assert servers.statements == [] and servers.br == []
+
+
+def test_a_target_that_is_not_empty_any_more_is_refused_before_br_without_retry(
+    plan_op: Any, servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    op, _ = plan_op
+    dev = FLEET.clusters["dev"].model_copy(update={"restore": RestoreConfig(allowed_targets=("scratch1", "qa"))})
+    fleet = Fleet(path=FLEET.path, clusters={**FLEET.clusters, "dev": dev, "qa": cluster("qa", "qa")})
+    monkeypatch.setattr("tidbops_airflow.dagbuilder.fleet", lambda: fleet)
+    monkeypatch.setattr(op, "_target_databases", lambda t: [])  # empty when planned
+    ctx = planned(op, target_cluster="qa", confirm="qa", dry_run=False)
+    ctx["ti"].task_id = "restore__qa"
+    servers.databases["tidb_qa"] = ["someone_elses"]  # then someone wrote into it
+    run = BRRestoreOperator(task_id="restore__qa", plan_task_id="plan_restore", target="qa")
+    with pytest.raises(AirflowFailException, match="target qa is not empty: databases someone_elses"):
+        run.execute(ctx)  # type: ignore[arg-type]
+    assert "TargetNotEmptyError" in ctx["ti"].xcom[("restore__qa", "error")]
+    assert servers.br == [] and not [q for _, q in servers.statements if q.startswith("DROP")]
+    assert servers.databases["tidb_qa"] == ["someone_elses"]
+
+
+def test_a_request_the_fleet_config_no_longer_allows_is_refused_when_it_would_run(
+    plan_op: Any, servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    op, calls = plan_op
+    ctx = planned(op, dry_run=False)
+    ctx["ti"].task_id = "restore__scratch1"
+    narrowed = FLEET.clusters["dev"].model_copy(update={"restore": RestoreConfig(allowed_targets=("dev",))})
+    fleet = Fleet(path=FLEET.path, clusters={**FLEET.clusters, "dev": narrowed})
+    monkeypatch.setattr("tidbops_airflow.dagbuilder.fleet", lambda: fleet)
+    run = BRRestoreOperator(task_id="restore__scratch1", plan_task_id="plan_restore", target="scratch1")
+    monkeypatch.setattr(run, "_set_note", lambda context, text: calls.append(text) or True)
+    with pytest.raises(CleanFailure, match=r"restore refused \(target_not_allowed\): scratch1 is not an allowed"):
+        run.execute(ctx)  # type: ignore[arg-type]
+    assert ctx["ti"].xcom[("restore__scratch1", "refused")] == "target_not_allowed"
+    assert calls[-1].startswith("**REFUSED** (target\\_not\\_allowed): dev → scratch1")
+    assert servers.statements == [] and servers.br == []

@@ -1,0 +1,433 @@
+"""The restore and validate operators both restore DAGs use: the drill's and the on-demand restore's.
+
+The engine is ``tidbops.recovery``; its two front doors, ``tidbops.drill`` and ``tidbops.restore``, make
+the plan (``choose_restore_point``'s XCom: a ``DrillPlan``; ``plan_restore``'s, under ``plan``: a
+``RestorePlan``). From there a restore is the same:
+
+* ``BRRestoreOperator``: the plan's clusters checked again against the fleet config as it is now
+  (``RecoveryPlan.clusters``), its backups held again, the target prepared (a scratch target's
+  databases dropped; any other must be empty), each ``br restore`` in order, timed (the RTO's restore
+  part). BR reads the source's backups with the source's storage credentials and crypter key; ``on_kill``
+  ends BR's process group.
+* ``ValidateRestoreOperator``: the restored data against the source as of the restore point (schema; row
+  counts and fingerprints per key chunk; only the restored tables of a filtered restore), or against the
+  fingerprints recorded after the backup when that history is gone; then, where asked, the cluster's
+  expectation suites with their Data Docs. Fails, without retrying (the data would not change), naming
+  each table and key range that differs. It reports how long its checks waited for SQL
+  (``sql_seconds``): the rest of its time is the platform's.
+
+``RecoveryStep`` is what every step of either DAG shares: the catalog, earlier steps' XCom, and
+reporting a failure: its (redacted) error left in XCom ``error`` for the record step; a guardrail's
+refusal (``RestoreRefused``) as one line and the run's note; a verdict (a target not marked scratch, a
+target not empty, the source's history gone) failing without retries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, Context
+
+from tidbops_airflow.notes import NOTE_CONN_ID
+
+if TYPE_CHECKING:
+    from tidbops.catalog.store import Catalog
+    from tidbops.config import ClusterConfig
+    from tidbops.recovery.fingerprints import SourceFingerprints
+    from tidbops.recovery.plan import RecoveryPlan
+    from tidbops.recovery.timing import SQLTime
+    from tidbops_airflow.hooks.br import BRHook
+
+
+def optional_int(value: Any, what: str) -> int | None:
+    """A templated number: empty (``""``, ``None``, ``"None"``) is ``None``."""
+    if value is None or (isinstance(value, str) and value.strip() in ("", "None", "null")):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {value!r} is not an integer") from None
+
+
+def load_plan(value: Mapping[str, Any]) -> RecoveryPlan:
+    """The plan in a planning step's XCom: an on-demand restore's arrives under ``plan`` (with the text
+    and who asked), a drill's is the XCom itself."""
+    if isinstance(value.get("plan"), Mapping):
+        from tidbops.restore import RestorePlan
+
+        return RestorePlan.from_dict(value["plan"])
+    from tidbops.drill import DrillPlan
+
+    return DrillPlan.from_dict(value)
+
+
+class RecoveryStep(BaseOperator):
+    """What every step of a restore DAG shares (no ``__init__``: each step has one flat one)."""
+
+    catalog_conn_id: str | None
+    catalog_sqlite_path: str | None
+    plan_task_id: str
+    note_conn_id: str = NOTE_CONN_ID
+
+    def _catalog(self) -> AbstractContextManager[Catalog | None]:
+        from tidbops_airflow.hooks.catalog import open_catalog_or_none
+
+        return open_catalog_or_none(self.catalog_conn_id, self.catalog_sqlite_path)
+
+    @staticmethod
+    def _xcom(context: Context, task_id: str, key: str = "return_value") -> Mapping[str, Any] | None:
+        value = context["ti"].xcom_pull(task_ids=task_id, key=key)
+        return value if isinstance(value, Mapping) else None
+
+    def _plan(self, context: Context) -> RecoveryPlan:
+        value = self._xcom(context, self.plan_task_id)
+        if value is None:
+            raise ValueError(f"no restore plan in the XCom of {self.plan_task_id!r}")
+        return load_plan(value)
+
+    @staticmethod
+    def _clusters(plan: RecoveryPlan) -> tuple[ClusterConfig, ClusterConfig]:
+        """The plan's source and target, checked again against the fleet config as it is now."""
+        from tidbops_airflow.dagbuilder import fleet
+
+        return plan.clusters(fleet().clusters)
+
+    def _hold_again(self, plan: RecoveryPlan, source: ClusterConfig) -> None:
+        """The plan's holds again, a full ttl from now (the catalog down: noted; the earlier holds stand)."""
+        from tidbops.recovery.holds import hold_again
+
+        with self._catalog() as catalog:
+            ttl, notes = hold_again(catalog, source, plan)
+        for note in notes:
+            self.log.warning("%s", note)
+        if ttl is not None:
+            self.log.info("%s %s holds %s for %s", plan.kind, plan.plan_id, ", ".join(plan.backups_used), ttl)
+
+    def _set_note(self, context: Context, text: str) -> bool:
+        """The run's note (``tidbops_airflow.notes``; best effort)."""
+        from tidbops_airflow.notes import set_run_note
+
+        return set_run_note(context, text, conn_id=self.note_conn_id, log=self.log)
+
+    @contextmanager
+    def _reporting(self, context: Context) -> Iterator[None]:
+        """On failure, leave the (redacted) error in XCom ``error`` for the record step, then fail:
+
+        * a guardrail's refusal (``RestoreRefused``, its guardrail also in XCom ``refused``) is a verdict,
+          not a crash: one line in the log and the run's note, no traceback, no retry (``CleanFailure``);
+        * a target not marked scratch, a target not empty, the source's history gone: no retry (trying
+          again changes nothing) with the message as it is;
+        * anything else is raised as it came (the task's retries apply).
+        """
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from tidbops.recovery.errors import HistoryGoneError, NotScratchError, TargetNotEmptyError
+        from tidbops.restore import RestoreRefused
+        from tidbops_airflow.notes import refused_note
+        from tidbops_airflow.notifiers.alerts import clean_error
+        from tidbops_airflow.operators.common import CleanFailure
+
+        try:
+            yield
+        except RestoreRefused as exc:
+            message = clean_error(str(exc))
+            context["ti"].xcom_push(key="refused", value=exc.guardrail)
+            context["ti"].xcom_push(key="error", value=message)
+            line = f"restore refused ({exc.guardrail}): {message}"
+            self.log.error("%s", line)
+            params = context.get("params") or {}
+            note = refused_note(
+                exc.guardrail, message, source=params.get("source_cluster"), target=params.get("target_cluster")
+            )
+            self._set_note(context, note)
+            raise CleanFailure(line) from None
+        except (NotScratchError, TargetNotEmptyError, HistoryGoneError) as exc:
+            context["ti"].xcom_push(key="error", value=clean_error(f"{type(exc).__name__}: {exc}"))
+            raise AirflowFailException(str(exc)) from None
+        except Exception as exc:
+            context["ti"].xcom_push(key="error", value=clean_error(f"{type(exc).__name__}: {exc}"))
+            raise
+
+
+class BRRestoreOperator(RecoveryStep):
+    """Restore the plan with BR: into its target, from its source's backups, each ``br restore`` in order,
+    timed. Skipped for a dry run, and when the plan restores into another cluster than ``target`` (the
+    on-demand restore has one such task per possible target, each in that target's BR pool).
+
+    Before BR: the plan's clusters are checked again against the fleet config as it is now (a drill's
+    target must still be marked scratch; an on-demand request must still pass its guardrails), its
+    backups held again for a full ttl, and the target prepared: a scratch target's databases are dropped
+    (what an earlier restore, or a failed try, left: BR restores only into a fresh cluster), any other
+    must be empty (it is never wiped). ``on_kill`` ends BR's process group.
+
+    :param plan_task_id: the planning task (``choose_restore_point``, ``plan_restore``), whose XCom has the plan.
+    :param target: the cluster this task restores into (templated; empty: whatever the plan says).
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+
+    With an outlet ``x-tidb://<target>/restores`` (``tidbops_airflow.assets``), each restore is an event of
+    that asset.
+    """
+
+    template_fields: Sequence[str] = ("target", "catalog_conn_id")
+    ui_color = "#ffe2b3"
+
+    def __init__(
+        self,
+        *,
+        plan_task_id: str,
+        target: str | None = None,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.plan_task_id = plan_task_id
+        self.target = target
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+        self._br_hook: BRHook | None = None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from tidbops.recovery.plan import plan_argvs
+        from tidbops.recovery.run import run_restore
+        from tidbops.recovery.scratch import prepare_target
+        from tidbops_airflow.hooks.br import BRHook
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        plan = self._plan(context)
+        if plan.dry_run:
+            raise AirflowSkipException("dry run: the plan was the whole request; nothing was changed")
+        if self.target and plan.target != self.target:
+            raise AirflowSkipException(f"the plan restores into {plan.target}, not {self.target}")
+        with self._reporting(context):
+            source, target = self._clusters(plan)
+            self._hold_again(plan, source)
+            with TiDBHook(tidb_conn_id=target.tidb_conn_id).session() as conn, conn.cursor() as cursor:
+                cleared = prepare_target(cursor, target)
+            if cleared:
+                self.log.info("%s: dropped what was left before the restore: %s", target.name, ", ".join(cleared))
+            self._br_hook = hook = BRHook(cluster=target, storage_source=source)
+            with hook.session(plan.plan_id) as session:
+                # the session resolved the source's storage endpoint (from its connection) into session.cluster
+                reader = source.model_copy(update={"storage": session.cluster.storage})
+                argvs = plan_argvs(
+                    plan, source=reader, target=target, log_file=session.log_file, crypter_key_file=session.key_file
+                )
+                outcome = run_restore(plan, argvs, lambda argv: hook.run(argv, session), cleared=cleared)
+        self.log.info(
+            "restored %s into %s in %.1fs (BR %.1fs: %s)",
+            ", ".join(plan.backups_used),
+            target.name,
+            outcome.seconds,
+            outcome.br_seconds,
+            "; ".join(f"{r['kind']} {r['backup_id']} {r['seconds']}s" for r in outcome.runs),
+        )
+        if self.outlets:
+            self._emit(context, plan, outcome.seconds)
+        return outcome.to_dict()
+
+    def _emit(self, context: Context, plan: RecoveryPlan, seconds: float) -> None:
+        """The event of ``x-tidb://<target>/restores`` Airflow records when this task succeeds."""
+        from tidbops_airflow.assets import RESTORES, backups_size, emit
+
+        with self._catalog() as catalog:
+            size = backups_size(catalog, plan.backups_used)
+        user = getattr(context.get("dag_run"), "triggering_user_name", None)
+        emit(
+            context,
+            self.outlets,
+            RESTORES,
+            {
+                "restore_id": plan.plan_id,
+                "source": plan.source,
+                "target": plan.target,
+                "mode": plan.mode,
+                "restore_ts": plan.restore_ts,
+                "restore_time": plan.restore_time.isoformat(),
+                "size_bytes": size,
+                "tables": list(plan.tables) or None,
+                "backups_used": list(plan.backups_used),
+                "restore_seconds": round(seconds, 3),
+                "requested_by": str(user) if user else None,
+            },
+        )
+
+    def on_kill(self) -> None:
+        if self._br_hook is not None:
+            self._br_hook.kill()
+
+
+class ValidateRestoreOperator(RecoveryStep):
+    """Compare the restored data with the source as of the restore point: schema, then row counts and
+    fingerprints per key chunk, limited to the plan's tables; when the source's history at the point is
+    gone, against the fingerprints recorded right after the backup (``drill.source_fingerprints``).
+    With ``expectations``, then the source cluster's expectation suites against the restored cluster, their
+    Data Docs kept in backup storage (``<storage>/<cluster>/<drills|restores>/<id>/data_docs/``); a cluster
+    without suites is judged on the content alone, and the result says so (``expectations.ran`` False).
+
+    Skipped for a dry run, a plan without ``validate_after``, or when none of ``restore_task_ids``
+    finished. Fails without retrying (the data would not change), naming each table and key range that
+    differs; the result (XCom) is kept first, for the record step.
+
+    :param plan_task_id: the planning task (``choose_restore_point``, ``plan_restore``), whose XCom has the plan.
+    :param restore_task_ids: the restore tasks of the DAG; one of them must have finished.
+    :param chunk_rows: rows per fingerprinted chunk (templated; empty: 50,000).
+    :param max_tables: compare the content of at most this many tables (schema: all).
+    :param expectations: run the expectation suites too (drills do; on-demand restores check content only).
+    :param expectations_dir: the suites' root (default ``include/expectations`` or ``$TIDBOPS_EXPECTATIONS_DIR``).
+    :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
+    :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    """
+
+    template_fields: Sequence[str] = ("chunk_rows", "catalog_conn_id")
+
+    def __init__(
+        self,
+        *,
+        plan_task_id: str,
+        restore_task_ids: Sequence[str] = (),
+        chunk_rows: Any = None,
+        max_tables: int | None = None,
+        expectations: bool = False,
+        expectations_dir: str | None = None,
+        catalog_conn_id: str | None = None,
+        catalog_sqlite_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.plan_task_id = plan_task_id
+        self.restore_task_ids = list(restore_task_ids)
+        self.chunk_rows = chunk_rows
+        self.max_tables = max_tables
+        self.expectations = expectations
+        self.expectations_dir = expectations_dir
+        self.catalog_conn_id = catalog_conn_id
+        self.catalog_sqlite_path = catalog_sqlite_path
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+        from tidbops.br.command import table_matcher
+        from tidbops.recovery.timing import SQLTime
+        from tidbops.recovery.validate import differs, skipped_suites, validate_restore
+        from tidbops.tidb import read_cluster_facts
+        from tidbops.validate.fingerprint import DEFAULT_CHUNK_ROWS
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        plan = self._plan(context)
+        if plan.dry_run or not plan.validate_after:
+            raise AirflowSkipException("dry run" if plan.dry_run else "validate_after is off")
+        if self.restore_task_ids and not any(self._xcom(context, t) is not None for t in self.restore_task_ids):
+            raise AirflowSkipException("no restore finished in this run")
+        started = time.monotonic()
+        sql = SQLTime()
+        with self._reporting(context):
+            source, target = self._clusters(plan)
+            self._hold_again(plan, source)
+            with ExitStack() as stack:
+                src, restored = (
+                    sql.cursor(stack.enter_context(stack.enter_context(TiDBHook(tidb_conn_id=c).session()).cursor()))
+                    for c in (source.tidb_conn_id, target.tidb_conn_id)
+                )
+                facts = read_cluster_facts(src)
+                report = validate_restore(
+                    src,
+                    restored,
+                    cluster=source.name,
+                    restore_ts=plan.restore_ts,
+                    load_recorded=lambda: self._recorded(plan, source),
+                    gc_safe_point=facts.gc_safe_point,
+                    gc_life_time_seconds=facts.gc_life_time_seconds,
+                    chunk_rows=optional_int(self.chunk_rows, "chunk_rows") or DEFAULT_CHUNK_ROWS,
+                    max_tables=self.max_tables,
+                    select=table_matcher(plan.tables) if plan.tables else None,
+                    on_table=lambda t: self.log.info(
+                        "%s %s: %s", "ok  " if t.ok else "FAIL", t.table, t.to_dict()["content"] or t.skipped
+                    ),
+                )
+            self.log.info("content: %s; source read: %s", "ok" if report.ok else "DIFFERS", report.source_read)
+            tables = [t.table for t in report.tables if t.content is not None or t.skipped]
+            expectations = (
+                self._expectations(plan, source, target, tables, sql)
+                if self.expectations
+                else skipped_suites(f"{plan.kind} validation checks schema and content only")
+            )
+            result = {
+                **report.to_dict(),
+                "content_ok": report.ok,
+                "content_seconds": report.seconds,
+                "expectations": expectations,
+                "ok": report.ok and expectations["ok"],
+                "sql_seconds": sql.seconds,
+                "seconds": round(time.monotonic() - started, 3),
+            }
+            context["ti"].xcom_push(key="return_value", value=result)  # kept when the check fails below
+            failures = report.failures() + [f"expectations: {f}" for f in expectations["failures"]]
+            if failures:
+                raise AirflowFailException(differs(plan, failures))
+        self.log.info(
+            "validated %s tables, %s rows against %s as of the restore point: no difference; expectations %s/%s; "
+            "%.1fs (%.1fs waiting for SQL)",
+            result["tables_checked"],
+            result["rows_checked"],
+            source.name,
+            expectations["successful"],
+            expectations["evaluated"],
+            result["seconds"],
+            result["sql_seconds"],
+        )
+        return result
+
+    def _recorded(self, plan: RecoveryPlan, source: ClusterConfig) -> SourceFingerprints | None:
+        """The source fingerprints recorded right after the plan's last backup, if any."""
+        from tidbops.recovery.fingerprints import SourceFingerprints, fingerprints_path
+        from tidbops_airflow.hooks.storage import StorageHook
+
+        path = fingerprints_path(source.name, plan.steps[-1].backup_id)
+        root = StorageHook(cluster=source).get_storage()
+        if not root.exists(path):
+            return None
+        return SourceFingerprints.from_bytes(root.read_bytes(path), source=f"{root.uri}/{path}")
+
+    def _expectations(
+        self, plan: RecoveryPlan, source: ClusterConfig, target: ClusterConfig, tables: list[str], sql: SQLTime
+    ) -> dict[str, Any]:
+        from airflow.sdk.log import mask_secret
+
+        from tidbops.recovery.validate import DATA_DOCS_DIR, no_suites_note, run_suites
+        from tidbops.storage import Storage
+        from tidbops.validate.expectations import load_suites
+        from tidbops_airflow.hooks.storage import StorageHook
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        suites = load_suites(source.name, Path(self.expectations_dir) if self.expectations_dir else None)
+        if not suites:
+            self.log.warning("%s: judged on the content check alone", no_suites_note(source.name))
+
+        def url() -> str:
+            found = TiDBHook(tidb_conn_id=target.tidb_conn_id).sqlalchemy_url.update_query_dict({"charset": "utf8mb4"})
+            if found.password:
+                mask_secret(str(found.password))
+            return found.render_as_string(hide_password=False)
+
+        def docs() -> tuple[Storage, str]:
+            where = f"{source.storage.uri}/{plan.directory}/{DATA_DOCS_DIR}"
+            return StorageHook(cluster=source).get_storage(where), where
+
+        with sql.engines():  # GX's queries count as SQL, not as the platform's time
+            return run_suites(
+                source.name,
+                suites,
+                url=url,
+                restore_time=plan.restore_time,
+                tables=tables,
+                hide_values=source.br.encryption is not None,
+                docs=docs,
+            )
