@@ -7,11 +7,14 @@ what: ``tidbops_airflow.ui.access``.
 
 **Warm workers.** With ``[core] lazy_load_plugins = False``, every Airflow process imports its plugins
 when it imports ``airflow``, so the scheduler imports this module before the LocalExecutor forks its
-workers (and Celery's prefork workers before their pool forks). Then this module imports what every
-backup task needs at run time (our core, SQLAlchemy, boto3 with the S3 service model loaded into
-boto3's default session), and each task process, forked from a warm parent, starts without paying
-for it again: about half a second less per task, measured by ``bench/bench_backup_overhead.py``. With
-lazy loading (Airflow's default) nothing is preloaded and nothing changes.
+workers (and Celery's prefork workers before their pool forks). Then this module imports what the tasks
+need at run time (our core, the restore engine and its operators, SQLAlchemy, boto3 with the S3 service
+model loaded into boto3's default session, Great Expectations with what its first run loads), and each
+task process, forked from a warm parent, starts without paying for it again: about half a second less
+per backup task (``bench/bench_backup_overhead.py``) and 3 to 5 s less for a drill's validation
+(``bench/bench_drill_overhead.py``). The parent grows by what it imports (Great Expectations: some
+150 MiB, shared with the forked children until they write to it). With lazy loading (Airflow's default)
+nothing is preloaded and nothing changes.
 """
 
 from __future__ import annotations
@@ -32,28 +35,51 @@ def tso_to_iso(tso: int) -> str:
     return to_datetime(int(tso)).isoformat()
 
 
+WARM_MODULES = (
+    "tidbops.backup",
+    "tidbops.catalog.store",
+    "tidbops.storage",
+    "tidbops.drill",
+    "tidbops.restore",
+    "tidbops.recovery.fingerprints",
+    "tidbops.recovery.holds",
+    "tidbops.recovery.run",
+    "tidbops.recovery.scratch",
+    "tidbops.recovery.timing",
+    "tidbops.recovery.validate",
+    "tidbops.tidb",
+    "tidbops.validate.expectations",
+    "tidbops_airflow.hooks.br",
+    "tidbops_airflow.hooks.catalog",
+    "tidbops_airflow.hooks.storage",
+    "tidbops_airflow.hooks.tidb",
+    "tidbops_airflow.operators.drill",
+    "tidbops_airflow.operators.recovery",
+    "tidbops_airflow.operators.restore",
+    "pymysql",
+    "boto3",
+)
+
+
 def warm_imports() -> list[str]:
-    """Import the modules the tasks use at run time, and load boto3's S3 model; returns what was loaded.
+    """Import the modules the tasks use at run time, Great Expectations (``tidbops.validate.expectations.
+    preload``), and load boto3's S3 model; returns what was loaded.
 
     Never fails: a module that cannot be imported here is simply imported (and fails) in the task.
     """
     loaded: list[str] = []
-    for name in (
-        "tidbops.backup",
-        "tidbops.catalog.store",
-        "tidbops.storage",
-        "tidbops_airflow.hooks.br",
-        "tidbops_airflow.hooks.catalog",
-        "tidbops_airflow.hooks.storage",
-        "tidbops_airflow.hooks.tidb",
-        "pymysql",
-        "boto3",
-    ):
+    for name in WARM_MODULES:
         try:
             __import__(name)
             loaded.append(name)
         except Exception as exc:  # a warm-up must never break Airflow's start
             log.debug("tidbops warm-up: cannot import %s: %s", name, exc)
+    try:
+        from tidbops.validate.expectations import preload
+
+        loaded += preload()
+    except Exception as exc:
+        log.debug("tidbops warm-up: cannot preload Great Expectations: %s", exc)
     try:
         import boto3
 
