@@ -11,7 +11,6 @@ at the end of the session. Tests that need a quiet cluster freeze the writer wit
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,27 +19,13 @@ from typing import Any
 import pymysql
 import pytest
 
+from tests.helpers.env import environment
 from tidbops_playground import manager
 from tidbops_playground.mariadb import MariaDBInstance
 from tidbops_playground.registry import Registry, load_registry
 
 PLAYGROUND_TEST_ROWS = 5000
 PLAYGROUND_TEST_TPS = 25.0  # not the default (20), so the knob is exercised
-
-
-@contextlib.contextmanager
-def playground_env_knobs(**values: str) -> Iterator[None]:
-    """Set environment variables (the daemon inherits them when ``up`` spawns it) for a block."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @dataclass
@@ -76,7 +61,7 @@ class Playground:
 
     def up(self, **overrides: Any) -> Registry:
         """Bring the playground (back) up with the session's settings."""
-        with playground_env_knobs(TIDBOPS_PLAYGROUND_WRITER_TPS=str(self.tps)):
+        with environment(TIDBOPS_PLAYGROUND_WRITER_TPS=str(self.tps)):  # the daemon `up` spawns inherits it
             return manager.up(self.home, **{**self.up_kwargs, **overrides})
 
     @contextlib.contextmanager

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,8 +17,9 @@ from typing import Any
 
 import pymysql
 import pytest
-from pymysql.converters import encoders
 
+from tests.helpers.servers import free_port
+from tidbops_playground.br.db import connect
 from tidbops_playground.mariadb import MariaDBInstance
 from tidbops_playground.registry import ClusterEntry, Registry, S3Endpoint, save_registry
 from tidbops_playground.s3server import S3Server
@@ -30,12 +30,6 @@ ACCESS_KEY = "test-access-key"
 SECRET_KEY = "test-secret-key-SHOULD-NEVER-LEAK"
 BUCKET = "backups"
 SYSTEM_DBS = {"mysql", "sys", "information_schema", "performance_schema"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -116,18 +110,18 @@ class Playground:
         return f"s3://{BUCKET}/{prefix}?endpoint={self.s3_endpoint}"
 
     def conn(self, entry: ClusterEntry) -> pymysql.connections.Connection:  # type: ignore[type-arg]
-        c = pymysql.connect(
-            host=entry.sql_host,
-            port=entry.sql_port,
-            user=entry.sql_user,
-            password=entry.sql_password,
-            autocommit=True,
-            charset="utf8mb4",
-            conv=dict(encoders),
+        """A session as the emulator opens one (UTC, utf8mb4, every value as text)."""
+        return connect(entry)
+
+    def backup_table(self, storage: str, *extra: str) -> Result:
+        """``br backup table`` of ``shop.customers`` from the source cluster to ``storage``."""
+        return self.br("backup", "table", "--db", "shop", "-t", "customers", "--pd", self.src.pd, "-s", storage, *extra)
+
+    def restore_point(self, log_url: str, full_url: str, *extra: str) -> Result:
+        """``br restore point`` onto the scratch cluster from the log at ``log_url`` and the full backup."""
+        return self.br(
+            "restore", "point", "--pd", self.dst.pd, "-s", log_url, "--full-backup-storage", full_url, *extra
         )
-        with c.cursor() as cur:
-            cur.execute("SET time_zone='+00:00'")
-        return c
 
     def sql(self, entry: ClusterEntry, *statements: str) -> list[tuple[Any, ...]]:
         c = self.conn(entry)
@@ -277,33 +271,25 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Playground]:
     home = base / "home"
     home.mkdir()
     (base / "tmp").mkdir()
-    ports = {"src": free_port(), "dst": free_port(), "s3": free_port()}
     entries = {
-        "src": ClusterEntry(
-            name="src",
-            kind="source",
+        name: ClusterEntry(
+            name=name,
+            kind=kind,
             pd=f"127.0.0.1:{free_port()}",
             sql_host="127.0.0.1",
-            sql_port=ports["src"],
+            sql_port=free_port(),
             sql_user="root",
-            sql_password="src-Pw-1",
-            cluster_id=7001,
+            sql_password=password,
+            cluster_id=cluster_id,
             tidb_version="v8.5.1",
-        ),
-        "dst": ClusterEntry(
-            name="dst",
-            kind="scratch",
-            pd=f"127.0.0.1:{free_port()}",
-            sql_host="127.0.0.1",
-            sql_port=ports["dst"],
-            sql_user="root",
-            sql_password="dst-Pw-2",
-            cluster_id=7002,
-            tidb_version="v8.5.1",
-        ),
+        )
+        for name, kind, password, cluster_id in (
+            ("src", "source", "src-Pw-1", 7001),
+            ("dst", "scratch", "dst-Pw-2", 7002),
+        )
     }
     servers = [MariaDBInstance(e.cluster_dir(home), e.sql_port, e.sql_password) for e in entries.values()]
-    s3 = S3Server(base / "s3", ports["s3"])
+    s3 = S3Server(base / "s3", free_port())
     try:
         for s in servers:
             s.start()

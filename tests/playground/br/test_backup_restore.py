@@ -122,8 +122,8 @@ def test_encrypted_backup_needs_the_key(fresh_dst: Playground) -> None:
 
 def test_target_in_use_refusals(pg: Playground, no_faults: Playground) -> None:
     url = pg.local("in-use")
-    assert pg.br("backup", "table", "--db", "shop", "-t", "customers", "--pd", pg.src.pd, "-s", url).rc == 0
-    again = pg.br("backup", "table", "--db", "shop", "-t", "customers", "--pd", pg.src.pd, "-s", url)
+    assert pg.backup_table(url).rc == 0
+    again = pg.backup_table(url)
     assert again.rc == 1
     assert again.stderr.splitlines()[-1] == (
         f"Error: backup meta file exists in {url}/backupmeta, there may be some backup files in the path already, "
@@ -131,7 +131,7 @@ def test_target_in_use_refusals(pg: Playground, no_faults: Playground) -> None:
     )
     root = Path(url[len("local://") :])
     (root / "backupmeta").unlink()
-    locked = pg.br("backup", "table", "--db", "shop", "-t", "customers", "--pd", pg.src.pd, "-s", url)
+    locked = pg.backup_table(url)
     assert locked.rc == 1
     assert locked.stderr.splitlines()[-1] == (
         f"Error: backup lock file and sst file exist in {url}/backup.lock, there are some backup files in the path "
@@ -231,20 +231,7 @@ def test_nothing_to_backup(pg: Playground, no_faults: Playground) -> None:
 
 def test_backupts_timeago_and_gc_safepoint(pg: Playground, no_faults: Playground) -> None:
     before = pg.sql(pg.src, "SELECT COUNT(*) FROM shop.customers")[0][0]
-    r = pg.br(
-        "backup",
-        "table",
-        "--db",
-        "shop",
-        "-t",
-        "customers",
-        "--pd",
-        pg.src.pd,
-        "-s",
-        pg.local("timeago"),
-        "--timeago",
-        "1s",
-    )
+    r = pg.backup_table(pg.local("timeago"), "--timeago", "1s")
     assert r.rc == 0, r.stderr
     assert tso.physical(_backup_ts(r, "Table Backup")) < tso.now_ms() - 900
     from tidbops_playground.faults import set_fault

@@ -127,22 +127,7 @@ def test_log_status_needs_pd(pg: Playground) -> None:
 
 
 def test_ratelimit_warning_and_backup_summary_fields(pg: Playground, no_faults: Playground) -> None:
-    r = pg.br(
-        "backup",
-        "table",
-        "--db",
-        "shop",
-        "-t",
-        "customers",
-        "--pd",
-        pg.src.pd,
-        "-s",
-        pg.local("ratelimit"),
-        "--ratelimit",
-        "10",
-        "--concurrency",
-        "8",
-    )
+    r = pg.backup_table(pg.local("ratelimit"), "--ratelimit", "10", "--concurrency", "8")
     assert r.rc == 0, r.stderr
     warn = [ln for ln in r.stdout.splitlines() if "[WARN]" in ln]
     assert (
@@ -172,22 +157,7 @@ def test_secrets_never_printed(pg: Playground, no_faults: Playground) -> None:
     url = (
         f"s3://backups/secret-test?endpoint={pg.s3_endpoint}&access-key=test-access-key&secret-access-key={SECRET_KEY}"
     )
-    r = pg.br(
-        "backup",
-        "table",
-        "--db",
-        "shop",
-        "-t",
-        "customers",
-        "--pd",
-        pg.src.pd,
-        "-s",
-        url,
-        "--crypter.method",
-        "aes128-ctr",
-        "--crypter.key",
-        key,
-    )
+    r = pg.backup_table(url, "--crypter.method", "aes128-ctr", "--crypter.key", key)
     assert r.rc == 0, r.stderr
     for text in (r.stdout, r.stderr, r.log):
         assert SECRET_KEY not in text

@@ -194,18 +194,7 @@ def test_pitr_is_exact(src_tasks_cleared: Playground) -> None:
         ("kinds", "everything"),
         ("shop", "big_orders"),
     }
-    r = pg.br(
-        "restore",
-        "point",
-        "--pd",
-        pg.dst.pd,
-        "-s",
-        log_url,
-        "--full-backup-storage",
-        full_url,
-        "--restored-ts",
-        str(t1),
-    )
+    r = pg.restore_point(log_url, full_url, "--restored-ts", str(t1))
     assert r.rc == 0, r.stderr
     assert '["Full Restore success summary"]' in r.stdout
     log_sum = r.summary("restore log success summary")
@@ -215,13 +204,13 @@ def test_pitr_is_exact(src_tasks_cleared: Playground) -> None:
     assert pg.snapshot(pg.dst, tables=tables) == pg.snapshot(pg.src, as_of=_read_us(t1), tables=tables)
 
     pg.reset_dst()
-    r2 = pg.br("restore", "point", "--pd", pg.dst.pd, "-s", log_url, "--full-backup-storage", full_url)
+    r2 = pg.restore_point(log_url, full_url)
     assert r2.rc == 0, r2.stderr
     assert r2.summary("restore log success summary")["source-end-point"] == str(cp2)
     assert pg.snapshot(pg.dst, tables=tables) == pg.snapshot(pg.src, as_of=_read_us(cp2), tables=tables)
 
     # --- the range rules and their exact texts
-    exists = pg.br("restore", "point", "--pd", pg.dst.pd, "-s", log_url, "--full-backup-storage", full_url)
+    exists = pg.restore_point(log_url, full_url)
     assert exists.rc == 1
     assert re.fullmatch(
         r"Error: databases (\w+,)*\w+ existed in restored cluster, please drop them before execute PiTR: "
@@ -230,18 +219,7 @@ def test_pitr_is_exact(src_tasks_cleared: Playground) -> None:
     )
     pg.reset_dst()
     beyond = cp2 + (10_000 << 18)
-    rng = pg.br(
-        "restore",
-        "point",
-        "--pd",
-        pg.dst.pd,
-        "-s",
-        log_url,
-        "--full-backup-storage",
-        full_url,
-        "--restored-ts",
-        str(beyond),
-    )
+    rng = pg.restore_point(log_url, full_url, "--restored-ts", str(beyond))
     info_min = json.loads(_s3_get(pg, "pitr-log/backupmeta"))["StartVersion"]
     assert rng.stderr.splitlines()[-1] == (
         f"Error: restore log from {backup_ts}({tso.go_time_string(backup_ts)}) to {beyond}"
@@ -250,18 +228,7 @@ def test_pitr_is_exact(src_tasks_cleared: Playground) -> None:
         "[BR:Common:ErrInvalidArgument]invalid argument"
     )
     assert " UTC)" in rng.stderr and ",  but the current" in rng.stderr
-    excl = pg.br(
-        "restore",
-        "point",
-        "--pd",
-        pg.dst.pd,
-        "-s",
-        log_url,
-        "--full-backup-storage",
-        full_url,
-        "--start-ts",
-        str(backup_ts),
-    )
+    excl = pg.restore_point(log_url, full_url, "--start-ts", str(backup_ts))
     assert excl.stderr.splitlines()[-1] == (
         "Error: start-ts and full-backup-storage are mutually exclusive: [BR:Common:ErrInvalidArgument]invalid argument"
     )
@@ -284,7 +251,7 @@ def test_gap_between_snapshot_and_log(src_tasks_cleared: Playground) -> None:
     pg.sql(pg.src, "UPDATE kinds.everything SET u = 7 WHERE id = 2")
     _advance(pg)
     start = json.loads(Path(log_url[len("local://") :], "backupmeta").read_text())["StartVersion"]
-    r = pg.br("restore", "point", "--pd", pg.dst.pd, "-s", log_url, "--full-backup-storage", full_url)
+    r = pg.restore_point(log_url, full_url)
     assert r.rc == 1
     assert r.stderr.splitlines()[-1] == (
         f"Error: it has gap between full backup ts:{backup_ts}({tso.go_time_string(backup_ts)}) and log backup "

@@ -8,7 +8,6 @@ stands in for FAB's or Keycloak's per-DAG permissions, which the simple auth man
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from tests.helpers.env import environment
 from tests.unit.tidbops_airflow.ui.helpers import DENIED, USERS
 from tidbops import tso
 from tidbops.catalog.records import DrillRecord, LogBackupCheck, NewBackup, RestoreRecord
@@ -54,23 +54,17 @@ def airflow_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__API_AUTH__JWT_SECRET": "a-test-secret-that-is-long-enough-for-hs512-" * 2,
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    from airflow.api_fastapi import app as airflow_api
-    from airflow.utils.db import initdb
+    with environment(**env):
+        from airflow.api_fastapi import app as airflow_api
+        from airflow.utils.db import initdb
 
-    initdb()  # the metadata DB (SQLite in the test AIRFLOW_HOME): the auth manager checks revoked tokens there
-    # create_app keeps an auth manager already made if it is an instance of the configured class (the simple one)
-    airflow_api._AuthManagerState.instance = _per_dag_auth_manager()
-    try:
-        yield airflow_api.create_app("core")
-    finally:
-        airflow_api._AuthManagerState.instance = None
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        initdb()  # the metadata DB (SQLite in the test AIRFLOW_HOME): the auth manager checks revoked tokens there
+        # create_app keeps an auth manager already made if it is an instance of the configured class (the simple one)
+        airflow_api._AuthManagerState.instance = _per_dag_auth_manager()
+        try:
+            yield airflow_api.create_app("core")
+        finally:
+            airflow_api._AuthManagerState.instance = None
 
 
 @dataclass
