@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,19 +52,8 @@ class Run:
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    catalog = Catalog.from_url(f"sqlite:///{tmp_path / 'catalog.db'}")
-    catalog.migrate()
-
-    class Hook:
-        def __init__(self, **_: Any) -> None:
-            pass
-
-        def get_catalog(self) -> Catalog:
-            return Catalog.from_url(str(catalog.engine.url))  # a fresh object per task; the operator closes it
-
+def env(tmp_path: Path, hook_catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> Env:
     notes: list[str] = []
-    monkeypatch.setattr("tidbops_airflow.hooks.catalog.CatalogHook", Hook)
     monkeypatch.setattr("tidbops_airflow.notes.set_run_note", lambda context, text, **kw: notes.append(text) or True)
     cluster = ClusterConfig(
         name="dev",
@@ -75,8 +63,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
         storage=StorageConfig(uri=f"local://{tmp_path / 'backups'}"),
         retention=RetentionConfig(keep_days=2, keep_full=1),
     )
-    yield Env(tmp_path, catalog, cluster, notes)
-    catalog.close()
+    return Env(tmp_path, hook_catalog, cluster, notes)
 
 
 def retention(env: Env, **kw: Any) -> RetentionOperator:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -77,21 +75,9 @@ def fake_br(tmp: Path, bad: str | None = None) -> Path:
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
+def env(tmp_path: Path, hook_catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> Env:
     monkeypatch.setenv("TIDBOPS_BR_LOG_DIR", str(tmp_path / "br-logs"))
-    catalog = Catalog.from_url(f"sqlite:///{tmp_path / 'catalog.db'}")
-    catalog.migrate()
-
-    class Hook:
-        def __init__(self, **_: Any) -> None:
-            pass
-
-        def get_catalog(self) -> Catalog:
-            return Catalog.from_url(str(catalog.engine.url))  # a fresh object per task; the operator closes it
-
-    monkeypatch.setattr("tidbops_airflow.hooks.catalog.CatalogHook", Hook)
-    yield Env(tmp_path, catalog, make_cluster(tmp_path, fake_br(tmp_path)))
-    catalog.close()
+    return Env(tmp_path, hook_catalog, make_cluster(tmp_path, fake_br(tmp_path)))
 
 
 def files_op(env: Env) -> VerifyBackupFilesOperator:
