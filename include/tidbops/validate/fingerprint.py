@@ -6,19 +6,33 @@ restored cluster: it does not change), and both sides are fingerprinted over the
 as of the restore point. A row's fingerprint covers every column and which of them are NULL (so NULL and
 the empty string differ), as sync-diff-inspector's does; XOR makes the chunk's independent of row order.
 A mismatch names the table and the chunk's key range, so a DBA can look at exactly those rows.
+
+``compare_table`` reads both sides at once: a thread per side, each on its own cursor (two connections),
+the target's thread walking the key a chunk ahead of the fingerprints, so each server computes one
+chunk while the other computes its own and the comparison of the previous one is made. Queues between
+them hold at most ``depth`` chunks, so memory does not grow with the table. ``concurrent=False`` reads
+one side after the other on the caller's thread (the peer of the benchmark, and the way for two cursors
+on one connection). Both ways give the same result and raise the same ``FingerprintError``, naming the
+side that failed; a failure on one side stops the other after its statement in flight.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from tidbops.validate.schema import TableDef
-from tidbops.validate.sql import Cursor, Dialect, as_of_clause, quote, table_ref
+from tidbops.validate.sql import Cursor, Dialect, ValidationError, as_of_clause, quote, table_ref
 
 DEFAULT_CHUNK_ROWS = 50_000
+DEFAULT_DEPTH = 2  # chunks a side may run ahead of the comparison
+_POLL_SECONDS = 0.05  # how often a blocked thread looks whether the other side failed
+
+Side = Literal["source", "target"]
 
 Bound = tuple[Any, ...] | None  # a key value (one item per key column); None: open
 
@@ -102,6 +116,38 @@ def _range_where(key: Sequence[str], chunk: Chunk) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(parts)) if parts else "", args
 
 
+def iter_chunks(
+    cursor: Cursor,
+    table: TableDef,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    dialect: Dialect = Dialect.MYSQL,
+    at: datetime | None = None,
+) -> Iterator[Chunk]:
+    """Walk the key: each chunk's upper bound is the ``chunk_rows``-th key after the previous bound.
+
+    One statement per chunk, run when the chunk is asked for (the last chunk is open-ended)."""
+    key = table.chunk_key()
+    if not key:
+        yield Chunk(None, None)
+        return
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
+    ref = table_ref(table.schema, table.name) + as_of_clause(dialect, at)
+    cols = ", ".join(quote(k) for k in key)
+    lower: Bound = None
+    while True:
+        where, args = _range_where(key, Chunk(lower, None))
+        cursor.execute(f"SELECT {cols} FROM {ref}{where} ORDER BY {cols} LIMIT 1 OFFSET {chunk_rows - 1}", args)
+        row = cursor.fetchone()
+        if row is None:
+            yield Chunk(lower, None)
+            return
+        upper = tuple(row)
+        yield Chunk(lower, upper)
+        lower = upper
+
+
 def split_chunks(
     cursor: Cursor,
     table: TableDef,
@@ -110,26 +156,10 @@ def split_chunks(
     dialect: Dialect = Dialect.MYSQL,
     at: datetime | None = None,
 ) -> list[Chunk]:
-    """Walk the key: each chunk's upper bound is the ``chunk_rows``-th key after the previous bound."""
-    key = table.chunk_key()
-    if not key:
-        return [Chunk(None, None)]
-    if chunk_rows < 1:
+    """Every chunk of ``table`` (``iter_chunks`` walked to the end)."""
+    if chunk_rows < 1 and table.chunk_key():
         raise ValueError("chunk_rows must be at least 1")
-    ref = table_ref(table.schema, table.name) + as_of_clause(dialect, at)
-    cols = ", ".join(quote(k) for k in key)
-    chunks: list[Chunk] = []
-    lower: Bound = None
-    while True:
-        where, args = _range_where(key, Chunk(lower, None))
-        cursor.execute(f"SELECT {cols} FROM {ref}{where} ORDER BY {cols} LIMIT 1 OFFSET {chunk_rows - 1}", args)
-        row = cursor.fetchone()
-        if row is None:
-            chunks.append(Chunk(lower, None))
-            return chunks
-        upper = tuple(row)
-        chunks.append(Chunk(lower, upper))
-        lower = upper
+    return list(iter_chunks(cursor, table, chunk_rows=chunk_rows, dialect=dialect, at=at))
 
 
 def fingerprint_sql(
@@ -156,6 +186,16 @@ def chunk_sum(
     return ChunkSum(int(row[0]), int(row[1]))
 
 
+class FingerprintError(ValidationError):
+    """Fingerprinting one side of a table failed: which side, which table and chunk, and why (the
+    driver's error is the ``__cause__``)."""
+
+    def __init__(self, side: Side, table: str, where: str, error: BaseException) -> None:
+        super().__init__(f"fingerprinting the {side} failed on {table}, {where}: {type(error).__name__}: {error}")
+        self.side = side
+        self.table = table
+
+
 def compare_table(
     source: Cursor,
     target: Cursor,
@@ -166,19 +206,183 @@ def compare_table(
     target_dialect: Dialect = Dialect.MYSQL,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_chunk: Callable[[int, int], None] | None = None,
+    concurrent: bool = True,
+    depth: int = DEFAULT_DEPTH,
 ) -> TableComparison:
-    """Fingerprint ``table`` chunk by chunk on both sides: the target now, the source as of ``at``."""
-    chunks = split_chunks(target, table, chunk_rows=chunk_rows, dialect=target_dialect)
+    """Fingerprint ``table`` chunk by chunk on both sides: the target now, the source as of ``at``.
+
+    ``on_chunk(n, known)`` after the ``n``-th chunk is compared; ``known``: the chunks found so far (all of
+    them once the walk of the key has ended; concurrently, the walk runs up to ``depth`` chunks ahead).
+    ``concurrent``: a thread per side (the cursors must be on two connections); else one side after the
+    other on this thread. Raises ``FingerprintError`` naming the side whose statement failed.
+    """
+    if chunk_rows < 1 and table.chunk_key():
+        raise ValueError("chunk_rows must be at least 1")
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
     key = table.chunk_key()
-    mismatches: list[ChunkMismatch] = []
-    source_rows = target_rows = 0
-    for n, chunk in enumerate(chunks, 1):
-        s = chunk_sum(source, table, chunk, dialect=source_dialect, at=at)
-        t = chunk_sum(target, table, chunk, dialect=target_dialect)
-        source_rows += s.rows
-        target_rows += t.rows
-        if s != t:
-            mismatches.append(ChunkMismatch(chunk, key, s, t))
-        if on_chunk is not None:
-            on_chunk(n, len(chunks))
-    return TableComparison(table.full_name, key, source_rows, target_rows, len(chunks), tuple(mismatches))
+    tally = _Tally(table.full_name, key)
+    if not concurrent:
+        chunks = _walk(target, table, chunk_rows, target_dialect)
+        for n, chunk in enumerate(chunks, 1):
+            s = _sum("source", source, table, chunk, source_dialect, at)
+            t = _sum("target", target, table, chunk, target_dialect, None)
+            tally.add(chunk, s, t)
+            if on_chunk is not None:
+                on_chunk(n, len(chunks))
+        return tally.result()
+    return _compare_concurrently(
+        source, target, table, tally, at, source_dialect, target_dialect, chunk_rows, on_chunk, depth
+    )
+
+
+class _Tally:
+    """The comparison as chunks are added."""
+
+    def __init__(self, table: str, key: tuple[str, ...]) -> None:
+        self.table, self.key = table, key
+        self.chunks = self.source_rows = self.target_rows = 0
+        self.mismatches: list[ChunkMismatch] = []
+
+    def add(self, chunk: Chunk, source: ChunkSum, target: ChunkSum) -> None:
+        self.chunks += 1
+        self.source_rows += source.rows
+        self.target_rows += target.rows
+        if source != target:
+            self.mismatches.append(ChunkMismatch(chunk, self.key, source, target))
+
+    def result(self) -> TableComparison:
+        return TableComparison(
+            self.table, self.key, self.source_rows, self.target_rows, self.chunks, tuple(self.mismatches)
+        )
+
+
+def _walk(cursor: Cursor, table: TableDef, chunk_rows: int, dialect: Dialect) -> list[Chunk]:
+    try:
+        return split_chunks(cursor, table, chunk_rows=chunk_rows, dialect=dialect)
+    except Exception as exc:
+        raise FingerprintError("target", table.full_name, "walking its key into chunks", exc) from exc
+
+
+def _sum(side: Side, cursor: Cursor, table: TableDef, chunk: Chunk, dialect: Dialect, at: datetime | None) -> ChunkSum:
+    try:
+        return chunk_sum(cursor, table, chunk, dialect=dialect, at=at)
+    except Exception as exc:
+        raise FingerprintError(side, table.full_name, chunk.describe(table.chunk_key()), exc) from exc
+
+
+class _Stopped(Exception):
+    """The other side failed (or the caller gave up): stop after the statement in flight."""
+
+
+_END = object()  # no more chunks
+
+
+def _compare_concurrently(
+    source: Cursor,
+    target: Cursor,
+    table: TableDef,
+    tally: _Tally,
+    at: datetime | None,
+    source_dialect: Dialect,
+    target_dialect: Dialect,
+    chunk_rows: int,
+    on_chunk: Callable[[int, int], None] | None,
+    depth: int,
+) -> TableComparison:
+    """Three threads: the target's walks the key and fingerprints each chunk, handing the chunk to the
+    source's first; the source's fingerprints the same chunks; this one pairs the sums in order."""
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    to_source: queue.Queue[object] = queue.Queue(maxsize=depth)
+    source_sums: queue.Queue[object] = queue.Queue(maxsize=depth)
+    target_sums: queue.Queue[object] = queue.Queue(maxsize=depth)
+    known = 0
+
+    def put(q: queue.Queue[object], item: object) -> None:
+        while True:
+            if stop.is_set():
+                raise _Stopped
+            try:
+                q.put(item, timeout=_POLL_SECONDS)
+                return
+            except queue.Full:
+                continue
+
+    def get(q: queue.Queue[object]) -> object:
+        while True:
+            try:
+                return q.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                if stop.is_set():
+                    raise _Stopped from None
+
+    def run(body: Callable[[], None]) -> Callable[[], None]:
+        def side() -> None:
+            try:
+                body()
+            except _Stopped:
+                pass
+            except BaseException as exc:  # handed to the caller's thread, raised there
+                failures.append(exc)
+                stop.set()
+
+        return side
+
+    def target_side() -> None:
+        nonlocal known
+        chunks = iter_chunks(target, table, chunk_rows=chunk_rows, dialect=target_dialect)
+        while True:
+            if stop.is_set():
+                raise _Stopped
+            try:
+                chunk = next(chunks, None)
+            except Exception as exc:
+                raise FingerprintError("target", table.full_name, "walking its key into chunks", exc) from exc
+            if chunk is None:
+                put(to_source, _END)
+                put(target_sums, _END)
+                return
+            known += 1
+            put(to_source, chunk)
+            put(target_sums, (chunk, _sum("target", target, table, chunk, target_dialect, None)))
+
+    def source_side() -> None:
+        while True:
+            chunk = get(to_source)
+            if chunk is _END:
+                put(source_sums, _END)
+                return
+            assert isinstance(chunk, Chunk)
+            if stop.is_set():
+                raise _Stopped
+            put(source_sums, _sum("source", source, table, chunk, source_dialect, at))
+
+    threads = [
+        threading.Thread(target=run(body), name=f"fingerprint-{side}:{table.full_name}", daemon=True)
+        for side, body in (("target", target_side), ("source", source_side))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        n = 0
+        while True:
+            item = get(target_sums)
+            s = get(source_sums)
+            if item is _END or s is _END:
+                break
+            assert isinstance(item, tuple) and isinstance(s, ChunkSum)
+            chunk, t = item
+            tally.add(chunk, s, t)
+            n += 1
+            if on_chunk is not None:
+                on_chunk(n, known)
+    except _Stopped:
+        pass
+    finally:
+        stop.set()  # the sides have ended, or must end now: a side failed, or this thread did
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise failures[0]
+    return tally.result()

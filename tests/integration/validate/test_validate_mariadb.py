@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from datetime import UTC
 from typing import Any
 
+import pymysql
 import pytest
 
-from tidbops.validate.fingerprint import compare_table, split_chunks
+from tidbops.validate.fingerprint import FingerprintError, compare_table, split_chunks
 from tidbops.validate.schema import compare_tables, list_schemas, read_tables
 from tidbops.validate.sql import Dialect, detect_dialect
 from tidbops_playground.mariadb import MariaDBInstance
@@ -107,14 +108,22 @@ def test_a_faithful_copy_as_of_t_matches_and_a_damaged_one_names_the_chunk(serve
     report = compare_tables(src, renamed)
     assert report.ok, report.diffs
 
+    source_cur = cursor_of(server)  # a second connection: the sides are read at once, each on its own
+
     def check(table: str, target_db: str, chunk_rows: int) -> Any:
         tdef = src[f"src.{table}"]
         target_def = type(tdef)(target_db, tdef.name, tdef.columns, tdef.indexes)
         # the source cursor reads src as of `at`; the target reads dst now (same server, two names)
-        return compare_table(
-            _Renamed(cur, f"`{target_db}`.", "`src`."), cur, target_def,
-            at=at, source_dialect=Dialect.MARIADB, target_dialect=Dialect.MARIADB, chunk_rows=chunk_rows,
-        )  # fmt: skip
+        results = [
+            compare_table(
+                _Renamed(source_cur, f"`{target_db}`.", "`src`."), cur, target_def, at=at,
+                source_dialect=Dialect.MARIADB, target_dialect=Dialect.MARIADB, chunk_rows=chunk_rows,
+                concurrent=concurrent,
+            )
+            for concurrent in (True, False)
+        ]  # fmt: skip
+        assert results[0] == results[1]  # a thread per side, or one after the other: the same comparison
+        return results[0]
 
     orders = check("orders", "dst", 100)
     assert orders.ok and orders.chunks == 11 and orders.source_rows == orders.target_rows == 1000
@@ -124,7 +133,7 @@ def test_a_faithful_copy_as_of_t_matches_and_a_damaged_one_names_the_chunk(serve
 
     # the source now (no AS OF) differs: the check does see changes
     now = compare_table(
-        _Renamed(cur, "`dst`.", "`src`."), cur, type(src["src.orders"])("dst", "orders", src["src.orders"].columns, src["src.orders"].indexes),
+        _Renamed(source_cur, "`dst`.", "`src`."), cur, type(src["src.orders"])("dst", "orders", src["src.orders"].columns, src["src.orders"].indexes),
         at=None, source_dialect=Dialect.MARIADB, target_dialect=Dialect.MARIADB, chunk_rows=100,
     )  # fmt: skip
     assert not now.ok and now.source_rows == 1001
@@ -160,6 +169,115 @@ def test_list_schemas_leaves_out_system_and_our_own(server: MariaDBInstance) -> 
     cur.execute("CREATE DATABASE IF NOT EXISTS tidbops_slowlog")
     names = list_schemas(cur)
     assert "mysql" not in names and "information_schema" not in names and "tidbops_slowlog" not in names
+
+
+MIXED = """
+CREATE DATABASE {db};
+CREATE TABLE {db}.events (
+  id BIGINT NOT NULL, kind VARCHAR(16) NOT NULL, amount DECIMAL(14,4) NULL, at DATETIME(6) NOT NULL,
+  body TEXT NULL, flag TINYINT NULL, PRIMARY KEY (id)
+);
+"""
+
+
+def mixed_table(cur: Any, db: str, rows: int) -> None:
+    for stmt in MIXED.format(db=db).split(";"):
+        if stmt.strip():
+            cur.execute(stmt)
+    cur.execute(
+        f"INSERT INTO {db}.events SELECT seq, ELT(1 + seq % 4, 'put', 'get', 'del', ''), "
+        "IF(seq % 11 = 0, NULL, seq * 1.0625), TIMESTAMP('2026-01-01') + INTERVAL seq SECOND, "
+        "IF(seq % 13 = 0, NULL, REPEAT(CHAR(65 + seq % 26), seq % 40)), IF(seq % 3 = 0, NULL, seq % 2) "
+        f"FROM {db}.seq_1_to_{rows}"
+    )
+
+
+def test_a_thread_per_side_finds_what_one_side_after_the_other_finds(server: MariaDBInstance) -> None:
+    """Two connections, as two clusters: equal copies, then a damaged row on either side, at several chunk
+    sizes; the concurrent comparison equals the sequential one every time."""
+    cur = cursor_of(server)
+    mixed_table(cur, "mix_src", 20_000)
+    mixed_table(cur, "mix_dst", 20_000)
+    table = read_tables(cur, ["mix_dst"])["mix_dst.events"]
+    source = _Renamed(cursor_of(server), "`mix_dst`.", "`mix_src`.")
+    target = cursor_of(server)
+
+    def both(chunk_rows: int) -> Any:
+        concurrent, sequential = (
+            compare_table(
+                source, target, table, at=None, source_dialect=Dialect.MARIADB,
+                target_dialect=Dialect.MARIADB, chunk_rows=chunk_rows, concurrent=c,
+            )
+            for c in (True, False)
+        )  # fmt: skip
+        assert concurrent == sequential
+        return concurrent
+
+    for size in (999, 5000, 50_000):
+        assert both(size).ok and both(size).source_rows == 20_000
+    cur.execute("UPDATE mix_dst.events SET body = NULL WHERE id = 4240")  # it was '': NULL and '' differ
+    cur.execute("UPDATE mix_src.events SET amount = amount + 0.0001 WHERE id = 17000")
+    cur.execute("DELETE FROM mix_dst.events WHERE id = 9000")
+    found = both(5000)
+    assert [str(m) for m in found.mismatches] == [
+        "(id) in (-∞, 5000]: 5000 rows on both sides, contents differ",
+        "(id) in (5000, 10001]: 5001 rows in the source, 5000 restored",
+        "(id) in (15001, +∞]: 4999 rows on both sides, contents differ",
+    ]
+    assert (found.source_rows, found.target_rows, found.chunks) == (20_000, 19_999, 4)
+
+
+class _KilledAt:
+    """A real cursor whose connection the server kills (``KILL``, from another connection) just before its
+    ``at``-th statement: the driver then fails that statement as it does when a server goes away."""
+
+    def __init__(self, server: MariaDBInstance, at: int, *, rename: tuple[str, str] | None = None) -> None:
+        self.conn = server.connect()
+        self.cur = self.conn.cursor()
+        self.cur.execute("SET time_zone = '+00:00'")
+        self.admin, self.at, self.rename, self.statements = server.connect(), at, rename, 0
+
+    def execute(self, query: str, args: Any = None) -> Any:
+        self.statements += 1
+        if self.statements == self.at:
+            with self.admin.cursor() as admin:
+                admin.execute(f"KILL CONNECTION {self.conn.thread_id()}")
+        if self.rename:
+            query = query.replace(*self.rename)
+        return self.cur.execute(query, args)
+
+    def fetchone(self) -> Any:
+        return self.cur.fetchone()
+
+    def fetchall(self) -> Any:
+        return self.cur.fetchall()
+
+
+@pytest.mark.parametrize("failing", ["source", "target"])
+def test_a_side_whose_server_goes_away_stops_both(server: MariaDBInstance, failing: str) -> None:
+    cur = cursor_of(server)
+    cur.execute("CREATE DATABASE IF NOT EXISTS gone_src")
+    cur.execute("CREATE DATABASE IF NOT EXISTS gone_dst")
+    for db in ("gone_src", "gone_dst"):
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {db}.t (id BIGINT PRIMARY KEY, v VARCHAR(8))")
+        cur.execute(f"INSERT IGNORE INTO {db}.t SELECT seq, 'v' FROM {db}.seq_1_to_50000")
+    table = read_tables(cur, ["gone_dst"])["gone_dst.t"]
+    rename = ("`gone_dst`.", "`gone_src`.")
+    if failing == "source":
+        source: Any = _KilledAt(server, 3, rename=rename)
+        target: Any = _KilledAt(server, 0)
+    else:
+        source, target = _KilledAt(server, 0, rename=rename), _KilledAt(server, 5)
+    with pytest.raises(FingerprintError) as caught:
+        compare_table(
+            source, target, table, at=None, source_dialect=Dialect.MARIADB,
+            target_dialect=Dialect.MARIADB, chunk_rows=100,
+        )  # fmt: skip
+    assert caught.value.side == failing
+    assert isinstance(caught.value.__cause__, pymysql.err.OperationalError)
+    assert f"fingerprinting the {failing} failed on gone_dst.t" in str(caught.value)
+    healthy = target if failing == "source" else source
+    assert healthy.statements <= 12, healthy.statements  # of 1,001 for 500 chunks
 
 
 class _Renamed:

@@ -1,0 +1,216 @@
+"""compare_table's two ways (a thread per side, or one side after the other) against an in-memory table.
+
+The stand-in server answers the two statements compare_table sends (the key walk's ``LIMIT 1 OFFSET n``
+and a chunk's ``COUNT(*)``/checksum over ``(lower, upper]``) from a sorted list of rows, so the threading
+is tested here quickly and deterministically; tests/integration/validate/ runs the same on real MariaDB.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import zlib
+from typing import Any
+
+import pytest
+
+from tidbops.validate.fingerprint import FingerprintError, compare_table
+from tidbops.validate.schema import Column, Index, TableDef
+from tidbops.validate.sql import Dialect
+
+pytestmark = pytest.mark.unit
+
+TABLE = TableDef(
+    "shop",
+    "orders",
+    (Column("id", 1, "bigint", False), Column("note", 2, "varchar(64)", True)),
+    (Index("PRIMARY", True, ("id",)),),
+)
+OFFSET = re.compile(r"LIMIT 1 OFFSET (\d+)$")
+
+
+class TableServer:
+    """One server's copy of ``shop.orders``: rows ``(id, note)`` by id. A cursor answers from it; ``fail_at``
+    makes its n-th statement raise (as a driver does when the connection drops); ``delay`` slows each one."""
+
+    def __init__(self, rows: dict[int, str | None], *, fail_at: int | None = None, delay: float = 0.0) -> None:
+        self.rows = dict(sorted(rows.items()))
+        self.fail_at, self.delay = fail_at, delay
+        self.statements = 0
+        self.sums = 0
+        self.threads: set[str] = set()
+        self._row: tuple[Any, ...] | None = None
+
+    def execute(self, query: str, args: Any = None) -> None:
+        self.statements += 1
+        self.threads.add(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_at is not None and self.statements >= self.fail_at:
+            raise ConnectionError(f"(2013, 'Lost connection to server during query') at statement {self.statements}")
+        keys = list(self.rows)
+        lower, upper = self._bounds(query, list(args or []))
+        inside = [k for k in keys if (lower is None or k > lower) and (upper is None or k <= upper)]
+        if m := OFFSET.search(query):
+            n = int(m[1])
+            self._row = (inside[n],) if n < len(inside) else None
+            return
+        assert query.startswith("SELECT COUNT(*), COALESCE(BIT_XOR("), query
+        self.sums += 1
+        checksum = 0
+        for k in inside:
+            checksum ^= zlib.crc32(f"{k},{self.rows[k]}".encode())
+        self._row = (len(inside), checksum)
+
+    @staticmethod
+    def _bounds(query: str, args: list[Any]) -> tuple[int | None, int | None]:
+        lower = args.pop(0) if "> (%s)" in query else None
+        upper = args.pop(0) if "<= (%s)" in query else None
+        return lower, upper
+
+    def fetchone(self) -> Any:
+        return self._row
+
+    def fetchall(self) -> Any:
+        return [self._row]
+
+
+def rows(n: int) -> dict[int, str | None]:
+    return {i: (None if i % 7 == 0 else f"n{i}") for i in range(1, n + 1)}
+
+
+def compare(source: TableServer, target: TableServer, **kwargs: Any) -> Any:
+    return compare_table(source, target, TABLE, at=None, source_dialect=Dialect.MARIADB, **kwargs)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 100, 1000, 5000])
+def test_both_ways_give_the_same_comparison(chunk_rows: int) -> None:
+    damaged = rows(1000)
+    damaged[150] = "changed"
+    del damaged[733]
+    damaged[1001] = "extra"
+    for source, target in ((rows(1000), rows(1000)), (rows(1000), damaged), (damaged, rows(1000))):
+        one_by_one = compare(TableServer(source), TableServer(target), chunk_rows=chunk_rows, concurrent=False)
+        at_once = compare(TableServer(source), TableServer(target), chunk_rows=chunk_rows)
+        assert at_once == one_by_one
+    assert at_once.chunks == len(range(0, 1000, chunk_rows)) + (1 if 1000 % chunk_rows == 0 else 0)
+
+
+def test_a_mismatch_is_found_whichever_side_differs() -> None:
+    damaged = rows(1000)
+    damaged[150] = "changed"
+    on_source = compare(TableServer(damaged), TableServer(rows(1000)), chunk_rows=100)
+    on_target = compare(TableServer(rows(1000)), TableServer(damaged), chunk_rows=100)
+    assert [str(m) for m in on_source.mismatches] == ["(id) in (100, 200]: 100 rows on both sides, contents differ"]
+    assert [str(m) for m in on_target.mismatches] == [str(m) for m in on_source.mismatches]
+    lost = rows(1000)
+    del lost[999]
+    result = compare(TableServer(rows(1000)), TableServer(lost), chunk_rows=100)
+    assert (result.source_rows, result.target_rows) == (1000, 999)
+    assert [str(m) for m in result.mismatches] == ["(id) in (900, +∞]: 100 rows in the source, 99 restored"]
+
+
+def test_each_side_runs_on_its_own_thread_and_the_caller_sees_every_chunk_in_order() -> None:
+    source, target = TableServer(rows(1000)), TableServer(rows(1000))
+    seen: list[tuple[int, int]] = []
+    result = compare(source, target, chunk_rows=100, on_chunk=lambda n, known: seen.append((n, known)))
+    assert result.ok and result.chunks == 11
+    assert [n for n, _ in seen] == list(range(1, 12)) and all(n <= known <= 11 for n, known in seen)
+    assert seen[-1] == (11, 11)
+    (source_thread,), (target_thread,) = source.threads, target.threads
+    assert "source" in source_thread and "target" in target_thread
+    assert threading.current_thread().name not in source.threads | target.threads
+    sequential = TableServer(rows(1000))
+    compare(sequential, sequential, chunk_rows=100, concurrent=False)
+    assert sequential.threads == {threading.current_thread().name}
+
+
+def test_the_sides_overlap_in_time() -> None:
+    """Statements take 30 ms on the source, 10 ms on the target (which also walks the key): one side after
+    the other costs the sum of both, at once about the slower side."""
+
+    def elapsed(concurrent: bool) -> float:
+        source, target = TableServer(rows(1000), delay=0.03), TableServer(rows(1000), delay=0.01)
+        started = time.monotonic()
+        compare(source, target, chunk_rows=100, concurrent=concurrent)
+        return time.monotonic() - started
+
+    one_by_one, at_once = elapsed(False), elapsed(True)
+    assert one_by_one >= 11 * 0.03 + 22 * 0.01  # 11 chunks: 11 source sums; 11 walk steps and 11 target sums
+    assert at_once < 0.8 * one_by_one, (at_once, one_by_one)  # ideally 0.34 s of 0.55 s
+
+
+def test_the_target_runs_at_most_depth_chunks_ahead() -> None:
+    source = TableServer(rows(2000), delay=0.01)  # the slow side
+    target = TableServer(rows(2000))
+    lead: list[int] = []
+    compare(source, target, chunk_rows=50, depth=2, on_chunk=lambda n, known: lead.append(target.sums - n))
+    # the target has summed at most: the compared chunk, one in each of its queue's 2 places, one in hand
+    assert max(lead) <= 2 + 1
+
+
+@pytest.mark.parametrize("failing", ["source", "target"])
+def test_a_failure_on_one_side_stops_both_and_names_the_side(failing: str) -> None:
+    healthy = TableServer(rows(5000), delay=0.002)
+    broken = TableServer(rows(5000), fail_at=4)
+    source, target = (broken, healthy) if failing == "source" else (healthy, broken)
+    started = time.monotonic()
+    with pytest.raises(
+        FingerprintError, match=re.escape(f"fingerprinting the {failing} failed on shop.orders")
+    ) as caught:
+        compare(source, target, chunk_rows=10)  # 501 chunks
+    assert caught.value.side == failing
+    assert isinstance(caught.value.__cause__, ConnectionError)
+    assert "Lost connection" in str(caught.value)
+    # promptly: the healthy side stopped after a few statements, not after 501 chunks
+    assert healthy.statements <= 12, healthy.statements
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("concurrent", [True, False], ids=["concurrent", "sequential"])
+def test_both_ways_raise_the_same_error(concurrent: bool) -> None:
+    with pytest.raises(FingerprintError) as caught:
+        compare(TableServer(rows(100), fail_at=1), TableServer(rows(100)), chunk_rows=10, concurrent=concurrent)
+    assert caught.value.side == "source"
+    assert str(caught.value) == (
+        "fingerprinting the source failed on shop.orders, (id) in (-∞, 10]: ConnectionError: "
+        "(2013, 'Lost connection to server during query') at statement 1"
+    )
+    with pytest.raises(
+        FingerprintError, match=re.escape("the target failed on shop.orders, walking its key into chunks")
+    ):
+        compare(TableServer(rows(100)), TableServer(rows(100), fail_at=1), chunk_rows=10, concurrent=concurrent)
+
+
+def test_an_error_in_the_callers_callback_stops_the_sides() -> None:
+    source, target = TableServer(rows(5000), delay=0.001), TableServer(rows(5000), delay=0.001)
+
+    def stop_at_third(n: int, known: int) -> None:
+        if n == 3:
+            raise RuntimeError("the caller gave up")
+
+    with pytest.raises(RuntimeError, match="the caller gave up"):
+        compare(source, target, chunk_rows=10, on_chunk=stop_at_third)
+    assert source.sums <= 3 + 3 and target.sums <= 3 + 4
+    assert not [t for t in threading.enumerate() if t.name.startswith("fingerprint-")]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"chunk_rows": 0}, "chunk_rows must be at least 1"), ({"depth": 0}, "depth must be at least 1")],
+)
+def test_bad_arguments_are_refused_before_any_statement(kwargs: dict[str, int], message: str) -> None:
+    source, target = TableServer(rows(10)), TableServer(rows(10))
+    with pytest.raises(ValueError, match=message):
+        compare(source, target, **kwargs)
+    assert source.statements == target.statements == 0
+
+
+def test_a_table_without_a_key_is_one_chunk_both_ways() -> None:
+    keyless = TableDef("shop", "log", TABLE.columns, ())
+    for concurrent in (True, False):
+        source, target = TableServer(rows(30)), TableServer(rows(30))
+        result = compare_table(source, target, keyless, at=None, source_dialect=Dialect.MARIADB, concurrent=concurrent)
+        assert (result.chunks, result.source_rows, result.target_rows, result.ok) == (1, 30, 30, True)
+        assert source.statements == target.statements == 1  # no walk: one sum each
