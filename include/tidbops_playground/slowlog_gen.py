@@ -15,10 +15,17 @@ have two stable plans. With ``regress_day=K`` a few frequent SELECT digests get 
 times slower from day ``K`` (0-based, counted from ``start``) and a few others switch to a new, slower
 plan digest from that day; :class:`GenerationResult` says which.
 
+Two profiles (:data:`PROFILES`): ``mixed`` (the default) mixes what v7.5 to v8.x and later versions write
+with the quirks of edited files (multi-line SQL, the older order of the keys items); ``v8.5`` writes what
+one TiDB v8.5 server writes (``SlowLogFormat`` of ``pkg/sessionctx/variable``): the ``Cop_*`` lines with
+Go's ``%v`` floats (``7.6819e-05``) and the shorter backoff lines of a single task, ``Binary_plan``,
+``Resource_group`` with ``Request_unit_read``/``_write`` as ``FormatFloat(…, 'f', -1)`` and
+``Time_queued_by_rc`` when a group waited for RUs, and none of the lines later versions add.
+
 Command line::
 
     python -m tidbops_playground.slowlog_gen --out F --entries N --days D --start 2026-11-01 --seed S \\
-        [--regress-digest-on-day K] [--split-daily] [--gzip] [--truncated-tail auto|yes|no]
+        [--regress-digest-on-day K] [--split-daily] [--gzip] [--truncated-tail auto|yes|no] [--profile v8.5]
 
 With ``--split-daily`` ``--out`` is a directory that receives what TiDB's rotation leaves behind:
 ``tidb-slow.log`` (the last day) and ``tidb-slow-<next day>T00-00-00.000.log`` for earlier days
@@ -38,10 +45,14 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, cast
 
 SLOW_LOG_NAME = "tidb-slow.log"
+PROFILES = ("mixed", "v8.5")
+"""``mixed``: entries of v7.5 to v8.x and later versions in one file, with the quirks of edited files
+(multi-line SQL, the older order of the keys items); ``v8.5``: what one TiDB v8.5 server writes."""
 DEFAULT_DIGESTS = 200
 DEFAULT_SEED = 20261101
 QUERY_LOG_MAX_LEN = 4096
@@ -186,6 +197,28 @@ def format_time(ns_since_epoch: int, offset_minutes: int) -> str:
         hours, minutes = divmod(abs(offset_minutes), 60)
         zone = f"{sign}{hours:02d}:{minutes:02d}"
     return f"{base}{fraction}{zone}"
+
+
+def go_float(ns: int) -> str:
+    """``d.Seconds()`` of a duration of ``ns`` nanoseconds as Go's ``%v`` prints a float64
+    (``strconv.FormatFloat(x, 'g', -1, 64)``): the shortest digits that read back, with an exponent of at
+    least two digits when the decimal exponent is below -4 or at least 6 (``7.6819e-05``, ``1e+06``)."""
+    value = ns / 1e9
+    if value == 0:
+        return "0"
+    shortest = Decimal(repr(value)).normalize()  # Python's repr: the same shortest digits
+    exp = shortest.adjusted()
+    if -4 <= exp < 6:
+        return format(shortest, "f")
+    digits = "".join(map(str, shortest.as_tuple().digits))
+    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    return f"{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
+
+
+def go_f(value: float) -> str:
+    """Go's ``strconv.FormatFloat(value, 'f', -1, 64)``: the shortest digits that read back, never an
+    exponent, no trailing ``.0``."""
+    return format(Decimal(repr(value)).normalize(), "f")
 
 
 def parse_offset(text: str) -> int:
@@ -337,7 +370,10 @@ class SlowLogGenerator:
         regress_count: int = 3,
         plan_change_count: int = 2,
         regress_factor: float = 4.0,
+        profile: str = "mixed",
     ) -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"profile is one of {', '.join(PROFILES)}, not {profile!r}")
         if days < 1:
             raise ValueError("days must be >= 1")
         if regress_day is not None and not 0 <= regress_day < days:
@@ -345,6 +381,7 @@ class SlowLogGenerator:
         if digests < 20:
             raise ValueError("digests must be >= 20")
         self.rng = random.Random(seed)  # noqa: S311 (test data, not security)
+        self.mixed = profile == "mixed"
         self.start = start
         self.days = days
         self.offset = utc_offset_minutes
@@ -513,7 +550,7 @@ class SlowLogGenerator:
                 items.append(f"Write_keys: {rng.randrange(1, 40)} Write_size: {rng.randrange(40, 4000)}")
             total = keys + rng.randrange(0, keys // 50 + 2)
             pair = [f"Process_keys: {keys}", f"Total_keys: {total}"]
-            if rng.random() < 0.002:  # the order of the older docs example
+            if rng.random() < 0.002 and self.mixed:  # the order of the older docs example
                 pair.reverse()
             items += pair
             items.append(f"Rocksdb_key_skipped_count: {total} Rocksdb_block_cache_hit_count: {rng.randrange(1, 9000)}")
@@ -537,26 +574,7 @@ class SlowLogGenerator:
                 lines.append(f"# Stats: {t.db}_t:4498631000000000{rng.randrange(10, 99)}[{rng.randrange(10**7)};0]")
             tasks = rng.randrange(1, 30)
             lines.append(f"# Num_cop_tasks: {tasks}")
-            avg = format_seconds(rng.randrange(10**6, 5 * 10**8))
-            if tasks == 1:
-                lines.append(f"# Cop_proc_avg: {avg} Cop_proc_addr: 10.0.2.2{rng.randrange(3)}:20160")
-                lines.append(f"# Cop_wait_avg: 0.0001 Cop_wait_addr: 10.0.2.2{rng.randrange(3)}:20160")
-            else:
-                lines.append(
-                    f"# Cop_proc_avg: {avg} Cop_proc_p90: {avg} Cop_proc_max: {avg} "
-                    f"Cop_proc_addr: 10.0.2.2{rng.randrange(3)}:20160"
-                )
-                lines.append(
-                    "# Cop_wait_avg: 0.00025 Cop_wait_p90: 0.001 Cop_wait_max: 0.002 "
-                    f"Cop_wait_addr: 10.0.2.2{rng.randrange(3)}:20160"
-                )
-            if rng.random() < 0.05:
-                b = rng.choice(_BACKOFF_TYPES)
-                lines.append(
-                    f"# Cop_backoff_{b}_total_times: 3 Cop_backoff_{b}_total_time: 0.004 "
-                    f"Cop_backoff_{b}_max_time: 0.002 Cop_backoff_{b}_max_addr: 10.0.2.21:20160 "
-                    f"Cop_backoff_{b}_avg_time: 0.0013 Cop_backoff_{b}_p90_time: 0.002"
-                )
+            lines += self._mixed_cop_lines(tasks) if self.mixed else self._cop_lines(tasks)
         mem = int(rng.lognormvariate(math.log(t.mem_median), 0.5))
         lines.append(f"# Mem_max: {mem}")
         if mem > 100_000_000 and rng.random() < 0.5:
@@ -565,7 +583,7 @@ class SlowLogGenerator:
         lines.append(f"# Plan_from_cache: {'true' if t.prepared and rng.random() < 0.5 else 'false'}")
         lines.append("# Plan_from_binding: false")
         lines.append("# Has_more_results: false")
-        newer = rng.random() < 0.1
+        newer = rng.random() < 0.1 and self.mixed  # lines of versions after v8.5
         lines.append(f"# KV_total: {format_seconds(int(qt * 0.9))}")
         lines.append(f"# PD_total: {format_seconds(rng.randrange(1000, 500_000))}")
         lines.append(f"# Backoff_total: {format_seconds(0 if rng.random() < 0.9 else rng.randrange(10**7))}")
@@ -586,9 +604,16 @@ class SlowLogGenerator:
             lines.append(f"# Plan_digest: {plan}")
             lines.append(f"# Binary_plan: tidb_decode_binary_plan('{self._blob(plan, True)}')")
         lines.append(f"# Resource_group: {'default' if db != 'billing' else 'rg_billing'}")
-        lines.append(f"# Request_unit_read: {round(rng.uniform(1, 5000), 2)}")
-        if t.kind not in ("select", "internal"):
-            lines.append(f"# Request_unit_write: {round(rng.uniform(1, 200), 2)}")
+        if self.mixed:
+            lines.append(f"# Request_unit_read: {round(rng.uniform(1, 5000), 2)}")
+            if t.kind not in ("select", "internal"):
+                lines.append(f"# Request_unit_write: {round(rng.uniform(1, 200), 2)}")
+        else:  # FormatFloat(ru, 'f', -1, 64) of RU sums; the queueing time when the group ran out of RUs
+            lines.append(f"# Request_unit_read: {go_f(rng.lognormvariate(math.log(300), 1.5))}")
+            if t.kind not in ("select", "internal"):
+                lines.append(f"# Request_unit_write: {go_f(rng.lognormvariate(math.log(20), 1.0))}")
+            if db == "billing" and rng.random() < 0.2:
+                lines.append(f"# Time_queued_by_rc: {format_seconds(rng.randrange(10**5, qt // 2 + 10**5 + 1))}")
         if newer:
             lines.append(f"# Tidb_cpu_time: {format_seconds(qt // 5)}")
             lines.append(f"# Tikv_cpu_time: {format_seconds(qt // 3)}")
@@ -603,6 +628,64 @@ class SlowLogGenerator:
                 self._conn_db[conn] = db
         lines.append(sql)
         return "\n".join(lines) + "\n", qt, plan
+
+    def _mixed_cop_lines(self, tasks: int) -> list[str]:
+        """The coprocessor lines of the ``mixed`` profile: decimal values, six-item backoff lines."""
+        rng = self.rng
+        avg = format_seconds(rng.randrange(10**6, 5 * 10**8))
+        if tasks == 1:
+            lines = [
+                f"# Cop_proc_avg: {avg} Cop_proc_addr: 10.0.2.2{rng.randrange(3)}:20160",
+                f"# Cop_wait_avg: 0.0001 Cop_wait_addr: 10.0.2.2{rng.randrange(3)}:20160",
+            ]
+        else:
+            lines = [
+                f"# Cop_proc_avg: {avg} Cop_proc_p90: {avg} Cop_proc_max: {avg} "
+                f"Cop_proc_addr: 10.0.2.2{rng.randrange(3)}:20160",
+                "# Cop_wait_avg: 0.00025 Cop_wait_p90: 0.001 Cop_wait_max: 0.002 "
+                f"Cop_wait_addr: 10.0.2.2{rng.randrange(3)}:20160",
+            ]
+        if rng.random() < 0.05:
+            b = rng.choice(_BACKOFF_TYPES)
+            lines.append(
+                f"# Cop_backoff_{b}_total_times: 3 Cop_backoff_{b}_total_time: 0.004 "
+                f"Cop_backoff_{b}_max_time: 0.002 Cop_backoff_{b}_max_addr: 10.0.2.21:20160 "
+                f"Cop_backoff_{b}_avg_time: 0.0013 Cop_backoff_{b}_p90_time: 0.002"
+            )
+        return lines
+
+    def _cop_lines(self, tasks: int) -> list[str]:
+        """The coprocessor lines as TiDB v8.5's ``SlowLogFormat`` writes them: ``%v`` of float seconds (Go's
+        shortest form: ``7.6819e-05`` below 1e-4), only ``_avg`` and ``_addr`` for one task, and per backoff
+        type (in sorted order) a line of six items, of two for one task."""
+        rng = self.rng
+        proc = sorted(rng.randrange(10**5, 5 * 10**8) for _ in range(3))
+        wait = sorted(rng.randrange(10**3, 5 * 10**6) for _ in range(3))
+        addr = f"10.0.2.2{rng.randrange(3)}:20160"
+        if tasks == 1:
+            lines = [
+                f"# Cop_proc_avg: {go_float(proc[0])} Cop_proc_addr: {addr}",
+                f"# Cop_wait_avg: {go_float(wait[0])} Cop_wait_addr: {addr}",
+            ]
+        else:
+            lines = [
+                f"# Cop_proc_avg: {go_float(proc[0])} Cop_proc_p90: {go_float(proc[1])} "
+                f"Cop_proc_max: {go_float(proc[2])} Cop_proc_addr: {addr}",
+                f"# Cop_wait_avg: {go_float(wait[0])} Cop_wait_p90: {go_float(wait[1])} "
+                f"Cop_wait_max: {go_float(wait[2])} Cop_wait_addr: 10.0.2.2{rng.randrange(3)}:20160",
+            ]
+        if rng.random() < 0.05:
+            for kind in sorted(rng.sample(_BACKOFF_TYPES, rng.randint(1, 2))):
+                times, total = rng.randrange(1, 20), rng.randrange(10**6, 10**8)
+                b = f"Cop_backoff_{kind}_"
+                line = f"# {b}total_times: {times} {b}total_time: {go_float(total)}"
+                if tasks > 1:
+                    line += (
+                        f" {b}max_time: {go_float(total // times)} {b}max_addr: {addr} "
+                        f"{b}avg_time: {go_float(total // tasks)} {b}p90_time: {go_float(total // times)}"
+                    )
+                lines.append(line)
+        return lines
 
     def _sql(self, t: Template) -> str:
         rng = self.rng
@@ -619,7 +702,7 @@ class SlowLogGenerator:
         r = rng.random()
         if r < 0.002:
             sql = sql.replace(" = '", " = 'caf\udce9 ", 1) if " = '" in sql else sql + " /* \udcff\udcfe */"
-        elif r < 0.005 and " WHERE " in sql:
+        elif r < 0.005 and " WHERE " in sql and self.mixed:  # TiDB turns newlines into spaces
             sql = sql.replace(" WHERE ", "\nWHERE ", 1).replace(" ORDER BY ", "\n  ORDER BY ", 1)
         elif r < 0.006:
             sql = "/* app:checkout, trace:" + str(rng.randrange(10**6)) + " */ " + sql
@@ -692,10 +775,13 @@ def generate(
     split_daily: bool = False,
     gzip_rotated: bool = False,
     truncated_tail: bool | None = None,
+    profile: str = "mixed",
 ) -> GenerationResult:
     """Write ``entries`` complete entries spread evenly over ``days`` days (plus a truncated tail if asked).
 
     :param out: the file to write, or with ``split_daily`` the directory that receives the rotated set.
+    :param profile: ``mixed`` (the default; a seed writes the same bytes it always did) or ``v8.5`` (see
+        :data:`PROFILES`).
     :param truncated_tail: append a cut-off entry at the very end; ``None`` lets the seed decide (~1 in 3).
     """
     if entries < 1:
@@ -707,6 +793,7 @@ def generate(
         days=days,
         utc_offset_minutes=parse_offset(utc_offset),
         regress_day=regress_day,
+        profile=profile,
     )
     if truncated_tail is None:
         truncated_tail = gen.rng.random() < 0.34
@@ -791,6 +878,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gzip", action="store_true", help="gzip the rotated siblings (with --split-daily)")
     parser.add_argument("--truncated-tail", choices=("auto", "yes", "no"), default="auto")
     parser.add_argument("--manifest", default=None, help="write the ground truth (JSON) to this file")
+    parser.add_argument(
+        "--profile", choices=PROFILES, default="mixed", help="mixed versions and quirks, or one TiDB v8.5 server"
+    )
     args = parser.parse_args(argv)
     tail = {"auto": None, "yes": True, "no": False}[args.truncated_tail]
     try:
@@ -806,6 +896,7 @@ def main(argv: list[str] | None = None) -> int:
             split_daily=args.split_daily,
             gzip_rotated=args.gzip,
             truncated_tail=tail,
+            profile=args.profile,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
