@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.helpers.servers import free_port
 from tidbops.catalog.store import Catalog
 from tidbops_playground import manager
 from tidbops_playground.airflow import AirflowAPI, AirflowStandalone, fleet_without_schedules
@@ -33,12 +33,6 @@ E2E_RESTORE = {
 # uat's recovery window shrinks to one minute in the e2e fleet, so a retention run expires something
 # within the test (#16); not a dry run, one full backup kept
 E2E_RETENTION = {"uat": {"keep_days": "1m", "keep_full": 1, "dry_run": False}}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
