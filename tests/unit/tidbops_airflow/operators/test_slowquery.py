@@ -105,7 +105,7 @@ def test_harvest_report_guardrails_two_nights(tidb: Cursor, catalog_path: str) -
     h1 = harvest.execute(context(conf={"until": "2026-11-09T00:00:00Z"}))
     assert tidb.executed[0] == "SET time_zone = '+00:00'"
     assert h1["entries"] == 8 * 24 and h1["days"] == [f"2026-11-0{d}" for d in range(1, 9)]
-    assert h1["start"] == "2026-11-01T00:00:00Z" and h1["end"] == "2026-11-09T00:00:00Z"
+    assert h1["start"] == "2026-11-01T00:00:00.000000Z" and h1["end"] == "2026-11-09T00:00:00.000000Z"
     h2 = harvest.execute(context(conf={"until": "2026-11-10T00:00:00Z"}))
     assert h2["entries"] == 24 and h2["days"] == ["2026-11-09"] and h2["previous_watermark"] == h1["end"]
 
