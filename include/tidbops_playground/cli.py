@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from tidbops.cli.render import table
+from tidbops.redact import REDACTED, is_secret_name
 from tidbops_playground import manager
 from tidbops_playground.registry import load_registry, playground_home
 
@@ -37,7 +38,7 @@ HomeOption = Annotated[
     Path | None,
     typer.Option("--home", help="Playground home (default: $TIDBOPS_PLAYGROUND_HOME or ~/.tidbops-playground)."),
 ]
-MASK = "********"
+MASK = REDACTED  # tidbops.redact decides what a secret is and how it is shown
 
 
 def _home(home: Path | None) -> Path:
@@ -167,8 +168,7 @@ def mask_env_text(text: str) -> str:
             except (ValueError, IndexError):
                 out.append(f"export {key}={MASK}")
                 continue
-            if "password" in conn:
-                conn["password"] = MASK
+            conn = {k: MASK if is_secret_name(k) and v else v for k, v in conn.items()}
             out.append(f"export {key}={shlex.quote(json.dumps(conn, sort_keys=True))}")
         else:
             out.append(line)
