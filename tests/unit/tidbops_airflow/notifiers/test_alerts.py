@@ -14,8 +14,8 @@ from tidbops.br.output import parse_br_output
 from tidbops.config import load_fleet
 from tidbops_airflow.notifiers import alerts
 from tidbops_airflow.notifiers.alerts import failure_notifiers
-from tidbops_airflow.notifiers.payload import MAX_ERROR, alert_summary
 from tidbops_airflow.notifiers.log import TiDBOpsLogNotifier
+from tidbops_airflow.notifiers.payload import MAX_ERROR, alert_summary
 from tidbops_airflow.notifiers.webhook import TiDBOpsWebhookNotifier
 
 pytestmark = pytest.mark.operators
