@@ -26,42 +26,89 @@ pytestmark = pytest.mark.unit
     ("text", "secret", "kept"),
     [
         pytest.param(
-            "mysql+pymysql://u:hunter2@db:3306/cat?charset=utf8mb4", "hunter2", "mysql+pymysql://u:***@db:3306/cat",
+            "mysql+pymysql://u:hunter2@db:3306/cat?charset=utf8mb4",
+            "hunter2",
+            "mysql+pymysql://u:***@db:3306/cat",
             id="url-userinfo",
         ),
-        pytest.param("mysql+pymysql://u@db/cat?charset=utf8mb4&password=hunter2", "hunter2", "charset=utf8mb4",
-                     id="url-query-password"),
-        pytest.param("http://ak:p@ss@minio:9000/bucket", "p@ss", "http://ak:***@minio:9000/bucket",
-                     id="url-password-with-at"),
-        pytest.param("s3://b/p?access-key=AKIAIOSFODNN7EXAMPLE&secret-access-key=wJalrXUtnFEMI%2FK7MDENG",
-                     "wJalrXUtnFEMI", "s3://b/p?access-key=", id="br-storage-params"),
-        pytest.param("s3://b/p?session-token=FQoGZXIvYXdzEBYaDH&region=us-east-1", "FQoGZXIvYXdzEBYaDH",
-                     "region=us-east-1", id="session-token"),
-        pytest.param("AWS_SECRET_ACCESS_KEY=wJalr/XUtn+FEMI AWS_REGION=us", "wJalr/XUtn+FEMI", "AWS_REGION=us",
-                     id="env-assignment"),
-        pytest.param("aws_session_token: IQoJb3JpZ2luX2VjEJr", "IQoJb3JpZ2luX2VjEJr", "aws_session_token: ***",
-                     id="yaml-field"),
+        pytest.param(
+            "mysql+pymysql://u@db/cat?charset=utf8mb4&password=hunter2",
+            "hunter2",
+            "charset=utf8mb4",
+            id="url-query-password",
+        ),
+        pytest.param(
+            "http://ak:p@ss@minio:9000/bucket", "p@ss", "http://ak:***@minio:9000/bucket", id="url-password-with-at"
+        ),
+        pytest.param(
+            "s3://b/p?access-key=AKIAIOSFODNN7EXAMPLE&secret-access-key=wJalrXUtnFEMI%2FK7MDENG",
+            "wJalrXUtnFEMI",
+            "s3://b/p?access-key=",
+            id="br-storage-params",
+        ),
+        pytest.param(
+            "s3://b/p?session-token=FQoGZXIvYXdzEBYaDH&region=us-east-1",
+            "FQoGZXIvYXdzEBYaDH",
+            "region=us-east-1",
+            id="session-token",
+        ),
+        pytest.param(
+            "AWS_SECRET_ACCESS_KEY=wJalr/XUtn+FEMI AWS_REGION=us",
+            "wJalr/XUtn+FEMI",
+            "AWS_REGION=us",
+            id="env-assignment",
+        ),
+        pytest.param(
+            "aws_session_token: IQoJb3JpZ2luX2VjEJr", "IQoJb3JpZ2luX2VjEJr", "aws_session_token: ***", id="yaml-field"
+        ),
         pytest.param('{"password": "hun\\"ter2", "user": "root"}', 'hun\\"ter2', '"user": "root"', id="json"),
         pytest.param("key AKIAIOSFODNN7EXAMPLE in use", "IOSFODNN7EXAMPLE", "key AKIA*** in use", id="aws-key-id"),
-        pytest.param("br backup full --crypter.key=00112233445566778899aabbccddeeff --pd pd:2379",
-                     "00112233445566778899aabbccddeeff", "--pd pd:2379", id="crypter-key-eq"),
-        pytest.param("br log start --log.crypter.key 00112233445566778899aabbccddeeff --pd pd:2379",
-                     "00112233445566778899aabbccddeeff", "--log.crypter.key ***", id="log-crypter-key-space"),
+        pytest.param(
+            "br backup full --crypter.key=00112233445566778899aabbccddeeff --pd pd:2379",
+            "00112233445566778899aabbccddeeff",
+            "--pd pd:2379",
+            id="crypter-key-eq",
+        ),
+        pytest.param(
+            "br log start --log.crypter.key 00112233445566778899aabbccddeeff --pd pd:2379",
+            "00112233445566778899aabbccddeeff",
+            "--log.crypter.key ***",
+            id="log-crypter-key-space",
+        ),
         pytest.param("mysql --password hunter2 -h db", "hunter2", "-h db", id="password-flag"),
-        pytest.param('["br", "--crypter.key", "00ff11ee", "-s", "x"]', "00ff11ee", '"--crypter.key", "***", "-s"',
-                     id="json-argv"),
-        pytest.param("root:hunter2@tcp(127.0.0.1:4000)/test", "hunter2", "root:***@tcp(127.0.0.1:4000)/test",
-                     id="go-dsn"),
-        pytest.param("Authorization: Bearer eyJhbGciOi.eyJzdWIi.sig", "eyJhbGciOi", "Authorization: Bearer ***",
-                     id="auth-header"),
-        pytest.param("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
-                     "MIIEowIBAAKCAQEA", "-----END RSA PRIVATE KEY-----", id="pem"),
-        pytest.param("https://hooks.slack.com/x?token=xoxb-1234567890-abcdefghij", "1234567890-abcdefghij",
-                     "https://hooks.slack.com/x?token=***", id="slack-token"),
-        pytest.param("CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password BY 'hunter2'", "hunter2",
-                     "IDENTIFIED WITH mysql_native_password BY '***'", id="sql-identified-by"),
-        pytest.param("?X-Amz-Credential=AKIA%2F2026&X-Amz-Signature=deadbeefcafe&X-Amz-Expires=60",
-                     "deadbeefcafe", "X-Amz-Expires=60", id="presigned-url"),
+        pytest.param(
+            '["br", "--crypter.key", "00ff11ee", "-s", "x"]', "00ff11ee", '"--crypter.key", "***", "-s"', id="json-argv"
+        ),
+        pytest.param(
+            "root:hunter2@tcp(127.0.0.1:4000)/test", "hunter2", "root:***@tcp(127.0.0.1:4000)/test", id="go-dsn"
+        ),
+        pytest.param(
+            "Authorization: Bearer eyJhbGciOi.eyJzdWIi.sig", "eyJhbGciOi", "Authorization: Bearer ***", id="auth-header"
+        ),
+        pytest.param(
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+            "MIIEowIBAAKCAQEA",
+            "-----END RSA PRIVATE KEY-----",
+            id="pem",
+        ),
+        pytest.param(
+            "https://hooks.slack.com/x?token=xoxb-1234567890-abcdefghij",
+            "1234567890-abcdefghij",
+            "https://hooks.slack.com/x?token=***",
+            id="slack-token",
+        ),
+        pytest.param(
+            "CREATE USER 'app'@'%' IDENTIFIED WITH mysql_native_password BY 'hunter2'",
+            "hunter2",
+            "IDENTIFIED WITH mysql_native_password BY '***'",
+            id="sql-identified-by",
+        ),
+        pytest.param(
+            "?X-Amz-Credential=AKIA%2F2026&X-Amz-Signature=deadbeefcafe&X-Amz-Expires=60",
+            "deadbeefcafe",
+            "X-Amz-Expires=60",
+            id="presigned-url",
+        ),
     ],
 )
 def test_masks(text: str, secret: str, kept: str) -> None:
@@ -118,9 +165,19 @@ def test_find_secret(value: str, what: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("name", "secret"),
-    [("password", True), ("db_password", True), ("secret_access_key", True), ("api-key", True),
-     ("crypter.key", True), ("token", True), ("key_conn_id", False), ("sse_kms_key_id", False),
-     ("tokens", False), ("key", False), ("task_name", False)],
+    [
+        ("password", True),
+        ("db_password", True),
+        ("secret_access_key", True),
+        ("api-key", True),
+        ("crypter.key", True),
+        ("token", True),
+        ("key_conn_id", False),
+        ("sse_kms_key_id", False),
+        ("tokens", False),
+        ("key", False),
+        ("task_name", False),
+    ],
 )
 def test_is_secret_name(name: str, secret: bool) -> None:
     assert is_secret_name(name) is secret
@@ -188,12 +245,20 @@ def test_planted_credentials_never_survive(before: str, form: str, secret: str, 
 
 
 @FUZZ
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers() | _NOISE | st.sampled_from(_FORMS).map(lambda f: f.format(s="Zq9xY7wV")),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_NOISE | st.sampled_from(["password", "token"]), inner,
-                                                                  max_size=4),
-    max_leaves=12,
-))
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | _NOISE
+        | st.sampled_from(_FORMS).map(lambda f: f.format(s="Zq9xY7wV")),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(_NOISE | st.sampled_from(["password", "token"]), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+)
 def test_json_stays_json(doc: object) -> None:
     import json
 
@@ -231,7 +296,7 @@ def test_the_fast_field_scan_equals_the_plain_substitution(text: str) -> None:
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(
-    "unit", ["-a-", "a-", "--a-", "-", "--password ", "a:b@", "://a:", "password=", "\\\"password\\\": ", "a.b_"]
+    "unit", ["-a-", "a-", "--a-", "-", "--password ", "a:b@", "://a:", "password=", '\\"password\\": ', "a.b_"]
 )
 def test_linear_time_on_adversarial_runs(unit: str) -> None:
     """Runs of name characters and separators (what a forged config or log can hold) stay linear."""
@@ -259,7 +324,11 @@ def test_argv_masks_a_secret_flag_value_whole_and_stays_shell_quoted() -> None:
 
 
 def test_argv_leaves_a_key_file_path_readable() -> None:
-    assert shlex.split(redact_argv(["br", "--crypter.key-file", "/run/key"])) == ["br", "--crypter.key-file", "/run/key"]
+    assert shlex.split(redact_argv(["br", "--crypter.key-file", "/run/key"])) == [
+        "br",
+        "--crypter.key-file",
+        "/run/key",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -267,8 +336,9 @@ def test_argv_leaves_a_key_file_path_readable() -> None:
     [
         pytest.param("mysql+pymysql://u:hunter2@db:3306/cat", "mysql+pymysql://u:***@db:3306/cat", id="userinfo"),
         pytest.param(make_url("mysql+pymysql://u:hunter2@db/cat"), "mysql+pymysql://u:***@db/cat", id="url-object"),
-        pytest.param("mysql+pymysql://u@db/cat?password=hunter2", "mysql+pymysql://u@db/cat?password=***",
-                     id="query-password"),
+        pytest.param(
+            "mysql+pymysql://u@db/cat?password=hunter2", "mysql+pymysql://u@db/cat?password=***", id="query-password"
+        ),
         pytest.param("sqlite:////tmp/c.db", "sqlite:////tmp/c.db", id="no-secret"),
         pytest.param("not a url hunter2", "<unparseable database URL>", id="unparseable"),
     ],

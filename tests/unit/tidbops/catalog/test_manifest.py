@@ -170,7 +170,11 @@ def test_write_is_once_but_a_retry_is_harmless(backup_dir: LocalStorage) -> None
         pytest.param(
             lambda d: d | {"backup": {**d["backup"], "started_at": "2024-05-01T02:00:00"}}, "no time zone", id="naive"
         ),
-        pytest.param(lambda d: d | {"backup": {**d["backup"], "kind": "diff"}}, "backup.kind: .diff. is not one of full, incremental", id="kind"),
+        pytest.param(
+            lambda d: d | {"backup": {**d["backup"], "kind": "diff"}},
+            "backup.kind: .diff. is not one of full, incremental",
+            id="kind",
+        ),
         pytest.param(lambda d: d | {"files": [{"path": "a", "size": -1}]}, r"files\[0\]", id="bad-file"),
     ],
 )

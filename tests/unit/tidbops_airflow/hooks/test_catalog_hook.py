@@ -31,12 +31,19 @@ def test_default_is_sqlite_in_airflow_home(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.parametrize(
     ("env", "url"),
     [
-        pytest.param({"TIDBOPS_CATALOG_URL": " mysql+pymysql://u@db/x ", "AIRFLOW_HOME": "/af"},
-                     "mysql+pymysql://u@db/x", id="tidbops-url-first"),
-        pytest.param({"TIDBOPS_CATALOG_URL": " ", "AIRFLOW_HOME": "/af"}, "sqlite:////af/tidbops_catalog.db",
-                     id="blank-url-airflow-home"),
-        pytest.param({"HOME": "/home/ops"}, "sqlite:////home/ops/airflow/tidbops_catalog.db",
-                     id="airflow-default-home"),
+        pytest.param(
+            {"TIDBOPS_CATALOG_URL": " mysql+pymysql://u@db/x ", "AIRFLOW_HOME": "/af"},
+            "mysql+pymysql://u@db/x",
+            id="tidbops-url-first",
+        ),
+        pytest.param(
+            {"TIDBOPS_CATALOG_URL": " ", "AIRFLOW_HOME": "/af"},
+            "sqlite:////af/tidbops_catalog.db",
+            id="blank-url-airflow-home",
+        ),
+        pytest.param(
+            {"HOME": "/home/ops"}, "sqlite:////home/ops/airflow/tidbops_catalog.db", id="airflow-default-home"
+        ),
     ],
 )
 def test_airflow_catalog_url(env: dict[str, str], url: str, monkeypatch: pytest.MonkeyPatch) -> None:
