@@ -71,7 +71,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NamedTuple, TypeGuard, cast
 
@@ -152,11 +152,13 @@ EXEC_DETAIL_KEYS = (
     "Commit_primary_rpc_detail", "Resolve_lock_time", "Local_latch_wait_time", "Write_keys", "Write_size",
     "Prewrite_region", "Txn_retry", "Process_keys", "Total_keys", "Get_snapshot_time",
 )  # fmt: skip
-_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_@.\-]*\Z")
-_LEN_MARK_RE = re.compile(r"\(len:(\d+)\);\Z")
-_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
-_DECIMAL_RE = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)
-_COUNT_RE = re.compile(r"\d{1,18}", re.ASCII)
+# Expressions of the general path, compiled on first use (``re`` keeps them): a digest of canonical entries
+# needs none of them.
+_KEY_RE = r"[A-Za-z_][A-Za-z0-9_@.\-]*\Z"
+_LEN_MARK_RE = r"\(len:(\d+)\);\Z"
+_DIGEST_RE = r"[0-9a-f]{64}"
+_DECIMAL_RE = r"(?a)(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_COUNT_RE = r"(?a)\d{1,18}"
 MAX_DURATION = 366 * 86400.0
 """The longest time (seconds) an entry may hold in ``Query_time``, ``Process_time``, ``Wait_time`` or
 ``Backoff_time``: a year. No statement runs longer and no sum over its coprocessor tasks comes near it; a
@@ -164,7 +166,7 @@ value above it (or negative, or not finite) is not real and its entry is malform
 integers of nanoseconds, so no total can overflow."""
 MAX_INTEGER = 10**18 - 1
 """The largest count (keys, rows, bytes) an entry may hold: 18 digits (an exabyte; no statement comes near)."""
-_OLD_TIME_RE = re.compile(r"(\d{4}-\d\d-\d\d)-(\d\d:\d\d:\d\d(?:\.\d+)?) ([+-])(\d\d)(\d\d)\Z", re.ASCII)
+_OLD_TIME_RE = r"(?a)(\d{4}-\d\d-\d\d)-(\d\d:\d\d:\d\d(?:\.\d+)?) ([+-])(\d\d)(\d\d)\Z"
 _PLAN_OPENERS = (b"# Plan: tidb_decode_plan('", b"# Binary_plan: tidb_decode_binary_plan('")
 
 
@@ -349,7 +351,7 @@ def time_zone_of(value: str) -> tuple[str, int]:
     """(date as written, offset in seconds east of UTC) of a ``# Time:`` value already validated."""
     if len(value) >= 20 and value[10] == "T":
         return value[:10], zone_offset(b"Z" if value.endswith("Z") else value[-6:].encode())
-    m = _OLD_TIME_RE.match(value)
+    m = re.match(_OLD_TIME_RE, value)
     if not m:
         raise ValueError(f"not a slow-log time: {value!r}")
     return m.group(1), _old_offset(m)
@@ -365,7 +367,7 @@ def _old_offset(m: re.Match[str]) -> int:
 
 def _parse_old_time(t: bytes) -> tuple[float, int]:
     text = t.decode("ascii", "replace")
-    m = _OLD_TIME_RE.match(text)
+    m = re.match(_OLD_TIME_RE, text)
     if not m:
         raise ValueError(f"not a slow-log time: {text!r}")
     date_part, clock, _sign, _hh, _mm = m.groups()
@@ -430,7 +432,7 @@ def parse_header_line(text: str) -> list[tuple[str, str]]:
     """The pairs of one header line (without ``# ``); whole-line keys keep their entire value."""
     key, sep, rest = text.partition(": ")
     if not sep:
-        if text.endswith(":") and _KEY_RE.match(text[:-1]):
+        if text.endswith(":") and re.match(_KEY_RE, text[:-1]):
             return [(text[:-1], "")]
         return []
     if key in WHOLE_LINE_KEYS:
@@ -521,7 +523,7 @@ def seconds_value(value: object) -> float:
     is tolerated) of at most :data:`MAX_DURATION` seconds; a number object must be finite and in range."""
     if isinstance(value, bool) or not (isinstance(value, str | int | float) or _is_decimal(value)):
         raise ValueError(f"not a number of seconds: {value!r}")
-    if isinstance(value, str) and not _DECIMAL_RE.fullmatch(value):
+    if isinstance(value, str) and not re.fullmatch(_DECIMAL_RE, value):
         raise ValueError(f"not a number of seconds: {value[:40]!r}")
     number = float(value)
     if not 0.0 <= number <= MAX_DURATION:  # also NaN
@@ -533,7 +535,7 @@ def count_value(value: object) -> int:
     """A count (keys, rows, bytes) as TiDB writes it, or ``ValueError``: 1 to 18 decimal digits (an integral
     number object from 0 to :data:`MAX_INTEGER`)."""
     if isinstance(value, str):
-        if not _COUNT_RE.fullmatch(value):
+        if not re.fullmatch(_COUNT_RE, value):
             raise ValueError(f"not a count from 0 to {MAX_INTEGER}: {value[:40]!r}")
         return int(value)
     if isinstance(value, bool) or not (isinstance(value, int | float) or _is_decimal(value)):
@@ -567,7 +569,7 @@ def truncated_from(sql: str) -> int | None:
     """``N`` when the SQL ends with TiDB's truncation marker ``(len:N);``."""
     if not sql.endswith(");"):
         return None
-    m = _LEN_MARK_RE.search(sql[-40:])
+    m = re.search(_LEN_MARK_RE, sql[-40:])
     return int(m.group(1)) if m else None
 
 
@@ -577,7 +579,7 @@ def is_digest(value: object) -> bool:
     Both ``Digest`` (the normalized SQL's) and ``Plan_digest`` are ``hex.EncodeToString`` of a SHA-256
     (``pkg/parser/digester.go``). Only such values ever reach SQL text (guardrail statements).
     """
-    return isinstance(value, str) and _DIGEST_RE.fullmatch(value) is not None
+    return isinstance(value, str) and re.fullmatch(_DIGEST_RE, value) is not None
 
 
 def _digests(f: dict[str, str]) -> tuple[str, str]:
@@ -648,10 +650,12 @@ def _skip_prefix(key: str) -> str:
     """
     full = key + ": "
     for length in range(3, len(full)):
-        head = full[:length]
-        if not any((needed + ": ").startswith(head) or needed.startswith(head) for needed in _NEEDED_KEYS):
-            return head
+        if full[:length] not in _NEEDED_STARTS:
+            return full[:length]
     return full
+
+
+_NEEDED_STARTS = frozenset(f"{needed}: "[:length] for needed in _NEEDED_KEYS for length in range(len(needed) + 3))
 
 
 # Value shapes of captured fields and execution-details items; their codes (0, 1, … in this order) are the
@@ -1034,6 +1038,7 @@ TiDB rotates it with lumberjack: ``<name without ext>-<local time 2006-01-02T15-
 ``.gz`` when compressed."""
 
 
+@cache
 def _name_re(name: str) -> re.Pattern[str]:
     stem, ext = os.path.splitext(name)
     return re.compile(
@@ -1045,9 +1050,6 @@ def _name_re(name: str) -> re.Pattern[str]:
     )
 
 
-_NAME_RES = {name: _name_re(name) for name in SLOW_LOG_NAMES}
-
-
 def slow_log_name(file_name: str, names: Sequence[str] = SLOW_LOG_NAMES) -> tuple[str, str] | None:
     """``(current name, rotation time)`` when ``file_name`` is one of ``names`` or a rotated sibling
     (the time as written, ``2026-11-20T00-00-00.000``; ``""`` for the current file), else ``None``.
@@ -1056,8 +1058,7 @@ def slow_log_name(file_name: str, names: Sequence[str] = SLOW_LOG_NAMES) -> tupl
     ('tidb_slow_query.log', '2026-11-20T00-00-00.000')
     """
     for name in names:
-        pattern = _NAME_RES.get(name) or _name_re(name)
-        m = pattern.fullmatch(file_name)
+        m = _name_re(name).fullmatch(file_name)
         if m:
             return name, m.group("rotated") or ""
     return None
