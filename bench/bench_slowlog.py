@@ -1,26 +1,24 @@
-"""Slow-log benchmark: our parser + daily aggregation against pt-query-digest on the same TiDB slow log.
+"""Slow-log benchmark: ``tidbops slowlog digest`` against ``pt-query-digest --group-by Digest``, in one run.
 
-In one run, on one file (generated once, then reused from ``bench/out/``):
+1. Generates a TiDB v8.5 slow log (``slowlog_gen``'s ``v8.5`` profile: ``Plan``, ``Binary_plan``, ``Cop_*``,
+   ``Resource_group``, ``Request_unit_*`` lines; 50,000 entries, about 140 MB) in a temporary directory.
+2. Runs the installed ``tidbops slowlog digest --json --include-internal`` on it ``--rounds`` times, each
+   a fresh process as a user runs it (interpreter start-up and imports included), and
+   ``pt-query-digest --group-by Digest --output json`` once (pt counts internal SQL like any other; both
+   print every digest). ``wc -l`` is the floor of reading the file. Wall time, CPU time and peak RSS of
+   each process come from GNU ``time`` (``%M``: a child of this Python process would otherwise count this
+   process's memory in its peak, Linux keeps the high-water mark across fork and exec).
+3. Compares the two reports digest by digest: the same digests, equal counts, total times equal to pt's six
+   decimals.
+4. Times ``tidbops slowlog digest`` of a tiny file (two entries, about 5 KB), as text and as JSON.
 
-1. ``wc -l`` over the file, twice (the first warms the page cache for everyone): the physical floor.
-2. Ours, in a fresh process per round: :func:`tidbops.slowlog.aggregate.aggregate_files` with every
-   metric of the daily aggregates (count, total/avg/p95/max query time, process/wait/backoff sums,
-   keys, rows, max memory, first/last seen, slowest sample, instances), internal SQL included like pt.
-   Rounds with ``--jobs`` 1 and N. Wall time includes interpreter start-up; peak RSS is reported per
-   process (main and each worker) and as their sum.
-3. ``pt-query-digest --group-by Digest`` on the whole file (or on a prefix cut at an entry boundary
-   with ``--pt-prefix-mb``; its rate is then applied to the whole file, which flatters pt, whose rate
-   drops as its memory grows).
+Our modules' bytecode is written before anything is timed (one run with ``PYTHONDONTWRITEBYTECODE`` unset),
+as ``pip install`` does for an installed package. The throughput ratio is judged on our median round
+(the best is printed too). Exit status 0 when every goal of issue #19 is met: ≥ 50× pt-query-digest's
+throughput and ≤ 64 MiB peak RSS on the big log, agreement per digest, and the tiny file in < 0.15 s and
+< 30 MiB.
 
-Throughput is MB/s and entries/s of wall time; the CPU-time ratio (user+sys of every process) is printed
-too, because the wall-time ratio depends on how many idle cores the machine has.
-
-    .venv/bin/python bench/bench_slowlog.py [--entries 200000] [--jobs 2] [--rounds 3] [--pt-prefix-mb 0]
-
-Goal (issue #8): ours in a single process (``--jobs 1``) >= 50x pt-query-digest's throughput, with peak
-RSS <= 64 MiB; the exit status says whether it is met. The ``--jobs N`` round is reported, not judged.
-Which row scanner ran (the C extension or the regular expression) is printed; ``TIDBOPS_SLOWLOG_PURE_PYTHON=1``
-measures the pure-Python path.
+    .venv/bin/python bench/bench_slowlog.py [--entries 50000] [--rounds 5] [--tiny-runs 15] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -34,166 +32,132 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import date
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "bench" / "out" / "slowlog"
+TIDBOPS = str(Path(sys.executable).with_name("tidbops"))
+GNU_TIME = "/usr/bin/time"
 GOAL_RATIO = 50.0
 GOAL_RSS_MIB = 64.0
-
-CHILD = """
-import json, resource, sys, time
-t0 = time.perf_counter()
-from tidbops.slowlog.aggregate import aggregate_files
-from tidbops.slowlog.parser import SCANNER
-table = aggregate_files([sys.argv[1]], jobs=int(sys.argv[2]), include_internal=True)
-rows = table.rows()
-elapsed = time.perf_counter() - t0
-me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({
-    "seconds_in_process": elapsed,
-    "entries": table.parse_stats.entries,
-    "bytes": table.parse_stats.bytes_read,
-    "rows": len(rows),
-    "digests": len({k.digest for k, _ in rows}),
-    "count": sum(s.count for _, s in rows),
-    "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
-    "rss_main_mib": me.ru_maxrss / 1024,
-    "rss_worker_mib": kids.ru_maxrss / 1024,
-    "scanner": SCANNER,
-}))
-"""
+GOAL_TINY = (0.15, 30.0)  # seconds, MiB
+ROUNDING = 1e-6  # pt prints sums with six decimals; ours are exact nanoseconds
 
 
-def mib(kib: float) -> float:
-    return kib / 1024
+@dataclass(frozen=True)
+class Run:
+    wall: float  # seconds, measured here around GNU time
+    cpu: float  # user + system seconds of the process
+    rss_mib: float  # peak RSS of the process
+    stdout: bytes
 
 
-def ensure_log(entries: int, seed: int) -> Path:
-    """The benchmark log (generated once; reused while entries and seed match)."""
-    path = OUT / f"n{entries}-s{seed}" / "tidb-1" / "tidb-slow.log"
-    meta = path.with_name("meta.json")
-    if path.exists() and meta.exists() and json.loads(meta.read_text()).get("entries") == entries:
-        return path
-    sys.path.insert(0, str(REPO / "include"))
-    from tidbops_playground.slowlog_gen import generate
-
+def measure(argv: Sequence[str], scratch: Path, env: dict[str, str] | None = None) -> Run:
+    """One run of ``argv`` under GNU time; a failure ends the benchmark with its stderr."""
+    report = scratch / "time.out"
     t0 = time.perf_counter()
-    result = generate(
-        path, entries=entries, days=7, start=date(2026, 11, 1), seed=seed, regress_day=5, truncated_tail=False
+    proc = subprocess.run(
+        [GNU_TIME, "-f", "%U %S %M", "-o", str(report), *argv], capture_output=True, env=env, check=False
     )
-    meta.write_text(json.dumps({"entries": result.entries, "bytes": result.bytes_written}))
-    print(f"generated {entries} entries ({result.bytes_written / 1e6:.0f} MB) in {time.perf_counter() - t0:.1f}s")
-    return path
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-2000:]}")
+    user, system, kib = report.read_text().split()[-3:]
+    return Run(wall, float(user) + float(system), int(kib) / 1024, proc.stdout)
 
 
-def run_measured(argv: list[str], capture: bool = True) -> tuple[float, float, float, bytes]:
-    """(wall seconds, cpu seconds, max RSS MiB, stdout) of one process, children included (``wait4``)."""
-    with tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE if capture else subprocess.DEVNULL, stderr=err)
-        out = proc.stdout.read() if proc.stdout is not None else b""
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        if proc.returncode != 0:
-            err.seek(0)
-            raise SystemExit(f"{argv[0]} failed ({proc.returncode}): {err.read().decode(errors='replace')[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, mib(usage.ru_maxrss), out
-
-
-def prefix_file(path: Path, megabytes: int) -> tuple[Path, int]:
-    """The first ``megabytes`` of ``path`` cut before an entry, and how many entries it holds."""
-    dest = path.with_name(f"prefix-{megabytes}MB.log")
-    with path.open("rb") as src:
-        data = src.read(megabytes * 1_000_000)
-    cut = data.rfind(b"\n# Time: ") + 1
-    dest.write_bytes(data[:cut])
-    return dest, data[:cut].count(b"\n# Time: ") + (1 if data.startswith(b"# Time: ") else 0)
+def per_digest_agreement(ours: dict[str, object], pt: dict[str, object]) -> tuple[int, list[str]]:
+    """(digests compared, disagreements): counts equal, total times within pt's rounding."""
+    mine = {d["digest"]: (d["count"], d["query_time_ns"] / 1e9) for d in ours["digests"]}  # type: ignore[attr-defined]
+    theirs = {
+        c["fingerprint"]: (int(c["query_count"]), float(c["metrics"]["Query_time"]["sum"]))
+        for c in pt["classes"]  # type: ignore[attr-defined]
+    }
+    problems = [f"only ours: {d}" for d in sorted(set(mine) - set(theirs))]
+    problems += [f"only pt's: {d}" for d in sorted(set(theirs) - set(mine))]
+    for digest in sorted(set(mine) & set(theirs)):
+        (count, total), (their_count, their_total) = mine[digest], theirs[digest]
+        if count != their_count or abs(total - their_total) > ROUNDING:
+            problems.append(f"{digest}: ours {count} calls {total:.9f}s, pt's {their_count} calls {their_total:.6f}s")
+    return len(set(mine) | set(theirs)), problems
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--entries", type=int, default=200_000)
+    parser.add_argument("--entries", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--jobs", type=int, default=2, help="worker processes for the parallel rounds")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--pt-prefix-mb", type=int, default=0, help="run pt on a prefix of this size (0: whole)")
-    parser.add_argument("--skip-pt", action="store_true", help="only measure ours (no ratio)")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of ours on the big log")
+    parser.add_argument("--tiny-runs", type=int, default=15, help="runs of ours on the tiny log, per output")
+    parser.add_argument("--keep", type=Path, default=None, help="write the logs here and keep them")
     args = parser.parse_args()
+    for tool in (GNU_TIME, "pt-query-digest", "wc"):
+        if shutil.which(tool) is None:
+            raise SystemExit(
+                f"{tool} is not installed (make system-deps; Debian: apt-get install time percona-toolkit)"
+            )
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "include"))
+    from tidbops_playground.slowlog_gen import generate
 
-    path = ensure_log(args.entries, args.seed)
-    size = path.stat().st_size
-    entries = args.entries
-    print(f"file: {path} ({size / 1e6:.1f} MB, {entries} entries); cpus: {os.cpu_count()}; "
-          f"load before: {os.getloadavg()[0]:.2f}")  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-slowlog-") as tmp:
+        where = args.keep or Path(tmp)
+        scratch = Path(tmp)
+        big = where / "tidb-1" / "tidb-slow.log"
+        tiny = where / "tidb-2" / "tidb-slow.log"
+        t0 = time.perf_counter()
+        result = generate(big, entries=args.entries, days=1, seed=args.seed, truncated_tail=False, profile="v8.5")
+        generate(tiny, entries=2, days=1, seed=args.seed, truncated_tail=False, profile="v8.5")
+        size, entries = big.stat().st_size, result.entries
+        print(f"big log: {size / 1e6:.1f} MB, {entries} entries, TiDB v8.5 profile (generated in "
+              f"{time.perf_counter() - t0:.1f}s); tiny log: {tiny.stat().st_size / 1000:.1f} KB")  # fmt: skip
 
-    run_measured(["wc", "-l", str(path)])
-    wc_wall, _, _, _ = run_measured(["wc", "-l", str(path)])
-    print(f"wc -l:            {wc_wall:7.2f}s  {size / wc_wall / 1e6:8.0f} MB/s")
+        compile_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        for output in ([], ["--json"]):  # bytecode of every module the command imports, as an install has
+            measure([TIDBOPS, "slowlog", "digest", str(tiny), *output], scratch, env=compile_env)
+        print(f"cpus: {os.cpu_count()}; load before: {os.getloadavg()[0]:.2f}")
 
-    python = sys.executable
-    results: dict[int, list[dict[str, float]]] = {}
-    for jobs in sorted({1, args.jobs}):
-        results[jobs] = []
-        for _ in range(args.rounds):
-            wall, cpu, _, out = run_measured([python, "-c", CHILD, str(path), str(jobs)])
-            data = json.loads(out)
-            data["wall"], data["cpu_total"] = wall, cpu
-            if data["entries"] != entries or data["count"] != entries:
-                raise SystemExit(f"ours counted {data['entries']} entries, expected {entries}")
-            results[jobs].append(data)
-        best = min(results[jobs], key=lambda d: d["wall"])
-        median = statistics.median(d["wall"] for d in results[jobs])
-        rss_total = best["rss_main_mib"] + ((jobs - 1) * best["rss_worker_mib"] if jobs > 1 else 0.0)
-        print(
-            f"ours --jobs {jobs}:     {best['wall']:7.2f}s  {size / best['wall'] / 1e6:8.0f} MB/s  "
-            f"{entries / best['wall']:9.0f} entries/s  (median {median:.2f}s; cpu {best['cpu_total']:.2f}s; "
-            f"peak RSS main {best['rss_main_mib']:.0f} MiB"
-            + (f", per worker {best['rss_worker_mib']:.0f} MiB, sum {rss_total:.0f} MiB" if jobs > 1 else "")
-            + f"; {best['digests']} digests, {best['rows']} daily rows; {best['scanner']} scanner)"
-        )
+        measure(["wc", "-l", str(big)], scratch)  # the page cache warm for everyone
+        floor = measure(["wc", "-l", str(big)], scratch)
+        print(f"wc -l:                 {floor.wall:6.2f}s  {size / floor.wall / 1e6:7.0f} MB/s")
 
-    if args.skip_pt or shutil.which("pt-query-digest") is None:
-        print("pt-query-digest: skipped" + ("" if args.skip_pt else " (not installed)"))
-        return 0
-    target, target_entries = (path, entries) if not args.pt_prefix_mb else prefix_file(path, args.pt_prefix_mb)
-    target_size = target.stat().st_size
-    pt_wall, pt_cpu, pt_rss, _ = run_measured(
-        ["pt-query-digest", "--group-by", "Digest", "--limit", "10", str(target)], capture=False
-    )
-    scale = size / target_size
-    pt_wall_whole, pt_cpu_whole = pt_wall * scale, pt_cpu * scale
-    note = (
-        ""
-        if target == path
-        else f" on a {target_size / 1e6:.0f} MB prefix ({target_entries} entries), scaled x{scale:.2f}"
-    )
-    print(
-        f"pt-query-digest:  {pt_wall_whole:7.2f}s  {size / pt_wall_whole / 1e6:8.1f} MB/s  "
-        f"{entries / pt_wall_whole:9.0f} entries/s  (cpu {pt_cpu_whole:.1f}s; peak RSS {pt_rss:.0f} MiB{note})"
-    )
-    print(f"load after: {os.getloadavg()[0]:.2f}")
-    verdict = 0
-    for jobs, rounds in results.items():
-        best = min(rounds, key=lambda d: d["wall"])
-        ratio = pt_wall_whole / best["wall"]
-        cpu_ratio = pt_cpu_whole / best["cpu_total"]
-        rss_total = best["rss_main_mib"] + ((jobs - 1) * best["rss_worker_mib"] if jobs > 1 else 0.0)
-        ok = ratio >= GOAL_RATIO and rss_total <= GOAL_RSS_MIB
-        if jobs == 1:  # the goal is single-process
-            verdict |= 0 if ok else 1
-            judged = f"-> {'meets' if ok else 'misses'} the goal (>= {GOAL_RATIO:.0f}x, <= {GOAL_RSS_MIB:.0f} MiB)"
-        else:
-            judged = "(not judged: the goal is single-process)"
-        print(
-            f"ratio ours/pt --jobs {jobs}: {ratio:5.1f}x wall, {cpu_ratio:5.1f}x cpu; peak RSS {rss_total:.0f} MiB "
-            + judged
-        )
-    return verdict
+        ours_argv = [TIDBOPS, "slowlog", "digest", str(big), "--json", "--include-internal", "--top", "1000000"]
+        rounds = [measure(ours_argv, scratch) for _ in range(args.rounds)]
+        median = statistics.median(r.wall for r in rounds)
+        best = min(rounds, key=lambda r: r.wall)
+        rss = max(r.rss_mib for r in rounds)
+        print(f"tidbops slowlog digest: {median:6.2f}s  {size / median / 1e6:7.0f} MB/s  {entries / median:9.0f} "
+              f"entries/s  (median of {len(rounds)}; best {best.wall:.3f}s; cpu {best.cpu:.2f}s; "
+              f"peak RSS {rss:.1f} MiB)")  # fmt: skip
+
+        pt_argv = ["pt-query-digest", "--group-by", "Digest", "--output", "json", "--limit", "100%:100000", str(big)]
+        pt = measure(pt_argv, scratch)
+        print(f"pt-query-digest:       {pt.wall:6.2f}s  {size / pt.wall / 1e6:7.1f} MB/s  {entries / pt.wall:9.0f} "
+              f"entries/s  (cpu {pt.cpu:.2f}s; peak RSS {pt.rss_mib:.1f} MiB)")  # fmt: skip
+        print(f"load after: {os.getloadavg()[0]:.2f}")
+
+        compared, problems = per_digest_agreement(json.loads(best.stdout), json.loads(pt.stdout))
+        agree = not problems
+        print(f"per digest: {compared} digests, " + ("counts and total times agree with pt-query-digest" if agree
+              else f"{len(problems)} disagree: " + "; ".join(problems[:5])))  # fmt: skip
+
+        ratio, best_ratio, cpu_ratio = pt.wall / median, pt.wall / best.wall, pt.cpu / best.cpu
+        big_ok = ratio >= GOAL_RATIO and rss <= GOAL_RSS_MIB
+        print(f"ratio: {ratio:.1f}x pt-query-digest's throughput (best round {best_ratio:.1f}x; cpu {cpu_ratio:.1f}x), "
+              f"peak RSS {rss:.1f} MiB -> {'meets' if big_ok else 'misses'} the goal "
+              f"(>= {GOAL_RATIO:.0f}x, <= {GOAL_RSS_MIB:.0f} MiB)")  # fmt: skip
+
+        tiny_ok = True
+        for label, output in (("text", []), ("json", ["--json"])):
+            runs = [measure([TIDBOPS, "slowlog", "digest", str(tiny), *output], scratch) for _ in range(args.tiny_runs)]
+            walls = sorted(r.wall for r in runs)
+            peak = max(r.rss_mib for r in runs)
+            ok = statistics.median(walls) < GOAL_TINY[0] and peak < GOAL_TINY[1]
+            tiny_ok &= ok
+            print(f"tiny log, {label}: median {statistics.median(walls):.3f}s (min {walls[0]:.3f}s) of {len(runs)}, "
+                  f"peak RSS {peak:.1f} MiB -> {'meets' if ok else 'misses'} the goal "
+                  f"(< {GOAL_TINY[0]}s, < {GOAL_TINY[1]:.0f} MiB)")  # fmt: skip
+        floor_runs = sorted(measure([sys.executable, "-c", "pass"], scratch).wall for _ in range(args.tiny_runs))
+        print(f"python -c pass (floor): median {statistics.median(floor_runs):.3f}s")
+    return 0 if big_ok and agree and tiny_ok else 1
 
 
 if __name__ == "__main__":
