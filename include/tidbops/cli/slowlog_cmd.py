@@ -99,9 +99,10 @@ def digest_rows(table: DailyAggregates) -> list[tuple[str, DigestStats, dict[str
     return [(digest, stats, extras[digest]) for digest, stats in ordered]
 
 
-def _overall(table: DailyAggregates) -> DigestStats:
+def _overall(rows: list[tuple[str, DigestStats, dict[str, set[str]]]]) -> DigestStats:
+    """Every digest's stats merged."""
     total = DigestStats()
-    for _key, stats in table.rows():
+    for _digest, stats, _info in rows:
         total.merge(stats)
     return total
 
@@ -123,8 +124,8 @@ def digest_text(files: list[Path], table: DailyAggregates, top: int) -> None:
     from tidbops.cli.render import table as print_table  # rich: only for text output
 
     st = table.parse_stats
-    overall = _overall(table)
     rows = digest_rows(table)
+    overall = _overall(rows)
     bad = f"; {st.bad_files} bad file(s), {st.discarded} entries of corrupt files left out" if st.bad_files else ""
     _echo_lines(
         f"# Files: {', '.join(str(p) for p in files)}",
@@ -183,11 +184,11 @@ def _echo_lines(*lines: str) -> None:
 
 def digest_json(files: list[Path], table: DailyAggregates, top: int) -> dict[str, Any]:
     st = table.parse_stats
-    overall = _overall(table)
+    rows = digest_rows(table)
+    overall = _overall(rows)
     digests = []
-    for digest, stats, info in digest_rows(table)[:top]:
-        row = stats.to_json()
-        row.pop("histogram")
+    for digest, stats, info in rows[:top]:
+        row = stats.to_json(histogram=False)
         row.update(
             {
                 "digest": digest,
@@ -218,7 +219,7 @@ def digest_json(files: list[Path], table: DailyAggregates, top: int) -> dict[str
         },
         "overall": {
             "count": overall.count,
-            "digests": len({key.digest for key in table.stats}),
+            "digests": len(rows),
             "total_query_time": overall.total_query_time,
             "avg_query_time": overall.avg_query_time,
             "p95_query_time": overall.p95_query_time,

@@ -196,12 +196,13 @@ class DigestStats:
         return clone
 
     # ------------------------------------------------------------------ JSON
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, histogram: bool = True) -> dict[str, Any]:
+        """JSON-safe; ``histogram=False`` leaves the histogram out (a report that shows only its p95)."""
         return {
             "count": self.count,
             "query_time_ns": self.query_time_ns,
             "max_query_time_ns": self.max_query_time_ns,
-            "histogram": self.histogram.to_json(),
+            **({"histogram": self.histogram.to_json()} if histogram else {}),
             "process_time_ns": self.process_time_ns,
             "wait_time_ns": self.wait_time_ns,
             "backoff_time_ns": self.backoff_time_ns,

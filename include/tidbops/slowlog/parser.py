@@ -55,7 +55,10 @@ the same line specification :data:`_SHAPE` as the expression) with ``memchr``/``
 faster than the regex engine, and hands every entry it does not take back to the expression: its rows
 are exactly ``ENTRY_RE.findall``'s (the tests compare both on edge cases and fuzzed logs, and run the
 parser and aggregate tests with each). ``TIDBOPS_SLOWLOG_PURE_PYTHON=1`` or :func:`set_scanner` selects
-the expression alone.
+the expression alone. The same program feeds the extension's group fold (``_scan.Groups``, see
+``aggregate``), which aggregates canonical entries without a row object; :func:`iter_located_spans` hands
+it the chunks. The expression is compiled on first use (compiling it costs more than a small log's whole
+digest): with the C scanner, only an entry in no canonical shape needs it.
 """
 
 from __future__ import annotations
