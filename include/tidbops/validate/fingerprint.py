@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from tidbops.validate.schema import TableDef
+from tidbops.validate.schema import Column, TableDef
 from tidbops.validate.sql import Cursor, Dialect, ValidationError, as_of_clause, quote, table_ref
 
 DEFAULT_CHUNK_ROWS = 50_000
@@ -165,16 +165,30 @@ def split_chunks(
 def fingerprint_sql(
     table: TableDef, chunk: Chunk, *, dialect: Dialect = Dialect.MYSQL, at: datetime | None = None
 ) -> tuple[str, list[Any]]:
-    """The statement (and its arguments) that returns ``(rows, checksum)`` of one chunk."""
-    cols = [quote(c.name) for c in sorted(table.columns, key=lambda c: c.position)]
-    nulls = "CONCAT(" + ", ".join(f"ISNULL({c})" for c in cols) + ")"
-    row = f"CONCAT_WS(',', {', '.join(cols)}, {nulls})"
+    """The statement (and its arguments) that returns ``(rows, checksum)`` of one chunk.
+
+    A row's string is ``CONCAT_WS(',', <every column>, <one character per column: 1 if NULL, else 0>)``, its
+    checksum ``CRC32`` of it (unsigned already: no ``CAST``). A NOT NULL column's character is written as
+    the literal ``0`` that ``ISNULL`` would give, so the server evaluates ``ISNULL`` only where a NULL can be;
+    the string, hence every checksum, is the same as with ``ISNULL`` on every column."""
+    columns = sorted(table.columns, key=lambda c: c.position)
+    row = f"CONCAT_WS(',', {', '.join(quote(c.name) for c in columns)}, {_null_marks(columns)})"
     where, args = _range_where(table.chunk_key(), chunk)
     ref = table_ref(table.schema, table.name) + as_of_clause(dialect, at)
-    return (
-        f"SELECT COUNT(*), COALESCE(BIT_XOR(CAST(CRC32({row}) AS UNSIGNED)), 0) FROM {ref}{where}",
-        args,
-    )
+    return f"SELECT COUNT(*), COALESCE(BIT_XOR(CRC32({row})), 0) FROM {ref}{where}", args
+
+
+def _null_marks(columns: Sequence[Column]) -> str:
+    """``'0'`` per NOT NULL column and ``ISNULL(c)`` per nullable one, runs of literals joined."""
+    parts: list[str] = []
+    for column in columns:
+        if column.nullable:
+            parts.append(f"ISNULL({quote(column.name)})")
+        elif parts and parts[-1].startswith("'"):
+            parts[-1] = parts[-1][:-1] + "0'"
+        else:
+            parts.append("'0'")
+    return parts[0] if len(parts) == 1 else f"CONCAT({', '.join(parts)})"
 
 
 def chunk_sum(

@@ -17,7 +17,14 @@ from typing import Any
 import pymysql
 import pytest
 
-from tidbops.validate.fingerprint import FingerprintError, compare_table, split_chunks
+from tidbops.validate.fingerprint import (
+    ChunkSum,
+    FingerprintError,
+    _range_where,
+    chunk_sum,
+    compare_table,
+    split_chunks,
+)
 from tidbops.validate.schema import compare_tables, list_schemas, read_tables
 from tidbops.validate.sql import Dialect, detect_dialect
 from tidbops_playground.mariadb import MariaDBInstance
@@ -225,6 +232,27 @@ def test_a_thread_per_side_finds_what_one_side_after_the_other_finds(server: Mar
         "(id) in (15001, +∞]: 4999 rows on both sides, contents differ",
     ]
     assert (found.source_rows, found.target_rows, found.chunks) == (20_000, 19_999, 4)
+
+
+def test_checksums_are_those_of_isnull_on_every_column(server: MariaDBInstance) -> None:
+    """Fingerprints recorded before the NULL marks became literals for NOT NULL columns (and before the
+    no-op CAST went) stay comparable: on real rows, NULLs included, every chunk's sum is the same."""
+    cur = cursor_of(server)
+    mixed_table(cur, "marks", 3000)
+    table = read_tables(cur, ["marks"])["marks.events"]
+    assert {c.name for c in table.columns if not c.nullable} == {"id", "kind", "at"}
+    cols = [f"`{c.name}`" for c in sorted(table.columns, key=lambda c: c.position)]
+    as_first_written = (
+        f"SELECT COUNT(*), COALESCE(BIT_XOR(CAST(CRC32(CONCAT_WS(',', {', '.join(cols)}, "
+        f"CONCAT({', '.join(f'ISNULL({c})' for c in cols)}))) AS UNSIGNED)), 0) FROM `marks`.`events`"
+    )
+    chunks = split_chunks(cur, table, chunk_rows=250, dialect=Dialect.MARIADB)
+    for chunk in chunks:
+        where, args = _range_where(table.chunk_key(), chunk)
+        cur.execute(as_first_written + where, args)
+        rows, checksum = cur.fetchone()
+        assert chunk_sum(cur, table, chunk, dialect=Dialect.MARIADB) == ChunkSum(int(rows), int(checksum)), chunk
+    assert len(chunks) == 13
 
 
 class _KilledAt:

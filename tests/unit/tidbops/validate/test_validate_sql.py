@@ -62,11 +62,31 @@ def test_identifiers_are_quoted() -> None:
 def test_fingerprint_covers_every_column_and_its_nullness_over_a_key_range() -> None:
     sql, args = fingerprint_sql(ORDERS, Chunk((100,), (200,)), dialect=Dialect.TIDB, at=T)
     assert sql == (
-        "SELECT COUNT(*), COALESCE(BIT_XOR(CAST(CRC32(CONCAT_WS(',', `id`, `note`, `total`, "
-        "CONCAT(ISNULL(`id`), ISNULL(`note`), ISNULL(`total`)))) AS UNSIGNED)), 0) "
+        "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS(',', `id`, `note`, `total`, "
+        "CONCAT('0', ISNULL(`note`), '0')))), 0) "
         "FROM `shop`.`orders` AS OF TIMESTAMP '2026-11-22 10:41:07.250000' WHERE (`id`) > (%s) AND (`id`) <= (%s)"
     )
     assert args == [100, 200]
+
+
+@pytest.mark.parametrize(
+    ("nullable", "marks"),
+    [
+        ((False, False, False), "'000'"),
+        ((True, True, True), "CONCAT(ISNULL(`a`), ISNULL(`b`), ISNULL(`c`))"),
+        ((True, False, False), "CONCAT(ISNULL(`a`), '00')"),
+        ((False, False, True), "CONCAT('00', ISNULL(`c`))"),
+        ((False, True, False), "CONCAT('0', ISNULL(`b`), '0')"),
+    ],
+    ids=["none", "all", "first", "last", "middle"],
+)
+def test_null_marks_are_evaluated_only_where_a_null_can_be(nullable: tuple[bool, ...], marks: str) -> None:
+    """NOT NULL columns get the literal '0' ISNULL would return: the same row string, less work per row."""
+    table = TableDef(
+        "s", "t", tuple(Column(n, i, "int", null) for i, (n, null) in enumerate(zip("abc", nullable, strict=True), 1))
+    )
+    sql, _ = fingerprint_sql(table, Chunk(None, None))
+    assert sql == f"SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS(',', `a`, `b`, `c`, {marks}))), 0) FROM `s`.`t`"
 
 
 @pytest.mark.parametrize(
