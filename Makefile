@@ -57,6 +57,9 @@ bench-cli: venv  ## start-up of the installed tidbops: --version, --help, a tiny
 bench-slowlog: system-deps venv  ## slow-log digest vs pt-query-digest on a 50k-entry, 140 MB TiDB v8.5 log (throughput, peak RSS, per-digest agreement) and of a tiny log
 	$(PY) bench/bench_slowlog.py --entries 50000
 
+bench-validate: system-deps venv  ## drill validation: compare_table (sequential, concurrent) vs a bare scan, 1M rows in two MariaDB servers
+	$(PY) bench/bench_validate.py --rows 1000000
+
 bench-fleetview: system-deps venv  ## fleet page, audit and /metrics over 1M catalog rows (queries, then requests through Airflow's app), SQLite and MariaDB
 	$(PY) bench/bench_fleetview.py --clusters 500 --rows 1000000
 	$(PY) bench/bench_fleet_page.py --backend sqlite
@@ -66,4 +69,4 @@ clean:  ## stop the playground and remove it, and build leftovers
 	-$(VENV)/bin/tidbops playground down --purge
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 
-.PHONY: help system-deps venv lint test test-unit playground-up playground-down playground-status up demo bench-parse bench-cli bench-slowlog bench-fleetview clean
+.PHONY: help system-deps venv lint test test-unit playground-up playground-down playground-status up demo bench-parse bench-cli bench-slowlog bench-validate bench-fleetview clean
