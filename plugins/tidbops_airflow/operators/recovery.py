@@ -316,7 +316,7 @@ class ValidateRestoreOperator(RecoveryStep):
 
         from tidbops.br.command import table_matcher
         from tidbops.recovery.timing import SQLTime
-        from tidbops.recovery.validate import differs, skipped_suites, validate_restore
+        from tidbops.recovery.validate import alongside, differs, skipped_suites, user_tables, validate_restore
         from tidbops.tidb import read_cluster_facts
         from tidbops.validate.fingerprint import DEFAULT_CHUNK_ROWS
         from tidbops_airflow.hooks.tidb import TiDBHook
@@ -331,34 +331,35 @@ class ValidateRestoreOperator(RecoveryStep):
         with self._reporting(context):
             source, target = self._clusters(plan)
             self._hold_again(plan, source)
+            select = table_matcher(plan.tables) if plan.tables else None
             with ExitStack() as stack:
                 src, restored = (
                     sql.cursor(stack.enter_context(stack.enter_context(TiDBHook(tidb_conn_id=c).session()).cursor()))
                     for c in (source.tidb_conn_id, target.tidb_conn_id)
                 )
                 facts = read_cluster_facts(src)
-                report = validate_restore(
-                    src,
-                    restored,
-                    cluster=source.name,
-                    restore_ts=plan.restore_ts,
-                    load_recorded=lambda: self._recorded(plan, source),
-                    gc_safe_point=facts.gc_safe_point,
-                    gc_life_time_seconds=facts.gc_life_time_seconds,
-                    chunk_rows=optional_int(self.chunk_rows, "chunk_rows") or DEFAULT_CHUNK_ROWS,
-                    max_tables=self.max_tables,
-                    select=table_matcher(plan.tables) if plan.tables else None,
-                    on_table=lambda t: self.log.info(
-                        "%s %s: %s", "ok  " if t.ok else "FAIL", t.table, t.to_dict()["content"] or t.skipped
+                tables = user_tables(restored, select) if self.expectations else []
+                # the suites run alongside the content check: GX's own work while the fingerprints wait for SQL
+                report, suites = alongside(
+                    lambda: validate_restore(
+                        src,
+                        restored,
+                        cluster=source.name,
+                        restore_ts=plan.restore_ts,
+                        load_recorded=lambda: self._recorded(plan, source),
+                        gc_safe_point=facts.gc_safe_point,
+                        gc_life_time_seconds=facts.gc_life_time_seconds,
+                        chunk_rows=optional_int(self.chunk_rows, "chunk_rows") or DEFAULT_CHUNK_ROWS,
+                        max_tables=self.max_tables,
+                        select=select,
+                        on_table=lambda t: self.log.info(
+                            "%s %s: %s", "ok  " if t.ok else "FAIL", t.table, t.to_dict()["content"] or t.skipped
+                        ),
                     ),
+                    (lambda: self._expectations(plan, source, target, tables, sql)) if self.expectations else None,
                 )
             self.log.info("content: %s; source read: %s", "ok" if report.ok else "DIFFERS", report.source_read)
-            tables = [t.table for t in report.tables if t.content is not None or t.skipped]
-            expectations = (
-                self._expectations(plan, source, target, tables, sql)
-                if self.expectations
-                else skipped_suites(f"{plan.kind} validation checks schema and content only")
-            )
+            expectations = suites or skipped_suites(f"{plan.kind} validation checks schema and content only")
             result = {
                 **report.to_dict(),
                 "content_ok": report.ok,

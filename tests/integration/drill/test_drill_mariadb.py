@@ -27,7 +27,7 @@ from tidbops.recovery.errors import TargetNotEmptyError
 from tidbops.recovery.history import history_time
 from tidbops.recovery.scratch import clear_scratch, prepare_target
 from tidbops.recovery.timing import SQLTime
-from tidbops.recovery.validate import validate_content
+from tidbops.recovery.validate import user_tables, validate_content
 from tidbops.storage import LocalStorage
 from tidbops.validate.expectations import load_suites, run_expectations, upload_site
 from tidbops_playground.mariadb import MariaDBInstance
@@ -217,6 +217,7 @@ def test_fingerprints_recorded_at_the_point_judge_a_restore_as_a_live_read_does(
                 s, d, cluster="dev", restore_ts=restored, chunk_rows=300, select=table_matcher(["shop.*"])
             )
             shop = ["shop.customers", "shop.order_items", "shop.orders", "shop.products"]
+            assert user_tables(d, table_matcher(["shop.*"])) == shop and len(user_tables(d)) == 7
             assert [t.table for t in live.tables] == shop  # products: a column added by the first test
             assert live.tables_checked == 3 and live.notes == (
                 "shop.products: not compared: its columns differ from the source's",

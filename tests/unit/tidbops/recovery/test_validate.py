@@ -4,6 +4,7 @@ servers: tests/integration/drill.)"""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from tidbops.recovery.plan import RecoveryPlan, chain_steps
 from tidbops.recovery.validate import (
     ContentReport,
     TableResult,
+    alongside,
     differs,
     no_suites_note,
     run_suites,
@@ -91,3 +93,19 @@ def test_a_cluster_without_suites_is_judged_on_content_and_says_so() -> None:
     got = run_suites("uat", [], url=never, restore_time=datetime.now(UTC), tables=[], hide_values=False, docs=never)
     assert got["ran"] is False and got["ok"] and got["evaluated"] == 0 and got["success_ratio"] is None
     assert got["notes"] == [no_suites_note("uat")] == ["no expectation suites for uat: expectations did not run"]
+
+
+def test_the_suites_run_alongside_the_content_check_and_either_ones_error_is_raised() -> None:
+    started = time.monotonic()
+    seen: list[str] = []
+    both = alongside(lambda: time.sleep(0.3) or seen.append("content") or 1, lambda: time.sleep(0.3) or "suites")
+    assert both == (1, "suites") and seen == ["content"] and time.monotonic() - started < 0.55
+    assert alongside(lambda: 2, None) == (2, None)
+
+    def broken() -> str:
+        raise HistoryGoneError("gone")
+
+    with pytest.raises(HistoryGoneError, match="gone"):
+        alongside(lambda: 3, broken)
+    with pytest.raises(HistoryGoneError, match="gone"):
+        alongside(broken, lambda: "suites")
