@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -90,11 +91,16 @@ def _write_state(home: Path, cluster: str, state: dict[str, Any]) -> None:
     _state_path(home, cluster).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
 
 
-def _connect(home: Path, cluster: str) -> Any:
+@contextmanager
+def _session(home: Path, cluster: str) -> Iterator[Any]:
+    """A connection to ``cluster``'s server, in UTC, closed when the block ends."""
     conn = manager.instance(home, cluster).connect()
-    with conn.cursor() as cur:
-        cur.execute("SET time_zone = '+00:00'")
-    return conn
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET time_zone = '+00:00'")
+        yield conn
+    finally:
+        conn.close()
 
 
 def _night_files(state: dict[str, Any], night: int) -> list[Path]:
@@ -125,8 +131,7 @@ def load_night(home: Path, registry: Registry, cluster: str, night: int) -> dict
     if night in state["nights"]:
         return state
     files = _night_files(state, night)
-    conn = _connect(home, cluster)
-    try:
+    with _session(home, cluster) as conn:
         with conn.cursor() as cur:
             cols = ", ".join(f"`{c}`" for c in _COLUMNS)
             marks = ", ".join(["%s"] * len(_COLUMNS))
@@ -134,8 +139,6 @@ def load_night(home: Path, registry: Registry, cluster: str, night: int) -> dict
             for i in range(0, len(rows), 1000):
                 cur.executemany(f"INSERT INTO `{DATABASE}`.`{TABLE}` ({cols}) VALUES ({marks})", rows[i : i + 1000])
         conn.commit()
-    finally:
-        conn.close()
     visible = slowlog_dir(home, cluster) / INSTANCE
     visible.mkdir(parents=True, exist_ok=True)
     client, bucket, prefix = _s3_objects(registry, cluster)
@@ -165,15 +168,12 @@ def reset(home: Path, registry: Registry, cluster: str, *, today: date | None = 
             continue
         for day, (count, _ns) in truth.per_day.items():
             per_day[day] = per_day.get(day, 0) + count
-    conn = _connect(home, cluster)
-    try:
+    with _session(home, cluster) as conn:
         with conn.cursor() as cur:
             cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}`")
             cur.execute(DDL)
             cur.execute(f"DELETE FROM `{DATABASE}`.`{TABLE}`")
         conn.commit()
-    finally:
-        conn.close()
     client, bucket, prefix = _s3_objects(registry, cluster)
     old = client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
     if old:

@@ -26,6 +26,7 @@ from tidbops.slowlog.report import ReportOptions, SlowQueryReport, build_report,
 from tidbops.slowlog.sql_source import DEFAULT_WINDOW, Cursor, iter_sql_entries
 from tidbops.slowlog.store import day_bounds, load_with_baseline, save_report
 from tidbops.storage import Storage
+from tidbops.timefmt import utc
 
 __all__ = [
     "APPLIABLE_KINDS",
@@ -60,9 +61,9 @@ def harvest_window(
     watermark: datetime | None, until: datetime, *, lookback: timedelta = DEFAULT_LOOKBACK
 ) -> tuple[datetime, datetime]:
     """``[start, end)`` of this harvest: from the watermark to ``until`` (empty when already harvested)."""
-    end = until.astimezone(UTC)
+    end = utc(until, "until")
     if watermark is not None:
-        start = watermark.astimezone(UTC)
+        start = utc(watermark, "watermark")
     else:
         start = (end - lookback).replace(hour=0, minute=0, second=0, microsecond=0)
     return start, max(start, end)
