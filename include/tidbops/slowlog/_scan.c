@@ -753,6 +753,51 @@ static PyObject *row_of(Scanner *sc, const Caps *caps, Buf b)
     return row;
 }
 
+/* The first occurrence of s[:n] in b[from:end], or NULL. */
+static const unsigned char *find(Buf b, Py_ssize_t from, Py_ssize_t end, const char *s, Py_ssize_t n)
+{
+    if (end - from < n)
+        return NULL;
+#ifdef _GNU_SOURCE
+    return memmem(b + from, (size_t)(end - from), s, (size_t)n);
+#else
+    for (Py_ssize_t k = from; k + n <= end; k++)
+        if (b[k] == (unsigned char)s[0] && memcmp(b + k, s, (size_t)n) == 0)
+            return b + k;
+    return NULL;
+#endif
+}
+
+/* Where the next entry starts at or after pos, as findall searches: "# Time: " (both alternatives of the
+   expression start with it, and the second always matches there); -1 when there is none. */
+static Py_ssize_t next_entry(Buf b, Py_ssize_t pos, Py_ssize_t end)
+{
+    if (end - pos >= 8 && memcmp(b + pos, "# Time: ", 8) == 0)
+        return pos;
+    const unsigned char *hit = find(b, pos, end, "# Time: ", 8);
+    return hit ? (Py_ssize_t)(hit - b) : -1;
+}
+
+/* The buffer of obj, with [start, end) clamped as findall clamps pos and endpos; -1 with an exception. */
+static int get_span(PyObject *obj, Py_buffer *view, Py_ssize_t *start, Py_ssize_t *end)
+{
+    if (PyObject_GetBuffer(obj, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (*start < 0)
+        *start = 0;
+    if (*end > view->len)
+        *end = view->len;
+    if (*end < 0)
+        *end = 0;
+    return 0;
+}
+
+static inline void clear_caps(Caps *caps, int ngroups)
+{
+    for (int g = 0; g < ngroups; g++)
+        caps->at[g] = -1, caps->len[g] = 0;
+}
+
 static PyObject *Scanner_findall(Scanner *self, PyObject *args)
 {
     PyObject *obj;
@@ -764,46 +809,16 @@ static PyObject *Scanner_findall(Scanner *self, PyObject *args)
         return NULL;
     }
     Py_buffer view;
-    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+    if (get_span(obj, &view, &start, &end) < 0)
         return NULL;
     Buf b = view.buf;
-    /* findall's clamping of pos/endpos */
-    if (start < 0)
-        start = 0;
-    if (end > view.len)
-        end = view.len;
-    if (end < 0)
-        end = 0;
     PyObject *rows = PyList_New(0);
     if (!rows)
         goto fail;
-    Py_ssize_t pos = start;
+    Py_ssize_t pos = start, s;
     Caps caps;
-    while (pos < end) {
-        /* search "# Time: " from pos */
-        Py_ssize_t s;
-        if (end - pos >= 8 && memcmp(b + pos, "# Time: ", 8) == 0) {
-            s = pos;
-        }
-        else {
-            const unsigned char *hit = NULL;
-            if (end - pos >= 8) {
-#ifdef _GNU_SOURCE
-                hit = memmem(b + pos, (size_t)(end - pos), "# Time: ", 8);
-#else
-                for (Py_ssize_t k = pos; k + 8 <= end; k++)
-                    if (b[k] == '#' && memcmp(b + k, "# Time: ", 8) == 0) {
-                        hit = b + k;
-                        break;
-                    }
-#endif
-            }
-            if (!hit)
-                break;
-            s = (Py_ssize_t)(hit - b);
-        }
-        for (int g = 0; g < self->ngroups; g++)
-            caps.at[g] = -1, caps.len[g] = 0;
+    while (pos < end && (s = next_entry(b, pos, end)) >= 0) {
+        clear_caps(&caps, self->ngroups);
         Py_ssize_t e = match_canonical(self, b, s, end, &caps);
         PyObject *row;
         if (e > s) {
@@ -1490,21 +1505,6 @@ static int add_entry(Groups *self, Buf b, const Caps *caps)
 
 /* The row of the expression's second alternative at s: ``other`` is the text after "# Time: " up to and
    including the newline before the next "# Time: " line (or to the end); *next is where it ends. */
-/* The first occurrence of s[:n] in b[from:end], or NULL. */
-static const unsigned char *find(Buf b, Py_ssize_t from, Py_ssize_t end, const char *s, Py_ssize_t n)
-{
-    if (end - from < n)
-        return NULL;
-#ifdef _GNU_SOURCE
-    return memmem(b + from, (size_t)(end - from), s, (size_t)n);
-#else
-    for (Py_ssize_t k = from; k + n <= end; k++)
-        if (b[k] == (unsigned char)s[0] && memcmp(b + k, s, (size_t)n) == 0)
-            return b + k;
-    return NULL;
-#endif
-}
-
 static PyObject *other_row(const Scanner *sc, int other, Buf b, Py_ssize_t s, Py_ssize_t end, Py_ssize_t *next)
 {
     Py_ssize_t from = s + 8, stop = end;
@@ -1547,33 +1547,16 @@ static PyObject *Groups_scan(Groups *self, PyObject *args)
             return NULL;
         }
     Py_buffer view;
-    if (PyObject_GetBuffer(obj, &view, PyBUF_SIMPLE) < 0)
+    if (get_span(obj, &view, &start, &end) < 0)
         return NULL;
     Buf b = view.buf;
-    if (start < 0)
-        start = 0;
-    if (end > view.len)
-        end = view.len;
-    if (end < 0)
-        end = 0;
     PyObject *others = PyList_New(0);
     if (!others)
         goto fail;
-    Py_ssize_t pos = start;
+    Py_ssize_t pos = start, s;
     Caps caps;
-    while (pos < end) {
-        Py_ssize_t s;
-        if (end - pos >= 8 && memcmp(b + pos, "# Time: ", 8) == 0) {
-            s = pos;
-        }
-        else {
-            const unsigned char *hit = find(b, pos, end, "# Time: ", 8);
-            if (!hit)
-                break;
-            s = (Py_ssize_t)(hit - b);
-        }
-        for (int g = 0; g < sc->ngroups; g++)
-            caps.at[g] = -1, caps.len[g] = 0;
+    while (pos < end && (s = next_entry(b, pos, end)) >= 0) {
+        clear_caps(&caps, sc->ngroups);
         Py_ssize_t e = match_canonical(sc, b, s, end, &caps);
         if (e > s) {
             if (add_entry(self, b, &caps) < 0)
