@@ -60,6 +60,9 @@ bench-slowlog: system-deps venv  ## slow-log digest vs pt-query-digest on a 50k-
 bench-validate: system-deps venv  ## drill validation: compare_table (sequential, concurrent) vs a bare scan, 1M rows in two MariaDB servers
 	$(PY) bench/bench_validate.py --rows 1000000
 
+bench-drill: system-deps venv  ## a drill's platform overhead (wall - BR - check SQL) per task, warm vs lazy workers, through a real Airflow on the playground
+	$(PY) bench/bench_drill_overhead.py --rows 100000 --runs 3
+
 bench-fleetview: system-deps venv  ## fleet page, audit and /metrics over 1M catalog rows (queries, then requests through Airflow's app), SQLite and MariaDB
 	$(PY) bench/bench_fleetview.py --clusters 500 --rows 1000000
 	$(PY) bench/bench_fleet_page.py --backend sqlite
@@ -69,4 +72,4 @@ clean:  ## stop the playground and remove it, and build leftovers
 	-$(VENV)/bin/tidbops playground down --purge
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 
-.PHONY: help system-deps venv lint test test-unit playground-up playground-down playground-status up demo bench-parse bench-cli bench-slowlog bench-validate bench-fleetview clean
+.PHONY: help system-deps venv lint test test-unit playground-up playground-down playground-status up demo bench-parse bench-cli bench-slowlog bench-validate bench-drill bench-fleetview clean
