@@ -28,13 +28,13 @@ Great Expectations in the task); the whole drill's is reported too.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import sys
 import tempfile
-from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from bench_backup_overhead import _free_port, _seconds  # this folder's: a free port, an API time span
 
 from tidbops_playground import manager
 from tidbops_playground.airflow import AirflowAPI, AirflowStandalone, fleet_without_schedules
@@ -62,18 +62,6 @@ MODES = {
 }
 
 Row = dict[str, dict[str, float]]  # task -> wall, br, sql, overhead; "drill" -> rto, restore, run
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _seconds(start: str | None, end: str | None) -> float:
-    if not start or not end:
-        return 0.0
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def _run(api: AirflowAPI, dag_id: str, conf: dict[str, Any] | None = None) -> str:

@@ -193,35 +193,27 @@ def plan_drill(
     ensure_scratch(target, target.name, source=source.name)
     drill_id = drill_id_for(source, run)
     rows = [b for b in backups if b.cluster == source.name]
-    chosen = mode or source.drill.mode
+    chosen: DrillMode = mode or source.drill.mode
+    used_seed, log_storage_uri = None, None
     if chosen == "snapshot":
         steps, ts, reason = choose_snapshot(rows)
-        return DrillPlan(
-            plan_id=drill_id,
-            source=source.name,
-            target=target.name,
-            mode="snapshot",
-            restore_ts=ts,
-            steps=steps,
-            reason=reason,
-            chosen_at=now,
-        )
-    if window is None:
-        raise NoRestorePointError(f"a PITR drill of {source.name} needs its PITR window (the log range)")
-    used_seed = seed if seed is not None else seed_for(drill_id)
-    step, ts, reason = choose_pitr(window, now, seed=used_seed, recent=recent)
-    base = index(rows).get(step.backup_id)
-    if base is None:
-        raise NoRestorePointError(f"full backup {step.backup_id} of the PITR window is not in the catalog")
-    step = replace(step, storage_uri=base.storage_uri)
+    else:
+        if window is None:
+            raise NoRestorePointError(f"a PITR drill of {source.name} needs its PITR window (the log range)")
+        used_seed = seed if seed is not None else seed_for(drill_id)
+        step, ts, reason = choose_pitr(window, now, seed=used_seed, recent=recent)
+        base = index(rows).get(step.backup_id)
+        if base is None:
+            raise NoRestorePointError(f"full backup {step.backup_id} of the PITR window is not in the catalog")
+        steps, log_storage_uri = (replace(step, storage_uri=base.storage_uri),), source.log_storage_uri
     return DrillPlan(
         plan_id=drill_id,
         source=source.name,
         target=target.name,
-        mode="pitr",
+        mode=chosen,
         restore_ts=ts,
-        steps=(step,),
-        log_storage_uri=source.log_storage_uri,
+        steps=steps,
+        log_storage_uri=log_storage_uri,
         reason=reason,
         chosen_at=now,
         seed=used_seed,

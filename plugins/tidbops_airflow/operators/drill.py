@@ -80,6 +80,14 @@ class _DrillStep(RecoveryStep):
 
         return scratch_target(fleet().clusters, self.cluster, self.target)
 
+    def _clear(self, target: ClusterConfig) -> list[str]:
+        """Drop every database of the scratch cluster ``target`` (refused before a statement if it is not)."""
+        from tidbops.recovery.scratch import clear_scratch
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        with TiDBHook(tidb_conn_id=target.tidb_conn_id).session() as conn, conn.cursor() as cursor:
+            return clear_scratch(cursor, target, source=self.cluster.name)
+
 
 class DrillCheckDueOperator(_DrillStep, SkipMixin):
     """Read what a drill of the cluster would stand on now (``tidbops.freshness``: TiDB version, BR version,
@@ -321,8 +329,6 @@ class DrillPrepareScratchOperator(_DrillStep):
 
         from tidbops.backup import CatalogLink
         from tidbops.catalog.records import DrillRecord, DrillStatus
-        from tidbops.recovery.scratch import clear_scratch
-        from tidbops_airflow.hooks.tidb import TiDBHook
 
         with self._reporting(context):
             target = self._scratch()
@@ -353,8 +359,7 @@ class DrillPrepareScratchOperator(_DrillStep):
                     "take the scratch cluster",
                     lambda c: c.claim_scratch(hold, stale_after=timedelta(hours=self.hold_hours)),
                 )
-            with TiDBHook(tidb_conn_id=target.tidb_conn_id).session() as conn, conn.cursor() as cursor:
-                cleared = clear_scratch(cursor, target, source=self.cluster.name)
+            cleared = self._clear(target)
         self.log.info(
             "scratch cluster %s taken for drill %s%s; dropped what was left: %s",
             target.name,
@@ -385,9 +390,6 @@ class DrillDropScratchOperator(_DrillStep):
         self.catalog_sqlite_path = None
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from tidbops.recovery.scratch import clear_scratch
-        from tidbops_airflow.hooks.tidb import TiDBHook
-
         with self._reporting(context):
             prepared = self._xcom(context, STEP_TASKS["prepare"])
             if prepared is None:
@@ -398,8 +400,7 @@ class DrillDropScratchOperator(_DrillStep):
             target = self._scratch()
             if prepared.get("target") != target.name:
                 raise ValueError(f"prepare_scratch took {prepared.get('target')!r}, this run's target is {target.name}")
-            with TiDBHook(tidb_conn_id=target.tidb_conn_id).session() as conn, conn.cursor() as cursor:
-                dropped = clear_scratch(cursor, target, source=self.cluster.name)
+            dropped = self._clear(target)
         self.log.info("scratch cluster %s dropped: %s", target.name, ", ".join(dropped) or "it was empty")
         return {"target": target.name, "dropped": dropped, "dropped_ok": True}
 

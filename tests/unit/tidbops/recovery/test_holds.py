@@ -1,27 +1,20 @@
-"""Holds: the backups a restore reads stay out of retention's reach until it is recorded. A real SQLite catalog."""
+"""Holds: the backups a restore reads stay out of retention's reach until it is recorded. A real SQLite catalog
+(``catalog`` and ``clock``: tests/conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tidbops.catalog.records import BackupRecord, NewBackup
+from tests.helpers.catalog import Clock, add_backup
 from tidbops.catalog.store import Catalog
 from tidbops.config import BRConfig, ClusterConfig
 from tidbops.recovery.holds import HOLD_MARGIN, hold_again, hold_plan, hold_ttl
 
 pytestmark = pytest.mark.unit
 
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+T0 = datetime(2026, 11, 22, 1, 0, tzinfo=UTC)
 
 
 class Plan:
@@ -30,21 +23,16 @@ class Plan:
 
 
 @pytest.fixture
-def clock(chain: list[BackupRecord]) -> Clock:
-    return Clock(chain[-1].started_at + timedelta(hours=1))
+def clock_start() -> datetime:
+    return T0 + timedelta(hours=3)
 
 
 @pytest.fixture
-def catalog(tmp_path: Path, clock: Clock, chain: list[BackupRecord]) -> Iterator[Catalog]:
-    cat = Catalog.from_url(f"sqlite:///{tmp_path}/c.db", clock=clock)
-    cat.migrate()
-    for b in chain:
-        cat.start_backup(NewBackup(id=b.id, cluster=b.cluster, kind=b.kind, storage_uri=b.storage_uri,
-                                   started_at=b.started_at, base_backup_id=b.base_backup_id,
-                                   last_backup_ts=b.last_backup_ts))  # fmt: skip
-        cat.finish_backup(b.id, backup_ts=b.backup_ts)
-    yield cat
-    cat.close()
+def uat(catalog: Catalog, fleet: dict[str, ClusterConfig]) -> ClusterConfig:
+    """uat (BR timeout 1 h) with a full backup and an incremental on it in the catalog."""
+    add_backup(catalog, "uat-full-1", T0, cluster="uat")
+    add_backup(catalog, "uat-incr-1", T0 + timedelta(hours=1), cluster="uat", base="uat-full-1")
+    return fleet["uat"].model_copy(update={"br": BRConfig(timeout=3600)})
 
 
 def test_a_hold_lasts_the_br_timeout_per_step_plus_a_margin() -> None:
@@ -53,9 +41,8 @@ def test_a_hold_lasts_the_br_timeout_per_step_plus_a_margin() -> None:
 
 
 def test_a_later_step_takes_the_holds_again_and_a_dead_holders_lapse(
-    catalog: Catalog, clock: Clock, fleet: dict[str, ClusterConfig]
+    catalog: Catalog, clock: Clock, uat: ClusterConfig
 ) -> None:
-    uat = fleet["uat"].model_copy(update={"br": BRConfig(timeout=3600)})
     assert hold_plan(catalog, uat, Plan()) == timedelta(hours=5)
     assert catalog.held_backups("uat") == {b: ["uat-drill-1"] for b in Plan.backups_used}
     clock.now += timedelta(hours=4)

@@ -7,7 +7,6 @@ covered by the integration and e2e tiers; here its functions are patched at thei
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -19,8 +18,8 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from tests.helpers.restores import FakeBR, FakeTiDB
 from tidbops import tso
-from tidbops.br.output import BROutcome
 from tidbops.catalog.records import BackupKind, DrillStatus, NewBackup
 from tidbops.catalog.store import Catalog, ScratchInUseError
 from tidbops.config import (
@@ -72,97 +71,11 @@ class TI:
 
 
 @dataclass
-class FakeSQL:
-    """Each cluster's databases; statements run, per cluster."""
-
-    schemas: dict[str, list[str]] = field(default_factory=dict)
-    statements: dict[str, list[str]] = field(default_factory=dict)
-
-    def hook(self) -> type:
-        sql = self
-
-        class Cursor:
-            def __init__(self, conn_id: str) -> None:
-                self.conn_id = conn_id
-
-            def __enter__(self) -> Cursor:
-                return self
-
-            def __exit__(self, *exc: object) -> None:
-                pass
-
-            def execute(self, query: str, args: Any = None) -> None:
-                sql.statements.setdefault(self.conn_id, []).append(query)
-                if query.startswith("DROP DATABASE"):
-                    name = query.split("`")[1]
-                    sql.schemas[self.conn_id].remove(name)
-
-            def fetchall(self) -> list[tuple[str]]:
-                return [(s,) for s in sorted(["information_schema", "mysql", *sql.schemas.get(self.conn_id, [])])]
-
-        class Hook:
-            def __init__(self, *, tidb_conn_id: str) -> None:
-                self.conn_id = tidb_conn_id
-
-            @contextlib.contextmanager
-            def session(self) -> Iterator[Any]:
-                conn_id = self.conn_id
-                yield SimpleNamespace(cursor=lambda: Cursor(conn_id))
-
-            @property
-            def sqlalchemy_url(self) -> Any:
-                from sqlalchemy.engine import URL
-
-                return URL.create("mysql+pymysql", username="root", password="s3cret-pw", host="127.0.0.1", port=4000)
-
-        return Hook
-
-
-@dataclass
-class FakeBR:
-    calls: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (cluster, storage source, argv)
-    log_range: tuple[int, int] | None = None
-    fail: bool = False
-    killed: bool = False
-
-    def hook(self) -> type:
-        br = self
-
-        class Hook:
-            def __init__(self, *, cluster: ClusterConfig, storage_source: ClusterConfig | None = None, **_: Any):
-                self.cluster, self.source = cluster, storage_source or cluster
-
-            @contextlib.contextmanager
-            def session(self, name: str = "br") -> Iterator[SimpleNamespace]:
-                key = "/run/key-file" if self.source.br.encryption else None
-                storage = self.source.storage.model_copy(update={"endpoint": "http://s3:9000"})
-                cluster = self.cluster.model_copy(update={"storage": storage})
-                yield SimpleNamespace(cluster=cluster, env={}, key_file=key, log_file="/tmp/br.log", secrets=())
-
-            def run(self, argv: list[str], session: Any, **_: Any) -> SimpleNamespace:
-                br.calls.append((self.cluster.name, self.source.name, argv))
-                if br.fail:
-                    from tidbops.br.errors import BRError
-                    from tidbops.br.output import parse_br_output
-
-                    text = "Error: x: [BR:KV:ErrKVDownloadFailed]download sst failed"
-                    raise BRError(exit_code=1, outcome=parse_br_output(text), stderr_tail=text)
-                low, high = br.log_range or (None, None)
-                outcome = BROutcome(recognised=True, success=True, log_min_ts=low, log_max_ts=high, total_kv=10)
-                return SimpleNamespace(outcome=outcome, seconds=0.25)
-
-            def kill(self) -> None:
-                br.killed = True
-
-        return Hook
-
-
-@dataclass
 class Env:
     tmp: Path
     catalog: Catalog
     fleet: Fleet
-    sql: FakeSQL
+    sql: FakeTiDB
     br: FakeBR
     xcom: dict[tuple[str, str], Any] = field(default_factory=dict)
     catalog_down: bool = False
@@ -215,7 +128,7 @@ def make_fleet(tmp: Path, mode: str = "snapshot") -> Fleet:
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
     catalog = Catalog.from_url(f"sqlite:///{tmp_path / 'catalog.db'}")
     catalog.migrate()
-    e = Env(tmp_path, catalog, make_fleet(tmp_path), FakeSQL({"tidb_scratch1": ["shop", "old_drill"]}), FakeBR())
+    e = Env(tmp_path, catalog, make_fleet(tmp_path), FakeTiDB({"tidb_scratch1": ["shop", "old_drill"]}), FakeBR())
 
     class CatalogHook:
         def __init__(self, **_: Any) -> None:

@@ -4,8 +4,7 @@ restore and validate operators drills share, as the on-demand restore uses them.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from tests.helpers.restores import FakeBR, FakeTiDB
 from tidbops import tso
 from tidbops.catalog.records import BackupKind, NewBackup
 from tidbops.catalog.store import Catalog
@@ -209,68 +209,19 @@ def test_a_plan_that_cannot_hold_its_backups_does_not_start(plan_op: Any, monkey
 # ------------------------------------------------- restore and validate: the operators drills use too
 
 
+@dataclass
 class Servers:
-    """Each cluster's user databases (TiDBHook's fake) and BR's runs (BRHook's fake)."""
+    """The clusters' databases (TiDBHook) and BR's runs (BRHook)."""
 
-    def __init__(self) -> None:
-        self.databases = {"tidb_scratch1": ["old"], "tidb_prod": ["shop"], "tidb_dev": ["shop"]}
-        self.statements: list[tuple[str, str]] = []
-        self.br: list[tuple[str, str, list[str]]] = []
-
-    def tidb_hook(self) -> type:
-        servers = self
-
-        class Cursor:
-            def __init__(self, conn_id: str) -> None:
-                self.conn_id = conn_id
-
-            def __enter__(self) -> Cursor:
-                return self
-
-            def __exit__(self, *exc: object) -> None:
-                return None
-
-            def execute(self, query: str, args: Any = None) -> None:
-                servers.statements.append((self.conn_id, query))
-                if query.startswith("DROP DATABASE"):
-                    servers.databases[self.conn_id].remove(query.split("`")[1])
-
-            def fetchall(self) -> list[tuple[str]]:
-                return [(d,) for d in ["mysql", *servers.databases[self.conn_id]]]
-
-        class Hook:
-            def __init__(self, *, tidb_conn_id: str) -> None:
-                self.conn_id = tidb_conn_id
-
-            @contextlib.contextmanager
-            def session(self) -> Iterator[Any]:
-                yield SimpleNamespace(cursor=lambda: Cursor(self.conn_id))
-
-        return Hook
-
-    def br_hook(self) -> type:
-        servers = self
-
-        class Hook:
-            def __init__(self, *, cluster: ClusterConfig, storage_source: ClusterConfig) -> None:
-                self.cluster, self.source = cluster, storage_source
-
-            @contextlib.contextmanager
-            def session(self, name: str) -> Iterator[Any]:
-                yield SimpleNamespace(cluster=self.source, log_file="/tmp/br.log", key_file=None)
-
-            def run(self, argv: list[str], session: Any) -> Any:
-                servers.br.append((self.cluster.name, self.source.name, argv))
-                return SimpleNamespace(seconds=0.25, outcome=SimpleNamespace(total_kv=10))
-
-        return Hook
+    tidb: FakeTiDB
+    br: FakeBR
 
 
 @pytest.fixture
 def servers(monkeypatch: pytest.MonkeyPatch) -> Servers:
-    found = Servers()
-    monkeypatch.setattr("tidbops_airflow.hooks.tidb.TiDBHook", found.tidb_hook())
-    monkeypatch.setattr("tidbops_airflow.hooks.br.BRHook", found.br_hook())
+    found = Servers(FakeTiDB({"tidb_scratch1": ["old"], "tidb_prod": ["shop"], "tidb_dev": ["shop"]}), FakeBR())
+    monkeypatch.setattr("tidbops_airflow.hooks.tidb.TiDBHook", found.tidb.hook())
+    monkeypatch.setattr("tidbops_airflow.hooks.br.BRHook", found.br.hook())
     return found
 
 
@@ -291,9 +242,9 @@ def test_a_real_restore_wipes_the_scratch_target_then_runs_br_from_the_sources_b
                             catalog_sqlite_path=op.catalog_sqlite_path)  # fmt: skip
     got = run.execute(ctx)  # type: ignore[arg-type]
     assert got["plan_id"] == ctx["ti"].xcom[("plan_restore", "return_value")]["plan"]["restore_id"]
-    assert got["cleared"] == ["old"] and servers.databases["tidb_scratch1"] == []
+    assert got["cleared"] == ["old"] and servers.tidb.schemas["tidb_scratch1"] == []
     assert got["br_seconds"] == 0.25 and [r["backup_id"] for r in got["runs"]] == [FULL]
-    ((into, source, argv),) = servers.br
+    ((into, source, argv),) = servers.br.calls
     assert (into, source, argv[:3]) == ("scratch1", "dev", ["br", "restore", "full"])
     assert argv[argv.index("-f") + 1] == "shop.orders" and argv[argv.index("--pd") + 1] == "pd-scratch1:2379"
 
@@ -318,7 +269,7 @@ def test_a_dry_run_and_another_targets_task_are_skipped_without_touching_anythin
         validate.execute(planned(op, dry_run=False))  # type: ignore[arg-type]
     with pytest.raises(AirflowSkipException, match="no restore finished"):
         validate.execute(planned(op, dry_run=False, validate_after=True))  # type: ignore[arg-type]
-    assert servers.statements == [] and servers.br == []
+    assert servers.tidb.statements == {} and servers.br.calls == []
 
 
 def test_a_target_that_is_not_empty_any_more_is_refused_before_br_without_retry(
@@ -331,13 +282,13 @@ def test_a_target_that_is_not_empty_any_more_is_refused_before_br_without_retry(
     monkeypatch.setattr(op, "_target_databases", lambda t: [])  # empty when planned
     ctx = planned(op, target_cluster="qa", confirm="qa", dry_run=False)
     ctx["ti"].task_id = "restore__qa"
-    servers.databases["tidb_qa"] = ["someone_elses"]  # then someone wrote into it
+    servers.tidb.schemas["tidb_qa"] = ["someone_elses"]  # then someone wrote into it
     run = BRRestoreOperator(task_id="restore__qa", plan_task_id="plan_restore", target="qa")
     with pytest.raises(AirflowFailException, match="target qa is not empty: databases someone_elses"):
         run.execute(ctx)  # type: ignore[arg-type]
     assert "TargetNotEmptyError" in ctx["ti"].xcom[("restore__qa", "error")]
-    assert servers.br == [] and not [q for _, q in servers.statements if q.startswith("DROP")]
-    assert servers.databases["tidb_qa"] == ["someone_elses"]
+    assert servers.br.calls == [] and not [q for q in servers.tidb.statements["tidb_qa"] if q.startswith("DROP")]
+    assert servers.tidb.schemas["tidb_qa"] == ["someone_elses"]
 
 
 def test_a_request_the_fleet_config_no_longer_allows_is_refused_when_it_would_run(
@@ -355,4 +306,4 @@ def test_a_request_the_fleet_config_no_longer_allows_is_refused_when_it_would_ru
         run.execute(ctx)  # type: ignore[arg-type]
     assert ctx["ti"].xcom[("restore__scratch1", "refused")] == "target_not_allowed"
     assert calls[-1].startswith("**REFUSED** (target\\_not\\_allowed): dev → scratch1")
-    assert servers.statements == [] and servers.br == []
+    assert servers.tidb.statements == {} and servers.br.calls == []
