@@ -292,6 +292,82 @@ def validate_restore(
         return compare_recorded(target, recorded, on_table=kwargs.get("on_table"), select=kwargs.get("select"))
 
 
+@dataclass(frozen=True)
+class Validation:
+    """A restore's validation: its content report, the suites' result (``run_suites``, or why none ran), and
+    how long its checks waited for SQL (``timing.SQLTime``: both clusters and the suites' queries)."""
+
+    report: ContentReport
+    expectations: Mapping[str, Any]
+    sql_seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and bool(self.expectations.get("ok", True))
+
+    def failures(self) -> list[str]:
+        return self.report.failures() + [f"expectations: {f}" for f in self.expectations.get("failures") or ()]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.report.to_dict(),
+            "content_ok": self.report.ok,
+            "content_seconds": self.report.seconds,
+            "expectations": dict(self.expectations),
+            "ok": self.ok,
+            "sql_seconds": self.sql_seconds,
+        }
+
+
+def check_restore(
+    plan: RecoveryPlan,
+    source: Cursor,
+    target: Cursor,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    max_tables: int | None = None,
+    load_recorded: Callable[[], SourceFingerprints | None] = lambda: None,
+    on_table: Callable[[TableResult], None] | None = None,
+    suites: Callable[[list[str]], Mapping[str, Any]] | None = None,
+) -> Validation:
+    """Validate what ``plan`` restored into ``target`` (``validate_restore``: against ``source`` as of the
+    point, its GC safepoint read first, or the recorded fingerprints), limited to the plan's tables; with
+    ``suites`` (given the restored tables: ``run_suites``), the expectation suites alongside."""
+    from tidbops.br.command import table_matcher
+    from tidbops.recovery.timing import SQLTime
+    from tidbops.tidb import read_cluster_facts
+
+    sql = SQLTime()
+    src, dst = sql.cursor(source), sql.cursor(target)
+    select = table_matcher(plan.tables) if plan.tables else None
+    facts = read_cluster_facts(src)
+    restored = user_tables(dst, select) if suites is not None else []
+
+    def expectations() -> Mapping[str, Any]:
+        assert suites is not None
+        with sql.engines():  # the suites' queries are SQL too, not the platform's time
+            return suites(restored)
+
+    report, found = alongside(
+        lambda: validate_restore(
+            src,
+            dst,
+            cluster=plan.source,
+            restore_ts=plan.restore_ts,
+            load_recorded=load_recorded,
+            gc_safe_point=facts.gc_safe_point,
+            gc_life_time_seconds=facts.gc_life_time_seconds,
+            chunk_rows=chunk_rows,
+            max_tables=max_tables,
+            select=select,
+            on_table=on_table,
+        ),
+        expectations if suites is not None else None,
+    )
+    ran = found if found is not None else skipped_suites(f"{plan.kind} validation checks schema and content only")
+    return Validation(report, ran, sql.seconds)
+
+
 def differs(plan: RecoveryPlan, failures: Sequence[str], limit: int = 20) -> str:
     """The failure of a validation that found differences: what, where, and each difference (at most
     ``limit``), one a line."""

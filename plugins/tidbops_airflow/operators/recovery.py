@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from tidbops.config import ClusterConfig
     from tidbops.recovery.fingerprints import SourceFingerprints
     from tidbops.recovery.plan import RecoveryPlan
-    from tidbops.recovery.timing import SQLTime
     from tidbops_airflow.hooks.br import BRHook
 
 
@@ -314,10 +314,7 @@ class ValidateRestoreOperator(RecoveryStep):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-        from tidbops.br.command import table_matcher
-        from tidbops.recovery.timing import SQLTime
-        from tidbops.recovery.validate import alongside, differs, skipped_suites, user_tables, validate_restore
-        from tidbops.tidb import read_cluster_facts
+        from tidbops.recovery.validate import check_restore, differs
         from tidbops.validate.fingerprint import DEFAULT_CHUNK_ROWS
         from tidbops_airflow.hooks.tidb import TiDBHook
 
@@ -327,60 +324,39 @@ class ValidateRestoreOperator(RecoveryStep):
         if self.restore_task_ids and not any(self._xcom(context, t) is not None for t in self.restore_task_ids):
             raise AirflowSkipException("no restore finished in this run")
         started = time.monotonic()
-        sql = SQLTime()
         with self._reporting(context):
             source, target = self._clusters(plan)
             self._hold_again(plan, source)
-            select = table_matcher(plan.tables) if plan.tables else None
             with ExitStack() as stack:
                 src, restored = (
-                    sql.cursor(stack.enter_context(stack.enter_context(TiDBHook(tidb_conn_id=c).session()).cursor()))
+                    stack.enter_context(stack.enter_context(TiDBHook(tidb_conn_id=c).session()).cursor())
                     for c in (source.tidb_conn_id, target.tidb_conn_id)
                 )
-                facts = read_cluster_facts(src)
-                tables = user_tables(restored, select) if self.expectations else []
-                # the suites run alongside the content check: GX's own work while the fingerprints wait for SQL
-                report, suites = alongside(
-                    lambda: validate_restore(
-                        src,
-                        restored,
-                        cluster=source.name,
-                        restore_ts=plan.restore_ts,
-                        load_recorded=lambda: self._recorded(plan, source),
-                        gc_safe_point=facts.gc_safe_point,
-                        gc_life_time_seconds=facts.gc_life_time_seconds,
-                        chunk_rows=optional_int(self.chunk_rows, "chunk_rows") or DEFAULT_CHUNK_ROWS,
-                        max_tables=self.max_tables,
-                        select=select,
-                        on_table=lambda t: self.log.info(
-                            "%s %s: %s", "ok  " if t.ok else "FAIL", t.table, t.to_dict()["content"] or t.skipped
-                        ),
+                checked = check_restore(
+                    plan,
+                    src,
+                    restored,
+                    chunk_rows=optional_int(self.chunk_rows, "chunk_rows") or DEFAULT_CHUNK_ROWS,
+                    max_tables=self.max_tables,
+                    load_recorded=lambda: self._recorded(plan, source),
+                    on_table=lambda t: self.log.info(
+                        "%s %s: %s", "ok  " if t.ok else "FAIL", t.table, t.to_dict()["content"] or t.skipped
                     ),
-                    (lambda: self._expectations(plan, source, target, tables, sql)) if self.expectations else None,
+                    suites=partial(self._expectations, plan, source, target) if self.expectations else None,
                 )
-            self.log.info("content: %s; source read: %s", "ok" if report.ok else "DIFFERS", report.source_read)
-            expectations = suites or skipped_suites(f"{plan.kind} validation checks schema and content only")
-            result = {
-                **report.to_dict(),
-                "content_ok": report.ok,
-                "content_seconds": report.seconds,
-                "expectations": expectations,
-                "ok": report.ok and expectations["ok"],
-                "sql_seconds": sql.seconds,
-                "seconds": round(time.monotonic() - started, 3),
-            }
+            result = {**checked.to_dict(), "seconds": round(time.monotonic() - started, 3)}
             context["ti"].xcom_push(key="return_value", value=result)  # kept when the check fails below
-            failures = report.failures() + [f"expectations: {f}" for f in expectations["failures"]]
-            if failures:
-                raise AirflowFailException(differs(plan, failures))
+            if checked.failures():
+                raise AirflowFailException(differs(plan, checked.failures()))
         self.log.info(
-            "validated %s tables, %s rows against %s as of the restore point: no difference; expectations %s/%s; "
+            "validated %s tables, %s rows of %s as of the restore point (%s): no difference; expectations %s/%s; "
             "%.1fs (%.1fs waiting for SQL)",
             result["tables_checked"],
             result["rows_checked"],
             source.name,
-            expectations["successful"],
-            expectations["evaluated"],
+            checked.report.source_read,
+            result["expectations"]["successful"],
+            result["expectations"]["evaluated"],
             result["seconds"],
             result["sql_seconds"],
         )
@@ -398,7 +374,7 @@ class ValidateRestoreOperator(RecoveryStep):
         return SourceFingerprints.from_bytes(root.read_bytes(path), source=f"{root.uri}/{path}")
 
     def _expectations(
-        self, plan: RecoveryPlan, source: ClusterConfig, target: ClusterConfig, tables: list[str], sql: SQLTime
+        self, plan: RecoveryPlan, source: ClusterConfig, target: ClusterConfig, tables: list[str]
     ) -> dict[str, Any]:
         from airflow.sdk.log import mask_secret
 
@@ -422,13 +398,12 @@ class ValidateRestoreOperator(RecoveryStep):
             where = f"{source.storage.uri}/{plan.directory}/{DATA_DOCS_DIR}"
             return StorageHook(cluster=source).get_storage(where), where
 
-        with sql.engines():  # GX's queries count as SQL, not as the platform's time
-            return run_suites(
-                source.name,
-                suites,
-                url=url,
-                restore_time=plan.restore_time,
-                tables=tables,
-                hide_values=source.br.encryption is not None,
-                docs=docs,
-            )
+        return run_suites(
+            source.name,
+            suites,
+            url=url,
+            restore_time=plan.restore_time,
+            tables=tables,
+            hide_values=source.br.encryption is not None,
+            docs=docs,
+        )

@@ -25,9 +25,10 @@ from tidbops.br.command import table_matcher
 from tidbops.config import ClusterConfig, StorageConfig
 from tidbops.recovery.errors import TargetNotEmptyError
 from tidbops.recovery.history import history_time
+from tidbops.recovery.plan import RecoveryPlan, RestoreStep
 from tidbops.recovery.scratch import clear_scratch, prepare_target
 from tidbops.recovery.timing import SQLTime
-from tidbops.recovery.validate import user_tables, validate_content
+from tidbops.recovery.validate import check_restore, run_suites, user_tables, validate_content
 from tidbops.storage import LocalStorage
 from tidbops.validate.expectations import load_suites, run_expectations, upload_site
 from tidbops_playground.mariadb import MariaDBInstance
@@ -234,6 +235,45 @@ def test_fingerprints_recorded_at_the_point_judge_a_restore_as_a_live_read_does(
     finally:
         src.close()
         dst.close()
+
+
+def test_a_restore_is_checked_with_its_suites_alongside_and_the_sql_it_waited_for_timed(
+    servers: tuple[MariaDBInstance, MariaDBInstance], restored: int, tmp_path: Path
+) -> None:
+    """What both restore DAGs' validation runs (``check_restore``), here for a restore of ``shop.*`` whose
+    orders the first test changed: the content of the shop tables only, the suites given those tables."""
+    source, scratch = servers
+    url = f"mysql+pymysql://{scratch.user}:{scratch.password}@127.0.0.1:{scratch.port}/?charset=utf8mb4"
+    step = RestoreStep("full", "dev-full-1", "s3://b/dev/full/dev-full-1", restored)
+    plan = RecoveryPlan(plan_id="dev-restore-1", source="dev", target="scratch1", mode="snapshot",
+                        restore_ts=restored, steps=(step,), tables=("shop.*",))  # fmt: skip
+    docs = LocalStorage(tmp_path / "bucket")
+    seen: list[list[str]] = []
+
+    def suites(tables: list[str]) -> Any:
+        seen.append(tables)
+        return run_suites("dev", load_suites("dev"), url=lambda: url, restore_time=plan.restore_time, tables=tables,
+                          hide_values=True, docs=lambda: (docs, "local://bucket"))  # fmt: skip
+
+    src, dst = connect(source), connect(scratch)
+    try:
+        with src.cursor() as s, dst.cursor() as d:
+            # what TiDB's GC worker keeps (the playground's servers have it): no safepoint yet, 10 minutes of history
+            s.execute(
+                "CREATE TABLE IF NOT EXISTS mysql.tidb (VARIABLE_NAME VARCHAR(64) PRIMARY KEY, VARIABLE_VALUE TEXT)"
+            )
+            s.execute("REPLACE INTO mysql.tidb VALUES ('tikv_gc_life_time', '10m0s')")
+            checked = check_restore(plan, s, d, chunk_rows=300, suites=suites)
+    finally:
+        src.close()
+        dst.close()
+    shop = ["shop.customers", "shop.order_items", "shop.orders", "shop.products"]
+    assert seen == [shop] and [t.table for t in checked.report.tables] == shop
+    assert not checked.ok and any(f.startswith("shop.orders: (id) in (") for f in checked.failures())
+    gx = checked.expectations
+    assert gx["ran"] and gx["data_docs_uri"] == "local://bucket/index.html" and docs.exists("index.html")
+    assert "expectations: crm.contacts: the table is not in the restored cluster" in checked.failures()
+    assert 0 < checked.sql_seconds and checked.to_dict()["content_ok"] is False
 
 
 def test_clear_scratch_leaves_only_the_servers_databases(
