@@ -71,6 +71,18 @@ def fleet_problems(current: Fleet) -> str | None:
     )
 
 
+_scratch: tuple[Fleet, list[str]] | None = None
+
+
+def scratch_clusters(current: Fleet) -> list[str]:
+    """The names of the fleet's scratch clusters, sorted: worked out once per fleet, not once per DAG (a
+    drill DAG per cluster names them all: a loop over the fleet per cluster grows with its square)."""
+    global _scratch
+    if _scratch is None or _scratch[0] is not current:
+        _scratch = (current, sorted(c.name for c in current.clusters.values() if c.scratch))
+    return _scratch[1]
+
+
 def clusters_for(
     pipeline: str, include: Callable[[ClusterConfig], bool] = lambda c: not c.scratch
 ) -> Iterator[ClusterConfig]:

@@ -33,7 +33,7 @@ from airflow.sdk import DAG, TriggerRule
 from tidbops.config import ClusterConfig, Fleet
 from tidbops_airflow.assets import drills_asset
 from tidbops_airflow.backup_dag import br_pool
-from tidbops_airflow.dagbuilder import dag_args
+from tidbops_airflow.dagbuilder import dag_args, scratch_clusters
 from tidbops_airflow.notifiers.alerts import failure_notifiers
 from tidbops_airflow.operators.drill import (
     STEP_TASKS,
@@ -64,7 +64,7 @@ def build_restore_drill_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet,
     mode = cluster.drill.mode
     target = cluster.drill.target
     assert target is not None  # wants_drill
-    scratch = sorted(c.name for c in fleet.clusters.values() if c.scratch)
+    scratch = scratch_clusters(fleet)
     about = f"Restore drill into {target} ({mode}): restored data proved against the source, RTO recorded"
     args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["drill", f"mode:{mode}"], description=about)
     # a manual run's conf may override: {"target": "<scratch>", "seed": <int>, "chunk_rows": <int>}. Not
