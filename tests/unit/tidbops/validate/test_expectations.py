@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tidbops.storage import LocalStorage
 from tidbops.validate.expectations import (
     ExpectationsError,
     ExpectationsRun,
@@ -19,6 +21,7 @@ from tidbops.validate.expectations import (
     load_suites,
     run_expectations,
     suite_parameters,
+    upload_site,
 )
 
 pytestmark = pytest.mark.unit
@@ -152,3 +155,29 @@ def test_a_run_sums_up_its_suites() -> None:
 def test_importing_the_module_does_not_import_gx() -> None:
     code = "import sys, tidbops.validate.expectations, tidbops.drill\nassert 'great_expectations' not in sys.modules\n"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_data_docs_site_is_uploaded_whole_several_files_at_a_time(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    files = {"index.html": b"<html>", **{f"static/{n}.css": bytes([n]) * 100 for n in range(20)}}
+    for name, data in files.items():
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_bytes(data)
+    store = LocalStorage(tmp_path / "bucket").child("dev/drills/x/data_docs")
+    assert upload_site(site, store, workers=4) == 21
+    assert {name: store.read_bytes(name) for name in files} == files
+    (site / "static" / "3.css").write_bytes(b"again")
+    assert upload_site(site, store) == 21 and store.read_bytes("static/3.css") == b"again"  # a retry overwrites
+
+
+def test_a_warm_parent_preloads_gx_with_its_analytics_off() -> None:
+    code = (
+        "import os, sys, threading\n"
+        "from tidbops.validate.expectations import preload\n"
+        "loaded = preload()\n"
+        "assert 'great_expectations' in loaded and all(name in sys.modules for name in loaded)\n"
+        "assert os.environ['GX_ANALYTICS_ENABLED'] == 'false'\n"
+        "assert threading.active_count() == 1, threading.enumerate()  # nothing running: safe to fork\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GX_ANALYTICS_ENABLED"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
