@@ -1,19 +1,31 @@
 """Content fingerprints by key range: ``COUNT(*)`` and ``BIT_XOR(CRC32(CONCAT_WS(…)))`` per chunk.
 
 A table is cut into chunks of about ``chunk_rows`` rows along its key (primary key, else a unique index
-of NOT NULL columns; a table with neither is one chunk). The boundaries are taken once, on one side (the
+of NOT NULL columns; a table with neither is one chunk): each chunk's upper bound is the ``chunk_rows``-th
+key after the previous bound, the last chunk is open-ended. The boundaries are taken on one side (the
 restored cluster: it does not change), and both sides are fingerprinted over the same ranges, the source
 as of the restore point. A row's fingerprint covers every column and which of them are NULL (so NULL and
 the empty string differ), as sync-diff-inspector's does; XOR makes the chunk's independent of row order.
 A mismatch names the table and the chunk's key range, so a DBA can look at exactly those rows.
 
+On a one-column key the target finds a chunk's bound in the statement that fingerprints it
+(``lead_sql``: the next ``chunk_rows`` rows by key, their count, checksum and largest key), so its rows are
+read once; the source then fingerprints that key range (``fingerprint_sql``). On an integer key the target
+first fingerprints ``(lower, lower + chunk_rows]``, a plain range (cheaper: ``lead_sql``'s rows go through a
+derived table): it holds at most ``chunk_rows`` keys, so if it holds that many its upper end is the chunk's
+bound; else ``lead_sql`` finds the rest of the chunk beyond it (a dense key, as AUTO_INCREMENT makes, needs
+one statement per chunk, a sparse one two). On a composite key the key
+is walked first (``iter_chunks``: ``LIMIT 1 OFFSET chunk_rows - 1``), then the range is fingerprinted. Both
+ways make the same chunks, with the same sums, as ``split_chunks`` + ``chunk_sum`` (the fingerprints
+recorded after backups use those).
+
 ``compare_table`` reads both sides at once: a thread per side, each on its own cursor (two connections),
-the target's thread walking the key a chunk ahead of the fingerprints, so each server computes one
-chunk while the other computes its own and the comparison of the previous one is made. Queues between
-them hold at most ``depth`` chunks, so memory does not grow with the table. ``concurrent=False`` reads
-one side after the other on the caller's thread (the peer of the benchmark, and the way for two cursors
-on one connection). Both ways give the same result and raise the same ``FingerprintError``, naming the
-side that failed; a failure on one side stops the other after its statement in flight.
+the target's thread finding and fingerprinting chunks, the source's one chunk behind it, so each server
+computes one chunk while the other computes its own and the comparison of the previous one is made. Queues
+between them hold at most ``depth`` chunks, so memory does not grow with the table. ``concurrent=False``
+reads one side after the other on the caller's thread (the peer of the benchmark, and the way for two
+cursors on one connection). Both ways give the same result and raise the same ``FingerprintError``, naming
+the side that failed; a failure on one side stops the other after its statement in flight.
 """
 
 from __future__ import annotations
@@ -171,11 +183,124 @@ def fingerprint_sql(
     checksum ``CRC32`` of it (unsigned already: no ``CAST``). A NOT NULL column's character is written as
     the literal ``0`` that ``ISNULL`` would give, so the server evaluates ``ISNULL`` only where a NULL can be;
     the string, hence every checksum, is the same as with ``ISNULL`` on every column."""
-    columns = sorted(table.columns, key=lambda c: c.position)
-    row = f"CONCAT_WS(',', {', '.join(quote(c.name) for c in columns)}, {_null_marks(columns)})"
     where, args = _range_where(table.chunk_key(), chunk)
     ref = table_ref(table.schema, table.name) + as_of_clause(dialect, at)
-    return f"SELECT COUNT(*), COALESCE(BIT_XOR(CRC32({row})), 0) FROM {ref}{where}", args
+    return f"SELECT COUNT(*), COALESCE(BIT_XOR(CRC32({row_expr(table)})), 0) FROM {ref}{where}", args
+
+
+def row_expr(table: TableDef) -> str:
+    """A row's string: ``CONCAT_WS(',', <every column>, <its NULL marks>)`` (see ``fingerprint_sql``)."""
+    columns = sorted(table.columns, key=lambda c: c.position)
+    return f"CONCAT_WS(',', {', '.join(quote(c.name) for c in columns)}, {_null_marks(columns)})"
+
+
+def lead_sql(
+    table: TableDef,
+    lower: Bound,
+    chunk_rows: int,
+    *,
+    dialect: Dialect = Dialect.MYSQL,
+    at: datetime | None = None,
+) -> tuple[str, list[Any]]:
+    """The statement that returns ``(rows, checksum, upper)`` of the chunk after ``lower`` on a one-column key.
+
+    The next ``chunk_rows`` rows by key (``ORDER BY k LIMIT n`` in a derived table), their count and
+    checksum as ``fingerprint_sql`` gives them, and their largest key: the chunk's upper bound, which is the
+    ``chunk_rows``-th key after ``lower`` that the walk finds. Fewer rows than ``chunk_rows``: the last chunk,
+    open-ended (its rows are every row after ``lower``)."""
+    key = table.chunk_key()
+    if len(key) != 1:
+        raise ValueError(f"{table.full_name}: a chunk is found with its fingerprint on a one-column key only")
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
+    k = quote(key[0])
+    where, args = _range_where(key, Chunk(lower, None))
+    ref = table_ref(table.schema, table.name) + as_of_clause(dialect, at)
+    inner = f"SELECT {k} AS tidbops_key, CRC32({row_expr(table)}) AS tidbops_crc FROM {ref}{where}"
+    return (
+        "SELECT COUNT(*), COALESCE(BIT_XOR(tidbops_crc), 0), MAX(tidbops_key) "
+        f"FROM ({inner} ORDER BY {k} LIMIT {int(chunk_rows)}) AS tidbops_chunk",
+        args,
+    )
+
+
+def iter_chunk_sums(
+    cursor: Cursor,
+    table: TableDef,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    dialect: Dialect = Dialect.MYSQL,
+    at: datetime | None = None,
+    side: Side = "target",
+) -> Iterator[tuple[Chunk, ChunkSum]]:
+    """Every chunk of ``table`` with its sum, as ``split_chunks`` and ``chunk_sum`` give them.
+
+    A one-column key: one statement per chunk (``lead_sql``); else the walk's statement, then the sum's.
+    Each is run when the chunk is asked for. A failure is a ``FingerprintError`` naming ``side``."""
+    key = table.chunk_key()
+    if chunk_rows < 1 and key:
+        raise ValueError("chunk_rows must be at least 1")
+    if len(key) != 1:
+        chunks = iter_chunks(cursor, table, chunk_rows=chunk_rows, dialect=dialect, at=at)
+        while True:
+            try:
+                chunk = next(chunks, None)
+            except Exception as exc:
+                raise FingerprintError(side, table.full_name, "walking its key into chunks", exc) from exc
+            if chunk is None:
+                return
+            yield chunk, _sum(side, cursor, table, chunk, dialect, at)
+
+    def lead(lower: Bound, n: int) -> tuple[int, int, Any]:
+        try:
+            cursor.execute(*lead_sql(table, lower, n, dialect=dialect, at=at))
+            rows, checksum, upper = cursor.fetchone()
+        except Exception as exc:
+            after = "the start" if lower is None else repr(lower[0])
+            raise FingerprintError(side, table.full_name, f"({key[0]}): {n} rows after {after}", exc) from exc
+        return int(rows), int(checksum), upper
+
+    lower: Bound = None
+    start = _smallest_integer_key(cursor, table, dialect, at, side)
+    while True:
+        rows = checksum = 0
+        ahead: Bound = lower
+        if start is not None:  # an integer key: (start, start + n] holds at most n keys; n of them: the chunk
+            guess = Chunk(lower, ((lower[0] if lower is not None else start - 1) + chunk_rows,))
+            ranged = _sum(side, cursor, table, guess, dialect, at)
+            if ranged.rows == chunk_rows:
+                yield guess, ranged
+                lower = guess.upper
+                continue
+            rows, checksum, ahead = ranged.rows, ranged.checksum, guess.upper  # the rest lies beyond the guess
+        more, more_checksum, upper = lead(ahead, chunk_rows - rows)
+        rows, checksum = rows + more, checksum ^ more_checksum
+        if rows < chunk_rows:
+            yield Chunk(lower, None), ChunkSum(rows, checksum)
+            return
+        chunk = Chunk(lower, (upper,))
+        yield chunk, ChunkSum(rows, checksum)
+        lower = chunk.upper
+
+
+_INTEGER_TYPES = ("tinyint", "smallint", "mediumint", "int", "integer", "bigint")
+
+
+def _smallest_integer_key(
+    cursor: Cursor, table: TableDef, dialect: Dialect, at: datetime | None, side: Side
+) -> int | None:
+    """The smallest key of a one-column integer key (``None``: another type, or no rows)."""
+    (name,) = table.chunk_key()
+    column = next((c for c in table.columns if c.name == name), None)
+    if column is None or column.type.split("(")[0].split()[0].lower() not in _INTEGER_TYPES:
+        return None
+    ref = table_ref(table.schema, table.name) + as_of_clause(dialect, at)
+    try:
+        cursor.execute(f"SELECT MIN({quote(name)}) FROM {ref}")
+        row = cursor.fetchone()
+    except Exception as exc:
+        raise FingerprintError(side, table.full_name, f"finding the smallest ({name})", exc) from exc
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def _null_marks(columns: Sequence[Column]) -> str:
@@ -225,8 +350,8 @@ def compare_table(
 ) -> TableComparison:
     """Fingerprint ``table`` chunk by chunk on both sides: the target now, the source as of ``at``.
 
-    ``on_chunk(n, known)`` after the ``n``-th chunk is compared; ``known``: the chunks found so far (all of
-    them once the walk of the key has ended; concurrently, the walk runs up to ``depth`` chunks ahead).
+    ``on_chunk(n, known)`` after the ``n``-th chunk is compared; ``known``: the chunks the target has found
+    so far (``n`` one side after the other; concurrently, the target runs up to ``depth`` chunks ahead).
     ``concurrent``: a thread per side (the cursors must be on two connections); else one side after the
     other on this thread. Raises ``FingerprintError`` naming the side whose statement failed.
     """
@@ -237,13 +362,12 @@ def compare_table(
     key = table.chunk_key()
     tally = _Tally(table.full_name, key)
     if not concurrent:
-        chunks = _walk(target, table, chunk_rows, target_dialect)
-        for n, chunk in enumerate(chunks, 1):
+        sums = iter_chunk_sums(target, table, chunk_rows=chunk_rows, dialect=target_dialect)
+        for n, (chunk, t) in enumerate(sums, 1):
             s = _sum("source", source, table, chunk, source_dialect, at)
-            t = _sum("target", target, table, chunk, target_dialect, None)
             tally.add(chunk, s, t)
             if on_chunk is not None:
-                on_chunk(n, len(chunks))
+                on_chunk(n, n)
         return tally.result()
     return _compare_concurrently(
         source, target, table, tally, at, source_dialect, target_dialect, chunk_rows, on_chunk, depth
@@ -269,13 +393,6 @@ class _Tally:
         return TableComparison(
             self.table, self.key, self.source_rows, self.target_rows, self.chunks, tuple(self.mismatches)
         )
-
-
-def _walk(cursor: Cursor, table: TableDef, chunk_rows: int, dialect: Dialect) -> list[Chunk]:
-    try:
-        return split_chunks(cursor, table, chunk_rows=chunk_rows, dialect=dialect)
-    except Exception as exc:
-        raise FingerprintError("target", table.full_name, "walking its key into chunks", exc) from exc
 
 
 def _sum(side: Side, cursor: Cursor, table: TableDef, chunk: Chunk, dialect: Dialect, at: datetime | None) -> ChunkSum:
@@ -304,8 +421,9 @@ def _compare_concurrently(
     on_chunk: Callable[[int, int], None] | None,
     depth: int,
 ) -> TableComparison:
-    """Three threads: the target's walks the key and fingerprints each chunk, handing the chunk to the
-    source's first; the source's fingerprints the same chunks; this one pairs the sums in order."""
+    """Three threads: the target's finds and fingerprints each chunk (``iter_chunk_sums``), handing the
+    chunk to the source's; the source's fingerprints the same chunks, one behind; this one pairs the sums in
+    order."""
     stop = threading.Event()
     failures: list[BaseException] = []
     to_source: queue.Queue[object] = queue.Queue(maxsize=depth)
@@ -345,21 +463,14 @@ def _compare_concurrently(
 
     def target_side() -> None:
         nonlocal known
-        chunks = iter_chunks(target, table, chunk_rows=chunk_rows, dialect=target_dialect)
-        while True:
-            if stop.is_set():
-                raise _Stopped
-            try:
-                chunk = next(chunks, None)
-            except Exception as exc:
-                raise FingerprintError("target", table.full_name, "walking its key into chunks", exc) from exc
-            if chunk is None:
-                put(to_source, _END)
-                put(target_sums, _END)
-                return
+        for chunk, t in iter_chunk_sums(target, table, chunk_rows=chunk_rows, dialect=target_dialect):
             known += 1
             put(to_source, chunk)
-            put(target_sums, (chunk, _sum("target", target, table, chunk, target_dialect, None)))
+            put(target_sums, (chunk, t))
+            if stop.is_set():
+                raise _Stopped
+        put(to_source, _END)
+        put(target_sums, _END)
 
     def source_side() -> None:
         while True:
