@@ -23,6 +23,7 @@ from tidbops.validate.fingerprint import (
     _range_where,
     chunk_sum,
     compare_table,
+    iter_chunk_sums,
     split_chunks,
 )
 from tidbops.validate.schema import compare_tables, list_schemas, read_tables
@@ -322,3 +323,79 @@ class _Renamed:
 
     def fetchall(self) -> Any:
         return self.cur.fetchall()
+
+
+KEYS = """
+CREATE DATABASE {db};
+CREATE TABLE {db}.dense (id BIGINT NOT NULL PRIMARY KEY, v VARCHAR(20) NULL);
+CREATE TABLE {db}.sparse (id INT NOT NULL PRIMARY KEY, v VARCHAR(20) NULL);
+CREATE TABLE {db}.neg (id SMALLINT NOT NULL PRIMARY KEY, v VARCHAR(20) NULL);
+CREATE TABLE {db}.text (code VARCHAR(16) COLLATE utf8mb4_general_ci NOT NULL, v VARCHAR(20) NULL, UNIQUE KEY uk (code));
+CREATE TABLE {db}.dated (at DATETIME(6) NOT NULL PRIMARY KEY, v VARCHAR(20) NULL);
+CREATE TABLE {db}.pair (a INT NOT NULL, b VARCHAR(4) NOT NULL, v VARCHAR(20) NULL, PRIMARY KEY (a, b));
+CREATE TABLE {db}.empty (id INT NOT NULL PRIMARY KEY, v VARCHAR(20) NULL);
+"""
+
+
+def test_the_targets_chunks_and_sums_are_the_walks_on_every_kind_of_key(server: MariaDBInstance) -> None:
+    """iter_chunk_sums (a guessed range on integer keys, lead_sql on others, the walk on composite keys)
+    gives exactly the chunks and sums of split_chunks + chunk_sum, which the fingerprints recorded after
+    backups use: at chunk sizes below, at and above the table's size and dividing it."""
+    cur = cursor_of(server)
+    for stmt in KEYS.format(db="keyed").split(";"):
+        if stmt.strip():
+            cur.execute(stmt)
+    note = "IF(seq % 7 = 0, NULL, IF(seq % 5 = 0, '', CONCAT('v', seq)))"
+    cur.execute(f"INSERT INTO keyed.dense SELECT seq, {note} FROM keyed.seq_1_to_1000")
+    cur.execute(f"INSERT INTO keyed.sparse SELECT seq * seq % 100003, {note} FROM keyed.seq_1_to_1000")
+    cur.execute(f"INSERT INTO keyed.neg SELECT CAST(seq AS SIGNED) - 500, {note} FROM keyed.seq_1_to_1000")
+    cur.execute(
+        f"INSERT INTO keyed.text SELECT CONCAT(IF(seq % 2, 'k', 'K'), seq * 37 % 1009), {note} FROM keyed.seq_1_to_1000"
+    )
+    cur.execute(
+        f"INSERT INTO keyed.dated SELECT TIMESTAMP('2026-01-01') + INTERVAL seq * 1001 MICROSECOND, {note} FROM keyed.seq_1_to_1000"
+    )
+    cur.execute(f"INSERT INTO keyed.pair SELECT seq DIV 3, CHAR(97 + seq % 3), {note} FROM keyed.seq_1_to_1000")
+    tables = read_tables(cur, ["keyed"])
+    assert len(tables) == 7
+    for name, table in tables.items():
+        for size in (1, 7, 100, 999, 1000, 1001, 5000):
+            walked = split_chunks(cur, table, chunk_rows=size, dialect=Dialect.MARIADB)
+            expected = [(c, chunk_sum(cur, table, c, dialect=Dialect.MARIADB)) for c in walked]
+            assert list(iter_chunk_sums(cur, table, chunk_rows=size, dialect=Dialect.MARIADB)) == expected, (name, size)
+            assert sum(s.rows for _, s in expected) == (0 if name == "keyed.empty" else 1000)
+
+
+def test_damage_is_found_in_the_same_chunk_by_every_path(server: MariaDBInstance) -> None:
+    """A row changed, lost or added on either side, at the ends too: both ways of compare_table name the
+    chunks that recorded fingerprints (split_chunks + chunk_sum on both sides) name."""
+    cur = cursor_of(server)
+    mixed_table(cur, "dmg_src", 3000)
+    mixed_table(cur, "dmg_dst", 3000)
+    table = read_tables(cur, ["dmg_dst"])["dmg_dst.events"]
+    source = _Renamed(cursor_of(server), "`dmg_dst`.", "`dmg_src`.")
+    target = cursor_of(server)
+    for stmt in (
+        "DELETE FROM dmg_dst.events WHERE id IN (1, 3000)",  # lost at both ends of the target
+        "INSERT INTO dmg_src.events SELECT 0, 'put', NULL, TIMESTAMP('2026-01-01'), NULL, NULL",  # before the first
+        "INSERT INTO dmg_src.events SELECT 9999, 'put', NULL, TIMESTAMP('2026-01-01'), NULL, NULL",  # after the last
+        "UPDATE dmg_src.events SET kind = 'get' WHERE id = 1500",
+        "UPDATE dmg_dst.events SET flag = NULL WHERE id = 2200 AND flag IS NOT NULL",
+        "DELETE FROM dmg_src.events WHERE id = 700",
+    ):
+        cur.execute(stmt)
+    walked = split_chunks(target, table, chunk_rows=500, dialect=Dialect.MARIADB)
+    expected = [
+        f"{c.describe(table.chunk_key())}: {s.rows}/{t.rows}"
+        for c in walked
+        if (s := chunk_sum(source, table, c, dialect=Dialect.MARIADB))
+        != (t := chunk_sum(target, table, c, dialect=Dialect.MARIADB))
+    ]
+    assert len(expected) >= 4
+    for concurrent in (True, False):
+        found = compare_table(
+            source, target, table, at=None, source_dialect=Dialect.MARIADB,
+            target_dialect=Dialect.MARIADB, chunk_rows=500, concurrent=concurrent,
+        )  # fmt: skip
+        assert [f"{m.chunk.describe(m.key)}: {m.source.rows}/{m.target.rows}" for m in found.mismatches] == expected
+        assert (found.source_rows, found.target_rows) == (3001, 2998)
