@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator, Context
 
 from tidbops.config import ClusterConfig
 from tidbops.timefmt import iso_or_none, show
+from tidbops_airflow.operators.common import init_base_operator
 
 if TYPE_CHECKING:
     from tidbops.backup import BackupTarget, RunInfo
@@ -104,7 +105,7 @@ class BRBackupPreflightOperator(_BackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.catalog_conn_id = catalog_conn_id
         self.catalog_sqlite_path = catalog_sqlite_path
@@ -151,7 +152,7 @@ class BRBackupPlanOperator(_BackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.kind = kind
         self.cluster_facts = cluster_facts
@@ -214,7 +215,7 @@ class BRBackupOperator(_BackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.target = target
         self.target_task_id = target_task_id
@@ -281,7 +282,7 @@ class BRBackupRecordOperator(_BackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.target = target
         self.target_task_id = target_task_id
@@ -344,7 +345,7 @@ class BRBackupVerifyOperator(_BackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.target = target
         self.target_task_id = target_task_id

@@ -6,6 +6,7 @@ without it and catches up later), they fail when it does not answer.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,31 @@ from tidbops.config import ClusterConfig
 
 if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog
+
+
+# BaseOperator's own __init__, without the ``apply_defaults`` wrapper Airflow's metaclass puts around every
+# operator class's ``__init__``, and the arguments that wrapper fills in from ``default_args``.
+_BASE_INIT = BaseOperator.__init__.__wrapped__  # type: ignore[attr-defined]
+_BASE_ARGS = frozenset(inspect.signature(_BASE_INIT).parameters) - {"self", "kwargs"}
+
+
+def init_base_operator(op: BaseOperator, **kwargs: Any) -> None:
+    """``super().__init__(**kwargs)`` for an operator whose ``__init__`` comes straight after BaseOperator's,
+    without a second pass of Airflow's ``apply_defaults``.
+
+    Airflow wraps every ``__init__`` of an operator class; the wrapper of the class being built has already
+    found the DAG and task group, merged ``default_args`` and ``params`` and passed them in ``kwargs``, and
+    will record the arguments and wire XComArg upstreams. The wrapper of ``BaseOperator.__init__`` would do
+    all of that again (a tenth of a task's parse time); what it adds, filling BaseOperator's own arguments
+    (owner, retries, on_failure_callback, ...) from ``default_args``, is done here, and so is recording them
+    among the arguments the task was built with (the serializer reads them).
+    """
+    default_args = kwargs.get("default_args") or {}
+    filled = {name: default_args[name] for name in _BASE_ARGS.intersection(default_args).difference(kwargs)}
+    kwargs.update(filled)
+    _BASE_INIT(op, **kwargs)
+    if filled:
+        op._BaseOperator__init_kwargs.update(filled)  # type: ignore[attr-defined]
 
 
 class CleanFailure(SystemExit):
@@ -54,7 +80,7 @@ class ClusterCatalogStep(BaseOperator):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.catalog_conn_id = catalog_conn_id
         self.catalog_sqlite_path = catalog_sqlite_path

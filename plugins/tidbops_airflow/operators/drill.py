@@ -22,6 +22,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.bases.skipmixin import SkipMixin
 
 from tidbops.config import ClusterConfig
+from tidbops_airflow.operators.common import init_base_operator
 from tidbops_airflow.operators.recovery import RecoveryStep, optional_int
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ class DrillCheckDueOperator(_DrillStep, SkipMixin):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.target = None
         self.catalog_conn_id = catalog_conn_id
@@ -243,7 +244,7 @@ class DrillChooseRestorePointOperator(_DrillStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.target = target
         self.seed = seed
@@ -317,7 +318,7 @@ class DrillPrepareScratchOperator(_DrillStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.target = target
         self.hold_hours = hold_hours
@@ -383,7 +384,7 @@ class DrillDropScratchOperator(_DrillStep):
     ui_color = "#ffd6d6"
 
     def __init__(self, *, cluster: ClusterConfig, target: str | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.target = target
         self.catalog_conn_id = None
@@ -431,7 +432,7 @@ class DrillRecordOperator(_DrillStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.target = target
         self.steps = tuple(steps)
@@ -506,7 +507,7 @@ class DrillGateOperator(_DrillStep):
     """
 
     def __init__(self, *, cluster: ClusterConfig, record_task_id: str = "record_drill", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.record_task_id = record_task_id
         self.target = None
@@ -553,7 +554,7 @@ class SourceFingerprintOperator(BaseOperator):
         max_rows: int | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.backup_task_id = backup_task_id
         self.max_tables = max_tables

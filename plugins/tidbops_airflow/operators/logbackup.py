@@ -23,6 +23,7 @@ from airflow.sdk import BaseOperator, BranchMixIn, Context
 
 from tidbops.config import AlertRoute, ClusterConfig
 from tidbops.timefmt import iso
+from tidbops_airflow.operators.common import init_base_operator
 
 if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog
@@ -83,7 +84,7 @@ class LogBackupCheckOperator(_LogBackupStep, BranchMixIn):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.frozen_after = frozen_after
         self.repair_task_id = repair_task_id
@@ -200,7 +201,7 @@ class LogBackupRepairOperator(_LogBackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.check_task_id = check_task_id
         self.catalog_conn_id = catalog_conn_id
@@ -265,7 +266,7 @@ class LogBackupNotifyOperator(_LogBackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.routes = list(routes)
         self.check_task_id = check_task_id
@@ -338,7 +339,7 @@ class LogBackupHealthGateOperator(_LogBackupStep):
     """
 
     def __init__(self, *, cluster: ClusterConfig, notify_task_id: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.notify_task_id = notify_task_id
         self.catalog_conn_id = None

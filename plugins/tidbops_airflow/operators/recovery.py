@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, Context
 
 from tidbops_airflow.notes import NOTE_CONN_ID
+from tidbops_airflow.operators.common import init_base_operator
 
 if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog
@@ -185,7 +186,7 @@ class BRRestoreOperator(RecoveryStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.plan_task_id = plan_task_id
         self.target = target
         self.catalog_conn_id = catalog_conn_id
@@ -301,7 +302,7 @@ class ValidateRestoreOperator(RecoveryStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.plan_task_id = plan_task_id
         self.restore_task_ids = list(restore_task_ids)
         self.chunk_rows = chunk_rows

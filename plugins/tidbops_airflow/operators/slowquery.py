@@ -18,6 +18,7 @@ from airflow.sdk import BaseOperator, Context
 
 from tidbops.config import ClusterConfig
 from tidbops.timefmt import iso
+from tidbops_airflow.operators.common import init_base_operator
 
 if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog
@@ -90,7 +91,7 @@ class SlowQueryHarvestOperator(_SlowQueryStep):
         lookback_days: int = 8,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.catalog_conn_id = catalog_conn_id
         self.catalog_sqlite_path = catalog_sqlite_path
@@ -169,7 +170,7 @@ class SlowQueryReportOperator(_SlowQueryStep):
         harvest_task_id: str = "harvest_slow_queries",
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.catalog_conn_id = catalog_conn_id
         self.catalog_sqlite_path = catalog_sqlite_path
@@ -246,7 +247,7 @@ class SlowQueryGuardrailsOperator(_SlowQueryStep):
         apply: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.catalog_conn_id = catalog_conn_id
         self.catalog_sqlite_path = catalog_sqlite_path

@@ -7,6 +7,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
+from tidbops_airflow.operators.common import init_base_operator
+
 
 class TiDBCheckClusterOperator(BaseOperator):
     """Check a cluster answers SQL and read its version, GC safepoint and GC life time.
@@ -21,7 +23,7 @@ class TiDBCheckClusterOperator(BaseOperator):
     ui_color = "#e0f0ff"
 
     def __init__(self, *, cluster: str, tidb_conn_id: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        init_base_operator(self, **kwargs)
         self.cluster = cluster
         self.tidb_conn_id = tidb_conn_id
 
