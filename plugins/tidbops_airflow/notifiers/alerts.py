@@ -59,6 +59,27 @@ def notifier_for(name: str, route: AlertRoute, cluster: str) -> BaseNotifier:
     raise ValueError(f"alert route {name!r}: unknown kind {route.kind!r}")
 
 
+# (route name, route, cluster) -> its notifier, for the kinds whose notifier keeps nothing of one alert
+# (log, webhook): each of a cluster's DAGs (eight per cluster) shares them instead of building its own.
+_shared: dict[tuple[str, AlertRoute, str], BaseNotifier] = {}
+
+
 def failure_notifiers(fleet: Fleet, cluster: ClusterConfig) -> list[BaseNotifier]:
-    """One notifier per route in ``cluster.alerts`` (routes are checked to exist when the config loads)."""
-    return [notifier_for(name, fleet.alert_routes[name], cluster.name) for name in cluster.alerts]
+    """One notifier per route in ``cluster.alerts`` (routes are checked to exist when the config loads).
+
+    The ``log`` and ``webhook`` notifiers are built once per route and cluster in a process and shared by
+    the cluster's DAGs (what they send comes from the callback's context). The smtp and slack providers'
+    notifiers render their templates into themselves when they fire, so every DAG gets its own.
+    """
+    notifiers = []
+    for name in cluster.alerts:
+        route = fleet.alert_routes[name]
+        if route.kind not in ("log", "webhook"):
+            notifiers.append(notifier_for(name, route, cluster.name))
+            continue
+        key = (name, route, cluster.name)
+        notifier = _shared.get(key)
+        if notifier is None:
+            notifier = _shared[key] = notifier_for(name, route, cluster.name)
+        notifiers.append(notifier)
+    return notifiers

@@ -36,6 +36,7 @@ clusters:
     pd: ["pd-1:2379"]
     tidb_conn_id: tidb_loud
     alerts: [ops-log, ops-mail, ops-hook, ops-slack]
+  - {name: loud2, env: prod, pd: ["pd-2:2379"], tidb_conn_id: tidb_loud2, alerts: [ops-log, ops-mail, ops-hook]}
 """
 
 
@@ -70,6 +71,19 @@ def test_one_notifier_per_route_of_the_cluster(fleet, monkeypatch: pytest.Monkey
     assert (mail.to, mail.smtp_conn_id) == (["dba@example.com", "oncall@example.com"], "smtp_ops")
     assert isinstance(hook, TiDBOpsWebhookNotifier) and hook.http_conn_id == "alert_hook"
     assert isinstance(slack, TiDBOpsLogNotifier) and slack.note and "providers-slack is not installed" in slack.note
+
+
+def test_log_and_webhook_notifiers_are_shared_by_a_clusters_dags_only(fleet) -> None:  # type: ignore[no-untyped-def]
+    """Each DAG of a cluster gets the same log/webhook notifier objects (built once per process), each
+    cluster its own (naming it); the smtp notifier renders into itself, so each DAG gets a new one."""
+    log, mail, hook, _ = failure_notifiers(fleet, fleet.get("loud"))
+    log_again, mail_again, hook_again, _ = failure_notifiers(fleet, fleet.get("loud"))
+    assert log_again is log and hook_again is hook
+    assert mail_again is not mail
+    other_log, _, other_hook = failure_notifiers(fleet, fleet.get("loud2"))
+    assert other_log is not log and other_hook is not hook
+    assert (other_log.cluster, other_hook.cluster, log.cluster) == ("loud2", "loud2", "loud")  # type: ignore[attr-defined]
+    assert alert_summary(ctx(), route="ops-log", cluster=other_log.cluster)["cluster"] == "loud2"  # type: ignore[attr-defined]
 
 
 def test_slack_route_uses_the_slack_provider_when_installed(fleet, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
