@@ -1,8 +1,8 @@
 """Airflow Assets of the data-protection history: Airflow's own Assets view lists every event.
 
-* ``x-x-tidb://<cluster>/backups``: each verified backup (``verify_backup`` of the backup pipelines);
-* ``x-x-tidb://<cluster>/drills``: each finished drill, passed or failed (``record_drill``);
-* ``x-x-tidb://<target>/restores``: each on-demand restore BR finished into ``target`` (``restore__<target>``).
+* ``x-tidb://<cluster>/backups``: each verified backup (``verify_backup`` of the backup pipelines);
+* ``x-tidb://<cluster>/drills``: each finished drill, passed or failed (``record_drill``);
+* ``x-tidb://<target>/restores``: each on-demand restore BR finished into ``target`` (``restore__<target>``).
 
 The scheme is ``x-tidb``, not ``tidb``: Airflow normalizes an asset URI through the handler its providers
 register for the scheme, and to learn that no provider registers ``tidb`` it loads every provider's asset
@@ -29,7 +29,7 @@ BACKUPS, DRILLS, RESTORES = "backups", "drills", "restores"
 
 
 def asset_for(cluster: str, what: str) -> Asset:
-    """``x-x-tidb://<cluster>/<what>`` (``what``: backups, drills or restores)."""
+    """``x-tidb://<cluster>/<what>`` (``what``: backups, drills or restores)."""
     return Asset(f"{SCHEME}://{cluster}/{what}", group=GROUP)
 
 
