@@ -105,10 +105,9 @@ class BRBackupPreflightOperator(_BackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self, kwargs, cluster=cluster, catalog_conn_id=catalog_conn_id, catalog_sqlite_path=catalog_sqlite_path
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.backup import preflight
@@ -152,13 +151,16 @@ class BRBackupPlanOperator(_BackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.kind = kind
-        self.cluster_facts = cluster_facts
-        self.facts_task_id = facts_task_id
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            kind=kind,
+            cluster_facts=cluster_facts,
+            facts_task_id=facts_task_id,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.backup import describe, plan_backup
@@ -215,12 +217,15 @@ class BRBackupOperator(_BackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.target = target
-        self.target_task_id = target_task_id
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            target=target,
+            target_task_id=target_task_id,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
         self._br_hook: BRHook | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -282,14 +287,17 @@ class BRBackupRecordOperator(_BackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.target = target
-        self.target_task_id = target_task_id
-        self.backup = backup
-        self.backup_task_id = backup_task_id
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            target=target,
+            target_task_id=target_task_id,
+            backup=backup,
+            backup_task_id=backup_task_id,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.backup import BackupOutcome, record_backup
@@ -345,13 +353,16 @@ class BRBackupVerifyOperator(_BackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.target = target
-        self.target_task_id = target_task_id
-        self.check_hashes = check_hashes
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            target=target,
+            target_task_id=target_task_id,
+            check_hashes=check_hashes,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.backup import verify_recorded_backup

@@ -24,9 +24,9 @@ _BASE_INIT = BaseOperator.__init__.__wrapped__  # type: ignore[attr-defined]
 _BASE_ARGS = frozenset(inspect.signature(_BASE_INIT).parameters) - {"self", "kwargs"}
 
 
-def init_base_operator(op: BaseOperator, **kwargs: Any) -> None:
-    """``super().__init__(**kwargs)`` for an operator whose ``__init__`` comes straight after BaseOperator's,
-    without a second pass of Airflow's ``apply_defaults``.
+def init_base_operator(op: BaseOperator, kwargs: dict[str, Any], /, **fields: Any) -> None:
+    """``super().__init__(**kwargs)`` and ``op.<name> = value`` for each of ``fields``, for an operator whose
+    ``__init__`` comes straight after BaseOperator's, without a second pass of Airflow's ``apply_defaults``.
 
     Airflow wraps every ``__init__`` of an operator class; the wrapper of the class being built has already
     found the DAG and task group, merged ``default_args`` and ``params`` and passed them in ``kwargs``, and
@@ -34,6 +34,10 @@ def init_base_operator(op: BaseOperator, **kwargs: Any) -> None:
     all of that again (a tenth of a task's parse time); what it adds, filling BaseOperator's own arguments
     (owner, retries, on_failure_callback, ...) from ``default_args``, is done here, and so is recording them
     among the arguments the task was built with (the serializer reads them).
+
+    ``fields`` (the operator's own arguments) go straight into the instance's ``__dict__``: while an operator
+    is being built, BaseOperator's ``__setattr__`` only looks for a ``_convert_<name>`` method (none of our
+    fields has one) before storing the value, at a few microseconds an attribute.
     """
     default_args = kwargs.get("default_args") or {}
     filled = {name: default_args[name] for name in _BASE_ARGS.intersection(default_args).difference(kwargs)}
@@ -41,6 +45,7 @@ def init_base_operator(op: BaseOperator, **kwargs: Any) -> None:
     _BASE_INIT(op, **kwargs)
     if filled:
         op._BaseOperator__init_kwargs.update(filled)  # type: ignore[attr-defined]
+    vars(op).update(fields)
 
 
 class CleanFailure(SystemExit):
@@ -80,10 +85,9 @@ class ClusterCatalogStep(BaseOperator):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self, kwargs, cluster=cluster, catalog_conn_id=catalog_conn_id, catalog_sqlite_path=catalog_sqlite_path
+        )
 
     def _catalog(self) -> Catalog:
         """The catalog, migrated; raises when it does not answer."""

@@ -114,11 +114,14 @@ class DrillCheckDueOperator(_DrillStep, SkipMixin):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.target = None
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            target=None,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
 
     def _tidb_version(self) -> str | None:
         from tidbops.tidb import read_cluster_facts
@@ -244,13 +247,16 @@ class DrillChooseRestorePointOperator(_DrillStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.target = target
-        self.seed = seed
-        self.recent_seconds = recent_seconds
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            target=target,
+            seed=seed,
+            recent_seconds=recent_seconds,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
 
     def _log_range(self) -> LogRange | None:
         from tidbops_airflow.hooks.br import BRHook, read_log_range
@@ -318,12 +324,15 @@ class DrillPrepareScratchOperator(_DrillStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.target = target
-        self.hold_hours = hold_hours
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            target=target,
+            hold_hours=hold_hours,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from datetime import timedelta
@@ -384,11 +393,7 @@ class DrillDropScratchOperator(_DrillStep):
     ui_color = "#ffd6d6"
 
     def __init__(self, *, cluster: ClusterConfig, target: str | None = None, **kwargs: Any) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.target = target
-        self.catalog_conn_id = None
-        self.catalog_sqlite_path = None
+        init_base_operator(self, kwargs, cluster=cluster, target=target, catalog_conn_id=None, catalog_sqlite_path=None)
 
     def execute(self, context: Context) -> dict[str, Any]:
         with self._reporting(context):
@@ -432,12 +437,15 @@ class DrillRecordOperator(_DrillStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.target = target
-        self.steps = tuple(steps)
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            target=target,
+            steps=tuple(steps),
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.drill import (
@@ -507,12 +515,15 @@ class DrillGateOperator(_DrillStep):
     """
 
     def __init__(self, *, cluster: ClusterConfig, record_task_id: str = "record_drill", **kwargs: Any) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.record_task_id = record_task_id
-        self.target = None
-        self.catalog_conn_id = None
-        self.catalog_sqlite_path = None
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            record_task_id=record_task_id,
+            target=None,
+            catalog_conn_id=None,
+            catalog_sqlite_path=None,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
@@ -554,11 +565,9 @@ class SourceFingerprintOperator(BaseOperator):
         max_rows: int | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.backup_task_id = backup_task_id
-        self.max_tables = max_tables
-        self.max_rows = max_rows
+        init_base_operator(
+            self, kwargs, cluster=cluster, backup_task_id=backup_task_id, max_tables=max_tables, max_rows=max_rows
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException

@@ -84,13 +84,16 @@ class LogBackupCheckOperator(_LogBackupStep, BranchMixIn):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.frozen_after = frozen_after
-        self.repair_task_id = repair_task_id
-        self.notify_task_id = notify_task_id
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            frozen_after=frozen_after,
+            repair_task_id=repair_task_id,
+            notify_task_id=notify_task_id,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
 
     def _read_status(self) -> StatusReading:
         from tidbops.br import runner
@@ -201,11 +204,14 @@ class LogBackupRepairOperator(_LogBackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.check_task_id = check_task_id
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            check_task_id=check_task_id,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
         self._br_hook: BRHook | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -266,14 +272,17 @@ class LogBackupNotifyOperator(_LogBackupStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.routes = list(routes)
-        self.check_task_id = check_task_id
-        self.repair_task_id = repair_task_id
-        self.remind_after = remind_after
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            routes=list(routes),
+            check_task_id=check_task_id,
+            repair_task_id=repair_task_id,
+            remind_after=remind_after,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.logbackup import Finding, Notification, pending_notifications, unsuppressed
@@ -339,11 +348,9 @@ class LogBackupHealthGateOperator(_LogBackupStep):
     """
 
     def __init__(self, *, cluster: ClusterConfig, notify_task_id: str, **kwargs: Any) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.notify_task_id = notify_task_id
-        self.catalog_conn_id = None
-        self.catalog_sqlite_path = None
+        init_base_operator(
+            self, kwargs, cluster=cluster, notify_task_id=notify_task_id, catalog_conn_id=None, catalog_sqlite_path=None
+        )
 
     def execute(self, context: Context) -> None:
         from airflow.sdk.exceptions import AirflowFailException

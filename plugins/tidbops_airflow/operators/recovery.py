@@ -186,11 +186,14 @@ class BRRestoreOperator(RecoveryStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.plan_task_id = plan_task_id
-        self.target = target
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            plan_task_id=plan_task_id,
+            target=target,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
         self._br_hook: BRHook | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -302,15 +305,18 @@ class ValidateRestoreOperator(RecoveryStep):
         catalog_sqlite_path: str | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.plan_task_id = plan_task_id
-        self.restore_task_ids = list(restore_task_ids)
-        self.chunk_rows = chunk_rows
-        self.max_tables = max_tables
-        self.expectations = expectations
-        self.expectations_dir = expectations_dir
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
+        init_base_operator(
+            self,
+            kwargs,
+            plan_task_id=plan_task_id,
+            restore_task_ids=list(restore_task_ids),
+            chunk_rows=chunk_rows,
+            max_tables=max_tables,
+            expectations=expectations,
+            expectations_dir=expectations_dir,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException

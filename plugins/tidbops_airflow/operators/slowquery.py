@@ -91,12 +91,15 @@ class SlowQueryHarvestOperator(_SlowQueryStep):
         lookback_days: int = 8,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
-        self.until = until
-        self.lookback_days = lookback_days
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+            until=until,
+            lookback_days=lookback_days,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.slowlog.harvest import harvest_window, source_name
@@ -170,11 +173,14 @@ class SlowQueryReportOperator(_SlowQueryStep):
         harvest_task_id: str = "harvest_slow_queries",
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
-        self.harvest_task_id = harvest_task_id
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+            harvest_task_id=harvest_task_id,
+        )
 
     def _tidb_version(self) -> str | None:
         import pymysql
@@ -247,12 +253,15 @@ class SlowQueryGuardrailsOperator(_SlowQueryStep):
         apply: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.catalog_conn_id = catalog_conn_id
-        self.catalog_sqlite_path = catalog_sqlite_path
-        self.report_task_id = report_task_id
-        self.apply = cluster.slow_query.apply_guardrails if apply is None else apply
+        init_base_operator(
+            self,
+            kwargs,
+            cluster=cluster,
+            catalog_conn_id=catalog_conn_id,
+            catalog_sqlite_path=catalog_sqlite_path,
+            report_task_id=report_task_id,
+            apply=cluster.slow_query.apply_guardrails if apply is None else apply,
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.slowlog.harvest import apply_guardrails

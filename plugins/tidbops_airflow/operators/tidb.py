@@ -23,9 +23,7 @@ class TiDBCheckClusterOperator(BaseOperator):
     ui_color = "#e0f0ff"
 
     def __init__(self, *, cluster: str, tidb_conn_id: str, **kwargs: Any) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.tidb_conn_id = tidb_conn_id
+        init_base_operator(self, kwargs, cluster=cluster, tidb_conn_id=tidb_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.timefmt import show

@@ -47,9 +47,7 @@ class Flat(BaseOperator):
     template_fields: Sequence[str] = ("target",)
 
     def __init__(self, *, cluster: str, target: str | None = None, **kwargs: Any) -> None:
-        init_base_operator(self, **kwargs)
-        self.cluster = cluster
-        self.target = target
+        init_base_operator(self, kwargs, cluster=cluster, target=target)
 
     def execute(self, context: Context) -> None:
         pass
@@ -123,25 +121,36 @@ def test_flat_operator_refuses_what_chained_refuses() -> None:
         build(Flat)
 
 
-def _calls_init_base_operator(cls: type) -> bool:
+def _fields_of(cls: type) -> list[str] | None:
+    """The fields ``cls.__init__`` passes to ``init_base_operator`` (None: it does not call it)."""
     init = vars(cls).get("__init__")
     if init is None:
-        return False
-    source = inspect.getsource(inspect.unwrap(init))
-    tree = ast.parse(textwrap.dedent(source))
-    return any(
-        isinstance(node, ast.Call) and getattr(node.func, "id", None) == "init_base_operator" for node in ast.walk(tree)
-    )
+        return None
+    tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(init))))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "init_base_operator":
+            return [k.arg for k in node.keywords if k.arg]
+    return None
 
 
 def test_every_user_comes_straight_after_base_operator() -> None:
-    """``init_base_operator`` skips every ``__init__`` between the class and BaseOperator's: there must be none."""
+    """``init_base_operator`` skips every ``__init__`` between the class and BaseOperator's, and stores the
+    fields without BaseOperator's ``__setattr__``: there must be no such ``__init__``, and no field that
+    ``__setattr__`` would convert or a descriptor would take."""
     users = []
     for path in sorted(OPERATORS.glob("*.py")):
         module = importlib.import_module(f"tidbops_airflow.operators.{path.stem}")
         for cls in vars(module).values():
-            if inspect.isclass(cls) and cls.__module__ == module.__name__ and _calls_init_base_operator(cls):
-                users.append(cls)
-                after = next(k for k in cls.__mro__[1:] if "__init__" in vars(k))
-                assert after is BaseOperator, f"{cls.__name__}: {after.__name__}.__init__ would be skipped"
+            if not (inspect.isclass(cls) and cls.__module__ == module.__name__):
+                continue
+            fields = _fields_of(cls)
+            if fields is None:
+                continue
+            users.append(cls)
+            after = next(k for k in cls.__mro__[1:] if "__init__" in vars(k))
+            assert after is BaseOperator, f"{cls.__name__}: {after.__name__}.__init__ would be skipped"
+            for name in fields:
+                assert not hasattr(cls, f"_convert_{name}"), f"{cls.__name__}.{name} has a converter"
+                static = inspect.getattr_static(cls, name, None)
+                assert not hasattr(static, "__set__"), f"{cls.__name__}.{name} is a descriptor"
     assert len(users) >= 20  # the per-cluster pipelines' operators
