@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, Literal
 
 from tidbops import tso
-from tidbops.br.command import parse_ts, redact_argv, table_matcher
+from tidbops.br.command import parse_ts, table_matcher
 from tidbops.br.errors import BRRequestError
 from tidbops.catalog.records import (
     BackupRecord,
@@ -59,7 +59,7 @@ from tidbops.recovery import scratch
 from tidbops.recovery.errors import TargetNotEmptyError
 from tidbops.recovery.plan import RecoveryPlan, RestoreMode, RestoreStep, chain_steps, parse_time, plan_argvs
 from tidbops.recovery.run import Reported
-from tidbops.redact import redact
+from tidbops.redact import redact, redact_argv
 from tidbops.restore_rules import POINT_FORMATS, allowed_targets, needs_confirm
 from tidbops.timefmt import iso, show, show_tso, utc
 

@@ -10,8 +10,8 @@ first). What BR accepts is the contract in ``/work/shared/reference/br-cli.md``:
   ``--crypter.key-file`` pointing at a 0600 file, and storage URIs with credentials are refused;
 * table filters are checked against BR's table-filter grammar before BR ever sees them.
 
-``tidbops.redact.redact_argv`` (re-exported here) renders command lines for logs and plans with secrets
-replaced by ``***``; ``parse_ts`` reads times the way BR's ``ParseTSString`` does.
+``tidbops.redact.redact_argv`` renders command lines for logs and plans with secrets replaced by
+``***``; ``parse_ts`` reads times the way BR's ``ParseTSString`` does.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from typing import Literal
 from tidbops import tso
 from tidbops.br.errors import BRRequestError, InvalidFilterError, InvalidTimestampError
 from tidbops.config import ClusterConfig, EncryptionConfig, StorageConfig
-from tidbops.redact import redact_argv as redact_argv  # the one redaction; re-exported for BR's callers
 
 BackupKind = Literal["full", "incremental"]
 RestoreScope = Literal["full", "db", "table"]

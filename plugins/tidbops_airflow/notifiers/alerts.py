@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tidbops_airflow.notifiers.log import TiDBOpsLogNotifier
-from tidbops_airflow.notifiers.payload import clean_error as clean_error  # re-exported for the operators
 from tidbops_airflow.notifiers.payload import slack_available
 from tidbops_airflow.notifiers.webhook import TiDBOpsWebhookNotifier
 

@@ -154,7 +154,7 @@ class DrillCheckDueOperator(_DrillStep, SkipMixin):
         try:
             return read()
         except Exception as exc:  # unknown, not a failure: the drill's own steps fail on a broken cluster
-            from tidbops_airflow.notifiers.alerts import clean_error
+            from tidbops_airflow.notifiers.payload import clean_error
 
             notes.append(f"{what} not read: {clean_error(f'{type(exc).__name__}: {exc}')}")
             return None

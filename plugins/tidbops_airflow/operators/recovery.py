@@ -129,7 +129,7 @@ class RecoveryStep(BaseOperator):
         from tidbops.recovery.errors import HistoryGoneError, NotScratchError, TargetNotEmptyError
         from tidbops.restore import RestoreRefused
         from tidbops_airflow.notes import refused_note
-        from tidbops_airflow.notifiers.alerts import clean_error
+        from tidbops_airflow.notifiers.payload import clean_error
         from tidbops_airflow.operators.common import CleanFailure
 
         try:

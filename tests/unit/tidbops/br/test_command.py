@@ -16,13 +16,13 @@ from tidbops.br.command import (
     br_env,
     log_argv,
     parse_ts,
-    redact_argv,
     restore_full_argv,
     restore_point_argv,
 )
 from tidbops.br.errors import BRRequestError, InvalidFilterError, InvalidTimestampError
 from tidbops.config import ClusterConfig
 from tidbops.errors import TiDBOpsError
+from tidbops.redact import redact_argv
 
 pytestmark = pytest.mark.unit
 
