@@ -121,9 +121,23 @@ def login(context: BrowserContext, username: str, password: str) -> Page:
 def open_nav_view(page: Page, name: str = NAV_NAME) -> Frame:
     """Click the plugin's entry in Airflow's navigation; returns the iframe Airflow embeds the view in,
     once its document has loaded."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.goto("/")
-    page.get_by_role("link", name=name, exact=True).click()
-    page.wait_for_url(re.compile(re.escape(NAV_ROUTE) + "$"))
+    route = re.compile(re.escape(NAV_ROUTE) + "$")
+    link = page.get_by_role("link", name=name, exact=True)
+    # Airflow's React shell may re-render its navigation while plugin menus load, so a click can land on
+    # a link that is replaced a moment later and go nowhere. Click the live link again, at most 3 times;
+    # a link that never navigates still fails.
+    for attempt in range(3):
+        link.wait_for(state="visible")
+        link.click()
+        try:
+            page.wait_for_url(route, timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
     return embedded_frame(page)
 
 
