@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from tests.helpers.catalog import Clock
     from tidbops.catalog.store import Catalog
 
-TIERS = ("unit", "operators", "dags", "playground", "integration", "e2e")
+TIERS = ("unit", "operators", "dags", "playground", "integration", "e2e", "faults")
 
 # Property and fuzz tests (hypothesis): no example database in the tree, and in CI the same examples
 # every run (a clean clone must pass or fail for the change, not for the draw); locally each run draws anew.

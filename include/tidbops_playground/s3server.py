@@ -6,6 +6,7 @@ down`` ends it. Clients use it exactly like MinIO: an endpoint URL, path-style a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class S3ServerError(RuntimeError):
@@ -101,3 +103,110 @@ class S3Server:
                 if not self._running(pid):
                     break
         self.pid_file.unlink(missing_ok=True)
+
+
+class S3Proxy:
+    """A TCP proxy in front of the S3 server whose behaviour a test switches (the fault matrix's S3 faults).
+
+    Modes: ``pass`` (forward), ``hang`` (a blackhole: connections are accepted and never answered, the way a
+    cut-off network looks to a client whose SYN reached a middlebox; nothing is refused), ``slow`` (each
+    answer of the server is held ``delay`` seconds before it is forwarded). Leaving ``hang`` closes the
+    connections it held. Runs in threads of the caller's process; ``close`` stops it.
+    """
+
+    MODES = ("pass", "hang", "slow")
+
+    def __init__(self, upstream_port: int, host: str = "127.0.0.1", port: int = 0) -> None:
+        import socket
+        import threading
+
+        self.upstream = (host, upstream_port)
+        self._mode = "pass"
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        self._held: list[socket.socket] = []
+        self._listener = socket.create_server((host, port), reuse_port=False)
+        self._listener.listen(128)
+        self.host, self.port = host, self._listener.getsockname()[1]
+        self._closed = False
+        self._thread = threading.Thread(target=self._accept, name="s3-proxy", daemon=True)
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    def set_mode(self, mode: str, delay: float = 0.0) -> None:
+        if mode not in self.MODES:
+            raise ValueError(f"mode {mode!r}: one of {', '.join(self.MODES)}")
+        with self._lock:
+            self._mode, self.delay = mode, delay
+            held, self._held = (self._held, []) if mode != "hang" else ([], self._held)
+        for sock in held:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def close(self) -> None:
+        self._closed = True
+        self.set_mode("pass")
+        with contextlib.suppress(OSError):
+            self._listener.close()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self._mode == "hang":
+                    self._held.append(client)
+                    continue
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: Any) -> None:
+        import socket
+        import threading
+
+        try:
+            upstream = socket.create_connection(self.upstream, timeout=10)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        pending = threading.Event()  # the client sent something the server has not answered yet
+
+        def pump(src: socket.socket, dst: socket.socket, answers: bool) -> None:
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    while self._mode == "hang" and not self._closed:  # open connections stall too
+                        time.sleep(0.1)
+                    if answers:
+                        if pending.is_set() and self._mode == "slow" and self.delay > 0:
+                            time.sleep(self.delay)
+                        pending.clear()
+                    else:
+                        pending.set()
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for sock in (src, dst):
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+        up = threading.Thread(target=pump, args=(client, upstream, False), daemon=True)
+        up.start()
+        pump(upstream, client, True)
+        up.join(timeout=5)
+        client.close()
+        upstream.close()
