@@ -11,7 +11,7 @@ time, and a one-line ``description`` (what the Dags list shows under the id; ``D
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -55,9 +55,62 @@ def fleet() -> Fleet:
     """
     airflow_home = os.environ.get("AIRFLOW_HOME")
     try:
-        return load_fleet_cached(cache_dir=os.path.join(airflow_home, ".tidbops-cache") if airflow_home else None)
+        loaded = load_fleet_cached(cache_dir=os.path.join(airflow_home, ".tidbops-cache") if airflow_home else None)
     except ConfigError as exc:
         return Fleet(path=default_config_path(), clusters={}, issues=(ConfigIssue(None, "", str(exc)),))
+    refusal = sqlite_catalog_refusal(loaded.catalog.conn_id, loaded.catalog.sqlite_path, _executor_setting())
+    if refusal:
+        return Fleet(path=loaded.path, clusters={}, issues=(ConfigIssue(None, "catalog.conn_id", refusal),))
+    return loaded
+
+
+SINGLE_HOST_EXECUTORS = frozenset({"LocalExecutor", "SequentialExecutor", "DebugExecutor"})
+
+
+def _executor_setting() -> str:
+    from airflow.configuration import conf
+
+    return str(conf.get("core", "executor", fallback="LocalExecutor"))
+
+
+def multi_host_executors(setting: str) -> list[str]:
+    """The executors of Airflow's ``[core] executor`` that may run tasks on other hosts: every one but
+    Local/Sequential/Debug (Celery, Kubernetes, Edge, ECS, Batch, custom ones). The setting is a comma
+    list whose entries are a class name, a dotted path or ``alias:path``."""
+    names = (entry.strip().rsplit(":", 1)[-1].rsplit(".", 1)[-1] for entry in setting.split(","))
+    return [name for name in names if name and name not in SINGLE_HOST_EXECUTORS]
+
+
+def sqlite_catalog_refusal(
+    conn_id: str | None, sqlite_path: str | None, executor: str, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """Why a SQLite catalog cannot serve this deployment, or None: with an executor that runs tasks on
+    several hosts each would write its own file, splitting the history. A catalog connection counts as
+    SQLite when its ``AIRFLOW_CONN_*`` variable says so (no lookup at parse time otherwise)."""
+    remote = multi_host_executors(executor)
+    if not remote:
+        return None
+    env = os.environ if environ is None else environ
+    if conn_id is not None:
+        raw = env.get(f"AIRFLOW_CONN_{conn_id.upper()}", "").strip()
+        if not (raw.startswith("sqlite:") or raw.replace(" ", "").find('"conn_type":"sqlite"') >= 0):
+            return None
+        where = f"connection {conn_id!r} is SQLite"
+    elif sqlite_path:
+        where = f"it is the SQLite file {sqlite_path} (catalog.sqlite_path)"
+    else:
+        from tidbops_airflow.hooks.catalog import airflow_catalog_url
+
+        url = airflow_catalog_url(env)
+        if not url.startswith("sqlite"):
+            return None
+        where = f"it is the SQLite file {url.removeprefix('sqlite:///')} (no catalog.conn_id)"
+    return (
+        f"a SQLite catalog cannot serve [core] executor = {executor.strip()} ({', '.join(remote)} run tasks on "
+        f"other hosts, each of which would keep its own catalog), and {where}: set catalog.conn_id to an "
+        "Airflow connection of a MySQL-compatible database (TiDB, MySQL, MariaDB; docs/deploy.md, "
+        '"The catalog database")'
+    )
 
 
 def fleet_problems(current: Fleet) -> str | None:
