@@ -287,17 +287,65 @@ class Schedules(_Model):
 
 
 class EncryptionConfig(_Model):
-    method: Literal["aes128-ctr", "aes192-ctr", "aes256-ctr"]
-    key_conn_id: ConnId = Field(description="Airflow connection whose password holds the hex key")
+    """``mode: shared-key`` (the default): one crypter key for every backup, the password of ``key_conn_id``.
+    ``mode: owner-key`` (#17): a fresh data key per backup, stored only wrapped to ``owner_public_key`` (an
+    age X25519 recipient, ``age1…``); restores unwrap it with the private key of the connection
+    ``restore.owner_key_conn_id`` (``tidbops.keys.owner``)."""
 
-    @field_validator("method", mode="before")
+    method: Literal["aes128-ctr", "aes192-ctr", "aes256-ctr"]
+    mode: Literal["shared-key", "owner-key"] = "shared-key"
+    key_conn_id: ConnId | None = Field(
+        default=None, description="shared-key: Airflow connection whose password holds the hex key"
+    )
+    owner_public_key: str | None = Field(
+        default=None, max_length=100, description="owner-key: the owner's age X25519 public key (age1…)"
+    )
+
+    @field_validator("method", "mode", mode="before")
     @classmethod
     def _lower(cls, v: object) -> object:
         return v.lower() if isinstance(v, str) else v
 
+    @model_validator(mode="after")
+    def _mode_fields(self) -> EncryptionConfig:
+        if self.mode == "shared-key":
+            if self.key_conn_id is None:
+                raise ValueError("mode shared-key needs key_conn_id (the connection holding the hex key)")
+            if self.owner_public_key is not None:
+                raise ValueError("owner_public_key is for mode owner-key; set mode: owner-key, or drop it")
+            return self
+        if self.key_conn_id is not None:
+            raise ValueError(
+                "mode owner-key takes no key_conn_id: every backup gets its own data key, wrapped to owner_public_key"
+            )
+        if not self.owner_public_key:
+            raise ValueError("mode owner-key needs owner_public_key (an age X25519 public key, age1…)")
+        return self
+
+    @field_validator("owner_public_key", mode="after")
+    @classmethod
+    def _public_key(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        from tidbops.keys.owner import OwnerKeyError, check_public_key
+
+        try:
+            return check_public_key(v)
+        except OwnerKeyError as exc:
+            raise ValueError(str(exc)) from None
+
+    @property
+    def owner_key(self) -> bool:
+        return self.mode == "owner-key"
+
 
 class BRConfig(_Model):
     path: str = Field(default="br", description="br executable (found on PATH when not absolute)")
+    version: str | None = Field(
+        default=None,
+        pattern=r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$",
+        description="the BR release `br --version` must report (e.g. v8.5.1); unset: any BR compatible with the cluster",
+    )
     ratelimit_mib: Int | None = Field(
         default=None, ge=1, le=100_000, description="MiB/s per TiKV, 1 to 100000; forces concurrency 1"
     )
@@ -354,6 +402,11 @@ class DrillConfig(_Model):
 
 
 class RestoreConfig(_Model):
+    owner_key_conn_id: ConnId | None = Field(
+        default=None,
+        description="br.encryption.mode owner-key: the connection (present only where restores run) whose "
+        "password holds the owner's age private key; restores, drills and tidbops restore unwrap with it",
+    )
     allowed_targets: tuple[str, ...] = ()
     allow_in_place: bool = False
     allow_production_targets: bool = Field(

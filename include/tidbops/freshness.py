@@ -108,13 +108,26 @@ def encryption_of(cluster: ClusterConfig) -> tuple[str, str | None]:
     return (enc.method, enc.key_conn_id) if enc is not None else (PLAINTEXT, None)
 
 
+def owner_key_id(cluster: ClusterConfig) -> str | None:
+    """An owner-key cluster's key id (#17: ``age:<16 hex>`` of its public key), else None."""
+    enc = cluster.br.encryption
+    if enc is None or not enc.owner_key or not enc.owner_public_key:
+        return None
+    from tidbops.keys.owner import key_id as age_key_id
+
+    return age_key_id(enc.owner_public_key)
+
+
 def current_basis(
     cluster: ClusterConfig, *, tidb_version: str | None, br_version: str | None, key_hex: str | None
 ) -> DrillBasis:
     """The basis a drill of ``cluster`` stands on now, from what was read (``key_hex``: the crypter key,
     turned into ``key_id`` here and dropped; None when it was not read)."""
     method, conn_id = encryption_of(cluster)
-    if conn_id is None:
+    owner = owner_key_id(cluster)
+    if owner is not None:
+        key = owner
+    elif conn_id is None:
         key = NO_KEY
     else:
         key = key_id(conn_id, key_hex) if key_hex else conn_id
@@ -127,7 +140,7 @@ def config_basis(cluster: ClusterConfig, observed: DrillBasis | None) -> DrillBa
     the key's id from the drill DAG's last observation (``observed_basis``), the key's id only while the
     key connection is the same."""
     method, conn_id = encryption_of(cluster)
-    key: str | None = NO_KEY
+    key: str | None = owner_key_id(cluster) or NO_KEY
     if conn_id is not None:
         seen = observed.encryption_key_id if observed is not None else None
         key = seen if seen and seen.split(":", 1)[0] == conn_id else conn_id

@@ -143,7 +143,7 @@ class DrillCheckDueOperator(_DrillStep, SkipMixin):
         from airflow.sdk.log import mask_secret
 
         enc = self.cluster.br.encryption
-        if enc is None:
+        if enc is None or enc.key_conn_id is None:  # owner-key: no shared key; the basis names the public key
             return None
         key = (BaseHook.get_connection(enc.key_conn_id).password or "").strip()
         if key:
