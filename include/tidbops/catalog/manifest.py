@@ -36,11 +36,13 @@ from tidbops.catalog.records import (
     NAME_MAX,
     SHORT_MAX,
     URI_MAX,
+    WRAPPED_KEY_MAX,
     BackupKind,
     BackupRecord,
     BackupStatus,
     check_backup_id,
     check_storage_uri,
+    check_wrapped_key,
     utcnow,
 )
 from tidbops.config import CLUSTER_NAME, MAX_NAME
@@ -74,6 +76,8 @@ MANIFEST_ROW_FIELDS: tuple[str, ...] = (
     "triggered_by",
     "started_at",
     "finished_at",
+    "key_id",  # owner-key (#17): the owner public key the data key is wrapped to
+    "wrapped_key",  # owner-key: the backup's data key, wrapped (never the clear key)
 )
 _DATETIME_FIELDS = frozenset({"backup_time", "started_at", "finished_at"})
 _INT_FIELDS = frozenset({"backup_ts", "last_backup_ts", "size_bytes", "total_kv", "try_number"})
@@ -93,6 +97,7 @@ MAX_DURATION_S = 10 * 365 * 86400.0
 _STR_MAX = {
     "id": ID_MAX, "cluster": CLUSTER_MAX, "storage_uri": URI_MAX, "base_backup_id": ID_MAX, "dag_id": NAME_MAX,
     "run_id": NAME_MAX, "triggered_by": SHORT_MAX, "br_version": SHORT_MAX, "encryption_method": SHORT_MAX,
+    "key_id": 32, "wrapped_key": WRAPPED_KEY_MAX,
 }  # fmt: skip
 _PATH_MAX = 1024
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -140,6 +145,8 @@ class Manifest:
     try_number: int = 1
     triggered_by: str | None = None
     finished_at: datetime | None = None
+    key_id: str | None = None
+    wrapped_key: str | None = None
     format_version: int = MANIFEST_FORMAT
     created_at: datetime | None = None
     tool: str = field(default_factory=_tool_version)
@@ -216,6 +223,8 @@ class Manifest:
             check_backup_id(values["id"])
         except ValueError:
             raise ManifestError(f"{source}: backup.id: {shown(values['id'])} is not a backup id") from None
+        if ("key_id" in values) != ("wrapped_key" in values):
+            raise ManifestError(f"{source}: backup.key_id and backup.wrapped_key go together (owner-key backups)")
         raw_files = doc.get("files")
         if not isinstance(raw_files, list):
             raise ManifestError(f"{source}: 'files' must be a list")
@@ -283,6 +292,11 @@ def _field(source: str, name: str, raw: Any) -> Any:
     if name == "storage_uri":
         try:
             check_storage_uri(raw)
+        except ValueError as exc:
+            raise ManifestError(f"{where}: {exc}") from None
+    if name in ("key_id", "wrapped_key"):
+        try:
+            check_wrapped_key(raw if name == "key_id" else "age:" + "0" * 16, raw if name == "wrapped_key" else "A")
         except ValueError as exc:
             raise ManifestError(f"{where}: {exc}") from None
     return raw

@@ -524,6 +524,13 @@ def _m008_fleet_summary(conn: Connection) -> None:
     )
 
 
+def _m009_owner_keys(conn: Connection) -> None:
+    """Owner-held keys (#17): an owner-key backup's data key, wrapped to the owner's public key
+    (``wrapped_key``, base64 of an age file), and that key's id (``key_id``). Never the clear key."""
+    add_column_if_missing(conn, "backups", Column("key_id", String(32), nullable=True))
+    add_column_if_missing(conn, "backups", Column("wrapped_key", Text(), nullable=True))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "backups and events tables", _m001_backups_and_events),
     Migration(2, "slow query daily aggregates, digests, watermarks and reports", _m002_slow_queries),
@@ -535,6 +542,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "verification tiers, drill basis, backup holds (retention)", _m006_retention_verification),
     Migration(7, "audit actor, status and category of events; backup schedule slot; fleet indexes", _m007_audit),
     Migration(8, "fleet summary (versioned per-cluster ids of the fleet view)", _m008_fleet_summary),
+    Migration(9, "owner-held keys: wrapped data key and key id of each backup", _m009_owner_keys),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -115,6 +115,22 @@ def check_storage_uri(uri: str) -> str:
     return uri
 
 
+KEY_ID_RE = re.compile(r"^age:[0-9a-f]{16}$")
+WRAPPED_KEY_MAX = 4096
+
+
+def check_wrapped_key(key_id: str | None, wrapped_key: str | None) -> None:
+    """Owner-key backups (#17): a key id (``age:<16 hex>``) and a wrapped key (base64), both or neither."""
+    if (key_id is None) != (wrapped_key is None):
+        raise ValueError("key_id and wrapped_key go together (an owner-key backup has both)")
+    if key_id is not None and not KEY_ID_RE.match(key_id):
+        raise ValueError(f"key_id {key_id[:40]!r} is not age:<16 hex>")
+    if wrapped_key is not None and not (
+        0 < len(wrapped_key) <= WRAPPED_KEY_MAX and re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", wrapped_key)
+    ):
+        raise ValueError(f"wrapped_key is not base64 of at most {WRAPPED_KEY_MAX} characters")
+
+
 @dataclass(frozen=True)
 class NewBackup:
     """What is known when a backup starts: the input of ``Catalog.start_backup``."""
@@ -128,6 +144,8 @@ class NewBackup:
     last_backup_ts: int | None = None  # incrementals: the --lastbackupts passed to BR (the base's backup_ts)
     encryption_method: str | None = None  # never the key
     br_version: str | None = None
+    key_id: str | None = None  # owner-key (#17): the owner public key the data key is wrapped to
+    wrapped_key: str | None = None  # owner-key: the backup's data key, wrapped (never the clear key)
     dag_id: str | None = None
     run_id: str | None = None
     try_number: int = 1
@@ -151,6 +169,7 @@ class NewBackup:
             )
         if self.try_number < 1:
             raise ValueError(f"try_number must be at least 1, not {self.try_number}")
+        check_wrapped_key(self.key_id, self.wrapped_key)
         if self.kind is BackupKind.INCREMENTAL:
             if self.base_backup_id is None or self.last_backup_ts is None:
                 raise ValueError(f"{self.id}: an incremental backup needs base_backup_id and last_backup_ts")
@@ -189,6 +208,8 @@ class BackupRecord:
     try_number: int = 1
     triggered_by: str | None = None
     finished_at: datetime | None = None
+    key_id: str | None = None  # owner-key (#17): the owner public key the data key is wrapped to
+    wrapped_key: str | None = None  # owner-key: the backup's data key, wrapped (never the clear key)
     error: str | None = None
     manifest_uri: str | None = None
     updated_at: datetime | None = None

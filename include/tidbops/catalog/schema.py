@@ -145,6 +145,8 @@ backups = Table(
     Column("updated_at", UTCDateTime(), nullable=True),
     Column("verified_tier", Integer(), nullable=True),  # 1 files, 2 BR's checksum, 3 a drill (#16)
     Column("scheduled_for", UTCDateTime(), nullable=True),  # the run's schedule slot (#13); None: not scheduled
+    Column("key_id", String(32), nullable=True),  # owner-key (#17): the public key the data key is wrapped to
+    Column("wrapped_key", Text(), nullable=True),  # owner-key: the data key, wrapped (never the clear key)
     Index("ix_backups_cluster_status_ts", "cluster", "status", "backup_ts"),
     Index("ix_backups_base", "base_backup_id"),
     Index("ix_backups_dag_run", "dag_id", "run_id"),

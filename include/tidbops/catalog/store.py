@@ -52,6 +52,7 @@ from tidbops.catalog.records import (
     actor_from_trigger,
     chain_to,
     check_storage_uri,
+    check_wrapped_key,
     event_category,
     event_message,
     event_status,
@@ -330,6 +331,8 @@ class Catalog:
                 "try_number": new.try_number,
                 "triggered_by": new.triggered_by,
                 "scheduled_for": new.scheduled_for,
+                "key_id": new.key_id,
+                "wrapped_key": new.wrapped_key,
                 "finished_at": None,
                 "error": None,
                 "backup_ts": None,
@@ -338,6 +341,8 @@ class Catalog:
             details: dict[str, Any] = {"try_number": new.try_number, "dag_id": new.dag_id, "run_id": new.run_id}
             if new.scheduled_for is not None:
                 details["scheduled_for"] = new.scheduled_for
+            if new.key_id is not None:
+                details["key_id"] = new.key_id  # which owner key opens it (#17); never a key
             actor = actor_from_trigger(new.triggered_by)
             if row is None:
                 conn.execute(
@@ -575,6 +580,36 @@ class Catalog:
                 backup_id=backup_id,
                 details={"previous_status": old.status.value, "reason": detail[:500]},
                 actor=actor,
+            )
+            return record
+
+        return self._write(work)
+
+    def rewrap_key(
+        self, backup_id: str, *, key_id: str, wrapped_key: str, expect_key_id: str, actor: str | None = None
+    ) -> BackupRecord:
+        """Owner-held keys (#17): the backup's data key wrapped to another public key (``tidbops keys
+        rewrap``). Only a row still wrapped to ``expect_key_id`` changes (a concurrent rewrap loses);
+        audited as ``backup.key_rewrapped`` with both key ids. The data is untouched."""
+        check_wrapped_key(key_id, wrapped_key)
+
+        def work(conn: Connection) -> BackupRecord:
+            old = self._locked(conn, backup_id)
+            if old.key_id != expect_key_id:
+                raise CatalogStateError(
+                    f"backup {backup_id}: its data key is wrapped for key id {old.key_id or 'none'}, "
+                    f"not {expect_key_id}; not rewrapped"
+                )
+            record = self._update(conn, backup_id, {"key_id": key_id, "wrapped_key": wrapped_key})
+            self._event(
+                conn,
+                "backup.key_rewrapped",
+                f"data key of backup {backup_id} rewrapped from key id {expect_key_id} to {key_id}",
+                cluster=old.cluster,
+                backup_id=backup_id,
+                details={"from_key_id": expect_key_id, "to_key_id": key_id},
+                actor=actor,
+                status="succeeded",
             )
             return record
 
