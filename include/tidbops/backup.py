@@ -69,6 +69,7 @@ from tidbops.catalog.records import (
 from tidbops.catalog.store import Catalog
 from tidbops.config import ClusterConfig, EncryptionConfig
 from tidbops.errors import TiDBOpsError
+from tidbops.keys.owner import WrappedKey
 from tidbops.redact import redact
 from tidbops.storage import Storage, StorageError
 from tidbops.tidb import ClusterFacts
@@ -523,6 +524,8 @@ class BackupOutcome:
     cleared_files: int = 0
     catalog: str = "recorded"  # or "unavailable"
     notes: tuple[str, ...] = ()
+    key_id: str | None = None  # owner-key (#17): the owner key id and the wrapped data key (never the clear key)
+    wrapped_key: str | None = None
 
     @property
     def backup_time(self) -> datetime:
@@ -543,6 +546,8 @@ class BackupOutcome:
             "cleared_files": self.cleared_files,
             "catalog": self.catalog,
             "notes": list(self.notes),
+            "key_id": self.key_id,
+            "wrapped_key": self.wrapped_key,
         }
 
     @classmethod
@@ -560,6 +565,8 @@ class BackupOutcome:
             cleared_files=int(d.get("cleared_files") or 0),
             catalog=str(d.get("catalog") or "recorded"),
             notes=tuple(d.get("notes") or ()),
+            key_id=d.get("key_id"),
+            wrapped_key=d.get("wrapped_key"),
         )
 
 
@@ -611,8 +618,12 @@ def inspect_target(storage: Storage) -> TargetState:
     return TargetState(tuple(o.path for o in storage.list("")))
 
 
-def _new_backup(target: BackupTarget, cluster: ClusterConfig, run: RunInfo) -> NewBackup:
+def _new_backup(
+    target: BackupTarget, cluster: ClusterConfig, run: RunInfo, wrapped: WrappedKey | None = None
+) -> NewBackup:
     return NewBackup(
+        key_id=wrapped.key_id if wrapped else None,
+        wrapped_key=wrapped.wrapped if wrapped else None,
         id=target.backup_id,
         cluster=target.cluster,
         kind=target.kind,
@@ -646,6 +657,7 @@ def _adopt(
     if row is not None and row.succeeded and row.backup_ts is not None:
         ts, source = row.backup_ts, "catalog"
         figures = {"size_bytes": row.size_bytes, "total_kv": row.total_kv}
+        figures |= {"key_id": row.key_id, "wrapped_key": row.wrapped_key}
     elif state.has_manifest:
         manifest = read_manifest(storage)
         if manifest.id != target.backup_id:
@@ -654,6 +666,7 @@ def _adopt(
             )
         ts, source = manifest.backup_ts, "manifest"
         figures = {"size_bytes": manifest.size_bytes, "total_kv": manifest.total_kv}
+        figures |= {"key_id": manifest.key_id, "wrapped_key": manifest.wrapped_key}
     else:
         ts, source = read_end_version(session, target.storage_uri), "br debug decode"
     if target.last_backup_ts is not None and ts <= target.last_backup_ts:
@@ -702,15 +715,36 @@ def run_backup(
     storage: Storage,
     catalog: Catalog | None,
     run_br: RunBR,
+    wrapped: WrappedKey | None = None,
 ) -> BackupOutcome:
     """Run BR for ``target`` (rows: running → succeeded | failed), or adopt what an earlier try completed.
 
     ``storage`` is the backup's own directory; ``session`` the BR session (storage-resolved cluster,
-    key file, log file); ``run_br`` runs an argv and raises ``BRError`` when BR fails.
+    key file, log file); ``run_br`` runs an argv and raises ``BRError`` when BR fails. An owner-key
+    cluster (#17): ``session.key_file`` holds this backup's fresh data key and ``wrapped`` that key
+    wrapped to the owner's public key, catalogued before BR runs (so a retry finds it).
     """
     cluster = session.cluster
+    enc = cluster.br.encryption
+    owner_key = enc is not None and enc.owner_key
+    if owner_key != (wrapped is not None):
+        raise BackupTargetError(
+            f"cluster {cluster.name}: an owner-key cluster's backup needs its wrapped data key, "
+            "and only such a backup has one"
+        )
     link = CatalogLink(catalog)
     state = inspect_target(storage)
+    if state.complete and owner_key and not _adoptable_without_key(target, state, link):
+        # an earlier try's data key is only wrapped here (no private key on backup workers): its backup
+        # cannot be read back to adopt it, so it is backed up again under this try's fresh key
+        note = (
+            f"{target.storage_uri} holds a complete backup of an earlier try whose data key this worker cannot "
+            "open (owner-key); backing up again under a fresh key"
+        )
+        log.info("%s", note)
+        link.notes.append(note)
+        storage.delete(state.files)
+        state = inspect_target(storage)
     if state.complete:
         return _adopt(target, cluster, run, state, storage, link, session)
     if state.has_manifest:
@@ -733,7 +767,7 @@ def run_backup(
         )
         log.info("%s", note)
         link.notes.append(note)
-    link.call("record the start", lambda c: c.start_backup(_new_backup(target, cluster, run)))
+    link.call("record the start", lambda c: c.start_backup(_new_backup(target, cluster, run, wrapped)))
     argv = backup_argv(
         cluster,
         kind="full" if target.kind is BackupKind.FULL else "incremental",
@@ -776,7 +810,16 @@ def run_backup(
         cleared_files=cleared,
         catalog="recorded" if link.available else "unavailable",
         notes=tuple(link.notes),
+        key_id=wrapped.key_id if wrapped else None,
+        wrapped_key=wrapped.wrapped if wrapped else None,
     )
+
+
+def _adoptable_without_key(target: BackupTarget, state: TargetState, link: CatalogLink) -> bool:
+    """Whether a complete backup of an earlier try can be adopted without reading it (owner-key, #17): the
+    catalog has it succeeded, or its manifest is there; either holds its wrapped key and BackupTS."""
+    row = link.call("read this backup's row", lambda c: c.get(target.backup_id))
+    return state.has_manifest or (row is not None and row.succeeded and row.backup_ts is not None)
 
 
 # ------------------------------------------------------------------------------------------ record
@@ -829,6 +872,8 @@ def _record_for_manifest(
         triggered_by=run.triggered_by,
         finished_at=utc(now, "now"),
         scheduled_for=run.scheduled_for,
+        key_id=outcome.key_id,
+        wrapped_key=outcome.wrapped_key,
     )
 
 

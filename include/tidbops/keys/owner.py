@@ -25,12 +25,15 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyrage
 from pyrage import x25519
 
 from tidbops.errors import TiDBOpsError
+
+if TYPE_CHECKING:
+    from tidbops.config import ClusterConfig
 
 KEY_BYTES = {"aes128-ctr": 16, "aes192-ctr": 24, "aes256-ctr": 32}
 WRAP_SCHEME = "age-x25519"
@@ -165,6 +168,18 @@ def unwrap(wrapped: WrappedKey, private_key: str, method: str, *, what: str = "t
         return DataKey(method, clear.decode("ascii"))
     except (UnicodeDecodeError, OwnerKeyError):
         raise OwnerKeyError(f"the data key of {what} opened, but it is not a {method} key") from None
+
+
+def backup_key(cluster: ClusterConfig) -> tuple[DataKey, WrappedKey] | None:
+    """An owner-key cluster's fresh data key for one backup, and that key wrapped to the owner's public
+    key; None for any other cluster (no encryption, or one shared key)."""
+    enc = cluster.br.encryption
+    if enc is None or not enc.owner_key:
+        return None
+    if not enc.owner_public_key:
+        raise OwnerKeyError(f"cluster {cluster.name}: br.encryption.mode owner-key needs owner_public_key")
+    key = new_data_key(enc.method)
+    return key, wrap(key, enc.owner_public_key)
 
 
 def rewrap(wrapped: WrappedKey, private_key: str, method: str, new_public_key: str, *, what: str) -> WrappedKey:

@@ -27,6 +27,7 @@ from tidbops.config import ClusterConfig
 from tidbops.redact import redact, redact_argv
 
 if TYPE_CHECKING:
+    from tidbops.keys.owner import DataKey
     from tidbops.pitr import LogRange
 
 _PROGRESS = re.compile(r"(?P<step>[A-Za-z&][\w& ]+?)\s*<[-.>\s]*>\s*(?P<pct>\d+(?:\.\d+)?)%")
@@ -96,10 +97,17 @@ class BRHook(BaseHook):
             env["AWS_REGION"] = storage.region or str(extra["region_name"])
         return env, endpoint, [s for s in (access_key, secret_key) if s]
 
-    def _crypter_key(self, source: ClusterConfig) -> str | None:
+    def _crypter_key(self, source: ClusterConfig, data_key: DataKey | None = None) -> str | None:
         enc = source.br.encryption
         if enc is None:
             return None
+        if enc.owner_key or enc.key_conn_id is None:
+            # owner-key (#17): no shared key; the one backup's own data key, given by the caller (fresh for
+            # a backup, unwrapped with the owner's private key for a restore), else no key file at all
+            if data_key is None:
+                return None
+            mask_secret(data_key.hex)
+            return data_key.hex
         key = (self.get_connection(enc.key_conn_id).password or "").strip()
         if not re.fullmatch(r"[0-9a-fA-F]{32}|[0-9a-fA-F]{48}|[0-9a-fA-F]{64}", key):
             raise ValueError(f"connection {enc.key_conn_id!r}: the password must be a hex key of 16, 24 or 32 bytes")
@@ -107,7 +115,7 @@ class BRHook(BaseHook):
         return key
 
     @contextlib.contextmanager
-    def session(self, name: str = "br") -> Iterator[BRSession]:
+    def session(self, name: str = "br", *, data_key: DataKey | None = None) -> Iterator[BRSession]:
         """Credentials resolved, key file written (0600) for the duration of the block, then removed."""
         source = self.storage_source or self.cluster
         env, endpoint, secrets = self._storage_env(source)
@@ -115,7 +123,7 @@ class BRHook(BaseHook):
         if endpoint and cluster.storage.endpoint != endpoint:
             # the argv builders read S3 options from the cluster; the endpoint may come from the connection
             cluster = cluster.model_copy(update={"storage": source.storage.model_copy(update={"endpoint": endpoint})})
-        key = self._crypter_key(source)
+        key = self._crypter_key(source, data_key)
         log_file = runner.log_file(self.cluster.name, name, self.log_dir)
         with contextlib.ExitStack() as stack:
             key_file = str(stack.enter_context(runner.secret_file(key))) if key else None

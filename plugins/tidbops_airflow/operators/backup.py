@@ -230,13 +230,18 @@ class BRBackupOperator(_BackupStep):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from tidbops.backup import describe, run_backup
+        from tidbops.keys.owner import backup_key
         from tidbops_airflow.hooks.br import BRHook
         from tidbops_airflow.hooks.storage import StorageHook
 
         target = self._target(self._from(context, self.target, self.target_task_id, "backup plan"))
         storage = StorageHook(cluster=self.cluster).get_storage(target.storage_uri)
         self._br_hook = hook = BRHook(cluster=self.cluster)
-        with self._catalog() as catalog, hook.session(target.backup_id) as session:
+        # owner-key (#17): a fresh data key for this backup; BR reads it from the session's 0600 key file,
+        # the catalog and the manifest keep it only wrapped to the owner's public key
+        fresh = backup_key(self.cluster)
+        data_key, wrapped = fresh if fresh is not None else (None, None)
+        with self._catalog() as catalog, hook.session(target.backup_id, data_key=data_key) as session:
             outcome = run_backup(
                 target,
                 run_info(context),
@@ -244,7 +249,9 @@ class BRBackupOperator(_BackupStep):
                 storage=storage,
                 catalog=catalog,
                 run_br=lambda argv: hook.run(argv, session),
+                wrapped=wrapped,
             )
+        del data_key, fresh
         self.log.info(
             "%s %s: BackupTS %s (%s), %s bytes, catalog %s",
             describe(target),
