@@ -344,7 +344,7 @@ class BRConfig(_Model):
     version: str | None = Field(
         default=None,
         pattern=r"^v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$",
-        description="the BR release `br --version` must report (e.g. v8.5.1); unset: any BR compatible with the cluster",
+        description="the release `br --version` must report (e.g. v8.5.1); unset: any BR compatible with the cluster",
     )
     ratelimit_mib: Int | None = Field(
         default=None, ge=1, le=100_000, description="MiB/s per TiKV, 1 to 100000; forces concurrency 1"
@@ -359,6 +359,35 @@ class BRConfig(_Model):
     @classmethod
     def _timeout(cls, v: object) -> float:
         return _seconds(v, 1.0, 7 * _DAY)
+
+
+class TLSConfig(_Model):
+    """TLS to the cluster's PD/TiKV for BR (``--ca/--cert/--key``): PEM paths on the worker, or ``conn_id``, an
+    Airflow connection whose extra holds the PEM texts (``ca``, ``cert``, ``key``) written to 0600 files for
+    each BR run. SQL TLS lives in the ``tidb_conn_id`` connection's extra (``ssl_ca``, …)."""
+
+    ca: str | None = Field(default=None, description="CA certificate (PEM path); TLS is on when set")
+    cert: str | None = Field(default=None, description="client certificate (PEM path)")
+    key: str | None = Field(default=None, description="the client certificate's private key (PEM path)")
+    conn_id: ConnId | None = Field(default=None, description="connection whose extra holds ca/cert/key PEM texts")
+
+    @field_validator("ca", "cert", "key")
+    @classmethod
+    def _absolute(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/"):
+            raise ValueError(f"{shown(v)} is not an absolute path (BR runs from its own working directory)")
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self) -> TLSConfig:
+        paths = (self.ca, self.cert, self.key)
+        if self.conn_id is not None and any(paths):
+            raise ValueError("give either conn_id (PEMs in its extra) or ca/cert/key paths, not both")
+        if self.conn_id is None and self.ca is None:
+            raise ValueError("needs ca (a CA certificate path) or conn_id (a connection holding the PEMs)")
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together (a client certificate needs its private key)")
+        return self
 
 
 class LogBackupConfig(_Model):
@@ -498,6 +527,7 @@ class ClusterConfig(_Model):
     scratch: bool = False
     schedules: Schedules = Schedules()
     br: BRConfig = BRConfig()
+    tls: TLSConfig | None = None
     log_backup: LogBackupConfig = LogBackupConfig()
     drill: DrillConfig = DrillConfig()
     restore: RestoreConfig = RestoreConfig()

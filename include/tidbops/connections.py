@@ -130,15 +130,102 @@ def connection_from_env(conn_id: str, environ: Mapping[str, str] | None = None) 
     return parse_connection(conn_id, value)
 
 
+DEFAULT_TIDB_PORT = 4000
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+@dataclass(frozen=True)
+class SQLTLS:
+    """TLS of one SQL connection: PEM paths and whether the server's certificate (and host name) is checked.
+
+    Read from a connection's extra by ``sql_tls``; turned into pymysql's ``ssl=`` dict (``pymysql_ssl``) or
+    the query of a ``mysql+pymysql://`` URL (``url_query``), so every SQL path (``tidb_session``,
+    ``TiDBHook``, the URL Great Expectations and the catalog use) speaks the same TLS.
+    """
+
+    ca: str | None = None
+    cert: str | None = None
+    key: str | None = None
+    verify: bool = True
+
+    def pymysql_ssl(self) -> dict[str, Any]:
+        """pymysql's ``ssl=``: ``verify`` → CERT_REQUIRED and a host-name check against the CA; else encrypted only."""
+        import ssl
+
+        out: dict[str, Any] = {k: v for k, v in (("ca", self.ca), ("cert", self.cert), ("key", self.key)) if v}
+        out["check_hostname"] = self.verify
+        out["verify_mode"] = ssl.CERT_REQUIRED if self.verify else ssl.CERT_NONE
+        if not self.verify:
+            out.pop("ca", None)  # pymysql would verify against a CA it is given
+        return out
+
+    def url_query(self) -> dict[str, str]:
+        """The query of a ``mysql+pymysql://`` URL (SQLAlchemy's MySQL dialects read ``ssl_*`` into ``ssl=``)."""
+        out = {f"ssl_{k}": v for k, v in (("cert", self.cert), ("key", self.key)) if v}
+        if self.verify and self.ca:
+            out["ssl_ca"] = self.ca
+        out["ssl_check_hostname"] = "true" if self.verify else "false"
+        return out
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"extra {name!r} must be true or false, got {text[:20]!r}")
+
+
+def sql_tls(extra: Mapping[str, Any]) -> SQLTLS | None:
+    """The TLS a connection's extra asks for, or ``None`` (plain).
+
+    Keys: ``ssl_ca``, ``ssl_cert``, ``ssl_key`` (PEM paths on the worker), ``ssl_verify`` (default true:
+    check the server certificate against the CA and its host name), or the mysql provider's
+    ``ssl: {"ca": …, "cert": …, "key": …}`` (a dict or its JSON text). A ``ssl_cert`` without ``ssl_key``
+    (or the reverse) is refused: the server would see no client certificate.
+    """
+    nested: Any = extra.get("ssl") or {}
+    if isinstance(nested, str):
+        try:
+            nested = json.loads(nested)
+        except ValueError:
+            raise ValueError('extra \'ssl\' is not a JSON object; use {"ca": "/path/ca.pem"}') from None
+    if not isinstance(nested, Mapping):
+        raise ValueError('extra \'ssl\' must be an object such as {"ca": "/path/ca.pem"}')
+
+    def pick(name: str) -> str | None:
+        value = extra.get(f"ssl_{name}") or nested.get(name)
+        return str(value).strip() or None if value else None
+
+    ca, cert, key = pick("ca"), pick("cert"), pick("key")
+    raw_verify = extra.get("ssl_verify", nested.get("verify", nested.get("check_hostname")))
+    if ca is None and cert is None and key is None and raw_verify is None:
+        return None
+    if (cert is None) != (key is None):
+        raise ValueError("extra ssl_cert and ssl_key go together (a client certificate needs its key)")
+    verify = True if raw_verify is None else _flag(raw_verify, "ssl_verify")
+    if verify and ca is None:
+        raise ValueError("extra ssl_verify is true but there is no ssl_ca to verify the server against")
+    return SQLTLS(ca=ca, cert=cert, key=key, verify=verify)
+
+
 def connect_tidb(info: ConnectionInfo, *, database: str | None = None) -> Any:
-    """A pymysql connection like ``TiDBHook.get_conn``'s (autocommit, utf8mb4, UTC session, ``ssl_ca`` from
-    the extra); ``TiDBUnreachableError`` saying where and why when the server does not answer."""
+    """A pymysql connection like ``TiDBHook.get_conn``'s (autocommit, utf8mb4, UTC session, TLS from the
+    extra: ``sql_tls``); ``TiDBUnreachableError`` saying where and why when the server does not answer."""
     import pymysql  # type: ignore[import-untyped]  # no stubs; imported when a command connects
 
-    host, port = info.host or "127.0.0.1", info.port or 4000
+    host, port = info.host or "127.0.0.1", info.port or DEFAULT_TIDB_PORT
     kwargs: dict[str, Any] = {}
-    if info.extra.get("ssl_ca"):
-        kwargs["ssl"] = {"ca": str(info.extra["ssl_ca"])}
+    try:
+        tls = sql_tls(info.extra)
+    except ValueError as exc:
+        raise ConnectionNotFoundError(f"connection {info.conn_id!r}: {exc}") from None
+    if tls is not None:
+        kwargs["ssl"] = tls.pymysql_ssl()
     try:
         return pymysql.connect(
             host=host,

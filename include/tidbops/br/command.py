@@ -339,7 +339,24 @@ def br_env(access_key: str, secret_key: str, session_token: str | None = None) -
 
 
 def _pd(cluster: ClusterConfig) -> list[str]:
-    return ["--pd", ",".join(cluster.pd)]
+    return ["--pd", ",".join(cluster.pd), *tls_args(cluster)]
+
+
+def tls_args(cluster: ClusterConfig) -> list[str]:
+    """``--ca/--cert/--key`` for a TLS cluster (BR's ``task.TLSConfig``: TLS is on when ``--ca`` is set), from
+    PEM paths: ``tls.conn_id`` must first be resolved into files (``BRHook.session`` does it)."""
+    tls = cluster.tls
+    if tls is None:
+        return []
+    if tls.conn_id is not None or tls.ca is None:
+        raise BRRequestError(
+            f"cluster {cluster.name!r}: tls.conn_id {tls.conn_id!r} is not resolved into PEM files; "
+            "run BR through a session (BRHook.session) that writes them"
+        )
+    args = ["--ca", _check_path(tls.ca, "tls.ca")]
+    if tls.cert is not None and tls.key is not None:
+        args += ["--cert", _check_path(tls.cert, "tls.cert"), "--key", _check_path(tls.key, "tls.key")]
+    return args
 
 
 def _storage(flag: str, uri: str) -> list[str]:

@@ -23,7 +23,15 @@ from tidbops.br.command import br_env
 from tidbops.br.errors import BRError
 from tidbops.br.output import BROutcome, parse_br_output
 from tidbops.br.runner import BRSession
-from tidbops.config import ClusterConfig
+from tidbops.br.version import (
+    VersionCheck,
+    VersionParseError,
+    check_compatible,
+    parse_br_version,
+    parse_cluster_version,
+    read_cluster_version,
+)
+from tidbops.config import ClusterConfig, TLSConfig
 from tidbops.redact import redact, redact_argv
 
 if TYPE_CHECKING:
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
     from tidbops.pitr import LogRange
 
 _PROGRESS = re.compile(r"(?P<step>[A-Za-z&][\w& ]+?)\s*<[-.>\s]*>\s*(?P<pct>\d+(?:\.\d+)?)%")
+VERSION_TIMEOUT = 60.0  # seconds for `br --version`
 _LOG_PROGRESS = re.compile(r'\["progress"\].*?\[step="?(?P<step>[^"\]]+)"?\].*?\[progress=(?P<pct>[\d.]+)%\]')
 
 
@@ -76,6 +85,7 @@ class BRHook(BaseHook):
         self.storage_source = storage_source
         self.log_dir = log_dir
         self._running: runner.RunningBR | None = None
+        self._version_check: VersionCheck | None = None
 
     # ------------------------------------------------------------------------------------ secrets
     def _storage_env(self, source: ClusterConfig) -> tuple[dict[str, str], str | None, list[str]]:
@@ -114,9 +124,28 @@ class BRHook(BaseHook):
         mask_secret(key)
         return key
 
+    # ---------------------------------------------------------------------------------------- TLS
+    def _tls_files(self, stack: contextlib.ExitStack[Any]) -> tuple[TLSConfig | None, list[str]]:
+        """The cluster's TLS as PEM paths: its own paths, or ``tls.conn_id``'s extra (``ca``, ``cert``,
+        ``key`` PEM texts) written to 0600 files that ``stack`` removes when the session ends."""
+        tls = self.cluster.tls
+        conn_id = tls.conn_id if tls is not None else None
+        if conn_id is None:
+            return tls, []
+        extra = self.get_connection(conn_id).extra_dejson
+        pems = {name: str(extra.get(name) or "").strip() for name in ("ca", "cert", "key")}
+        if "BEGIN CERTIFICATE" not in pems["ca"]:
+            raise ValueError(f"connection {conn_id!r}: extra 'ca' must hold the CA certificate (PEM text)")
+        if bool(pems["cert"]) != bool(pems["key"]):
+            raise ValueError(f"connection {conn_id!r}: extra 'cert' and 'key' go together (PEM texts)")
+        if pems["key"]:
+            mask_secret(pems["key"])
+        paths = {n: str(stack.enter_context(runner.secret_file(pem + "\n"))) for n, pem in pems.items() if pem}
+        return TLSConfig(**paths), [pems["key"]] if pems["key"] else []
+
     @contextlib.contextmanager
     def session(self, name: str = "br", *, data_key: DataKey | None = None) -> Iterator[BRSession]:
-        """Credentials resolved, key file written (0600) for the duration of the block, then removed."""
+        """Credentials resolved, key file and TLS PEMs written (0600) for the duration of the block, then removed."""
         source = self.storage_source or self.cluster
         env, endpoint, secrets = self._storage_env(source)
         cluster = self.cluster
@@ -126,14 +155,40 @@ class BRHook(BaseHook):
         key = self._crypter_key(source, data_key)
         log_file = runner.log_file(self.cluster.name, name, self.log_dir)
         with contextlib.ExitStack() as stack:
+            tls, tls_secrets = self._tls_files(stack)
+            if tls is not cluster.tls:  # the argv builders read --ca/--cert/--key from the cluster
+                cluster = cluster.model_copy(update={"tls": tls})
             key_file = str(stack.enter_context(runner.secret_file(key))) if key else None
             yield BRSession(
                 cluster=cluster,
                 env=env,
                 key_file=key_file,
                 log_file=log_file,
-                secrets=tuple(secrets + ([key] if key else [])),
+                secrets=tuple(secrets + ([key] if key else []) + tls_secrets),
             )
+
+    # ------------------------------------------------------------------------------------ version
+    def check_version(self, br_path: str) -> VersionCheck:
+        """``br --version`` against the cluster's ``tidb_version()`` by BR's rule (``tidbops.br.version``),
+        and ``br.version`` when pinned; ``VersionMismatchError`` in one line. Once per hook (per task run)."""
+        if self._version_check is not None:
+            return self._version_check
+        from tidbops_airflow.hooks.tidb import TiDBHook
+
+        proc = runner.run([br_path, "--version"], timeout=VERSION_TIMEOUT)
+        if proc.exit_code != 0:
+            raise VersionParseError(f"`{br_path} --version` exited {proc.exit_code}: {proc.stderr_tail.strip()[-200:]}")
+        br = parse_br_version(proc.stdout)
+        with TiDBHook(tidb_conn_id=self.cluster.tidb_conn_id).cursor() as cursor:
+            cluster_version = parse_cluster_version(read_cluster_version(cursor))
+        check = check_compatible(
+            br, cluster_version, cluster_name=self.cluster.name, br_path=br_path, pinned=self.cluster.br.version
+        )
+        if check.warning:
+            self.log.warning("%s", check.warning)
+        self.log.info("BR %s, cluster %r %s: compatible by BR's rule", br, self.cluster.name, cluster_version)
+        self._version_check = check
+        return check
 
     # ---------------------------------------------------------------------------------------- run
     def run(
@@ -145,6 +200,8 @@ class BRHook(BaseHook):
         on_start: Callable[[runner.RunningBR], None] | None = None,
     ) -> BRResult:
         """Run BR; stream its output into the log; raise ``BRError`` unless it succeeded."""
+        if "--pd" in argv:  # it contacts the cluster: BR's own version check would run, ours runs first
+            self.check_version(argv[0])
         secrets = session.secrets
         shown = redact_argv(argv, secrets)
         self.log.info("running: %s", shown)

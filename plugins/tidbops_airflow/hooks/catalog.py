@@ -22,6 +22,7 @@ from airflow.sdk.log import mask_secret
 
 from tidbops.backup import CATALOG_OUTAGES
 from tidbops.catalog.store import CATALOG_URL_ENV, Catalog
+from tidbops.connections import sql_tls
 
 DEFAULT_SCHEMA = "tidbops"
 DEFAULT_PORT = 3306
@@ -73,6 +74,7 @@ class CatalogHook(BaseHook):
             host=conn.host or "127.0.0.1",
             port=int(conn.port or DEFAULT_PORT),
             database=conn.schema or DEFAULT_SCHEMA,
+            query=tls.url_query() if (tls := sql_tls(conn.extra_dejson)) is not None else {},
         ).render_as_string(hide_password=False)
 
     def get_catalog(self) -> Catalog:

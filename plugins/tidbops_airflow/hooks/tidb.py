@@ -13,14 +13,15 @@ import pymysql
 from airflow.providers.common.sql.hooks.sql import DbApiHook
 from sqlalchemy.engine import URL
 
-from tidbops.connections import ConnectionInfo, connect_tidb, tidb_session
+from tidbops.connections import DEFAULT_TIDB_PORT, ConnectionInfo, connect_tidb, sql_tls, tidb_session
 from tidbops.tidb import ClusterFacts, read_cluster_facts
 
 
 class TiDBHook(DbApiHook):
     """A TiDB (or any MySQL-compatible) server from an Airflow connection of type ``mysql``.
 
-    :param tidb_conn_id: the Airflow connection id (host, port, login, password, schema; extra ``ssl_ca``).
+    :param tidb_conn_id: the Airflow connection id (host, port, login, password, schema; TLS in the extra:
+        ``ssl_ca``, ``ssl_cert``, ``ssl_key``, ``ssl_verify``, see ``tidbops.connections.sql_tls``).
     """
 
     conn_name_attr = "tidb_conn_id"
@@ -63,12 +64,15 @@ class TiDBHook(DbApiHook):
 
     @property
     def sqlalchemy_url(self) -> URL:
-        conn = self.get_connection(self.get_conn_id())
+        """``mysql+pymysql://`` for this connection, with TiDB's default port 4000 and the extra's TLS (``sql_tls``)."""
+        info = self._info()
+        tls = sql_tls(info.extra)
         return URL.create(
             "mysql+pymysql",
-            username=conn.login,
-            password=conn.password,
-            host=conn.host,
-            port=conn.port,
-            database=conn.schema or None,
+            username=info.login,
+            password=info.password,
+            host=info.host or "127.0.0.1",
+            port=info.port or DEFAULT_TIDB_PORT,
+            database=info.schema or None,
+            query=tls.url_query() if tls is not None else {},
         )

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import ssl
 from unittest import mock
 
 import pytest
@@ -21,10 +23,45 @@ def test_connection_from_airflow_conn(monkeypatch: pytest.MonkeyPatch) -> None:
         "p@ss",
         "shop",
     )
-    assert kwargs["ssl"] == {"ca": "/ca.pem"}
+    assert kwargs["ssl"] == {"ca": "/ca.pem", "check_hostname": True, "verify_mode": ssl.CERT_REQUIRED}
     assert kwargs["init_command"] == "SET time_zone = '+00:00'"
     url = TiDBHook(tidb_conn_id="tidb_x").sqlalchemy_url
     assert url.drivername == "mysql+pymysql" and url.host == "tidb-host" and url.password == "p@ss"
+    assert dict(url.query) == {"ssl_ca": "/ca.pem", "ssl_check_hostname": "true"}
+
+
+def test_the_sqlalchemy_url_keeps_tidbs_default_port_and_the_client_certificate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    extra = json.dumps({"ssl": {"ca": "/tls/ca.pem", "cert": "/tls/client.pem", "key": "/tls/client-key.pem"}})
+    monkeypatch.setenv("AIRFLOW_CONN_TIDB_NOPORT", json.dumps({"conn_type": "mysql", "host": "tidb", "extra": extra}))
+    url = TiDBHook(tidb_conn_id="tidb_noport").sqlalchemy_url
+    assert (url.host, url.port) == ("tidb", 4000)
+    assert dict(url.query) == {
+        "ssl_ca": "/tls/ca.pem",
+        "ssl_cert": "/tls/client.pem",
+        "ssl_key": "/tls/client-key.pem",
+        "ssl_check_hostname": "true",
+    }
+    # what SQLAlchemy hands pymysql from that URL: the same TLS as the hook's own connections
+    from sqlalchemy.dialects.mysql.pymysql import MySQLDialect_pymysql
+
+    _, opts = MySQLDialect_pymysql().create_connect_args(url)
+    assert opts["ssl"] == {
+        "ca": "/tls/ca.pem",
+        "cert": "/tls/client.pem",
+        "key": "/tls/client-key.pem",
+        "check_hostname": True,
+    }
+    assert opts["port"] == 4000
+
+
+def test_a_plain_connection_gets_no_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_TIDB_PLAIN", "mysql://app:pw@tidb-host/shop")
+    with mock.patch("tidbops_airflow.hooks.tidb.pymysql.connect") as connect:
+        TiDBHook(tidb_conn_id="tidb_plain").get_conn()
+    assert "ssl" not in connect.call_args.kwargs and connect.call_args.kwargs["port"] == 4000
+    assert dict(TiDBHook(tidb_conn_id="tidb_plain").sqlalchemy_url.query) == {}
 
 
 def _free_port() -> int:

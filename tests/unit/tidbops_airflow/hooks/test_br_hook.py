@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -20,6 +22,12 @@ CRYPTER_KEY = "0123456789abcdef" * 4
 
 FAKE_BR = """#!{python}
 import json, os, stat, sys
+if sys.argv[1:] == ["--version"]:
+    open({out!r} + ".versions", "a").write("called\\n")
+    print("Release Version: " + os.environ.get("FAKE_BR_VERSION", "v8.5.1"))
+    print("Git Commit Hash: fea86c8e35ad4a86a5e1160701f99493c2ee547c\\nGit Branch: HEAD\\nGo Version: go1.23.6")
+    print("UTC Build Time: 2025-01-17 07:21:06\\nRace Enabled: false")
+    sys.exit(0)
 record = {{"argv": sys.argv[1:], "env": {{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}}}
 if "--crypter.key-file" in sys.argv:
     path = sys.argv[sys.argv.index("--crypter.key-file") + 1]
@@ -37,9 +45,37 @@ print('[2026/11/22 05:00:00.000 +00:00] [INFO] [collector.go:77] ["Full Backup s
 """
 
 
+class FakeTiDB:
+    """pymysql's connection, as TiDB answers ``SELECT tidb_version()`` (version from ``$FAKE_TIDB_VERSION``)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        self.kwargs = kwargs
+        self.version = os.environ.get("FAKE_TIDB_VERSION", "v8.5.1")
+
+    def cursor(self) -> FakeTiDB:
+        return self
+
+    def __enter__(self) -> FakeTiDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, query: str, args: object = None) -> None:
+        assert query == "SELECT tidb_version()", query
+
+    def fetchall(self) -> list[tuple[str]]:
+        return [(f"Release Version: {self.version}\nEdition: Community\nGit Branch: HEAD\nStore: tikv",)]
+
+    def close(self) -> None:
+        return None
+
+
 @pytest.fixture
 def fake_br(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     out = tmp_path / "called.json"
+    monkeypatch.setattr("pymysql.connect", FakeTiDB)  # the cluster's SQL side (pymysql is not ours)
+    monkeypatch.setenv("AIRFLOW_CONN_TIDB_PROD", json.dumps({"conn_type": "mysql", "host": "tidb-prod", "login": "br"}))
     br = tmp_path / "br"
     br.write_text(FAKE_BR.format(python=sys.executable, out=str(out)))
     br.chmod(0o755)
@@ -119,3 +155,137 @@ def test_bad_crypter_key_is_refused_before_br_runs(
     with pytest.raises(ValueError, match="hex key of 16, 24 or 32 bytes"):
         run_backup(br, tmp_path, caplog)
     assert not out.exists(), "BR was never called"
+
+
+def test_the_version_check_runs_once_per_hook_before_br(
+    fake_br: tuple[Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    br, out = fake_br
+    cluster = load_fleet().get("prod")
+    hook = BRHook(cluster=cluster, log_dir=str(tmp_path))
+    for _ in range(2):
+        with hook.session("full") as s:
+            argv = backup_argv(
+                s.cluster, kind="full", storage_uri="s3://b/prod/x", br_path=str(br), crypter_key_file=s.key_file
+            )
+            hook.run(argv, s, timeout=30)
+    assert Path(str(out) + ".versions").read_text().count("called") == 1, "one `br --version` per task run"
+    logged = capsys.readouterr().out + caplog.text
+    assert "BR v8.5.1, cluster 'prod' v8.5.1: compatible by BR's rule" in logged
+
+
+@pytest.mark.parametrize(
+    ("br_version", "tidb_version", "pin", "message"),
+    [
+        pytest.param(
+            "v7.5.4",
+            "v8.5.1",
+            None,
+            r"br at .*/br is v7\.5\.4 and cluster 'prod' runs v8\.5\.1: the major versions differ; BR's rule",
+            id="major",
+        ),
+        pytest.param("v8.5.1", "v8.1.2", None, r"runs v8\.1\.2: BR v8\.2\+ does not support", id="82"),
+        pytest.param(
+            "v8.5.0", "v8.5.1", "v8.5.1", r"is v8\.5\.0, but cluster 'prod' pins br\.version v8\.5\.1", id="pin"
+        ),
+    ],
+)
+def test_a_mismatch_is_refused_in_one_line_before_br_runs(
+    fake_br: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    br_version: str,
+    tidb_version: str,
+    pin: str | None,
+    message: str,
+) -> None:
+    from tidbops.br.version import VersionMismatchError
+
+    br, out = fake_br
+    monkeypatch.setenv("FAKE_BR_VERSION", br_version)
+    monkeypatch.setenv("FAKE_TIDB_VERSION", tidb_version)
+    cluster = load_fleet().get("prod")
+    if pin:
+        cluster = cluster.model_copy(update={"br": cluster.br.model_copy(update={"version": pin})})
+    hook = BRHook(cluster=cluster, log_dir=str(tmp_path))
+    with pytest.raises(VersionMismatchError, match=message) as err, hook.session("full") as s:
+        hook.run(
+            backup_argv(s.cluster, kind="full", storage_uri="s3://b/x", br_path=str(br), crypter_key_file=s.key_file), s
+        )
+    assert "\n" not in str(err.value)
+    assert not out.exists(), "BR itself never ran"
+
+
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----"
+KEY_PEM = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIfakefakefake\n-----END EC PRIVATE KEY-----"
+
+
+def test_tls_pems_from_a_connection_reach_br_as_0600_files_removed_after(
+    fake_br: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tidbops.config import TLSConfig
+
+    br, out = fake_br
+    extra = {"ca": CA_PEM, "cert": CA_PEM.replace("fake", "client"), "key": KEY_PEM}
+    monkeypatch.setenv("AIRFLOW_CONN_TLS_PROD", json.dumps({"conn_type": "generic", "extra": extra}))
+    cluster = load_fleet().get("prod").model_copy(update={"tls": TLSConfig(conn_id="tls_prod")})
+    hook = BRHook(cluster=cluster, log_dir=str(tmp_path))
+    with hook.session("full") as s:
+        argv = backup_argv(s.cluster, kind="full", storage_uri="s3://b/x", br_path=str(br), crypter_key_file=s.key_file)
+        paths = {flag: argv[argv.index(flag) + 1] for flag in ("--ca", "--cert", "--key")}
+        for flag, pem in (("--ca", CA_PEM), ("--key", KEY_PEM)):
+            assert Path(paths[flag]).read_text().strip() == pem
+            assert stat.S_IMODE(os.stat(paths[flag]).st_mode) == 0o600
+        hook.run(argv, s, timeout=30)
+    assert not any(Path(p).exists() for p in paths.values()), "the PEM files are removed after the run"
+    assert "MHcCAQEEIfakefakefake" not in capsys.readouterr().out + caplog.text
+    called = json.loads(out.read_text())["argv"]
+    assert [called[called.index(flag) + 1] for flag in ("--ca", "--cert", "--key")] == list(paths.values())
+
+
+def test_tls_paths_from_the_config_go_to_br_as_they_are(fake_br: tuple[Path, Path], tmp_path: Path) -> None:
+    from tidbops.config import TLSConfig
+
+    br, out = fake_br
+    tls = TLSConfig(ca="/etc/tidb/ca.pem", cert="/etc/tidb/client.pem", key="/etc/tidb/client-key.pem")
+    cluster = load_fleet().get("prod").model_copy(update={"tls": tls})
+    hook = BRHook(cluster=cluster, log_dir=str(tmp_path))
+    with hook.session("full") as s:
+        hook.run(
+            backup_argv(s.cluster, kind="full", storage_uri="s3://b/x", br_path=str(br), crypter_key_file=s.key_file), s
+        )
+    argv = json.loads(out.read_text())["argv"]
+    i = argv.index("--ca")
+    assert argv[i : i + 6] == [
+        "--ca",
+        "/etc/tidb/ca.pem",
+        "--cert",
+        "/etc/tidb/client.pem",
+        "--key",
+        "/etc/tidb/client-key.pem",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        pytest.param({"ca": "/etc/ca.pem"}, "extra 'ca' must hold the CA certificate", id="a-path-not-a-pem"),
+        pytest.param({"ca": CA_PEM, "key": KEY_PEM}, "'cert' and 'key' go together", id="key-without-cert"),
+    ],
+)
+def test_bad_tls_connections_are_refused_before_br_runs(
+    fake_br: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: dict[str, str], message: str
+) -> None:
+    from tidbops.config import TLSConfig
+
+    _, out = fake_br
+    monkeypatch.setenv("AIRFLOW_CONN_TLS_PROD", json.dumps({"conn_type": "generic", "extra": extra}))
+    cluster = load_fleet().get("prod").model_copy(update={"tls": TLSConfig(conn_id="tls_prod")})
+    with pytest.raises(ValueError, match=message), BRHook(cluster=cluster, log_dir=str(tmp_path)).session("x"):
+        pass
+    assert not out.exists()
