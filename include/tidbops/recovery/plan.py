@@ -160,10 +160,12 @@ def plan_argvs(
     target: ClusterConfig,
     log_file: str | None = None,
     crypter_key_file: str | None = None,
+    key_files: Mapping[str, str] | None = None,
 ) -> list[list[str]]:
     """The BR command lines of the plan, in order (``br restore full`` per chain link, or one ``br restore
     point``), into ``target``, reading ``source``'s backups (its storage options and encryption; the key
-    through ``crypter_key_file``, never argv), limited to the plan's tables."""
+    through ``crypter_key_file``, never argv; an owner-key source's per-backup keys through ``key_files``,
+    by backup id), limited to the plan's tables."""
     if plan.source != source.name or plan.target != target.name:
         raise RecoveryError(f"the plan is {plan.source} → {plan.target}, not {source.name} → {target.name}")
     return step_argvs(
@@ -175,6 +177,7 @@ def plan_argvs(
         filters=plan.tables,
         log_file=log_file,
         crypter_key_file=crypter_key_file,
+        key_files=key_files,
     )
 
 
@@ -188,10 +191,22 @@ def step_argvs(
     filters: Sequence[str] = (),
     log_file: str | None = None,
     crypter_key_file: str | None = None,
+    key_files: Mapping[str, str] | None = None,
 ) -> list[list[str]]:
     """The BR command lines restoring ``steps`` (one ``point`` step: PITR to ``restore_ts`` from its full
     backup and ``log_storage_uri``; else chain links, in order) into ``target``, reading ``source``'s
-    backups, limited to the BR table ``filters`` (none: everything)."""
+    backups, limited to the BR table ``filters`` (none: everything). ``key_files`` (owner-key sources,
+    #17): each backup's own key file, by backup id, instead of the one ``crypter_key_file``."""
+
+    def key_file(step: RestoreStep) -> str | None:
+        if key_files is None:
+            return crypter_key_file
+        if crypter_key_file is not None:
+            raise RecoveryError("give one crypter key file, or one key file per backup, not both")
+        if step.backup_id not in key_files:
+            raise RecoveryError(f"no data key file for backup {step.backup_id}")
+        return key_files[step.backup_id]
+
     if [s.kind for s in steps] == ["point"]:
         if log_storage_uri is None:
             raise RecoveryError("a PITR restore needs the source's log storage")
@@ -204,7 +219,7 @@ def step_argvs(
                 filters=filters,
                 source=source,
                 log_file=log_file,
-                crypter_key_file=crypter_key_file,
+                crypter_key_file=key_file(steps[0]),
             )
         ]
     if any(s.kind == "point" for s in steps):
@@ -216,7 +231,7 @@ def step_argvs(
             filters=filters,
             source=source,
             log_file=log_file,
-            crypter_key_file=crypter_key_file,
+            crypter_key_file=key_file(s),
         )
         for s in steps
     ]

@@ -39,6 +39,7 @@ from tidbops_airflow.operators.common import init_base_operator
 if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog
     from tidbops.config import ClusterConfig
+    from tidbops.keys.owner import DataKey
     from tidbops.recovery.fingerprints import SourceFingerprints
     from tidbops.recovery.plan import RecoveryPlan
     from tidbops_airflow.hooks.br import BRHook
@@ -127,6 +128,7 @@ class RecoveryStep(BaseOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from tidbops.recovery.errors import HistoryGoneError, NotScratchError, TargetNotEmptyError
+        from tidbops.recovery.keys import OwnerKeyRefused
         from tidbops.restore import RestoreRefused
         from tidbops_airflow.notes import refused_note
         from tidbops_airflow.notifiers.payload import clean_error
@@ -146,7 +148,7 @@ class RecoveryStep(BaseOperator):
             )
             self._set_note(context, note)
             raise CleanFailure(line) from None
-        except (NotScratchError, TargetNotEmptyError, HistoryGoneError) as exc:
+        except (NotScratchError, TargetNotEmptyError, HistoryGoneError, OwnerKeyRefused) as exc:
             context["ti"].xcom_push(key="error", value=clean_error(f"{type(exc).__name__}: {exc}"))
             raise AirflowFailException(str(exc)) from None
         except Exception as exc:
@@ -197,8 +199,11 @@ class BRRestoreOperator(RecoveryStep):
         self._br_hook: BRHook | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from dataclasses import replace
+
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from tidbops.br import runner
         from tidbops.recovery.plan import plan_argvs
         from tidbops.recovery.run import run_restore
         from tidbops.recovery.scratch import prepare_target
@@ -213,18 +218,33 @@ class BRRestoreOperator(RecoveryStep):
         with self._reporting(context):
             source, target = self._clusters(plan)
             self._hold_again(plan, source)
+            data_keys = self._owner_data_keys(plan, source)  # owner-key sources (#17): refused here, before BR
             with TiDBHook(tidb_conn_id=target.tidb_conn_id).session() as conn, conn.cursor() as cursor:
                 cleared = prepare_target(cursor, target)
             if cleared:
                 self.log.info("%s: dropped what was left before the restore: %s", target.name, ", ".join(cleared))
             self._br_hook = hook = BRHook(cluster=target, storage_source=source)
-            with hook.session(plan.plan_id) as session:
+            with hook.session(plan.plan_id) as session, ExitStack() as keys:
                 # the session resolved the source's storage endpoint (from its connection) into session.cluster
                 reader = source.model_copy(update={"storage": session.cluster.storage})
-                argvs = plan_argvs(
-                    plan, source=reader, target=target, log_file=session.log_file, crypter_key_file=session.key_file
+                key_files = (
+                    {b: str(keys.enter_context(runner.secret_file(k.hex))) for b, k in data_keys.items()}
+                    if data_keys
+                    else None
                 )
-                outcome = run_restore(plan, argvs, lambda argv: hook.run(argv, session), cleared=cleared)
+                if data_keys:
+                    session = replace(session, secrets=session.secrets + tuple(k.hex for k in data_keys.values()))
+                argvs = plan_argvs(
+                    plan,
+                    source=reader,
+                    target=target,
+                    log_file=session.log_file,
+                    crypter_key_file=None if key_files else session.key_file,
+                    key_files=key_files,
+                )
+                run_session = session
+                outcome = run_restore(plan, argvs, lambda argv: hook.run(argv, run_session), cleared=cleared)
+            del data_keys
         self.log.info(
             "restored %s into %s in %.1fs (BR %.1fs: %s)",
             ", ".join(plan.backups_used),
@@ -236,6 +256,41 @@ class BRRestoreOperator(RecoveryStep):
         if self.outlets:
             self._emit(context, plan, outcome.seconds)
         return outcome.to_dict()
+
+    def _owner_data_keys(self, plan: RecoveryPlan, source: ClusterConfig) -> dict[str, DataKey]:
+        """An owner-key source's data key of each backup the plan restores (#17), unwrapped with the private
+        key of ``restore.owner_key_conn_id`` (``OwnerKeyRefused`` without it, or with another key)."""
+        from airflow.sdk import BaseHook
+        from airflow.sdk.log import mask_secret
+
+        from tidbops.recovery.keys import needs_owner_key, unwrap_step_keys
+
+        if not needs_owner_key(source):
+            return {}
+        with self._catalog() as catalog:
+            if catalog is None:
+                raise RuntimeError("the catalog is unavailable: the wrapped data keys of the backups are unknown")
+            records = {s.backup_id: catalog.get(s.backup_id) for s in plan.steps}
+        private: str | None = None
+        conn_id = source.restore.owner_key_conn_id
+        if conn_id:
+            try:
+                private = BaseHook.get_connection(conn_id).password or None
+            except Exception:  # AirflowNotFoundException: the connection is not on this worker
+                private = None
+        if private:
+            mask_secret(private)
+        keys = unwrap_step_keys(source, plan.steps, records, private, what=f"{plan.kind} {plan.plan_id}")
+        for k in keys.values():
+            mask_secret(k.hex)
+        self.log.info(
+            "%s %s: unwrapped the data keys of %s with the owner's private key (key id %s)",
+            plan.kind,
+            plan.plan_id,
+            ", ".join(keys),
+            ", ".join(sorted({r.key_id or "" for r in records.values() if r is not None})),
+        )
+        return keys
 
     def _emit(self, context: Context, plan: RecoveryPlan, seconds: float) -> None:
         """The event of ``x-tidb://<target>/restores`` Airflow records when this task succeeds."""
