@@ -80,6 +80,11 @@ COMMANDS: dict[str, CommandSpec] = {
         "The backup catalog: schema migrations and rebuilding it from storage.",
     ),
     "slowlog": CommandSpec("tidbops.cli.slowlog_cmd", "slowlog_app", "TiDB slow logs: offline digest reports."),
+    "keys": CommandSpec(
+        "tidbops.cli.keys_cmd",
+        "keys_app",
+        "Owner-held backup keys: key ids, and rewrapping every retained backup's data key to a new public key.",
+    ),
     "expectations": CommandSpec(
         "tidbops.cli.expectations_cmd",
         "expectations_app",
