@@ -457,17 +457,22 @@ def storage_from_uri(
     uri: str,
     *,
     endpoint: str | None = None,
-    access_key: str | None = None,
-    secret_key: str | None = None,
     region: str | None = None,
-    session_token: str | None = None,
+    session: Any | None = None,
+    config: Any | None = None,
+    verify: bool | str | None = None,
 ) -> Storage:
     """A ``Storage`` for ``local:///abs/path`` or ``s3://bucket/prefix``.
 
-    For S3 the keys, endpoint and region come from the arguments; any that are not given fall back to
-    boto3's own chain (environment, config files, instance role). Path-style addressing, as MinIO and
-    other S3-compatible servers need. Query parameters in the URI are refused: credentials never travel
-    in URIs.
+    For S3 the credentials come from ``session``, a ready boto3 ``Session`` (in Airflow: the amazon
+    provider's, built from the storage connection: static keys, assume-role, profile, web identity).
+    Without one, boto3's own chain is used (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/
+    ``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` and the config files, web identity, the instance role): the
+    CLI's way. This module reads no connection and no credential itself. ``endpoint`` and ``region`` are
+    already decided by the caller (region default: the session's, else us-east-1). The client is
+    path-style with standard retries, as MinIO and other S3-compatible servers need; ``config`` (a
+    botocore ``Config``, e.g. the connection's ``config_kwargs``) wins over those defaults. Query
+    parameters in the URI are refused: credentials never travel in URIs.
     """
     if "?" in uri:
         raise StorageError("storage URIs take no query parameters here; pass endpoint and keys separately")
@@ -486,13 +491,16 @@ def storage_from_uri(
     import boto3  # type: ignore[import-untyped]  # lazy: only S3 users pay for it
     from botocore.config import Config  # type: ignore[import-untyped]
 
-    client = boto3.client(
+    if session is None:
+        session = boto3.session.Session()
+    client_config = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"})
+    if config is not None:
+        client_config = client_config.merge(config)
+    client = session.client(
         "s3",
         endpoint_url=endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        aws_session_token=session_token,
-        region_name=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"}),
+        region_name=region or session.region_name or "us-east-1",
+        config=client_config,
+        verify=verify,
     )
     return S3Storage(m.group("bucket"), m.group("prefix") or "", client)

@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
 import pytest
 
 from tests.helpers.servers import free_port
@@ -163,9 +164,8 @@ def test_an_endpoint_that_does_not_answer_is_named_in_the_error(monkeypatch: pyt
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-    storage = storage_from_uri(
-        "s3://tidbops-backups/prod", endpoint=endpoint, access_key="AKIAEXAMPLE", secret_key=secret
-    )
+    session = boto3.session.Session(aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key=secret)
+    storage = storage_from_uri("s3://tidbops-backups/prod", endpoint=endpoint, session=session)
     with pytest.raises(StorageError) as err:
         storage.list("full/")
     message = str(err.value)

@@ -245,15 +245,11 @@ def checked_endpoint(option: str | None) -> str | None:
 
 
 def open_storage(uri: str, endpoint: str | None, region: str | None = None) -> Storage:
-    """The storage at ``uri``; S3 keys from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (else boto3's
-    chain), the region from ``region``, else ``$AWS_DEFAULT_REGION``."""
-    return storage_from_uri(
-        uri,
-        endpoint=endpoint,
-        access_key=os.environ.get("AWS_ACCESS_KEY_ID") or None,
-        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
-        region=region or os.environ.get("AWS_DEFAULT_REGION") or None,
-    )
+    """The storage at ``uri``; S3 credentials from boto3's standard chain (``AWS_ACCESS_KEY_ID``/
+    ``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` and ``~/.aws/config``, web identity,
+    the instance role): the CLI has no Airflow connection. The region from ``region``, else
+    ``$AWS_DEFAULT_REGION`` (or the profile's)."""
+    return storage_from_uri(uri, endpoint=endpoint, region=region)
 
 
 def _print_report(report: RebuildReport) -> None:

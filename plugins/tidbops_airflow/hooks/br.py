@@ -1,10 +1,12 @@
 """BRHook: run the ``br`` executable for one cluster, with its secrets kept out of argv and logs.
 
-The storage keys come from the cluster's aws-type connection and reach BR as AWS_ACCESS_KEY_ID /
-AWS_SECRET_ACCESS_KEY; the crypter key comes from the password of ``br.encryption.key_conn_id`` and
-reaches BR through a 0600 ``--crypter.key-file`` that is removed when the run ends. Every secret is
-registered with Airflow's secret masker and redacted from what we log. The argv itself is built by the
-pure functions of ``tidbops.br.command``; the process is run by ``tidbops.br.runner``.
+The storage credentials come from the cluster's aws-type connection, resolved by the amazon provider
+(static keys, assume-role, profile, web identity), and reach BR as AWS_ACCESS_KEY_ID /
+AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; the crypter key comes from the password of
+``br.encryption.key_conn_id`` and reaches BR through a 0600 ``--crypter.key-file`` that is removed when
+the run ends. Every secret is registered with Airflow's secret masker and redacted from what we log.
+The argv itself is built by the pure functions of ``tidbops.br.command``; the process is run by
+``tidbops.br.runner``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
 from tidbops.br import runner
-from tidbops.br.command import br_env
 from tidbops.br.errors import BRError
 from tidbops.br.output import BROutcome, parse_br_output
 from tidbops.br.runner import BRSession
@@ -89,23 +90,11 @@ class BRHook(BaseHook):
 
     # ------------------------------------------------------------------------------------ secrets
     def _storage_env(self, source: ClusterConfig) -> tuple[dict[str, str], str | None, list[str]]:
-        storage = source.storage
-        if not storage.is_s3 or not storage.conn_id:
-            return {}, storage.endpoint, []
-        conn = self.get_connection(storage.conn_id)
-        extra = conn.extra_dejson
-        access_key, secret_key = conn.login or "", conn.password or ""
-        if not access_key or not secret_key:
-            raise ValueError(f"connection {storage.conn_id!r} needs login (access key) and password (secret key)")
-        s3_config = (extra.get("service_config") or {}).get("s3", {})
-        endpoint = storage.endpoint or extra.get("endpoint_url") or s3_config.get("endpoint_url")
-        for secret in (access_key, secret_key, extra.get("aws_session_token")):
-            if secret:
-                mask_secret(secret)
-        env = br_env(access_key, secret_key, extra.get("aws_session_token"))
-        if storage.region or extra.get("region_name"):
-            env["AWS_REGION"] = storage.region or str(extra["region_name"])
-        return env, endpoint, [s for s in (access_key, secret_key) if s]
+        """The storage credentials as the amazon provider resolves ``source``'s connection (see
+        ``StorageHook.br_credentials``): BR's environment, the S3 endpoint, the values to redact."""
+        from tidbops_airflow.hooks.storage import StorageHook
+
+        return StorageHook(cluster=source).br_credentials()
 
     def _crypter_key(self, source: ClusterConfig, data_key: DataKey | None = None) -> str | None:
         enc = source.br.encryption

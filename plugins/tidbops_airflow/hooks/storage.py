@@ -1,20 +1,29 @@
-"""StorageHook: a cluster's backup storage (``tidbops.storage``) with the keys of its aws connection.
+"""StorageHook: a cluster's backup storage (``tidbops.storage``), credentials from the amazon provider.
 
-The connection is the one BR uses (``storage.conn_id``, type aws): login = access key, password = secret
-key, extra ``endpoint_url`` (or ``service_config.s3.endpoint_url``), ``region_name`` and
-``aws_session_token``. The fleet config's ``storage.endpoint``/``storage.region`` win over the
-connection's. Every credential is registered with the secret masker; URIs never carry them.
+The connection is the one BR uses (``storage.conn_id``, type aws). We read none of its fields: the
+provider's ``S3Hook`` resolves it (static keys, ``aws_session_token``, ``role_arn`` assume-role,
+``profile_name``, web identity/IRSA, ``config_kwargs``, ``verify``) into a boto3 session, and its
+``endpoint_url`` (``service_config.s3.endpoint_url`` first) into the S3 endpoint. The fleet config's
+``storage.endpoint``/``storage.region`` win over the connection's. Without ``storage.conn_id`` boto3's
+default chain is used (environment, instance role). BR gets the resolved, possibly short-lived,
+credentials in its environment (``br_credentials``). Every credential value is registered with the
+secret masker; URIs never carry them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseHook
 from airflow.sdk.log import mask_secret
 
+from tidbops.br.command import br_env
 from tidbops.config import ClusterConfig
-from tidbops.storage import Storage, storage_from_uri
+from tidbops.storage import Storage, StorageError, storage_from_uri
+
+if TYPE_CHECKING:
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 
 class StorageHook(BaseHook):
@@ -31,45 +40,75 @@ class StorageHook(BaseHook):
         super().__init__()
         self.cluster = cluster
 
-    def storage_options(self) -> dict[str, Any]:
-        """``storage_from_uri`` keyword arguments: endpoint, keys, region (secrets masked)."""
-        storage = self.cluster.storage
-        if not storage.is_s3 or not storage.conn_id:
-            return {"endpoint": storage.endpoint, "region": storage.region}
-        conn = self.get_connection(storage.conn_id)
-        extra = conn.extra_dejson
-        s3_config = (extra.get("service_config") or {}).get("s3") or {}
-        session_token = extra.get("aws_session_token") or None
-        for secret in (conn.login, conn.password, session_token):
-            if secret:
-                mask_secret(secret)
-        return {
-            "endpoint": storage.endpoint or extra.get("endpoint_url") or s3_config.get("endpoint_url"),
-            "access_key": conn.login or None,
-            "secret_key": conn.password or None,
-            "region": storage.region or extra.get("region_name"),
-            "session_token": session_token,
-        }
+    @cached_property
+    def aws(self) -> S3Hook:
+        """The provider's hook for ``storage.conn_id`` (None: boto3's default chain), region from the fleet
+        config when it names one."""
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    def get_provider_storage(self, uri: str | None = None) -> Storage:
-        """``get_storage``, with the S3 client made by the amazon provider's ``S3Hook`` from the same
-        connection (its credential chain: static keys, role_arn, profile, web identity); the fleet
-        config's ``storage.endpoint`` still wins. Local storage is returned as ``get_storage`` does.
-        Retention deletes through this client (batch ``DeleteObjects``, at most 1000 keys a request).
+        storage = self.cluster.storage
+        return S3Hook(aws_conn_id=storage.conn_id, region_name=storage.region)
+
+    @property
+    def endpoint(self) -> str | None:
+        """``storage.endpoint``, else the connection's S3 endpoint as the provider resolves it."""
+        storage = self.cluster.storage
+        if storage.endpoint or not storage.is_s3:
+            return storage.endpoint
+        return self.aws.conn_config.get_service_endpoint_url("s3")
+
+    @property
+    def region(self) -> str | None:
+        """``storage.region``, else the connection's ``region_name``."""
+        storage = self.cluster.storage
+        return storage.region if not storage.is_s3 else self.aws.conn_config.region_name
+
+    def get_storage(self, uri: str | None = None) -> Storage:
+        """The storage at ``uri`` (default: the cluster's storage root); ``uri`` must lie below that root.
+
+        For S3 the client comes from the provider's boto3 session (its credential chain); the
+        connection's ``config_kwargs`` and ``verify`` apply. Local storage needs no connection.
+        """
+        target = self._below_root(uri)
+        if not self.cluster.storage.is_s3:
+            return storage_from_uri(target)
+        conn = self.aws.conn_config
+        return storage_from_uri(
+            target,
+            endpoint=self.endpoint,
+            region=self.region,
+            session=self.aws.get_session(region_name=self.region),
+            config=conn.botocore_config,
+            verify=conn.verify,
+        )
+
+    def br_credentials(self) -> tuple[dict[str, str], str | None, list[str]]:
+        """(environment for BR, S3 endpoint, secret values to redact).
+
+        The environment holds the credentials the provider resolved, frozen at this moment:
+        ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN`` when there is one (an
+        assumed role's are temporary), and ``AWS_REGION``. Without ``storage.conn_id`` (or for local
+        storage) BR is given none and uses its own chain. Every value is masked.
         """
         storage = self.cluster.storage
         if not storage.is_s3 or not storage.conn_id:
-            return self.get_storage(uri)
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-
-        from tidbops.storage import S3Storage
-
-        target = self._below_root(uri)
-        hook = S3Hook(aws_conn_id=storage.conn_id, region_name=storage.region)
-        if storage.endpoint:
-            hook.conn_config.endpoint_url = storage.endpoint
-        bucket, _, prefix = target.removeprefix("s3://").partition("/")
-        return S3Storage(bucket, prefix, hook.get_conn())
+            return {}, storage.endpoint, []
+        region = self.region
+        # what AwsBaseHook.get_credentials does, without its AttributeError when the chain finds nothing
+        resolved = self.aws.get_session(region_name=region).get_credentials()
+        creds = resolved.get_frozen_credentials() if resolved is not None else None
+        if creds is None or not creds.access_key or not creds.secret_key:
+            raise StorageError(
+                f"connection {storage.conn_id!r} gives no AWS credentials: set login/password (access key, "
+                "secret key), or role_arn, profile_name or web identity in its extra"
+            )
+        secrets = [s for s in (creds.access_key, creds.secret_key, creds.token) if s]
+        for secret in secrets:
+            mask_secret(secret)
+        env = br_env(creds.access_key, creds.secret_key, creds.token or None)
+        if region:
+            env["AWS_REGION"] = region
+        return env, self.endpoint, secrets
 
     def _below_root(self, uri: str | None) -> str:
         root = self.cluster.storage.uri
@@ -77,7 +116,3 @@ class StorageHook(BaseHook):
         if target != root and not target.startswith(root.rstrip("/") + "/"):
             raise ValueError(f"{target!r} is not below cluster {self.cluster.name!r}'s storage {root!r}")
         return target
-
-    def get_storage(self, uri: str | None = None) -> Storage:
-        """The storage at ``uri`` (default: the cluster's storage root); ``uri`` must lie below that root."""
-        return storage_from_uri(self._below_root(uri), **self.storage_options())

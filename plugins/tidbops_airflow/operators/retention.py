@@ -92,7 +92,7 @@ class RetentionOperator(_RetentionStep):
 
         name = self.cluster.name
         log_range = self._log_range()
-        root = StorageHook(cluster=self.cluster).get_provider_storage()
+        root = StorageHook(cluster=self.cluster).get_storage()
         catalog = self._catalog()
         report: RetentionReport | None = None
         try:
@@ -156,7 +156,7 @@ class StorageUsageOperator(_RetentionStep):
         from tidbops_airflow.hooks.storage import StorageHook
 
         hook = StorageHook(cluster=self.cluster)
-        root = hook.get_provider_storage()
+        root = hook.get_storage()
         # the log below the storage root is counted by the one listing; elsewhere it is not measured here
         if self.cluster.log_backup.enabled and not self.cluster.log_storage_uri.startswith(
             self.cluster.storage.uri + "/"

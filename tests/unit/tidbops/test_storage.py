@@ -174,12 +174,44 @@ def test_storage_from_uri_local(tmp_path: Path) -> None:
 
 
 def test_storage_from_uri_s3_builds_path_style_client() -> None:
-    s = storage_from_uri("s3://tidbops-backups/prod/x", endpoint="http://127.0.0.1:1", access_key="AK", secret_key="SK")
+    import boto3
+
+    session = boto3.session.Session(aws_access_key_id="AK", aws_secret_access_key="SK-SECRET")
+    s = storage_from_uri("s3://tidbops-backups/prod/x", endpoint="http://127.0.0.1:1", session=session)
     assert isinstance(s, S3Storage)
     assert (s.bucket, s.prefix, s.uri) == ("tidbops-backups", "prod/x", "s3://tidbops-backups/prod/x")
     assert s.child("dev/full").uri == "s3://tidbops-backups/prod/x/dev/full"
     assert s._client.meta.config.s3["addressing_style"] == "path"
-    assert "SK" not in repr(s)
+    assert s._client.meta.region_name == "us-east-1"
+    assert s._client._request_signer._credentials.secret_key == "SK-SECRET"  # the session's credentials
+    assert "SK-SECRET" not in repr(s)
+
+
+def test_storage_from_uri_a_given_botocore_config_wins_over_the_defaults() -> None:
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.session.Session(aws_access_key_id="AK", aws_secret_access_key="SK", region_name="eu-west-1")
+    s = storage_from_uri(
+        "s3://tidbops-backups", session=session, config=Config(s3={"addressing_style": "virtual"}, read_timeout=7)
+    )
+    assert isinstance(s, S3Storage)
+    config = s._client.meta.config
+    assert (config.s3["addressing_style"], config.read_timeout, config.retries["total_max_attempts"]) == ("virtual", 7, 6)
+    assert s._client.meta.region_name == "eu-west-1"  # the session's region when none is given
+
+
+def test_storage_from_uri_without_a_session_uses_the_standard_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's way: boto3's environment chain, session token included."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "SKENV")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "TOKENENV")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-east-1")
+    s = storage_from_uri("s3://tidbops-backups/prod", endpoint="http://127.0.0.1:1")
+    assert isinstance(s, S3Storage)
+    creds = s._client._request_signer._credentials.get_frozen_credentials()
+    assert (creds.access_key, creds.secret_key, creds.token) == ("AKENV", "SKENV", "TOKENENV")
+    assert s._client.meta.region_name == "ap-east-1"
 
 
 @pytest.mark.parametrize(
