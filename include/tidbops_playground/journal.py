@@ -4,6 +4,9 @@ Tests read it to prove what BR was (or was not) asked to do, e.g. that a refused
 ``br restore``. A line holds the time, the pid, the command words (``["restore", "point"]``) and the
 ``--pd`` addresses; never the rest of argv (storage URIs may carry credentials). Real BR keeps no such
 journal: this is the playground's own instrument, not part of the emulated contract.
+
+Secret scans (#17) need the whole argv BR got: while ``<home>/capture-argv`` exists, each invocation's
+full argv is also appended to ``<home>/br-argv.jsonl`` (0600), for the scan to read, then removed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 from tidbops_playground.registry import playground_home
 
 JOURNAL = "br-invocations.jsonl"
+ARGV_MARKER = "capture-argv"  # while it exists: full argv into ARGV_FILE (secret scans, #17)
+ARGV_FILE = "br-argv.jsonl"
 _MAX_WORDS = 3
 
 
@@ -58,8 +63,23 @@ def record(argv: list[str], home: Path | None = None) -> None:
             os.write(fd, data)  # one write of one short line with O_APPEND: lines never interleave
         finally:
             os.close(fd)
+        if (where / ARGV_MARKER).exists():
+            full = (json.dumps({"pid": os.getpid(), "argv": list(argv)}) + "\n").encode()
+            fd = os.open(where / ARGV_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, full)
+            finally:
+                os.close(fd)
     except OSError:
         pass
+
+
+def captured_argv(home: Path) -> list[list[str]]:
+    """The full argv of every BR invocation while ``ARGV_MARKER`` existed (secret scans)."""
+    path = home / ARGV_FILE
+    if not path.exists():
+        return []
+    return [json.loads(ln)["argv"] for ln in path.read_text().splitlines() if ln.strip()]
 
 
 def read(home: Path, offset: int = 0) -> list[dict[str, Any]]:

@@ -45,6 +45,20 @@ def test_every_call_is_journaled_even_one_that_fails_to_parse(home: Path, capsys
     assert "SECRET" not in raw and "s3://" not in raw and "no-such-flag" not in raw
     assert all(set(json.loads(line)) == {"at", "pid", "command", "pd"} for line in raw.splitlines())
     assert journal.read(home, journal.size(home)) == []
+    assert not (home / journal.ARGV_FILE).exists()  # full argv only while a secret scan asks for it
+
+
+def test_full_argv_is_captured_only_while_the_marker_exists(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    (home / journal.ARGV_MARKER).touch()
+    assert main(["debug", "decode", "--storage", "local:///nowhere", "--crypter.key-file", "/run/k"]) != 0
+    (home / journal.ARGV_MARKER).unlink()
+    assert main(["--version"]) == 0
+    capsys.readouterr()
+    assert journal.captured_argv(home) == [
+        ["debug", "decode", "--storage", "local:///nowhere", "--crypter.key-file", "/run/k"]
+    ]
+    assert (home / journal.ARGV_FILE).stat().st_mode & 0o777 == 0o600
 
 
 def test_no_home_no_journal(tmp_path: Path) -> None:
