@@ -33,6 +33,9 @@ E2E_RESTORE = {
 # uat's recovery window shrinks to one minute in the e2e fleet, so a retention run expires something
 # within the test (#16); not a dry run, one full backup kept
 E2E_RETENTION = {"uat": {"keep_days": "1m", "keep_full": 1, "dry_run": False}}
+# where the e2e Airflow's fleet config is ("path"): a module may add a cluster for its own tests and put
+# the file back afterwards (test_owner_keys.py)
+E2E_FLEET: dict[str, Path] = {}
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +69,7 @@ def airflow(playground_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         if cluster["name"] in E2E_RETENTION:
             cluster["retention"] = {**cluster.get("retention", {}), **E2E_RETENTION[cluster["name"]]}
     fleet.write_text(yaml.safe_dump(doc, sort_keys=False))
+    E2E_FLEET["path"] = fleet
     standalone = AirflowStandalone(home=playground_home, port=free_port(), fleet_config=fleet)
     api = standalone.start()
     try:
