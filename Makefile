@@ -14,14 +14,16 @@ help:  ## list the targets
 system-deps:  ## Debian packages the tests need (mariadb-server, percona-toolkit, chromium); installs them as root
 	@bash scripts/system-deps.sh
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml setup.py include/tidbops/slowlog/_scan.c
+# Production (requirements.txt, tidbops from setup.py) and development (requirements-dev.txt, tidbops-playground
+# from playground/), both editable; docs/deploy.md installs production alone.
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml setup.py playground/pyproject.toml playground/setup.py include/tidbops/slowlog/_scan.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "error: cannot create a venv; on Debian/Ubuntu: apt-get install python3-venv" >&2; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps -e . -e ./playground
 	@touch $(STAMP)
 
-venv: $(STAMP)  ## the project venv with every pinned dependency and tidbops installed (editable)
+venv: $(STAMP)  ## the project venv: every pinned dependency, tidbops and tidbops-playground installed (editable)
 
 lint: venv  ## ruff (with Airflow's AIR rules) and mypy strict on the core
 	$(VENV)/bin/ruff check .

@@ -1,6 +1,7 @@
-"""Maps the three import roots onto the repository layout (include/, plugins/), and builds the optional C
+"""Maps the production import roots onto the repository layout (include/, plugins/), and builds the optional C
 slow-log scanner and column fold (``tidbops.slowlog._scan``; without a compiler the pure-Python path, which
-gives identical results, is used)."""
+gives identical results, is used). The playground (include/tidbops_playground/) is not part of this
+distribution: it is tidbops-playground, built from playground/ (`make venv` installs both)."""
 
 import os
 
@@ -8,7 +9,6 @@ from setuptools import Extension, find_packages, setup
 
 ROOTS = {
     "tidbops": "include/tidbops",
-    "tidbops_playground": "include/tidbops_playground",
     "tidbops_airflow": "plugins/tidbops_airflow",
 }
 

@@ -55,7 +55,7 @@ def require_browser() -> None:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        missing.append("the Python package playwright (requirements.txt)")
+        missing.append("the Python package playwright (requirements-dev.txt)")
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         missing.append(f"Chromium at {CHROMIUM} (Debian package chromium: scripts/system-deps.sh)")
     if not missing:
