@@ -285,3 +285,20 @@ def test_docker_compose_config_accepts_it(tmp_path: Path, profile: str | None) -
     argv += ["--profile", profile] if profile else []
     done = subprocess.run([*argv, "config", "-q"], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_smoke_script_parses_and_triggers_dags_the_compose_fleet_has() -> None:
+    script = REPO / "scripts/compose-smoke.sh"
+    assert os.access(script, os.X_OK)
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True, timeout=30).returncode == 0
+    text = script.read_text()
+    dags = re.search(r"^DAGS=\((.*)\)$", text, re.M)
+    assert dags, "DAGS=(...) in scripts/compose-smoke.sh"
+    fleet = load_fleet(FLEET)
+    source = fleet.sources()[0].name
+    assert dags.group(1).split() == [
+        f"tidb_backup_full__{source}",
+        f"tidb_log_backup_check__{source}",
+        f"tidb_restore_drill__{source}",
+    ]
+    assert "/auth/token" in text and "/api/v2/dags/" in text and "--data @" in text
