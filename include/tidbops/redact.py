@@ -58,6 +58,8 @@ _CREDENTIAL_WORDS = (
 _NAME = rf"(?:[A-Za-z0-9_.-]*[-_.])?(?:{_CREDENTIAL_WORDS})"
 _NAME_RE = re.compile(rf"(?i)^{_NAME}$")
 
+# an age X25519 identity (owner-held keys, #17): its key part, whatever case
+_AGE_IDENTITY = re.compile(r"(?i)(AGE-SECRET-KEY-1)[02-9ac-hj-np-z]{58}")
 _PRIVATE_KEY = re.compile(
     r"(-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----)[\s\S]*?(?:(-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)|\Z)"
 )
@@ -173,6 +175,8 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     if "PRIVATE KEY" in text:
         text = _PRIVATE_KEY.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2) or ''}", text)
     low = text.lower()
+    if "age-secret-key-1" in low:
+        text = _AGE_IDENTITY.sub(rf"\g<1>{REDACTED}", text)
     if "@" in text:
         if "://" in text:
             text = _URL_PASSWORD.sub(rf"\g<1>{REDACTED}@", text)
@@ -202,6 +206,7 @@ def find_secret(value: str) -> str | None:
     low = v.lower()
     checks: list[tuple[bool, re.Pattern[str], str]] = [
         ("PRIVATE KEY" in v, _PRIVATE_KEY, "a private key"),
+        ("age-secret-key-1" in low, _AGE_IDENTITY, "an age private key"),
         ("://" in v and "@" in v, _URL_PASSWORD, "a password in a URL"),
         ("@tcp(" in low or "@unix(" in low, _DSN_PASSWORD, "a password in a DSN"),
         ("authorization" in low, _AUTH_HEADER, "an authorization header"),

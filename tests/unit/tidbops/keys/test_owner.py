@@ -200,3 +200,22 @@ def test_drill_basis_names_the_owner_key_id() -> None:
     )
     basis = current_basis(c, tidb_version=None, br_version=None, key_hex=None)
     assert basis.encryption_key_id == owner.key_id(pub)
+
+
+def test_redaction_masks_an_age_private_key_and_the_fleet_config_refuses_one(tmp_path: Path) -> None:
+    from tidbops.config import load_fleet
+    from tidbops.redact import find_secret, redact
+
+    pub, priv = pair()
+    for text in (f"key={priv}", f"the key {priv.lower()} here", f'{{"password": "{priv}"}}'):
+        shown = redact(text)
+        assert priv.lower() not in shown.lower() and "***" in shown
+    assert find_secret(priv) == "an age private key" and find_secret(pub) is None
+    p = tmp_path / "clusters.yaml"
+    p.write_text(
+        "clusters:\n  - name: own\n    env: dev\n    pd: ['pd:2379']\n    tidb_conn_id: tidb_own\n"
+        f"    storage: {{uri: 's3://bucket/tidb'}}\n    owner: '{priv}'\n"
+    )
+    fleet = load_fleet(p)
+    assert not fleet.ok and any("an age private key" in str(i) for i in fleet.issues)
+    assert all(priv not in str(i) for i in fleet.issues)
