@@ -13,6 +13,9 @@ plan_restore → choose_target → restore__<target> (one per possible target) �
 * ``record_restore`` always runs: the ``restores`` row of every request, refused, dry run or real.
   ``assert_restore_succeeded`` then makes a refused or failed request a failed run (a run's state follows
   its last task).
+* Alerts: ``assert_restore_succeeded`` (a refused or failed request) and ``record_restore`` (the audit row
+  could not be written) alert through the alert routes of the request's source and target clusters
+  (``RequestRoutesNotifier``): one alert per failed request, whichever step failed.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from tidbops.restore_rules import POINT_FORMATS, allowed_targets
 from tidbops_airflow.assets import restores_asset
 from tidbops_airflow.backup_dag import br_pool
 from tidbops_airflow.dagbuilder import START_DATE
+from tidbops_airflow.notifiers.alerts import RequestRoutesNotifier
 from tidbops_airflow.operators.recovery import BRRestoreOperator, ValidateRestoreOperator
 from tidbops_airflow.operators.restore import (
     BRANCH_TASK,
@@ -183,6 +187,7 @@ def build_restore_dag(fleet: Fleet, *, doc_md: str | None) -> DAG:
         params=restore_params(fleet),
         default_args=default_args,
     ) as dag:
+        alert = RequestRoutesNotifier(fleet)
         targets = possible_targets(fleet)
         restore_ids = [restore_task_id(t) for t in targets]
         plan = RestorePlanOperator(task_id=PLAN_TASK, **catalog)
@@ -212,11 +217,12 @@ def build_restore_dag(fleet: Fleet, *, doc_md: str | None) -> DAG:
             trigger_rule=TriggerRule.ALL_DONE,
             retries=3,
             retry_delay=timedelta(seconds=30),
+            on_failure_callback=alert,
             **catalog,
         )
         plan >> branch >> restores
         for task in restores:
             task >> validate
-        gate = RestoreGateOperator(task_id=GATE_TASK)
+        gate = RestoreGateOperator(task_id=GATE_TASK, on_failure_callback=alert)
         validate >> record >> gate
     return dag

@@ -3,7 +3,8 @@
 harvest_slow_queries → report_slow_queries → suggest_guardrails, on ``schedules.slow_query_harvest``
 (nightly; off: manual runs only). The harvest stores daily aggregates in one transaction and moves the
 watermark, the report reads them back, and the guardrails step writes its decision into the report (it
-runs statements only with ``slow_query.apply_guardrails``).
+runs statements only with ``slow_query.apply_guardrails``). Every task alerts through the cluster's alert
+routes when it fails for good.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from airflow.sdk import DAG
 
 from tidbops.config import ClusterConfig, Fleet
 from tidbops_airflow.dagbuilder import dag_args, schedule_text
+from tidbops_airflow.notifiers.alerts import failure_notifiers
 from tidbops_airflow.operators.slowquery import (
     SlowQueryGuardrailsOperator,
     SlowQueryHarvestOperator,
@@ -27,6 +29,7 @@ def build_slow_query_harvest_dag(pipeline: str, cluster: ClusterConfig, fleet: F
         f"({schedule_text(cluster.schedules.slow_query_harvest)})"
     )
     args = dag_args(pipeline, cluster, doc_md=doc_md, tags=["slow-query"], description=about)
+    args["default_args"]["on_failure_callback"] = failure_notifiers(fleet, cluster)
     catalog = {"catalog_conn_id": fleet.catalog.conn_id, "catalog_sqlite_path": fleet.catalog.sqlite_path}
     harvest_id, report_id, guard_id = TASK_IDS
     with DAG(schedule=cluster.schedules.slow_query_harvest, **args) as dag:

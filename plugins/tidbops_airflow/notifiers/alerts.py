@@ -11,6 +11,7 @@ its retries. What an alert says (``payload.alert_summary``) is redacted: no cred
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from tidbops_airflow.notifiers.log import TiDBOpsLogNotifier
@@ -18,7 +19,7 @@ from tidbops_airflow.notifiers.payload import slack_available
 from tidbops_airflow.notifiers.webhook import TiDBOpsWebhookNotifier
 
 if TYPE_CHECKING:
-    from airflow.sdk import BaseNotifier
+    from airflow.sdk import BaseNotifier, Context
 
     from tidbops.config import AlertRoute, ClusterConfig, Fleet
 
@@ -82,3 +83,34 @@ def failure_notifiers(fleet: Fleet, cluster: ClusterConfig) -> list[BaseNotifier
             notifier = _shared[key] = notifier_for(name, route, cluster.name)
         notifiers.append(notifier)
     return notifiers
+
+
+class RequestRoutesNotifier:
+    """Alerts through the routes of the clusters a run's request names (``tidb_restore``: its source and
+    target); each route once, in the order the clusters list them. A request naming no cluster of the fleet
+    (a typo the plan refused) alerts through every route some cluster uses, so it still reaches a person.
+
+    A plain callable, as Airflow calls an ``on_failure_callback``; each route's notifier is built when it
+    fires (a fleet-wide DAG would otherwise hold one per route and cluster).
+    """
+
+    def __init__(self, fleet: Fleet, keys: tuple[str, ...] = ("source_cluster", "target_cluster")) -> None:
+        self.fleet = fleet
+        self.keys = keys
+
+    def routes(self, params: Mapping[str, object]) -> list[tuple[str, str]]:
+        """(route, cluster) pairs the request's alert goes to."""
+        named = [str(params.get(k)) for k in self.keys if params.get(k) in self.fleet.clusters]
+        clusters = named or list(self.fleet.clusters)
+        chosen: dict[str, str] = {}
+        for name in clusters:
+            for route in self.fleet.clusters[name].alerts:
+                chosen.setdefault(route, name)
+        return list(chosen.items())
+
+    def __call__(self, context: Context) -> None:
+        params = dict(context.get("params") or {})
+        dag_run = context.get("dag_run")
+        params.update(getattr(dag_run, "conf", None) or {})
+        for route, cluster in self.routes(params):
+            notifier_for(route, self.fleet.alert_routes[route], cluster)(context)
