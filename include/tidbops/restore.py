@@ -547,6 +547,19 @@ def plan_restore(
         notes.append("the estimate is for the whole cluster; a restore of some tables is usually faster")
     if checked.target.scratch and wipe:
         notes.append(f"{checked.target.name} is a scratch cluster: its databases are dropped before BR runs")
+    enc = checked.source.br.encryption
+    key_files: dict[str, str] | None = None
+    if enc is not None and enc.owner_key and enc.owner_public_key:  # #17
+        from tidbops.keys.owner import key_id
+
+        conn = checked.source.restore.owner_key_conn_id
+        notes.append(
+            f"{checked.source.name} backs up with owner-held keys (key id {key_id(enc.owner_public_key)}): the "
+            "restore task unwraps each backup's data key with the private key of "
+            + (f"connection {conn}" if conn else "restore.owner_key_conn_id, which the fleet config does not set")
+            + "; without it there, the restore is refused before BR runs"
+        )
+        key_files = {s.backup_id: f"<data key file of {s.backup_id}>" for s in resolved.steps}
     draft = RestorePlan(
         plan_id=restore_id,
         source=checked.source.name,
@@ -570,7 +583,8 @@ def plan_restore(
         source=checked.source,
         target=checked.target,
         log_file="<br log file>",
-        crypter_key_file="<crypter key file>" if checked.source.br.encryption else None,
+        crypter_key_file="<crypter key file>" if enc is not None and key_files is None else None,
+        key_files=key_files,
     )
     return replace(draft, commands=tuple(redact_argv(a) for a in argvs))
 
