@@ -142,8 +142,11 @@ def test_role_arn_is_assumed_through_sts_for_the_storage_and_for_br(
     assert storage.read_bytes("probe.txt") == b"written with the assumed role"
 
     env, endpoint, secrets = hook.br_credentials()
+    hook.get_storage(f"s3://{BUCKET}/prod/full/role-test").exists("probe.txt")
     assumed = iam.assumed_roles()[before:]
-    assert {(a["role_arn"], a["session_name"].lower()) for a in assumed} == {(iam.role_arn, "airflow_s3_role")}
+    assert [(a["role_arn"], a["session_name"].lower()) for a in assumed] == [(iam.role_arn, "airflow_s3_role")], (
+        "one AssumeRole per hook, for its storage clients and BR"
+    )
     issued = {a["access_key_id"]: a for a in assumed}
     assert env["AWS_ACCESS_KEY_ID"] in issued, "BR gets credentials STS issued, not the user's keys"
     role = issued[env["AWS_ACCESS_KEY_ID"]]

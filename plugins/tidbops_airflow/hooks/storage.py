@@ -23,6 +23,7 @@ from tidbops.config import ClusterConfig
 from tidbops.storage import Storage, StorageError, storage_from_uri
 
 if TYPE_CHECKING:
+    import boto3
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 
@@ -48,6 +49,12 @@ class StorageHook(BaseHook):
 
         storage = self.cluster.storage
         return S3Hook(aws_conn_id=storage.conn_id, region_name=storage.region)
+
+    @cached_property
+    def session(self) -> boto3.session.Session:
+        """The provider's boto3 session for the connection, made once per hook (with ``role_arn`` that is
+        one AssumeRole; its credentials refresh themselves in the client)."""
+        return self.aws.get_session(region_name=self.region)
 
     @property
     def endpoint(self) -> str | None:
@@ -77,7 +84,7 @@ class StorageHook(BaseHook):
             target,
             endpoint=self.endpoint,
             region=self.region,
-            session=self.aws.get_session(region_name=self.region),
+            session=self.session,
             config=conn.botocore_config,
             verify=conn.verify,
         )
@@ -95,7 +102,7 @@ class StorageHook(BaseHook):
             return {}, storage.endpoint, []
         region = self.region
         # what AwsBaseHook.get_credentials does, without its AttributeError when the chain finds nothing
-        resolved = self.aws.get_session(region_name=region).get_credentials()
+        resolved = self.session.get_credentials()
         creds = resolved.get_frozen_credentials() if resolved is not None else None
         if creds is None or not creds.access_key or not creds.secret_key:
             raise StorageError(
