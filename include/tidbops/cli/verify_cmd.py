@@ -97,6 +97,11 @@ def _secrets() -> tuple[str, ...]:
 
 
 def _tier2(cat: Catalog, cluster: ClusterConfig, open_storage: Any, key_file: str | None, now: datetime) -> TierReport:
+    if cluster.br.encryption is not None and cluster.br.encryption.owner_key:
+        raise VerificationError(
+            f"cluster {cluster.name} backs up with owner-held keys: each backup has its own data key, which only "
+            "the owner's private key opens; tier 2 is not run (drills restore and check those backups)"
+        )
     if cluster.br.encryption is not None and key_file is None:
         raise VerificationError(
             f"cluster {cluster.name} encrypts its backups ({cluster.br.encryption.method}): pass --crypter-key-file, "

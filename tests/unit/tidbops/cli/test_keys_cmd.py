@@ -224,3 +224,14 @@ def test_keys_id(tmp_path: Path) -> None:
     assert runner.invoke(app, ["keys", "id"]).exit_code == 2
     r = runner.invoke(app, ["keys", "id", pub, "--json"])
     assert json.loads(r.stdout) == {"key_id": owner.key_id(pub)}
+
+
+def test_verify_tier_2_says_why_it_cannot_run_on_an_owner_key_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pub, _ = pair()
+    owner_backups(tmp_path, pub, n=1)
+    write_fleet(tmp_path, monkeypatch, pub)
+    r = runner.invoke(app, ["verify", "--cluster", "own", "--tier", "2", "--catalog", url(tmp_path)])
+    assert r.exit_code == 1
+    assert "cluster own, tier 2 not run: cluster own backs up with owner-held keys" in r.output
