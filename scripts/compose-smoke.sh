@@ -18,11 +18,14 @@ DOWN=0
 API="${TIDBOPS_SMOKE_API:-http://127.0.0.1:8080}"
 UP_TIMEOUT="${TIDBOPS_SMOKE_UP_TIMEOUT:-1200}"    # seconds: first build and TiKV's start are slow
 RUN_TIMEOUT="${TIDBOPS_SMOKE_RUN_TIMEOUT:-1800}"  # seconds per DAG run
+POLL="${TIDBOPS_SMOKE_POLL:-10}"                  # seconds between two looks at a run
+ENV_FILE="${TIDBOPS_SMOKE_ENV_FILE:-.env}"        # another env file is passed to compose as --env-file
 DAGS=(tidb_backup_full__demo tidb_log_backup_check__demo tidb_restore_drill__demo)
 
 if docker compose version >/dev/null 2>&1; then COMPOSE=(docker compose); else COMPOSE=(docker-compose); fi
-[ -f .env ] || { echo "error: no .env: cp .env.example .env and replace every change-me" >&2; exit 2; }
-if grep -q '=change-me$' .env; then echo "error: .env still holds change-me placeholders" >&2; exit 2; fi
+[ "$ENV_FILE" = .env ] || COMPOSE+=(--env-file "$ENV_FILE")
+[ -f "$ENV_FILE" ] || { echo "error: no $ENV_FILE: cp .env.example .env and replace every change-me" >&2; exit 2; }
+if grep -q '=change-me$' "$ENV_FILE"; then echo "error: $ENV_FILE still holds change-me placeholders" >&2; exit 2; fi
 
 work="$(mktemp -d)"
 chmod 700 "$work"
@@ -46,7 +49,7 @@ done
 "${COMPOSE[@]}" ps
 
 # The token: the password goes through stdin and the header through a 0600 file, never through argv.
-password="$(sed -n 's/^AIRFLOW_ADMIN_PASSWORD=//p' .env)"
+password="$(sed -n 's/^AIRFLOW_ADMIN_PASSWORD=//p' "$ENV_FILE")"
 python3 -c 'import json,sys; print(json.dumps({"username": "admin", "password": sys.stdin.read().strip()}))' \
   <<<"$password" >"$work/login.json"
 token="$(curl -fsS -X POST -H 'Content-Type: application/json' --data @"$work/login.json" "$API/auth/token" \
@@ -82,12 +85,12 @@ for dag in "${DAGS[@]}"; do
   state=queued
   while [ "$state" != success ] && [ "$state" != failed ]; do
     if [ $SECONDS -ge $deadline ]; then state="still $state after ${RUN_TIMEOUT}s"; break; fi
-    sleep 10
+    sleep "$POLL"
     state="$(api GET "/api/v2/dags/$dag/dagRuns/$quoted" | json 'd["state"]')"
   done
   echo "   run $run_id: $state"
   api GET "/api/v2/dags/$dag/dagRuns/$quoted/taskInstances" \
-    | json '"\n".join(f"     {t[\"task_id\"]}: {t[\"state\"]}" for t in d["task_instances"])'
+    | json '"\n".join("     {}: {}".format(t["task_id"], t["state"]) for t in d["task_instances"])'
   [ "$state" = success ] || failed=1
 done
 
