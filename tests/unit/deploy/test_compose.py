@@ -302,3 +302,41 @@ def test_the_smoke_script_parses_and_triggers_dags_the_compose_fleet_has() -> No
         f"tidb_restore_drill__{source}",
     ]
     assert "/auth/token" in text and "/api/v2/dags/" in text and "--data @" in text
+
+
+def _dockerignored(path: str) -> bool:
+    """Docker's .dockerignore matching, for the plain patterns ours uses (no ! exceptions)."""
+    import fnmatch
+
+    patterns = [
+        p.strip().rstrip("/")
+        for p in (REPO / ".dockerignore").read_text().splitlines()
+        if p.strip() and not p.startswith("#")
+    ]
+    assert not [p for p in patterns if p.startswith("!")], "exceptions are not handled here"
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        for prefix in prefixes:
+            if fnmatch.fnmatch(prefix, pattern) or (
+                pattern.startswith("**/") and fnmatch.fnmatch(prefix.rsplit("/", 1)[-1], pattern[3:])
+            ):
+                return True
+    return False
+
+
+def test_the_dockerfile_copies_what_exists_in_the_build_context_and_never_the_playground() -> None:
+    copies = [
+        line.split()[1:]
+        for line in DOCKERFILE.read_text().splitlines()
+        if line.startswith("COPY ") and "--from=" not in line
+    ]
+    sources = [arg for args in copies for arg in args[:-1] if not arg.startswith("--")]
+    assert {"requirements.txt", "constraints.txt", "setup.py", "include/tidbops", "dags"} <= set(sources)
+    for source in sources:
+        assert (REPO / source).exists(), f"the Dockerfile copies {source}, which does not exist"
+        assert not _dockerignored(source), f".dockerignore leaves {source} out of the build context"
+    assert not [s for s in sources if "playground" in s]
+    assert _dockerignored("include/tidbops_playground/br/cli.py") and _dockerignored("playground/setup.py")
+    assert _dockerignored(".env") and _dockerignored(".env.prod") and _dockerignored(".venv/bin/python")
+    assert not _dockerignored("include/tidbops/config.py") and not _dockerignored("dags/tidb_restore.py")
