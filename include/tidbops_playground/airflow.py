@@ -1,4 +1,8 @@
-"""A real Airflow for the playground: ``airflow standalone`` (SQLite, LocalExecutor) with our DAGs.
+"""A real Airflow for the playground: ``airflow standalone`` (LocalExecutor) with our DAGs.
+
+Its metadata DB is the playground's private PostgreSQL (:mod:`tidbops_playground.postgres`, a database per
+Airflow home), as in a real deployment; ``metadata_db="sqlite"`` keeps a SQLite file in the Airflow home
+for whoever says why it needs one.
 
 Used by ``make up`` (run it in the foreground), ``make demo`` and the e2e tests (start, drive it through
 the REST API, stop). Nothing here imports Airflow: it runs the ``airflow`` executable of this venv.
@@ -22,7 +26,7 @@ import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tidbops_playground.registry import playground_home
 
@@ -37,6 +41,10 @@ ADMIN = "admin"
 USERS = {ADMIN: "admin", "dba": "admin", "viewer": "viewer", "nobody": ""}
 #: an http connection to this Airflow's own REST API, for tasks that set a run's note (tidb_restore)
 API_CONN_ID = "tidbops_airflow_api"
+#: in the Airflow home while ``airflow standalone`` runs: its pid (``playground down`` stops it)
+PID_FILE = "standalone.pid"
+#: seconds each step of :func:`stop_family` waits before the next, harder one
+STOP_GRACE = 8.0
 
 
 class AirflowError(RuntimeError):
@@ -65,9 +73,16 @@ def _secret_file(path: Path, nbytes: int) -> str:
 
 
 def airflow_env(
-    home: Path, port: int = DEFAULT_PORT, airflow_home: Path | None = None, fleet_config: Path | None = None
+    home: Path,
+    port: int = DEFAULT_PORT,
+    airflow_home: Path | None = None,
+    fleet_config: Path | None = None,
+    metadata_url: str | None = None,
 ) -> dict[str, str]:
-    """The environment every Airflow process of the playground runs with."""
+    """The environment every Airflow process of the playground runs with.
+
+    ``metadata_url``: Airflow's metadata DB (SQLAlchemy URL); None: Airflow's default SQLite file.
+    """
     af_home = airflow_home or home / "airflow"
     env = {
         **os.environ,
@@ -99,6 +114,8 @@ def airflow_env(
     }
     if fleet_config is not None:
         env["TIDBOPS_FLEET_CONFIG"] = str(fleet_config)
+    if metadata_url is not None:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_url
     passwords = af_home / "passwords.json"
     if passwords.exists():  # written by AirflowStandalone.start before the processes start
         conn = {
@@ -143,14 +160,24 @@ def ensure_pools(api: AirflowAPI, fleet: Path | None = None) -> list[str]:
     created: list[str] = []
     for name in load_fleet(fleet).clusters:
         body = {"name": f"br_{name}", "slots": 1, "description": f"one BR job at a time on cluster {name}"}
+        if _post_pool(api, body):
+            created.append(f"br_{name}")
+    return created
+
+
+def _post_pool(api: AirflowAPI, body: dict[str, Any], attempts: int = 10) -> bool:
+    """Create one pool; False when it exists. An HTTP 5xx (a metadata DB busy at start) is retried."""
+    for attempt in range(attempts):
         try:
             api._request("POST", "/api/v2/pools", body)
+            return True
         except AirflowError as exc:
-            if "HTTP 409" not in str(exc):
+            if "HTTP 409" in str(exc):
+                return False
+            if " HTTP 5" not in str(exc) or attempt == attempts - 1:
                 raise
-            continue
-        created.append(body["name"])
-    return created
+        time.sleep(1)
+    return False
 
 
 @dataclass
@@ -160,6 +187,9 @@ class AirflowStandalone:
     airflow_home: Path | None = None
     fleet_config: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)  # e.g. benchmarks comparing settings
+    #: "postgres": the playground's private PostgreSQL (started if needed), a database per Airflow home;
+    #: "sqlite": a SQLite file in the Airflow home (only for a caller that says why)
+    metadata_db: Literal["postgres", "sqlite"] = "postgres"
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -188,43 +218,136 @@ class AirflowStandalone:
         if any(user not in known for user in USERS):
             pw_file.write_text(json.dumps({user: known.get(user) or secrets.token_urlsafe(12) for user in USERS}))
             pw_file.chmod(0o600)
-        log = open(self.log_file, "ab")
-        self.process = subprocess.Popen(
-            [str(VENV_BIN / "airflow"), "standalone"],
-            env={**airflow_env(self.home, self.port, self.af_home, self.fleet_config), **self.extra_env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        api = AirflowAPI(self.url, ADMIN, self.password())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AirflowError(f"airflow standalone exited with {self.process.returncode}; see {self.log_file}")
-            if api.healthy():
-                ensure_pools(api, self.fleet_config)
-                return api
-            time.sleep(1)
-        self.stop()
-        raise AirflowError(f"Airflow API on {self.url} not healthy after {timeout}s; see {self.log_file}")
+        env = airflow_env(self.home, self.port, self.af_home, self.fleet_config, self.metadata_url())
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(VENV_BIN / "airflow"), "standalone"],
+                env={**env, **self.extra_env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        (self.af_home / PID_FILE).write_text(f"{self.process.pid}\n")
+        try:
+            api = AirflowAPI(self.url, ADMIN, self.password())
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise AirflowError(f"airflow standalone exited with {self.process.returncode}; see {self.log_file}")
+                if api.healthy():
+                    ensure_pools(api, self.fleet_config)
+                    return api
+                time.sleep(1)
+            raise AirflowError(f"Airflow API on {self.url} not healthy after {timeout}s; see {self.log_file}")
+        except BaseException:
+            self.stop()  # never leave a half-started Airflow behind (a failed start, Ctrl-C while waiting)
+            raise
 
-    def stop(self) -> None:
-        """Stop standalone and everything it started (its components run in sessions of their own)."""
+    def metadata_url(self) -> str | None:
+        """Airflow's metadata DB: this Airflow home's database on the playground's PostgreSQL, or None (SQLite)."""
+        if self.metadata_db == "sqlite":
+            return None
+        from tidbops_playground import postgres
+
+        pg = postgres.ensure(self.home)
+        database = postgres.database_for(self.af_home, self.home / "airflow")
+        pg.ensure_database(database)
+        return pg.url(database)
+
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """Stop standalone and everything it started, within seconds (see :func:`stop_family`)."""
         if self.process is None:
             return
-        family = [self.process.pid, *_descendants(self.process.pid)]
-        groups = {pg for pg in (_pgid(p) for p in family) if pg is not None}
-        for sig, grace in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
-            for group in groups:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(group, sig)
-            deadline = time.monotonic() + grace
-            while time.monotonic() < deadline and any(_alive(p) for p in family):
-                self.process.poll()
-                time.sleep(0.2)
-            if not any(_alive(p) for p in family):
-                break
+        stop_family(self.process.pid, grace)
         self.process.poll()
+        pid_file = self.af_home / PID_FILE
+        with contextlib.suppress(OSError):
+            if pid_file.read_text().strip() == str(self.process.pid):
+                pid_file.unlink()
+
+
+def stop_family(pid: int, grace: float = STOP_GRACE, extra: Iterable[int] = ()) -> float:
+    """Stop ``airflow standalone`` (``pid``) and every process below it (plus ``extra``); return the seconds taken.
+
+    Why not just SIGTERM to everything: standalone has no SIGTERM handler, so it dies at once and the
+    pipe its components log to breaks; they then spin at 100% CPU in their shutdown logging and never
+    exit. The scheduler's LocalExecutor workers are forked after the scheduler installed its SIGTERM
+    handler, which does nothing outside the scheduler's own process (``_is_parent_process()``), so
+    they ignore SIGTERM for good (they exit on the scheduler's poison pill, or SIGKILL).
+
+    So: SIGINT to standalone first (its own shutdown: SIGTERM to each component while it keeps reading
+    their output; the scheduler stops its workers), then SIGTERM, then SIGKILL to whatever is left,
+    each step after ``grace`` seconds at most.
+    """
+    started = time.monotonic()
+    family = {pid, *_descendants(pid), *extra}
+    for p in list(extra):
+        family.update(_descendants(p))
+    steps: tuple[tuple[signal.Signals | None, float], ...] = (
+        (signal.SIGINT, grace), (signal.SIGTERM, grace), (signal.SIGKILL, 5.0)
+    )  # fmt: skip
+    for sig, wait in steps:
+        family.update(d for p in list(family) if _alive(p) for d in _descendants(p))  # tasks started since
+        alive = [p for p in family if _alive(p)]
+        targets = [p for p in alive if _is_standalone(p)] if sig == signal.SIGINT else alive
+        for target in targets:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(target, sig)  # type: ignore[arg-type]
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and any(_alive(p) for p in family):
+            _reap(pid)
+            time.sleep(0.1)
+        if not any(_alive(p) for p in family):
+            break
+    _reap(pid)
+    return time.monotonic() - started
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid``'s exit status if it is our child (so it is no zombie)."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def airflow_processes(home: Path) -> list[int]:
+    """Airflow processes of this playground home (any Airflow home below it), by their environment.
+
+    For ``playground down``: it finds an Airflow even when standalone is gone and its components live on.
+    """
+    found: list[int] = []
+    me = {os.getpid(), os.getppid()}
+    want = f"TIDBOPS_PLAYGROUND_HOME={home}".encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) in me:
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        is_airflow = cmd[0].startswith(b"airflow ") or any(c.endswith(b"/airflow") for c in cmd[:2])
+        if is_airflow and want in environ and _alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def stop_airflow(home: Path, grace: float = STOP_GRACE) -> list[int]:
+    """Stop every Airflow process of this playground home (``playground down``); return the pids found."""
+    pids = airflow_processes(home)
+    if not pids:
+        return []
+    roots = [p for p in pids if _is_standalone(p)]
+    lead = roots[0] if roots else pids[0]
+    stop_family(lead, grace, extra=[p for p in pids if p != lead])
+    return pids
+
+
+def _is_standalone(pid: int) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"standalone" in cmd[1:3] and any(c.endswith(b"/airflow") for c in cmd[:2])
 
 
 def _children_map() -> dict[int, list[int]]:
@@ -441,16 +564,28 @@ def main(argv: list[str] | None = None) -> int:
     home = playground_home()
     port = int(os.environ.get("TIDBOPS_AIRFLOW_PORT", DEFAULT_PORT))
     standalone = AirflowStandalone(home=home, port=port)
+
+    def on_term(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM (kill, a supervisor) stops Airflow like Ctrl-C does
+
+    signal.signal(signal.SIGTERM, on_term)
+    running = [p for p in airflow_processes(home) if _is_standalone(p)]
+    if running:  # `make up` twice: one Airflow per playground, the first keeps running
+        print(f"Airflow already runs for {home} (pid {running[0]}); `make playground-down` stops it")
+        return 0
     print(f"starting Airflow (standalone) in {standalone.af_home}; log: {standalone.log_file}", flush=True)
-    standalone.start()
-    print(f"Airflow is up: {standalone.url}  user {ADMIN}, password in {standalone.af_home / 'passwords.json'}")
-    print("DAGs start paused; unpause them in the UI. Ctrl-C stops Airflow (the playground keeps running).")
     try:
+        # stops what it started when it fails or is interrupted; a busy machine needs minutes
+        standalone.start(timeout=float(os.environ.get("TIDBOPS_AIRFLOW_START_TIMEOUT", "600")))
+        print(f"Airflow is up: {standalone.url}  user {ADMIN}, password in {standalone.af_home / 'passwords.json'}")
+        print("DAGs start paused; unpause them in the UI. Ctrl-C stops Airflow (the playground keeps running).")
         while standalone.process is not None and standalone.process.poll() is None:
             time.sleep(1)
     except KeyboardInterrupt:
-        pass
+        print("stopping Airflow", flush=True)
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the stop short
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         standalone.stop()
     return 0
 

@@ -313,7 +313,7 @@ def main() -> int:
     env["PATH"] = os.pathsep.join([str(BR.parent), str(Path(sys.executable).parent), env.get("PATH", "")])
     step_br_round_trip(home, registry, env)
 
-    say("3. A real Airflow (standalone, SQLite, LocalExecutor) with our DAGs")
+    say("3. A real Airflow (standalone, LocalExecutor, metadata on the playground's PostgreSQL) with our DAGs")
     fleet = fleet_without_schedules(REPO / "include/config/clusters.yaml", home / "demo-fleet.yaml")
     standalone = AirflowStandalone(
         home=home, port=int(os.environ.get("TIDBOPS_AIRFLOW_PORT", "28080")), fleet_config=fleet
