@@ -11,6 +11,7 @@ full argv is also appended to ``<home>/br-argv.jsonl`` (0600), for the scan to r
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 from datetime import UTC, datetime
@@ -63,6 +64,7 @@ def record(argv: list[str], home: Path | None = None) -> None:
             os.write(fd, data)  # one write of one short line with O_APPEND: lines never interleave
         finally:
             os.close(fd)
+        atexit.register(_record_exit, where)
         if (where / ARGV_MARKER).exists():
             full = (json.dumps({"pid": os.getpid(), "argv": list(argv)}) + "\n").encode()
             fd = os.open(where / ARGV_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -70,6 +72,22 @@ def record(argv: list[str], home: Path | None = None) -> None:
                 os.write(fd, full)
             finally:
                 os.close(fd)
+    except OSError:
+        pass
+
+
+EXITS = "br-exits.jsonl"  # pid and time of each invocation's end (bench-fleet: BR jobs running at once)
+
+
+def _record_exit(where: Path) -> None:
+    """Append this invocation's end to ``EXITS`` (not written when BR is killed: its job then has no end)."""
+    line = {"at": datetime.now(UTC).isoformat(timespec="milliseconds"), "pid": os.getpid()}
+    try:
+        fd = os.open(where / EXITS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, (json.dumps(line) + "\n").encode())
+        finally:
+            os.close(fd)
     except OSError:
         pass
 

@@ -3,8 +3,9 @@
 ``up`` is idempotent and crash-tolerant: it reuses what exists (registry, passwords, cluster ids, ports,
 datadirs, seeded data), cleans stale pid/socket files, re-initialises a datadir that never finished
 initialising, restarts what is dead, seeds only source clusters without a seed marker, (re)creates the
-S3 bucket, writes ``airflow.env`` and starts the daemon. ``down`` stops the daemon, every MariaDB server
-and the S3 server, leaving data on disk (S3 objects live in the S3 server's memory and are lost);
+S3 bucket, starts the private PostgreSQL (the metadata DB of the playground's Airflow), writes
+``airflow.env`` and starts the daemon. ``down`` stops every Airflow of the home, the daemon, PostgreSQL,
+every MariaDB server and the S3 server, leaving data on disk (S3 objects live in the S3 server's memory and are lost);
 ``down(purge=True)`` also removes the home.
 
 Layout added to the one in :mod:`tidbops_playground.registry`::
@@ -784,6 +785,9 @@ def up(
             list(pool.map(lambda e: _start_cluster(h, e), entries))
             s3_started.result()
         _ensure_bucket(s3)
+        from tidbops_playground import postgres
+
+        postgres.ensure(h)  # the metadata DB of the playground's Airflow (make up, demo, e2e)
 
         sources = [e for e in entries if e.kind == "source"]
         _seed_sources(h, sources, rows, seed)
@@ -812,20 +816,26 @@ def up(
 def _looks_like_playground(home: Path) -> bool:
     if not home.exists():
         return False
-    known = {REGISTRY_FILE, "clusters", "logs", ENV_FILE, "tmp", ".manager.lock", "faults.json"}
+    known = {REGISTRY_FILE, "clusters", "logs", ENV_FILE, "tmp", ".manager.lock", "faults.json", "postgres"}
     names = {p.name for p in home.iterdir()}
     return (home / REGISTRY_FILE).exists() or (home / "clusters").is_dir() or names <= known
 
 
 def down(home: Path | str | None = None, *, purge: bool = False) -> None:
-    """Stop the daemon, every MariaDB server and the S3 server; with ``purge`` remove the home too."""
+    """Stop Airflow, the daemon, PostgreSQL, every MariaDB server and the S3 server; ``purge`` removes the home."""
     h = playground_home(home)
     if not h.exists():
         return
     if purge and not _looks_like_playground(h):
         raise PlaygroundError(f"{h} does not look like a playground home; not removing it")
     with _manager_lock(h):
+        from tidbops_playground import airflow, postgres
+
+        stopped = airflow.stop_airflow(h)  # every Airflow of this home first: it uses what follows
+        if stopped:
+            log.info("stopped Airflow (%s processes)", len(stopped))
         stop_daemon(h)
+        postgres.stop(h)
         bases = sorted(p for p in (h / "clusters").glob("*") if p.is_dir())
 
         def stop(base: Path) -> None:
