@@ -4,7 +4,7 @@
 #
 #   scripts/compose-smoke.sh [--down]
 #
-# Brings the stack up (building the image), waits for Airflow's API, then through Airflow's REST API (/api/v2,
+# Brings the stack up (building the image), waits for it to be healthy and for Airflow's API, then through Airflow's REST API (/api/v2,
 # a JWT from /auth/token) unpauses and triggers, one after the other: a full backup of `demo`, a log backup
 # check (which starts log backup the first time) and a restore drill into `scratch1`; prints each run's
 # outcome and its tasks' states. Exit status 0 when all three succeeded. --down stops the stack afterwards
@@ -33,8 +33,12 @@ trap 'rm -rf "$work"; [ "$DOWN" = 1 ] && "${COMPOSE[@]}" down' EXIT
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
-echo "== up: ${COMPOSE[*]} up -d --build"
-"${COMPOSE[@]}" up -d --build
+# Compose v2 waits for every service to be healthy (and the one-shot jobs to complete); v1 cannot, and the
+# wait below for Airflow's API (which starts after them all) stands in.
+UP=(up -d --build)
+[ "${COMPOSE[0]}" = docker ] && UP+=(--wait --wait-timeout "$UP_TIMEOUT")
+echo "== up: ${COMPOSE[*]} ${UP[*]}"
+"${COMPOSE[@]}" "${UP[@]}"
 
 echo "== waiting for Airflow's API at $API (at most ${UP_TIMEOUT}s)"
 deadline=$((SECONDS + UP_TIMEOUT))

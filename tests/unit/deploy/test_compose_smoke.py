@@ -142,7 +142,10 @@ def test_three_runs_that_succeed_pass(tmp_path: Path, airflow: tuple[FakeAirflow
         unpause = fake.calls.index(("PATCH", f"/api/v2/dags/{dag}"))
         assert unpause < fake.calls.index(("POST", f"/api/v2/dags/{dag}/dagRuns"))
     assert fake.unauthorized == 0 and all(n == 2 for n in fake.looks.values())
-    assert docker_argv.splitlines()[:2] == ["compose version", f"compose --env-file {tmp_path}/smoke.env up -d --build"]
+    assert docker_argv.splitlines()[:2] == [
+        "compose version",
+        f"compose --env-file {tmp_path}/smoke.env up -d --build --wait --wait-timeout 1200",
+    ]
     assert PASSWORD not in docker_argv + done.stdout + done.stderr
 
 
