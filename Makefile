@@ -32,19 +32,22 @@ lint: venv  ## ruff (with Airflow's AIR rules) and mypy strict on the core
 test: system-deps venv lint  ## everything: unit, operators, dags, playground, integration and e2e tiers
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+test-faults: system-deps venv  ## the fault matrix only (tests/faults/): prints the table and writes docs/reliability.md
+	TIDBOPS_FAULTS_TABLE=$(CURDIR)/docs/reliability.md $(VENV)/bin/pytest -m faults tests/faults -s $(PYTEST_ARGS)
+
 test-unit: venv  ## the fast tier only
 	$(VENV)/bin/pytest -m "unit or operators or dags" $(PYTEST_ARGS)
 
 playground-up: venv  ## start the emulated TiDB clusters, the S3 server and the writer
 	$(VENV)/bin/tidbops playground up
 
-playground-down: venv  ## stop them (data stays in $(TIDBOPS_PLAYGROUND_HOME))
+playground-down: venv  ## stop them and the playground's Airflow (data stays in $(TIDBOPS_PLAYGROUND_HOME))
 	$(VENV)/bin/tidbops playground down
 
 playground-status: venv
 	$(VENV)/bin/tidbops playground status
 
-up: system-deps venv playground-up  ## a real Airflow (standalone, SQLite, LocalExecutor) with these DAGs, on the playground
+up: system-deps venv playground-up  ## a real Airflow (standalone, LocalExecutor, metadata on the playground's PostgreSQL) with these DAGs; safe twice; Ctrl-C stops it
 	$(PY) -m tidbops_playground.airflow run
 
 demo: system-deps venv  ## bring the playground up and run the pipelines through Airflow, printing what happened
@@ -70,8 +73,13 @@ bench-fleetview: system-deps venv  ## fleet page, audit and /metrics over 1M cat
 	$(PY) bench/bench_fleet_page.py --backend sqlite
 	$(PY) bench/bench_fleet_page.py --backend mariadb
 
+bench-fleet: system-deps venv  ## nightly round of a 50-cluster fleet through a real scheduler (BR concurrency, scheduler delay, RSS), then 200-cluster DAG parse times; not in `make test`
+	$(PY) bench/bench_fleet.py --clusters 50 --drills 5 --parse-clusters 200
+
+.PHONY: bench-fleet
+
 clean:  ## stop the playground and remove it, and build leftovers
 	-$(VENV)/bin/tidbops playground down --purge
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build *.egg-info
 
-.PHONY: help system-deps venv lint test test-unit playground-up playground-down playground-status up demo bench-parse bench-cli bench-slowlog bench-validate bench-drill bench-fleetview clean
+.PHONY: help system-deps venv lint test test-faults test-unit playground-up playground-down playground-status up demo bench-parse bench-cli bench-slowlog bench-validate bench-drill bench-fleetview clean
