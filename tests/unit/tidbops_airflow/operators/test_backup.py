@@ -82,7 +82,7 @@ def br(monkeypatch: pytest.MonkeyPatch) -> FakeBR:
             self.cluster = cluster
 
         @contextlib.contextmanager
-        def session(self, name: str = "br") -> Iterator[SimpleNamespace]:
+        def session(self, name: str = "br", data_key: Any = None) -> Iterator[SimpleNamespace]:
             key = "/run/key-file" if self.cluster.br.encryption else None
             yield SimpleNamespace(cluster=self.cluster, env={}, key_file=key, log_file="/tmp/br.log", secrets=())
 
