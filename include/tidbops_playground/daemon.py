@@ -128,6 +128,7 @@ def _connector(view: _RegistryView, name: str) -> Callable[[], pymysql.connectio
             write_timeout=15,
             charset="utf8mb4",
             autocommit=True,
+            ssl=entry.sql_ssl(),
         )
 
     return connect

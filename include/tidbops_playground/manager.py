@@ -44,6 +44,7 @@ import pymysql
 
 from tidbops_playground import daemon as daemon_mod
 from tidbops_playground import seed as seed_mod
+from tidbops_playground import tlsgen
 from tidbops_playground import writer as writer_mod
 from tidbops_playground.mariadb import MariaDBInstance
 from tidbops_playground.registry import (
@@ -71,6 +72,8 @@ SQL_USER = "root"
 ENV_FILE = "airflow.env"
 INITIALISED_MARKER = ".initialised"
 S3_CONN_ID = "s3_playground"
+TLS_CLUSTER = "secure"  # the TLS cluster of the default playground
+TLS_DIR = "tls"  # <home>/tls: the CA, server and client PEMs (tlsgen)
 PACKAGE_DIR = Path(__file__).resolve().parent
 BIN_DIR = PACKAGE_DIR / "bin"
 BR_PATH = BIN_DIR / "br"
@@ -91,6 +94,7 @@ class ClusterSpec:
     pd: str
     sql_port: int | None = None
     tidb_version: str = DEFAULT_TIDB_VERSION
+    tls: bool = False  # TLS only (a CA made at `up`; BR needs --ca, SQL needs ssl_ca)
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
@@ -102,13 +106,15 @@ class ClusterSpec:
 def default_clusters(
     sql_port_base: int | None = DEFAULT_SQL_PORT_BASE, pd_port_base: int = DEFAULT_PD_PORT_BASE
 ) -> tuple[ClusterSpec, ...]:
-    """dev, uat, prod (source) and scratch1, scratch2 (scratch); SQL ports from the base or free ones."""
+    """dev, uat, prod (source), scratch1, scratch2 (scratch) and secure (a TLS-only source); SQL ports from the
+    base or free ones."""
     names: list[tuple[str, Literal["source", "scratch"]]] = [
         ("dev", "source"),
         ("uat", "source"),
         ("prod", "source"),
         ("scratch1", "scratch"),
         ("scratch2", "scratch"),
+        (TLS_CLUSTER, "source"),
     ]
     return tuple(
         ClusterSpec(
@@ -116,6 +122,7 @@ def default_clusters(
             kind=kind,
             pd=f"127.0.0.1:{pd_port_base + i}",
             sql_port=None if sql_port_base is None else sql_port_base + i,
+            tls=name == TLS_CLUSTER,
         )
         for i, (name, kind) in enumerate(names)
     )
@@ -170,6 +177,7 @@ def _instance(home: Path, entry: ClusterEntry) -> MariaDBInstance:
         user=entry.sql_user,
         version_string=f"8.0.11-TiDB-{entry.tidb_version}",
         buffer_pool="128M" if entry.kind == "source" else "64M",
+        tls=tlsgen.make_ca(home / TLS_DIR) if entry.tls_ca else None,
     )
 
 
@@ -501,6 +509,14 @@ def _env_items(home: Path, registry: Registry) -> list[tuple[str, str]]:
             "login": entry.sql_user,
             "password": entry.sql_password,
         }
+        if entry.tls_ca:
+            # SQL over TLS (tidbops.connections.sql_tls); BR's --ca/--cert/--key from the PEMs of tls_<name>
+            conn["extra"] = {"ssl_ca": entry.tls_ca}
+            pems = tlsgen.make_ca(home / TLS_DIR)
+            files = {"ca": pems.ca, "cert": pems.client_cert, "key": pems.client_key}
+            extra = {n: path.read_text() for n, path in files.items()}
+            conn_tls = {"conn_type": "generic", "extra": extra}
+            items.append((f"AIRFLOW_CONN_TLS_{name.upper()}", json.dumps(conn_tls, sort_keys=True)))
         items.append((f"AIRFLOW_CONN_{conn_id(name).upper()}", json.dumps(conn, sort_keys=True)))
     if registry.s3 is not None:
         s3 = registry.s3
@@ -709,6 +725,7 @@ def _plan_registry(
             sql_password=_new_password(),
             cluster_id=_new_cluster_id(),
             tidb_version=spec.tidb_version,
+            tls_ca=str(tlsgen.make_ca(home / TLS_DIR).ca) if spec.tls else "",
         )
         pds.add(spec.pd)
 

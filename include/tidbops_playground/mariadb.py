@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pymysql
 
+from tidbops_playground.tlsgen import TLSFiles
+
 
 class MariaDBError(RuntimeError):
     """A private MariaDB server could not be set up, started or stopped."""
@@ -42,6 +44,7 @@ class MariaDBInstance:
     user: str = "root"
     version_string: str = "8.0.11-TiDB-v8.5.1"
     buffer_pool: str = "128M"
+    tls: TLSFiles | None = None  # serve TLS with these PEMs and refuse plain TCP (require_secure_transport)
 
     @property
     def datadir(self) -> Path:
@@ -125,6 +128,13 @@ class MariaDBInstance:
             "--local-infile=1",
             "--explicit-defaults-for-timestamp=1",
         ]
+        if self.tls is not None:
+            cmd += [
+                f"--ssl-ca={self.tls.ca}",
+                f"--ssl-cert={self.tls.server_cert}",
+                f"--ssl-key={self.tls.server_key}",
+                "--require-secure-transport=ON",  # the unix socket still counts as secure (first-start setup)
+            ]
         if os.geteuid() == 0:
             cmd.append("--user=root")
         with open(os.devnull, "wb") as devnull:
@@ -176,6 +186,7 @@ class MariaDBInstance:
             connect_timeout=2,
             charset="utf8mb4",
             autocommit=True,
+            ssl={"ca": str(self.tls.ca)} if self.tls is not None else None,
             **kwargs,  # type: ignore[arg-type]
         )
 

@@ -49,6 +49,11 @@ class ClusterEntry:
     cluster_id: int  # what BR records as ClusterId in backupmeta
     tidb_version: str  # e.g. "v8.5.1"; MariaDB reports VERSION() = "8.0.11-TiDB-<tidb_version>"
     store_ids: tuple[int, ...] = (1, 4, 5)  # emulated TiKV store ids
+    tls_ca: str = ""  # a TLS cluster: the CA its server certificate is signed by (``tlsgen``); "" plain
+
+    def sql_ssl(self) -> dict[str, str] | None:
+        """pymysql's ``ssl=`` for this cluster's SQL side (it requires secure transport when TLS); None plain."""
+        return {"ca": self.tls_ca} if self.tls_ca else None
 
     def cluster_dir(self, home: Path) -> Path:
         return home / "clusters" / self.name

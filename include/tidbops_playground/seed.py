@@ -596,6 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         autocommit=True,
         local_infile=True,
         connect_timeout=5,
+        ssl=entry.sql_ssl(),
     )
     try:
         (home / "tmp").mkdir(exist_ok=True)

@@ -17,14 +17,21 @@ def test_one_manual_dag_for_the_fleet_with_the_form(dagbag, fleet) -> None:  # t
         "source_cluster", "restore_point", "target_cluster", "tables", "dry_run", "confirm", "validate_after", "reason",
     ]  # fmt: skip
     schema = {k: params.get_param(k).schema for k in params}
-    assert schema["source_cluster"]["enum"] == [c.name for c in fleet.sources()] == ["dev", "uat", "prod"]
+    assert schema["source_cluster"]["enum"] == [c.name for c in fleet.sources()] == ["dev", "uat", "prod", "secure"]
     # only the clusters some source may be restored into, labelled with who may use them, no word twice
-    assert schema["target_cluster"]["enum"] == ["scratch1", "scratch2"]
+    assert schema["target_cluster"]["enum"] == ["scratch1", "scratch2", "secure"]
     assert schema["target_cluster"]["values_display"] == {
-        "scratch1": "scratch1 (scratch) — for any source", "scratch2": "scratch2 (scratch) — for any source",
+        "scratch1": "scratch1 (scratch) — for dev, uat, prod only",
+        "scratch2": "scratch2 (scratch) — for dev, uat, prod only",
+        "secure": "secure (test) — for itself only (in place)",
     }  # fmt: skip
-    assert schema["source_cluster"]["values_display"] == {"dev": "dev", "uat": "uat", "prod": "prod (PRODUCTION)"}
-    assert "Every source may be restored into scratch1, scratch2." in params.get_param("target_cluster").description
+    assert schema["source_cluster"]["values_display"] == {
+        "dev": "dev", "uat": "uat", "prod": "prod (PRODUCTION)", "secure": "secure (test)",
+    }  # fmt: skip
+    assert (
+        "Allowed: dev, uat, prod → scratch1, scratch2; secure → secure."
+        in params.get_param("target_cluster").description
+    )
     # optional fields are not marked required: the form marks a field whose type does not admit null
     assert schema["tables"]["type"] == ["null", "array"] and params["tables"] == []
     assert "null" in schema["confirm"]["type"]
@@ -38,7 +45,7 @@ def test_one_manual_dag_for_the_fleet_with_the_form(dagbag, fleet) -> None:  # t
 def test_tasks_branches_pools_and_trigger_rules(dagbag, fleet) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["tidb_restore"]
     targets = sorted({t for s in fleet.sources() for t in allowed_targets(s, fleet.clusters)})
-    assert targets == ["scratch1", "scratch2"]
+    assert targets == ["scratch1", "scratch2", "secure"]
     restores = {f"restore__{t}" for t in targets}
     assert {t.task_id for t in dag.tasks} == {
         "plan_restore", "choose_target", "validate", "record_restore", "assert_restore_succeeded", *restores
@@ -106,4 +113,4 @@ def test_the_target_list_says_which_sources_may_use_each_target(tmp_path) -> Non
 def test_a_restore_is_an_event_of_the_targets_restores_asset(dagbag) -> None:  # type: ignore[no-untyped-def]
     dag = dagbag.dags["tidb_restore"]
     outlets = {t.task_id: [a.uri for a in t.outlets] for t in dag.tasks if t.outlets}
-    assert outlets == {f"restore__{t}": [f"x-tidb://{t}/restores"] for t in ("scratch1", "scratch2")}
+    assert outlets == {f"restore__{t}": [f"x-tidb://{t}/restores"] for t in ("scratch1", "scratch2", "secure")}

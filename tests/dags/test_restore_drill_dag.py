@@ -26,7 +26,9 @@ PITR = [*SNAPSHOT[:2], "wait_for_log_checkpoint", *SNAPSHOT[2:]]
 def test_one_drill_dag_per_cluster_with_a_drill_target(dagbag, fleet) -> None:  # type: ignore[no-untyped-def]
     built = {d.split("__", 1)[1] for d in dagbag.dag_ids if d.startswith("tidb_restore_drill__")}
     assert (
-        built == {c.name for c in fleet.clusters.values() if c.drill.target and not c.scratch} == {"dev", "uat", "prod"}
+        built
+        == {c.name for c in fleet.clusters.values() if c.drill.target and not c.scratch}
+        == {"dev", "uat", "prod", "secure"}
     )
     for name in built:
         # checked hourly when schedules.drill is set (check_drill_due decides); off: manual runs only
@@ -78,9 +80,9 @@ def test_tasks_order_and_trigger_rules(dagbag, fleet, cluster: str, order: list[
     # every step that holds backups or reads drills reaches the fleet's catalog
     for task_id in ("check_drill_due", "choose_restore_point", "restore_to_scratch", "validate_restored_data"):
         task = dag.get_task(task_id)
-        assert (task.catalog_conn_id, task.catalog_sqlite_path) == (
-            fleet.catalog.conn_id, fleet.catalog.sqlite_path
-        ), task_id
+        assert (task.catalog_conn_id, task.catalog_sqlite_path) == (fleet.catalog.conn_id, fleet.catalog.sqlite_path), (
+            task_id
+        )
     assert "drill" in dag.tags and f"mode:{fleet.clusters[cluster].drill.mode}" in dag.tags
 
 

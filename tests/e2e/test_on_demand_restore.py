@@ -319,10 +319,10 @@ def test_every_guardrail_refuses_through_the_trigger_form_before_br_restores(
     # Param validation (HTTP 400, no run at all): unknown cluster, a target no source may use (the form
     # offers only prod, in place for prod alone, and the scratch clusters), no reason
     for conf, says in (
-        (request(source_cluster="nope"), "'nope' is not one of ['dev', 'uat', 'prod']"),  # the known sources
-        (request(target_cluster="nope"), "'nope' is not one of ['prod', 'scratch1', 'scratch2']"),
-        (request(target_cluster="uat"), "'uat' is not one of ['prod', 'scratch1', 'scratch2']"),
-        (request(target_cluster="dev"), "'dev' is not one of ['prod', 'scratch1', 'scratch2']"),  # in place
+        (request(source_cluster="nope"), "'nope' is not one of ['dev', 'uat', 'prod', 'secure']"),  # the known sources
+        (request(target_cluster="nope"), "'nope' is not one of ['prod', 'scratch1', 'scratch2', 'secure']"),
+        (request(target_cluster="uat"), "'uat' is not one of ['prod', 'scratch1', 'scratch2', 'secure']"),
+        (request(target_cluster="dev"), "'dev' is not one of ['prod', 'scratch1', 'scratch2', 'secure']"),  # in place
         (request(reason=""), "Invalid input for param reason"),
     ):
         with pytest.raises(AirflowError, match="HTTP 400") as info:

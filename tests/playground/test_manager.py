@@ -378,11 +378,12 @@ def test_cluster_specs_are_validated() -> None:
         manager.ClusterSpec("Prod-1", "source", "127.0.0.1:1")
     with pytest.raises(ValueError):
         manager.ClusterSpec("prod", "primary", "127.0.0.1:1")  # type: ignore[arg-type]
-    names = [(c.name, c.kind, c.pd, c.sql_port) for c in manager.default_clusters()]
+    names = [(c.name, c.kind, c.pd, c.sql_port, c.tls) for c in manager.default_clusters()]
     assert names == [
-        ("dev", "source", "127.0.0.1:23791", 14000),
-        ("uat", "source", "127.0.0.1:23792", 14001),
-        ("prod", "source", "127.0.0.1:23793", 14002),
-        ("scratch1", "scratch", "127.0.0.1:23794", 14003),
-        ("scratch2", "scratch", "127.0.0.1:23795", 14004),
+        ("dev", "source", "127.0.0.1:23791", 14000, False),
+        ("uat", "source", "127.0.0.1:23792", 14001, False),
+        ("prod", "source", "127.0.0.1:23793", 14002, False),
+        ("scratch1", "scratch", "127.0.0.1:23794", 14003, False),
+        ("scratch2", "scratch", "127.0.0.1:23795", 14004, False),
+        ("secure", "source", "127.0.0.1:23796", 14005, True),
     ]

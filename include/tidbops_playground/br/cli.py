@@ -98,6 +98,7 @@ class CommonConfig:
     pd: list[str]
     cipher: Cipher = PLAINTEXT
     s3: S3Options = field(default_factory=S3Options)
+    tls_ca: str = ""  # --ca: BR speaks https/TLS to PD and TiKV when it is set (task.TLSConfig.IsEnabled)
 
 
 def enclose(name: str) -> str:
@@ -179,6 +180,7 @@ def parse_common(rt: Runtime) -> CommonConfig:
         pd=normalized,
         cipher=cipher,
         s3=s3,
+        tls_ca=str(g("ca") or ""),
     )
 
 

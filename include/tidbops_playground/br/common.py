@@ -42,7 +42,7 @@ GC_ROW_COMMENTS = {
 
 def connect_cluster(cfg: CommonConfig) -> Cluster:
     """``NewMgr``: find the cluster behind ``--pd``, check that it answers and (optionally) its version."""
-    cluster = resolve_cluster(cfg.pd)
+    cluster = resolve_cluster(cfg.pd, ca=cfg.tls_ca)
     conn = dbm.connect(cluster.entry)
     try:
         if cfg.check_requirements:

@@ -72,6 +72,7 @@ def connect(entry: ClusterEntry, database: str | None = None, **kwargs: Any) -> 
             autocommit=True,
             conv=dict(encoders),  # no decoders: every value arrives as str or bytes
             connect_timeout=5,
+            ssl=entry.sql_ssl(),
             **kwargs,
         )
     except pymysql.err.OperationalError as exc:

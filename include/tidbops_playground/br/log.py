@@ -238,7 +238,7 @@ def run_status(rt: Runtime) -> None:
 def _status(cfg: Any, name: str, as_json: bool) -> None:
     if not cfg.pd:
         raise br_error("ErrInvalidArgument", "the command needs access to PD, please specify `-u` or `--pd`")
-    cluster = resolve_cluster(cfg.pd)
+    cluster = resolve_cluster(cfg.pd, ca=cfg.tls_ca)
     with cluster.state() as st:
         tasks = dict(st.get("log_tasks", {}))
     if name != "*":

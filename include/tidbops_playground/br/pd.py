@@ -101,8 +101,9 @@ def pd_unavailable(pd_addrs: list[str], reason: str) -> BRError:
     )
 
 
-def resolve_cluster(pd_addrs: list[str], home: Path | None = None) -> Cluster:
-    """Map ``--pd`` to a registered emulated cluster; BR's "PD not available" error otherwise."""
+def resolve_cluster(pd_addrs: list[str], home: Path | None = None, *, ca: str = "") -> Cluster:
+    """Map ``--pd`` to a registered emulated cluster; BR's "PD not available" error otherwise, and the
+    error BR's first PD request gets when its TLS does not match the cluster's (``check_tls``)."""
     home = home or playground_home()
     registry = load_registry(home)
     entry = registry.by_pd(pd_addrs)
@@ -112,7 +113,44 @@ def resolve_cluster(pd_addrs: list[str], home: Path | None = None) -> Cluster:
             pd_addrs,
             f'Get "http://{first}/pd/api/v1/version": dial tcp {first}: connect: connection refused',
         )
+    check_tls(pd_addrs, entry, ca)
     return Cluster(home=home, entry=entry)
+
+
+_CLUSTER_VERSION = "pd/api/v1/config/cluster-version"  # pdutil.NewPdController's first request
+
+
+def check_tls(pd_addrs: list[str], entry: ClusterEntry, ca: str) -> None:
+    """What BR's first PD request (``NewPdController``: GET ``/pd/api/v1/config/cluster-version``) meets.
+
+    * a TLS cluster without ``--ca``: BR speaks plain http; Go's TLS server answers 400 "Client sent an
+      HTTP request to an HTTPS server." and ``pdRequest`` annotates it ``[%d] %s %s`` with
+      ``ErrPDInvalidResponse`` (the body's trailing newline is left out to keep BR's error on one line);
+    * ``--ca`` against a plain cluster: Go's https client gets "server gave HTTP response to HTTPS client";
+    * a ``--ca`` that cannot be read, or that did not sign the cluster's certificate: BR's TLS set-up and
+      Go's verifier errors.
+    """
+    first = pd_addrs[0] if pd_addrs else ""
+    if entry.tls_ca and not ca:
+        url = f"http://{first}/{_CLUSTER_VERSION}"
+        raise pd_unavailable(
+            pd_addrs,
+            f"[400] Client sent an HTTP request to an HTTPS server. {url}: "
+            "[BR:PD:ErrPDInvalidResponse]PD invalid response",
+        )
+    if not ca:
+        return
+    url = f"https://{first}/{_CLUSTER_VERSION}"
+    if not entry.tls_ca:
+        raise pd_unavailable(pd_addrs, f'Get "{url}": http: server gave HTTP response to HTTPS client')
+    try:
+        given = Path(ca).read_bytes()
+    except OSError as exc:
+        raise BRError(f"could not read ca certificate: open {ca}: {(exc.strerror or str(exc)).lower()}") from None
+    if given.strip() != Path(entry.tls_ca).read_bytes().strip():
+        raise pd_unavailable(
+            pd_addrs, f'Get "{url}": tls: failed to verify certificate: x509: certificate signed by unknown authority'
+        )
 
 
 def cluster_by_name(home: Path, name: str) -> Cluster:

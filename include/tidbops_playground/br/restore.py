@@ -86,7 +86,7 @@ def parse_restore_flags(rt: Runtime, point: bool) -> RestoreConfig:
 def _run(rt: Runtime, cmd_name: str) -> None:
     cfg = parse_restore_flags(rt, point=cmd_name == "Point Restore")
     c = cfg.common
-    cluster = resolve_cluster(c.pd)
+    cluster = resolve_cluster(c.pd, ca=c.tls_ca)
     with cluster.state() as st:
         tasks = sorted(st.get("log_tasks", {}))
     if tasks:

@@ -21,7 +21,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_shipped_config_is_valid() -> None:
     fleet = load_fleet()
     assert fleet.ok, [str(i) for i in fleet.issues]
-    assert list(fleet.clusters) == ["dev", "uat", "prod", "scratch1", "scratch2"]
+    assert list(fleet.clusters) == ["dev", "uat", "prod", "scratch1", "scratch2", "secure"]
     prod = fleet.get("prod")
     assert prod.is_production and not prod.scratch
     assert prod.br.encryption is not None and prod.br.encryption.key_conn_id == "br_crypter_prod"
@@ -39,7 +39,7 @@ def test_models_are_frozen() -> None:
 
 
 def test_unknown_cluster_lists_known() -> None:
-    with pytest.raises(UnknownClusterError, match="known clusters: dev, prod, scratch1, scratch2, uat"):
+    with pytest.raises(UnknownClusterError, match="known clusters: dev, prod, scratch1, scratch2, secure, uat"):
         load_fleet().get("nope")
 
 
@@ -150,7 +150,7 @@ BAD = [
     (
         "unknown-restore-target",
         ("allowed_targets: [scratch1, scratch2]\n\n  - name: uat", "allowed_targets: [scratch1, qa]\n\n  - name: uat"),
-        "cluster 'dev': restore.allowed_targets[1]: 'qa' is not a cluster; known: dev, prod, scratch1, scratch2, uat",
+        "cluster 'dev': restore.allowed_targets[1]: 'qa' is not a cluster; known: dev, prod, scratch1, scratch2, secure, uat",
         {"uat", "prod"},
     ),
 ]

@@ -16,7 +16,7 @@ runner = CliRunner()
 def test_check_ok() -> None:
     result = runner.invoke(app, ["config", "check", str(default_config_path())])
     assert result.exit_code == 0, result.output
-    assert "ok; 5 valid cluster(s): dev, uat, prod, scratch1, scratch2" in result.output
+    assert "ok; 6 valid cluster(s): dev, uat, prod, scratch1, scratch2, secure" in result.output
 
 
 def test_check_bad_human_and_json(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_check_bad_human_and_json(tmp_path: Path) -> None:
     doc = json.loads(as_json.stdout)
     assert doc["ok"] is False
     assert doc["issues"] == [{"cluster": "uat", "field": "schedules.full", "message": doc["issues"][0]["message"]}]
-    assert [c["name"] for c in doc["clusters"]] == ["dev", "prod", "scratch1", "scratch2"]
+    assert [c["name"] for c in doc["clusters"]] == ["dev", "prod", "scratch1", "scratch2", "secure"]
 
 
 def test_check_unreadable(tmp_path: Path) -> None:

@@ -49,7 +49,7 @@ def test_a_user_without_a_role_is_403(client: TestClient, path: str) -> None:
 def test_any_role_sees_every_source_cluster(client: TestClient, user: str) -> None:
     resp = client.get("/tidbops/api/fleet", headers=as_user(user))
     assert resp.status_code == 200
-    assert [row["cluster"] for row in resp.json()] == ["dev", "uat", "prod"]
+    assert [row["cluster"] for row in resp.json()] == ["dev", "uat", "prod", "secure"]
 
 
 def test_the_ui_cookie_is_a_login_too(client: TestClient) -> None:
@@ -80,9 +80,9 @@ def test_health_and_icon_need_no_login_and_hold_no_data(client: TestClient) -> N
 
 def test_a_user_who_may_not_read_prods_dags_does_not_see_prod(client: TestClient) -> None:
     fleet = client.get("/tidbops/api/fleet", headers=as_user("limited")).json()
-    assert [row["cluster"] for row in fleet] == ["dev", "uat"]
+    assert [row["cluster"] for row in fleet] == ["dev", "uat", "secure"]
     page = soup(client.get("/tidbops/?sort=cluster", headers=as_user("limited")).text)
-    assert [tr["data-cluster"] for tr in page.select("#fleet tbody tr")] == ["dev", "uat"]
+    assert [tr["data-cluster"] for tr in page.select("#fleet tbody tr")] == ["dev", "secure", "uat"]
 
 
 @pytest.mark.parametrize("path", ["/tidbops/api/clusters/{}", "/tidbops/clusters/{}"])
@@ -91,7 +91,7 @@ def test_an_invisible_cluster_answers_exactly_like_an_unknown_one(client: TestCl
     unknown = client.get(path.format("nosuch"), headers=as_user("limited"))
     assert hidden.status_code == unknown.status_code == 404
     assert hidden.text.replace("prod", "X") == unknown.text.replace("nosuch", "X")
-    assert "known clusters: dev, uat" in hidden.text
+    assert "known clusters: dev, uat, secure" in hidden.text
     # and a user who may see it gets it
     assert client.get(path.format("prod"), headers=as_user("viewer")).status_code == 200
 
@@ -107,7 +107,7 @@ def test_the_audit_leaves_out_invisible_clusters(client: TestClient, seeded: See
     refused = client.get("/tidbops/api/audit", params={"cluster": "prod"}, headers=as_user("limited"))
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["loc"] == ["query", "cluster"]
-    assert "valid: dev, uat" in refused.json()["detail"][0]["msg"]
+    assert "valid: dev, uat, secure" in refused.json()["detail"][0]["msg"]
 
 
 def test_the_exports_leave_out_invisible_clusters(client: TestClient) -> None:

@@ -15,9 +15,12 @@ def test_an_unknown_cluster_is_404_naming_the_known_ones(client: TestClient, pat
     resp = client.get(path.format("prdo"), headers=as_user("admin"))
     assert resp.status_code == 404
     if not path.startswith("/tidbops/api"):
-        assert soup(resp.text).select_one(".error li").get_text() == "no cluster 'prdo'; known clusters: dev, uat, prod"
+        assert (
+            soup(resp.text).select_one(".error li").get_text()
+            == "no cluster 'prdo'; known clusters: dev, uat, prod, secure"
+        )
     else:
-        assert resp.json() == {"detail": "no cluster 'prdo'; known clusters: dev, uat, prod"}
+        assert resp.json() == {"detail": "no cluster 'prdo'; known clusters: dev, uat, prod, secure"}
 
 
 def test_a_scratch_cluster_is_not_a_source(client: TestClient) -> None:
@@ -36,7 +39,7 @@ def _problem(client: TestClient, **params: str) -> tuple[list[str], str]:
     [
         pytest.param({"category": "backups"}, "category", "'backup', 'verification', 'drill'", id="category"),
         pytest.param({"status": "ok"}, "status", "valid: running, succeeded, failed", id="status"),
-        pytest.param({"cluster": "nosuch"}, "cluster", "valid: dev, uat, prod", id="cluster"),
+        pytest.param({"cluster": "nosuch"}, "cluster", "valid: dev, uat, prod, secure", id="cluster"),
         pytest.param({"limit": "1001"}, "limit", "less than or equal to 1000", id="limit-cap"),
         pytest.param({"limit": "0"}, "limit", "greater than or equal to 1", id="limit-zero"),
         pytest.param({"limit": "ten"}, "limit", "valid integer", id="limit-text"),

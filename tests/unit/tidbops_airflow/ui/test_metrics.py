@@ -107,6 +107,7 @@ def test_bearer_token(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> No
     assert {k for k in got if k.startswith("tidbops_cluster_status")} == {
         "tidbops_cluster_status{cluster=dev,env=dev}",
         "tidbops_cluster_status{cluster=prod,env=prod}",
+        "tidbops_cluster_status{cluster=secure,env=test}",
         "tidbops_cluster_status{cluster=uat,env=uat}",
     }
     assert not [k for k in got if k.startswith("tidbops_backup_last_success_timestamp_seconds")]

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.operators
 def test_the_fleet_page_has_a_row_per_source_cluster_with_its_state(client: TestClient, seeded: Seeded) -> None:
     page = soup(client.get("/tidbops/", headers=as_user("admin")).text)
     rows = {tr["data-cluster"]: tr for tr in page.select("table#fleet tbody tr")}
-    assert set(rows) == {"dev", "uat", "prod"}  # scratch clusters are not sources
+    assert set(rows) == {"dev", "uat", "prod", "secure"}  # scratch clusters are not sources
     order = {"red": 2, "amber": 1, "green": 0}
     rags = [order[tr["data-rag"]] for tr in rows.values()]
     assert rags == sorted(rags, reverse=True)  # the worst first, by default
@@ -185,11 +185,11 @@ def test_the_fleet_page_sorts_on_the_server_and_pages(client: TestClient, seeded
         assert response.status_code == 200, response.text
         return [tr["data-cluster"] for tr in soup(response.text).select("table#fleet tbody tr")]
 
-    assert clusters("?sort=cluster") == ["dev", "prod", "uat"]
-    assert clusters("?sort=cluster&order=desc") == ["uat", "prod", "dev"]
+    assert clusters("?sort=cluster") == ["dev", "prod", "secure", "uat"]
+    assert clusters("?sort=cluster&order=desc") == ["uat", "secure", "prod", "dev"]
     assert clusters("?sort=storage")[0] == "dev"  # the only one with stored backups: the biggest first
     assert clusters("?sort=cluster&per_page=2") == ["dev", "prod"]
-    assert clusters("?sort=cluster&per_page=2&page=2") == ["uat"]
+    assert clusters("?sort=cluster&per_page=2&page=2") == ["secure", "uat"]
     page = soup(client.get("/tidbops/?sort=cluster&per_page=2", headers=as_user("admin")).text)
     assert "page=2" in page.select_one("#fleet-next")["href"] and page.select_one("#fleet-prev") is None
     heading = page.select_one('th[data-col="cluster"]')
