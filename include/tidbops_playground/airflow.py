@@ -211,7 +211,7 @@ class AirflowStandalone:
         """The REST API as another playground user (``USERS``)."""
         return AirflowAPI(self.url, user, self.password(user))
 
-    def start(self, timeout: float = 180.0) -> AirflowAPI:
+    def start(self, timeout: float = 420.0) -> AirflowAPI:
         self.af_home.mkdir(parents=True, exist_ok=True)
         pw_file = self.af_home / "passwords.json"
         known = json.loads(pw_file.read_text()) if pw_file.exists() else {}
