@@ -7,10 +7,12 @@ Pure (no Airflow): the BR hook passes a line callback that writes into the task 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import selectors
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections import deque
@@ -156,8 +158,37 @@ def secret_file(content: str, directory: str | None = None) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` (Linux) that has the kernel SIGKILL the child when the thread that started it dies.
+
+    BR runs in a session of its own (so a timeout can kill its whole group), which also means nothing ends
+    it when the task process running it is killed outright (SIGKILL, the OOM killer, a lost worker): the
+    task's retry would then run a second BR on the cluster while the orphan still writes (the fault
+    matrix's "worker killed mid BR task", #18). ``prctl`` is looked up here, in the parent, so the child
+    only makes the call; if the parent is already gone by then, the child ends itself.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the call: nobody would be told
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
 def start(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | None = None) -> RunningBR:
-    """Start BR in its own session (process group); stdin is closed, so BR's prompts answer yes."""
+    """Start BR in its own session (process group); stdin is closed, so BR's prompts answer yes. On Linux BR
+    is killed with the thread that started it (``_die_with_parent``): it never outlives a killed task."""
     if not argv or isinstance(argv, str):
         raise TypeError("argv must be a non-empty list of arguments, never a shell string")
     full_env = {**os.environ, **(env or {})}
@@ -169,6 +200,7 @@ def start(argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | 
         env=full_env,
         cwd=cwd,
         start_new_session=True,
+        preexec_fn=_die_with_parent(),  # only a prctl call between fork and exec
     )
     return RunningBR(process)
 

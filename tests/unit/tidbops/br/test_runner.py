@@ -160,3 +160,39 @@ def test_a_passing_status_read_leaves_no_log_and_a_failing_one_keeps_it(tmp_path
     with pytest.raises(RuntimeError), runner.passing_log_file("dev", "log-status", tmp_path / "l") as bad:
         raise RuntimeError("br failed")
     assert Path(bad).exists()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_br_dies_with_a_task_process_killed_outright(tmp_path: Path) -> None:
+    """A task process SIGKILLed mid-run (a lost worker) takes its BR with it: no orphan BR beside the retry's (#18)."""
+    parent = tmp_path / "task.py"
+    parent.write_text(
+        "import sys, time\n"
+        "from tidbops.br import runner\n"
+        "br = runner.start([sys.executable, '-c', 'import time; time.sleep(120)'])\n"
+        "print(br.process.pid, flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    import subprocess
+
+    task = subprocess.Popen([sys.executable, str(parent)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert task.stdout is not None
+        br_pid = int(task.stdout.readline())
+        assert not _gone(br_pid)
+        task.kill()
+        task.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not _gone(br_pid):
+            time.sleep(0.05)
+        assert _gone(br_pid), "BR outlived the task process that started it"
+    finally:
+        task.kill()
