@@ -64,7 +64,8 @@ def br_processes(pd: str) -> list[str]:
         except OSError:
             continue
         words = [a.decode(errors="replace") for a in argv if a]
-        if any(w.endswith("/br") or w == "br" for w in words[:3]) and pd in words:
+        # a real br binary, or the emulator (its bin/br execs `python -m tidbops_playground.br`)
+        if any(w.endswith("/br") or w in ("br", "tidbops_playground.br") for w in words[:3]) and pd in words:
             found.append(" ".join(words))
     return found
 
