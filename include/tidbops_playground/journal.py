@@ -6,7 +6,8 @@ Tests read it to prove what BR was (or was not) asked to do, e.g. that a refused
 journal: this is the playground's own instrument, not part of the emulated contract.
 
 Secret scans (#17) need the whole argv BR got: while ``<home>/capture-argv`` exists, each invocation's
-full argv is also appended to ``<home>/br-argv.jsonl`` (0600), for the scan to read, then removed.
+full argv is also appended to ``<home>/br-argv.jsonl`` (0600), for the scan to read, then removed, with
+the S3 access key id BR got (never its secret or session token; only whether it had a token, #14).
 """
 
 from __future__ import annotations
@@ -66,7 +67,13 @@ def record(argv: list[str], home: Path | None = None) -> None:
             os.close(fd)
         atexit.register(_record_exit, where)
         if (where / ARGV_MARKER).exists():
-            full = (json.dumps({"pid": os.getpid(), "argv": list(argv)}) + "\n").encode()
+            # which S3 key BR signs with, and whether it has a session token (an assumed role's, #14):
+            # the key id only, never the secret or the token
+            creds = {
+                "aws_access_key_id": os.environ.get("AWS_ACCESS_KEY_ID"),
+                "aws_session_token": bool(os.environ.get("AWS_SESSION_TOKEN")),
+            }
+            full = (json.dumps({"pid": os.getpid(), "argv": list(argv), **creds}) + "\n").encode()
             fd = os.open(where / ARGV_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, full)
@@ -98,6 +105,16 @@ def captured_argv(home: Path) -> list[list[str]]:
     if not path.exists():
         return []
     return [json.loads(ln)["argv"] for ln in path.read_text().splitlines() if ln.strip()]
+
+
+def captured_credentials(home: Path) -> list[tuple[str | None, bool]]:
+    """(AWS_ACCESS_KEY_ID, whether AWS_SESSION_TOKEN was set) of every BR invocation while ``ARGV_MARKER``
+    existed."""
+    path = home / ARGV_FILE
+    if not path.exists():
+        return []
+    lines = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    return [(line.get("aws_access_key_id"), bool(line.get("aws_session_token"))) for line in lines]
 
 
 def read(home: Path, offset: int = 0) -> list[dict[str, Any]]:

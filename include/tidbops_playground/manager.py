@@ -72,6 +72,10 @@ SQL_USER = "root"
 ENV_FILE = "airflow.env"
 INITIALISED_MARKER = ".initialised"
 S3_CONN_ID = "s3_playground"
+# the same keys, used to assume a role through STS (moto serves it on the S3 endpoint): the amazon provider
+# calls AssumeRole and BR gets the temporary credentials (#14; the e2e fleet's prod uses it)
+S3_ROLE_CONN_ID = "s3_playground_role"
+S3_ROLE_ARN = "arn:aws:iam::123456789012:role/tidbops-playground-backup"
 TLS_CLUSTER = "secure"  # the TLS cluster of the default playground
 TLS_DIR = "tls"  # <home>/tls: the CA, server and client PEMs (tlsgen)
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -531,6 +535,9 @@ def _env_items(home: Path, registry: Registry) -> list[tuple[str, str]]:
             },
         }
         items.append((f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", json.dumps(conn_s3, sort_keys=True)))
+        role_extra = {"role_arn": S3_ROLE_ARN, "service_config": {"sts": {"endpoint_url": s3.endpoint}}}
+        conn_role = {**conn_s3, "extra": {**conn_s3["extra"], **role_extra}}
+        items.append((f"AIRFLOW_CONN_{S3_ROLE_CONN_ID.upper()}", json.dumps(conn_role, sort_keys=True)))
     items.append(("TIDBOPS_PLAYGROUND_HOME", str(home)))
     # the catalog the playground's Airflow writes (SQLite in its AIRFLOW_HOME): where `tidbops info` finds it
     items.append(("TIDBOPS_CATALOG_URL", f"sqlite:///{home / 'airflow' / 'tidbops_catalog.db'}"))
