@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_backup_when_things_break import br_processes, s3_down
+from tests.e2e.test_backup_when_things_break import s3_down
 from tests.e2e.test_log_backup_check import br
 from tests.faults.conftest import CATALOG_CLUSTER, Bed
 from tests.faults.matrix import Row, alerts_for, catalog_vs_storage, raw_storage, rows_lost, write_table
@@ -48,8 +48,12 @@ _ROWS: list[Row] = []
 _STARTED = time.monotonic()
 
 
+_HOME: list[Path] = []  # the bed's playground home, for _br_pids
+
+
 @pytest.fixture(scope="module", autouse=True)
-def _table() -> Iterator[None]:
+def _table(bed: Bed) -> Iterator[None]:
+    _HOME[:] = [bed.home]
     yield
     print("\n" + write_table(_ROWS, time.monotonic() - _STARTED))
 
@@ -114,7 +118,7 @@ class BRSampler:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self.most = max(self.most, len(br_processes(self.pd)))
+            self.most = max(self.most, len(_br_pids(self.pd)))
             time.sleep(0.1)
 
     def stop(self) -> int:
@@ -332,7 +336,10 @@ def test_br_killed_with_sigkill(bed: Bed) -> None:
         finish(bed, r, "dev", backup.id)
 
 
-def _br_pids(pd: str) -> list[int]:
+def _br_pids(pd: str, home: Path | None = None) -> list[int]:
+    """The br processes of this playground talking to ``pd`` (other playgrounds on the machine, e.g. a
+    concurrent e2e run, use the same fake PD addresses: their processes are told apart by their home)."""
+    home = home or _HOME[0]
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -341,7 +348,15 @@ def _br_pids(pd: str) -> list[int]:
             words = [a.decode(errors="replace") for a in (entry / "cmdline").read_bytes().split(b"\0") if a]
         except OSError:
             continue
-        if any(w.endswith("/br") or w == "br" for w in words[:3]) and pd in words:
+        # a real br binary, or the emulator (bin/br execs `python -m tidbops_playground.br`)
+        is_br = any(w.endswith("/br") or w in ("br", "tidbops_playground.br") for w in words[:3])
+        if not (is_br and pd in words):
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"TIDBOPS_PLAYGROUND_HOME={home}".encode() in environ:
             pids.append(int(entry.name))
     return pids
 
