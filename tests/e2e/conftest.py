@@ -33,6 +33,11 @@ E2E_RESTORE = {
 # uat's recovery window shrinks to one minute in the e2e fleet, so a retention run expires something
 # within the test (#16); not a dry run, one full backup kept
 E2E_RETENTION = {"uat": {"keep_days": "1m", "keep_full": 1, "dry_run": False}}
+
+# prod's storage connection assumes a role through the playground's STS (#14): its backups, log backup and
+# the restores from it run on the temporary credentials the amazon provider gets from AssumeRole
+E2E_STORAGE_CONN = {"prod": manager.S3_ROLE_CONN_ID}
+
 # where the e2e Airflow's fleet config is ("path"): a module may add a cluster for its own tests and put
 # the file back afterwards (test_owner_keys.py)
 E2E_FLEET: dict[str, Path] = {}
@@ -68,6 +73,8 @@ def airflow(playground_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             cluster["restore"] = E2E_RESTORE[cluster["name"]]
         if cluster["name"] in E2E_RETENTION:
             cluster["retention"] = {**cluster.get("retention", {}), **E2E_RETENTION[cluster["name"]]}
+        if cluster["name"] in E2E_STORAGE_CONN:
+            cluster["storage"] = {**cluster.get("storage", {}), "conn_id": E2E_STORAGE_CONN[cluster["name"]]}
     fleet.write_text(yaml.safe_dump(doc, sort_keys=False))
     E2E_FLEET["path"] = fleet
     standalone = AirflowStandalone(home=playground_home, port=free_port(), fleet_config=fleet)
