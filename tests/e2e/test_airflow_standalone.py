@@ -1,10 +1,14 @@
-"""A real Airflow (`airflow standalone`, SQLite, LocalExecutor), started the way `make up` starts it, runs
-our DAGs against the playground; runs are triggered through the REST API, as a DBA's script would."""
+"""A real Airflow (`airflow standalone`, LocalExecutor, metadata on the playground's PostgreSQL), started the
+way `make up` starts it, runs our DAGs against the playground; runs are triggered through the REST API, as a
+DBA's script would."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tidbops_playground import postgres
 from tidbops_playground.airflow import AirflowAPI
 
 pytestmark = pytest.mark.e2e
@@ -26,3 +30,18 @@ def test_cluster_check_runs_through_the_rest_api(airflow: AirflowAPI) -> None:
 def test_no_import_errors_in_the_ui(airflow: AirflowAPI) -> None:
     errors = airflow._request("GET", "/api/v2/importErrors")
     assert errors["import_errors"] == [], errors
+
+
+def test_the_metadata_db_is_the_playgrounds_postgres(airflow: AirflowAPI, playground_home: Path) -> None:
+    """#18: not SQLite. The DAGs Airflow parsed are rows of the playground's PostgreSQL (database ``airflow``)."""
+    airflow.wait_for_dag("tidb_cluster_check__dev")
+    pg = postgres.configured(playground_home)
+    assert pg is not None and pg.is_running()
+    assert not (playground_home / "airflow" / "airflow.db").exists()
+    conn = pg.connect("airflow")
+    try:
+        with conn.cursor() as cur:  # type: ignore[attr-defined]
+            cur.execute("SELECT count(*) FROM dag WHERE dag_id = %s", ("tidb_cluster_check__dev",))
+            assert cur.fetchone()[0] == 1
+    finally:
+        conn.close()  # type: ignore[attr-defined]
