@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 
+from tidbops.cli.options import FleetConfigPath
 from tidbops.cli.render import table
 from tidbops.config import load_fleet
 from tidbops.connections import connection_from_env, tidb_session
@@ -62,7 +63,7 @@ def init(
     schemas: Annotated[
         list[str] | None, typer.Option("--schema", help="Only this schema (repeatable; default: all user schemas)")
     ] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="Fleet config (default: the usual)")] = None,
+    config: FleetConfigPath = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
     """Read a cluster's schema and data, and write a starting expectation suite per table (never over an edit)."""

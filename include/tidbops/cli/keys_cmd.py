@@ -25,6 +25,7 @@ from typing import Annotated
 import typer
 
 from tidbops.cli.catalog_cmd import CatalogURL, _open_catalog, checked_endpoint, open_storage
+from tidbops.cli.options import ClusterS3Endpoint, FleetConfigPath
 from tidbops.config import load_fleet
 from tidbops.errors import ConfigError, UnknownClusterError
 from tidbops.keys.owner import OwnerKeyError, check_public_key, key_id, key_id_of_private
@@ -65,12 +66,9 @@ def rewrap_cmd(
         typer.Option("--to", help="The NEW public key (age1…); default: the fleet config's owner_public_key"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
-    config: Annotated[Path | None, typer.Option("--config", help="Fleet config (default: the usual)")] = None,
+    config: FleetConfigPath = None,
     catalog: CatalogURL = None,
-    s3_endpoint: Annotated[
-        str | None,
-        typer.Option("--s3-endpoint", help="S3 endpoint URL; default: $TIDBOPS_S3_ENDPOINT, else the fleet config's"),
-    ] = None,
+    s3_endpoint: ClusterS3Endpoint = None,
     actor: Annotated[
         str | None, typer.Option("--actor", help="Who rewraps, for the audit (default: your login name)")
     ] = None,

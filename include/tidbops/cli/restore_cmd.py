@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from tidbops.catalog.records import DrillStatus, make_restore_id
 from tidbops.cli.catalog_cmd import CatalogURL, _open_catalog
+from tidbops.cli.options import FleetConfigPath
 from tidbops.cli.window_cmd import window_of
 from tidbops.config import load_fleet
 from tidbops.errors import ConfigError
@@ -55,7 +55,7 @@ def restore_cmd(
     ] = None,
     confirm: Annotated[str, typer.Option("--confirm", help="The target's name (production targets)")] = "",
     validate_after: Annotated[bool, typer.Option("--validate-after", help="Plan a validation after")] = False,
-    config: Annotated[Path | None, typer.Option("--config", help="Fleet config (default: the usual)")] = None,
+    config: FleetConfigPath = None,
     catalog: CatalogURL = None,
     as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON")] = False,
 ) -> None:

@@ -34,6 +34,7 @@ from tidbops.br.errors import BRRequestError
 from tidbops.br.runner import BRSession
 from tidbops.catalog.store import Catalog
 from tidbops.cli.catalog_cmd import CatalogURL, _open_catalog, checked_endpoint, open_storage
+from tidbops.cli.options import ClusterS3Endpoint, FleetConfigPath
 from tidbops.config import ClusterConfig, load_fleet
 from tidbops.errors import ConfigError, UnknownClusterError
 from tidbops.storage import Storage, StorageError
@@ -126,12 +127,9 @@ def verify_cmd(
         typer.Option("--tier", help="1: read every file back; 2: br debug checksum (due weekly). Default: both"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
-    config: Annotated[Path | None, typer.Option("--config", help="Fleet config (default: the usual)")] = None,
+    config: FleetConfigPath = None,
     catalog: CatalogURL = None,
-    s3_endpoint: Annotated[
-        str | None,
-        typer.Option("--s3-endpoint", help="S3 endpoint URL; default: $TIDBOPS_S3_ENDPOINT, else the fleet config's"),
-    ] = None,
+    s3_endpoint: ClusterS3Endpoint = None,
     crypter_key_file: Annotated[
         Path | None,
         typer.Option("--crypter-key-file", help="Tier 2 of an encrypted cluster: a 0600 file holding the hex key"),
