@@ -53,8 +53,28 @@ class StorageHook(BaseHook):
     @cached_property
     def session(self) -> boto3.session.Session:
         """The provider's boto3 session for the connection, made once per hook (with ``role_arn`` that is
-        one AssumeRole; its credentials refresh themselves in the client)."""
-        return self.aws.get_session(region_name=self.region)
+        one AssumeRole; its credentials refresh themselves in the client).
+
+        The provider assumes a ``role_arn`` at once, outside any storage call: an STS that does not answer
+        or refuses is a ``StorageError`` naming the connection and the STS endpoint, never the keys."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.aws.get_session(region_name=self.region)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._credentials_error(exc) from None
+
+    def _credentials_error(self, exc: Exception) -> StorageError:
+        conn_id = self.cluster.storage.conn_id
+        sts = self.aws.conn_config.get_service_endpoint_url("sts") or "(AWS default)"
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+        if code:
+            return StorageError(f"connection {conn_id!r}: STS at {sts} refused to give credentials: {code}")
+        names = {c.__name__ for c in type(exc).__mro__}
+        reason = str(exc).split(":", 1)[0]  # botocore's text names the endpoint URL, never the keys
+        if names & {"ConnectionError", "HTTPClientError"}:
+            return StorageError(f"connection {conn_id!r}: the STS endpoint {sts} does not answer ({reason})")
+        return StorageError(f"connection {conn_id!r}: cannot get credentials ({type(exc).__name__}: {reason})")
 
     @property
     def endpoint(self) -> str | None:

@@ -173,3 +173,27 @@ def test_local_storage_needs_no_connection(tmp_path: Path) -> None:
 def test_refuses_a_uri_outside_the_clusters_storage(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="is not below"):
         StorageHook(cluster=cluster(f"local://{tmp_path}/a")).get_storage(f"local://{tmp_path}/ab/x")
+
+
+def test_an_sts_that_does_not_answer_is_a_storage_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.helpers.servers import free_port
+
+    sts = f"http://127.0.0.1:{free_port()}"  # nobody listens: the AssumeRole is refused
+    set_conn(
+        monkeypatch,
+        login="AKIAPROD000000000001",
+        password=SECRET,
+        extra={
+            "role_arn": "arn:aws:iam::123456789012:role/backup",
+            "region_name": "us-east-1",
+            "service_config": {"sts": {"endpoint_url": sts}, "s3": {"endpoint_url": "http://minio:9000"}},
+            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 2},
+        },
+    )
+    hook = StorageHook(cluster=cluster("s3://backups/prod"))
+    with pytest.raises(StorageError) as err:
+        hook.get_storage()
+    assert str(err.value) == (
+        f"connection 's3_prod': the STS endpoint {sts} does not answer (Could not connect to the endpoint URL)"
+    )
+    assert SECRET not in str(err.value)
