@@ -57,7 +57,15 @@ from tidbops.errors import TiDBOpsError
 from tidbops.pitr import PitrWindow, snapshot_points
 from tidbops.recovery import scratch
 from tidbops.recovery.errors import TargetNotEmptyError
-from tidbops.recovery.plan import RecoveryPlan, RestoreMode, RestoreStep, chain_steps, parse_time, plan_argvs
+from tidbops.recovery.plan import (
+    RecoveryPlan,
+    RestoreMode,
+    RestoreStep,
+    chain_steps,
+    parse_time,
+    plan_argvs,
+    shown_pems,
+)
 from tidbops.recovery.run import Reported
 from tidbops.redact import redact, redact_argv
 from tidbops.restore_rules import POINT_FORMATS, allowed_targets, needs_confirm
@@ -581,7 +589,7 @@ def plan_restore(
     argvs = plan_argvs(
         draft,
         source=checked.source,
-        target=checked.target,
+        target=shown_pems(checked.target),
         log_file="<br log file>",
         crypter_key_file="<crypter key file>" if enc is not None and key_files is None else None,
         key_files=key_files,

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 from tidbops import tso
 from tidbops.br.command import restore_full_argv, restore_point_argv
 from tidbops.catalog.records import BackupKind, BackupRecord, index
-from tidbops.config import ClusterConfig
+from tidbops.config import ClusterConfig, TLSConfig
 from tidbops.recovery.errors import RecoveryError
 from tidbops.timefmt import iso
 
@@ -235,3 +235,14 @@ def step_argvs(
         )
         for s in steps
     ]
+
+
+def shown_pems(cluster: ClusterConfig) -> ClusterConfig:
+    """``cluster`` for command lines that are only shown (a plan): TLS PEMs held by a connection
+    (``tls.conn_id``) are written to files only when BR runs, so the plan names placeholders for them."""
+    if cluster.tls is None or cluster.tls.conn_id is None:
+        return cluster
+    placeholders = TLSConfig.model_construct(
+        ca="<tls ca file>", cert="<tls cert file>", key="<tls key file>", conn_id=None
+    )
+    return cluster.model_copy(update={"tls": placeholders})

@@ -133,6 +133,14 @@ class BRHook(BaseHook):
         return TLSConfig(**paths), [pems["key"]] if pems["key"] else []
 
     @contextlib.contextmanager
+    def pd_access(self) -> Iterator[ClusterConfig]:
+        """The cluster, its TLS PEMs resolved into 0600 files for the block, for BR commands that talk to
+        PD only (``br log status``): no storage credentials, no crypter key."""
+        with contextlib.ExitStack() as stack:
+            tls, _ = self._tls_files(stack)
+            yield self.cluster if tls is self.cluster.tls else self.cluster.model_copy(update={"tls": tls})
+
+    @contextlib.contextmanager
     def session(self, name: str = "br", *, data_key: DataKey | None = None) -> Iterator[BRSession]:
         """Credentials resolved, key file and TLS PEMs written (0600) for the duration of the block, then removed."""
         source = self.storage_source or self.cluster

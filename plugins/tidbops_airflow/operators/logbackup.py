@@ -98,12 +98,14 @@ class LogBackupCheckOperator(_LogBackupStep, BranchMixIn):
     def _read_status(self) -> StatusReading:
         from tidbops.br import runner
         from tidbops.logbackup import STATUS_TIMEOUT, read_log_status
+        from tidbops_airflow.hooks.br import BRHook
 
         # read-only and PD only: no credentials; the output itself is what we need (BRResult keeps no stdout)
-        with runner.passing_log_file(self.cluster.name, "log-status") as log_file:
-            return read_log_status(
-                self.cluster, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file
-            )
+        with (
+            BRHook(cluster=self.cluster).pd_access() as cluster,
+            runner.passing_log_file(self.cluster.name, "log-status") as log_file,
+        ):
+            return read_log_status(cluster, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file)
 
     def _gc_safe_point(self) -> datetime | None:
         import pymysql

@@ -225,8 +225,10 @@ class BRRestoreOperator(RecoveryStep):
                 self.log.info("%s: dropped what was left before the restore: %s", target.name, ", ".join(cleared))
             self._br_hook = hook = BRHook(cluster=target, storage_source=source)
             with hook.session(plan.plan_id) as session, ExitStack() as keys:
-                # the session resolved the source's storage endpoint (from its connection) into session.cluster
+                # the session resolved the source's storage endpoint (from its connection) into session.cluster,
+                # and the target's TLS PEMs (tls.conn_id) into files
                 reader = source.model_copy(update={"storage": session.cluster.storage})
+                target = target.model_copy(update={"tls": session.cluster.tls})
                 key_files = (
                     {b: str(keys.enter_context(runner.secret_file(k.hex))) for b, k in data_keys.items()}
                     if data_keys

@@ -112,10 +112,16 @@ class RestorePlanOperator(_RestoreStep):
     def _target_log_tasks(self, target: ClusterConfig) -> list[str]:
         from tidbops.br import runner
         from tidbops.logbackup import STATUS_TIMEOUT, read_log_status
+        from tidbops_airflow.hooks.br import BRHook
 
         # PD only, read-only: BR v8's checkTaskExists refuses a restore while any log task exists
-        with runner.passing_log_file(target.name, "restore-log-status") as log_file:
-            reading = read_log_status(target, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file)
+        with (
+            BRHook(cluster=target).pd_access() as pd_target,
+            runner.passing_log_file(target.name, "restore-log-status") as log_file,
+        ):
+            reading = read_log_status(
+                pd_target, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file
+            )
         return [t.name for t in reading.tasks]
 
     def _hold(self, plan: RestorePlan, source: ClusterConfig) -> timedelta:

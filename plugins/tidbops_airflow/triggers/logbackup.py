@@ -32,10 +32,14 @@ def read_progress(cluster_name: str, target_ts: int) -> dict[str, Any]:
     from tidbops.br import runner
     from tidbops.config import load_fleet_cached
     from tidbops.logbackup import STATUS_TIMEOUT, checkpoint_progress, read_log_status
+    from tidbops_airflow.hooks.br import BRHook
 
     cluster = load_fleet_cached().get(cluster_name)
-    with runner.passing_log_file(cluster.name, "log-status-trigger") as log_file:
-        reading = read_log_status(cluster, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file)
+    with (
+        BRHook(cluster=cluster).pd_access() as pd_cluster,
+        runner.passing_log_file(cluster.name, "log-status-trigger") as log_file,
+    ):
+        reading = read_log_status(pd_cluster, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file)
     return checkpoint_progress(reading, cluster.log_backup.task_name, target_ts).to_dict()
 
 

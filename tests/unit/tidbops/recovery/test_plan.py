@@ -129,3 +129,29 @@ def test_argv_refuses_other_clusters_and_steps_that_mix_pitr_with_a_chain(
         step_argvs((*pitr(chain).steps, *plan.steps), log_storage_uri="s3://l", **common)
     with pytest.raises(RecoveryError, match="needs the source's log storage"):
         step_argvs(pitr(chain).steps, log_storage_uri=None, **common)
+
+
+def test_a_plan_shown_for_a_target_whose_pems_a_connection_holds_names_placeholders(
+    chain: list[BackupRecord], fleet: dict[str, ClusterConfig]
+) -> None:
+    from tidbops.br.errors import BRRequestError
+    from tidbops.config import TLSConfig
+    from tidbops.recovery.plan import shown_pems
+
+    target = fleet["scratch1"].model_copy(update={"tls": TLSConfig(conn_id="tls_scratch1")})
+    with pytest.raises(BRRequestError, match=r"tls\.conn_id 'tls_scratch1' is not resolved into PEM files"):
+        plan_argvs(snapshot(chain), source=fleet["uat"], target=target, crypter_key_file="/run/key")
+    (first, *_) = plan_argvs(
+        snapshot(chain), source=fleet["uat"], target=shown_pems(target), crypter_key_file="/run/key"
+    )
+    assert first[first.index("--pd") : first.index("--pd") + 8] == [
+        "--pd",
+        "pd-scratch1:2379",
+        "--ca",
+        "<tls ca file>",
+        "--cert",
+        "<tls cert file>",
+        "--key",
+        "<tls key file>",
+    ]
+    assert shown_pems(fleet["scratch1"]) is fleet["scratch1"]  # no TLS, or PEM paths: shown as they are

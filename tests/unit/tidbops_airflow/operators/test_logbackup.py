@@ -100,6 +100,10 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
             self.cluster = cluster
 
         @contextlib.contextmanager
+        def pd_access(self) -> Iterator[ClusterConfig]:
+            yield self.cluster
+
+        @contextlib.contextmanager
         def session(self, name: str = "br") -> Iterator[SimpleNamespace]:
             yield SimpleNamespace(cluster=self.cluster, env={}, key_file=None, log_file=f"/tmp/{name}.log", secrets=())
 
