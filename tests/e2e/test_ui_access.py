@@ -63,7 +63,7 @@ def test_viewers_and_admins_get_the_view(airflow: AirflowAPI, tokens: dict[str, 
     if path in PAGES:
         assert headers["content-type"].startswith("text/html") and f"signed in as {user}" in body
     if path == "/tidbops/api/fleet":
-        assert [row["cluster"] for row in json.loads(body)] == ["dev", "uat", "prod"]
+        assert [row["cluster"] for row in json.loads(body)] == ["dev", "uat", "prod", "secure"]
 
 
 def test_health_is_open_and_holds_no_data(airflow: AirflowAPI) -> None:
