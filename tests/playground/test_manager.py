@@ -223,7 +223,8 @@ def test_env_file_is_private_sourceable_and_parsed_by_airflow(playground: Playgr
     assert proc.returncode == 0, proc.stderr[-3000:]
     parsed = json.loads(proc.stdout.strip().splitlines()[-1])
     for name, entry in reg.clusters.items():
-        assert parsed[f"tidb_{name}"] == ["mysql", "127.0.0.1", entry.sql_port, "root", entry.sql_password, {}]
+        extra = {"ssl_ca": entry.tls_ca} if entry.tls_ca else {}  # the TLS cluster's SQL needs its CA
+        assert parsed[f"tidb_{name}"] == ["mysql", "127.0.0.1", entry.sql_port, "root", entry.sql_password, extra]
         assert json.loads(expected[f"AIRFLOW_CONN_TIDB_{name.upper()}"])["password"] == entry.sql_password
     s3 = reg.s3
     assert s3 is not None

@@ -28,7 +28,18 @@ COMPOSE_FILE = REPO / "docker-compose.yaml"
 DOCKERFILE = REPO / "Dockerfile"
 ENV_EXAMPLE = REPO / ".env.example"
 FLEET = REPO / "include/config/compose.yaml"
-SCHEMA = REPO.parent / "shared/reference/schemas/compose-spec.json"
+# reference material gathered beside the repository (never committed): $TIDBOPS_REFERENCE_DIR, else the
+# checkout's sibling ../shared/reference, else this workplace's /work/shared/reference (CI's clean clone of
+# main may live elsewhere on the same machine)
+_REFERENCE_DIRS = [
+    Path(d)
+    for d in (os.environ.get("TIDBOPS_REFERENCE_DIR"), REPO.parent / "shared/reference", "/work/shared/reference")
+    if d
+]
+SCHEMA = next(
+    (d / "schemas/compose-spec.json" for d in _REFERENCE_DIRS if (d / "schemas/compose-spec.json").is_file()),
+    _REFERENCE_DIRS[0] / "schemas/compose-spec.json",
+)
 PLACEHOLDER = "change-me"
 VARIABLE = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(:?[-?][^}]*)?\}")
 
