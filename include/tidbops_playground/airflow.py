@@ -13,6 +13,7 @@ the REST API, stop). Nothing here imports Airflow: it runs the ``airflow`` execu
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import secrets
@@ -429,7 +430,7 @@ class AirflowAPI:
     def healthy(self) -> bool:
         try:
             health = self._request("GET", "/api/v2/monitor/health", auth=False)
-        except (AirflowError, OSError):
+        except (AirflowError, OSError, http.client.HTTPException):  # not up yet, or not (yet) Airflow on the port
             return False
         return bool(health) and health.get("scheduler", {}).get("status") == "healthy"
 

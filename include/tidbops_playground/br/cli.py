@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     from tidbops_playground import journal
 
     journal.record(args)  # the playground's own record of every call (not BR's contract)
+    LOG.reset()
     cancel.install()
     vt = version_tuple()
     root = build_tree(checksum_default_backup=vt < (8, 5, 0), with_sys_table_default=vt >= (7, 6, 0))

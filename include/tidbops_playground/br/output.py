@@ -149,6 +149,12 @@ class BRLog:
         self.initialised = False
         self._file: IO[str] | None = None
 
+    def reset(self) -> None:
+        """Back to the state a new process starts in (one BR process is one ``main``; tests call ``main`` many
+        times in one process, and a stream an earlier call logged to may be closed since)."""
+        self.close()
+        self.__init__()  # type: ignore[misc]
+
     def init(self, log_file: str, level: str, fmt: str) -> str | None:
         """Open the log file (returns its path, or ``None`` when logging to the terminal)."""
         self.initialised = True
