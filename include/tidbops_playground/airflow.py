@@ -16,6 +16,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -458,6 +459,25 @@ class AirflowAPI:
 
     def run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}"))
+
+    def run_dag(
+        self, dag_id: str, conf: dict[str, Any] | None = None, note: str | None = None, timeout: float = 300.0
+    ) -> tuple[str, str]:
+        """Wait until ``dag_id`` is parsed, unpause it, trigger one run and wait for it: ``(run_id, state)``.
+
+        A trigger answered with an HTTP 5xx (the metadata DB busy, or restarting) is tried again, 4 times at most.
+        """
+        self.wait_for_dag(dag_id)
+        self.unpause(dag_id)
+        for attempt in range(4):
+            try:
+                run_id = self.trigger(dag_id, conf=conf, note=note)
+                break
+            except AirflowError as exc:
+                if not re.search(r"HTTP 5\d\d", str(exc)) or attempt == 3:
+                    raise
+                time.sleep(2.0)
+        return run_id, self.wait_run(dag_id, run_id, timeout=timeout)
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 300.0) -> str:
         deadline = time.monotonic() + timeout

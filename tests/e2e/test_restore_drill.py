@@ -24,7 +24,6 @@ import re
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pymysql
 import pytest
@@ -42,15 +41,8 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 DRILL = "tidb_restore_drill"
-RUN_TIMEOUT = 300.0
+NOTE = "e2e restore drill"
 CHUNK_ROWS = 200  # the e2e playground has 3000 rows per source: several chunks per big table
-
-
-def run_dag(api: AirflowAPI, dag_id: str, conf: dict[str, Any] | None = None) -> tuple[str, str]:
-    api.wait_for_dag(dag_id)
-    api.unpause(dag_id)
-    run_id = api.trigger(dag_id, conf=conf, note="e2e restore drill")
-    return run_id, api.wait_run(dag_id, run_id, timeout=RUN_TIMEOUT)
 
 
 def connect(entry: ClusterEntry) -> pymysql.connections.Connection:  # type: ignore[type-arg]
@@ -83,7 +75,7 @@ def dev_chain(airflow: AirflowAPI, catalog: Catalog) -> list[str]:
     incremental pipeline builds on the chain earlier tests left, else starts one with a full backup."""
     dag_id = "tidb_backup_incremental__dev"
     for _ in range(2):
-        run_id, state = run_dag(airflow, dag_id)
+        run_id, state = airflow.run_dag(dag_id, note=NOTE)
         assert state == "success", airflow.run_logs(dag_id, run_id)[-6000:]
         plan = airflow.xcom(dag_id, run_id, "plan_backup")
         if plan["kind"] == "incremental":
@@ -101,7 +93,7 @@ def test_snapshot_chain_drill_passes_with_rto_and_data_docs(
 ) -> None:
     dag_id = f"{DRILL}__dev"
     started = time.monotonic()
-    run_id, state = run_dag(airflow, dag_id, conf={"chunk_rows": CHUNK_ROWS})
+    run_id, state = airflow.run_dag(dag_id, conf={"chunk_rows": CHUNK_ROWS}, note=NOTE)
     elapsed = time.monotonic() - started
     assert state == "success", airflow.run_logs(dag_id, run_id)[-8000:]
     assert set(states(airflow, dag_id, run_id).values()) == {"success"}
@@ -188,7 +180,7 @@ def test_a_corrupted_restore_fails_naming_the_table_and_key_range_drops_the_scra
     dag_id = f"{DRILL}__dev"
     faults.set_fault(playground_home, "scratch1", "restore_corrupt_rows", table="shop.orders", rows=3)
     try:
-        run_id, state = run_dag(airflow, dag_id, conf={"chunk_rows": CHUNK_ROWS})
+        run_id, state = airflow.run_dag(dag_id, conf={"chunk_rows": CHUNK_ROWS}, note=NOTE)
     finally:
         faults.clear_faults(playground_home, "scratch1")
     assert state == "failed"
@@ -239,7 +231,7 @@ def test_a_target_not_marked_scratch_is_refused_at_run_time_and_at_config_load(
     before = user_schemas(uat)
     assert {"shop", "crm", "metrics"} <= set(before)
     dag_id = f"{DRILL}__dev"
-    run_id, state = run_dag(airflow, dag_id, conf={"target": "uat"})
+    run_id, state = airflow.run_dag(dag_id, conf={"target": "uat"}, note=NOTE)
     assert state == "failed"
     got = states(airflow, dag_id, run_id)
     assert got["choose_restore_point"] == "failed", got  # refused before anything is chosen or touched
@@ -297,12 +289,12 @@ def test_pitr_drill_of_an_encrypted_cluster_passes(
     br(playground_home, registry, "log", "start", "--task-name", task, "--pd", uat.pd,
        "--storage", config.log_storage_uri, "--s3.endpoint", registry.s3.endpoint)  # fmt: skip
     try:
-        run_id, state = run_dag(airflow, "tidb_backup_full__uat")
+        run_id, state = airflow.run_dag("tidb_backup_full__uat", note=NOTE)
         assert state == "success", airflow.run_logs("tidb_backup_full__uat", run_id)[-6000:]
         time.sleep(2)  # some log after the full backup: the window runs from a full backup to the checkpoint
 
         dag_id = f"{DRILL}__uat"
-        run_id, state = run_dag(airflow, dag_id, conf={"chunk_rows": CHUNK_ROWS, "seed": 20261122})
+        run_id, state = airflow.run_dag(dag_id, conf={"chunk_rows": CHUNK_ROWS, "seed": 20261122}, note=NOTE)
         assert state == "success", airflow.run_logs(dag_id, run_id)[-8000:]
         got = states(airflow, dag_id, run_id)
         assert set(got.values()) == {"success"} and "wait_for_log_checkpoint" in got, got

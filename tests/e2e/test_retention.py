@@ -31,7 +31,7 @@ from tidbops.catalog.records import BackupStatus
 from tidbops.catalog.store import Catalog
 from tidbops.config import load_fleet
 from tidbops_playground import journal, manager
-from tidbops_playground.airflow import AirflowAPI, AirflowError
+from tidbops_playground.airflow import AirflowAPI
 from tidbops_playground.registry import ClusterEntry, Registry
 
 pytestmark = pytest.mark.e2e
@@ -47,22 +47,8 @@ TABLES = ["shop.customers", "crm.contacts"]
 WINDOW = timedelta(minutes=1)
 
 
-def run(api: AirflowAPI, dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 300.0) -> tuple[str, str]:
-    api.wait_for_dag(dag_id)
-    api.unpause(dag_id)
-    for attempt in range(4):  # the playground's SQLite metadata DB may say "locked" under load
-        try:
-            run_id = api.trigger(dag_id, conf=conf)
-            break
-        except AirflowError as exc:
-            if "HTTP 500" not in str(exc) or attempt == 3:
-                raise
-            time.sleep(2.0)
-    return run_id, api.wait_run(dag_id, run_id, timeout=timeout)
-
-
 def backup(api: AirflowAPI, dag_id: str) -> str:
-    run_id, state = run(api, dag_id)
+    run_id, state = api.run_dag(dag_id)
     assert state == "success", api.run_logs(dag_id, run_id)[-6000:]
     return str(api.xcom(dag_id, run_id, "plan_backup")["backup_id"])
 
@@ -120,7 +106,7 @@ def test_retention_expires_truncates_and_keeps_the_window_restorable(
     live_before = {b.id for b in catalog.list_backups("uat") if b.status is BackupStatus.SUCCEEDED}
 
     marks = journal.size(playground_home)
-    run_id, state = run(airflow, RETENTION)
+    run_id, state = airflow.run_dag(RETENTION)
     assert state == "success", airflow.run_logs(RETENTION, run_id)[-8000:]
     out = airflow.xcom(RETENTION, run_id, "apply_retention")
     report, result = out["report"], out["result"]
@@ -162,7 +148,7 @@ def test_retention_expires_truncates_and_keeps_the_window_restorable(
         "validate_after": True,
         "reason": "e2e: the oldest point of the retention window",
     }
-    restore_id, state = run(airflow, RESTORE, conf)
+    restore_id, state = airflow.run_dag(RESTORE, conf)
     assert state == "success", airflow.run_logs(RESTORE, restore_id)[-8000:]
     at = point.strftime("%Y-%m-%d %H:%M:%S.%f")
     for table in TABLES:
@@ -171,7 +157,7 @@ def test_retention_expires_truncates_and_keeps_the_window_restorable(
         assert restored == then and len(restored) > 100, f"{table} differs from uat as of {at}"
 
     # again: nothing more to do
-    again_id, state = run(airflow, RETENTION)
+    again_id, state = airflow.run_dag(RETENTION)
     assert state == "success", airflow.run_logs(RETENTION, again_id)[-6000:]
     again = airflow.xcom(RETENTION, again_id, "apply_retention")
     assert again["result"]["deleted"] == [] and again["report"]["truncate_until"] is None, again
@@ -185,7 +171,7 @@ def test_retention_expires_truncates_and_keeps_the_window_restorable(
     assert bucket.objects(prefix) == {}
     objects_before = set(bucket.objects("uat/"))
     try:
-        refused_id, state = run(airflow, RETENTION, timeout=400)
+        refused_id, state = airflow.run_dag(RETENTION, timeout=400)
         assert state == "failed", airflow.task_log(RETENTION, refused_id, "apply_retention", 1)[-6000:]
         log = airflow.task_log(RETENTION, refused_id, "apply_retention", 1)
         assert "refused" in log and f"{f2}: catalogued as succeeded but its directory" in log, log[-4000:]
@@ -197,5 +183,5 @@ def test_retention_expires_truncates_and_keeps_the_window_restorable(
     finally:
         for key, body in saved.items():
             bucket.client.put_object(Bucket=bucket.name, Key=key, Body=body)
-    clean_id, state = run(airflow, RETENTION)
+    clean_id, state = airflow.run_dag(RETENTION)
     assert state == "success", airflow.run_logs(RETENTION, clean_id)[-6000:]

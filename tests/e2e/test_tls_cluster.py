@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import pymysql
 import pytest
 
 from tidbops_playground import manager
-from tidbops_playground.airflow import AirflowAPI, AirflowError
+from tidbops_playground.airflow import AirflowAPI
 from tidbops_playground.registry import ClusterEntry, Registry
 
 pytestmark = pytest.mark.e2e
@@ -65,18 +64,8 @@ def br(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def run(api: AirflowAPI, dag_id: str, conf: dict[str, Any] | None = None) -> str:
-    """Trigger and wait (a trigger that meets SQLite's "database is locked" is tried again)."""
-    api.wait_for_dag(dag_id)
-    api.unpause(dag_id)
-    for attempt in range(4):
-        try:
-            run_id = api.trigger(dag_id, conf=conf)
-            break
-        except AirflowError as exc:
-            if "HTTP 500" not in str(exc) or attempt == 3:
-                raise
-            time.sleep(2.0)
-    state = api.wait_run(dag_id, run_id, timeout=RUN_TIMEOUT)
+    """Trigger, wait, and require success."""
+    run_id, state = api.run_dag(dag_id, conf=conf, timeout=RUN_TIMEOUT)
     assert state == "success", api.run_logs(dag_id, run_id)[-6000:]
     return run_id
 

@@ -20,21 +20,14 @@ pytestmark = pytest.mark.e2e
 VERIFY, FULL = "tidb_verify__dev", "tidb_backup_full__dev"
 
 
-def run_dag(api: AirflowAPI, dag_id: str, timeout: float = 300) -> tuple[str, str]:
-    api.wait_for_dag(dag_id)
-    api.unpause(dag_id)
-    run_id = api.trigger(dag_id, note="e2e verify")
-    return run_id, api.wait_run(dag_id, run_id, timeout=timeout)
-
-
 def test_verify_after_a_backup_then_a_damaged_object(
     airflow: AirflowAPI, catalog: Catalog, bucket: manager.Bucket
 ) -> None:
-    run_id, state = run_dag(airflow, FULL)
+    run_id, state = airflow.run_dag(FULL, note="e2e verify")
     assert state == "success", airflow.run_logs(FULL, run_id)[-6000:]
     backup_id = airflow.xcom(FULL, run_id, "plan_backup")["backup_id"]
 
-    run_id, state = run_dag(airflow, VERIFY)
+    run_id, state = airflow.run_dag(VERIFY, note="e2e verify")
     assert state == "success", airflow.run_logs(VERIFY, run_id)[-6000:]
     files = airflow.xcom(VERIFY, run_id, "verify_files")
     assert backup_id in {c["backup_id"] for c in files["checks"]} and files["ok"] is True
@@ -45,7 +38,7 @@ def test_verify_after_a_backup_then_a_damaged_object(
     row = catalog.get(backup_id)
     assert row is not None and row.verified and row.verified_tier == 2
 
-    run_id, state = run_dag(airflow, VERIFY)
+    run_id, state = airflow.run_dag(VERIFY, note="e2e verify")
     assert state == "success", airflow.run_logs(VERIFY, run_id)[-6000:]
     again = airflow.xcom(VERIFY, run_id, "verify_br_checksum")
     assert backup_id in {s["backup_id"] for s in again["skipped"]}
@@ -58,7 +51,7 @@ def test_verify_after_a_backup_then_a_damaged_object(
     damaged[len(damaged) // 2] ^= 0xFF
     bucket.client.put_object(Bucket=bucket.name, Key=sst, Body=bytes(damaged))
     try:
-        run_id, state = run_dag(airflow, VERIFY, timeout=600)  # verify_files fails after its retries
+        run_id, state = airflow.run_dag(VERIFY, note="e2e verify", timeout=600)  # verify_files fails after its retries
         assert state == "failed"
         states = {t["task_id"]: t["state"] for t in airflow.task_instances(VERIFY, run_id)}
         assert states == {"verify_files": "failed", "verify_br_checksum": "upstream_failed"}, states
