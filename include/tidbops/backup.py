@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -526,6 +526,8 @@ class BackupOutcome:
     notes: tuple[str, ...] = ()
     key_id: str | None = None  # owner-key (#17): the owner key id and the wrapped data key (never the clear key)
     wrapped_key: str | None = None
+    replanned: Mapping[str, Any] | None = None  # the full backup taken instead of a refused incremental (#18)
+    replanned_now: bool = False  # this try switched to it (the notice is sent once, by that try)
 
     @property
     def backup_time(self) -> datetime:
@@ -548,6 +550,8 @@ class BackupOutcome:
             "notes": list(self.notes),
             "key_id": self.key_id,
             "wrapped_key": self.wrapped_key,
+            "replanned": dict(self.replanned) if self.replanned is not None else None,
+            "replanned_now": self.replanned_now,
         }
 
     @classmethod
@@ -567,6 +571,8 @@ class BackupOutcome:
             notes=tuple(d.get("notes") or ()),
             key_id=d.get("key_id"),
             wrapped_key=d.get("wrapped_key"),
+            replanned=d.get("replanned"),
+            replanned_now=bool(d.get("replanned_now")),
         )
 
 
@@ -707,6 +713,35 @@ def _adopt(
     )
 
 
+#: BR's refusal of an incremental whose ``--lastbackupts`` is below the GC safepoint
+GC_REFUSED = "ErrBackupGCSafepointExceeded"
+
+
+def gc_refused(error: BaseException | str | None) -> bool:
+    """Whether BR refused an incremental because its base is older than the GC safepoint."""
+    return error is not None and GC_REFUSED in str(error)
+
+
+def full_instead(target: BackupTarget, run: RunInfo, cluster: ClusterConfig, error: object) -> BackupTarget:
+    """The full backup this run takes when BR refused its incremental ``target`` (base below GC).
+
+    The plan reads the GC safepoint over SQL before BR runs; GC can pass the base in between (or PD's
+    safepoint is ahead of what SQL shows), and then BR refuses the incremental on every try. The run
+    then takes a full backup, a new chain, in its own directory (named as the plan would have named it).
+    """
+    reason = (
+        f"BR refused incremental {target.backup_id} on {target.base_backup_id} ({GC_REFUSED}: its base, "
+        f"lastbackupts {target.last_backup_ts}, is older than the GC safepoint, which passed it after the plan "
+        f"read it): a full backup instead, starting a new chain; BR said: {_first_line(str(error))}"
+    )
+    return target_for(cluster, Plan(cluster.name, BackupKind.FULL, reason), run)
+
+
+def _first_line(text: str) -> str:
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[0][:300] if lines else "no detail"
+
+
 def run_backup(
     target: BackupTarget,
     run: RunInfo,
@@ -716,6 +751,7 @@ def run_backup(
     catalog: Catalog | None,
     run_br: RunBR,
     wrapped: WrappedKey | None = None,
+    storage_for: Callable[[str], Storage] | None = None,
 ) -> BackupOutcome:
     """Run BR for ``target`` (rows: running → succeeded | failed), or adopt what an earlier try completed.
 
@@ -723,7 +759,39 @@ def run_backup(
     key file, log file); ``run_br`` runs an argv and raises ``BRError`` when BR fails. An owner-key
     cluster (#17): ``session.key_file`` holds this backup's fresh data key and ``wrapped`` that key
     wrapped to the owner's public key, catalogued before BR runs (so a retry finds it).
+
+    An incremental BR refuses with ``ErrBackupGCSafepointExceeded`` (its base fell below the GC safepoint
+    after the plan read it) stays catalogued failed with BR's error, and the same step takes a full
+    backup instead (``full_instead``; its directory from ``storage_for(uri)``); the outcome's ``replanned``
+    is that full backup's target, which the record and verify steps then use. A retry whose incremental
+    row already failed so goes straight to the full backup. Without ``storage_for`` the error is raised.
     """
+    if target.kind is BackupKind.INCREMENTAL and storage_for is not None:
+        row = CatalogLink(catalog).call("read this backup's row", lambda c: c.get(target.backup_id))
+        if row is not None and row.status is BackupStatus.FAILED and gc_refused(row.error):
+            full = full_instead(target, run, session.cluster, row.error)
+            outcome = _run_target(full, run, session, storage_for(full.storage_uri), catalog, run_br, wrapped)
+            return replace(outcome, replanned=full.to_dict(), notes=(full.reason, *outcome.notes))
+    try:
+        return _run_target(target, run, session, storage, catalog, run_br, wrapped)
+    except TiDBOpsError as exc:
+        if target.kind is not BackupKind.INCREMENTAL or storage_for is None or not gc_refused(exc):
+            raise
+        full = full_instead(target, run, session.cluster, exc)
+        log.warning("%s", full.reason)
+    outcome = _run_target(full, run, session, storage_for(full.storage_uri), catalog, run_br, wrapped)
+    return replace(outcome, replanned=full.to_dict(), replanned_now=True, notes=(full.reason, *outcome.notes))
+
+
+def _run_target(
+    target: BackupTarget,
+    run: RunInfo,
+    session: BRSessionLike,
+    storage: Storage,
+    catalog: Catalog | None,
+    run_br: RunBR,
+    wrapped: WrappedKey | None,
+) -> BackupOutcome:
     cluster = session.cluster
     enc = cluster.br.encryption
     owner_key = enc is not None and enc.owner_key

@@ -54,6 +54,7 @@ def build_backup_dag(
             cluster=cluster,
             target_task_id="plan_backup",
             pool=br_pool(cluster.name),
+            routes=[(name, fleet.alert_routes[name]) for name in cluster.alerts],  # the GC-replan notice (#18)
             **catalog,
         )
         record = BRBackupRecordOperator(
@@ -67,6 +68,7 @@ def build_backup_dag(
             task_id="verify_backup",
             cluster=cluster,
             target_task_id="plan_backup",
+            backup_task_id="run_br_backup",  # a full backup taken instead of a refused incremental (#18)
             outlets=[backups_asset(cluster.name)],  # each verified backup is an event of x-tidb://<cluster>/backups
             **catalog,
         )

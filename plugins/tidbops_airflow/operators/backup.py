@@ -23,6 +23,7 @@ from tidbops_airflow.operators.common import init_base_operator
 if TYPE_CHECKING:
     from tidbops.backup import BackupTarget, RunInfo
     from tidbops.catalog.store import Catalog
+    from tidbops.config import AlertRoute
     from tidbops_airflow.hooks.br import BRHook
 
 
@@ -77,10 +78,12 @@ class _BackupStep(BaseOperator):
 
         return open_catalog_or_none(self.catalog_conn_id, self.catalog_sqlite_path)
 
-    def _target(self, value: Mapping[str, Any]) -> BackupTarget:
+    def _target(self, value: Mapping[str, Any], backup: Mapping[str, Any] | None = None) -> BackupTarget:
+        """The plan's target, or the full backup the run step took instead of a refused incremental."""
         from tidbops.backup import BackupTarget
 
-        target = BackupTarget.from_dict(value)
+        replanned = backup.get("replanned") if backup is not None else None
+        target = BackupTarget.from_dict(replanned or value)
         if target.cluster != self.cluster.name:
             raise ValueError(f"the plan is for cluster {target.cluster!r}, this task for {self.cluster.name!r}")
         return target
@@ -202,6 +205,8 @@ class BRBackupOperator(_BackupStep):
     :param target_task_id: or the task whose XCom holds it (``plan_backup``).
     :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
     :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
+    :param routes: the cluster's alert routes, ``(name, route)`` pairs: a notice goes through them once when
+        BR refuses the planned incremental (GC safepoint past its base) and a full backup is taken instead.
     """
 
     template_fields: Sequence[str] = ("target", "catalog_conn_id")
@@ -215,6 +220,7 @@ class BRBackupOperator(_BackupStep):
         target_task_id: str | None = None,
         catalog_conn_id: str | None = None,
         catalog_sqlite_path: str | None = None,
+        routes: Sequence[tuple[str, AlertRoute]] = (),
         **kwargs: Any,
     ) -> None:
         init_base_operator(
@@ -225,6 +231,7 @@ class BRBackupOperator(_BackupStep):
             target_task_id=target_task_id,
             catalog_conn_id=catalog_conn_id,
             catalog_sqlite_path=catalog_sqlite_path,
+            routes=list(routes),
         )
         self._br_hook: BRHook | None = None
 
@@ -235,7 +242,8 @@ class BRBackupOperator(_BackupStep):
         from tidbops_airflow.hooks.storage import StorageHook
 
         target = self._target(self._from(context, self.target, self.target_task_id, "backup plan"))
-        storage = StorageHook(cluster=self.cluster).get_storage(target.storage_uri)
+        storages = StorageHook(cluster=self.cluster)
+        storage = storages.get_storage(target.storage_uri)
         self._br_hook = hook = BRHook(cluster=self.cluster)
         # owner-key (#17): a fresh data key for this backup; BR reads it from the session's 0600 key file,
         # the catalog and the manifest keep it only wrapped to the owner's public key
@@ -250,8 +258,11 @@ class BRBackupOperator(_BackupStep):
                 catalog=catalog,
                 run_br=lambda argv: hook.run(argv, session),
                 wrapped=wrapped,
+                storage_for=storages.get_storage,
             )
         del data_key, fresh
+        if outcome.replanned_now:
+            self._notify_replanned(context, outcome.replanned or {})
         self.log.info(
             "%s %s: BackupTS %s (%s), %s bytes, catalog %s",
             describe(target),
@@ -262,6 +273,21 @@ class BRBackupOperator(_BackupStep):
             outcome.catalog,
         )
         return outcome.to_dict()
+
+    def _notify_replanned(self, context: Context, full: Mapping[str, Any]) -> None:
+        """One notice through the cluster's routes: the incremental became a full backup (no failure, no page)."""
+        from tidbops_airflow.notifiers.health import send_health_notification
+
+        notice = {
+            "cluster": self.cluster.name,
+            "kind": "notice",
+            "key": "backup_replanned_full",
+            "severity": "warning",
+            "title": f"{self.cluster.name}: incremental replaced by a full backup",
+            "message": str(full.get("reason") or ""),
+        }
+        sent, failed = send_health_notification(self.routes, self.cluster.name, notice, context)
+        self.log.info("notice backup_replanned_full sent via %s; failed: %s", sent or "no route", failed or "none")
 
     def on_kill(self) -> None:
         if self._br_hook is not None:
@@ -310,8 +336,9 @@ class BRBackupRecordOperator(_BackupStep):
         from tidbops.backup import BackupOutcome, record_backup
         from tidbops_airflow.hooks.storage import StorageHook
 
-        target = self._target(self._from(context, self.target, self.target_task_id, "backup plan"))
-        backup = BackupOutcome.from_dict(self._from(context, self.backup, self.backup_task_id, "backup result"))
+        done = self._from(context, self.backup, self.backup_task_id, "backup result")
+        target = self._target(self._from(context, self.target, self.target_task_id, "backup plan"), done)
+        backup = BackupOutcome.from_dict(done)
         storage = StorageHook(cluster=self.cluster).get_storage(target.storage_uri)
         with self._catalog() as catalog:
             result = record_backup(
@@ -342,6 +369,8 @@ class BRBackupVerifyOperator(_BackupStep):
     :param cluster: the cluster from the fleet config.
     :param target: the plan step's result (a dict, or an XComArg).
     :param target_task_id: or the task whose XCom holds it (``plan_backup``).
+    :param backup_task_id: the run step (``run_br_backup``): when it took a full backup instead of the planned
+        incremental (BR refused it: GC safepoint), that full backup is verified.
     :param check_hashes: also compare every file's SHA-256 (reads the whole backup).
     :param catalog_conn_id: Airflow connection of the catalog database (``None``: SQLite in $AIRFLOW_HOME).
     :param catalog_sqlite_path: the SQLite catalog file when there is no connection.
@@ -355,6 +384,7 @@ class BRBackupVerifyOperator(_BackupStep):
         cluster: ClusterConfig,
         target: Any = None,
         target_task_id: str | None = None,
+        backup_task_id: str | None = None,
         check_hashes: bool = False,
         catalog_conn_id: str | None = None,
         catalog_sqlite_path: str | None = None,
@@ -366,6 +396,7 @@ class BRBackupVerifyOperator(_BackupStep):
             cluster=cluster,
             target=target,
             target_task_id=target_task_id,
+            backup_task_id=backup_task_id,
             check_hashes=check_hashes,
             catalog_conn_id=catalog_conn_id,
             catalog_sqlite_path=catalog_sqlite_path,
@@ -376,7 +407,9 @@ class BRBackupVerifyOperator(_BackupStep):
         from tidbops_airflow.assets import BACKUPS, emit
         from tidbops_airflow.hooks.storage import StorageHook
 
-        target = self._target(self._from(context, self.target, self.target_task_id, "backup plan"))
+        done = context["ti"].xcom_pull(task_ids=self.backup_task_id) if self.backup_task_id else None
+        plan = self._from(context, self.target, self.target_task_id, "backup plan")
+        target = self._target(plan, done if isinstance(done, Mapping) else None)
         storage = StorageHook(cluster=self.cluster).get_storage(target.storage_uri)
         with self._catalog() as catalog:
             result = verify_recorded_backup(target, storage=storage, catalog=catalog, check_hashes=self.check_hashes)

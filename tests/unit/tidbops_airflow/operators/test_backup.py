@@ -757,3 +757,89 @@ def test_a_missing_xcom_is_a_clear_error(env: Env, br: FakeBR) -> None:
     op = BRBackupOperator(task_id="run_br_backup", cluster=env.cluster, target_task_id="plan_backup")
     with pytest.raises(ValueError, match="no backup plan in the XCom of task 'plan_backup'"):
         op.execute(ctx)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------- GC safepoint past the base (#18)
+
+GC_ERROR = (
+    "Error: failed to check gc safePoint, checkpoint ts 433177834291200000: GC safepoint 433193092308795392 exceed "
+    "TS 433177834291200000: [BR:Backup:ErrBackupGCSafepointExceeded]backup GC safepoint exceeded"
+)
+
+
+@dataclass
+class GCRefusingBR(FakeBR):
+    """BR as it answers an incremental whose --lastbackupts is below the GC safepoint (a full goes through)."""
+
+    def write(self, argv: list[str]) -> None:
+        if "--lastbackupts" in argv:
+            raise BRError(exit_code=1, outcome=parse_br_output(GC_ERROR), stderr_tail=GC_ERROR)
+        super().write(argv)
+
+
+def test_an_incremental_refused_below_gc_becomes_a_full_in_the_same_step(
+    env: Env, br: FakeBR, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan read the safepoint before GC passed the base: BR refuses the incremental, the step takes a
+    full backup instead (catalogued with the reason), and record/verify follow the full one."""
+    refusing = GCRefusingBR()
+    monkeypatch.setattr(br, "write", refusing.write)
+    _chain(env, 0)
+    ctx = context(kind="incremental")
+    xcom: dict[str, Any] = {}
+    ctx["ti"].xcom_pull = lambda task_ids: xcom.get(task_ids)
+    xcom["plan_backup"] = target = plan(env, "incremental", ctx)
+    assert target["kind"] == "incremental"
+    xcom["run_br_backup"] = done = run(env, target, ctx)
+    full = done["replanned"]
+    assert full["kind"] == "full" and done["backup_id"] == full["backup_id"] != target["backup_id"]
+    assert "ErrBackupGCSafepointExceeded" in full["reason"] and done["replanned_now"] is True
+    assert [("--lastbackupts" in a) for a in br.calls] == [True, False]  # one refused incremental, then the full
+    refused = env.catalog.get(target["backup_id"])
+    assert refused is not None and refused.status is BackupStatus.FAILED
+    assert refused.error is not None and "ErrBackupGCSafepointExceeded" in refused.error
+    record(env, target, done, ctx)
+    op = BRBackupVerifyOperator(
+        task_id="verify_backup", cluster=env.cluster, target_task_id="plan_backup", backup_task_id="run_br_backup"
+    )
+    assert op.execute(ctx)["ok"] is True  # type: ignore[arg-type]
+    row = env.catalog.get(full["backup_id"])
+    assert row is not None and row.kind is BackupKind.FULL and row.status is BackupStatus.SUCCEEDED and row.verified
+    # the next incremental builds on the new full (the refused attempt does not poison the chain)
+    nxt = plan(env, "incremental", context("manual__2", kind="incremental"))
+    assert (nxt["kind"], nxt["base_backup_id"]) == ("incremental", full["backup_id"])
+
+
+def test_a_retry_after_the_gc_refusal_goes_straight_to_the_full(
+    env: Env, br: FakeBR, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusing = GCRefusingBR()
+    monkeypatch.setattr(br, "write", refusing.write)
+    _chain(env, 0)
+    target = plan(env, "incremental")
+    env.catalog.start_backup(
+        NewBackup(
+            id=target["backup_id"],
+            cluster="dev",
+            kind=BackupKind.INCREMENTAL,
+            storage_uri=target["storage_uri"],
+            started_at=RUN_AT,
+            base_backup_id=target["base_backup_id"],
+            last_backup_ts=target["last_backup_ts"],
+            dag_id="tidb_backup_incremental__dev",
+            run_id="manual__1",
+        )
+    )
+    env.catalog.fail_backup(target["backup_id"], f"BR Incremental Backup failed (exit 1): {GC_ERROR}")
+    done = run(env, target, context(try_number=2, kind="incremental"))
+    assert done["replanned"]["kind"] == "full" and done["replanned_now"] is False  # the notice went with try 1
+    assert [("--lastbackupts" in a) for a in br.calls] == [False]
+
+
+def test_other_br_errors_of_an_incremental_are_not_replanned(env: Env, br: FakeBR) -> None:
+    br.mode = "fail"
+    _chain(env, 0)
+    target = plan(env, "incremental")
+    with pytest.raises(BRError, match="ErrKVStorage"):
+        run(env, target)
+    assert len(br.calls) == 1
