@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import cancel
-from .crypter import PLAINTEXT, Cipher, parse_cipher
+from .crypter import PLAINTEXT, Cipher, parse_cipher, parse_log_cipher
 from .errors import BRError, Canceled, CobraError, br_error
 from .filter import TableFilter, parse_or_br_error, schemas_filter, tables_filter
 from .flags import (
@@ -97,6 +97,7 @@ class CommonConfig:
     check_requirements: bool
     pd: list[str]
     cipher: Cipher = PLAINTEXT
+    log_cipher: Cipher = PLAINTEXT  # --log.crypter.*: the log backup's plaintext data key (v8.4+)
     s3: S3Options = field(default_factory=S3Options)
     tls_ca: str = ""  # --ca: BR speaks https/TLS to PD and TiKV when it is set (task.TLSConfig.IsEnabled)
 
@@ -153,6 +154,9 @@ def parse_common(rt: Runtime) -> CommonConfig:
     if not pd:
         raise br_error("ErrInvalidArgument", "must provide at least one PD server address")
     cipher = parse_cipher(g("crypter.method"), g("crypter.key"), g("crypter.key-file"))
+    log_cipher = parse_log_cipher(
+        g("log.crypter.method"), g("log.crypter.key"), g("log.crypter.key-file"), str(g("master-key") or "")
+    )
     normalized: list[str] = []
     tls = bool(g("ca"))
     for p in pd:
@@ -179,6 +183,7 @@ def parse_common(rt: Runtime) -> CommonConfig:
         check_requirements=bool(g("check-requirements")),
         pd=normalized,
         cipher=cipher,
+        log_cipher=log_cipher,
         s3=s3,
         tls_ca=str(g("ca") or ""),
     )

@@ -24,6 +24,7 @@ from . import codec, tso
 from . import db as dbm
 from .cli import Runtime, parse_common, version_tuple
 from .common import LOCK_CONTENT, LOCK_FILE, META_FILE, connect_cluster, get_storage, new_backup_meta, read_tidb_var
+from .crypter import PLAINTEXT, Cipher
 from .errors import BRError, br_error, plain
 from .filter import parse as parse_filter
 from .logstore import (
@@ -190,6 +191,12 @@ def _start(cfg: Any, name: str, start_ts: int, end_ts: int, gc_ttl: int) -> None
         "known_tables": known,
         "qps": 0.0,
     }
+    if cfg.log_cipher.enabled:
+        # ``generateSecurityConfig``: the data key goes into the task's definition in PD, in plaintext, for the
+        # life of the task (TiKV reads it there to encrypt each log file); a restart takes the key it is given
+        task["security_config"] = {
+            "plaintext_data_key": {"cipher_type": cfg.log_cipher.method, "cipher_key": cfg.log_cipher.key.hex()}
+        }
     with cluster.state() as st:
         if st.get("log_tasks"):
             raise br_error("ErrStreamLogTaskExist", "It supports single stream log task currently")
@@ -621,6 +628,8 @@ def _flush(
     cl: Cluster, task: dict[str, Any], storage: ExternalStorage, cp: int, new_cp: int, stores: tuple[int, ...]
 ) -> int:
     flt = parse_filter(task.get("table_filter") or ["*.*"])
+    key = (task.get("security_config") or {}).get("plaintext_data_key")
+    cipher = Cipher(key["cipher_type"], bytes.fromhex(key["cipher_key"])) if key else PLAINTEXT
     lo, hi = tso.us_to_sql(tso.ts_to_read_us(cp)), tso.us_to_sql(tso.ts_to_read_us(new_cp))
     known: dict[str, str] = task.setdefault("known_tables", {})
     conn = dbm.connect(cl.entry)
@@ -683,6 +692,11 @@ def _flush(
         day = datetime.fromtimestamp(tso.physical(min_ts) / 1000, tz=UTC)
         path = f"v1/{day:%Y%m%d}/{day:%H}/{store}/{min_ts}-{uuid.uuid4()}.log"
         data = codec.encode_container({"store_id": store, "groups": store_groups, "ddl": store_ddl}, "zstd")
+        encryption = None
+        sha256 = hashlib.sha256(data).hexdigest()  # DataFileInfo.Sha256: of the content before encryption
+        if cipher.enabled:
+            data = cipher.encrypt(data)  # IV || AES-CTR (real TiKV keeps the IV in FileEncryptionInfo.FileIv)
+            encryption = {"method": cipher.method, "checksum": hashlib.sha256(data).hexdigest(), "mode": "plaintext"}
         storage.write_file(path, data)
         kv_count = sum(len(g["events"]) for g in store_groups) + len(store_ddl)
         meta = {
@@ -699,6 +713,8 @@ def _flush(
                     "length": len(data),
                     "tables": [f"{g['db']}.{g['table']}" for g in store_groups],
                     "is_meta": bool(store_ddl),
+                    "sha256": sha256,
+                    **({"encryption": encryption} if encryption else {}),
                 }
             ],
         }

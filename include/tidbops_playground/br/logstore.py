@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 from . import codec
 from .common import META_FILE
+from .crypter import PLAINTEXT, Cipher
 from .errors import BRError, br_error, plain
 from .storage import ExternalStorage
 
@@ -99,8 +101,28 @@ def list_metas(storage: ExternalStorage) -> list[tuple[str, dict[str, Any]]]:
     return metas
 
 
-def read_log_file(storage: ExternalStorage, path: str) -> dict[str, Any]:
+def read_log_file(
+    storage: ExternalStorage, path: str, file: dict[str, Any] | None = None, cipher: Cipher = PLAINTEXT
+) -> dict[str, Any]:
+    """A log file's change events. An encrypted one (``file["encryption"]``, from ``--log.crypter.*`` at
+    ``br log start``) opens only with ``cipher``, as BR's ``MetadataHelper.ReadFile`` /
+    ``encryption.Manager.Decrypt`` and ``LogFileManager.ReadAllEntries`` do: no key → "need to decrypt data
+    but encryption manager not set"; another key → the SHA-256 of what it decrypts to is not the file's
+    (``ErrInvalidMetaFile``: "checksum mismatch expect …, got …")."""
+    data = storage.read_file(path)
+    info = (file or {}).get("encryption")
+    if info:
+        if not cipher.enabled:
+            raise plain("need to decrypt data but encryption manager not set")
+        try:
+            data = cipher.decrypt(data)
+        except ValueError:  # a key of another length than the file's method: AES refuses it
+            data = b""
+        want = str((file or {}).get("sha256") or "")
+        got = hashlib.sha256(data).hexdigest()
+        if got != want:
+            raise br_error("ErrInvalidMetaFile", f"checksum mismatch expect {want}, got {got}")
     try:
-        return codec.decode_container(storage.read_file(path), path)
+        return codec.decode_container(data, path)
     except BRError as exc:
         raise exc.annotate(f"failed to read log file {path}") from None

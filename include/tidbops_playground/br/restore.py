@@ -519,7 +519,7 @@ class PointRestore:
             kv_progress = Progress("Restore KV Files", max(len(files), 1))
             for f in sorted(files, key=lambda x: (int(x["min_ts"]), x["path"])):
                 cancel.check()
-                obj = read_log_file(storage, f["path"])
+                obj = read_log_file(storage, f["path"], f, self.cfg.common.log_cipher)
                 total_size += int(f.get("length", 0))
                 for ev in obj.get("ddl", []):
                     if start_ts < int(ev["ts"]) <= restored_ts:
