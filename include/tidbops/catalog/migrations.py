@@ -50,7 +50,10 @@ from sqlalchemy.schema import CreateColumn, CreateTable
 
 from tidbops.catalog.errors import CatalogSchemaError
 from tidbops.catalog.records import (
+    CLUSTER_MAX,
+    NAME_MAX,
     SYSTEM_ACTOR,
+    URI_MAX,
     actor_from_run_id,
     actor_from_trigger,
     event_category,
@@ -531,6 +534,31 @@ def _m009_owner_keys(conn: Connection) -> None:
     add_column_if_missing(conn, "backups", Column("wrapped_key", Text(), nullable=True))
 
 
+def _m010_log_keys(conn: Connection) -> None:
+    """Owner-key log backup (#17): the wrapped data key of each ``br log start`` and the TS range it
+    encrypts (``tidbops.keys.logkeys``). Additive: a new table."""
+    md = MetaData()
+    create_table_if_missing(
+        conn,
+        Table(
+            "log_keys",
+            md,
+            id_column("id", primary_key=True),
+            Column("cluster", String(CLUSTER_MAX), nullable=False),
+            Column("task_name", String(NAME_MAX), nullable=False),
+            Column("storage_uri", String(URI_MAX), nullable=False),
+            Column("method", String(32), nullable=False),
+            Column("key_id", String(32), nullable=False),
+            Column("wrapped_key", Text(), nullable=False),
+            Column("created_at", UTCDateTime(), nullable=False),
+            Column("start_ts", BigInteger(), nullable=True),
+            Column("end_ts", BigInteger(), nullable=True),
+            Column("updated_at", UTCDateTime(), nullable=True),
+            Index("ix_log_keys_cluster_start", "cluster", "start_ts"),
+        ),
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "backups and events tables", _m001_backups_and_events),
     Migration(2, "slow query daily aggregates, digests, watermarks and reports", _m002_slow_queries),
@@ -543,6 +571,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "audit actor, status and category of events; backup schedule slot; fleet indexes", _m007_audit),
     Migration(8, "fleet summary (versioned per-cluster ids of the fleet view)", _m008_fleet_summary),
     Migration(9, "owner-held keys: wrapped data key and key id of each backup", _m009_owner_keys),
+    Migration(10, "owner-key log backup: the wrapped data key of each log task start", _m010_log_keys),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -389,6 +389,27 @@ fleet_summary = Table(
     Column("slots", JSONText(), nullable=True),
 )
 
+# Owner-key log backup (#17, ``tidbops.keys.logkeys``): one row per ``br log start`` of an owner-key cluster,
+# the log task's data key wrapped to the owner's public key (never the clear key) and the TS range it encrypts
+# (``start_ts``: the task's start TS as BR chose it, None until BR is known to have started with it;
+# ``end_ts``: the next start's, None for the current key).
+log_keys = Table(
+    "log_keys",
+    metadata,
+    id_column("id", primary_key=True),
+    Column("cluster", String(CLUSTER_MAX), nullable=False),
+    Column("task_name", String(NAME_MAX), nullable=False),
+    Column("storage_uri", String(URI_MAX), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("wrapped_key", Text(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("start_ts", BigInteger(), nullable=True),
+    Column("end_ts", BigInteger(), nullable=True),
+    Column("updated_at", UTCDateTime(), nullable=True),
+    Index("ix_log_keys_cluster_start", "cluster", "start_ts"),
+)
+
 schema_version = Table(
     SCHEMA_VERSION_TABLE,
     metadata,
