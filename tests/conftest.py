@@ -66,3 +66,7 @@ def catalog(tmp_path: Path, clock: Clock) -> Iterator[Catalog]:
     cat.migrate()
     yield cat
     cat.close()
+
+
+# The fake Kubernetes API (tests/helpers/fake_kube.py) and its connection, for the runners' and scratch clusters' tests.
+from tests.helpers.kube_fixtures import fake_kube, kube_conn_id, tidb_operator_crds  # noqa: E402, F401
