@@ -43,6 +43,7 @@ from tidbops import tso
 from tidbops.br import runner
 from tidbops.br.command import _check_storage_uri, _crypter, _s3_options, backup_argv
 from tidbops.br.output import BROutcome
+from tidbops.br.seam import BRRunner
 from tidbops.catalog.errors import ManifestError
 from tidbops.catalog.info import human_age
 from tidbops.catalog.manifest import (
@@ -588,10 +589,15 @@ def decode_end_version_argv(session: BRSessionLike, storage_uri: str) -> list[st
     return [*argv, "--log-file", session.log_file]
 
 
-def read_end_version(session: BRSessionLike, storage_uri: str, timeout: float = DECODE_TIMEOUT) -> int:
-    """The BackupTS recorded in a backup's ``backupmeta``, as BR decodes it (the last line it prints)."""
+def read_end_version(
+    session: BRSessionLike, storage_uri: str, timeout: float = DECODE_TIMEOUT, *, br: BRRunner | None = None
+) -> int:
+    """The BackupTS recorded in a backup's ``backupmeta``, as BR decodes it (the last line it prints).
+
+    Run by ``br``, else the session's runner (``BRHook.session`` gives the cluster's), else ``LocalRunner``.
+    """
     argv = decode_end_version_argv(session, storage_uri)
-    result = runner.run(argv, timeout=timeout, env=session.env)
+    result = runner.runner_of(session, br).run(argv, runner.as_session(session), timeout=timeout)
     lines = [ln.strip() for ln in result.stdout.splitlines() if ln.strip()]
     last = lines[-1] if lines else ""
     if result.exit_code != 0 or not re.fullmatch(r"[0-9]{1,20}", last) or int(last) <= 0:

@@ -2,7 +2,7 @@
 
 One YAML file (``include/config/clusters.yaml`` by default, ``$TIDBOPS_FLEET_CONFIG`` to override) with
 ``version`` (1), ``production_envs``, ``defaults`` (deep-merged into every cluster), ``alert_routes``,
-``catalog``, ``fleet`` (fleet-wide knobs: ``br_concurrency``) and ``clusters``.
+``catalog`` and ``clusters``.
 
 A bad cluster entry never breaks the others: ``load_fleet`` returns the valid clusters plus one
 ``ConfigIssue`` per problem, each a single line naming the cluster, the field, and what would be valid.
@@ -86,7 +86,7 @@ MAX_ISSUES_PER_ENTRY = 20  # then one line saying how many more
 
 _CRON_PRESETS = frozenset({"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"})
 _OFF = frozenset({"off", "none", "disabled", "false", ""})
-_TOP_LEVEL = ("version", "production_envs", "defaults", "alert_routes", "catalog", "fleet", "clusters")
+_TOP_LEVEL = ("version", "production_envs", "defaults", "alert_routes", "catalog", "clusters")
 _USE_CONNECTIONS = "secrets belong in Airflow connections, reference them by conn id"
 _DAY = 86400.0
 # An example, documented as one: S3 Standard's list price in us-east-1 (USD per GB-month, 2026).
@@ -339,7 +339,60 @@ class EncryptionConfig(_Model):
         return self.mode == "owner-key"
 
 
+_K8S_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"  # RFC 1123 subdomain
+K8sName = Annotated[str, Field(min_length=1, max_length=253, pattern=_K8S_NAME)]
+K8sLabel = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
+Quantity = Annotated[str, Field(min_length=1, max_length=32, pattern=_QUANTITY)]
+
+
+class K8sResources(_Model):
+    """A container's resources (``requests``/``limits`` of cpu, memory, ephemeral-storage)."""
+
+    requests: dict[Literal["cpu", "memory", "ephemeral-storage"], Quantity] = {}
+    limits: dict[Literal["cpu", "memory", "ephemeral-storage"], Quantity] = {}
+
+
+class K8sToleration(_Model):
+    key: str | None = Field(default=None, max_length=316)
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = Field(default=None, max_length=63)
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: Int | None = Field(default=None, ge=0)
+
+
+class KubernetesBRConfig(_Model):
+    """``br.runner: kubernetes``: one pod per BR command. Credentials only as Kubernetes Secrets named here
+    (never in the pod spec): ``credentials_secret`` holds AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    [/ AWS_SESSION_TOKEN] (the pod's environment); ``crypter_secret`` the crypter key (hex) under ``key``;
+    ``tls_secret`` ``ca.crt``/``tls.crt``/``tls.key`` (mounted for ``--ca/--cert/--key``)."""
+
+    conn_id: ConnId = Field(default="kubernetes_default", description="a cncf-kubernetes (kubernetes type) connection")
+    namespace: K8sLabel = Field(description="where the BR pods run")
+    image: str | None = Field(
+        default=None,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
+        description="default pingcap/br:<br.version, else the cluster's version>",
+    )
+    service_account: K8sName | None = None
+    resources: K8sResources = K8sResources()
+    node_selector: dict[str, str] = {}
+    tolerations: tuple[K8sToleration, ...] = ()
+    credentials_secret: K8sName | None = Field(
+        default=None, description="Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; unset: the pod's own identity"
+    )
+    crypter_secret: K8sName | None = Field(default=None, description="Secret with the crypter key (hex) under 'key'")
+    tls_secret: K8sName | None = Field(default=None, description="Secret with ca.crt, tls.crt, tls.key")
+    poll_seconds: float = Field(default=5.0, ge=0.2, le=300.0, description="how often the pod's phase is read")
+    log_dir: str = Field(default="/var/lib/br-log", pattern=r"^/[A-Za-z0-9._/-]*$", description="BR's logs in the pod")
+
+
 class BRConfig(_Model):
+    runner: Literal["local", "kubernetes", "tidb-operator"] = Field(
+        default="local", description="where BR runs: local (a worker subprocess), kubernetes (a pod), tidb-operator"
+    )
+    kubernetes: KubernetesBRConfig | None = None
     path: str = Field(default="br", description="br executable (found on PATH when not absolute)")
     version: str | None = Field(
         default=None,
@@ -359,6 +412,12 @@ class BRConfig(_Model):
     @classmethod
     def _timeout(cls, v: object) -> float:
         return _seconds(v, 1.0, 7 * _DAY)
+
+    @model_validator(mode="after")
+    def _runner_block(self) -> BRConfig:
+        if self.runner == "kubernetes" and self.kubernetes is None:
+            raise ValueError("runner is 'kubernetes' but br.kubernetes is not set (namespace, secrets, …)")
+        return self
 
 
 class TLSConfig(_Model):
@@ -582,6 +641,20 @@ class ClusterConfig(_Model):
                     )
         return items
 
+    @model_validator(mode="after")
+    def _kubernetes_secrets(self) -> ClusterConfig:
+        k8s = self.br.kubernetes
+        if self.br.runner != "kubernetes" or k8s is None:
+            return self
+        if self.tls is not None and k8s.tls_secret is None:
+            raise ValueError("br.kubernetes.tls_secret: this cluster uses TLS; name the Secret holding its PEMs")
+        enc = self.br.encryption
+        if enc is not None and enc.owner_key:
+            raise ValueError("br.runner: owner-key encryption needs a fresh key per backup; use runner local")
+        if enc is not None and k8s.crypter_secret is None:
+            raise ValueError("br.kubernetes.crypter_secret: this cluster encrypts backups; name the key's Secret")
+        return self
+
     @property
     def is_production(self) -> bool:
         """The one place that decides: ``production: true`` (the loader sets it for a fleet's
@@ -617,21 +690,6 @@ class CatalogConfig(_Model):
     sqlite_path: str | None = Field(default=None, description="default: tidbops_catalog.db in Airflow's home")
 
 
-class FleetSettings(_Model):
-    """Fleet-wide knobs (``fleet:``): ``br_concurrency`` caps BR jobs at once across the fleet (#18)."""
-
-    br_concurrency: int | None = Field(
-        default=None,
-        ge=1,
-        le=1000,
-        description=(
-            "BR jobs at once fleet-wide: every BR task runs in the Airflow pool br_fleet of this many slots and "
-            "takes its cluster's lease in the catalog (one BR job per cluster); unset: one pool br_<cluster> of "
-            "1 slot per cluster and no fleet-wide cap"
-        ),
-    )
-
-
 # ------------------------------------------------------------------------------------------- results
 
 
@@ -662,7 +720,6 @@ class Fleet:
     issues: tuple[ConfigIssue, ...] = ()
     alert_routes: Mapping[str, AlertRoute] = field(default_factory=dict)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
-    settings: FleetSettings = field(default_factory=FleetSettings)
 
     def get(self, name: str) -> ClusterConfig:
         try:
@@ -1245,9 +1302,6 @@ def _load_doc(doc: Any, duplicates: list[_Duplicate], p: Path) -> Fleet:
         raw_catalog = doc.get("catalog")
         catalog, errs = _validate(CatalogConfig, {} if raw_catalog is None else raw_catalog, None, "catalog.")
     issues += errs
-    raw_fleet = doc.get("fleet")
-    settings, errs = _validate(FleetSettings, {} if raw_fleet is None else raw_fleet, None, "fleet.")
-    issues += errs
 
     clusters: dict[str, ClusterConfig] = {}
     seen: dict[str, int] = {}
@@ -1304,14 +1358,7 @@ def _load_doc(doc: Any, duplicates: list[_Duplicate], p: Path) -> Fleet:
     issues += _cross_checks(clusters, routes, bad_routes, set(seen), custom_envs)
     bad = {i.cluster for i in issues if i.cluster is not None}
     good = {n: c for n, c in clusters.items() if n not in bad}
-    return Fleet(
-        path=p,
-        clusters=good,
-        issues=tuple(issues),
-        alert_routes=routes,
-        catalog=catalog or CatalogConfig(),
-        settings=settings or FleetSettings(),
-    )
+    return Fleet(path=p, clusters=good, issues=tuple(issues), alert_routes=routes, catalog=catalog or CatalogConfig())
 
 
 def _check_version(doc: Mapping[Any, Any], p: Path) -> None:

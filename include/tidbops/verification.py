@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,6 +36,7 @@ from tidbops.br import runner
 from tidbops.br.command import debug_checksum_argv
 from tidbops.br.errors import BRRequestError
 from tidbops.br.output import parse_debug_checksum
+from tidbops.br.seam import BRRun
 from tidbops.catalog.errors import CatalogStateError, ManifestError
 from tidbops.catalog.manifest import (
     BACKUPMETA,
@@ -82,7 +83,7 @@ class RunProcess(Protocol):
         timeout: float,
         env: Mapping[str, str] | None = None,
         on_line: runner.LineSink | None = None,
-        on_start: Callable[[runner.RunningBR], None] | None = None,
+        on_start: Callable[[Any], None] | None = None,
     ) -> runner.ProcessResult: ...
 
 
@@ -317,11 +318,11 @@ def verify_br_checksum(
     *,
     skipped: Iterable[tuple[str, str]] = (),
     root: Storage | None = None,
-    run: RunProcess = runner.run,
+    run: RunProcess | None = None,
     timeout: float | None = None,
     log_dir: str | None = None,
     on_line: runner.LineSink | None = None,
-    on_start: Callable[[runner.RunningBR], None] | None = None,
+    on_start: Callable[[Any], None] | None = None,
 ) -> TierReport:
     """Tier 2: ``br debug checksum`` over each of ``backups`` (see ``due_for_br_checksum``), one BR at a
     time, each verdict recorded.
@@ -330,6 +331,8 @@ def verify_br_checksum(
     ``root`` (the cluster's storage root), when given, is listed first: a storage that does not answer
     stops the tier before BR runs, with nothing recorded. Each run gets its own ``--log-file`` (kept when
     the check fails, removed when it passes). A BR that times out or cannot start records nothing.
+    BR runs through ``run`` when given (a fake BR in tests), else through the session's BR runner
+    (``BRHook.session`` gives the cluster's; ``LocalRunner`` without one).
     """
     cluster = session.cluster
     if root is not None:
@@ -355,13 +358,18 @@ def verify_br_checksum(
             Path(log_file).unlink(missing_ok=True)
             raise
         try:
-            proc = run(
-                argv,
-                timeout=timeout or cluster.br.timeout,
-                env=session.env,
-                on_line=on_line,
-                on_start=on_start,
-            )
+            if run is not None:
+                proc: runner.ProcessResult | BRRun = run(
+                    argv, timeout=timeout or cluster.br.timeout, env=session.env, on_line=on_line, on_start=on_start
+                )
+            else:
+                proc = runner.runner_of(session).run(
+                    argv,
+                    replace(runner.as_session(session), log_file=log_file),
+                    timeout=timeout or cluster.br.timeout,
+                    on_line=on_line,
+                    on_start=on_start,
+                )
         except runner.BRTimeoutError as exc:
             detail = f"{exc}; BR log {log_file}"
             checks.append(BackupCheck(backup.id, backup.cluster, TIER_BR_CHECKSUM, False, detail, recorded=False))

@@ -1,7 +1,9 @@
 """Run one BR process: own process group, timeout, streamed output, secrets kept out of argv.
 
-Pure (no Airflow): the BR hook passes a line callback that writes into the task log, and keeps the
-``RunningBR`` handle so ``on_kill`` can end the whole process group.
+Pure (no Airflow). ``LocalRunner`` is the ``local`` runner of the BR seam (``tidbops.br.seam``), and the
+only code that starts a process (``tests/unit/test_br_seam.py``): the BR hook passes a line callback that
+writes into the task log, and the runner keeps the ``RunningBR`` handle so ``on_kill`` can end the whole
+process group.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from tidbops.br.seam import BRRun, BRRunner, LineSink
 from tidbops.errors import TiDBOpsError
 
 if TYPE_CHECKING:
     from tidbops.config import ClusterConfig
 
-LineSink = Callable[[str, str], None]  # (stream "stdout"|"stderr", line without newline)
+__all__ = ["BRSession", "BRTimeoutError", "LineSink", "LocalRunner", "ProcessResult", "RunningBR", "pd_session"]
 TAIL_LINES = 200
 
 
@@ -34,13 +37,42 @@ TAIL_LINES = 200
 class BRSession:
     """What one BR run needs besides its argv: the cluster (storage options resolved), the environment
     (credentials), the 0600 crypter key file, the log file, and the secrets to redact from its output.
-    ``tidbops_airflow.hooks.br.BRHook.session`` makes one from Airflow connections; the CLI makes its own."""
+    ``tidbops_airflow.hooks.br.BRHook.session`` makes one from Airflow connections (with the cluster's BR
+    ``runner``, for core code that runs BR itself: ``br debug``); the CLI makes its own (no runner: local)."""
 
     cluster: ClusterConfig
     env: dict[str, str]
     key_file: str | None
     log_file: str
     secrets: tuple[str, ...]
+    runner: BRRunner | None = field(default=None, compare=False, repr=False)
+
+
+def runner_of(session: object, given: BRRunner | None = None) -> BRRunner:
+    """``given``, else the session's runner, else a fresh ``LocalRunner``."""
+    if given is not None:
+        return given
+    found = getattr(session, "runner", None)
+    return found if isinstance(found, BRRunner) else LocalRunner()
+
+
+def as_session(session: Any) -> BRSession:
+    """A ``BRSession`` of anything shaped like one (core code takes ``BRSessionLike`` protocols)."""
+    if isinstance(session, BRSession):
+        return session
+    return BRSession(
+        cluster=session.cluster,
+        env=dict(session.env),
+        key_file=session.key_file,
+        log_file=session.log_file,
+        secrets=tuple(session.secrets),
+    )
+
+
+def pd_session(cluster: ClusterConfig, log_file: str = "") -> BRSession:
+    """A session for BR commands that need no storage credentials nor crypter key (``br -V``,
+    ``br log status``): nothing in its environment, nothing to redact."""
+    return BRSession(cluster=cluster, env={}, key_file=None, log_file=log_file, secrets=())
 
 
 class BRTimeoutError(TiDBOpsError):
@@ -283,4 +315,48 @@ def run(
         return wait(running, timeout=timeout, on_line=on_line)
     finally:
         if running.process.poll() is None:
+            running.kill()
+
+
+class LocalRunner:
+    """The ``local`` runner: BR as a subprocess of this worker, in its own process group, killed with the
+    task (``kill``) or on timeout (``BRTimeoutError``). One instance per hook (it holds the running BR)."""
+
+    kind = "local"
+
+    def __init__(self) -> None:
+        self._running: RunningBR | None = None
+
+    def run(
+        self,
+        argv: Sequence[str],
+        session: BRSession,
+        *,
+        timeout: float,
+        on_line: LineSink | None = None,
+        on_start: Callable[[object], None] | None = None,
+    ) -> BRRun:
+        def started(running: RunningBR) -> None:
+            self._running = running
+            if on_start is not None:
+                on_start(running)
+
+        began = time.monotonic()
+        try:
+            proc = run(argv, timeout=timeout, env=session.env, on_line=on_line, on_start=started)
+        finally:
+            self._running = None
+        return BRRun(
+            argv=tuple(str(a) for a in argv),
+            exit_code=proc.exit_code,
+            stdout=proc.stdout,
+            stderr_tail=proc.stderr_tail,
+            seconds=time.monotonic() - began,
+            where="local",
+        )
+
+    def kill(self) -> None:
+        """End the running BR's process group (a task kill)."""
+        running = self._running
+        if running is not None:
             running.kill()

@@ -5,8 +5,9 @@ The storage credentials come from the cluster's aws-type connection, resolved by
 AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN; the crypter key comes from the password of
 ``br.encryption.key_conn_id`` and reaches BR through a 0600 ``--crypter.key-file`` that is removed when
 the run ends. Every secret is registered with Airflow's secret masker and redacted from what we log.
-The argv itself is built by the pure functions of ``tidbops.br.command``; the process is run by
-``tidbops.br.runner``.
+The argv itself is built by the pure functions of ``tidbops.br.command``; it is run by the cluster's BR
+runner (``BRHook.runner``: ``br.runner`` local, kubernetes or tidb-operator, see ``tidbops.br.seam``), and
+every BR call of the plugins goes through it (``run``, ``run_pd``, ``check_version``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from airflow.sdk.log import mask_secret
 from tidbops.br import runner
 from tidbops.br.errors import BRError
 from tidbops.br.output import BROutcome, parse_br_output
-from tidbops.br.runner import BRSession
+from tidbops.br.runner import BRSession, pd_session
+from tidbops.br.seam import BRRun
 from tidbops.br.version import (
     VersionCheck,
     VersionParseError,
@@ -36,6 +38,7 @@ from tidbops.config import ClusterConfig, TLSConfig
 from tidbops.redact import redact, redact_argv
 
 if TYPE_CHECKING:
+    from tidbops.br.seam import BRRunner
     from tidbops.keys.owner import DataKey
     from tidbops.pitr import LogRange
 
@@ -85,8 +88,17 @@ class BRHook(BaseHook):
         self.cluster = cluster
         self.storage_source = storage_source
         self.log_dir = log_dir
-        self._running: runner.RunningBR | None = None
+        self._runner: BRRunner | None = None
         self._version_check: VersionCheck | None = None
+
+    @property
+    def runner(self) -> BRRunner:
+        """The cluster's BR runner (``br.runner``), one per hook: every BR call goes through it."""
+        if self._runner is None:
+            from tidbops_airflow.runners import runner_for
+
+            self._runner = runner_for(self.cluster, self)
+        return self._runner
 
     # ------------------------------------------------------------------------------------ secrets
     def _storage_env(self, source: ClusterConfig) -> tuple[dict[str, str], str | None, list[str]]:
@@ -162,6 +174,7 @@ class BRHook(BaseHook):
                 key_file=key_file,
                 log_file=log_file,
                 secrets=tuple(secrets + ([key] if key else []) + tls_secrets),
+                runner=self.runner,
             )
 
     # ------------------------------------------------------------------------------------ version
@@ -172,7 +185,7 @@ class BRHook(BaseHook):
             return self._version_check
         from tidbops_airflow.hooks.tidb import TiDBHook
 
-        proc = runner.run([br_path, "--version"], timeout=VERSION_TIMEOUT)
+        proc = self.runner.run([br_path, "--version"], pd_session(self.cluster), timeout=VERSION_TIMEOUT)
         if proc.exit_code != 0:
             raise VersionParseError(f"`{br_path} --version` exited {proc.exit_code}: {proc.stderr_tail.strip()[-200:]}")
         br = parse_br_version(proc.stdout)
@@ -194,7 +207,7 @@ class BRHook(BaseHook):
         session: BRSession,
         *,
         timeout: float | None = None,
-        on_start: Callable[[runner.RunningBR], None] | None = None,
+        on_start: Callable[[object], None] | None = None,
     ) -> BRResult:
         """Run BR; stream its output into the log; raise ``BRError`` unless it succeeded."""
         if "--pd" in argv:  # it contacts the cluster: BR's own version check would run, ours runs first
@@ -215,20 +228,14 @@ class BRHook(BaseHook):
                 return
             self.log.info("br %s: %s", stream, text)
 
-        def started(running: runner.RunningBR) -> None:
-            self._running = running
-            if on_start is not None:
-                on_start(running)
-
-        try:
-            proc = runner.run(
-                argv, timeout=timeout or session.cluster.br.timeout, env=session.env, on_line=on_line, on_start=started
-            )
-        finally:
-            self._running = None
+        proc = self.runner.run(
+            argv, session, timeout=timeout or session.cluster.br.timeout, on_line=on_line, on_start=on_start
+        )
+        if proc.where != "local":
+            self.log.info("br ran in %s", proc.where)
         stdout = redact(proc.stdout, secrets)
         stderr_tail = redact(proc.stderr_tail, secrets)
-        outcome = parse_br_output(stdout + "\n" + stderr_tail)
+        outcome = proc.outcome or parse_br_output(stdout + "\n" + stderr_tail)
         result = BRResult(
             exit_code=proc.exit_code,
             outcome=outcome,
@@ -241,10 +248,16 @@ class BRHook(BaseHook):
             raise BRError(exit_code=proc.exit_code, outcome=outcome, stderr_tail=stderr_tail, command=outcome.command)
         return result
 
+    def run_pd(self, argv: list[str], cluster: ClusterConfig, *, timeout: float, log_file: str = "") -> BRRun:
+        """A BR command that talks to PD only (``br log status``), through the cluster's runner, with no
+        storage credentials nor crypter key; ``cluster`` is what ``pd_access`` yields. Returns what BR gave
+        back (callers parse it: a non-zero exit is theirs to judge)."""
+        return self.runner.run(argv, pd_session(cluster, log_file), timeout=timeout)
+
     def kill(self) -> None:
-        """End the running BR's process group (``on_kill``)."""
-        if self._running is not None:
-            self._running.kill()
+        """End what the runner is running (``on_kill``): the process group, the pod, the resource."""
+        if self._runner is not None:
+            self._runner.kill()
 
 
 def read_log_range(hook: BRHook, session_name: str = "log-metadata") -> LogRange | None:

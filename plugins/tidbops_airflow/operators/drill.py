@@ -132,10 +132,11 @@ class DrillCheckDueOperator(_DrillStep, SkipMixin):
         return facts.tidb_version or facts.server_version
 
     def _br_version(self) -> str | None:
-        from tidbops.br import runner
         from tidbops.freshness import parse_br_version
+        from tidbops_airflow.hooks.br import BRHook
 
-        proc = runner.run([self.cluster.br.path, "-V"], timeout=BR_VERSION_TIMEOUT)
+        hook = BRHook(cluster=self.cluster)
+        proc = hook.run_pd([self.cluster.br.path, "-V"], self.cluster, timeout=BR_VERSION_TIMEOUT)
         return parse_br_version(proc.stdout + "\n" + proc.stderr_tail)
 
     def _key_hex(self) -> str | None:

@@ -115,12 +115,12 @@ class RestorePlanOperator(_RestoreStep):
         from tidbops_airflow.hooks.br import BRHook
 
         # PD only, read-only: BR v8's checkTaskExists refuses a restore while any log task exists
-        with (
-            BRHook(cluster=target).pd_access() as pd_target,
-            runner.passing_log_file(target.name, "restore-log-status") as log_file,
-        ):
+        hook = BRHook(cluster=target)
+        with hook.pd_access() as pd_target, runner.passing_log_file(target.name, "restore-log-status") as log_file:
             reading = read_log_status(
-                pd_target, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file
+                pd_target,
+                lambda argv: hook.run_pd(argv, pd_target, timeout=STATUS_TIMEOUT, log_file=log_file),
+                log_file=log_file,
             )
         return [t.name for t in reading.tasks]
 

@@ -14,8 +14,8 @@ from airflow.sdk import Context
 from tidbops_airflow.operators.common import ClusterCatalogStep
 
 if TYPE_CHECKING:
-    from tidbops.br.runner import RunningBR
     from tidbops.storage import Storage
+    from tidbops_airflow.hooks.br import BRHook
 
 
 class _VerifyStep(ClusterCatalogStep):
@@ -68,7 +68,7 @@ class VerifyBRChecksumOperator(_VerifyStep):
 
     ui_color = "#c8ebc3"
 
-    _running: RunningBR | None = None  # a class attribute: an __init__ level costs DAG-parse time
+    _br_hook: BRHook | None = None  # a class attribute: an __init__ level costs DAG-parse time
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
@@ -88,7 +88,8 @@ class VerifyBRChecksumOperator(_VerifyStep):
         catalog = self._catalog()
         try:
             due, skipped = due_for_br_checksum(catalog, self.cluster.name, datetime.now(UTC))
-            with BRHook(cluster=self.cluster).session("checksum") as session:
+            self._br_hook = hook = BRHook(cluster=self.cluster)
+            with hook.session("checksum") as session:  # the session carries the cluster's BR runner
                 report = verify_br_checksum(
                     catalog,
                     session,
@@ -96,18 +97,14 @@ class VerifyBRChecksumOperator(_VerifyStep):
                     skipped=skipped,
                     root=self._open_storage(self.cluster.storage.uri) if due else None,
                     on_line=lambda stream, line: self.log.info("br %s: %s", stream, redact(line, session.secrets)),
-                    on_start=self._started,
                 )
         finally:
-            self._running = None
+            self._br_hook = None
             catalog.close()
         self.log.info("%s", report.summary())
         raise_for_failures(report)
         return report.to_dict()
 
-    def _started(self, running: RunningBR) -> None:
-        self._running = running
-
     def on_kill(self) -> None:
-        if self._running is not None:
-            self._running.kill()
+        if self._br_hook is not None:
+            self._br_hook.kill()

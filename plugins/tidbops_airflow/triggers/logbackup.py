@@ -35,11 +35,13 @@ def read_progress(cluster_name: str, target_ts: int) -> dict[str, Any]:
     from tidbops_airflow.hooks.br import BRHook
 
     cluster = load_fleet_cached().get(cluster_name)
-    with (
-        BRHook(cluster=cluster).pd_access() as pd_cluster,
-        runner.passing_log_file(cluster.name, "log-status-trigger") as log_file,
-    ):
-        reading = read_log_status(pd_cluster, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file)
+    hook = BRHook(cluster=cluster)  # through the cluster's BR runner (a pod for br.runner kubernetes)
+    with hook.pd_access() as pd_cluster, runner.passing_log_file(cluster.name, "log-status-trigger") as log_file:
+        reading = read_log_status(
+            pd_cluster,
+            lambda argv: hook.run_pd(argv, pd_cluster, timeout=STATUS_TIMEOUT, log_file=log_file),
+            log_file=log_file,
+        )
     return checkpoint_progress(reading, cluster.log_backup.task_name, target_ts).to_dict()
 
 

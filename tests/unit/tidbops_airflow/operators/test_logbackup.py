@@ -103,6 +103,11 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
         def pd_access(self) -> Iterator[ClusterConfig]:
             yield self.cluster
 
+        def run_pd(self, argv: list[str], cluster: ClusterConfig, *, timeout: float, log_file: str = "") -> Any:
+            from tidbops.br import runner  # the fake BR's `br log status` answers (patched below)
+
+            return runner.run(argv, timeout=timeout)
+
         @contextlib.contextmanager
         def session(self, name: str = "br") -> Iterator[SimpleNamespace]:
             yield SimpleNamespace(cluster=self.cluster, env={}, key_file=None, log_file=f"/tmp/{name}.log", secrets=())
