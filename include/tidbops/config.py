@@ -474,6 +474,35 @@ class LogBackupConfig(_Model):
         return self
 
 
+class ScratchKubernetesConfig(_Model):
+    """A scratch cluster made on Kubernetes for each drill or restore into it: a TiDB Operator v1 ``TidbCluster``
+    from ``template``, waited for until Ready, always deleted afterwards (``tidbops.k8s.scratch``).
+
+    The cluster's ``pd`` and the host of its ``tidb_conn_id`` name the stable Services ``<name>-pd`` and
+    ``<name>-tidb`` in ``namespace`` that tidbops points at each drill's TidbCluster.
+    """
+
+    conn_id: ConnId = Field(default="kubernetes_default", description="a cncf-kubernetes (kubernetes type) connection")
+    namespace: K8sLabel = Field(description="where the scratch TidbClusters are created (TiDB Operator watches it)")
+    template: dict[str, Any] = Field(description="a TidbCluster manifest (spec: pd, tikv, tidb...) without a name")
+    version: str | None = Field(default=None, max_length=64, description="spec.version; default: the template's")
+    ready_timeout: float = Field(default=1800.0, description="seconds (or '30m') to wait for Ready, 1s to 1d")
+    poll_seconds: float = Field(default=15.0, ge=0.2, le=600.0, description="how often the TidbCluster is read")
+
+    @field_validator("ready_timeout", mode="before")
+    @classmethod
+    def _ready_timeout(cls, v: object) -> float:
+        return _seconds(v, 1.0, _DAY)
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, v: dict[str, Any]) -> dict[str, Any]:
+        from tidbops.k8s.scratch import render_tidbcluster
+
+        render_tidbcluster(v, name="check", namespace="check", target="check", plan_id="check", version="check")
+        return v
+
+
 class DrillConfig(_Model):
     target: str | None = Field(default=None, description="a cluster marked scratch: true")
     mode: Literal["snapshot", "pitr"] = "snapshot"
@@ -595,6 +624,9 @@ class ClusterConfig(_Model):
     slow_query: SlowQueryConfig = SlowQueryConfig()
     alerts: tuple[str, ...] = ()
     owner: str = "dba"
+    scratch_kubernetes: ScratchKubernetesConfig | None = Field(
+        default=None, description="a scratch cluster made per drill/restore on Kubernetes (scratch: true only)"
+    )
 
     @field_validator("name")
     @classmethod
@@ -627,6 +659,24 @@ class ClusterConfig(_Model):
         if not v and env in PRODUCTION_ENVS:
             raise ValueError(f"env {env!r} is production; production: false cannot unmark it")
         return v
+
+    @model_validator(mode="after")
+    def _scratch_kubernetes(self) -> ClusterConfig:
+        k8s = self.scratch_kubernetes
+        if k8s is None:
+            return self
+        if not self.scratch:
+            raise ValueError("scratch_kubernetes: only a cluster marked scratch: true is made per drill")
+        from tidbops.k8s.scratch import alias_name
+
+        want = f"{alias_name(self.name, 'pd')}.{k8s.namespace}.svc"
+        host = self.pd[0].split("://")[-1].rsplit(":", 1)[0]
+        if host != want and not host.startswith(want + "."):
+            raise ValueError(
+                f"pd: a scratch cluster made on Kubernetes is reached through the Service tidbops keeps in front of "
+                f"it; use {want}:2379"
+            )
+        return self
 
     @field_validator("pd", mode="before")
     @classmethod
