@@ -388,11 +388,37 @@ class KubernetesBRConfig(_Model):
     log_dir: str = Field(default="/var/lib/br-log", pattern=r"^/[A-Za-z0-9._/-]*$", description="BR's logs in the pod")
 
 
+class TiDBOperatorConfig(_Model):
+    """``br.runner: tidb-operator``: BR through TiDB Operator v1's ``Backup``/``Restore`` resources
+    (``pingcap.com/v1alpha1``), created in ``namespace`` for the TidbCluster ``tidbcluster``. Credentials
+    only as Secrets named here: ``storage_secret`` holds ``access_key``/``secret_key`` (TiDB Operator's
+    layout; unset: the BR pod's own identity, e.g. IRSA on ``service_account``); ``crypter_secret`` the
+    crypter key (hex) under ``key``, mounted into the BR pod. What no resource expresses (``br log
+    metadata``, ``br debug``, ``br -V``) runs as a pod through ``br.kubernetes``, which is then required."""
+
+    conn_id: ConnId = Field(default="kubernetes_default", description="a cncf-kubernetes (kubernetes type) connection")
+    namespace: K8sLabel = Field(description="where the Backup/Restore resources are created")
+    tidbcluster: K8sName = Field(description="the TidbCluster's name (spec.br.cluster)")
+    cluster_namespace: K8sLabel | None = Field(default=None, description="the TidbCluster's namespace, else namespace")
+    storage_secret: K8sName | None = Field(default=None, description="Secret with access_key/secret_key for S3")
+    s3_provider: str = Field(default="aws", pattern=r"^[a-z0-9-]{1,32}$", description="spec.s3.provider: aws, ceph, …")
+    service_account: K8sName | None = None
+    tool_image: str | None = Field(
+        default=None,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
+        description="BR image (spec.toolImage); default pingcap/br:<br.version>, else the operator's choice (TiKV's)",
+    )
+    crypter_secret: K8sName | None = Field(default=None, description="Secret with the crypter key (hex) under 'key'")
+    poll_seconds: float = Field(default=10.0, ge=0.2, le=300.0, description="how often the resource's status is read")
+
+
 class BRConfig(_Model):
     runner: Literal["local", "kubernetes", "tidb-operator"] = Field(
         default="local", description="where BR runs: local (a worker subprocess), kubernetes (a pod), tidb-operator"
     )
     kubernetes: KubernetesBRConfig | None = None
+    tidb_operator: TiDBOperatorConfig | None = None
     path: str = Field(default="br", description="br executable (found on PATH when not absolute)")
     version: str | None = Field(
         default=None,
@@ -417,6 +443,26 @@ class BRConfig(_Model):
     def _runner_block(self) -> BRConfig:
         if self.runner == "kubernetes" and self.kubernetes is None:
             raise ValueError("runner is 'kubernetes' but br.kubernetes is not set (namespace, secrets, …)")
+        return self
+
+    @model_validator(mode="after")
+    def _operator_block(self) -> BRConfig:
+        if self.runner != "tidb-operator":
+            return self
+        if self.tidb_operator is None:
+            raise ValueError("runner is 'tidb-operator' but br.tidb_operator is not set (namespace, tidbcluster, …)")
+        if self.kubernetes is None:
+            raise ValueError(
+                "runner is 'tidb-operator' but br.kubernetes is not set: br log metadata, br debug and br -V have "
+                "no TiDB Operator resource and run as pods"
+            )
+        enc = self.encryption
+        if enc is not None and enc.owner_key:
+            raise ValueError("runner 'tidb-operator': owner-key encryption needs a fresh key per backup; use local")
+        if enc is not None and self.tidb_operator.crypter_secret is None:
+            raise ValueError("tidb_operator.crypter_secret: this cluster encrypts backups; name the key's Secret")
+        if enc is not None and self.kubernetes.crypter_secret is None:
+            raise ValueError("kubernetes.crypter_secret: br debug checksum pods decrypt backupmeta with the key")
         return self
 
 
