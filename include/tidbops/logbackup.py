@@ -44,6 +44,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -54,10 +55,14 @@ from tidbops.br.command import log_argv
 from tidbops.br.errors import BRError
 from tidbops.br.output import LogTaskStatus, is_log_status_output, parse_br_output, parse_log_status
 from tidbops.catalog.info import human_age
+from tidbops.catalog.logkeys import add_log_key, confirm_log_key, window_within_log_keys
 from tidbops.catalog.records import AlertState, LogBackupCheck, summarise_error, utc
 from tidbops.catalog.store import Catalog
 from tidbops.config import ClusterConfig
 from tidbops.durations import format_duration
+from tidbops.errors import TiDBOpsError
+from tidbops.keys.logkeys import LogKey, new_log_key
+from tidbops.keys.owner import DataKey
 from tidbops.pitr import LogRange, PitrWindow, compute_window, log_range_from_status
 from tidbops.timefmt import iso_or_none, iso_tso, show, show_tso
 
@@ -691,6 +696,7 @@ def check_log_backup(
         log_range = log_range_from_status(task.start_ts, task.checkpoint_ts)
     backups = link.call("read the backups", lambda c: c.list_backups(cluster.name))
     window = compute_window(cluster.name, backups or (), log_range)
+    window = link.call("read the log keys", lambda c: window_within_log_keys(c, window)) or window  # #17
     record = LogBackupCheck(
         cluster=cluster.name,
         checked_at=now,
@@ -776,6 +782,63 @@ def _event(
     return lambda c: c.add_event(kind, message, cluster=cluster, details=details, time=now)
 
 
+class LogKeyStartError(TiDBOpsError):
+    """An owner-key log start stopped before BR: its fresh log key could not be recorded."""
+
+
+@dataclass(frozen=True)
+class LogKeyIO:
+    """What an owner-key cluster's ``br log start`` needs from the caller (#17, ``tidbops.keys.logkeys``):
+    ``write_manifest`` puts the log key's manifest (wrapped only) next to the log data; ``key_file`` gives
+    the clear key to BR as a 0600 file removed afterwards; ``read_start_ts`` reads the task's start TS
+    (``br log status``) once BR ran, None when there is no such task."""
+
+    write_manifest: Callable[[LogKey], None]
+    key_file: Callable[[DataKey], AbstractContextManager[str]]
+    read_start_ts: Callable[[str], int | None]
+
+
+def _log_key_start(
+    cluster: ClusterConfig, action: Action, catalog: Catalog | None, io: LogKeyIO | None, now: datetime
+) -> tuple[DataKey, LogKey] | None:
+    """An owner-key cluster's fresh log key for this start, catalogued and in the storage before BR runs
+    (so a retried or crashed start never leaves log files whose key is lost); None for other clusters."""
+    enc = cluster.br.encryption
+    if action.kind != "start" or enc is None or not enc.owner_key:
+        return None
+    if catalog is None or io is None:
+        raise LogKeyStartError(
+            f"cluster {cluster.name} encrypts its log backup with owner-held log keys: `br log start` runs only "
+            "once its fresh log key is catalogued (wrapped), and the catalog is unavailable; BR did not run"
+        )
+    made = new_log_key(cluster, task_name=action.task_name, now=now)
+    assert made is not None
+    try:
+        add_log_key(catalog, made[1])
+        io.write_manifest(made[1])
+    except Exception as exc:  # catalog or storage down: BR must not start with a key recorded nowhere
+        raise LogKeyStartError(
+            f"log key {made[1].id} could not be recorded ({type(exc).__name__}: {exc}); BR did not run"
+        ) from None
+    return made
+
+
+def _log_key_started(catalog: Catalog | None, io: LogKeyIO | None, key: LogKey | None) -> LogKey | None:
+    """After BR ran (whatever it said): when the task runs, its start TS begins the key's segment."""
+    if key is None or catalog is None or io is None:
+        return None
+    try:
+        start_ts = io.read_start_ts(key.task_name)
+        if start_ts is None:
+            return None
+        confirmed = confirm_log_key(catalog, key.id, start_ts)
+        io.write_manifest(confirmed)
+    except Exception as exc:  # BR's own outcome stands; the segment stays unconfirmed (no PITR window from it)
+        log.warning("log key %s: its start TS was not recorded (%s: %s)", key.id, type(exc).__name__, exc)
+        return None
+    return confirmed
+
+
 def repair_log_backup(
     session: BRSessionLike,
     actions: Sequence[Action],
@@ -783,10 +846,14 @@ def repair_log_backup(
     run_br: Callable[[list[str]], object],
     catalog: Catalog | None,
     now: datetime,
+    log_keys: LogKeyIO | None = None,
 ) -> RepairResult:
     """Run the check's actions (``br log start`` / ``br log resume``); ``run_br`` raises ``BRError`` when
     BR fails. A failure is no task failure: it becomes the finding ``start_failed`` / ``resume_failed``
-    (with BR's error) and its alert; a success becomes a notice, an ``events`` row, and resolves it."""
+    (with BR's error) and its alert; a success becomes a notice, an ``events`` row, and resolves it.
+
+    An owner-key cluster's start gets a fresh log key (``log_keys``, #17): catalogued and written next to
+    the log before BR runs, given to BR as ``--log.crypter.key-file``, its segment confirmed after."""
     now = utc(now, "now")
     cluster = session.cluster
     link = CatalogLink(catalog)
@@ -794,11 +861,26 @@ def repair_log_backup(
     findings: list[Finding] = []
     notices: list[Notification] = []
     for action in actions:
-        argv = log_argv(cluster, action.kind, task_name=action.task_name, log_file=session.log_file)
         key = REPAIR_KEYS[action.kind]
+        log_key: LogKey | None = None
         try:
-            run_br(argv)
-        except BRError as exc:
+            with ExitStack() as files:
+                made = _log_key_start(cluster, action, catalog, log_keys, now)
+                key_file = files.enter_context(log_keys.key_file(made[0])) if made and log_keys else None
+                log_key = made[1] if made else None
+                del made
+                argv = log_argv(
+                    cluster,
+                    action.kind,
+                    task_name=action.task_name,
+                    log_file=session.log_file,
+                    log_crypter_key_file=key_file,
+                )
+                try:
+                    run_br(argv)
+                finally:
+                    _log_key_started(catalog, log_keys, log_key)
+        except (BRError, LogKeyStartError) as exc:
             error = summarise_error(str(exc))
             outcomes.append(ActionOutcome(action, False, error))
             findings.append(
@@ -806,7 +888,9 @@ def repair_log_backup(
                     key,
                     "critical",
                     f"`br log {action.kind} --task-name {action.task_name}` failed ({action.reason}): {error}",
-                    {"code": exc.code, "exit_code": exc.exit_code},
+                    {"code": exc.code, "exit_code": exc.exit_code}
+                    if isinstance(exc, BRError)
+                    else {"code": "TiDBOps:LogKeyNotRecorded", "exit_code": None},
                 )
             )
             failed = _event(f"log_backup.{action.kind}_failed", cluster.name, findings[-1].message, now)
@@ -819,6 +903,8 @@ def repair_log_backup(
                 f"log backup task {action.task_name} was missing and has been started into "
                 f"{cluster.log_storage_uri}; PITR starts at the next full backup"
             )
+            if log_key is not None:
+                message += f" (a fresh log key, {log_key.id}, wrapped to key id {log_key.key_id})"
         else:
             message = f"log backup task {action.task_name} was paused and has been resumed ({action.reason})"
         notices.append(Notification(cluster.name, f"task_{done}", "notice", "warning", message, first_seen=now))

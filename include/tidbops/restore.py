@@ -568,6 +568,11 @@ def plan_restore(
             + "; without it there, the restore is refused before BR runs"
         )
         key_files = {s.backup_id: f"<data key file of {s.backup_id}>" for s in resolved.steps}
+        if resolved.mode == "pitr":
+            notes.append(
+                "its log backup is encrypted with a log key per log task start (tidbops.keys.logkeys): the restore "
+                "task unwraps the one covering this point with the same private key (--log.crypter.key-file)"
+            )
     draft = RestorePlan(
         plan_id=restore_id,
         source=checked.source.name,
@@ -593,6 +598,7 @@ def plan_restore(
         log_file="<br log file>",
         crypter_key_file="<crypter key file>" if enc is not None and key_files is None else None,
         key_files=key_files,
+        log_key_file="<log key file>" if key_files is not None and resolved.mode == "pitr" else None,
     )
     return replace(draft, commands=tuple(redact_argv(a) for a in argvs))
 

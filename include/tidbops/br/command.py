@@ -391,6 +391,16 @@ def _crypter(encryption: EncryptionConfig | None, key_file: str | None, owner: s
     return ["--crypter.method", encryption.method, "--crypter.key-file", _check_path(key_file, "crypter key file")]
 
 
+def _log_crypter(encryption: EncryptionConfig | None, key_file: str | None, owner: str) -> list[str]:
+    """``--log.crypter.method`` + ``--log.crypter.key-file`` (BR v8.4+, ``task/common.go``): an owner-key
+    cluster's log key (#17), a 0600 file, never argv."""
+    if key_file is None:
+        return []
+    if encryption is None or not encryption.owner_key:
+        raise BRRequestError(f"cluster {owner!r} does not encrypt its log backup with owner-held keys")
+    return ["--log.crypter.method", encryption.method, "--log.crypter.key-file", _check_path(key_file, "log key file")]
+
+
 def _tail(log_file: str | None) -> list[str]:
     return ["--log-file", _check_path(log_file, "log file")] if log_file is not None else []
 
@@ -503,11 +513,13 @@ def restore_point_argv(
     log_file: str | None = None,
     br_path: str | None = None,
     crypter_key_file: str | None = None,
+    log_crypter_key_file: str | None = None,
 ) -> list[str]:
     """``br restore point`` (PITR): a snapshot plus the logs up to ``restored_ts`` (default: the log end).
 
     BR v8 refuses ``--start-ts`` together with ``--full-backup-storage`` (the snapshot's BackupTS is
-    the start), so this does too. The crypter flags decrypt the snapshot part.
+    the start), so this does too. The crypter flags decrypt the snapshot part; an owner-key source's log
+    is decrypted with its log key (``log_crypter_key_file``: ``--log.crypter.*``, #17).
     """
     origin = source or cluster
     if start_ts is not None and full_backup_storage_uri is not None:
@@ -538,6 +550,7 @@ def restore_point_argv(
         argv += _crypter(origin.br.encryption, crypter_key_file, origin.name)
     elif crypter_key_file is not None:
         raise BRRequestError("a crypter key file only applies with full_backup_storage_uri (the snapshot part)")
+    argv += _log_crypter(origin.br.encryption, log_crypter_key_file, origin.name)
     return argv + _tail(log_file)
 
 
@@ -554,6 +567,7 @@ def log_argv(
     dry_run: bool = False,
     log_file: str | None = None,
     br_path: str | None = None,
+    log_crypter_key_file: str | None = None,
 ) -> list[str]:
     """``br log start|status|pause|resume|stop|truncate|metadata``.
 
@@ -571,6 +585,8 @@ def log_argv(
         raise BRRequestError(f"gc_ttl_seconds only applies to 'log pause', not 'log {sub}'")
     if dry_run and sub != "truncate":
         raise BRRequestError(f"dry_run only applies to 'log truncate', not 'log {sub}'")
+    if log_crypter_key_file is not None and sub != "start":
+        raise BRRequestError(f"a log key file only applies to 'log start', not 'log {sub}'")
     uri = storage_uri or cluster.log_storage_uri
     uses_storage = sub in ("start", "truncate", "metadata")
     if storage_uri is not None and not uses_storage:
@@ -579,6 +595,7 @@ def log_argv(
         argv += ["--task-name", _task_name(task_name, cluster), *_pd(cluster), "--storage", _check_storage_uri(uri)]
         if start_ts is not None:
             argv += ["--start-ts", _check_tso(start_ts, "--start-ts")]
+        argv += _log_crypter(cluster.br.encryption, log_crypter_key_file, cluster.name)
     elif sub == "status":
         argv += _pd(cluster)
         if task_name is not None:

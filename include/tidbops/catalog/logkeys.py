@@ -18,7 +18,8 @@ from tidbops.catalog.errors import CatalogStateError
 from tidbops.catalog.records import check_wrapped_key, utc
 from tidbops.catalog.schema import log_keys
 from tidbops.catalog.store import Catalog
-from tidbops.keys.logkeys import LogKey, close_segments
+from tidbops.keys.logkeys import LogKey, close_segments, restrict_window
+from tidbops.pitr import PitrWindow
 
 
 def _key(row: RowMapping) -> LogKey:
@@ -141,3 +142,11 @@ def rewrap_log_key(
         return replace(old, key_id=key_id, wrapped_key=wrapped_key)
 
     return catalog._write(work)
+
+
+def window_within_log_keys(catalog: Catalog | None, window: PitrWindow) -> PitrWindow:
+    """``window`` cut to the current log key segment when the cluster's log is encrypted with owner-key log
+    keys (``restrict_window``); as it is otherwise, or without a catalog."""
+    if catalog is None or not window.exists:
+        return window
+    return restrict_window(window, list_log_keys(catalog, window.cluster))

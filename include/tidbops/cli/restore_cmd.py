@@ -81,7 +81,7 @@ def restore_cmd(
             drills = cat.list_drills(checked.source.name, limit=50)
             running = cat.list_drills(target=checked.target.name, status=DrillStatus.RUNNING)
             checks = cat.list_log_backup_checks(checked.source.name, limit=1)
-        window = window_of(checked.source.name, backups, checks[0] if checks else None)
+            window = window_of(checked.source.name, backups, checks[0] if checks else None, cat)
         resolved = resolve_point(
             checked.point, checked.source, backups, window if checked.source.log_backup.enabled else None
         )

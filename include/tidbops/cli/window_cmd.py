@@ -21,7 +21,9 @@ from typing import Annotated, Any
 import typer
 
 from tidbops.catalog.info import human_age
+from tidbops.catalog.logkeys import window_within_log_keys
 from tidbops.catalog.records import AlertState, BackupRecord, LogBackupCheck
+from tidbops.catalog.store import Catalog
 from tidbops.cli.catalog_cmd import CatalogURL, ClusterName, _fleet_clusters, _open_catalog
 from tidbops.cli.render import table
 from tidbops.pitr import LogRange, PitrWindow, compute_window
@@ -43,12 +45,15 @@ def _lag(seconds: float | None) -> str:
     return "-" if seconds is None else human_age_seconds(seconds)
 
 
-def window_of(cluster: str, backups: list[BackupRecord], last: LogBackupCheck | None) -> PitrWindow:
-    """The window now, from the catalog's backups and the log range the last check read."""
+def window_of(
+    cluster: str, backups: list[BackupRecord], last: LogBackupCheck | None, catalog: Catalog | None = None
+) -> PitrWindow:
+    """The window now, from the catalog's backups and the log range the last check read (cut to the current
+    owner-key log key segment when ``catalog`` holds log keys of the cluster, #17)."""
     log: LogRange | None = None
     if last is not None and last.log_min_ts and last.log_max_ts and last.log_max_ts >= last.log_min_ts:
         log = LogRange(last.log_min_ts, last.log_max_ts, "status" if last.log_range_source == "status" else "metadata")
-    return compute_window(cluster, backups, log)
+    return window_within_log_keys(catalog, compute_window(cluster, backups, log))
 
 
 def _report(
@@ -181,7 +186,7 @@ def window(
             history = cat.list_log_backup_checks(name, limit=checks)
             backups = cat.list_backups(name)
             alerts = cat.list_alert_states(name)
-            w = window_of(name, backups, history[0] if history else None)
+            w = window_of(name, backups, history[0] if history else None, cat)
             if as_json:
                 reports.append(_report(name, w, history, alerts, now))
             else:

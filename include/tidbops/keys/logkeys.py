@@ -230,6 +230,8 @@ def restrict_window(window: PitrWindow, keys: Sequence[LogKey]) -> PitrWindow:
     if not window.exists or window.log is None or window.end_ts is None:
         return window
     segs = segments(keys)
+    if not segs:
+        return window  # no log key (a log started before owner-key log encryption, or another cluster)
     end = window.end_ts
     current = next((k for k in reversed(segs) if k.start_ts is not None and k.start_ts <= end), None)
     notes = list(window.notes)

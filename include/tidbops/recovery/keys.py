@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from tidbops.catalog.records import BackupRecord
 from tidbops.config import ClusterConfig
+from tidbops.keys.logkeys import LogKey, key_for_point, segments, unwrap_log_key
 from tidbops.keys.owner import DataKey, OwnerKeyError, WrappedKey, unwrap
 from tidbops.recovery.errors import RecoveryError
 from tidbops.recovery.plan import RestoreStep
@@ -83,3 +84,29 @@ def unwrap_step_keys(
         except OwnerKeyError as exc:
             raise OwnerKeyRefused(f"{what} refused before BR ran: {exc}") from None
     return keys
+
+
+def unwrap_plan_log_key(
+    source: ClusterConfig,
+    steps: Sequence[RestoreStep],
+    restore_ts: int,
+    log_keys: Sequence[LogKey],
+    private_key: str | None,
+    *,
+    what: str = "restore",
+) -> tuple[LogKey, DataKey] | None:
+    """The log key a PITR of an owner-key source needs (``--log.crypter.*``), unwrapped; None when the plan
+    is no PITR, the source is not owner-key, or its log predates owner-key log encryption (no log key
+    covers anything before the first one). Refused (``OwnerKeyRefused``) before BR when the range crosses a
+    log restart, or without the private key (naming the log key and its key id), or with another's."""
+    if not needs_owner_key(source) or [s.kind for s in steps] != ["point"]:
+        return None
+    confirmed = segments(log_keys)
+    start_ts = steps[0].backup_ts
+    if not confirmed or (confirmed[0].start_ts is not None and restore_ts <= confirmed[0].start_ts):
+        return None  # a log started before owner-key log encryption: not encrypted by tidbops
+    try:
+        key = key_for_point(source.name, confirmed, start_ts=start_ts, restore_ts=restore_ts)
+        return key, unwrap_log_key(source, key, private_key, what=what)
+    except OwnerKeyError as exc:
+        raise OwnerKeyRefused(str(exc) if "refused" in str(exc) else f"{what} refused before BR ran: {exc}") from None

@@ -161,6 +161,7 @@ def plan_argvs(
     log_file: str | None = None,
     crypter_key_file: str | None = None,
     key_files: Mapping[str, str] | None = None,
+    log_key_file: str | None = None,
 ) -> list[list[str]]:
     """The BR command lines of the plan, in order (``br restore full`` per chain link, or one ``br restore
     point``), into ``target``, reading ``source``'s backups (its storage options and encryption; the key
@@ -178,6 +179,7 @@ def plan_argvs(
         log_file=log_file,
         crypter_key_file=crypter_key_file,
         key_files=key_files,
+        log_key_file=log_key_file,
     )
 
 
@@ -192,11 +194,13 @@ def step_argvs(
     log_file: str | None = None,
     crypter_key_file: str | None = None,
     key_files: Mapping[str, str] | None = None,
+    log_key_file: str | None = None,
 ) -> list[list[str]]:
     """The BR command lines restoring ``steps`` (one ``point`` step: PITR to ``restore_ts`` from its full
     backup and ``log_storage_uri``; else chain links, in order) into ``target``, reading ``source``'s
     backups, limited to the BR table ``filters`` (none: everything). ``key_files`` (owner-key sources,
-    #17): each backup's own key file, by backup id, instead of the one ``crypter_key_file``."""
+    #17): each backup's own key file, by backup id, instead of the one ``crypter_key_file``; ``log_key_file``:
+    the owner-key log key of a PITR (``--log.crypter.*``)."""
 
     def key_file(step: RestoreStep) -> str | None:
         if key_files is None:
@@ -220,8 +224,11 @@ def step_argvs(
                 source=source,
                 log_file=log_file,
                 crypter_key_file=key_file(steps[0]),
+                log_crypter_key_file=log_key_file,
             )
         ]
+    if log_key_file is not None:
+        raise RecoveryError("a log key file only applies to a PITR restore (one 'point' step)")
     if any(s.kind == "point" for s in steps):
         raise RecoveryError("a PITR restore is one 'point' step")
     return [

@@ -267,6 +267,7 @@ class DrillChooseRestorePointOperator(_DrillStep):
     def execute(self, context: Context) -> dict[str, Any]:
         from datetime import timedelta
 
+        from tidbops.catalog.logkeys import window_within_log_keys
         from tidbops.drill import DrillError, plan_drill
         from tidbops.pitr import compute_window
         from tidbops.recovery.holds import hold_plan
@@ -280,6 +281,8 @@ class DrillChooseRestorePointOperator(_DrillStep):
             window = None
             if self.cluster.drill.mode == "pitr":
                 window = compute_window(self.cluster.name, backups, self._log_range())
+                with self._catalog() as catalog:  # owner-key log keys (#17): inside one key segment
+                    window = window_within_log_keys(catalog, window)
             plan = plan_drill(
                 self.cluster,
                 target,

@@ -14,9 +14,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, BranchMixIn, Context
@@ -27,7 +29,9 @@ from tidbops_airflow.operators.common import init_base_operator
 
 if TYPE_CHECKING:
     from tidbops.catalog.store import Catalog
-    from tidbops.logbackup import StatusReading
+    from tidbops.keys.logkeys import LogKey
+    from tidbops.keys.owner import DataKey
+    from tidbops.logbackup import LogKeyIO, StatusReading
     from tidbops.pitr import LogRange
     from tidbops_airflow.hooks.br import BRHook
 
@@ -227,7 +231,12 @@ class LogBackupRepairOperator(_LogBackupStep):
         self._br_hook = hook = BRHook(cluster=self.cluster)
         with self._catalog() as catalog, hook.session("log-repair") as session:
             result = repair_log_backup(
-                session, actions, run_br=lambda argv: hook.run(argv, session), catalog=catalog, now=datetime.now(UTC)
+                session,
+                actions,
+                run_br=lambda argv: hook.run(argv, session),
+                catalog=catalog,
+                now=datetime.now(UTC),
+                log_keys=self._log_key_io(),
             )
         doc = result.to_dict()
         self.log.info(
@@ -240,9 +249,52 @@ class LogBackupRepairOperator(_LogBackupStep):
         )
         return doc
 
+    def _log_key_io(self) -> LogKeyIO | None:
+        """An owner-key cluster's log key plumbing (#17): the manifest into the log storage, the clear key
+        into a 0600 file (masked in logs), the task's start TS from ``br log status``."""
+        from airflow.sdk.log import mask_secret
+
+        from tidbops.br import runner
+        from tidbops.logbackup import LogKeyIO
+        from tidbops_airflow.hooks.storage import StorageHook
+
+        enc = self.cluster.br.encryption
+        if enc is None or not enc.owner_key:
+            return None
+        cluster = self.cluster
+
+        def write_manifest(key: LogKey) -> None:
+            storage = StorageHook(cluster=cluster).get_storage(cluster.log_storage_uri)
+            storage.write_bytes(key.manifest_name(), key.to_manifest(), overwrite=True)
+
+        def key_file(key: DataKey) -> AbstractContextManager[str]:
+            mask_secret(key.hex)
+            return _path_text(runner.secret_file(key.hex))
+
+        def read_start_ts(task_name: str) -> int | None:
+            from tidbops.logbackup import STATUS_TIMEOUT, read_log_status
+            from tidbops_airflow.hooks.br import BRHook
+
+            with (
+                BRHook(cluster=cluster).pd_access() as pd_cluster,
+                runner.passing_log_file(cluster.name, "log-key-status") as log_file,
+            ):
+                reading = read_log_status(
+                    pd_cluster, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file
+                )
+            return next((t.start_ts for t in reading.tasks if t.name == task_name), None)
+
+        return LogKeyIO(write_manifest=write_manifest, key_file=key_file, read_start_ts=read_start_ts)
+
     def on_kill(self) -> None:
         if self._br_hook is not None:
             self._br_hook.kill()
+
+
+@contextlib.contextmanager
+def _path_text(cm: AbstractContextManager[Path]) -> Iterator[str]:
+    with cm as path:
+        yield str(path)
 
 
 class LogBackupNotifyOperator(_LogBackupStep):

@@ -218,6 +218,7 @@ class BRRestoreOperator(RecoveryStep):
         with self._reporting(context):
             source, target = self._clusters(plan)
             self._hold_again(plan, source)
+            log_key = self._owner_log_key(plan, source)  # owner-key PITR (#17): the log key, refused before BR
             data_keys = self._owner_data_keys(plan, source)  # owner-key sources (#17): refused here, before BR
             with TiDBHook(tidb_conn_id=target.tidb_conn_id).session() as conn, conn.cursor() as cursor:
                 cleared = prepare_target(cursor, target)
@@ -236,6 +237,9 @@ class BRRestoreOperator(RecoveryStep):
                 )
                 if data_keys:
                     session = replace(session, secrets=session.secrets + tuple(k.hex for k in data_keys.values()))
+                log_key_file = str(keys.enter_context(runner.secret_file(log_key.hex))) if log_key else None
+                if log_key:
+                    session = replace(session, secrets=(*session.secrets, log_key.hex))
                 argvs = plan_argvs(
                     plan,
                     source=reader,
@@ -243,10 +247,11 @@ class BRRestoreOperator(RecoveryStep):
                     log_file=session.log_file,
                     crypter_key_file=None if key_files else session.key_file,
                     key_files=key_files,
+                    log_key_file=log_key_file,
                 )
                 run_session = session
                 outcome = run_restore(plan, argvs, lambda argv: hook.run(argv, run_session), cleared=cleared)
-            del data_keys
+            del data_keys, log_key
         self.log.info(
             "restored %s into %s in %.1fs (BR %.1fs: %s)",
             ", ".join(plan.backups_used),
@@ -258,6 +263,49 @@ class BRRestoreOperator(RecoveryStep):
         if self.outlets:
             self._emit(context, plan, outcome.seconds)
         return outcome.to_dict()
+
+    def _owner_log_key(self, plan: RecoveryPlan, source: ClusterConfig) -> DataKey | None:
+        """An owner-key source's PITR (#17): the one log key covering the plan's log range (``--log.crypter``),
+        unwrapped with the private key of ``restore.owner_key_conn_id``; ``OwnerKeyRefused`` without it,
+        with another key, or when the range crosses a log restart (two log keys)."""
+        from airflow.sdk.log import mask_secret
+
+        from tidbops.catalog.logkeys import list_log_keys
+        from tidbops.recovery.keys import needs_owner_key, unwrap_plan_log_key
+
+        if not needs_owner_key(source) or plan.mode != "pitr":
+            return None
+        with self._catalog() as catalog:
+            if catalog is None:
+                raise RuntimeError("the catalog is unavailable: the wrapped log keys of the source are unknown")
+            log_keys = list_log_keys(catalog, source.name)
+        what = f"{plan.kind} {plan.plan_id}"
+        private = self._owner_private_key(source)
+        got = unwrap_plan_log_key(source, plan.steps, plan.restore_ts, log_keys, private, what=what)
+        if got is None:
+            return None
+        key, data = got
+        mask_secret(data.hex)
+        self.log.info(
+            "%s %s: unwrapped log key %s (%s) with the owner's private key (key id %s)",
+            plan.kind, plan.plan_id, key.id, key.span(), key.key_id,
+        )  # fmt: skip
+        return data
+
+    def _owner_private_key(self, source: ClusterConfig) -> str | None:
+        from airflow.sdk import BaseHook
+        from airflow.sdk.log import mask_secret
+
+        conn_id = source.restore.owner_key_conn_id
+        if not conn_id:
+            return None
+        try:
+            private = BaseHook.get_connection(conn_id).password or None
+        except Exception:  # AirflowNotFoundException: the connection is not on this worker
+            return None
+        if private:
+            mask_secret(private)
+        return private
 
     def _owner_data_keys(self, plan: RecoveryPlan, source: ClusterConfig) -> dict[str, DataKey]:
         """An owner-key source's data key of each backup the plan restores (#17), unwrapped with the private

@@ -91,11 +91,14 @@ class RestorePlanOperator(_RestoreStep):
         self.note_conn_id = note_conn_id
 
     def _window(self, source: ClusterConfig, backups: Sequence[Any]) -> PitrWindow | None:
+        from tidbops.catalog.logkeys import window_within_log_keys
         from tidbops.pitr import compute_window
 
         if not source.log_backup.enabled:
             return None
-        return compute_window(source.name, backups, self._log_range(source))
+        window = compute_window(source.name, backups, self._log_range(source))
+        with self._catalog() as catalog:  # owner-key log keys (#17): a PITR stays inside one key segment
+            return window_within_log_keys(catalog, window)
 
     def _log_range(self, source: ClusterConfig) -> LogRange | None:
         from tidbops_airflow.hooks.br import BRHook, read_log_range
