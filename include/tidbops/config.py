@@ -2,7 +2,7 @@
 
 One YAML file (``include/config/clusters.yaml`` by default, ``$TIDBOPS_FLEET_CONFIG`` to override) with
 ``version`` (1), ``production_envs``, ``defaults`` (deep-merged into every cluster), ``alert_routes``,
-``catalog`` and ``clusters``.
+``catalog``, ``fleet`` (fleet-wide knobs: ``br_concurrency``) and ``clusters``.
 
 A bad cluster entry never breaks the others: ``load_fleet`` returns the valid clusters plus one
 ``ConfigIssue`` per problem, each a single line naming the cluster, the field, and what would be valid.
@@ -86,7 +86,7 @@ MAX_ISSUES_PER_ENTRY = 20  # then one line saying how many more
 
 _CRON_PRESETS = frozenset({"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"})
 _OFF = frozenset({"off", "none", "disabled", "false", ""})
-_TOP_LEVEL = ("version", "production_envs", "defaults", "alert_routes", "catalog", "clusters")
+_TOP_LEVEL = ("version", "production_envs", "defaults", "alert_routes", "catalog", "fleet", "clusters")
 _USE_CONNECTIONS = "secrets belong in Airflow connections, reference them by conn id"
 _DAY = 86400.0
 # An example, documented as one: S3 Standard's list price in us-east-1 (USD per GB-month, 2026).
@@ -786,6 +786,21 @@ class CatalogConfig(_Model):
     sqlite_path: str | None = Field(default=None, description="default: tidbops_catalog.db in Airflow's home")
 
 
+class FleetSettings(_Model):
+    """Fleet-wide knobs (``fleet:``): ``br_concurrency`` caps BR jobs at once across the fleet (#18)."""
+
+    br_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description=(
+            "BR jobs at once fleet-wide: every BR task runs in the Airflow pool br_fleet of this many slots and "
+            "takes its cluster's lease in the catalog (one BR job per cluster); unset: one pool br_<cluster> of "
+            "1 slot per cluster and no fleet-wide cap"
+        ),
+    )
+
+
 # ------------------------------------------------------------------------------------------- results
 
 
@@ -816,6 +831,7 @@ class Fleet:
     issues: tuple[ConfigIssue, ...] = ()
     alert_routes: Mapping[str, AlertRoute] = field(default_factory=dict)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    settings: FleetSettings = field(default_factory=FleetSettings)
 
     def get(self, name: str) -> ClusterConfig:
         try:
@@ -1398,6 +1414,9 @@ def _load_doc(doc: Any, duplicates: list[_Duplicate], p: Path) -> Fleet:
         raw_catalog = doc.get("catalog")
         catalog, errs = _validate(CatalogConfig, {} if raw_catalog is None else raw_catalog, None, "catalog.")
     issues += errs
+    raw_fleet = doc.get("fleet")
+    settings, errs = _validate(FleetSettings, {} if raw_fleet is None else raw_fleet, None, "fleet.")
+    issues += errs
 
     clusters: dict[str, ClusterConfig] = {}
     seen: dict[str, int] = {}
@@ -1454,7 +1473,14 @@ def _load_doc(doc: Any, duplicates: list[_Duplicate], p: Path) -> Fleet:
     issues += _cross_checks(clusters, routes, bad_routes, set(seen), custom_envs)
     bad = {i.cluster for i in issues if i.cluster is not None}
     good = {n: c for n, c in clusters.items() if n not in bad}
-    return Fleet(path=p, clusters=good, issues=tuple(issues), alert_routes=routes, catalog=catalog or CatalogConfig())
+    return Fleet(
+        path=p,
+        clusters=good,
+        issues=tuple(issues),
+        alert_routes=routes,
+        catalog=catalog or CatalogConfig(),
+        settings=settings or FleetSettings(),
+    )
 
 
 def _check_version(doc: Mapping[Any, Any], p: Path) -> None:

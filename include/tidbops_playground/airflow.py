@@ -152,7 +152,8 @@ def fleet_without_schedules(source: Path, dest: Path) -> Path:
 
 
 def ensure_pools(api: AirflowAPI, fleet: Path | None = None) -> list[str]:
-    """Create the pool ``br_<cluster>`` (1 slot) of every cluster of the fleet config; existing ones stay.
+    """Create the pool ``br_<cluster>`` (1 slot) of every cluster of the fleet config; existing ones stay;
+    with ``fleet.br_concurrency: N``, the pool ``br_fleet`` of N slots too (set to N when it exists).
 
     Tasks that run BR against a cluster run in its pool, and Airflow does not schedule tasks of a pool
     that does not exist. Production deployments create them with ``airflow pools set br_<cluster> 1 "…"``.
@@ -160,10 +161,18 @@ def ensure_pools(api: AirflowAPI, fleet: Path | None = None) -> list[str]:
     from tidbops.config import load_fleet
 
     created: list[str] = []
-    for name in load_fleet(fleet).clusters:
+    loaded = load_fleet(fleet)
+    for name in loaded.clusters:
         body = {"name": f"br_{name}", "slots": 1, "description": f"one BR job at a time on cluster {name}"}
         if _post_pool(api, body):
             created.append(f"br_{name}")
+    cap = loaded.settings.br_concurrency
+    if cap is not None:  # fleet.br_concurrency (#18): every BR task runs in br_fleet; a cluster's lease keeps it 1
+        body = {"name": "br_fleet", "slots": cap, "description": f"at most {cap} BR jobs at once fleet-wide"}
+        if _post_pool(api, body):
+            created.append("br_fleet")
+        else:
+            api._request("PATCH", "/api/v2/pools/br_fleet", {"name": "br_fleet", "slots": cap})
     return created
 
 

@@ -3,7 +3,8 @@
 check_cluster → plan_backup → run_br_backup → record_backup → verify_backup, one DAG per backed-up
 (non-scratch) cluster, on the cluster's ``schedules.full`` / ``schedules.incremental`` (off: manual
 runs only). ``run_br_backup`` runs in the cluster's pool ``br_<cluster>`` (1 slot), so one BR job at a
-time per cluster across both pipelines; ``max_active_runs=1`` (from ``dag_args``). Every task alerts
+time per cluster across both pipelines (with ``fleet.br_concurrency``: the pool ``br_fleet`` and the
+cluster's lease, ``tidbops_airflow.brslot``); ``max_active_runs=1`` (from ``dag_args``). Every task alerts
 through the cluster's alert routes when it fails for good.
 """
 
@@ -15,6 +16,7 @@ from airflow.sdk import DAG
 
 from tidbops.config import ClusterConfig, Fleet
 from tidbops_airflow.assets import backups_asset
+from tidbops_airflow.brslot import br_slot
 from tidbops_airflow.dagbuilder import dag_args, schedule_text
 from tidbops_airflow.notifiers.alerts import failure_notifiers
 from tidbops_airflow.operators.backup import (
@@ -27,11 +29,6 @@ from tidbops_airflow.operators.backup import (
 
 BackupPipelineKind = Literal["full", "incremental"]
 TASK_IDS = ("check_cluster", "plan_backup", "run_br_backup", "record_backup", "verify_backup")
-
-
-def br_pool(cluster: str) -> str:
-    """The Airflow pool (1 slot) every task that runs BR against ``cluster`` runs in."""
-    return f"br_{cluster}"
 
 
 def build_backup_dag(
@@ -53,7 +50,7 @@ def build_backup_dag(
             task_id="run_br_backup",
             cluster=cluster,
             target_task_id="plan_backup",
-            pool=br_pool(cluster.name),
+            **br_slot(fleet, cluster.name),
             routes=[(name, fleet.alert_routes[name]) for name in cluster.alerts],  # the GC-replan notice (#18)
             **catalog,
         )

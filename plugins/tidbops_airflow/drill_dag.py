@@ -32,7 +32,7 @@ from airflow.sdk import DAG, TriggerRule
 
 from tidbops.config import ClusterConfig, Fleet
 from tidbops_airflow.assets import drills_asset
-from tidbops_airflow.backup_dag import br_pool
+from tidbops_airflow.brslot import br_slot
 from tidbops_airflow.dagbuilder import dag_args, scratch_clusters
 from tidbops_airflow.notifiers.alerts import failure_notifiers
 from tidbops_airflow.operators.drill import (
@@ -113,7 +113,7 @@ def build_restore_drill_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet,
             task_id=STEP_TASKS["restore"],
             plan_task_id=STEP_TASKS["choose"],
             target=run_target,
-            pool=br_pool(target),
+            **br_slot(fleet, target),
             on_failure_callback=alerts,
             **catalog,
         )

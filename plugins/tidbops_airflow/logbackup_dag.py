@@ -17,7 +17,7 @@ from __future__ import annotations
 from airflow.sdk import DAG
 
 from tidbops.config import ClusterConfig, Fleet
-from tidbops_airflow.backup_dag import br_pool
+from tidbops_airflow.brslot import br_slot
 from tidbops_airflow.dagbuilder import dag_args, schedule_text
 from tidbops_airflow.notifiers.alerts import failure_notifiers
 from tidbops_airflow.operators.logbackup import (
@@ -56,7 +56,7 @@ def build_log_backup_check_dag(pipeline: str, cluster: ClusterConfig, fleet: Fle
             task_id=repair_id,
             cluster=cluster,
             check_task_id=check_id,
-            pool=br_pool(cluster.name),
+            **br_slot(fleet, cluster.name),
             on_failure_callback=alerts,
             **catalog,
         )

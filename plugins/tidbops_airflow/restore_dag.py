@@ -28,7 +28,7 @@ from airflow.sdk import DAG, Param, TriggerRule
 from tidbops.config import PRODUCTION_ENVS, ClusterConfig, Fleet
 from tidbops.restore_rules import POINT_FORMATS, allowed_targets
 from tidbops_airflow.assets import restores_asset
-from tidbops_airflow.backup_dag import br_pool
+from tidbops_airflow.brslot import br_slot
 from tidbops_airflow.dagbuilder import START_DATE
 from tidbops_airflow.notifiers.alerts import RequestRoutesNotifier
 from tidbops_airflow.operators.recovery import BRRestoreOperator, ValidateRestoreOperator
@@ -197,7 +197,7 @@ def build_restore_dag(fleet: Fleet, *, doc_md: str | None) -> DAG:
                 task_id=restore_task_id(t),
                 plan_task_id=PLAN_TASK,
                 target=t,
-                pool=br_pool(t),
+                **br_slot(fleet, t),
                 outlets=[restores_asset(t)],  # each restore BR finished is an event of x-tidb://<target>/restores
                 execution_timeout=timedelta(hours=12),
                 **catalog,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from airflow.sdk import DAG
 
 from tidbops.config import ClusterConfig, Fleet
-from tidbops_airflow.backup_dag import br_pool
+from tidbops_airflow.brslot import br_slot
 from tidbops_airflow.dagbuilder import dag_args
 from tidbops_airflow.notifiers.alerts import failure_notifiers
 from tidbops_airflow.operators.retention import RetentionOperator, StorageUsageOperator
@@ -28,7 +28,11 @@ def build_retention_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet, *, 
     with DAG(schedule=cluster.schedules.retention, **args) as dag:
         usage = StorageUsageOperator(task_id="measure_storage", cluster=cluster, **catalog)
         retention = RetentionOperator(
-            task_id="apply_retention", cluster=cluster, pool=br_pool(cluster.name), trigger_rule="all_done", **catalog
+            task_id="apply_retention",
+            cluster=cluster,
+            **br_slot(fleet, cluster.name),
+            trigger_rule="all_done",
+            **catalog,
         )
         usage >> retention
     return dag

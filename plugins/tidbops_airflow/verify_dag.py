@@ -12,7 +12,7 @@ from __future__ import annotations
 from airflow.sdk import DAG
 
 from tidbops.config import ClusterConfig, Fleet
-from tidbops_airflow.backup_dag import br_pool
+from tidbops_airflow.brslot import br_slot
 from tidbops_airflow.dagbuilder import dag_args
 from tidbops_airflow.notifiers.alerts import failure_notifiers
 from tidbops_airflow.operators.verify import VerifyBackupFilesOperator, VerifyBRChecksumOperator
@@ -31,7 +31,7 @@ def build_verify_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet, *, doc
         checksum = VerifyBRChecksumOperator(
             task_id=checksum_id,
             cluster=cluster,
-            pool=br_pool(cluster.name),
+            **br_slot(fleet, cluster.name),
             **catalog,
         )
         files >> checksum
