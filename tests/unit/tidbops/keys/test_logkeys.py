@@ -184,3 +184,28 @@ def test_catalog_rows_added_before_br_confirmed_after_closed_and_rewrapped_with_
     assert "log_backup.key_rewrapped" in kinds
     dump = repr(list_log_keys(catalog, "own")) + repr(catalog.list_events(cluster="own"))
     assert d1.hex not in dump and d2.hex not in dump
+
+
+def test_a_pitr_plan_gets_the_one_log_key_or_is_refused_before_br() -> None:
+    from tidbops.recovery.keys import OwnerKeyRefused, unwrap_plan_log_key
+    from tidbops.recovery.plan import RestoreStep
+
+    pub, priv = pair()
+    c = cluster(pub)
+    made = new_log_key(c, task_name="pitr", now=T0)
+    assert made is not None
+    data, k = made
+    k = replace(k, start_ts=ts(10))
+    point = [RestoreStep("point", "f1", "s3://bucket/tidb/own/full/f1", ts(20))]
+    got = unwrap_plan_log_key(c, point, ts(30), [k], priv)
+    assert got is not None and got[0].id == k.id and got[1].hex == data.hex
+    chain = [RestoreStep("full", "f1", "s3://bucket/tidb/own/full/f1", ts(20))]
+    assert unwrap_plan_log_key(c, chain, ts(20), [k], priv) is None  # a snapshot restore reads no log
+    assert unwrap_plan_log_key(c, point, ts(5), [k], priv) is None  # a log from before log keys: not encrypted
+    with pytest.raises(OwnerKeyRefused) as refused:
+        unwrap_plan_log_key(c, point, ts(30), [k], None, what="restore r9")
+    text = str(refused.value)
+    assert text.startswith("restore r9 refused before BR ran") and k.id in text and owner.key_id(pub) in text
+    later = replace(k, id="logkey-later", start_ts=ts(25))
+    with pytest.raises(OwnerKeyRefused, match="crosses a log restart"):
+        unwrap_plan_log_key(c, point, ts(30), [replace(k, end_ts=ts(25)), later], priv)
