@@ -6,6 +6,11 @@ source's fingerprints right after a backup (``drill.source_fingerprints``), whil
 within a budget (tables, rows), and keep them in storage; a drill whose point's history is gone compares
 the restored data against them instead (same chunks, same fingerprint SQL: ``recovery.validate.
 compare_recorded``).
+
+The file says which fingerprint algorithm made its sums (``algorithm``; files of format version 1 have
+none and were all made by algorithm 1), and the restored data is fingerprinted with that one: a file
+recorded before the row expression changed is still compared exactly, never with a false mismatch. A
+format this code does not know (a newer one) fails with one line instead of being misread.
 """
 
 from __future__ import annotations
@@ -23,11 +28,19 @@ from tidbops.recovery.errors import RecoveryError
 from tidbops.recovery.history import check_history, source_read
 from tidbops.text import shown
 from tidbops.timefmt import iso, utc
-from tidbops.validate.fingerprint import DEFAULT_CHUNK_ROWS, Chunk, ChunkSum, chunk_sum, split_chunks
+from tidbops.validate.fingerprint import (
+    ALGORITHM,
+    ALGORITHMS,
+    DEFAULT_CHUNK_ROWS,
+    Chunk,
+    ChunkSum,
+    iter_chunk_sums,
+)
 from tidbops.validate.schema import Column, Index, TableDef, list_schemas, read_tables
 from tidbops.validate.sql import Cursor, detect_dialect
 
-FINGERPRINTS_VERSION = 1
+FINGERPRINTS_VERSION = 2  # the file's format: 2 says its fingerprint algorithm (1 did not: algorithm 1)
+READS_VERSIONS = (1, 2)
 
 
 def fingerprints_path(cluster: str, backup_id: str) -> str:
@@ -127,6 +140,7 @@ class SourceFingerprints:
     tables: tuple[RecordedTable, ...]
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
+    algorithm: int = ALGORITHM  # which row expression made the sums (``tidbops.validate.fingerprint``)
 
     @property
     def rows(self) -> int:
@@ -152,6 +166,7 @@ class SourceFingerprints:
     def to_bytes(self) -> bytes:
         doc = {
             "version": FINGERPRINTS_VERSION,
+            "algorithm": self.algorithm,
             "cluster": self.cluster,
             "backup_id": self.backup_id,
             "backup_ts": self.backup_ts,
@@ -185,9 +200,14 @@ class SourceFingerprints:
     @classmethod
     def _from_bytes(cls, data: bytes, source: str) -> SourceFingerprints:
         doc = json.loads(data)
-        if doc.get("version") != FINGERPRINTS_VERSION:
-            version = shown(doc.get("version"))
-            raise RecoveryError(f"{source}: version {version}; this code reads {FINGERPRINTS_VERSION}")
+        version = doc.get("version")
+        if type(version) is not int or version not in READS_VERSIONS:
+            reads = " and ".join(str(v) for v in READS_VERSIONS)
+            raise RecoveryError(f"{source}: version {shown(version)}; this code reads {reads}")
+        algorithm = 1 if version == 1 else doc["algorithm"]
+        if type(algorithm) is not int or algorithm not in ALGORITHMS:
+            knows = ", ".join(str(a) for a in ALGORITHMS)
+            raise RecoveryError(f"{source}: fingerprint algorithm {shown(algorithm)}; this code knows {knows}")
         tables = tuple(
             RecordedTable(
                 _table_of(t["table"]),
@@ -210,6 +230,7 @@ class SourceFingerprints:
             tables=tables,
             seconds=float(doc.get("seconds") or 0.0),
             notes=tuple(doc.get("notes") or ()),
+            algorithm=algorithm,
         )
 
 
@@ -229,7 +250,9 @@ def take_source_fingerprints(
 ) -> SourceFingerprints:
     """Fingerprint the source as of ``backup_ts`` (right after the backup, while its history is there):
     every user table's definition, and chunk fingerprints of the tables (by name) until ``max_tables``
-    tables or ``max_rows`` rows are done; the rest are recorded without fingerprints (said in ``notes``)."""
+    tables or ``max_rows`` rows are done; the rest are recorded without fingerprints (said in ``notes``).
+    Chunks and sums are ``iter_chunk_sums``' (the walk's chunks, each found in the statement that
+    fingerprints it), with the current ``ALGORITHM``."""
     started = clock()
     check_history(cluster, backup_ts, gc_safe_point, gc_life_time_seconds)
     read = source_read(detect_dialect(source), backup_ts)
@@ -248,8 +271,9 @@ def take_source_fingerprints(
             if over:
                 recorded.append(RecordedTable(table, None))
                 continue
-            chunks = split_chunks(source, table, chunk_rows=chunk_rows, dialect=read.dialect, at=read.at)
-            sums = tuple((c, chunk_sum(source, table, c, dialect=read.dialect, at=read.at)) for c in chunks)
+            sums = tuple(
+                iter_chunk_sums(source, table, chunk_rows=chunk_rows, dialect=read.dialect, at=read.at, side="source")
+            )
             recorded.append(RecordedTable(table, sums))
             rows += sum(s.rows for _, s in sums)
     finally:

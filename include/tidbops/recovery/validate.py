@@ -235,7 +235,7 @@ def compare_recorded(
     clock: Callable[[], float] = time.monotonic,
 ) -> ContentReport:
     """Compare the restored cluster with fingerprints recorded right after the backup: schema, then each
-    recorded chunk's row count and fingerprint over the same key range."""
+    recorded chunk's row count and fingerprint over the same key range, made with the recorded algorithm."""
     started = clock()
     dialect = detect_dialect(target)
     source_defs = _selected({t.table.full_name: t.table for t in recorded.tables}, select)
@@ -250,7 +250,7 @@ def compare_recorded(
         mismatches = []
         source_rows = target_rows = 0
         for chunk, expected in chunks:
-            got = chunk_sum(target, table, chunk, dialect=dialect)
+            got = chunk_sum(target, table, chunk, dialect=dialect, algorithm=recorded.algorithm)
             source_rows += expected.rows
             target_rows += got.rows
             if got != expected:

@@ -5,8 +5,21 @@ of NOT NULL columns; a table with neither is one chunk): each chunk's upper boun
 key after the previous bound, the last chunk is open-ended. The boundaries are taken on one side (the
 restored cluster: it does not change), and both sides are fingerprinted over the same ranges, the source
 as of the restore point. A row's fingerprint covers every column and which of them are NULL (so NULL and
-the empty string differ), as sync-diff-inspector's does; XOR makes the chunk's independent of row order.
-A mismatch names the table and the chunk's key range, so a DBA can look at exactly those rows.
+the empty string differ, and a NULL is never just left out), as sync-diff-inspector's does; XOR makes the
+chunk's independent of row order. A mismatch names the table and the chunk's key range, so a DBA can look
+at exactly those rows.
+
+How a row becomes a string is versioned (``ALGORITHMS``; ``ALGORITHM`` is the one new fingerprints use):
+fingerprints recorded after a backup say which algorithm made them, and are compared with that one.
+
+* **1**: ``CONCAT_WS(',', <every column>, <one character per column: 1 if NULL, else 0>)``.
+* **2** (cheaper per row, as exact): a nullable column whose text can never be ``NULL`` (integers,
+  decimals, dates and times) is written ``IFNULL(c, 'NULL')``; the other nullable columns (strings,
+  binaries, JSON, BIT, ENUM/SET, whose text can be ``NULL``; floats, whose text ``IFNULL``'s result type
+  might round) are written as they are, and one integer argument after the
+  columns carries their NULL marks as bits (``ISNULL(a) | ISNULL(b) << 1 | …``, 63 columns an argument);
+  NOT NULL columns need no mark at all. A table without nullable string-like columns costs no more than
+  the bare ``CONCAT_WS`` of its columns.
 
 On a one-column key the target finds a chunk's bound in the statement that fingerprints it
 (``lead_sql``: the next ``chunk_rows`` rows by key, their count, checksum and largest key), so its rows are
@@ -41,6 +54,8 @@ from tidbops.validate.schema import Column, TableDef
 from tidbops.validate.sql import Cursor, Dialect, ValidationError, as_of_clause, quote, table_ref
 
 DEFAULT_CHUNK_ROWS = 50_000
+ALGORITHMS = (1, 2)  # how a row becomes the string its CRC32 is taken of (see the module's docstring)
+ALGORITHM = 2  # the one new fingerprints use
 DEFAULT_DEPTH = 2  # chunks a side may run ahead of the comparison
 _POLL_SECONDS = 0.05  # how often a blocked thread looks whether the other side failed
 
@@ -175,23 +190,59 @@ def split_chunks(
 
 
 def fingerprint_sql(
-    table: TableDef, chunk: Chunk, *, dialect: Dialect = Dialect.MYSQL, at: datetime | None = None
+    table: TableDef,
+    chunk: Chunk,
+    *,
+    dialect: Dialect = Dialect.MYSQL,
+    at: datetime | None = None,
+    algorithm: int = ALGORITHM,
 ) -> tuple[str, list[Any]]:
-    """The statement (and its arguments) that returns ``(rows, checksum)`` of one chunk.
-
-    A row's string is ``CONCAT_WS(',', <every column>, <one character per column: 1 if NULL, else 0>)``, its
-    checksum ``CRC32`` of it (unsigned already: no ``CAST``). A NOT NULL column's character is written as
-    the literal ``0`` that ``ISNULL`` would give, so the server evaluates ``ISNULL`` only where a NULL can be;
-    the string, hence every checksum, is the same as with ``ISNULL`` on every column."""
+    """The statement (and its arguments) that returns ``(rows, checksum)`` of one chunk: ``COUNT(*)`` and
+    the ``BIT_XOR`` of each row's ``CRC32`` (unsigned already: no ``CAST``) of ``row_expr``."""
     where, args = _range_where(table.chunk_key(), chunk)
     ref = table_ref(table.schema, table.name) + as_of_clause(dialect, at)
-    return f"SELECT COUNT(*), COALESCE(BIT_XOR(CRC32({row_expr(table)})), 0) FROM {ref}{where}", args
+    return f"SELECT COUNT(*), COALESCE(BIT_XOR(CRC32({row_expr(table, algorithm)})), 0) FROM {ref}{where}", args
 
 
-def row_expr(table: TableDef) -> str:
-    """A row's string: ``CONCAT_WS(',', <every column>, <its NULL marks>)`` (see ``fingerprint_sql``)."""
+def row_expr(table: TableDef, algorithm: int = ALGORITHM) -> str:
+    """A row's string under ``algorithm`` (see the module's docstring).
+
+    1: ``CONCAT_WS(',', <every column>, <one character per column>)``, a NOT NULL column's character written
+    as the literal ``0`` that ``ISNULL`` would give (the same string as ``ISNULL`` on every column, less work).
+    2: ``CONCAT_WS(',', <every column, IFNULL(c, 'NULL') where that is exact>, <NULL bits of the others>)``."""
     columns = sorted(table.columns, key=lambda c: c.position)
-    return f"CONCAT_WS(',', {', '.join(quote(c.name) for c in columns)}, {_null_marks(columns)})"
+    if algorithm == 1:
+        return f"CONCAT_WS(',', {', '.join(quote(c.name) for c in columns)}, {_null_marks(columns)})"
+    if algorithm != 2:
+        raise ValueError(f"unknown fingerprint algorithm {algorithm!r} (this code knows {ALGORITHMS})")
+    values = [
+        f"IFNULL({quote(c.name)}, 'NULL')" if c.nullable and _never_null_text(c) else quote(c.name) for c in columns
+    ]
+    marked = [c for c in columns if c.nullable and not _never_null_text(c)]
+    for start in range(0, len(marked), _BITS_PER_MARK):
+        bits = [
+            f"ISNULL({quote(c.name)})" if i == 0 else f"(ISNULL({quote(c.name)}) << {i})"
+            for i, c in enumerate(marked[start : start + _BITS_PER_MARK])
+        ]
+        values.append(" | ".join(bits))
+    return f"CONCAT_WS(',', {', '.join(values)})"
+
+
+_BITS_PER_MARK = 63
+#: types whose text is digits, signs, dots, dashes, colons and spaces: never the four letters ``NULL``
+_NEVER_NULL_TEXT = (
+    "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "decimal", "numeric", "dec", "fixed",
+    "date", "datetime", "timestamp", "time", "year",
+)  # fmt: skip
+
+
+def _never_null_text(column: Column) -> bool:
+    """Can no value of ``column`` be written as the text ``NULL``? (Then ``IFNULL(c, 'NULL')`` is exact.)"""
+    return _base_type(column) in _NEVER_NULL_TEXT
+
+
+def _base_type(column: Column) -> str:
+    return column.type.split("(")[0].split()[0].lower() if column.type.strip() else ""
 
 
 def lead_sql(
@@ -201,6 +252,7 @@ def lead_sql(
     *,
     dialect: Dialect = Dialect.MYSQL,
     at: datetime | None = None,
+    algorithm: int = ALGORITHM,
 ) -> tuple[str, list[Any]]:
     """The statement that returns ``(rows, checksum, upper)`` of the chunk after ``lower`` on a one-column key.
 
@@ -216,7 +268,7 @@ def lead_sql(
     k = quote(key[0])
     where, args = _range_where(key, Chunk(lower, None))
     ref = table_ref(table.schema, table.name) + as_of_clause(dialect, at)
-    inner = f"SELECT {k} AS tidbops_key, CRC32({row_expr(table)}) AS tidbops_crc FROM {ref}{where}"
+    inner = f"SELECT {k} AS tidbops_key, CRC32({row_expr(table, algorithm)}) AS tidbops_crc FROM {ref}{where}"
     return (
         "SELECT COUNT(*), COALESCE(BIT_XOR(tidbops_crc), 0), MAX(tidbops_key) "
         f"FROM ({inner} ORDER BY {k} LIMIT {int(chunk_rows)}) AS tidbops_chunk",
@@ -232,6 +284,7 @@ def iter_chunk_sums(
     dialect: Dialect = Dialect.MYSQL,
     at: datetime | None = None,
     side: Side = "target",
+    algorithm: int = ALGORITHM,
 ) -> Iterator[tuple[Chunk, ChunkSum]]:
     """Every chunk of ``table`` with its sum, as ``split_chunks`` and ``chunk_sum`` give them.
 
@@ -249,11 +302,11 @@ def iter_chunk_sums(
                 raise FingerprintError(side, table.full_name, "walking its key into chunks", exc) from exc
             if chunk is None:
                 return
-            yield chunk, _sum(side, cursor, table, chunk, dialect, at)
+            yield chunk, _sum(side, cursor, table, chunk, dialect, at, algorithm)
 
     def lead(lower: Bound, n: int) -> tuple[int, int, Any]:
         try:
-            cursor.execute(*lead_sql(table, lower, n, dialect=dialect, at=at))
+            cursor.execute(*lead_sql(table, lower, n, dialect=dialect, at=at, algorithm=algorithm))
             rows, checksum, upper = cursor.fetchone()
         except Exception as exc:
             after = "the start" if lower is None else repr(lower[0])
@@ -267,7 +320,7 @@ def iter_chunk_sums(
         ahead: Bound = lower
         if start is not None:  # an integer key: (start, start + n] holds at most n keys; n of them: the chunk
             guess = Chunk(lower, ((lower[0] if lower is not None else start - 1) + chunk_rows,))
-            ranged = _sum(side, cursor, table, guess, dialect, at)
+            ranged = _sum(side, cursor, table, guess, dialect, at, algorithm)
             if ranged.rows == chunk_rows:
                 yield guess, ranged
                 lower = guess.upper
@@ -292,7 +345,7 @@ def _smallest_integer_key(
     """The smallest key of a one-column integer key (``None``: another type, or no rows)."""
     (name,) = table.chunk_key()
     column = next((c for c in table.columns if c.name == name), None)
-    if column is None or column.type.split("(")[0].split()[0].lower() not in _INTEGER_TYPES:
+    if column is None or _base_type(column) not in _INTEGER_TYPES:
         return None
     ref = table_ref(table.schema, table.name) + as_of_clause(dialect, at)
     try:
@@ -317,9 +370,15 @@ def _null_marks(columns: Sequence[Column]) -> str:
 
 
 def chunk_sum(
-    cursor: Cursor, table: TableDef, chunk: Chunk, *, dialect: Dialect = Dialect.MYSQL, at: datetime | None = None
+    cursor: Cursor,
+    table: TableDef,
+    chunk: Chunk,
+    *,
+    dialect: Dialect = Dialect.MYSQL,
+    at: datetime | None = None,
+    algorithm: int = ALGORITHM,
 ) -> ChunkSum:
-    sql, args = fingerprint_sql(table, chunk, dialect=dialect, at=at)
+    sql, args = fingerprint_sql(table, chunk, dialect=dialect, at=at, algorithm=algorithm)
     cursor.execute(sql, args)
     row = cursor.fetchone()
     return ChunkSum(int(row[0]), int(row[1]))
@@ -395,9 +454,17 @@ class _Tally:
         )
 
 
-def _sum(side: Side, cursor: Cursor, table: TableDef, chunk: Chunk, dialect: Dialect, at: datetime | None) -> ChunkSum:
+def _sum(
+    side: Side,
+    cursor: Cursor,
+    table: TableDef,
+    chunk: Chunk,
+    dialect: Dialect,
+    at: datetime | None,
+    algorithm: int = ALGORITHM,
+) -> ChunkSum:
     try:
-        return chunk_sum(cursor, table, chunk, dialect=dialect, at=at)
+        return chunk_sum(cursor, table, chunk, dialect=dialect, at=at, algorithm=algorithm)
     except Exception as exc:
         raise FingerprintError(side, table.full_name, chunk.describe(table.chunk_key()), exc) from exc
 

@@ -9,6 +9,7 @@ upload, and the scratch's preparation (``clear_scratch``, ``prepare_target``).
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import time
@@ -232,6 +233,63 @@ def test_fingerprints_recorded_at_the_point_judge_a_restore_as_a_live_read_does(
             report = compare_recorded(d, budgeted)
             assert any("metrics.events: not compared: not fingerprinted after the backup" in n for n in report.notes)
             assert {t.table for t in report.tables if t.content is not None} == {"crm.contacts", "crm.notes"}
+    finally:
+        src.close()
+        dst.close()
+
+
+def test_recorded_fingerprints_have_the_walks_chunks_and_old_files_are_judged_by_their_own_algorithm(
+    servers: tuple[MariaDBInstance, MariaDBInstance], restored: int
+) -> None:
+    """take_source_fingerprints finds each chunk in the statement that fingerprints it (iter_chunk_sums on
+    the source): exactly the chunks and sums of the walk (split_chunks + chunk_sum) as of the point. A file
+    written before fingerprints named their algorithm (format 1: algorithm 1) judges the restore as the live
+    read does; read as the current algorithm, it would find false mismatches."""
+    from dataclasses import replace
+
+    from tidbops.recovery.fingerprints import RecordedTable, SourceFingerprints, take_source_fingerprints
+    from tidbops.recovery.validate import compare_recorded
+    from tidbops.validate.fingerprint import chunk_sum, split_chunks
+    from tidbops.validate.sql import Dialect
+
+    source, scratch = servers
+    src, dst = connect(source), connect(scratch)
+    at = history_time(restored)
+    try:
+        with src.cursor() as s, dst.cursor() as d:
+            recorded = take_source_fingerprints(
+                s, cluster="dev", backup_id="dev-full-1", backup_ts=restored, now=datetime.now(UTC), chunk_rows=300
+            )
+            assert recorded.algorithm == 2 and recorded.fingerprinted == 7
+            walked: list[RecordedTable] = []
+            for t in recorded.tables:
+                chunks = split_chunks(s, t.table, chunk_rows=300, dialect=Dialect.MARIADB, at=at)
+                assert t.chunks == tuple(
+                    (c, chunk_sum(s, t.table, c, dialect=Dialect.MARIADB, at=at)) for c in chunks
+                ), t.table.full_name
+                walked.append(
+                    RecordedTable(
+                        t.table,
+                        tuple(
+                            (c, chunk_sum(s, t.table, c, dialect=Dialect.MARIADB, at=at, algorithm=1)) for c in chunks
+                        ),
+                    )
+                )
+            assert sum(len(t.chunks or ()) for t in recorded.tables) > 7  # several chunks in some tables
+
+            # a file as the code before algorithm 2 wrote it: format version 1, no algorithm named
+            doc = json.loads(replace(recorded, tables=tuple(walked), algorithm=1).to_bytes())
+            doc["version"] = 1
+            del doc["algorithm"]
+            old = SourceFingerprints.from_bytes(json.dumps(doc).encode())
+            assert old.algorithm == 1
+            now = compare_recorded(d, recorded)
+            assert compare_recorded(d, old).failures() == now.failures()  # the same differences, no more
+            assert (
+                now.tables_checked == 6 and now.failures()
+            )  # the earlier tests changed the scratch (products: a column)
+            misread = compare_recorded(d, replace(old, algorithm=2))
+            assert len(misread.failures()) > len(now.failures())
     finally:
         src.close()
         dst.close()

@@ -24,6 +24,7 @@ from tidbops.validate.fingerprint import (
     chunk_sum,
     compare_table,
     iter_chunk_sums,
+    row_expr,
     split_chunks,
 )
 from tidbops.validate.schema import compare_tables, list_schemas, read_tables
@@ -235,9 +236,10 @@ def test_a_thread_per_side_finds_what_one_side_after_the_other_finds(server: Mar
     assert (found.source_rows, found.target_rows, found.chunks) == (20_000, 19_999, 4)
 
 
-def test_checksums_are_those_of_isnull_on_every_column(server: MariaDBInstance) -> None:
+def test_algorithm_1_checksums_are_those_of_isnull_on_every_column(server: MariaDBInstance) -> None:
     """Fingerprints recorded before the NULL marks became literals for NOT NULL columns (and before the
-    no-op CAST went) stay comparable: on real rows, NULLs included, every chunk's sum is the same."""
+    no-op CAST went) stay comparable with algorithm 1: on real rows, NULLs included, every chunk's sum is
+    the same."""
     cur = cursor_of(server)
     mixed_table(cur, "marks", 3000)
     table = read_tables(cur, ["marks"])["marks.events"]
@@ -252,8 +254,48 @@ def test_checksums_are_those_of_isnull_on_every_column(server: MariaDBInstance) 
         where, args = _range_where(table.chunk_key(), chunk)
         cur.execute(as_first_written + where, args)
         rows, checksum = cur.fetchone()
-        assert chunk_sum(cur, table, chunk, dialect=Dialect.MARIADB) == ChunkSum(int(rows), int(checksum)), chunk
+        got = chunk_sum(cur, table, chunk, dialect=Dialect.MARIADB, algorithm=1)
+        assert got == ChunkSum(int(rows), int(checksum)), chunk
     assert len(chunks) == 13
+
+
+TRICKY = """
+CREATE DATABASE tricky;
+CREATE TABLE tricky.t (
+  id INT NOT NULL PRIMARY KEY, s VARCHAR(8) NULL, n INT NULL, d DECIMAL(6,2) NULL, f DOUBLE NULL,
+  at DATETIME(3) NULL, b VARBINARY(4) NULL, e ENUM('NULL', 'x') NULL, j JSON NULL, k VARCHAR(4) NOT NULL
+);
+"""
+
+
+def test_algorithm_2_tells_null_from_empty_from_its_own_text_and_from_a_missing_value(server: MariaDBInstance) -> None:
+    """Every row below differs from every other (NULL, '', the text 'NULL', '0', a value in the next column,
+    in strings, integers, decimals, floats, datetimes, bytes, ENUM, JSON): so must their row strings, hence
+    (barring CRC32 collisions) their fingerprints, with the cheaper algorithm 2 as with algorithm 1."""
+    cur = cursor_of(server)
+    for stmt in TRICKY.split(";"):
+        if stmt.strip():
+            cur.execute(stmt)
+    values: dict[str, list[Any]] = {
+        "s": [None, "", "NULL", "0", "1"], "n": [None, 0, 1], "d": [None, "0.00"], "f": [None, 0.0],
+        "at": [None, "2026-01-01 00:00:00"], "b": [None, b"", b"NULL"], "e": [None, "NULL"], "j": [None, '"NULL"', "0"],
+    }  # fmt: skip
+    rows = []
+    for i, combo in enumerate(itertools.product(*values.values()), 1):
+        rows.append((i, *combo, "k"))
+    cur.executemany("INSERT INTO tricky.t VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    table = read_tables(cur, ["tricky"])["tricky.t"]
+    values_only = type(table)(table.schema, table.name, tuple(c for c in table.columns if c.name != "id"))
+    for algorithm in (1, 2):
+        cur.execute(
+            f"SELECT {row_expr(values_only, algorithm)}, CRC32({row_expr(values_only, algorithm)}) FROM tricky.t"
+        )
+        found = cur.fetchall()
+        assert len(found) == len(rows) == 5 * 3 * 2 * 2 * 2 * 3 * 2 * 3
+        assert len({text for text, _ in found}) == len(rows), algorithm  # no two rows' strings alike
+        assert len({crc for _, crc in found}) > len(rows) * 0.99
+    cur.execute(f"SELECT {row_expr(values_only)} FROM tricky.t WHERE id = 1")
+    assert cur.fetchone()[0] == b"NULL,NULL,NULL,k,31"  # n, d, at written out; s, f, b, e, j as bits 0-4
 
 
 class _KilledAt:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -10,7 +11,7 @@ import pytest
 
 from tidbops.recovery.errors import RecoveryError
 from tidbops.recovery.fingerprints import RecordedTable, SourceFingerprints, fingerprints_path
-from tidbops.validate.fingerprint import Chunk, ChunkSum
+from tidbops.validate.fingerprint import ALGORITHM, Chunk, ChunkSum
 from tidbops.validate.schema import Column, Index, TableDef
 
 pytestmark = pytest.mark.unit
@@ -44,8 +45,26 @@ def test_recorded_fingerprints_round_trip_with_typed_key_bounds_and_their_time()
         "chunks": 3, "seconds": 1.5, "notes": ["budget reached"],
     }  # fmt: skip
     assert fingerprints_path("uat", "uat-full-1") == "uat/drills/fingerprints/uat-full-1.json"
-    with pytest.raises(RecoveryError, match="version 2; this code reads 1"):
-        SourceFingerprints.from_bytes(recorded().to_bytes().replace(b'"version": 1', b'"version": 2'))
+    assert again.algorithm == ALGORITHM == 2 and b'"algorithm": 2' in recorded().to_bytes()
+    with pytest.raises(RecoveryError, match="version 3; this code reads 1 and 2"):
+        SourceFingerprints.from_bytes(recorded().to_bytes().replace(b'"version": 2', b'"version": 3'))
+    with pytest.raises(RecoveryError, match="fingerprint algorithm 9; this code knows 1, 2"):
+        SourceFingerprints.from_bytes(recorded().to_bytes().replace(b'"algorithm": 2', b'"algorithm": 9'))
+
+
+def test_fingerprints_recorded_before_the_algorithm_was_named_are_algorithm_1s() -> None:
+    """A file of format version 1 (written before fingerprints said their algorithm) was made by algorithm 1:
+    it reads back as such, so the drill fingerprints the restore with algorithm 1 (no false mismatch)."""
+    doc = json.loads(recorded().to_bytes())
+    doc["version"] = 1
+    del doc["algorithm"]
+    old = SourceFingerprints.from_bytes(json.dumps(doc).encode())
+    assert old.algorithm == 1 and old == replace(recorded(), algorithm=1)
+    assert b'"version": 2' in old.to_bytes() and b'"algorithm": 1' in old.to_bytes()  # kept when written again
+    assert SourceFingerprints.from_bytes(old.to_bytes()) == old
+    doc["version"] = 2  # version 2 without its algorithm: not ours
+    with pytest.raises(RecoveryError, match="not source fingerprints tidbops wrote"):
+        SourceFingerprints.from_bytes(json.dumps(doc).encode())
 
 
 @pytest.mark.parametrize(

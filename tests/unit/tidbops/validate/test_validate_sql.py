@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from tidbops.validate.fingerprint import Chunk, ChunkMismatch, ChunkSum, _range_where, fingerprint_sql
+from tidbops.validate.fingerprint import (
+    ALGORITHM,
+    Chunk,
+    ChunkMismatch,
+    ChunkSum,
+    _range_where,
+    fingerprint_sql,
+    row_expr,
+)
 from tidbops.validate.schema import Column, Index, TableDef, compare_tables
 from tidbops.validate.sql import Dialect, ValidationError, as_of_clause, quote
 
@@ -62,11 +70,16 @@ def test_identifiers_are_quoted() -> None:
 def test_fingerprint_covers_every_column_and_its_nullness_over_a_key_range() -> None:
     sql, args = fingerprint_sql(ORDERS, Chunk((100,), (200,)), dialect=Dialect.TIDB, at=T)
     assert sql == (
-        "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS(',', `id`, `note`, `total`, "
-        "CONCAT('0', ISNULL(`note`), '0')))), 0) "
+        "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS(',', `id`, `note`, `total`, ISNULL(`note`)))), 0) "
         "FROM `shop`.`orders` AS OF TIMESTAMP '2026-11-22 10:41:07.250000' WHERE (`id`) > (%s) AND (`id`) <= (%s)"
     )
     assert args == [100, 200]
+    assert ALGORITHM == 2 and fingerprint_sql(ORDERS, Chunk(None, None), algorithm=1)[0] == (
+        "SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS(',', `id`, `note`, `total`, "
+        "CONCAT('0', ISNULL(`note`), '0')))), 0) FROM `shop`.`orders`"
+    )
+    with pytest.raises(ValueError, match="unknown fingerprint algorithm 3"):
+        fingerprint_sql(ORDERS, Chunk(None, None), algorithm=3)
 
 
 @pytest.mark.parametrize(
@@ -80,13 +93,49 @@ def test_fingerprint_covers_every_column_and_its_nullness_over_a_key_range() -> 
     ],
     ids=["none", "all", "first", "last", "middle"],
 )
-def test_null_marks_are_evaluated_only_where_a_null_can_be(nullable: tuple[bool, ...], marks: str) -> None:
+def test_algorithm_1_null_marks_are_evaluated_only_where_a_null_can_be(nullable: tuple[bool, ...], marks: str) -> None:
     """NOT NULL columns get the literal '0' ISNULL would return: the same row string, less work per row."""
     table = TableDef(
         "s", "t", tuple(Column(n, i, "int", null) for i, (n, null) in enumerate(zip("abc", nullable, strict=True), 1))
     )
-    sql, _ = fingerprint_sql(table, Chunk(None, None))
+    sql, _ = fingerprint_sql(table, Chunk(None, None), algorithm=1)
     assert sql == f"SELECT COUNT(*), COALESCE(BIT_XOR(CRC32(CONCAT_WS(',', `a`, `b`, `c`, {marks}))), 0) FROM `s`.`t`"
+
+
+@pytest.mark.parametrize(
+    ("columns", "expr"),
+    [
+        ([("a", "int(11)", False), ("b", "varchar(8)", False)], "CONCAT_WS(',', `a`, `b`)"),
+        (
+            [("a", "bigint(20) unsigned", True), ("d", "decimal(12,2)", True), ("t", "datetime(6)", True),
+             ("y", "year(4)", True), ("h", "time", True), ("x", "date", True)],
+            "CONCAT_WS(',', IFNULL(`a`, 'NULL'), IFNULL(`d`, 'NULL'), IFNULL(`t`, 'NULL'), IFNULL(`y`, 'NULL'), "
+            "IFNULL(`h`, 'NULL'), IFNULL(`x`, 'NULL'))",
+        ),
+        (
+            [("id", "int", False), ("s", "varchar(8)", True), ("n", "int", True), ("f", "double", True),
+             ("j", "json", True), ("b", "bit(16)", True), ("e", "enum('NULL','x')", True), ("k", "text", False)],
+            "CONCAT_WS(',', `id`, `s`, IFNULL(`n`, 'NULL'), `f`, `j`, `b`, `e`, `k`, "
+            "ISNULL(`s`) | (ISNULL(`f`) << 1) | (ISNULL(`j`) << 2) | (ISNULL(`b`) << 3) | (ISNULL(`e`) << 4))",
+        ),
+    ],
+    ids=["no-nullable-column", "exact-types-take-ifnull", "string-like-types-take-bits"],
+)  # fmt: skip
+def test_algorithm_2_marks_nulls_with_ifnull_where_exact_and_one_bitmap_for_the_rest(
+    columns: list[tuple[str, str, bool]], expr: str
+) -> None:
+    """Types whose text can never be the four letters NULL take IFNULL(c, 'NULL'); the others (strings,
+    JSON, BIT's bytes and ENUM values can be that text; floats, whose text IFNULL's type may round) keep the
+    column and a bit in one integer argument; NOT NULL columns need nothing."""
+    table = TableDef("s", "t", tuple(Column(n, i, t, null) for i, (n, t, null) in enumerate(columns, 1)))
+    assert row_expr(table) == expr
+
+
+def test_algorithm_2_puts_63_null_bits_in_an_argument() -> None:
+    table = TableDef("s", "t", tuple(Column(f"c{i}", i, "varchar(4)", True) for i in range(130)))
+    marks = row_expr(table).removesuffix(")").split(", ")[131:]  # after the separator and the columns
+    assert [m.count("ISNULL") for m in marks] == [63, 63, 4]
+    assert marks[1].startswith("ISNULL(`c63`) | (ISNULL(`c64`) << 1)") and marks[0].endswith("(ISNULL(`c62`) << 62)")
 
 
 @pytest.mark.parametrize(
