@@ -275,12 +275,12 @@ class LogBackupRepairOperator(_LogBackupStep):
             from tidbops.logbackup import STATUS_TIMEOUT, read_log_status
             from tidbops_airflow.hooks.br import BRHook
 
-            with (
-                BRHook(cluster=cluster).pd_access() as pd_cluster,
-                runner.passing_log_file(cluster.name, "log-key-status") as log_file,
-            ):
+            hook = BRHook(cluster=cluster)
+            with hook.pd_access() as pd_cluster, runner.passing_log_file(cluster.name, "log-key-status") as log_file:
                 reading = read_log_status(
-                    pd_cluster, lambda argv: runner.run(argv, timeout=STATUS_TIMEOUT), log_file=log_file
+                    pd_cluster,
+                    lambda argv: hook.run_pd(argv, pd_cluster, timeout=STATUS_TIMEOUT, log_file=log_file),
+                    log_file=log_file,
                 )
             return next((t.start_ts for t in reading.tasks if t.name == task_name), None)
 
