@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from tidbops.br import version as br_version
 from tidbops.catalog.records import DrillRecord, DrillStatus, utc
 from tidbops.config import ClusterConfig
 
@@ -52,7 +52,6 @@ FIELD_NAMES = {
     "storage_uri": "storage location",
 }
 OBSERVED_EVENT = "drill.basis_observed"
-_RELEASE = re.compile(r"Release Version:\s*(\S+)")
 
 
 def key_id(conn_id: str, key_hex: str) -> str:
@@ -76,9 +75,12 @@ def key_id(conn_id: str, key_hex: str) -> str:
 
 
 def parse_br_version(output: str) -> str | None:
-    """``Release Version: v8.5.1`` of ``br -V`` → ``v8.5.1``; None when BR printed no version."""
-    m = _RELEASE.search(output)
-    return m.group(1) if m else None
+    """``Release Version: v8.5.1`` of ``br -V`` → ``v8.5.1``, as ``tidbops.br.version`` reads it (one parser:
+    a nightly's ``git describe`` suffix and ``-dirty`` dropped); None when BR printed no version."""
+    try:
+        return str(br_version.parse_br_version(output))
+    except br_version.VersionParseError:
+        return None
 
 
 @dataclass(frozen=True)

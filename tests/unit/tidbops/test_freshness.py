@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tidbops.br import version as br_version
 from tidbops.catalog.records import DrillRecord, DrillStatus
 from tidbops.config import BRConfig, ClusterConfig, EncryptionConfig, StorageConfig
 from tidbops.freshness import (
@@ -94,11 +95,16 @@ def test_the_basis_of_a_cluster_now() -> None:
         ("Release Version: v8.5.1\nGit Commit Hash: abc\n", "v8.5.1"),
         ("[2026/11/22] noise\nRelease Version: v7.5.0-20240101\n", "v7.5.0-20240101"),
         ("command not found", None),
+        ("Release Version: v8.5.0-alpha-224-g6b1c3e2d1f\n", "v8.5.0-alpha"),
+        ("Release Version: None\n", None),
     ],
-    ids=["v8", "with-build", "none"],
+    ids=["v8", "with-build", "none", "nightly", "unreadable"],
 )
 def test_br_version_from_br_dash_v(text: str, version: str | None) -> None:
+    """What tidbops.br.version reads (one parser), as the text a drill's basis records."""
     assert parse_br_version(text) == version
+    if version is not None:
+        assert version == str(br_version.parse_br_version(text))
 
 
 # ------------------------------------------------------------------------------------------- freshness
