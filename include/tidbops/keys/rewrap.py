@@ -4,6 +4,9 @@ Rotation without touching data: each backup keeps its own data key (BR's files a
 only its wrapped form changes, in the backup's manifest and in the catalog (``Catalog.rewrap_key``,
 audited as ``backup.key_rewrapped``). The old private key is needed once, to open each key.
 
+Owner-key log keys (one per ``br log start``, ``tidbops.keys.logkeys``) are rewrapped the same way: their
+manifest beside the log, then their ``log_keys`` row (``log_backup.key_rewrapped``).
+
 The order makes rotation safe: the fleet config gets the new public key first (``owner_public_key``), so
 every backup from then on is wrapped to it at once; then ``rewrap`` moves the older ones over. A backup
 is rewritten manifest first, catalog second; one already on the new key is left as it is, so a rewrap
@@ -15,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from tidbops.catalog.logkeys import list_log_keys, rewrap_log_key
 from tidbops.catalog.manifest import MANIFEST_NAME, Manifest, read_manifest
 from tidbops.catalog.records import BackupRecord, BackupStatus
 from tidbops.catalog.store import Catalog
@@ -33,16 +37,23 @@ class RewrapReport:
     rewrapped: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)  # on the new key already
     errors: list[str] = field(default_factory=list)
+    log_keys_rewrapped: list[str] = field(default_factory=list)  # owner-key log keys (tidbops.keys.logkeys)
+    log_keys_already: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.cluster}: {len(self.rewrapped)} backup(s) rewrapped from key id {self.from_key_id} to "
             f"{self.to_key_id}, {len(self.already)} on it already, {len(self.errors)} error(s)"
         )
+        if self.log_keys_rewrapped or self.log_keys_already:
+            text += (
+                f"; log keys: {len(self.log_keys_rewrapped)} rewrapped, {len(self.log_keys_already)} on it already"
+            )
+        return text
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -52,6 +63,8 @@ class RewrapReport:
             "rewrapped": self.rewrapped,
             "already": self.already,
             "errors": self.errors,
+            "log_keys_rewrapped": self.log_keys_rewrapped,
+            "log_keys_already": self.log_keys_already,
             "ok": self.ok,
         }
 
@@ -124,4 +137,39 @@ def rewrap_cluster(
             report.errors.append(f"{backup.id}: {type(exc).__name__}: {exc}")
             continue
         report.rewrapped.append(backup.id)
+    _rewrap_log_keys(catalog, cluster, report, private_key, new_public_key, open_storage, actor)
     return report
+
+
+def _rewrap_log_keys(
+    catalog: Catalog,
+    cluster: ClusterConfig,
+    report: RewrapReport,
+    private_key: str,
+    new_public_key: str,
+    open_storage: OpenStorage,
+    actor: str | None,
+) -> None:
+    """The cluster's log keys (one per owner-key ``br log start``) the same way: the manifest beside the
+    log first, then the catalog row (``log_backup.key_rewrapped``); the log files are untouched."""
+    for key in list_log_keys(catalog, cluster.name):
+        if key.key_id == report.to_key_id:
+            report.log_keys_already.append(key.id)
+            continue
+        if key.key_id != report.from_key_id:
+            report.errors.append(
+                f"log key {key.id}: wrapped for key id {key.key_id}, neither the old key ({report.from_key_id}) "
+                "nor the new one"
+            )
+            continue
+        try:
+            new = rewrap(key.wrapped, private_key, key.method, new_public_key, what=f"log key {key.id}")
+            moved = replace(key, key_id=new.key_id, wrapped_key=new.wrapped)
+            open_storage(key.storage_uri).write_bytes(key.manifest_name(), moved.to_manifest(), overwrite=True)
+            rewrap_log_key(
+                catalog, key.id, key_id=new.key_id, wrapped_key=new.wrapped, expect_key_id=key.key_id, actor=actor
+            )
+        except Exception as exc:  # one key's problem never stops the others
+            report.errors.append(f"log key {key.id}: {type(exc).__name__}: {exc}")
+            continue
+        report.log_keys_rewrapped.append(key.id)

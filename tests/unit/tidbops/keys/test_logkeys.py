@@ -209,3 +209,35 @@ def test_a_pitr_plan_gets_the_one_log_key_or_is_refused_before_br() -> None:
     later = replace(k, id="logkey-later", start_ts=ts(25))
     with pytest.raises(OwnerKeyRefused, match="crosses a log restart"):
         unwrap_plan_log_key(c, point, ts(30), [replace(k, end_ts=ts(25)), later], priv)
+
+
+def test_rewrap_moves_the_log_keys_too_manifest_then_catalog(catalog: Catalog, tmp_path: Path) -> None:
+    from tidbops.keys.rewrap import rewrap_cluster
+    from tidbops.storage import LocalStorage
+
+    old_pub, old_priv = pair()
+    new_pub, new_priv = pair()
+    c = cluster(old_pub).model_copy(
+        update={"storage": cluster(old_pub).storage.model_copy(update={"uri": f"local://{tmp_path}/b"})}
+    )
+    made = new_log_key(c, task_name="pitr", now=T0)
+    assert made is not None
+    data, k = made
+    storage = LocalStorage(tmp_path / "b" / "own" / "log")
+    add_log_key(catalog, k)
+    storage.write_bytes(k.manifest_name(), k.to_manifest())
+    c_new = cluster(new_pub).model_copy(update={"storage": c.storage})
+    report = rewrap_cluster(
+        catalog, c_new, private_key=old_priv, new_public_key=new_pub, open_storage=lambda uri: storage, actor="dba"
+    )
+    assert report.ok and report.log_keys_rewrapped == [k.id] and "log keys: 1 rewrapped" in report.summary()
+    [row] = list_log_keys(catalog, "own")
+    m = LogKey.from_manifest(storage.read_bytes(k.manifest_name()), row.storage_uri)
+    assert row.key_id == m.key_id == owner.key_id(new_pub) and row.wrapped_key == m.wrapped_key
+    assert unwrap_log_key(c_new, m, new_priv, what="t").hex == data.hex
+    with pytest.raises(LogKeyError, match="wrong owner private key"):
+        unwrap_log_key(c_new, m, old_priv, what="t")
+    again = rewrap_cluster(
+        catalog, c_new, private_key=old_priv, new_public_key=new_pub, open_storage=lambda uri: storage
+    )
+    assert again.log_keys_already == [k.id] and again.log_keys_rewrapped == []
