@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tidbops.errors import TiDBOpsError
+
 API_VERSION = "pingcap.com/v1alpha1"
 KIND = "TidbCluster"
 GROUP, VERSION = API_VERSION.split("/")
@@ -46,6 +48,10 @@ Manifest = dict[str, Any]
 
 class ScratchTemplateError(ValueError):
     """A ``scratch_kubernetes.template`` that cannot become a TidbCluster."""
+
+
+class ScratchClusterError(TiDBOpsError):
+    """A scratch TidbCluster that did not become Ready in time, vanished, is taken, or is not ours to adopt."""
 
 
 @dataclass(frozen=True)

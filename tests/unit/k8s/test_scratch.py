@@ -215,7 +215,7 @@ def test_config_points_pd_at_the_alias() -> None:
         ClusterConfig(**base, pd=["pd-0:2379"])
     with pytest.raises(ValueError, match="only a cluster marked scratch: true"):
         ClusterConfig(**{**base, "scratch": False, "env": "dev"}, pd=["scratch-1-pd.tidb-scratch.svc:2379"])
-    with pytest.raises(ValueError, match="spec.tikv, spec.tidb missing"):
+    with pytest.raises(ValueError, match=r"spec\.tikv, spec\.tidb missing"):
         ClusterConfig(
             **{**base, "scratch_kubernetes": {"namespace": "n", "template": {"spec": {"pd": {}}}}},
             pd=["scratch-1-pd.n.svc:2379"],
