@@ -1,0 +1,250 @@
+"""The tidb-operator runner against the fake Kubernetes API (tests/helpers/fake_kube.py): the real client, through
+the provider's KubernetesHook, creates, adopts, patches, reads and deletes TiDB Operator v1 resources that the fake
+validates against the v1.6.6 CRDs; the fake's scripts play the operator's part (status phases and conditions)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from tests.helpers.fake_kube import FakeKube, Step, cr_goes_through
+from tests.helpers.kube_fixtures import KUBE_CONN_ID, KUBE_NAMESPACE
+from tidbops.br.command import backup_argv, log_argv, restore_point_argv
+from tidbops.br.output import parse_log_status
+from tidbops.br.runner import BRTimeoutError, LocalRunner, pd_session
+from tidbops.config import ClusterConfig
+from tidbops.k8s import operator_cr as cr
+from tidbops_airflow.runners.tidb_operator import TiDBOperatorRunner
+
+pytestmark = pytest.mark.unit
+
+NS = KUBE_NAMESPACE
+API = cr.API_VERSION
+TS = 435844546560000000
+ATTEMPT = "tidb_backup_full__prod/manual__2026-12-07T01:00:00+00:00/run_br_backup/-1"
+STORAGE = "s3://backups/fleet/prod/full/20261207T010000Z"
+DONE = {
+    "backupPath": STORAGE,
+    "backupSize": 1073741824,
+    "backupSizeReadable": "1 GiB",
+    "commitTs": str(TS),
+    "timeTaken": "2m5s",
+}
+
+
+def cluster() -> ClusterConfig:
+    return ClusterConfig.model_validate(
+        {
+            "name": "prod",
+            "env": "prod",
+            "pd": ["pd-0:2379"],
+            "tidb_conn_id": "tidb_prod",
+            "storage": {"uri": "s3://backups/fleet", "conn_id": "s3_prod"},
+            "log_backup": {"enabled": True, "task_name": "pitr_prod"},
+            "br": {
+                "runner": "tidb-operator",
+                "kubernetes": {"conn_id": KUBE_CONN_ID, "namespace": NS},
+                "tidb_operator": {
+                    "conn_id": KUBE_CONN_ID,
+                    "namespace": NS,
+                    "tidbcluster": "prod",
+                    "storage_secret": "s3-backup-keys",
+                    "poll_seconds": 0.2,
+                },
+            },
+        }
+    )
+
+
+PROD = cluster()
+SESSION = pd_session(PROD)
+
+
+def runner(**kw: Any) -> TiDBOperatorRunner:
+    return TiDBOperatorRunner(
+        PROD, None, attempt=kw.pop("attempt", ATTEMPT), sleep=kw.pop("sleep", lambda s: None), **kw
+    )
+
+
+def full() -> list[str]:
+    return backup_argv(PROD, kind="full", storage_uri=STORAGE, log_file="/tmp/br-prod-full.log")
+
+
+def backup_name() -> str:
+    name = cr.plan(full(), PROD, attempt=ATTEMPT).name
+    assert name is not None
+    return name
+
+
+def test_complete_backup_is_a_catalog_ready_outcome(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    fake = tidb_operator_crds
+    fake.script("backups", cr_goes_through("Scheduled", "Running", "Complete", fields=DONE), api=API)
+    lines: list[str] = []
+    started: list[object] = []
+    run = runner().run(full(), SESSION, timeout=60, on_line=lambda s, line: lines.append(line), on_start=started.append)
+    assert run.exit_code == 0 and run.outcome is not None and run.outcome.success
+    assert (run.outcome.backup_ts, run.outcome.size_bytes, run.outcome.total_take_seconds) == (TS, 1073741824, 125.0)
+    assert run.outcome.backup_time is not None and run.outcome.command == "Full Backup"
+    name = backup_name()
+    assert run.where == f"Backup {NS}/{name}" and started == [f"Backup {NS}/{name}"]
+    assert any("Running" in line for line in lines) and any("Complete" in line for line in lines)
+    (posted,) = [r.body for r in fake.calls("POST", "/backups")]
+    assert posted["spec"]["br"]["cluster"] == "prod" and posted["spec"]["cleanPolicy"] == "Retain"
+    assert fake.deleted == [("backups", NS, name)]  # read, then deleted: the data stays (Retain)
+
+
+def test_failed_backup_carries_the_operators_reason(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    message = "[BR:Backup:ErrBackupGCSafepointExceeded]backup GC safepoint exceeded"
+    tidb_operator_crds.script(
+        "backups", cr_goes_through("Scheduled", "Running", "Failed", reason="BackupFailed", message=message), api=API
+    )
+    run = runner().run(full(), SESSION, timeout=60)
+    assert run.exit_code == 1 and run.outcome is not None and run.outcome.success is False
+    error = run.outcome.primary_error
+    assert error is not None and error.code == "BR:Backup:ErrBackupGCSafepointExceeded"
+    assert "BackupFailed" in run.stderr_tail and backup_name() in run.stderr_tail
+    assert tidb_operator_crds.deleted == [("backups", NS, backup_name())]
+
+
+def test_timeout_deletes_the_resource(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    tidb_operator_crds.script("backups", cr_goes_through("Scheduled", "Running", gets=1), api=API)
+    began = time.monotonic()
+    with pytest.raises(BRTimeoutError, match="did not finish within 1s"):
+        runner(sleep=time.sleep).run(full(), SESSION, timeout=1.0)
+    assert time.monotonic() - began < 10
+    assert tidb_operator_crds.deleted == [("backups", NS, backup_name())]
+
+
+def test_task_kill_deletes_the_resource_and_ends_the_wait(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    tidb_operator_crds.script("backups", cr_goes_through("Scheduled", "Running"), api=API)
+    r = runner(sleep=time.sleep)
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(r.run(full(), SESSION, timeout=60)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not tidb_operator_crds.names("backups", NS, api=API) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    r.kill()  # what on_kill does, from another thread
+    thread.join(10)
+    assert not thread.is_alive()
+    (run,) = result
+    assert run.exit_code == 1 and run.outcome.success is False and "task killed" in run.stderr_tail
+    assert tidb_operator_crds.deleted == [("backups", NS, backup_name())]
+    assert tidb_operator_crds.names("backups", NS, api=API) == []
+
+
+def _earlier_try(fake: FakeKube, steps: list[Step]) -> None:
+    manifest = cr.plan(full(), PROD, attempt=ATTEMPT).manifest
+    assert manifest is not None
+    fake.put(manifest, plural="backups", steps=steps)
+
+
+def test_a_retried_task_adopts_its_running_backup(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    _earlier_try(tidb_operator_crds, cr_goes_through("Running", "Complete", fields=DONE))
+    lines: list[str] = []
+    run = runner().run(full(), SESSION, timeout=60, on_line=lambda s, line: lines.append(line))
+    assert run.outcome is not None and run.outcome.success and run.outcome.backup_ts == TS
+    assert any("adopting" in line for line in lines)
+    # one POST, refused 409 AlreadyExists; no second Backup, nothing deleted before the outcome was read
+    assert len(tidb_operator_crds.calls("POST", "/backups")) == 1
+    assert tidb_operator_crds.deleted == [("backups", NS, backup_name())]
+
+
+def test_a_retried_task_adopts_a_completed_backup_without_running_another(
+    tidb_operator_crds: FakeKube, kube_conn_id: str
+) -> None:
+    _earlier_try(tidb_operator_crds, cr_goes_through("Complete", fields=DONE))
+    run = runner().run(full(), SESSION, timeout=60)
+    assert run.outcome is not None and run.outcome.success and run.outcome.size_bytes == 1073741824
+
+
+def test_a_retried_task_reruns_a_failed_backup(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    _earlier_try(tidb_operator_crds, cr_goes_through("Failed", reason="BackupFailed", message="pod OOMKilled"))
+    tidb_operator_crds.script("backups", cr_goes_through("Scheduled", "Complete", fields=DONE), api=API)
+    lines: list[str] = []
+    run = runner().run(full(), SESSION, timeout=60, on_line=lambda s, line: lines.append(line))
+    assert run.outcome is not None and run.outcome.success
+    assert any("failed in an earlier try" in line for line in lines)
+    assert len(tidb_operator_crds.calls("POST", "/backups")) == 2  # refused, then created again
+    assert tidb_operator_crds.deleted == [("backups", NS, backup_name())] * 2  # the failed one, then this one
+
+
+def test_pitr_restore(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    tidb_operator_crds.script(
+        "restores", cr_goes_through("Scheduled", "Running", "Complete", fields={"commitTs": str(TS)}), api=API
+    )
+    argv = restore_point_argv(
+        PROD, log_storage_uri="s3://backups/fleet/prod/log", full_backup_storage_uri=STORAGE, restored_ts=TS
+    )
+    run = runner(attempt="tidb_restore/manual__1/restore/-1").run(argv, SESSION, timeout=60)
+    assert run.outcome is not None and run.outcome.success and run.outcome.restore_end_ts == TS
+    (posted,) = [r.body for r in tidb_operator_crds.calls("POST", "/restores")]
+    assert posted["spec"]["restoreMode"] == "pitr" and posted["spec"]["pitrRestoredTs"] == str(TS)
+    assert run.where.startswith(f"Restore {NS}/tidbops-pitr-prod-")
+
+
+def test_log_backup_lifecycle(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    fake = tidb_operator_crds
+    running = {"phase": "Running", "commitTs": str(TS), "logCheckpointTs": str(TS + 7), "conditions": []}
+    fake.script("backups", [Step({"phase": "Scheduled"}), Step(running, gets=None)], api=API)
+    r = runner(attempt="tidb_log_backup_check__prod/scheduled__1/check/-1")
+    started = r.run(log_argv(PROD, "start", start_ts=TS), SESSION, timeout=60)
+    assert started.outcome is not None and started.outcome.success and started.outcome.command == "log start"
+    (name,) = fake.names("backups", NS, api=API)
+    assert fake.deleted == []  # the log Backup is the task: never deleted
+
+    status = r.run(log_argv(PROD, "status"), SESSION, timeout=60)
+    assert status.exit_code == 0 and status.outcome is None
+    (task,) = parse_log_status(status.stdout)
+    assert (task.name, task.status, task.checkpoint_ts) == ("pitr_prod", "NORMAL", TS + 7)
+
+    # a second start of the same task (another run) is refused as BR refuses it
+    again = runner(attempt="tidb_log_backup_check__prod/scheduled__2/check/-1").run(
+        log_argv(PROD, "start"), SESSION, timeout=60
+    )
+    assert again.exit_code == 1 and "already exists" in again.stderr_tail
+
+    def phase_after_patch(phase: str, extra: dict[str, Any] | None = None) -> None:
+        def move() -> None:  # the operator's part: once the patch landed, the phase follows
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if fake.calls("PATCH", f"/backups/{name}")[len(patches) :]:
+                    fake.set_status("backups", NS, name, {**running, "phase": phase, **(extra or {})}, api=API)
+                    return
+                time.sleep(0.02)
+
+        patches = list(fake.calls("PATCH", f"/backups/{name}"))
+        threading.Thread(target=move).start()
+
+    phase_after_patch("Paused")
+    paused = runner(sleep=time.sleep).run(log_argv(PROD, "pause"), SESSION, timeout=30)
+    assert paused.outcome is not None and paused.outcome.success
+    assert fake.get("backups", NS, name, api=API)["spec"]["logSubcommand"] == "log-pause"  # type: ignore[index]
+    (task,) = parse_log_status(r.run(log_argv(PROD, "status"), SESSION, timeout=60).stdout)
+    assert task.status == "PAUSE"
+
+    phase_after_patch("Running", {"logSuccessTruncateUntil": str(TS + 5)})
+    truncated = runner(sleep=time.sleep).run(log_argv(PROD, "truncate", until=TS + 5), SESSION, timeout=30)
+    assert truncated.outcome is not None and truncated.outcome.success
+    assert fake.get("backups", NS, name, api=API)["spec"]["logTruncateUntil"] == str(TS + 5)  # type: ignore[index]
+
+    phase_after_patch("Stopped")
+    stopped = runner(sleep=time.sleep).run(log_argv(PROD, "stop"), SESSION, timeout=30)
+    assert stopped.outcome is not None and stopped.outcome.success
+    assert parse_log_status(r.run(log_argv(PROD, "status"), SESSION, timeout=60).stdout) == []
+    assert fake.deleted == []
+    # no task on track now: a pause has nothing to act on, like BR's
+    nothing = runner().run(log_argv(PROD, "pause"), SESSION, timeout=30)
+    assert nothing.exit_code == 1 and "no log backup task" in nothing.stderr_tail
+
+
+def test_what_no_resource_expresses_goes_to_the_pod_runner(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    """``br log metadata`` has no resource: the runner hands it to its pod runner (here a real LocalRunner running
+    echo, standing for the kubernetes runner) and creates nothing itself."""
+    argv = ["/bin/echo", "log", "metadata", "--storage", "s3://backups/fleet/prod/log"]
+    run = runner(pod_runner=LocalRunner()).run(argv, SESSION, timeout=30)
+    assert run.where == "local" and run.stdout.strip() == "log metadata --storage s3://backups/fleet/prod/log"
+    assert tidb_operator_crds.calls("POST") == []
