@@ -1716,7 +1716,7 @@ def _cross_checks(
                 )
             )
         for addr in c.pd:
-            other = pd_owner.setdefault(addr, name)
+            other = pd_owner.setdefault(pd_identity(addr), name)
             if other != name:
                 issues.append(
                     ConfigIssue(
@@ -1724,6 +1724,29 @@ def _cross_checks(
                     )
                 )
     return issues
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback", "::1"})
+
+
+def pd_identity(addr: str) -> str:
+    """The PD endpoint an address names, for "each cluster its own PD": the scheme dropped, the host
+    lower-cased without a trailing dot, every loopback spelling (``localhost``, ``127.x.x.x``, ``::1``,
+    ``[::1]``) one, the port BR's default 2379 when none is written. Text that differs but names the same
+    PD is the same PD."""
+    text = addr.strip().split("://", 1)[-1].rstrip("/")
+    port = "2379"
+    if text.startswith("["):  # [v6]:port
+        host, _, rest = text[1:].partition("]")
+        port = rest.lstrip(":") or port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host = text  # a bare host, or a bare IPv6 address
+    host = host.lower().rstrip(".")
+    if host in _LOOPBACK_NAMES or re.fullmatch(r"127(\.\d{1,3}){3}", host) or host == "0:0:0:0:0:0:0:1":
+        host = "loopback"
+    return f"{host}:{int(port) if port.isdigit() else port}"
 
 
 # --------------------------------------------------------------------------------------------- cache
