@@ -19,6 +19,11 @@ check_drill_due → choose_restore_point → [wait_for_log_checkpoint, PITR mode
   reading the source's backups needs none. Two sources drilling into one scratch cluster are kept apart
   by the ``drills`` catalog row that ``prepare_scratch`` takes (a later drill's try fails while another
   drill holds the scratch; its retries, every 5 minutes for an hour, wait for it).
+* A scratch cluster with ``scratch_kubernetes`` is made for each drill (``operators.kube_scratch``):
+  ``create_scratch_cluster`` (after ``choose_restore_point``, before ``prepare_scratch``: a TidbCluster named
+  from the drill id, waited for until Ready in the triggerer; retried like ``prepare_scratch`` while another
+  drill's cluster holds the scratch cluster) and ``delete_scratch_cluster`` (after ``drop_scratch``, whatever
+  happened: ``all_done``). A fleet without one builds neither.
 * ``drop_scratch`` and ``record_drill`` run whatever happened before them; ``assert_drill_passed`` (no
   retries, no alert: the failing step alerted) makes a failed drill a failed run.
 * Every other task alerts through the cluster's routes when it fails for good.
@@ -53,6 +58,8 @@ LOG_POLL_SECONDS = 15.0
 SCRATCH_WAIT_RETRIES = 12
 SCRATCH_WAIT_DELAY = timedelta(minutes=5)
 LOG_WAIT_SECONDS = 3600.0
+CREATE_SCRATCH_TASK = "create_scratch_cluster"  # scratch_kubernetes: a TidbCluster per drill
+DELETE_SCRATCH_TASK = "delete_scratch_cluster"
 CHECK_SCHEDULE = "@hourly"  # when schedules.drill is set: check_drill_due decides whether a drill runs
 
 
@@ -144,6 +151,26 @@ def build_restore_drill_dag(pipeline: str, cluster: ClusterConfig, fleet: Fleet,
             **catalog,
         )
         gate = DrillGateOperator(task_id=GATE_TASK, cluster=cluster, record_task_id=RECORD_TASK)
+        if any(fleet.clusters[n].scratch_kubernetes is not None for n in scratch):
+            from tidbops_airflow.operators.kube_scratch import KubeScratchCreateOperator, KubeScratchDeleteOperator
+
+            make = KubeScratchCreateOperator(
+                task_id=CREATE_SCRATCH_TASK,
+                plan_task_id=STEP_TASKS["choose"],
+                retries=SCRATCH_WAIT_RETRIES,  # while another drill's cluster holds the scratch cluster
+                retry_delay=SCRATCH_WAIT_DELAY,
+                retry_exponential_backoff=False,
+                on_failure_callback=alerts,
+            )
+            unmake = KubeScratchDeleteOperator(
+                task_id=DELETE_SCRATCH_TASK,
+                plan_task_id=STEP_TASKS["choose"],
+                trigger_rule=TriggerRule.ALL_DONE,
+                on_failure_callback=alerts,
+            )
+            # from the plan on (PITR: while the log catches up, the cluster starts), done before prepare_scratch
+            choose >> make >> [prepare, unmake]
+            drop >> unmake >> record
         if mode == "pitr":
             from tidbops_airflow.sensors.logbackup import LogCheckpointSensor
 

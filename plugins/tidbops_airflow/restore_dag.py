@@ -10,6 +10,9 @@ plan_restore → choose_target → restore__<target> (one per possible target) �
   task per cluster that some source may be restored into, and ``choose_target`` follows the plan's.
   No retries: a restore is a human's decision, cleared by a human. ``restore__<target>`` and ``validate``
   are the operators drills use too (``tidbops_airflow.operators.recovery``).
+* A target with ``scratch_kubernetes`` is made for the restore and deleted after it
+  (``create_scratch__<target>`` → ``restore__<target>``; ``delete_scratch__<target>`` after ``validate``,
+  whatever happened; ``tidbops_airflow.operators.kube_scratch``).
 * ``record_restore`` always runs: the ``restores`` row of every request, refused, dry run or real.
   ``assert_restore_succeeded`` then makes a refused or failed request a failed run (a run's state follows
   its last task).
@@ -225,4 +228,23 @@ def build_restore_dag(fleet: Fleet, *, doc_md: str | None) -> DAG:
             task >> validate
         gate = RestoreGateOperator(task_id=GATE_TASK, on_failure_callback=alert)
         validate >> record >> gate
+        _kube_scratch(fleet, dict(zip(targets, restores, strict=True)), plan, validate, record)
     return dag
+
+
+def _kube_scratch(fleet: Fleet, restores: dict[str, Any], plan: Any, validate: Any, record: Any) -> None:
+    """For each target with ``scratch_kubernetes``: ``create_scratch__<t>`` (from the plan on, before
+    ``restore__<t>``; skipped unless the plan restores into t) and ``delete_scratch__<t>`` (after validation,
+    whatever happened, before the audit row). None for a fleet without one."""
+    on_k8s = [t for t in restores if fleet.clusters[t].scratch_kubernetes is not None]
+    if not on_k8s:
+        return
+    from tidbops_airflow.operators.kube_scratch import KubeScratchCreateOperator, KubeScratchDeleteOperator
+
+    for t in on_k8s:
+        make = KubeScratchCreateOperator(task_id=f"create_scratch__{t}", plan_task_id=PLAN_TASK, target=t)
+        unmake = KubeScratchDeleteOperator(
+            task_id=f"delete_scratch__{t}", plan_task_id=PLAN_TASK, target=t, trigger_rule=TriggerRule.ALL_DONE
+        )
+        plan >> make >> [restores[t], unmake]
+        validate >> unmake >> record
