@@ -1106,6 +1106,10 @@ fail:
    double operations in the same order). An entry the program does not accept is returned as the row of
    the expression's second alternative (``other``: its text up to the next entry), for the general
    parser; internal entries (unless included) and entries outside [since, until) are only counted.
+   ``day_offset`` (seconds east of UTC; None: the date as written in the log) keys an entry by its date in
+   that fixed zone instead, as ``datetime.fromtimestamp(time, timezone(timedelta(seconds=day_offset)))``
+   gives it (the time rounded half-even to the microsecond first, as CPython does); an entry whose date
+   there falls outside years 1-9999 is handed to the general parser.
    ``results()`` returns the groups; the tests compare them with the entry-by-entry aggregates. */
 
 enum {
@@ -1161,8 +1165,9 @@ typedef struct {
     PyObject_HEAD
     int f[NFIELDS];
     double inv;
-    int include_internal, has_since, has_until;
+    int include_internal, has_since, has_until, has_day_offset;
     double since, until;
+    int64_t day_offset; /* seconds east of UTC of the zone that defines the day (has_day_offset) */
     PyObject *sample_text; /* callable or NULL */
     long long entries, skipped_internal, skipped_by_time;
     Group *groups;
@@ -1214,13 +1219,26 @@ static int opt_time(PyObject *obj, int *has, double *out)
 
 static int Groups_init(Groups *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"fields", "inv_log_gamma", "include_internal", "since", "until", "sample_text", NULL};
-    PyObject *fields, *since = Py_None, *until = Py_None, *sample_text = Py_None;
+    static char *kwlist[] = {"fields", "inv_log_gamma", "include_internal", "since", "until", "sample_text",
+                             "day_offset", NULL};
+    PyObject *fields, *since = Py_None, *until = Py_None, *sample_text = Py_None, *day_offset = Py_None;
     double inv;
     int include_internal = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!d|pOOO:Groups", kwlist, &PyTuple_Type, &fields, &inv,
-                                     &include_internal, &since, &until, &sample_text))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!d|pOOOO:Groups", kwlist, &PyTuple_Type, &fields, &inv,
+                                     &include_internal, &since, &until, &sample_text, &day_offset))
         return -1;
+    self->has_day_offset = day_offset != Py_None;
+    self->day_offset = 0;
+    if (self->has_day_offset) {
+        long long off = PyLong_AsLongLong(day_offset);
+        if (off == -1 && PyErr_Occurred())
+            return -1;
+        if (off <= -86400 || off >= 86400) {
+            PyErr_SetString(PyExc_ValueError, "day_offset must be strictly between -86400 and 86400 seconds");
+            return -1;
+        }
+        self->day_offset = (int64_t)off;
+    }
     if (PyTuple_GET_SIZE(fields) != NFIELDS) {
         PyErr_Format(PyExc_ValueError, "Groups needs %d field indexes", NFIELDS);
         return -1;
@@ -1251,6 +1269,50 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
     int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
     int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     return era * 146097 + doe - 719468;
+}
+
+/* The date of a day number since 1970-01-01 (H. Hinnant's civil_from_days). */
+static void civil_from_days(int64_t z, int64_t *y, int64_t *m, int64_t *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+/* ``datetime.fromtimestamp(when, timezone(timedelta(seconds=offset))).date().isoformat()`` into out[10]:
+   CPython splits the double into whole seconds and microseconds rounded half-even (``_PyTime_ObjectToTimeval``
+   with ``_PyTime_ROUND_HALF_EVEN``: modf, then the fraction times 1e6 rounded, carried into the seconds at
+   1e6 or below 0), then adds the zone's offset. 0 when the date's year is outside 1-9999 (Python raises:
+   the general parser decides), else 1. */
+static int day_in_zone(double when, int64_t offset, char *out)
+{
+    if (!isfinite(when) || when > 1e15 || when < -1e15)
+        return 0;
+    double whole, frac = modf(when, &whole);
+    volatile double us = frac * 1e6; /* volatile as in CPython: no fused or reordered rounding */
+    double rounded = round(us);
+    if (fabs(us - rounded) == 0.5)
+        rounded = 2.0 * round(us / 2.0);
+    if (rounded >= 1e6)
+        whole += 1.0;
+    else if (rounded < 0)
+        whole -= 1.0;
+    int64_t secs = (int64_t)whole + offset;
+    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    int64_t y, m, d;
+    civil_from_days(days, &y, &m, &d);
+    if (y < 1 || y > 9999)
+        return 0;
+    out[0] = (char)('0' + y / 1000), out[1] = (char)('0' + y / 100 % 10), out[2] = (char)('0' + y / 10 % 10);
+    out[3] = (char)('0' + y % 10), out[4] = '-', out[5] = (char)('0' + m / 10), out[6] = (char)('0' + m % 10);
+    out[7] = '-', out[8] = (char)('0' + d / 10), out[9] = (char)('0' + d % 10);
+    return 1;
 }
 
 /* parser.parse_slow_log_time of a canonical time (date, tod and zone as the program captured them):
@@ -1303,13 +1365,14 @@ static inline uint64_t hash_key(const char *s, Py_ssize_t n)
     return h ^ (h >> 29);
 }
 
-/* The group of the entry's key, created when new; NULL with an exception set. */
-static Group *group_of(Groups *self, Buf b, const Caps *caps)
+/* The group of the entry's key (its date ``day``, 10 bytes, when not NULL, else the date as written),
+   created when new; NULL with an exception set. */
+static Group *group_of(Groups *self, Buf b, const Caps *caps, const char *day)
 {
     static const int key_fields[KEY_FIELDS] = {F_DATE, F_DIGEST, F_PLAN, F_DB, F_USER};
     Py_ssize_t klen = 0;
     for (int k = 0; k < KEY_FIELDS; k++)
-        klen += 4 + cap_len(caps, self->f[key_fields[k]]);
+        klen += 4 + (k == 0 && day ? 10 : cap_len(caps, self->f[key_fields[k]]));
     if (klen > self->scap) {
         char *grown = PyMem_Realloc(self->scratch, (size_t)klen);
         if (!grown) {
@@ -1321,10 +1384,10 @@ static Group *group_of(Groups *self, Buf b, const Caps *caps)
     char *w = self->scratch;
     for (int k = 0; k < KEY_FIELDS; k++) {
         int g = self->f[key_fields[k]];
-        uint32_t n = (uint32_t)cap_len(caps, g);
+        uint32_t n = (uint32_t)(k == 0 && day ? 10 : cap_len(caps, g));
         memcpy(w, &n, 4);
         if (n)
-            memcpy(w + 4, b + caps->at[g], n);
+            memcpy(w + 4, k == 0 && day ? (const unsigned char *)day : b + caps->at[g], n);
         w += 4 + n;
     }
     uint64_t h = hash_key(self->scratch, klen);
@@ -1451,21 +1514,25 @@ static int offer_sample(Groups *self, Group *g, int64_t ns, double when, const c
     return set_sample(g, s, n, when, key);
 }
 
-/* Add one canonical entry; -1 with an exception set. */
+/* Add one canonical entry: 0; 1 when it is left to the general parser (its day in ``day_offset``'s zone is
+   not a date Python has); -1 with an exception set. */
 static int add_entry(Groups *self, Buf b, const Caps *caps)
 {
     const int *f = self->f;
+    char day[10];
+    double when = entry_time(b, caps, f);
+    if (self->has_day_offset && !day_in_zone(when, self->day_offset, day))
+        return 1;
     self->entries++;
     if (!self->include_internal && cap_is(b, caps, f[F_INTERNAL], "true", 4)) {
         self->skipped_internal++;
         return 0;
     }
-    double when = entry_time(b, caps, f);
     if ((self->has_since && !(when >= self->since)) || (self->has_until && !(when < self->until))) {
         self->skipped_by_time++;
         return 0;
     }
-    Group *g = group_of(self, b, caps);
+    Group *g = group_of(self, b, caps, self->has_day_offset ? day : NULL);
     if (!g)
         return -1;
     int64_t ns = seconds_ns((const char *)b + caps->at[f[F_QT]], caps->len[f[F_QT]]);
@@ -1558,11 +1625,14 @@ static PyObject *Groups_scan(Groups *self, PyObject *args)
     while (pos < end && (s = next_entry(b, pos, end)) >= 0) {
         clear_caps(&caps, sc->ngroups);
         Py_ssize_t e = match_canonical(sc, b, s, end, &caps);
+        int taken = 0;
         if (e > s) {
-            if (add_entry(self, b, &caps) < 0)
+            taken = add_entry(self, b, &caps);
+            if (taken < 0)
                 goto fail;
+            taken = taken == 0;
         }
-        else {
+        if (!taken) {
             PyObject *row = other_row(sc, self->f[F_OTHER], b, s, end, &e);
             if (!row)
                 goto fail;
@@ -1658,7 +1728,8 @@ static PyTypeObject GroupsType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "tidbops.slowlog._scan.Groups",
     .tp_basicsize = sizeof(Groups),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Groups(fields, inv_log_gamma, include_internal=False, since=None, until=None, sample_text=None): "
+    .tp_doc = "Groups(fields, inv_log_gamma, include_internal=False, since=None, until=None, sample_text=None, "
+              "day_offset=None): "
               "daily aggregates folded from canonical entries",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Groups_init,

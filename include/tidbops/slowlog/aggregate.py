@@ -11,8 +11,9 @@ Two ways in, with identical results (the tests check it on generated logs):
 * :meth:`DailyAggregates.add_file` (and :func:`aggregate_files`), which never builds an entry object for
   entries in TiDB's canonical shape. When the C extension is in use (``parser.SCANNER == "c"``) the group
   fold ``_scan.Groups`` reads them straight from the mapped file and keeps one accumulator per key in C:
-  no object per entry, memory bounded by the number of keys (:data:`GROUP_FOLD`). Otherwise (and with
-  ``day_tz``) the parser's rows are aggregated chunk by chunk, column-wise with C-level ``map``/``sum``, and
+  no object per entry, memory bounded by the number of keys (:data:`GROUP_FOLD`), with ``day_tz`` too when
+  it is a fixed offset (``UTC``, as the nightly harvest uses). Otherwise (and with a ``day_tz`` that has
+  daylight saving) the parser's rows are aggregated chunk by chunk, column-wise with C-level ``map``/``sum``, and
   with the C extension the numeric columns of a group are folded by ``_scan.fold`` in one pass; a value it
   does not take (an integer over 18 digits, a sum that would overflow) leaves the group to the Python fold.
   All of them give the same integers (exact nanoseconds of the decimal text), histogram buckets, times
@@ -30,7 +31,7 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import partial
 from itertools import repeat
 from operator import itemgetter, lt, mul
@@ -362,6 +363,14 @@ def _c_fold(rows: list[Row]) -> FoldedRows | None:
     return _scan.fold(rows, _QT_INDEX, _NS_FIELDS, _INT_FIELDS, _MEM_INDEX, INV_LOG_GAMMA)
 
 
+def _fixed_offset(tz: tzinfo) -> int | None:
+    """Whole seconds east of UTC of a fixed-offset zone (``timezone``), else ``None``."""
+    if not isinstance(tz, timezone):
+        return None
+    offset = tz.utcoffset(None)
+    return int(offset.total_seconds()) if offset == timedelta(seconds=int(offset.total_seconds())) else None
+
+
 class DailyAggregates:
     """A table ``DigestKey -> DigestStats``, built from entries or files and merged exactly.
 
@@ -483,20 +492,31 @@ class DailyAggregates:
         self.merge(part, consume=True)
 
     def _groups(self) -> _scan.Groups | None:
-        """The C group fold for a file, when the C scanner is in use and it can take these options (not
-        ``day_tz``: a day of another zone than the log's is decided entry by entry in Python)."""
-        if not GROUP_FOLD or _scan is None or parser.c_scanner() is None or self.day_tz is not None:
+        """The C group fold for a file, when the C scanner is in use and it can take these options (a
+        ``day_tz`` only of a fixed offset, as ``timezone`` has: a zone with daylight saving is decided entry by
+        entry in Python)."""
+        if not GROUP_FOLD or _scan is None or parser.c_scanner() is None:
             return None
         if not hasattr(_scan, "Groups"):  # an extension built from an older _scan.c: rebuild (pip install -e .)
             return None
-        return _scan.Groups(
-            _GROUP_FIELDS,
-            INV_LOG_GAMMA,
-            self.include_internal,
-            self.since,
-            self.until,
-            self._sample_text if self.redact else None,
-        )
+        options: dict[str, Any] = {}
+        if self.day_tz is not None:
+            offset = _fixed_offset(self.day_tz)
+            if offset is None:
+                return None
+            options["day_offset"] = offset
+        try:
+            return _scan.Groups(
+                _GROUP_FIELDS,
+                INV_LOG_GAMMA,
+                self.include_internal,
+                self.since,
+                self.until,
+                self._sample_text if self.redact else None,
+                **options,
+            )
+        except TypeError:  # an extension built from an older _scan.c, without day_offset: rebuild it
+            return None
 
     def _add_file_grouped(
         self,

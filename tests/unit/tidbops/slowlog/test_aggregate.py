@@ -26,7 +26,7 @@ from tidbops.slowlog.aggregate import (
 )
 from tidbops.slowlog.errors import SlowLogFormatError
 from tidbops.slowlog.parser import SlowQueryEntry, iter_entries, parse_slow_log_time
-from tidbops_playground.slowlog_gen import GenerationResult
+from tidbops_playground.slowlog_gen import GenerationResult, generate
 
 pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("reader")]  # each way of reading files
 
@@ -243,6 +243,36 @@ def test_file_path_equals_entry_path_on_rotated_gzip(
     assert columnar == aggregate_entries_of_files(files, **options)
     assert columnar.parse_stats.incomplete == 1
     assert {s for _, st in columnar.rows() for s in st.instances} == {"tidb-2"}
+
+
+@pytest.fixture(scope="module")
+def generated_v85_east(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, GenerationResult]:
+    """A TiDB v8.5 server's log (the generator's v8.5 profile) written in +08:00: its days are not UTC's."""
+    out = tmp_path_factory.mktemp("v85") / "tidb-3" / "tidb-slow.log"
+    result = generate(
+        out, entries=3000, days=3, start=date(2026, 11, 1), seed=21, utc_offset="+08:00", truncated_tail=False,
+        profile="v8.5",
+    )  # fmt: skip
+    return out, result
+
+
+def test_the_nightly_harvests_utc_days_of_a_v85_log_take_the_fast_path(
+    generated_v85_east: tuple[Path, GenerationResult], reader: str
+) -> None:
+    """The harvest's options (UTC days, a window) on v8.5 entries written in +08:00: with the C extension
+    the group fold reads every entry (fast path), and every way of reading gives the entry-by-entry table."""
+    path, result = generated_v85_east
+    since = parse_slow_log_time("2026-11-01T00:00:00Z")
+    options: dict[str, object] = {"day_tz": UTC, "since": since, "until": since + 86400 * 2, "include_internal": True}
+    table = aggregate_files([path], **options)  # type: ignore[arg-type]
+    assert table == aggregate_entries_of_files([path], **options)  # type: ignore[arg-type]
+    st = table.parse_stats
+    assert st.entries == result.entries == 3000 and table.skipped_by_time > 0
+    if reader != "regex":
+        assert st.fast_path == st.entries
+    if reader == "c":
+        assert DailyAggregates(**options)._groups() is not None  # type: ignore[arg-type]
+    assert {k.day for k in table.stats} == {"2026-11-01", "2026-11-02"}
 
 
 def test_totals_equal_the_generator_truth(generated: tuple[Path, GenerationResult]) -> None:

@@ -17,7 +17,9 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+from datetime import UTC, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -728,6 +730,79 @@ def test_the_group_fold_equals_the_entries_on_ties_and_windows(
     ((_, stats),) = grouped.rows() if "since" not in options and "until" not in options else [(None, None)]
     if stats is not None:
         assert stats.sample_sql == ("SELECT ?, ?;" if options.get("redact") else "SELECT 'aa', 8;")
+
+
+# Entries at the edges of days, whose date in another zone CPython decides after rounding the epoch seconds
+# half-even to the microsecond (…59.9999996 is the next day's first microsecond; …59.9999994 is not).
+EDGES = [
+    timed_entry("2026-11-01T23:59:59.9999995Z", "SELECT 1;", digest=hashlib.sha256(b"1").hexdigest()),
+    timed_entry("2026-11-01T23:59:59.9999996Z", "SELECT 2;", digest=hashlib.sha256(b"2").hexdigest()),
+    timed_entry("2026-11-01T23:59:59.9999994Z", "SELECT 3;", digest=hashlib.sha256(b"3").hexdigest()),
+    timed_entry("2026-11-02T00:00:00Z", "SELECT 4;", digest=hashlib.sha256(b"4").hexdigest()),
+    timed_entry("2026-11-02T04:59:59.999999999-05:00", "SELECT 5;", digest=hashlib.sha256(b"5").hexdigest()),
+    timed_entry("2026-11-02T05:44:59.9999999+05:45", "SELECT 6;", digest=hashlib.sha256(b"6").hexdigest()),
+    timed_entry("2026-11-01T13:59:59.999999+14:00", "SELECT 7;", digest=hashlib.sha256(b"7").hexdigest()),
+    timed_entry("1969-12-31T23:59:59.9999996Z", "SELECT 8;", digest=hashlib.sha256(b"8").hexdigest()),
+    timed_entry("1969-12-31T23:59:59.5Z", "SELECT 9;", digest=hashlib.sha256(b"9").hexdigest()),
+    timed_entry("2024-02-29T23:30:00-01:00", "SELECT 10;", digest=hashlib.sha256(b"10").hexdigest()),
+    timed_entry(
+        "1000-01-01T02:00:00Z", "SELECT 11;", digest=hashlib.sha256(b"11").hexdigest()
+    ),  # 0999-12-31 west of UTC-2
+    timed_entry(
+        "2999-12-31T23:00:00Z", "SELECT 12;", digest=hashlib.sha256(b"12").hexdigest()
+    ),  # 3000-01-01 east of UTC+1
+]
+FIXED_ZONES = [
+    UTC,
+    timezone(timedelta(hours=-5)),
+    timezone(timedelta(hours=5, minutes=45)),
+    timezone(timedelta(hours=14)),
+]
+
+
+@needs_c
+@pytest.mark.parametrize("day_tz", FIXED_ZONES, ids=["utc", "utc-5", "utc+5:45", "utc+14"])
+def test_the_group_fold_keys_days_of_a_fixed_zone_as_python_does(
+    tmp_path: Path, day_tz: timezone, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With day_tz (the nightly harvest's UTC, or any fixed offset) the C group fold reads the file and
+    keys each entry by its date in that zone exactly as datetime.fromtimestamp does, at every day's edge."""
+    from tidbops.slowlog import aggregate as A
+
+    monkeypatch.setattr(A, "GROUP_FOLD", True)
+    previous = P.set_scanner("c")
+    try:
+        assert A.DailyAggregates(day_tz=day_tz)._groups() is not None  # the C group fold, not the Python path
+        assert A.DailyAggregates(day_tz=ZoneInfo("Europe/Berlin"))._groups() is None  # daylight saving: Python
+        path = tmp_path / "tidb-1" / "tidb-slow.log"
+        path.parent.mkdir()
+        path.write_text("".join(EDGES), encoding="utf-8")
+        grouped = aggregate_files([path], day_tz=day_tz, include_internal=True)
+        reference = A.aggregate_entries_of_files([path], day_tz=day_tz, include_internal=True)
+    finally:
+        P.set_scanner(previous)
+    assert grouped == reference and grouped.to_json() == reference.to_json()
+    assert grouped.parse_stats.fast_path == grouped.parse_stats.entries == len(EDGES)
+    days = sorted({k.day for k in grouped.stats})
+    assert len(days) >= 4 and all(len(d) == 10 for d in days), days
+    if day_tz is UTC:
+        by_sql = {s.sample_sql: k.day for k, s in grouped.stats.items()}
+        assert by_sql["SELECT 2;"] == "2026-11-02" and by_sql["SELECT 3;"] == "2026-11-01"
+        assert by_sql["SELECT 8;"] == "1970-01-01" and by_sql["SELECT 9;"] == "1969-12-31"
+    if day_tz.utcoffset(None) == timedelta(hours=-5):
+        assert any(k.day == "0999-12-31" for k in grouped.stats)
+
+
+@needs_c
+def test_the_group_fold_takes_only_offsets_of_less_than_a_day() -> None:
+    data = timed_entry("2026-11-01T23:00:00Z", "SELECT 1;").encode()
+    groups, others = group_fold(data, day_offset=3 * 3600)
+    assert not others and groups.results()[0][0] == b"2026-11-02"  # type: ignore[attr-defined]
+    for bad in (86400, -86400):
+        with pytest.raises(ValueError, match="day_offset"):
+            group_fold(data, day_offset=bad)
+    with pytest.raises(TypeError):
+        group_fold(data, day_offset="UTC")
 
 
 @needs_c
