@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from airflow.exceptions import TaskDeferred
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.exceptions import AirflowSkipException, TaskDeferred
 
 from tests.helpers.fake_kube import FakeKube, Step, tidbcluster_becomes_ready, tidbcluster_status
 from tests.helpers.kube_fixtures import KUBE_NAMESPACE
