@@ -109,6 +109,7 @@ class FakeKube:
         self._rv = itertools.count(1000)
         self.requests: list[Request] = []
         self.deleted: list[tuple[str, str, str]] = []  # (plural, ns, name) in order
+        self.script_errors: list[str] = []  # scripted states the schema refuses (the fixture fails the test)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -260,6 +261,10 @@ class FakeKube:
             status = step.status(stored.obj) if callable(step.status) else step.status
             stored.obj["status"] = copy.deepcopy(status)
             stored.obj["metadata"]["resourceVersion"] = str(next(self._rv))
+            problem = self._schema_problem(api, plural, stored.obj) if self.validate else None
+            if problem:  # a script may only put the object in a state the schema allows
+                name = stored.obj["metadata"]["name"]
+                self.script_errors.append(f"{plural} {ns}/{name} step {index}: {problem}")
         stored.log += step.log
         children = step.create(stored.obj) if callable(step.create) else step.create
         for child in children:
@@ -341,6 +346,8 @@ class FakeKube:
                 return _status(404, "NotFound", "the server could not find the requested resource")
             if method == "GET":
                 self._advance(api, plural, ns, stored, read=True)
+                if self.script_errors:
+                    return _status(500, "InternalError", "fake_kube: " + "; ".join(self.script_errors))
                 return 200, copy.deepcopy(stored.obj), "application/json"
             if method == "DELETE":
                 del self._objects[key]

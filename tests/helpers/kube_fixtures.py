@@ -28,6 +28,7 @@ def fake_kube() -> Iterator[FakeKube]:
         yield fake
     finally:
         fake.stop()
+    assert fake.script_errors == [], "scripted states the schemas refuse"
 
 
 @pytest.fixture
