@@ -391,8 +391,8 @@ class KubernetesBRConfig(_Model):
 class TiDBOperatorConfig(_Model):
     """``br.runner: tidb-operator``: BR through TiDB Operator v1's ``Backup``/``Restore`` resources
     (``pingcap.com/v1alpha1``), created in ``namespace`` for the TidbCluster ``tidbcluster``. Credentials
-    only as Secrets named here: ``storage_secret`` holds ``access_key``/``secret_key`` (TiDB Operator's
-    layout; unset: the BR pod's own identity, e.g. IRSA on ``service_account``); ``crypter_secret`` the
+    only as Secrets named here: ``storage_secret_name`` holds ``access_key``/``secret_key`` (TiDB Operator's
+    layout; unset: the BR pod's own identity, e.g. IRSA on ``service_account``); ``crypter_secret_name`` the
     crypter key (hex) under ``key``, mounted into the BR pod. What no resource expresses (``br log
     metadata``, ``br debug``, ``br -V``) runs as a pod through ``br.kubernetes``, which is then required."""
 
@@ -400,7 +400,7 @@ class TiDBOperatorConfig(_Model):
     namespace: K8sLabel = Field(description="where the Backup/Restore resources are created")
     tidbcluster: K8sName = Field(description="the TidbCluster's name (spec.br.cluster)")
     cluster_namespace: K8sLabel | None = Field(default=None, description="the TidbCluster's namespace, else namespace")
-    storage_secret: K8sName | None = Field(default=None, description="Secret with access_key/secret_key for S3")
+    storage_secret_name: K8sName | None = Field(default=None, description="Secret with access_key/secret_key for S3")
     s3_provider: str = Field(default="aws", pattern=r"^[a-z0-9-]{1,32}$", description="spec.s3.provider: aws, ceph, …")
     service_account: K8sName | None = None
     tool_image: str | None = Field(
@@ -409,7 +409,9 @@ class TiDBOperatorConfig(_Model):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$",
         description="BR image (spec.toolImage); default pingcap/br:<br.version>, else the operator's choice (TiKV's)",
     )
-    crypter_secret: K8sName | None = Field(default=None, description="Secret with the crypter key (hex) under 'key'")
+    crypter_secret_name: K8sName | None = Field(
+        default=None, description="Secret with the crypter key (hex) under 'key'"
+    )
     poll_seconds: float = Field(default=10.0, ge=0.2, le=300.0, description="how often the resource's status is read")
 
 
@@ -459,10 +461,8 @@ class BRConfig(_Model):
         enc = self.encryption
         if enc is not None and enc.owner_key:
             raise ValueError("runner 'tidb-operator': owner-key encryption needs a fresh key per backup; use local")
-        if enc is not None and self.tidb_operator.crypter_secret is None:
-            raise ValueError("tidb_operator.crypter_secret: this cluster encrypts backups; name the key's Secret")
-        if enc is not None and self.kubernetes.crypter_secret is None:
-            raise ValueError("kubernetes.crypter_secret: br debug checksum pods decrypt backupmeta with the key")
+        if enc is not None and self.tidb_operator.crypter_secret_name is None:
+            raise ValueError("tidb_operator.crypter_secret_name: this cluster encrypts backups; name the key's Secret")
         return self
 
 
@@ -736,6 +736,15 @@ class ClusterConfig(_Model):
                         f"{shown(item)} is not a PD address; use host:port (port 1 to 65535), e.g. pd-0:2379"
                     )
         return items
+
+    @model_validator(mode="after")
+    def _operator_storage(self) -> ClusterConfig:
+        if self.br.runner != "tidb-operator":
+            return self
+        for field_name, uri in (("storage.uri", self.storage.uri), ("log_backup.storage_uri", self.log_storage_uri)):
+            if not uri.startswith("s3://"):
+                raise ValueError(f"{field_name}: br.runner tidb-operator writes to S3 only (s3://bucket/prefix)")
+        return self
 
     @model_validator(mode="after")
     def _kubernetes_secrets(self) -> ClusterConfig:

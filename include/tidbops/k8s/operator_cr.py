@@ -238,8 +238,8 @@ def _s3(uri: str | None, read: ReadArgv, cfg: TiDBOperatorConfig, flag: str = "-
         s3["sse"] = read.flags["--s3.sse"]
     if "--s3.sse-kms-key-id" in read.flags:
         s3["options"] = [f"--s3.sse-kms-key-id={read.flags['--s3.sse-kms-key-id']}"]
-    if cfg.storage_secret:
-        s3["secretName"] = cfg.storage_secret
+    if cfg.storage_secret_name:
+        s3["secretName"] = cfg.storage_secret_name
     return s3
 
 
@@ -248,14 +248,14 @@ def _crypter(read: ReadArgv, cfg: TiDBOperatorConfig, cluster: ClusterConfig) ->
     method = read.flags.get("--crypter.method")
     if method is None:
         return [], {}
-    if cfg.crypter_secret is None:
+    if cfg.crypter_secret_name is None:
         raise BRRequestError(
-            f"cluster {cluster.name!r}: the backup is encrypted but br.tidb_operator.crypter_secret is not set"
+            f"cluster {cluster.name!r}: the backup is encrypted but br.tidb_operator.crypter_secret_name is not set"
         )
     options = [f"--crypter.method={method}", f"--crypter.key-file={CRYPTER_MOUNT}/key"]
     volumes = {
         "additionalVolumes": [
-            {"name": CRYPTER_VOLUME, "secret": {"secretName": cfg.crypter_secret, "defaultMode": 0o400}}
+            {"name": CRYPTER_VOLUME, "secret": {"secretName": cfg.crypter_secret_name, "defaultMode": 0o400}}
         ],
         "additionalVolumeMounts": [{"name": CRYPTER_VOLUME, "mountPath": CRYPTER_MOUNT, "readOnly": True}],
     }
@@ -298,11 +298,13 @@ def _manifest(
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": metadata, "spec": spec}
 
 
-def plan(argv: Sequence[str], cluster: ClusterConfig, *, attempt: str) -> Plan:
+def plan(argv: Sequence[str], cluster: ClusterConfig, *, attempt: str, source: ClusterConfig | None = None) -> Plan:
     """The resource (or change) that runs ``argv`` for ``cluster`` through TiDB Operator.
 
     ``attempt`` names the task attempt independently of its try number (``dag/run/task/map_index``): a retry
-    gets the same resource name. Raises ``NotExpressible`` for commands no resource expresses.
+    gets the same resource name. ``source`` is the cluster whose backups a restore reads (default ``cluster``):
+    its ``br.tidb_operator`` Secrets (storage, crypter) open them, when it has that block. Raises
+    ``NotExpressible`` for commands no resource expresses.
     """
     cfg = operator_config(cluster)
     read = read_argv(argv)
@@ -310,7 +312,14 @@ def plan(argv: Sequence[str], cluster: ClusterConfig, *, attempt: str) -> Plan:
     if words[:2] == ("backup", "full"):
         return _backup(read, cluster, cfg, attempt)
     if words[:1] == ("restore",) and len(words) == 2 and words[1] in ("full", "db", "table", "point"):
-        return _restore(read, cluster, cfg, attempt)
+        origin = source.br.tidb_operator if source is not None and source.br.tidb_operator is not None else cfg
+        secrets = cfg.model_copy(
+            update={
+                "storage_secret_name": origin.storage_secret_name,
+                "crypter_secret_name": origin.crypter_secret_name,
+            }
+        )
+        return _restore(read, cluster, cfg, attempt, secrets)
     if words[:1] == ("log",) and len(words) == 2:
         return _log(read, cluster, cfg, attempt)
     raise NotExpressible(f"`br {' '.join(words)}` has no TiDB Operator resource; run it as a pod")
@@ -348,22 +357,25 @@ def _backup(read: ReadArgv, cluster: ClusterConfig, cfg: TiDBOperatorConfig, att
     )
 
 
-def _restore(read: ReadArgv, cluster: ClusterConfig, cfg: TiDBOperatorConfig, attempt: str) -> Plan:
+def _restore(
+    read: ReadArgv, cluster: ClusterConfig, cfg: TiDBOperatorConfig, attempt: str, secrets: TiDBOperatorConfig
+) -> Plan:
+    """A ``Restore`` into ``cluster`` (``cfg``), reading the backups with ``secrets``' storage and crypter Secrets."""
     scope = read.words[1]
     options: list[str] = []
     if (sys_table := read.boolean("--with-sys-table")) is not None:
         options.append(f"--with-sys-table={'true' if sys_table else 'false'}")
-    crypter, volumes = _crypter(read, cfg, cluster)
+    crypter, volumes = _crypter(read, secrets, cluster)
     br = _br_block(cluster, cfg, read, [])
     spec: dict[str, Any] = {**_common(cluster, cfg)}
     if scope == "point":
         if (start := read.tso("--start-ts")) is not None:
             options.append(f"--start-ts={start}")
         spec["restoreMode"] = "pitr"
-        spec["s3"] = _s3(read.flags.get("--storage"), read, cfg)
+        spec["s3"] = _s3(read.flags.get("--storage"), read, secrets)
         if "--full-backup-storage" in read.flags:
             spec["pitrFullBackupStorageProvider"] = {
-                "s3": _s3(read.flags["--full-backup-storage"], read, cfg, "--full-backup-storage")
+                "s3": _s3(read.flags["--full-backup-storage"], read, secrets, "--full-backup-storage")
             }
         if (restored := read.tso("--restored-ts")) is not None:
             spec["pitrRestoredTs"] = str(restored)
@@ -375,7 +387,7 @@ def _restore(read: ReadArgv, cluster: ClusterConfig, cfg: TiDBOperatorConfig, at
             br["db"] = read.flags["--db"]
         if "--table" in read.flags:
             br["table"] = read.flags["--table"]
-        spec["s3"] = _s3(read.flags.get("--storage"), read, cfg)
+        spec["s3"] = _s3(read.flags.get("--storage"), read, secrets)
         command = {"full": "Full Restore", "db": "Database Restore", "table": "Table Restore"}[scope]
     if options or crypter:
         br["options"] = options + crypter

@@ -5,7 +5,9 @@ module plans, through the cncf-kubernetes provider's ``KubernetesHook`` (``br.ti
 on the resource's ``status`` until the run it asked for finished:
 
 * ``backup full`` / ``restore …``: a ``Backup``/``Restore`` named from the task attempt and its spec. A retried task
-  finds its own: it adopts one that runs or completed (no second backup), deletes and re-creates one that failed.
+  finds its own: it adopts one that completed (its outcome, no second backup or restore); one that failed, or that
+  still runs, it deletes and creates again — the step before BR has run again by then (it clears an unfinished
+  backup's files, prepares the restore target), so an earlier BR must not go on writing.
   The resource is deleted once its outcome is read, on timeout and on task kill (``kill``); every one is
   ``cleanPolicy: Retain``, so that never deletes backup data, and TiDB Operator's Job goes with it.
 * ``log start|pause|resume|stop|truncate``: the cluster's log ``Backup`` (found by its labels), created by
@@ -213,14 +215,19 @@ class TiDBOperatorRunner:
             if existing is None:
                 continue  # gone between the two calls
             state = cr.read_state(plan, existing)
-            if not (state.finished and state.outcome is not None and state.outcome.success is False):
+            succeeded = state.finished and state.outcome is not None and state.outcome.success is True
+            if succeeded or (not state.finished and plan.goal is not cr.Goal.COMPLETE):
                 say("stdout", f"adopting {state.detail} (this task's earlier try)")
                 return existing
-            say("stdout", f"{state.detail} failed in an earlier try: deleting it to run again")
+            # failed: run it again. Still running (a snapshot Backup or a Restore): the step before BR has just run
+            # again (it clears an unfinished backup's files, prepares the restore target), so the earlier BR must
+            # not go on writing there: end it, then run afresh
+            why = "failed" if state.finished else "was still running"
+            say("stdout", f"{state.detail} {why} in an earlier try: deleting it to run again")
             self._delete(plan, plan.name)
             while self._get(plan, plan.name) is not None:
                 if time.monotonic() > deadline:
-                    raise BRRequestError(f"{cr.where(existing)} failed earlier and is still being deleted")
+                    raise BRRequestError(f"{cr.where(existing)} of an earlier try is still being deleted")
                 self._sleep(min(self.config.poll_seconds, 2.0))
 
     def _target(self, plan: cr.Plan) -> dict[str, Any] | BROutcome:

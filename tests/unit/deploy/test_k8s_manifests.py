@@ -157,11 +157,11 @@ def _encrypted_cluster() -> Any:
             "br": {
                 "runner": "tidb-operator",
                 "encryption": {"method": "aes256-ctr", "key_conn_id": "k"},
-                "kubernetes": {"namespace": "tidb-prod", "crypter_secret": "tidbops-br-crypter"},
+                "kubernetes": {"namespace": "tidb-prod"},
                 "tidb_operator": {
                     "namespace": "tidb-prod",
                     "tidbcluster": "prod",
-                    "crypter_secret": "tidbops-br-crypter",
+                    "crypter_secret_name": "tidbops-br-crypter",
                 },
             },
         }

@@ -53,7 +53,7 @@ def cluster(*, replace: bool = False, **over: Any) -> ClusterConfig:
             "tidb_operator": {
                 "namespace": "tidb-prod",
                 "tidbcluster": "prod",
-                "storage_secret": "s3-backup-keys",
+                "storage_secret_name": "s3-backup-keys",
                 "service_account": "tidb-backup-manager",
             },
         },
@@ -71,8 +71,8 @@ ENCRYPTED = cluster(
     br={
         **PROD.br.model_dump(exclude_none=True, exclude_defaults=True),
         "encryption": {"method": "aes256-ctr", "key_conn_id": "br_key_prod"},
-        "kubernetes": {"namespace": "tidb-prod", "crypter_secret": "br-crypter-key"},
-        "tidb_operator": {"namespace": "tidb-prod", "tidbcluster": "prod", "crypter_secret": "br-crypter-key"},
+        "kubernetes": {"namespace": "tidb-prod"},
+        "tidb_operator": {"namespace": "tidb-prod", "tidbcluster": "prod", "crypter_secret_name": "br-crypter-key"},
     }
 )
 TLS = cluster(tls={"ca": "/etc/tidb/ca.pem", "cert": "/etc/tidb/client.pem", "key": "/etc/tidb/client-key.pem"})
@@ -307,9 +307,8 @@ def test_not_expressible_runs_as_a_pod(argv: Any) -> None:
 
 
 def test_refusals_before_any_resource() -> None:
-    local = cluster(storage={"uri": "local:///backups"})
     with pytest.raises(BRRequestError, match="S3"):
-        cr.plan(backup_argv(local, kind="full", storage_uri="local:///backups/x"), local, attempt=ATTEMPT)
+        cr.plan(backup_argv(PROD, kind="full", storage_uri="local:///backups/x"), PROD, attempt=ATTEMPT)
     with pytest.raises(BRRequestError, match="gc-ttl"):
         cr.plan(log_argv(PROD, "pause", gc_ttl_seconds=3600), PROD, attempt=ATTEMPT)
     no_block = cluster(br={"version": "v8.5.1"}, replace=True)
@@ -329,7 +328,7 @@ def test_refusals_before_any_resource() -> None:
                 "tidb_operator": {"namespace": "n", "tidbcluster": "c"},
                 "encryption": {"method": "aes128-ctr", "key_conn_id": "k"},
             },
-            "crypter_secret",
+            "crypter_secret_name",
         ),
         ({"runner": "tidb-operator", "tidb_operator": {"namespace": "N_", "tidbcluster": "c"}}, "namespace"),
     ],
@@ -501,3 +500,21 @@ def test_status_plan_selects_by_cluster_and_task() -> None:
     assert stop.op == "patch" and stop.patch == {"spec": {"logSubcommand": "log-stop"}}
     resume = cr.plan(log_argv(PROD, "resume"), PROD, attempt=ATTEMPT)
     assert resume.patch == {"spec": {"logSubcommand": "log-start"}} and resume.goal is cr.Goal.LOG_RUNNING
+
+
+def test_a_fleet_file_with_a_tidb_operator_cluster_loads(tmp_path: Path) -> None:
+    """The fleet loader refuses values of secret-named fields: Secrets are named by ``*_secret_name`` fields,
+    which hold a Secret's name, never its content."""
+    from tidbops.config import load_fleet
+
+    raw = PROD.model_dump(mode="json", exclude_defaults=True)
+    (tmp_path / "clusters.yaml").write_text(yaml.safe_dump({"version": 1, "clusters": [raw]}))
+    fleet = load_fleet(tmp_path / "clusters.yaml")
+    assert fleet.issues == () and fleet.clusters["prod"].br.tidb_operator == PROD.br.tidb_operator
+
+
+def test_config_refuses_storage_the_operator_cannot_write() -> None:
+    with pytest.raises(ValueError, match=r"storage\.uri: br\.runner tidb-operator writes to S3 only"):
+        cluster(storage={"uri": "local:///backups"})
+    with pytest.raises(ValueError, match=r"log_backup\.storage_uri"):
+        cluster(log_backup={"enabled": True, "task_name": "pitr_prod", "storage_uri": "local:///logs"})

@@ -51,7 +51,7 @@ def cluster() -> ClusterConfig:
                     "conn_id": KUBE_CONN_ID,
                     "namespace": NS,
                     "tidbcluster": "prod",
-                    "storage_secret": "s3-backup-keys",
+                    "storage_secret_name": "s3-backup-keys",
                     "poll_seconds": 0.2,
                 },
             },
@@ -142,7 +142,8 @@ def _earlier_try(fake: FakeKube, steps: list[Step]) -> None:
     fake.put(manifest, plural="backups", steps=steps)
 
 
-def test_a_retried_task_adopts_its_running_backup(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+def test_a_retried_task_adopts_its_completed_backup(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    """The worker died after the operator finished: the retry takes the result, no second backup."""
     _earlier_try(tidb_operator_crds, cr_goes_through("Running", "Complete", fields=DONE))
     lines: list[str] = []
     run = runner().run(full(), SESSION, timeout=60, on_line=lambda s, line: lines.append(line))
@@ -151,6 +152,18 @@ def test_a_retried_task_adopts_its_running_backup(tidb_operator_crds: FakeKube, 
     # one POST, refused 409 AlreadyExists; no second Backup, nothing deleted before the outcome was read
     assert len(tidb_operator_crds.calls("POST", "/backups")) == 1
     assert tidb_operator_crds.deleted == [("backups", NS, backup_name())]
+
+
+def test_a_retried_task_replaces_a_backup_still_running(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    """The step before BR cleared the unfinished backup's files again: the earlier BR must stop writing there."""
+    _earlier_try(tidb_operator_crds, [Step({"phase": "Running", "conditions": []}, gets=None)])
+    tidb_operator_crds.script("backups", cr_goes_through("Scheduled", "Complete", fields=DONE), api=API)
+    lines: list[str] = []
+    run = runner().run(full(), SESSION, timeout=60, on_line=lambda s, line: lines.append(line))
+    assert run.outcome is not None and run.outcome.success
+    assert any("was still running in an earlier try" in line for line in lines)
+    assert len(tidb_operator_crds.calls("POST", "/backups")) == 2
+    assert tidb_operator_crds.deleted == [("backups", NS, backup_name())] * 2
 
 
 def test_a_retried_task_adopts_a_completed_backup_without_running_another(
