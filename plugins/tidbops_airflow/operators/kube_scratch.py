@@ -204,6 +204,7 @@ class KubeScratchCreateOperator(_ScratchStep):
             return None
         plan, cluster, scratch = found
         config = scratch.config
+        self._check_sql_host(cluster)
         name = scratch_name(cluster.name, plan.plan_id)
         other = scratch.taken_by(name)
         if other is not None:
@@ -257,6 +258,23 @@ class KubeScratchCreateOperator(_ScratchStep):
                     },
                 )
             time.sleep(min(config.poll_seconds, max(0.0, deadline - time.time())))
+
+    @staticmethod
+    def _check_sql_host(cluster: ClusterConfig) -> None:
+        """The scratch cluster's TiDB connection must reach the Service tidbops points at each drill's cluster:
+        ``prepare_scratch`` drops every database of whatever it reaches."""
+        from airflow.sdk import BaseHook
+
+        from tidbops.k8s.scratch import ScratchClusterError, alias_name
+
+        assert cluster.scratch_kubernetes is not None
+        want = f"{alias_name(cluster.name, 'tidb')}.{cluster.scratch_kubernetes.namespace}.svc"
+        host = (BaseHook.get_connection(cluster.tidb_conn_id).host or "").strip().lower()
+        if host != want and not host.startswith(want + "."):
+            raise ScratchClusterError(
+                f"{cluster.name}: connection {cluster.tidb_conn_id} reaches {host or 'no host'}, not the Service in "
+                f"front of each drill's TidbCluster; set its host to {want} (nothing was created)"
+            )
 
     def execute_complete(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
         from tidbops.k8s.scratch import ScratchClusterError

@@ -83,6 +83,7 @@ def fleet_file(tmp_path: Path, kube_conn_id: str, monkeypatch: pytest.MonkeyPatc
     path = tmp_path / "clusters.yaml"
     path.write_text(yaml.safe_dump(config))
     monkeypatch.setenv("TIDBOPS_FLEET_CONFIG", str(path))
+    monkeypatch.setenv("AIRFLOW_CONN_TIDB_SCRATCH1", f"mysql://root@scratch1-tidb.{NS}.svc:4000")
     return path
 
 
@@ -314,3 +315,14 @@ def test_nothing_is_made_where_nothing_should_be(
         else:
             assert op.execute(context(plan_value)) is None
     assert fake_kube.requests == []  # not one call to the Kubernetes API
+
+
+def test_a_tidb_connection_that_reaches_elsewhere_is_refused_before_anything_is_made(
+    tidb_operator_crds: FakeKube, fleet_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_TIDB_SCRATCH1", "mysql://root@tidb-prod.example.com:4000")
+    with pytest.raises(
+        ScratchClusterError, match=f"reaches tidb-prod.example.com.*set its host to scratch1-tidb.{NS}.svc"
+    ):
+        create(deferrable=False).execute(context(plan()))
+    assert tidb_operator_crds.requests == []
