@@ -261,3 +261,56 @@ def test_what_no_resource_expresses_goes_to_the_pod_runner(tidb_operator_crds: F
     run = runner(pod_runner=LocalRunner()).run(argv, SESSION, timeout=30)
     assert run.where == "local" and run.stdout.strip() == "log metadata --storage s3://backups/fleet/prod/log"
     assert tidb_operator_crds.calls("POST") == []
+
+
+def _log_backup(fake: FakeKube, steps: list[Step]) -> str:
+    manifest = cr.plan(log_argv(PROD, "start", start_ts=TS), PROD, attempt="an earlier run").manifest
+    assert manifest is not None
+    return str(fake.put(manifest, plural="backups", steps=steps)["metadata"]["name"])
+
+
+def test_the_br_hook_runs_the_clusters_runner(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    """BRHook picks the tidb-operator runner from br.runner and turns its status-made outcome into its result."""
+    from tidbops_airflow.hooks.br import BRHook
+
+    running = {"phase": "Running", "commitTs": str(TS), "logCheckpointTs": str(TS + 9)}
+    name = _log_backup(
+        tidb_operator_crds,
+        [Step(running, gets=2), Step({**running, "logSuccessTruncateUntil": str(TS + 5)}, gets=None)],
+    )
+    hook = BRHook(cluster=PROD)
+    assert hook.runner.kind == "tidb-operator"
+    result = hook.run(log_argv(PROD, "truncate", until=TS + 5), SESSION)
+    assert result.outcome.success and result.outcome.command == "log truncate"
+    assert result.outcome.fields["logSuccessTruncateUntil"] == str(TS + 5)
+    spec = tidb_operator_crds.get("backups", NS, name, api=API)["spec"]  # type: ignore[index]
+    assert spec["logTruncateUntil"] == str(TS + 5)
+
+
+def test_the_br_hook_raises_brs_error_for_a_failed_resource(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    from tidbops.br.errors import BRError
+    from tidbops_airflow.hooks.br import BRHook
+
+    failed = {
+        "phase": "Running",
+        "commitTs": str(TS),
+        "logSubCommandStatuses": {
+            "log-truncate": {
+                "command": "log-truncate",
+                "phase": "Failed",
+                "conditions": [
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "LogTruncateFailed",
+                        "message": "[BR:ExternalStorage:ErrStorageInvalidPermission]AccessDenied",
+                    }
+                ],
+            }
+        },
+    }
+    _log_backup(tidb_operator_crds, [Step({"phase": "Running", "commitTs": str(TS)}, gets=2), Step(failed, gets=None)])
+    with pytest.raises(BRError) as raised:
+        BRHook(cluster=PROD).run(log_argv(PROD, "truncate", until=TS + 5), SESSION)
+    assert raised.value.code == "BR:ExternalStorage:ErrStorageInvalidPermission"
+    assert "LogTruncateFailed" in str(raised.value) and raised.value.exit_code == 1
