@@ -1,15 +1,17 @@
 """The restore drill's operators with patched hooks: a real SQLite catalog, local storage, fake BR and SQL.
 
 ``execute`` gets a minimal context: the DAG run, and a task instance whose XCom is a dict (so a step
-reads what earlier steps pushed, as in Airflow). Validation itself (SQL against two servers, GX) is
-covered by the integration and e2e tiers; here its functions are patched at their modules.
+reads what earlier steps pushed, as in Airflow). The validation and fingerprint operators run their real
+code against real MariaDB servers in the integration tier (``tests/integration/drill/
+test_drill_operators_mariadb.py``); the steps after them here read a validation's result as it reaches
+them, in XCom, made by the validation's own types (``recovery.validate.Validation``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -33,7 +35,6 @@ from tidbops.config import (
     StorageConfig,
 )
 from tidbops.drill import DrillError
-from tidbops.recovery.errors import HistoryGoneError
 from tidbops.recovery.validate import ContentReport, TableResult
 from tidbops.storage import LocalStorage
 from tidbops.validate.expectations import ExpectationsRun, SuiteResult
@@ -45,7 +46,7 @@ from tidbops_airflow.operators.drill import (
     DrillPrepareScratchOperator,
     DrillRecordOperator,
 )
-from tidbops_airflow.operators.recovery import BRRestoreOperator, ValidateRestoreOperator
+from tidbops_airflow.operators.recovery import BRRestoreOperator
 
 pytestmark = pytest.mark.operators
 
@@ -297,73 +298,41 @@ def report(ok: bool = True) -> ContentReport:
 
 
 @pytest.fixture
-def validation(env: Env, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    seen: dict[str, Any] = {"report": report()}
-
-    def validate_content(source: Any, target: Any, **kw: Any) -> ContentReport:
-        seen["kw"] = kw
-        if isinstance(seen["report"], Exception):
-            raise seen["report"]
-        return seen["report"]  # type: ignore[no-any-return]
-
-    def run_expectations(suites: Any, *, url: str, workdir: Path, **kw: Any) -> ExpectationsRun:
-        seen["url"], seen["gx"] = url, kw
-        site = workdir / "site"
-        (site / "static").mkdir(parents=True)
-        (site / "index.html").write_text("<html>drill</html>")
-        (site / "static" / "a.css").write_text("x")
-        return ExpectationsRun((SuiteResult("shop.orders", "shop.orders", True, 9, 9),), site, 2.0)
-
-    facts = SimpleNamespace(gc_safe_point=RUN_AT - timedelta(minutes=10), gc_life_time_seconds=600.0)
-    monkeypatch.setattr("tidbops.recovery.validate.validate_content", validate_content)
-    monkeypatch.setattr("tidbops.validate.expectations.run_expectations", run_expectations)
-    monkeypatch.setattr("tidbops.tidb.read_cluster_facts", lambda cursor: facts)
+def validation(env: Env) -> dict[str, Any]:
+    """A drill chosen, its scratch prepared and restored; ``validate(env, validation)`` then hands on the validation's
+    result as ``ValidateRestoreOperator`` leaves it in XCom: ``report`` (a ``ContentReport``) and ``suites``
+    (ran or not) say which."""
     seed_chain(env)
     choose(env)
     prepare(env)
     restore(env)
-    return seen
+    return {"report": report(), "suites": True}
 
 
-def validate(env: Env) -> dict[str, Any]:
-    op = ValidateRestoreOperator(
-        task_id="validate_restored_data",
-        plan_task_id="choose_restore_point",
-        restore_task_ids=["restore_to_scratch"],
-        chunk_rows="200",
-        expectations=True,
-    )
-    return env.run(op)  # type: ignore[no-any-return]
+def validate(env: Env, validation: dict[str, Any]) -> dict[str, Any]:
+    """What the validation step leaves in XCom: its result, and on differences the error the record reads
+    (as ``RecoveryStep._reporting`` writes it) and ``AirflowFailException`` (no retry)."""
+    from tidbops.recovery.plan import RecoveryPlan
+    from tidbops.recovery.validate import Validation, differs, no_suites_note, skipped_suites
 
+    plan_doc = env.xcom[("choose_restore_point", "return_value")]
+    if validation["suites"]:
+        run = ExpectationsRun((SuiteResult("shop.orders", "shop.orders", True, 9, 9),), None, 2.0)
+        uri = f"{env.cluster().storage.uri}/uat/drills/{plan_doc['drill_id']}/data_docs/index.html"
+        expectations = {**run.to_dict(uri), "ran": True, "docs_seconds": 0.1}
+    else:
+        expectations = skipped_suites(no_suites_note("uat"))
+    checked = Validation(validation["report"], expectations, 0.5)
+    result = {**checked.to_dict(), "seconds": 3.0}
+    env.xcom[("validate_restored_data", "return_value")] = result
+    if checked.failures():
+        from tidbops.drill import DrillPlan
 
-def test_validation_passes_and_keeps_the_data_docs(env: Env, validation: dict[str, Any]) -> None:
-    got = validate(env)
-    assert got["ok"] and got["tables_checked"] == 1 and got["rows_checked"] == 600
-    assert validation["kw"]["chunk_rows"] == 200 and validation["kw"]["restore_ts"] == T_INCR
-    assert validation["kw"]["gc_safe_point"] == RUN_AT - timedelta(minutes=10)
-    assert validation["url"] == "mysql+pymysql://root:s3cret-pw@127.0.0.1:4000?charset=utf8mb4"
-    assert validation["gx"]["partial_unexpected_count"] == 0, "encrypted backups: no sample values in the docs"
-    gx = got["expectations"]
-    drill_id = env.xcom[("choose_restore_point", "return_value")]["drill_id"]
-    assert gx["data_docs_uri"] == f"{env.cluster().storage.uri}/uat/drills/{drill_id}/data_docs/index.html"
-    docs = env.storage.child(f"uat/drills/{drill_id}/data_docs")
-    assert docs.read_bytes("index.html") == b"<html>drill</html>" and docs.exists("static/a.css")
-    assert "s3cret-pw" not in json.dumps(got)
-
-
-def test_a_mismatch_fails_without_retry_naming_table_and_key_range(env: Env, validation: dict[str, Any]) -> None:
-    validation["report"] = report(ok=False)
-    with pytest.raises(AirflowFailException, match=r"shop\.orders: \(id\) in \(200, 400\]: 200 rows on both sides"):
-        validate(env)
-    kept = env.xcom[("validate_restored_data", "return_value")]
-    assert not kept["ok"] and kept["mismatches"] == 1 and kept["expectations"]["ok"]
-    assert "shop.orders" in env.xcom[("validate_restored_data", "error")]
-
-
-def test_history_gone_fails_without_retry(env: Env, validation: dict[str, Any]) -> None:
-    validation["report"] = HistoryGoneError("older than uat's GC safepoint")
-    with pytest.raises(AirflowFailException, match="GC safepoint"):
-        validate(env)
+        plan: RecoveryPlan = DrillPlan.from_dict(plan_doc)
+        message = differs(plan, checked.failures())
+        env.xcom[("validate_restored_data", "error")] = f"AirflowFailException: {message}"
+        raise AirflowFailException(message)
+    return result
 
 
 # ------------------------------------------------------------------------------------ drop, record, gate
@@ -393,7 +362,7 @@ def test_drop_only_what_this_drill_took(env: Env) -> None:
 
 
 def test_a_whole_drill_is_recorded_and_the_gate_opens(env: Env, validation: dict[str, Any]) -> None:
-    validate(env)
+    validate(env, validation)
     drop(env)
     got = record(env)
     assert got["passed"] and got["scratch_dropped"] and got["rto_seconds"] is not None
@@ -412,7 +381,7 @@ def test_a_finished_drill_is_an_event_of_its_asset_with_id_point_and_size(env: E
 
     from tidbops_airflow.assets import drills_asset
 
-    validate(env)
+    validate(env, validation)
     drop(env)
     for n, backup_id in enumerate(("uat-full-1", "uat-incr-1"), 1):
         env.catalog.record_manifest(backup_id, f"s3://b/{backup_id}/tidbops-manifest.json", size_bytes=1000 * n)
@@ -437,7 +406,7 @@ def test_a_failed_drill_is_recorded_with_its_error_and_the_gate_stays_shut(
 ) -> None:
     validation["report"] = report(ok=False)
     with pytest.raises(AirflowFailException):
-        validate(env)
+        validate(env, validation)
     drop(env)
     got = record(env)
     assert not got["passed"] and "shop.orders: (id) in (200, 400]" in got["error"]
@@ -463,61 +432,6 @@ def test_the_gate_wants_the_scratch_dropped(env: Env) -> None:
     env.xcom[("record_drill", "return_value")] = {"passed": True, "scratch_dropped": False, "target": "scratch1"}
     with pytest.raises(AirflowFailException, match="scratch cluster scratch1 still holds the restored data"):
         gate(env)
-
-
-# ------------------------------------------------------------------------ source fingerprints (backups)
-
-
-def recorded_of(backup_id: str, backup_ts: int) -> Any:
-    from tidbops.recovery.fingerprints import RecordedTable, SourceFingerprints
-    from tidbops.validate.schema import Column, Index, TableDef
-
-    table = TableDef("shop", "orders", (Column("id", 1, "bigint", False),), (Index("PRIMARY", True, ("id",)),))
-    chunk = (Chunk(None, None), ChunkSum(600, 12345))
-    return SourceFingerprints("uat", backup_id, backup_ts, RUN_AT, 200, "history", (RecordedTable(table, (chunk,)),))
-
-
-def test_fingerprints_are_taken_after_a_backup_and_kept_in_storage(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tidbops.recovery.fingerprints import SourceFingerprints
-    from tidbops_airflow.operators.drill import SourceFingerprintOperator
-
-    seen: dict[str, Any] = {}
-
-    def take(cursor: Any, **kw: Any) -> Any:
-        seen.update(kw)
-        if kw["gc_safe_point"] > tso.to_datetime(kw["backup_ts"]):
-            raise HistoryGoneError("older than uat's GC safepoint")
-        return recorded_of(kw["backup_id"], kw["backup_ts"])
-
-    facts = SimpleNamespace(gc_safe_point=RUN_AT - timedelta(hours=3), gc_life_time_seconds=600.0)
-    monkeypatch.setattr("tidbops.recovery.fingerprints.take_source_fingerprints", take)
-    monkeypatch.setattr("tidbops.tidb.read_cluster_facts", lambda cursor: facts)
-    env.xcom[("run_br_backup", "return_value")] = {"backup_id": "uat-full-1", "backup_ts": T_FULL}
-    op = SourceFingerprintOperator(task_id="fingerprint_source", cluster=env.cluster())
-    got = env.run(op)
-    assert got["rows"] == 600 and got["uri"] == f"{env.cluster().storage.uri}/uat/drills/fingerprints/uat-full-1.json"
-    assert seen["max_rows"] == 10_000_000 and seen["max_tables"] is None  # the cluster's drill budget
-    kept = SourceFingerprints.from_bytes(env.storage.read_bytes("uat/drills/fingerprints/uat-full-1.json"))
-    assert kept.backup_ts == T_FULL
-    facts.gc_safe_point = RUN_AT
-    with pytest.raises(AirflowFailException, match="GC safepoint"):
-        env.run(op)
-
-
-def test_validation_falls_back_to_recorded_fingerprints_when_the_history_is_gone(
-    env: Env, validation: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    validation["report"] = HistoryGoneError("older than uat's GC safepoint")
-    with pytest.raises(AirflowFailException, match="no source fingerprints were recorded right after that backup"):
-        validate(env)
-    env.xcom.pop(("validate_restored_data", "error"))
-    env.storage.write_bytes("uat/drills/fingerprints/uat-incr-1.json", recorded_of("uat-incr-1", T_INCR).to_bytes())
-    monkeypatch.setattr(
-        "tidbops.recovery.validate.compare_recorded",
-        lambda target, recorded, **kw: replace(report(), source_read=f"recorded after {recorded.backup_id}"),
-    )
-    got = validate(env)
-    assert got["ok"] and got["source_read"] == "recorded after uat-incr-1"
 
 
 # ------------------------------------------------------------------------------ #16: due, basis, holds, tier 3
@@ -635,7 +549,7 @@ def test_choose_holds_the_backups_and_record_marks_tier_3_and_releases_them(
     held = env.catalog.held_backups("uat")
     assert held == {"uat-full-1": [plan["drill_id"]], "uat-incr-1": [plan["drill_id"]]}
     basis, _ = check(env, monkeypatch)
-    validate(env)
+    validate(env, validation)
     drop(env)
     got = record(env)
     assert got["passed"] and got["basis"] == basis["basis"]
@@ -648,7 +562,7 @@ def test_choose_holds_the_backups_and_record_marks_tier_3_and_releases_them(
 def test_a_failed_drill_releases_its_holds_and_a_mismatch_fails_tier_3(env: Env, validation: dict[str, Any]) -> None:
     validation["report"] = report(ok=False)
     with pytest.raises(AirflowFailException):
-        validate(env)
+        validate(env, validation)
     drop(env)
     got = record(env)
     assert not got["passed"] and got["details"]["tier3"]["ok"] is False
@@ -656,16 +570,10 @@ def test_a_failed_drill_releases_its_holds_and_a_mismatch_fails_tier_3(env: Env,
     assert env.catalog.held_backups("uat") == {}
 
 
-def test_a_cluster_without_suites_passes_on_content_and_says_so(
-    env: Env, validation: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("tidbops.validate.expectations.load_suites", lambda cluster, root=None: [])
-    got = validate(env)
-    gx = got["expectations"]
-    assert (
-        got["ok"] and gx["ran"] is False and gx["notes"] == ["no expectation suites for uat: expectations did not run"]
-    )
-    assert "url" not in validation, "GX never ran"
+def test_a_cluster_without_suites_passes_on_content_and_says_so(env: Env, validation: dict[str, Any]) -> None:
+    validation["suites"] = False
+    got = validate(env, validation)
+    assert got["ok"] and got["expectations"]["ran"] is False
     drop(env)
     rec = record(env)
     assert rec["passed"] and rec["caveats"] == ["no expectation suites for uat: expectations did not run"]
