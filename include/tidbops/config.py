@@ -744,6 +744,11 @@ class ClusterConfig(_Model):
         for field_name, uri in (("storage.uri", self.storage.uri), ("log_backup.storage_uri", self.log_storage_uri)):
             if not uri.startswith("s3://"):
                 raise ValueError(f"{field_name}: br.runner tidb-operator writes to S3 only (s3://bucket/prefix)")
+        if self.scratch_kubernetes is not None:
+            raise ValueError(
+                "br.runner: a scratch cluster made per drill (scratch_kubernetes) has no fixed TidbCluster for "
+                "br.tidb_operator.tidbcluster; use br.runner kubernetes (or local) for it"
+            )
         return self
 
     @model_validator(mode="after")

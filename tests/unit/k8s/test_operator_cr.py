@@ -518,3 +518,15 @@ def test_config_refuses_storage_the_operator_cannot_write() -> None:
         cluster(storage={"uri": "local:///backups"})
     with pytest.raises(ValueError, match=r"log_backup\.storage_uri"):
         cluster(log_backup={"enabled": True, "task_name": "pitr_prod", "storage_uri": "local:///logs"})
+
+
+def test_config_refuses_it_for_a_scratch_cluster_made_per_drill() -> None:
+    template = {"spec": {"version": "v8.5.0", "pd": {"replicas": 1}, "tikv": {"replicas": 1}, "tidb": {"replicas": 1}}}
+    with pytest.raises(ValueError, match="no fixed TidbCluster"):
+        cluster(
+            name="scratch_k8s",
+            env="scratch",
+            scratch=True,
+            pd=["scratch-k8s-pd.tidb-prod.svc:2379"],
+            scratch_kubernetes={"namespace": "tidb-prod", "template": template},
+        )
