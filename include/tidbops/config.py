@@ -363,9 +363,9 @@ class K8sToleration(_Model):
 
 class KubernetesBRConfig(_Model):
     """``br.runner: kubernetes``: one pod per BR command. Credentials only as Kubernetes Secrets named here
-    (never in the pod spec): ``credentials_secret`` holds AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
-    [/ AWS_SESSION_TOKEN] (the pod's environment); ``crypter_secret`` the crypter key (hex) under ``key``;
-    ``tls_secret`` ``ca.crt``/``tls.crt``/``tls.key`` (mounted for ``--ca/--cert/--key``)."""
+    (never in the pod spec): ``credentials_secret_name`` holds AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    [/ AWS_SESSION_TOKEN] (the pod's environment); ``crypter_secret_name`` the crypter key (hex) under ``key``;
+    ``tls_secret_name`` ``ca.crt``/``tls.crt``/``tls.key`` (mounted for ``--ca/--cert/--key``)."""
 
     conn_id: ConnId = Field(default="kubernetes_default", description="a cncf-kubernetes (kubernetes type) connection")
     namespace: K8sLabel = Field(description="where the BR pods run")
@@ -379,11 +379,11 @@ class KubernetesBRConfig(_Model):
     resources: K8sResources = K8sResources()
     node_selector: dict[str, str] = {}
     tolerations: tuple[K8sToleration, ...] = ()
-    credentials_secret: K8sName | None = Field(
+    credentials_secret_name: K8sName | None = Field(
         default=None, description="Secret with AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; unset: the pod's own identity"
     )
-    crypter_secret: K8sName | None = Field(default=None, description="Secret with the crypter key (hex) under 'key'")
-    tls_secret: K8sName | None = Field(default=None, description="Secret with ca.crt, tls.crt, tls.key")
+    crypter_secret_name: K8sName | None = Field(default=None, description="Secret with the crypter key under 'key'")
+    tls_secret_name: K8sName | None = Field(default=None, description="Secret with ca.crt, tls.crt, tls.key")
     poll_seconds: float = Field(default=5.0, ge=0.2, le=300.0, description="how often the pod's phase is read")
     log_dir: str = Field(default="/var/lib/br-log", pattern=r"^/[A-Za-z0-9._/-]*$", description="BR's logs in the pod")
 
@@ -756,13 +756,13 @@ class ClusterConfig(_Model):
         k8s = self.br.kubernetes
         if self.br.runner != "kubernetes" or k8s is None:
             return self
-        if self.tls is not None and k8s.tls_secret is None:
-            raise ValueError("br.kubernetes.tls_secret: this cluster uses TLS; name the Secret holding its PEMs")
+        if self.tls is not None and k8s.tls_secret_name is None:
+            raise ValueError("br.kubernetes.tls_secret_name: this cluster uses TLS; name the Secret holding its PEMs")
         enc = self.br.encryption
         if enc is not None and enc.owner_key:
             raise ValueError("br.runner: owner-key encryption needs a fresh key per backup; use runner local")
-        if enc is not None and k8s.crypter_secret is None:
-            raise ValueError("br.kubernetes.crypter_secret: this cluster encrypts backups; name the key's Secret")
+        if enc is not None and k8s.crypter_secret_name is None:
+            raise ValueError("br.kubernetes.crypter_secret_name: this cluster encrypts backups; name the key's Secret")
         return self
 
     @property

@@ -1,0 +1,399 @@
+"""The ``kubernetes`` BR runner on the fake Kubernetes API (tests/helpers/fake_kube.py): the real ``kubernetes``
+client behind the provider's ``KubernetesHook`` talks to it over HTTP on loopback.
+
+Covered: pending → running → succeeded (BR's output parsed as a local run's, the pod deleted); failed with BR's
+error in the log (``BRError`` with BR's code, through ``BRHook.run``); evicted and image pull failure (a clear
+``BRPodError``, the pod deleted); timeout (``BRTimeoutError``, the pod deleted); the task killed mid-run
+(``BRHook.kill`` deletes the pod); a retried task adopts its own pod (running, or succeeded) and recreates a
+failed one; reads never adopt; ``br log status`` and ``br -V`` of the log check, its trigger and the drill go
+through pods for a kubernetes cluster. The fleet config is a real file read by the real loader; the TiDB SQL
+side is pymysql's ``connect`` answering ``tidb_version()`` (not our code).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers.fake_kube import (
+    FakeKube,
+    pod_evicted,
+    pod_fails,
+    pod_image_pull_fails,
+    pod_runs,
+    pod_succeeds,
+)
+from tests.helpers.kube_fixtures import KUBE_NAMESPACE
+from tidbops.br.command import backup_argv, log_argv
+from tidbops.br.errors import BRError
+from tidbops.br.output import parse_br_output
+from tidbops.br.runner import BRTimeoutError
+from tidbops.config import ClusterConfig, load_fleet
+from tidbops.k8s.pod import BRPodError, PodIdentity
+from tidbops_airflow.hooks.br import BRHook, read_log_range
+from tidbops_airflow.runners import runner_for
+from tidbops_airflow.runners.kubernetes import KubernetesRunner
+
+pytestmark = pytest.mark.operators
+
+NS = KUBE_NAMESPACE
+SAMPLES = Path(__file__).resolve().parents[2] / "tidbops" / "br" / "samples"
+SECRET = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+CRYPTER_KEY = "0123456789abcdef" * 4
+VERSION_TEXT = (
+    "Release Version: v8.5.1\nGit Commit Hash: fea86c8e35ad4a86a5e1160701f99493c2ee547c\nGit Branch: HEAD\n"
+    "Go Version: go1.23.6\nUTC Build Time: 2025-01-17 07:21:06\nRace Enabled: false\n"
+)
+TASK = PodIdentity("tidb_backup_full__prod", "scheduled__2026-12-07T00:00:00+00:00", "run_br_backup", -1)
+
+
+def sample(name: str) -> str:
+    """BR's own output (a sample of tests/unit/tidbops/br/samples without its comment lines)."""
+    text = (SAMPLES / name).read_text()
+    return "".join(ln for ln in text.splitlines(keepends=True) if not ln.startswith("#"))
+
+
+class FakeTiDB:
+    """pymysql's connection as TiDB answers ``SELECT tidb_version()``."""
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def cursor(self) -> FakeTiDB:
+        return self
+
+    def __enter__(self) -> FakeTiDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def execute(self, query: str, args: object = None) -> None:
+        assert query == "SELECT tidb_version()", query
+
+    def fetchall(self) -> list[tuple[str]]:
+        return [("Release Version: v8.5.1\nEdition: Community\nGit Branch: HEAD\nStore: tikv",)]
+
+    def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, kube_conn_id: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """prod runs BR in pods (TLS, an encrypted storage, S3 keys from a Secret); dev runs BR locally."""
+    k8s = {
+        "conn_id": kube_conn_id,
+        "namespace": NS,
+        "service_account": "tidbops-br",
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}},
+        "node_selector": {"pool": "backup"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "backup", "effect": "NoSchedule"}],
+        "credentials_secret_name": "prod-s3",
+        "crypter_secret_name": "prod-crypter",
+        "tls_secret_name": "prod-br-tls",
+        "poll_seconds": 0.2,
+    }
+    config = {
+        "version": 1,
+        "clusters": [
+            {
+                "name": "prod",
+                "env": "prod",
+                "pd": ["pd-prod.tidb.svc:2379"],
+                "tidb_conn_id": "tidb_prod",
+                "storage": {"uri": "s3://tidbops-backups", "conn_id": "s3_playground"},
+                "tls": {"conn_id": "tls_prod"},
+                "br": {
+                    "runner": "kubernetes",
+                    "kubernetes": k8s,
+                    "encryption": {"method": "aes256-ctr", "key_conn_id": "br_crypter_prod"},
+                },
+                "log_backup": {"enabled": True, "task_name": "pitr-prod"},
+            },
+            {
+                "name": "dev",
+                "env": "dev",
+                "pd": ["127.0.0.1:2379"],
+                "tidb_conn_id": "tidb_dev",
+                "storage": {"uri": "s3://tidbops-backups", "conn_id": "s3_playground"},
+            },
+        ],
+    }
+    path = tmp_path / "clusters.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("TIDBOPS_FLEET_CONFIG", str(path))
+    monkeypatch.setenv("TIDBOPS_BR_LOG_DIR", str(tmp_path / "brlogs"))
+    monkeypatch.setattr("pymysql.connect", FakeTiDB)
+    monkeypatch.setenv("AIRFLOW_CONN_TIDB_PROD", json.dumps({"conn_type": "mysql", "host": "tidb-prod", "login": "br"}))
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_S3_PLAYGROUND",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "AKIAPLAYGROUND000001",
+                "password": SECRET,
+                "extra": {"endpoint_url": "http://127.0.0.1:14900", "region_name": "us-east-1"},
+            }
+        ),
+    )
+    monkeypatch.setenv("AIRFLOW_CONN_BR_CRYPTER_PROD", json.dumps({"conn_type": "generic", "password": CRYPTER_KEY}))
+    ca = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----"
+    key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7fakefakefake\n-----END PRIVATE KEY-----"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TLS_PROD", json.dumps({"conn_type": "generic", "extra": {"ca": ca, "cert": ca, "key": key}})
+    )
+    return path
+
+
+def prod() -> ClusterConfig:
+    return load_fleet().get("prod")
+
+
+def is_backup(name: str) -> bool:
+    return "-backup-full-" in name
+
+
+def is_version(name: str) -> bool:
+    return "-version-" in name
+
+
+def the_pod(fake: FakeKube, predicate: Any) -> dict[str, Any]:
+    created = [r.body for r in fake.calls("POST", "/pods") if predicate(r.body["metadata"]["name"])]
+    assert len(created) == 1, [c["metadata"]["name"] for c in created]
+    return created[0]
+
+
+def backup(hook: BRHook, timeout: float = 30) -> Any:
+    with hook.session("full") as s:
+        argv = backup_argv(
+            s.cluster,
+            kind="full",
+            storage_uri="s3://tidbops-backups/prod/full/x",
+            crypter_key_file=s.key_file,
+            log_file=s.log_file,
+        )
+        return hook.run(argv, s, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------------------- the happy path
+
+
+def test_pending_running_succeeded_through_the_hook(
+    fleet: Path, fake_kube: FakeKube, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_kube.script("pods", pod_succeeds(VERSION_TEXT), name=is_version)
+    summary = sample("v8_full_backup_success.txt")
+    fake_kube.script("pods", pod_succeeds(summary, partial_log=summary.splitlines(keepends=True)[0]), name=is_backup)
+    hook = BRHook(cluster=prod())
+    assert hook.runner.kind == "kubernetes"
+
+    result = backup(hook)
+
+    assert result.exit_code == 0 and result.outcome.success
+    assert result.outcome.backup_ts == 435844546560000000 and result.outcome.size_bytes == 71330
+    pod = the_pod(fake_kube, is_backup)
+    name = pod["metadata"]["name"]
+    assert ("pods", NS, name) in fake_kube.deleted and fake_kube.get("pods", NS, name) is None, "deleted when done"
+    version_pod = the_pod(fake_kube, is_version)
+    assert version_pod["spec"]["containers"][0]["args"] == ["--version"], "our version check ran in a pod too"
+    assert fake_kube.get("pods", NS, version_pod["metadata"]["name"]) is None
+    spec = pod["spec"]
+    container = spec["containers"][0]
+    assert container["image"] == "pingcap/br:v8.5.1", "the cluster's version (tidb_version())"
+    assert container["command"] == ["/br"] and container["args"][:2] == ["backup", "full"]
+    args = container["args"]
+    assert args[args.index("--crypter.key-file") + 1] == "/var/run/secrets/tidbops/crypter/key"
+    assert args[args.index("--ca") + 1] == "/var/run/secrets/tidbops/tls/ca.crt"
+    assert args[args.index("--key") + 1] == "/var/run/secrets/tidbops/tls/tls.key"
+    assert args[args.index("--log-file") + 1] == "/var/lib/br-log/br.log"
+    assert args[args.index("--s3.endpoint") + 1] == "http://127.0.0.1:14900", "the endpoint the connection gave"
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]} == {
+        "AWS_ACCESS_KEY_ID": "prod-s3",
+        "AWS_SECRET_ACCESS_KEY": "prod-s3",
+        "AWS_SESSION_TOKEN": "prod-s3",
+    }
+    assert spec["serviceAccountName"] == "tidbops-br" and spec["nodeSelector"] == {"pool": "backup"}
+    assert spec["tolerations"][0]["effect"] == "NoSchedule" and spec["restartPolicy"] == "Never"
+    assert container["resources"]["limits"] == {"memory": "4Gi"}
+    text = json.dumps(pod)
+    assert SECRET not in text and CRYPTER_KEY not in text and "AKIAPLAYGROUND" not in text and "MIIEv" not in text
+    logged = capsys.readouterr().out + caplog.text
+    assert f"br ran in pod {NS}/{name}" in logged
+    assert "Full Backup success summary" in logged, "the pod's log streamed into the task log"
+
+
+def test_br_log_metadata_in_a_pod_reads_the_range(fleet: Path, fake_kube: FakeKube) -> None:
+    fake_kube.script("pods", pod_succeeds(sample("v8_log_metadata.txt")), name=lambda n: "-log-metadata-" in n)
+    found = read_log_range(BRHook(cluster=prod()))
+    assert found is not None and (found.min_ts, found.max_ts) == (434582449885806593, 434834300106964993)
+    assert fake_kube.names("pods", NS) == []
+
+
+# ------------------------------------------------------------------------------------------- failures
+
+
+def test_failed_pod_is_a_brerror_with_brs_code(fleet: Path, fake_kube: FakeKube) -> None:
+    fake_kube.script("pods", pod_succeeds(VERSION_TEXT), name=is_version)
+    fake_kube.script("pods", pod_fails(sample("v8_incremental_gc_safepoint.txt")), name=is_backup)
+    with pytest.raises(BRError) as caught:
+        backup(BRHook(cluster=prod()))
+    assert caught.value.code == "BR:Backup:ErrBackupGCSafepointExceeded" and caught.value.exit_code == 1
+    assert "[BR:Backup:ErrBackupGCSafepointExceeded]" in str(caught.value)
+    assert fake_kube.names("pods", NS) == [], "the failed pod is deleted"
+
+
+def test_evicted_pod_is_a_clear_retriable_error(fleet: Path, fake_kube: FakeKube) -> None:
+    fake_kube.script("pods", pod_succeeds(VERSION_TEXT), name=is_version)
+    fake_kube.script("pods", pod_evicted("[INFO] backup started\n"), name=is_backup)
+    with pytest.raises(BRPodError, match="evicted: The node was low on resource: memory") as caught:
+        backup(BRHook(cluster=prod()))
+    assert caught.value.retriable
+    assert fake_kube.names("pods", NS) == []
+
+
+def test_image_pull_failure_names_the_image_and_deletes_the_pod(fleet: Path, fake_kube: FakeKube) -> None:
+    fake_kube.script("pods", pod_image_pull_fails(), name=is_version)
+    with pytest.raises(BRPodError, match=r"the BR image pingcap/br:v8\.5\.1 cannot be pulled \(ErrImagePull") as caught:
+        backup(BRHook(cluster=prod()))
+    assert not caught.value.retriable
+    assert fake_kube.names("pods", NS) == []
+    assert not [r for r in fake_kube.calls("POST", "/pods") if is_backup(r.body["metadata"]["name"])], "BR never ran"
+
+
+def test_timeout_deletes_the_pod(fleet: Path, fake_kube: FakeKube) -> None:
+    fake_kube.script("pods", pod_runs("[INFO] backup started\n"))
+    runner = KubernetesRunner(prod(), identity=lambda: TASK)
+    started = time.monotonic()
+    with pytest.raises(BRTimeoutError, match="did not finish within 1s"):
+        runner.run(["br", "backup", "full", "--pd", "pd:2379", "--storage", "s3://b/p"], _session(), timeout=1.0)
+    assert time.monotonic() - started < 10
+    assert fake_kube.names("pods", NS) == [] and len(fake_kube.deleted) == 1
+
+
+def test_task_killed_mid_run_deletes_the_pod(fleet: Path, fake_kube: FakeKube) -> None:
+    fake_kube.script("pods", pod_succeeds(VERSION_TEXT), name=is_version)
+    fake_kube.script("pods", pod_runs("[INFO] backup started\n"), name=is_backup)
+    hook = BRHook(cluster=prod())
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            backup(hook, timeout=60)
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 20
+    while not [n for n in fake_kube.names("pods", NS) if is_backup(n)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [name] = [n for n in fake_kube.names("pods", NS) if is_backup(n)]
+    hook.kill()  # what on_kill does
+    worker.join(20)
+    assert not worker.is_alive()
+    assert fake_kube.get("pods", NS, name) is None and ("pods", NS, name) in fake_kube.deleted
+    assert errors and isinstance(errors[0], BRPodError) and "the task was killed" in str(errors[0]), errors
+
+
+# ------------------------------------------------------------------------------------------- retries
+
+
+def _session() -> Any:
+    from tidbops.br.runner import pd_session
+
+    return pd_session(prod())
+
+
+ARGV = ["br", "backup", "full", "--pd", "pd-prod.tidb.svc:2379", "--storage", "s3://tidbops-backups/prod/full/x"]
+
+
+def test_a_retried_task_adopts_its_running_pod(fleet: Path, fake_kube: FakeKube) -> None:
+    summary = sample("v8_full_backup_success.txt")
+    fake_kube.script("pods", pod_succeeds(summary, pending_gets=2, running_gets=3), times=1)
+    first = KubernetesRunner(prod(), identity=lambda: TASK)
+    handles: list[object] = []
+    # the first try created its pod, then its worker died (nothing deletes the pod)
+    from tidbops.k8s.pod import br_pod, pod_name
+
+    name = pod_name(prod(), ARGV, TASK)
+    first.core.create_namespaced_pod(NS, br_pod(prod(), ARGV, name=name, image="pingcap/br:v8.5.1", timeout=60))
+    second = KubernetesRunner(prod(), identity=lambda: TASK)
+    result = second.run(ARGV, _session(), timeout=30, on_start=handles.append)
+    assert result.exit_code == 0 and parse_br_output(result.stdout).backup_ts == 435844546560000000
+    assert len(fake_kube.calls("POST", "/pods")) == 1, "no second pod: the retry adopted the first"
+    assert [str(h) for h in handles] == [f"pod {NS}/{name}"] and result.where == f"pod {NS}/{name}"
+    assert fake_kube.names("pods", NS) == []
+
+
+def test_a_retried_task_adopts_its_succeeded_pod(fleet: Path, fake_kube: FakeKube) -> None:
+    from tidbops.k8s.pod import br_pod, pod_name
+
+    name = pod_name(prod(), ARGV, TASK)
+    summary = sample("v8_full_backup_success.txt")
+    fake_kube.script("pods", pod_succeeds(summary, pending_gets=0, running_gets=0), times=1)
+    KubernetesRunner(prod()).core.create_namespaced_pod(
+        NS, br_pod(prod(), ARGV, name=name, image="pingcap/br:v8.5.1", timeout=60)
+    )
+    for _ in range(3):  # the first try's worker saw it through (then died before deleting it)
+        fake_kube.get("pods", NS, name)
+        KubernetesRunner(prod()).core.read_namespaced_pod(name, NS)
+    result = KubernetesRunner(prod(), identity=lambda: TASK).run(ARGV, _session(), timeout=30)
+    assert parse_br_output(result.stdout).backup_ts == 435844546560000000
+    assert len(fake_kube.calls("POST", "/pods")) == 1
+    assert fake_kube.names("pods", NS) == []
+
+
+def test_a_retried_task_replaces_its_failed_pod(fleet: Path, fake_kube: FakeKube) -> None:
+    from tidbops.k8s.pod import br_pod, pod_name
+
+    name = pod_name(prod(), ARGV, TASK)
+    fake_kube.script("pods", pod_fails(sample("v8_incremental_gc_safepoint.txt"), running_gets=0), times=1)
+    fake_kube.script("pods", pod_succeeds(sample("v8_full_backup_success.txt")), times=1)
+    core = KubernetesRunner(prod()).core
+    core.create_namespaced_pod(NS, br_pod(prod(), ARGV, name=name, image="pingcap/br:v8.5.1", timeout=60))
+    for _ in range(3):
+        core.read_namespaced_pod(name, NS)
+    result = KubernetesRunner(prod(), identity=lambda: TASK).run(ARGV, _session(), timeout=30)
+    assert result.exit_code == 0
+    assert [r.body["metadata"]["name"] for r in fake_kube.calls("POST", "/pods")] == [name, name]
+    assert fake_kube.deleted.count(("pods", NS, name)) == 2, "the failed one, then the finished one"
+
+
+def test_reads_are_never_adopted(fleet: Path, fake_kube: FakeKube) -> None:
+    fake_kube.script("pods", pod_succeeds(json.dumps([])))
+    runner = KubernetesRunner(prod(), identity=lambda: TASK)
+    with BRHook(cluster=prod()).pd_access() as cluster:
+        argv = log_argv(cluster, "status")
+        runner.run(argv, _session(), timeout=30)
+        runner.run(argv, _session(), timeout=30)
+    names = [r.body["metadata"]["name"] for r in fake_kube.calls("POST", "/pods")]
+    assert len(set(names)) == 2 and all("-log-status-" in n for n in names)
+
+
+# ------------------------------------------------------------------------------------------- the other BR calls
+
+
+def test_log_status_of_the_trigger_runs_in_a_pod(fleet: Path, fake_kube: FakeKube) -> None:
+    from tidbops_airflow.triggers.logbackup import read_progress
+
+    target = 434582449885806593
+    tasks = [{"name": "pitr-prod", "status": "NORMAL", "checkpoint": target + 5, "start": target - 100}]
+    fake_kube.script("pods", pod_succeeds(json.dumps(tasks)), name=lambda n: "-log-status-" in n)
+    progress = read_progress("prod", target)
+    assert progress["state"] == "reached", progress
+    [pod] = [r.body for r in fake_kube.calls("POST", "/pods")]
+    args = pod["spec"]["containers"][0]["args"]
+    assert args[:2] == ["log", "status"] and "--ca" in args
+    assert "env" not in pod["spec"]["containers"][0], "a PD-only read gets no storage credentials"
+    assert fake_kube.names("pods", NS) == []
+
+
+def test_a_local_cluster_keeps_the_local_runner(fleet: Path) -> None:
+    assert runner_for(load_fleet().get("dev")).kind == "local"
+    assert BRHook(cluster=load_fleet().get("dev")).runner.kind == "local"
