@@ -33,8 +33,10 @@ ways make the same chunks, with the same sums, as ``split_chunks`` + ``chunk_sum
 recorded after backups use those).
 
 ``compare_table`` reads both sides at once: a thread per side, each on its own cursor (two connections),
-the target's thread finding and fingerprinting chunks, the source's one chunk behind it, so each server
-computes one chunk while the other computes its own and the comparison of the previous one is made. Queues
+the target's thread finding and fingerprinting chunks, the source's fingerprinting the same chunks, so each
+server computes one chunk while the other computes its own and the comparison of the previous one is made
+(on an integer key the source fingerprints the range the target is guessing, at the same time, instead of
+waiting for the target's chunk: chunks are pipelined from the first one; see ``_compare_concurrently``). Queues
 between them hold at most ``depth`` chunks, so memory does not grow with the table. ``concurrent=False``
 reads one side after the other on the caller's thread (the peer of the benchmark, and the way for two
 cursors on one connection). Both ways give the same result and raise the same ``FingerprintError``, naming
@@ -285,15 +287,20 @@ def iter_chunk_sums(
     at: datetime | None = None,
     side: Side = "target",
     algorithm: int = ALGORITHM,
+    on_start: Callable[[int | None], None] | None = None,
 ) -> Iterator[tuple[Chunk, ChunkSum]]:
     """Every chunk of ``table`` with its sum, as ``split_chunks`` and ``chunk_sum`` give them.
 
     A one-column key: one statement per chunk (``lead_sql``); else the walk's statement, then the sum's.
-    Each is run when the chunk is asked for. A failure is a ``FingerprintError`` naming ``side``."""
+    Each is run when the chunk is asked for. A failure is a ``FingerprintError`` naming ``side``.
+    ``on_start(smallest)``: told, before the first chunk, the smallest key of an integer key, from which
+    the chunks are guessed (``None``: no guesses, another kind of key)."""
     key = table.chunk_key()
     if chunk_rows < 1 and key:
         raise ValueError("chunk_rows must be at least 1")
     if len(key) != 1:
+        if on_start is not None:
+            on_start(None)
         chunks = iter_chunks(cursor, table, chunk_rows=chunk_rows, dialect=dialect, at=at)
         while True:
             try:
@@ -315,6 +322,8 @@ def iter_chunk_sums(
 
     lower: Bound = None
     start = _smallest_integer_key(cursor, table, dialect, at, side)
+    if on_start is not None:
+        on_start(start)
     while True:
         rows = checksum = 0
         ahead: Bound = lower
@@ -489,10 +498,16 @@ def _compare_concurrently(
     depth: int,
 ) -> TableComparison:
     """Three threads: the target's finds and fingerprints each chunk (``iter_chunk_sums``), handing the
-    chunk to the source's; the source's fingerprints the same chunks, one behind; this one pairs the sums in
-    order."""
+    chunk to the source's; the source's fingerprints the same chunks; this one pairs the sums in order.
+
+    On an integer key the source does not wait for each chunk: it fingerprints the range the target is
+    guessing at the same time (``(lower, lower + chunk_rows]`` after the last chunk, from the target's
+    smallest key), so both servers work from the first statement on; when the target's chunk turns out
+    to be another range (a sparse key, the last chunk), the source fingerprints that one instead and then
+    follows the target chunk by chunk. Either way each source sum is over exactly the target's chunk."""
     stop = threading.Event()
     failures: list[BaseException] = []
+    starts: queue.Queue[object] = queue.Queue(maxsize=1)
     to_source: queue.Queue[object] = queue.Queue(maxsize=depth)
     source_sums: queue.Queue[object] = queue.Queue(maxsize=depth)
     target_sums: queue.Queue[object] = queue.Queue(maxsize=depth)
@@ -530,7 +545,10 @@ def _compare_concurrently(
 
     def target_side() -> None:
         nonlocal known
-        for chunk, t in iter_chunk_sums(target, table, chunk_rows=chunk_rows, dialect=target_dialect):
+        sums = iter_chunk_sums(
+            target, table, chunk_rows=chunk_rows, dialect=target_dialect, on_start=lambda s: put(starts, (s,))
+        )
+        for chunk, t in sums:
             known += 1
             put(to_source, chunk)
             put(target_sums, (chunk, t))
@@ -540,7 +558,15 @@ def _compare_concurrently(
         put(target_sums, _END)
 
     def source_side() -> None:
+        first = get(starts)
+        assert isinstance(first, tuple)
+        start: int | None = first[0]
+        lower: Bound = None
         while True:
+            guess: tuple[Chunk, ChunkSum] | None = None
+            if start is not None:  # the range the target is guessing now
+                ahead = Chunk(lower, ((lower[0] if lower is not None else start - 1) + chunk_rows,))
+                guess = ahead, _sum("source", source, table, ahead, source_dialect, at)
             chunk = get(to_source)
             if chunk is _END:
                 put(source_sums, _END)
@@ -548,7 +574,12 @@ def _compare_concurrently(
             assert isinstance(chunk, Chunk)
             if stop.is_set():
                 raise _Stopped
-            put(source_sums, _sum("source", source, table, chunk, source_dialect, at))
+            if guess is not None and guess[0] == chunk:
+                put(source_sums, guess[1])
+            else:
+                start = None  # the target's chunks are not its guesses here: follow them
+                put(source_sums, _sum("source", source, table, chunk, source_dialect, at))
+            lower = chunk.upper
 
     threads = [
         threading.Thread(target=run(body), name=f"fingerprint-{side}:{table.full_name}", daemon=True)

@@ -50,11 +50,13 @@ class TableServer:
         self.statements = 0
         self.sums = 0
         self.queries: list[str] = []
+        self.started: list[float] = []  # when each statement came (monotonic)
         self.threads: set[str] = set()
         self._row: tuple[Any, ...] | None = None
 
     def execute(self, query: str, args: Any = None) -> None:
         self.statements += 1
+        self.started.append(time.monotonic())
         self.queries.append(query)
         self.threads.add(threading.current_thread().name)
         if self.delay:
@@ -165,6 +167,25 @@ def test_the_sides_overlap_in_time() -> None:
     one_by_one, at_once = elapsed(False), elapsed(True)
     assert one_by_one >= 22 * 0.02  # 11 chunks: 11 sums on each side
     assert at_once < 0.8 * one_by_one, (at_once, one_by_one)  # ideally 0.24 s of 0.44 s
+
+
+def test_on_an_integer_key_the_source_fingerprints_the_guessed_range_while_the_target_does() -> None:
+    """Chunks are pipelined from the first one: the source sends its first sum (the target's first guess)
+    while the target runs its own, not after; each guess the target keeps is not fingerprinted again. A key
+    whose chunks are not the guesses (text, sparse) makes the source follow the target's chunks."""
+    source, target = TableServer(rows(1000), delay=0.05), TableServer(rows(1000), delay=0.05)
+    assert compare(source, target, chunk_rows=100).ok
+    assert source.queries[0].endswith("WHERE (`id`) <= (%s)") and source.started[0] < target.started[2]
+    assert source.sums == 10 + 2  # ten guesses kept; the eleventh guess was not the last chunk, (1000, +∞]
+    text = TableServer(rows(1000)), TableServer(rows(1000))
+    compare_table(*text, TEXT_KEY, at=None, source_dialect=Dialect.MARIADB, chunk_rows=100)
+    assert text[0].sums == 11  # one per chunk: nothing guessed
+    gappy = sparse(300, 3)
+    far = TableServer(gappy), TableServer(gappy)
+    assert compare(*far, chunk_rows=50).ok
+    assert (
+        far[0].sums <= len(split_chunks(TableServer(gappy), TABLE, chunk_rows=50)) + 1
+    )  # one guess missed, then followed
 
 
 def test_the_target_runs_at_most_depth_chunks_ahead() -> None:
