@@ -43,10 +43,17 @@ E2E_STORAGE_CONN = {"prod": manager.S3_ROLE_CONN_ID}
 E2E_FLEET: dict[str, Path] = {}
 
 
+# clusters a module adds to the e2e playground for its own tests, started with the others (the playground's
+# clusters are fixed at `up`), each with its own PD: test_owner_keys.py's vault (#17), added to the fleet
+# config by that module only
+E2E_EXTRA_CLUSTERS: tuple[str, ...] = ("vault",)
+
+
 @pytest.fixture(scope="session")
 def playground_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("playground")
-    manager.up(home, rows=3000, clusters=manager.default_clusters(sql_port_base=None), s3_port=None)
+    extra = tuple(manager.ClusterSpec(name, "source", f"127.0.0.1:{free_port()}") for name in E2E_EXTRA_CLUSTERS)
+    manager.up(home, rows=3000, clusters=(*manager.default_clusters(sql_port_base=None), *extra), s3_port=None)
     try:
         yield home
     finally:

@@ -2,23 +2,28 @@
 
 The module adds a cluster ``vault`` to the e2e fleet for its own tests (and puts the file back after):
 ``br.encryption.mode: owner-key`` with a public key made here, ``restore.owner_key_conn_id:
-owner_key_vault``. To keep the e2e tier lean it is no new emulated cluster: its PD is dev's as
-``localhost:23791`` (the emulator maps it to dev, the fleet config sees another address), its SQL is dev's
-connection, its backups live under ``vault/`` and its PITR log is dev's log storage. So vault's data is
-dev's; its backups, keys, drills and restores are its own.
+owner_key_vault``. vault is an emulated cluster of its own (tests/e2e/conftest.py starts it with the
+others: ``E2E_EXTRA_CLUSTERS``), with its own PD, SQL, backups and log storage under ``vault/``.
 
+* log backup: vault's log check DAG starts the log task (its repair step) with a fresh log key: catalogued
+  and in a manifest beside the log, only wrapped, given to BR as ``--log.crypter.key-file``; the log files
+  are encrypted with it;
 * a full backup and an incremental: each has its own data key, catalogued and in its manifest only wrapped
   to the public key; BR (the emulator) opens a backup with its key file, and with a wrong key fails with
   BR's own text (``parse backupmeta failed because of wrong aes cipher``);
-* a drill and an on-demand PITR restore with the private key connection: the data equals the source;
+* a drill and an on-demand PITR restore with the private key connection: the PITR gets the log key as
+  ``--log.crypter.key-file``; the data equals the source;
 * the same restore without the connection: refused before BR runs (no ``br restore`` in the journal),
-  naming the key id; with another owner's private key: refused, naming both key ids;
+  naming the key id (for the PITR: the log key and its key id); with another owner's private key: refused,
+  naming both key ids;
 * rotation: the fleet config gets a new public key (a new backup uses it at once), ``tidbops keys rewrap``
-  rewraps every retained backup; a restore with the new private key works, and the old private key no
-  longer opens any manifest;
+  rewraps every retained backup's data key and every log key; a restore with the new private key works,
+  and the old private key no longer opens any manifest;
 * a secret scan over everything the run left: task logs (API and files), XComs, rendered fields, run notes
   and confs, the catalog, every object under ``vault/`` in the bucket, the BR emulator's journal and the
-  full argv of every BR process (``capture-argv``), BR's log files: no clear data key, no private key.
+  full argv of every BR process (``capture-argv``), BR's log files: no clear data key, no clear log key, no
+  private key. Not scanned: the emulated PD's state (``<home>/clusters/*``), where BR itself keeps a log
+  task's key in plaintext for the task's life (``generateSecurityConfig``): that is BR's design, not ours.
 """
 
 from __future__ import annotations
@@ -41,10 +46,12 @@ from pyrage import x25519
 
 from tests.e2e.conftest import E2E_FLEET
 from tidbops import tso
+from tidbops.catalog.logkeys import list_log_keys
 from tidbops.catalog.records import BackupStatus
 from tidbops.catalog.store import Catalog
 from tidbops.config import load_fleet
 from tidbops.keys import owner
+from tidbops.keys.logkeys import LogKey, unwrap_log_key
 from tidbops.keys.owner import OwnerKeyError, WrappedKey
 from tidbops_playground import journal, manager
 from tidbops_playground.airflow import AirflowAPI, AirflowError, ensure_pools
@@ -54,6 +61,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 VAULT = "vault"
+TASK = "pitr-vault"
 CONN = "owner_key_vault"
 RESTORE = "tidb_restore"
 REASON = "e2e: owner-held keys"
@@ -74,6 +82,7 @@ class State:
         self.new = pair()
         self.runs: list[tuple[str, str]] = []
         self.clear: dict[str, str] = {}  # backup id → clear data key (hex), recovered by unwrapping
+        self.clear_log: dict[str, str] = {}  # log key id → clear log key (hex), recovered by unwrapping
 
 
 def br(home: Path, registry: Registry, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -101,16 +110,16 @@ def set_connection(api: AirflowAPI, private: str | None) -> None:
         )
 
 
-def write_vault(fleet: Path, original: str, public: str) -> None:
+def write_vault(fleet: Path, original: str, public: str, registry: Registry) -> None:
     doc = yaml.safe_load(original)
     dev = next(c for c in doc["clusters"] if c["name"] == "dev")
-    dev_log = load_fleet(fleet).get("dev").log_storage_uri
     vault = {
-        **{k: v for k, v in dev.items() if k not in ("slow_query", "schedules")},
+        **{k: v for k, v in dev.items() if k not in ("slow_query", "schedules", "log_backup")},
         "name": VAULT,
-        "pd": ["localhost:" + dev["pd"][0].rsplit(":", 1)[1]],  # dev's emulated cluster, another address
+        "pd": [registry.clusters[VAULT].pd],  # its own emulated cluster
+        "tidb_conn_id": manager.conn_id(VAULT),
         "br": {"encryption": {"method": "aes256-ctr", "mode": "owner-key", "owner_public_key": public}},
-        "log_backup": {"enabled": True, "task_name": dev["log_backup"]["task_name"], "storage_uri": dev_log},
+        "log_backup": {"enabled": True, "task_name": TASK},  # its log storage: s3://…/vault/log
         "drill": {"target": "scratch2", "mode": "snapshot"},
         "restore": {"allowed_targets": ["scratch1", "scratch2"], "owner_key_conn_id": CONN},
         "schedules": {k: None for k in ("full", "incremental", "log_backup_check", "drill", "slow_query_harvest")},
@@ -170,41 +179,55 @@ def manifest_of(bucket: manager.Bucket, storage_uri: str) -> dict[str, Any]:
 def wait_checkpoint(home: Path, registry: Registry, past: int, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = br(home, registry, "log", "status", "--pd", registry.clusters["dev"].pd, "--json").stdout
+        out = br(home, registry, "log", "status", "--pd", registry.clusters[VAULT].pd, "--json").stdout
         tasks = json.loads(next(ln for ln in out.splitlines() if ln.startswith("[")))
         if tasks and min(int(t["checkpoint"]) for t in tasks) >= past:
             return
         time.sleep(2)
-    raise AssertionError(f"dev's log checkpoint did not pass {past} in {timeout}s")
+    raise AssertionError(f"vault's log checkpoint did not pass {past} in {timeout}s")
+
+
+def log_keys_of(catalog: Catalog) -> list[LogKey]:
+    return list_log_keys(catalog, VAULT)
 
 
 @pytest.fixture(scope="module")
-def vault(airflow: AirflowAPI, playground_home: Path, registry: Registry) -> Iterator[State]:
-    """vault in the e2e fleet, its pool, the private key connection, dev's log backup running, argv capture."""
+def vault(airflow: AirflowAPI, playground_home: Path, registry: Registry, catalog: Catalog) -> Iterator[State]:
+    """vault in the e2e fleet, its pool, the private key connection, argv capture, and its log backup
+    started by its own log check DAG (the repair step: a fresh log key)."""
     state = State()
     fleet = E2E_FLEET["path"]
     original = fleet.read_text()
-    dev = registry.clusters["dev"]
-    dev_config = load_fleet(fleet).get("dev")
-    task = dev_config.log_backup.task_name
-    assert task and registry.s3 is not None
-    started = task not in br(playground_home, registry, "log", "status", "--pd", dev.pd, "--json").stdout
-    if started:
-        br(playground_home, registry, "log", "start", "--task-name", task, "--pd", dev.pd,
-           "--storage", dev_config.log_storage_uri, "--s3.endpoint", registry.s3.endpoint)  # fmt: skip
     marker = playground_home / journal.ARGV_MARKER
     marker.touch()
-    write_vault(fleet, original, state.old[0])
+    write_vault(fleet, original, state.old[0], registry)
     ensure_pools(airflow, fleet)
     set_connection(airflow, state.old[1])
     try:
+        dag_id = f"tidb_log_backup_check__{VAULT}"
+        run_id, _ = run_dag(airflow, state, dag_id)
+        repair = airflow.xcom(dag_id, run_id, "repair_log_backup")
+        assert repair and [o["ok"] for o in repair["outcomes"]] == [True], airflow.run_logs(dag_id, run_id)[-6000:]
         yield state
     finally:
         marker.unlink(missing_ok=True)
         fleet.write_text(original)
         set_connection(airflow, None)
-        if started:
-            br(playground_home, registry, "log", "stop", "--task-name", task, "--pd", dev.pd, check=False)
+        br(playground_home, registry, "log", "stop", "--task-name", TASK, "--pd", registry.clusters[VAULT].pd,
+           check=False)  # fmt: skip
+
+
+def test_the_log_backup_runs_encrypted_with_a_fresh_log_key_stored_only_wrapped(
+    vault: State, catalog: Catalog, bucket: manager.Bucket
+) -> None:
+    [key] = log_keys_of(catalog)
+    assert key.key_id == owner.key_id(vault.old[0]) and key.start_ts is not None and key.end_ts is None
+    assert key.task_name == TASK and key.storage_uri.endswith("/vault/log")
+    m = LogKey.from_manifest(bucket.get(bucket.key(f"{key.storage_uri}/{key.manifest_name()}")), key.storage_uri)
+    assert (m.key_id, m.wrapped_key, m.start_ts) == (key.key_id, key.wrapped_key, key.start_ts)
+    vault.clear_log[key.id] = unwrap_log_key(load_fleet(E2E_FLEET["path"]).get(VAULT), key, vault.old[1], what="t").hex
+    events = [e.kind for e in catalog.list_events(cluster=VAULT)]
+    assert "log_backup.key_created" in events and "log_backup.key_started" in events
 
 
 # ------------------------------------------------------------------------------------------ backups
@@ -274,9 +297,33 @@ def test_an_on_demand_pitr_restore_with_the_private_key_equals_the_source(
     assert plan["mode"] == "pitr" and plan["restore_ts"] == tso.from_datetime(point)
     validation = airflow.xcom(RESTORE, run_id, "validate")
     assert validation["ok"] and validation["mismatches"] == 0
+    [key] = log_keys_of(catalog)
+    log = airflow.task_log(RESTORE, run_id, "restore__scratch1", 1)
+    assert f"unwrapped log key {key.id}" in log and key.key_id in log, log[-3000:]
+    points = [a for a in journal.captured_argv(playground_home) if a[:2] == ["restore", "point"]]
+    assert points and all("--log.crypter.key-file" in a and "--crypter.key-file" in a for a in points)
 
 
 # --------------------------------------------------------------------------------------- refusals
+
+
+def test_a_pitr_without_the_private_key_is_refused_before_br_naming_the_log_key(
+    airflow: AirflowAPI, vault: State, catalog: Catalog, playground_home: Path, registry: Registry
+) -> None:
+    [key] = log_keys_of(catalog)
+    set_connection(airflow, None)
+    try:
+        before = journal.size(playground_home)
+        point = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
+        wait_checkpoint(playground_home, registry, tso.from_datetime(point))
+        run_id, state = run_dag(airflow, vault, RESTORE, restore_conf(restore_point=point.isoformat()))
+        assert state == "failed"
+        log = airflow.task_log(RESTORE, run_id, "restore__scratch1", 1)
+        assert "refused before BR ran" in log and f"log key {key.id}" in log and key.key_id in log, log[-3000:]
+        assert f"connection '{CONN}' (restore.owner_key_conn_id) is not set on this worker" in log
+        assert not any(e["command"][:1] == ["restore"] for e in journal.read(playground_home, before))
+    finally:
+        set_connection(airflow, vault.old[1])
 
 
 def test_without_the_private_key_connection_the_restore_is_refused_before_br(
@@ -322,7 +369,7 @@ def test_rewrap_then_restore_with_the_new_key_and_the_old_key_opens_nothing(
     registry: Registry, tmp_path: Path,
 ) -> None:  # fmt: skip
     fleet = E2E_FLEET["path"]
-    write_vault(fleet, fleet.read_text(), vault.new[0])  # the config first: new backups use the new key
+    write_vault(fleet, fleet.read_text(), vault.new[0], registry)  # the config first: new backups use it
     old_file = tmp_path / "old.key"
     old_file.write_text(vault.old[1] + "\n")
     old_file.chmod(0o600)
@@ -353,6 +400,14 @@ def test_rewrap_then_restore_with_the_new_key_and_the_old_key_opens_nothing(
         )
     audit = [e for e in catalog.list_events(cluster=VAULT) if e.kind == "backup.key_rewrapped"]
     assert len(audit) == len(rows) and {e.actor for e in audit} == {"e2e"}
+    keys = log_keys_of(catalog)
+    assert sorted(report["log_keys_rewrapped"]) == sorted(k.id for k in keys) and keys
+    for key in keys:
+        m = LogKey.from_manifest(bucket.get(bucket.key(f"{key.storage_uri}/{key.manifest_name()}")), key.storage_uri)
+        assert key.key_id == m.key_id == new_id and key.wrapped_key == m.wrapped_key
+        with pytest.raises(OwnerKeyError, match="wrong owner private key"):
+            owner.unwrap(m.wrapped, vault.old[1], "aes256-ctr")
+        assert owner.unwrap(m.wrapped, vault.new[1], "aes256-ctr").hex == vault.clear_log[key.id]
 
     # the restore with the new private key
     set_connection(airflow, vault.new[1])
@@ -407,9 +462,11 @@ def test_no_clear_data_key_and_no_private_key_anywhere(
 ) -> None:
     argvs = journal.captured_argv(playground_home)
     assert any(a[:2] == ["backup", "full"] and "--crypter.key-file" in a for a in argvs), "no argv captured"
-    assert vault.clear and len(vault.runs) >= 7
-    needles = {f"data key of {b}": k for b, k in vault.clear.items()}
-    needles |= {f"data key of {b} (upper)": k.upper() for b, k in vault.clear.items()}
+    assert any(a[:2] == ["log", "start"] and "--log.crypter.key-file" in a for a in argvs), "no log start argv"
+    assert vault.clear and vault.clear_log and len(vault.runs) >= 8
+    clear = {**vault.clear, **{f"log key {k}": v for k, v in vault.clear_log.items()}}
+    needles = {f"data key of {b}": k for b, k in clear.items()}
+    needles |= {f"data key of {b} (upper)": k.upper() for b, k in clear.items()}
     for name, (_, private) in (("old", vault.old), ("stranger", vault.stranger), ("new", vault.new)):
         needles[f"{name} private key"] = private
         needles[f"{name} private key body"] = private.removeprefix("AGE-SECRET-KEY-1")
