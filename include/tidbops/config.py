@@ -463,6 +463,8 @@ class BRConfig(_Model):
             raise ValueError("runner 'tidb-operator': owner-key encryption needs a fresh key per backup; use local")
         if enc is not None and self.tidb_operator.crypter_secret_name is None:
             raise ValueError("tidb_operator.crypter_secret_name: this cluster encrypts backups; name the key's Secret")
+        if enc is not None and self.kubernetes.crypter_secret_name is None:
+            raise ValueError("kubernetes.crypter_secret_name: br debug checksum pods decrypt backupmeta with the key")
         return self
 
 

@@ -157,7 +157,7 @@ def _encrypted_cluster() -> Any:
             "br": {
                 "runner": "tidb-operator",
                 "encryption": {"method": "aes256-ctr", "key_conn_id": "k"},
-                "kubernetes": {"namespace": "tidb-prod"},
+                "kubernetes": {"namespace": "tidb-prod", "crypter_secret_name": "tidbops-br-crypter"},
                 "tidb_operator": {
                     "namespace": "tidb-prod",
                     "tidbcluster": "prod",

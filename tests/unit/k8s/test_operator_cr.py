@@ -71,7 +71,7 @@ ENCRYPTED = cluster(
     br={
         **PROD.br.model_dump(exclude_none=True, exclude_defaults=True),
         "encryption": {"method": "aes256-ctr", "key_conn_id": "br_key_prod"},
-        "kubernetes": {"namespace": "tidb-prod"},
+        "kubernetes": {"namespace": "tidb-prod", "crypter_secret_name": "br-crypter-key"},
         "tidb_operator": {"namespace": "tidb-prod", "tidbcluster": "prod", "crypter_secret_name": "br-crypter-key"},
     }
 )
@@ -328,7 +328,16 @@ def test_refusals_before_any_resource() -> None:
                 "tidb_operator": {"namespace": "n", "tidbcluster": "c"},
                 "encryption": {"method": "aes128-ctr", "key_conn_id": "k"},
             },
-            "crypter_secret_name",
+            "tidb_operator.crypter_secret_name",
+        ),
+        (
+            {
+                "runner": "tidb-operator",
+                "kubernetes": {"namespace": "n"},
+                "tidb_operator": {"namespace": "n", "tidbcluster": "c", "crypter_secret_name": "k"},
+                "encryption": {"method": "aes128-ctr", "key_conn_id": "k"},
+            },
+            "kubernetes.crypter_secret_name",
         ),
         ({"runner": "tidb-operator", "tidb_operator": {"namespace": "N_", "tidbcluster": "c"}}, "namespace"),
     ],
