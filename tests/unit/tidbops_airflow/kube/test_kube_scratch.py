@@ -326,3 +326,30 @@ def test_a_tidb_connection_that_reaches_elsewhere_is_refused_before_anything_is_
     ):
         create(deferrable=False).execute(context(plan()))
     assert tidb_operator_crds.requests == []
+
+
+def _verb(method: str, path: str) -> tuple[str, str, str]:
+    """(API group, resource, RBAC verb) of one request the operators made."""
+    parts = path.strip("/").split("/")
+    group = "" if parts[0] == "api" else parts[1]
+    rest = parts[parts.index("namespaces") + 2 :]
+    resource, item = rest[0], len(rest) > 1
+    verb = {"GET": "get" if item else "list", "POST": "create", "PATCH": "patch", "PUT": "update"}.get(method, "")
+    return group, resource, verb or ("delete" if method == "DELETE" else method)
+
+
+def test_the_role_in_deploy_k8s_grants_exactly_what_the_operators_call(
+    tidb_operator_crds: FakeKube, fleet_file: Path
+) -> None:
+    fake = tidb_operator_crds
+    fake.script("tidbclusters", tidbcluster_becomes_ready(), api=TC_API)
+    create(deferrable=False).execute(context(plan("uat-drill-1")))  # creates, reads, lists, points the aliases
+    create(deferrable=False).execute(context(plan("uat-drill-1")))  # a retry: adopts (409, get), patches them
+    delete().execute(context(plan("uat-drill-1")))
+    called = {_verb(r.method, r.path) for r in fake.requests}
+    docs = list(yaml.safe_load_all((Path(__file__).parents[4] / "deploy/k8s/rbac-scratch-clusters.yaml").read_text()))
+    (role,) = [d for d in docs if d["kind"] == "Role"]
+    granted = {
+        (g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]
+    }
+    assert called == granted
