@@ -824,7 +824,7 @@ def _log_key_start(
 
 
 def _log_key_started(catalog: Catalog | None, io: LogKeyIO | None, key: LogKey | None) -> LogKey | None:
-    """After BR ran (whatever it said): when the task runs, its start TS begins the key's segment."""
+    """After BR started the task with ``key``: the task's start TS begins the key's segment."""
     if key is None or catalog is None or io is None:
         return None
     try:
@@ -876,10 +876,10 @@ def repair_log_backup(
                     log_file=session.log_file,
                     log_crypter_key_file=key_file,
                 )
-                try:
-                    run_br(argv)
-                finally:
-                    _log_key_started(catalog, log_keys, log_key)
+                run_br(argv)
+                # only after BR's success: a task found after a failure may be another start's (another key);
+                # a key BR may have taken before failing stays recorded (catalog, manifest), unconfirmed
+                _log_key_started(catalog, log_keys, log_key)
         except (BRError, LogKeyStartError) as exc:
             error = summarise_error(str(exc))
             outcomes.append(ActionOutcome(action, False, error))

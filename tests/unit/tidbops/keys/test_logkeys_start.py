@@ -124,6 +124,7 @@ def test_no_catalog_no_start_and_a_failed_br_leaves_the_key_recorded(catalog: Ca
         err = "Error: It supports single stream log task currently: [BR:Stream:ErrStreamLogTaskExist]exists"
         raise BRError(exit_code=1, outcome=parse_br_output(err), stderr_tail=err)
 
+    fake.start_ts = tso.from_datetime(NOW)  # a task is there (another start's): never taken for this key's
     failed = repair_log_backup(
         Session(cluster(pub)), [Action("start", "pitr", "no task")], run_br=failing, catalog=catalog, now=NOW,
         log_keys=fake.io(),
