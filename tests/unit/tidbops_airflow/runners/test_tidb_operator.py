@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -314,3 +315,27 @@ def test_the_br_hook_raises_brs_error_for_a_failed_resource(tidb_operator_crds: 
         BRHook(cluster=PROD).run(log_argv(PROD, "truncate", until=TS + 5), SESSION)
     assert raised.value.code == "BR:ExternalStorage:ErrStorageInvalidPermission"
     assert "LogTruncateFailed" in str(raised.value) and raised.value.exit_code == 1
+
+
+def test_log_metadata_runs_in_a_br_pod_of_the_kubernetes_runner(
+    tidb_operator_crds: FakeKube, kube_conn_id: str
+) -> None:
+    """No resource expresses ``br log metadata``: the runner hands it to the cluster's kubernetes runner, whose pod
+    prints what BR prints; the caller parses it exactly as a local run's output."""
+    from tests.helpers.fake_kube import pod_succeeds
+    from tidbops.br.output import parse_log_metadata
+
+    sample = Path(__file__).parents[2] / "tidbops/br/samples/v8_log_metadata.txt"
+    pinned = ClusterConfig.model_validate(
+        {
+            **PROD.model_dump(mode="json", exclude_defaults=True),
+            "br": {**PROD.br.model_dump(mode="json", exclude_defaults=True), "version": "v8.5.1"},
+        }
+    )
+    tidb_operator_crds.script("pods", pod_succeeds(sample.read_text()))
+    run = TiDBOperatorRunner(pinned, None, attempt=ATTEMPT).run(log_argv(pinned, "metadata"), SESSION, timeout=60)
+    assert run.where.startswith(f"pod {NS}/") and run.exit_code == 0
+    assert parse_log_metadata(run.stdout) == (434582449885806593, 434834300106964993)
+    (pod,) = [r.body for r in tidb_operator_crds.calls("POST", "/pods")]
+    assert pod["spec"]["containers"][0]["image"] == "pingcap/br:v8.5.1"
+    assert tidb_operator_crds.calls("POST", "/backups") == [] and tidb_operator_crds.names("pods", NS) == []
