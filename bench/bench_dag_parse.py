@@ -49,7 +49,11 @@ def fleet_config(clusters: int, dest: Path) -> Path:
     out = []
     for i in range(clusters - len(scratch)):
         c = json.loads(json.dumps(sources[i % len(sources)]))
+        own = c["name"]
         c["name"] = f"c{i:04d}"
+        restore = c.get("restore") or {}
+        if own in (restore.get("allowed_targets") or []):  # an in-place restore names the cluster itself
+            restore["allowed_targets"] = [c["name"] if t == own else t for t in restore["allowed_targets"]]
         c["pd"] = [f"pd-{i:04d}:2379"]
         c["tidb_conn_id"] = f"tidb_c{i:04d}"
         if c.get("log_backup", {}).get("task_name"):
