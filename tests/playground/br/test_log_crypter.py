@@ -19,6 +19,7 @@ from .conftest import Playground
 pytestmark = pytest.mark.playground
 
 TABLES = {("shop", "customers"), ("shop", "orders")}
+ROW_ID = 7001
 
 
 @pytest.fixture()
@@ -30,6 +31,7 @@ def pg_log(fresh_dst: Playground) -> Iterator[Playground]:
     clear()
     yield fresh_dst
     clear()
+    fresh_dst.sql(fresh_dst.src, f"DELETE FROM shop.customers WHERE id = {ROW_ID}")  # other tests count rows
 
 
 def _key_file(pg: Playground, name: str, hex_key: str) -> str:
@@ -52,7 +54,7 @@ def test_encrypted_log_restores_only_with_its_key(pg_log: Playground) -> None:
     assert sec == {"cipher_type": "aes256-ctr", "cipher_key": key}
     b = pg.br("backup", "full", "--pd", pg.src.pd, "-s", full_url)
     assert b.rc == 0, b.stderr
-    pg.sql(pg.src, "INSERT INTO shop.customers (id, name, email, balance) VALUES (7001, 'log key', 'k@x', 1.5)")
+    pg.sql(pg.src, f"INSERT INTO shop.customers (id, name, email, balance) VALUES ({ROW_ID}, 'log key', 'k@x', 1.5)")
     cp = advance(pg.home, "src", now_ms=tso.now_ms() + ADVANCE_LAG_MS)
     assert cp is not None
     t1 = get_ts(cluster_by_name(pg.home, "src"))
