@@ -758,6 +758,7 @@ def run_backup(
     run_br: RunBR,
     wrapped: WrappedKey | None = None,
     storage_for: Callable[[str], Storage] | None = None,
+    resumed: bool = False,
 ) -> BackupOutcome:
     """Run BR for ``target`` (rows: running → succeeded | failed), or adopt what an earlier try completed.
 
@@ -771,15 +772,19 @@ def run_backup(
     backup instead (``full_instead``; its directory from ``storage_for(uri)``); the outcome's ``replanned``
     is that full backup's target, which the record and verify steps then use. A retry whose incremental
     row already failed so goes straight to the full backup. Without ``storage_for`` the error is raised.
+
+    ``resumed``: this try's BR already ran while the task was deferred (BR in a Kubernetes pod): the steps
+    before BR (inspecting, clearing, the running row) were done before it deferred and are not repeated;
+    ``run_br`` gives that BR's result, which settles the row as a run that waited would.
     """
     if target.kind is BackupKind.INCREMENTAL and storage_for is not None:
         row = CatalogLink(catalog).call("read this backup's row", lambda c: c.get(target.backup_id))
         if row is not None and row.status is BackupStatus.FAILED and gc_refused(row.error):
             full = full_instead(target, run, session.cluster, row.error)
-            outcome = _run_target(full, run, session, storage_for(full.storage_uri), catalog, run_br, wrapped)
+            outcome = _run_target(full, run, session, storage_for(full.storage_uri), catalog, run_br, wrapped, resumed)
             return replace(outcome, replanned=full.to_dict(), notes=(full.reason, *outcome.notes))
     try:
-        return _run_target(target, run, session, storage, catalog, run_br, wrapped)
+        return _run_target(target, run, session, storage, catalog, run_br, wrapped, resumed)
     except TiDBOpsError as exc:
         if target.kind is not BackupKind.INCREMENTAL or storage_for is None or not gc_refused(exc):
             raise
@@ -797,6 +802,7 @@ def _run_target(
     catalog: Catalog | None,
     run_br: RunBR,
     wrapped: WrappedKey | None,
+    resumed: bool = False,
 ) -> BackupOutcome:
     cluster = session.cluster
     enc = cluster.br.encryption
@@ -807,41 +813,44 @@ def _run_target(
             "and only such a backup has one"
         )
     link = CatalogLink(catalog)
-    state = inspect_target(storage)
-    if state.complete and owner_key and not _adoptable_without_key(target, state, link):
-        # an earlier try's data key is only wrapped here (no private key on backup workers): its backup
-        # cannot be read back to adopt it, so it is backed up again under this try's fresh key
-        note = (
-            f"{target.storage_uri} holds a complete backup of an earlier try whose data key this worker cannot "
-            "open (owner-key); backing up again under a fresh key"
-        )
-        log.info("%s", note)
-        link.notes.append(note)
-        storage.delete(state.files)
-        state = inspect_target(storage)
-    if state.complete:
-        return _adopt(target, cluster, run, state, storage, link, session)
-    if state.has_manifest:
-        raise BackupTargetError(
-            f"{target.storage_uri} has a {MANIFEST_NAME} but no {BACKUPMETA}: a damaged backup. Left as it is; "
-            "check the storage, then remove the directory by hand to back up again"
-        )
-    row = link.call("read this backup's row", lambda c: c.get(target.backup_id))
-    if row is not None and row.status not in (BackupStatus.RUNNING, BackupStatus.FAILED):
-        raise BackupTargetError(
-            f"the catalog says backup {target.backup_id} is {row.status.value}, but {target.storage_uri} has no "
-            f"{BACKUPMETA}; not backing up over it. Check the storage (tidbops catalog rebuild --verify)"
-        )
     cleared = 0
-    if not state.empty:
-        cleared = storage.delete(state.files)
-        note = (
-            f"cleared {cleared} file(s) an earlier try left in {target.storage_uri} without a {BACKUPMETA} "
-            f"(an unfinished backup)"
-        )
-        log.info("%s", note)
-        link.notes.append(note)
-    link.call("record the start", lambda c: c.start_backup(_new_backup(target, cluster, run, wrapped)))
+    if resumed:  # this try's BR already ran (the task deferred while it ran): its steps before BR were done
+        log.info("resuming backup %s after BR ran: taking BR's result", target.backup_id)
+    else:
+        state = inspect_target(storage)
+        if state.complete and owner_key and not _adoptable_without_key(target, state, link):
+            # an earlier try's data key is only wrapped here (no private key on backup workers): its backup
+            # cannot be read back to adopt it, so it is backed up again under this try's fresh key
+            note = (
+                f"{target.storage_uri} holds a complete backup of an earlier try whose data key this worker cannot "
+                "open (owner-key); backing up again under a fresh key"
+            )
+            log.info("%s", note)
+            link.notes.append(note)
+            storage.delete(state.files)
+            state = inspect_target(storage)
+        if state.complete:
+            return _adopt(target, cluster, run, state, storage, link, session)
+        if state.has_manifest:
+            raise BackupTargetError(
+                f"{target.storage_uri} has a {MANIFEST_NAME} but no {BACKUPMETA}: a damaged backup. Left as it is; "
+                "check the storage, then remove the directory by hand to back up again"
+            )
+        row = link.call("read this backup's row", lambda c: c.get(target.backup_id))
+        if row is not None and row.status not in (BackupStatus.RUNNING, BackupStatus.FAILED):
+            raise BackupTargetError(
+                f"the catalog says backup {target.backup_id} is {row.status.value}, but {target.storage_uri} has no "
+                f"{BACKUPMETA}; not backing up over it. Check the storage (tidbops catalog rebuild --verify)"
+            )
+        if not state.empty:
+            cleared = storage.delete(state.files)
+            note = (
+                f"cleared {cleared} file(s) an earlier try left in {target.storage_uri} without a {BACKUPMETA} "
+                f"(an unfinished backup)"
+            )
+            log.info("%s", note)
+            link.notes.append(note)
+        link.call("record the start", lambda c: c.start_backup(_new_backup(target, cluster, run, wrapped)))
     argv = backup_argv(
         cluster,
         kind="full" if target.kind is BackupKind.FULL else "incremental",

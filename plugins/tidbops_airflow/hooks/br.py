@@ -90,6 +90,11 @@ class BRHook(BaseHook):
         self.log_dir = log_dir
         self._runner: BRRunner | None = None
         self._version_check: VersionCheck | None = None
+        # set by an operator whose steps before BR are safe to resume after (the backup step): a runner that
+        # runs BR elsewhere (a pod) may then defer the task while BR runs; ``resume_event`` is the trigger's
+        # event when the task resumes, for the runner to take that BR's result (``KubernetesRunner``)
+        self.deferrable = False
+        self.resume_event: dict[str, Any] | None = None
 
     @property
     def runner(self) -> BRRunner:

@@ -197,8 +197,10 @@ class BRBackupPlanOperator(_BackupStep):
 class BRBackupOperator(_BackupStep):
     """Run ``br backup full`` for the planned target (or adopt a backup an earlier try completed).
 
-    The catalog row goes running → succeeded | failed (with BR's error). The BR process handle stays
-    on the operator so that ``on_kill`` ends BR's whole process group.
+    The catalog row goes running → succeeded | failed (with BR's error). The BR hook stays on the operator
+    so that ``on_kill`` ends BR (its process group, or its pod). When BR runs in a Kubernetes pod
+    (``br.runner: kubernetes``) the task defers while BR runs and resumes in ``resume_br`` when the pod ended:
+    the steps before BR are not repeated, BR's result settles the row as a run that waited would.
 
     :param cluster: the cluster from the fleet config.
     :param target: the plan step's result (a dict, or an XComArg).
@@ -235,7 +237,7 @@ class BRBackupOperator(_BackupStep):
         )
         self._br_hook: BRHook | None = None
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context, resume_event: dict[str, Any] | None = None) -> dict[str, Any]:
         from tidbops.backup import describe, run_backup
         from tidbops.keys.owner import backup_key
         from tidbops_airflow.hooks.br import BRHook
@@ -245,6 +247,7 @@ class BRBackupOperator(_BackupStep):
         storages = StorageHook(cluster=self.cluster)
         storage = storages.get_storage(target.storage_uri)
         self._br_hook = hook = BRHook(cluster=self.cluster)
+        hook.deferrable, hook.resume_event = True, resume_event
         # owner-key (#17): a fresh data key for this backup; BR reads it from the session's 0600 key file,
         # the catalog and the manifest keep it only wrapped to the owner's public key
         fresh = backup_key(self.cluster)
@@ -259,9 +262,11 @@ class BRBackupOperator(_BackupStep):
                 run_br=lambda argv: hook.run(argv, session),
                 wrapped=wrapped,
                 storage_for=storages.get_storage,
+                resumed=resume_event is not None,
             )
         del data_key, fresh
-        if outcome.replanned_now:
+        if outcome.replanned_now or (resume_event is not None and outcome.replanned):
+            # a try that switched to a full backup and deferred while it ran sends the notice on resuming
             self._notify_replanned(context, outcome.replanned or {})
         self.log.info(
             "%s %s: BackupTS %s (%s), %s bytes, catalog %s",
@@ -273,6 +278,10 @@ class BRBackupOperator(_BackupStep):
             outcome.catalog,
         )
         return outcome.to_dict()
+
+    def resume_br(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Back from ``BRPodTrigger``: BR's pod ended (or timed out); finish this try with its result."""
+        return self.execute(context, resume_event=event)
 
     def _notify_replanned(self, context: Context, full: Mapping[str, Any]) -> None:
         """One notice through the cluster's routes: the incremental became a full backup (no failure, no page)."""

@@ -200,13 +200,24 @@ class KubernetesRunner:
         name = pod_name(self.cluster, argv, who, "" if adoptable else uuid.uuid4().hex, secrets_from=source)
         handle = PodHandle(self.config.namespace, name)
         self._current = handle  # from here on, kill() deletes this pod (even one being created right now)
+        resumed = self._resumed_event(handle) if adoptable else None
+        if resumed is not None:  # this try deferred while its pod ran: the pod's end is the result
+            if on_start is not None:
+                on_start(handle)
+            if resumed.get("status") == "timeout":
+                self._current = None
+                self._delete(name)
+                raise BRTimeoutError(timeout, str(resumed.get("detail") or ""))
+            return self._wait(argv, handle, started=started, timeout=max(timeout, 60.0), on_line=on_line)
         existing = self._read(name) if adoptable else None
         state = pod_state(existing) if existing is not None else None
-        if state is not None and state.phase in ("pending", "running", "succeeded"):
-            log.info("adopting %s (%s), started by an earlier try of this task", handle, state.phase)
+        if state is not None and state.phase == "succeeded":
+            log.info("adopting %s: an earlier try of this task ran it to success", handle)
         else:
             if existing is not None:
-                log.info("%s of an earlier try ended %s (%s): deleting it, BR runs again", handle, *_shown(state))
+                # failed, or still running while this try's own steps before BR ran again (a backup's clears an
+                # unfinished backup's files): that BR must not go on; it is replaced
+                log.info("%s of an earlier try is %s (%s): deleting it, BR runs again", handle, *_shown(state))
                 self._delete(name, wait=True)
             manifest = br_pod(
                 self.cluster,
@@ -219,10 +230,50 @@ class KubernetesRunner:
                 storage_credentials=bool(session.env),
             )
             if not self._create(manifest):
-                log.info("adopting %s: it was created meanwhile", handle)
+                raise BRPodError(
+                    f"{handle} was created by somebody else meanwhile; not running BR twice", retriable=True
+                )
         if on_start is not None:
             on_start(handle)
+        done = state is not None and state.phase == "succeeded"  # adopted: nothing to wait for
+        if adoptable and not done and self.hook is not None and self.hook.deferrable:
+            self._defer(handle, deadline=time.time() + timeout - (time.monotonic() - started), timeout=timeout)
         return self._wait(argv, handle, started=started, timeout=timeout, on_line=on_line)
+
+    def _resumed_event(self, handle: PodHandle) -> dict[str, Any] | None:
+        """The trigger's event when this task resumes after deferring on ``handle`` (one use), else None."""
+        if self.hook is None or self.hook.resume_event is None:
+            return None
+        event, self.hook.resume_event = dict(self.hook.resume_event), None
+        if (event.get("namespace"), event.get("name")) != (handle.namespace, handle.name):
+            raise BRPodError(
+                f"resumed after waiting on pod {event.get('namespace')}/{event.get('name')}, but this step's BR is "
+                f"{handle}: the step changed while it waited; run it again"
+            )
+        return event
+
+    def _defer(self, handle: PodHandle, *, deadline: float, timeout: float) -> None:
+        """Hand the wait to the triggerer (``BRPodTrigger``); the task resumes in ``resume_br`` when the pod
+        ended. The pod is left running (the finally of ``_wait`` is not reached)."""
+        from datetime import timedelta
+
+        from airflow.sdk.exceptions import TaskDeferred
+
+        from tidbops_airflow.triggers.kubepod import BRPodTrigger
+
+        self._current = None
+        log.info("%s is running: deferring until it ends (no worker slot is held meanwhile)", handle)
+        raise TaskDeferred(
+            trigger=BRPodTrigger(
+                conn_id=self.config.conn_id,
+                namespace=handle.namespace,
+                name=handle.name,
+                deadline=deadline,
+                poll_seconds=max(self.config.poll_seconds, 1.0),
+            ),
+            method_name="resume_br",
+            timeout=timedelta(seconds=timeout + 600),
+        )
 
     def _wait(
         self, argv: Sequence[str], handle: PodHandle, *, started: float, timeout: float, on_line: LineSink | None

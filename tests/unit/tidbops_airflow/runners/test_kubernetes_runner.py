@@ -313,22 +313,22 @@ def _session() -> Any:
 ARGV = ["br", "backup", "full", "--pd", "pd-prod.tidb.svc:2379", "--storage", "s3://tidbops-backups/prod/full/x"]
 
 
-def test_a_retried_task_adopts_its_running_pod(fleet: Path, fake_kube: FakeKube) -> None:
-    summary = sample("v8_full_backup_success.txt")
-    fake_kube.script("pods", pod_succeeds(summary, pending_gets=2, running_gets=3), times=1)
-    first = KubernetesRunner(prod(), identity=lambda: TASK)
-    handles: list[object] = []
-    # the first try created its pod, then its worker died (nothing deletes the pod)
+def test_a_retried_task_replaces_its_still_running_pod(fleet: Path, fake_kube: FakeKube) -> None:
+    """The retry's own steps before BR ran again (a backup's clear an unfinished backup's files): the earlier
+    try's BR must not go on, so its pod is deleted and BR runs anew (no two pods at once)."""
     from tidbops.k8s.pod import br_pod, pod_name
 
     name = pod_name(prod(), ARGV, TASK)
-    first.core.create_namespaced_pod(NS, br_pod(prod(), ARGV, name=name, image="pingcap/br:v8.5.1", timeout=60))
-    second = KubernetesRunner(prod(), identity=lambda: TASK)
-    result = second.run(ARGV, _session(), timeout=30, on_start=handles.append)
+    fake_kube.script("pods", pod_runs("[INFO] backup started\n"), times=1)
+    fake_kube.script("pods", pod_succeeds(sample("v8_full_backup_success.txt")), times=1)
+    core = KubernetesRunner(prod()).core
+    core.create_namespaced_pod(NS, br_pod(prod(), ARGV, name=name, image="pingcap/br:v8.5.1", timeout=60))
+    handles: list[object] = []
+    result = KubernetesRunner(prod(), identity=lambda: TASK).run(ARGV, _session(), timeout=30, on_start=handles.append)
     assert result.exit_code == 0 and parse_br_output(result.stdout).backup_ts == 435844546560000000
-    assert len(fake_kube.calls("POST", "/pods")) == 1, "no second pod: the retry adopted the first"
+    assert [r.body["metadata"]["name"] for r in fake_kube.calls("POST", "/pods")] == [name, name]
+    assert fake_kube.deleted.count(("pods", NS, name)) == 2, "the earlier try's, then this one's when done"
     assert [str(h) for h in handles] == [f"pod {NS}/{name}"] and result.where == f"pod {NS}/{name}"
-    assert fake_kube.names("pods", NS) == []
 
 
 def test_a_retried_task_adopts_its_succeeded_pod(fleet: Path, fake_kube: FakeKube) -> None:
@@ -397,3 +397,145 @@ def test_log_status_of_the_trigger_runs_in_a_pod(fleet: Path, fake_kube: FakeKub
 def test_a_local_cluster_keeps_the_local_runner(fleet: Path) -> None:
     assert runner_for(load_fleet().get("dev")).kind == "local"
     assert BRHook(cluster=load_fleet().get("dev")).runner.kind == "local"
+
+
+# ------------------------------------------------------------------------------------------- deferral
+
+
+def _context(try_number: int = 1) -> Any:
+    from types import SimpleNamespace
+
+    ti = SimpleNamespace(dag_id=TASK.dag_id, run_id=TASK.run_id, task_id=TASK.task_id, map_index=-1)
+    ti.try_number = try_number
+    return {"ti": ti}
+
+
+def _trigger_event(trigger: Any) -> dict[str, Any]:
+    import asyncio
+
+    async def first() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("the trigger ended without an event")
+
+    return asyncio.run(asyncio.wait_for(first(), 30))
+
+
+def _backup_step(tmp_path: Path, resume_event: dict[str, Any] | None) -> Any:
+    """The backup step's core (``run_backup``) through a real BRHook, as ``BRBackupOperator.execute`` runs it."""
+    from datetime import UTC, datetime
+
+    from airflow.sdk.execution_time.context import set_current_context
+
+    from tidbops.backup import RunInfo, run_backup, target_for
+    from tidbops.catalog.planning import Plan
+    from tidbops.catalog.records import BackupKind
+    from tidbops.catalog.store import Catalog
+    from tidbops.storage import LocalStorage
+
+    cluster = prod()
+    run = RunInfo(TASK.dag_id or "", TASK.run_id or "", 1, datetime(2026, 12, 7, 1, 0, tzinfo=UTC))
+    target = target_for(cluster, Plan(cluster.name, BackupKind.FULL, "scheduled"), run)
+    catalog = Catalog.from_url(f"sqlite:///{tmp_path / 'catalog.db'}")
+    catalog.migrate()
+    storage = LocalStorage(tmp_path / "backup")
+    hook = BRHook(cluster=cluster)
+    hook.deferrable, hook.resume_event = True, resume_event
+    try:
+        with set_current_context(_context()), hook.session(target.backup_id) as s:
+            outcome = run_backup(
+                target,
+                run,
+                session=s,
+                storage=storage,
+                catalog=catalog,
+                run_br=lambda argv: hook.run(argv, s),
+                resumed=resume_event is not None,
+            )
+        return outcome, catalog.get(target.backup_id)
+    finally:
+        catalog.close()
+
+
+def _rows(tmp_path: Path) -> list[Any]:
+    from tidbops.catalog.store import Catalog
+
+    cat = Catalog.from_url(f"sqlite:///{tmp_path / 'catalog.db'}")
+    try:
+        return cat.list_backups("prod")
+    finally:
+        cat.close()
+
+
+def test_a_backup_defers_while_its_pod_runs_then_resumes_with_its_result(
+    fleet: Path, fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from tidbops.catalog.records import BackupStatus
+    from tidbops_airflow.triggers.kubepod import BRPodTrigger
+
+    fake_kube.script("pods", pod_succeeds(VERSION_TEXT), name=is_version)
+    fake_kube.script("pods", pod_succeeds(sample("v8_full_backup_success.txt"), running_gets=3), name=is_backup)
+    with pytest.raises(TaskDeferred) as deferred:
+        _backup_step(tmp_path, None)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, BRPodTrigger) and deferred.value.method_name == "resume_br"
+    [name] = [n for n in fake_kube.names("pods", NS) if is_backup(n)]
+    assert trigger.name == name, "the pod is left running while the task is deferred"
+    assert [r.status for r in _rows(tmp_path)] == [BackupStatus.RUNNING]
+    _, kwargs = trigger.serialize()
+    event = _trigger_event(BRPodTrigger(**kwargs))  # the triggerer rebuilds it from what it serialised
+    assert event["status"] == "ended" and event["phase"] == "succeeded" and event["name"] == name
+
+    outcome, row = _backup_step(tmp_path, event)
+
+    assert outcome.action == "ran" and outcome.backup_ts == 435844546560000000 and outcome.size_bytes == 71330
+    assert row.status is BackupStatus.SUCCEEDED and row.size_bytes == 71330 and row.backup_ts == 435844546560000000
+    assert len([r for r in fake_kube.calls("POST", "/pods") if is_backup(r.body["metadata"]["name"])]) == 1
+    assert fake_kube.get("pods", NS, name) is None, "deleted once its result was read"
+
+
+def test_a_deferred_backup_whose_pod_failed_fails_its_row_with_brs_error(
+    fleet: Path, fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from tidbops.catalog.records import BackupStatus
+    from tidbops_airflow.triggers.kubepod import BRPodTrigger
+
+    fake_kube.script("pods", pod_succeeds(VERSION_TEXT), name=is_version)
+    failure = "Error: [BR:Common:ErrFailedToConnect]failed to connect to PD pd-prod.tidb.svc:2379\n"
+    fake_kube.script("pods", pod_fails(failure, running_gets=2), name=is_backup)
+    with pytest.raises(TaskDeferred) as deferred:
+        _backup_step(tmp_path, None)
+    event = _trigger_event(BRPodTrigger(**deferred.value.trigger.serialize()[1]))
+    assert event["phase"] == "failed"
+    with pytest.raises(BRError) as caught:
+        _backup_step(tmp_path, event)
+    assert caught.value.code == "BR:Common:ErrFailedToConnect"
+    [row] = _rows(tmp_path)
+    assert row.status is BackupStatus.FAILED and "ErrFailedToConnect" in (row.error or "")
+    assert fake_kube.names("pods", NS) == []
+
+
+def test_the_trigger_times_out(fleet: Path, fake_kube: FakeKube) -> None:
+    from tidbops.k8s.pod import br_pod
+    from tidbops_airflow.triggers.kubepod import BRPodTrigger
+
+    fake_kube.script("pods", pod_runs())
+    KubernetesRunner(prod()).core.create_namespaced_pod(
+        NS, br_pod(prod(), ARGV, name="br-prod-x", image="pingcap/br:v8.5.1", timeout=60)
+    )
+    event = _trigger_event(
+        BRPodTrigger(
+            conn_id="kubernetes_fake", namespace=NS, name="br-prod-x", deadline=time.time() + 1, poll_seconds=0.2
+        )
+    )
+    assert event["status"] == "timeout" and "running" in event["detail"]
+    runner = KubernetesRunner(prod(), identity=lambda: TASK)
+    hook = BRHook(cluster=prod())
+    hook.resume_event = event
+    runner.hook = hook
+    with pytest.raises(BRPodError, match="the step changed while it waited"):
+        runner.run(ARGV, _session(), timeout=5)
