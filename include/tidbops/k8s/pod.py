@@ -16,7 +16,7 @@ come from and is refused (the config refuses owner-key clusters on this runner t
 
 Names: a command that changes something (backup, restore, log start/stop/pause/resume/truncate) gets a name
 derived from (dag_id, run_id, task_id, map_index, the pod argv), the same on every try of the task, so a retry
-finds its own pod (adopts it while it runs or after it succeeded; deletes and recreates a failed one). Reads
+finds its own pod (adopts one that succeeded; deletes and recreates one that failed or still runs). Reads
 (``log status``/``metadata``, ``debug``, ``-V``) get a fresh name each time: an old answer is not adopted.
 
 ``pod_state`` reads a pod object (as the API returns it, camelCase) into what the runner acts on.

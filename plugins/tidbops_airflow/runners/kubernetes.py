@@ -4,8 +4,9 @@ The pod's name, spec and state reading are the pure ``tidbops.k8s.pod``; this mo
 with the provider's ``KubernetesHook(conn_id=br.kubernetes.conn_id)`` core/v1 client:
 
 1. a command that changes something looks for its own pod first (the same name on every try of the task):
-   one still pending or running is adopted (waited for, not started twice), one that succeeded is adopted
-   (its log is the result), one that failed is deleted and created again;
+   one that succeeded is adopted (its log is the result, no second BR); one that failed, or that still runs
+   from an earlier try, is deleted and created again (the retry's own steps before BR ran again: a backup's
+   clear an unfinished backup's files, so that earlier BR must not go on);
 2. the pod is created and waited for (its phase read every ``poll_seconds``), its log read from
    ``pods/{name}/log`` and streamed to ``on_line``; the whole log is BR's output, parsed by the caller exactly
    as a local run's (``parse_br_output``);
@@ -14,8 +15,9 @@ with the provider's ``KubernetesHook(conn_id=br.kubernetes.conn_id)`` core/v1 cl
    the image), timed out (``BRTimeoutError``), or the task killed (``kill``, from ``on_kill``).
 
 The spec sets ``activeDeadlineSeconds`` to the timeout plus a margin: a pod whose worker died is ended by
-Kubernetes too. The task waits in the worker (polling); see the README ("Running BR on Kubernetes") for which
-steps defer.
+Kubernetes too. A hook marked ``deferrable`` (the backup step) defers the task while its pod runs
+(``BRPodTrigger``) and, resumed with the trigger's event (``BRHook.resume_event``), takes that pod's result;
+every other step waits in the worker, polling (README, "Running BR on Kubernetes").
 """
 
 from __future__ import annotations

@@ -265,3 +265,32 @@ def test_pod_state() -> None:
     )
     assert secret.phase == "cannot-start" and "prod-s3" in secret.detail
     assert kpod.pod_state(None).phase == "gone"
+
+
+def test_the_config_names_a_missing_block_or_secret_once(tmp_path: Path) -> None:
+    from tidbops.config import load_fleet
+
+    def issues(br: dict[str, Any], **extra: Any) -> list[str]:
+        doc = {
+            "clusters": [
+                {"name": "prod", "env": "prod", "pd": ["pd:2379"], "tidb_conn_id": "tidb_prod",
+                 "storage": {"uri": "s3://backups/fleet", "conn_id": "s3"}, "br": br, **extra}
+            ]
+        }  # fmt: skip
+        path = tmp_path / "clusters.yaml"
+        path.write_text(yaml.safe_dump(doc))
+        return [str(i) for i in load_fleet(path).issues]
+
+    [missing] = issues({"runner": "kubernetes"})
+    assert "prod" in missing and "br.kubernetes is not set" in missing
+    [tls] = issues({"runner": "kubernetes", "kubernetes": {"namespace": "ns"}}, tls={"ca": "/etc/ca.pem"})
+    assert "tls_secret_name" in tls
+    enc = {"method": "aes256-ctr", "key_conn_id": "k"}
+    [key] = issues({"runner": "kubernetes", "kubernetes": {"namespace": "ns"}, "encryption": enc})
+    assert "crypter_secret_name" in key
+    assert (
+        issues(
+            {"runner": "kubernetes", "kubernetes": {"namespace": "ns", "crypter_secret_name": "c"}, "encryption": enc}
+        )
+        == []
+    )
