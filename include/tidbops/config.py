@@ -385,6 +385,11 @@ class KubernetesBRConfig(_Model):
     crypter_secret_name: K8sName | None = Field(default=None, description="Secret with the crypter key under 'key'")
     tls_secret_name: K8sName | None = Field(default=None, description="Secret with ca.crt, tls.crt, tls.key")
     poll_seconds: float = Field(default=5.0, ge=0.2, le=300.0, description="how often the pod's phase is read")
+    defer: bool = Field(
+        default=False,
+        description="the backup step waits in the triggerer while its pod runs (frees the worker slot); needs the "
+        "br_<cluster> pool to count deferred tasks (include_deferred), and is not used with fleet.br_concurrency",
+    )
     log_dir: str = Field(default="/var/lib/br-log", pattern=r"^/[A-Za-z0-9._/-]*$", description="BR's logs in the pod")
 
 

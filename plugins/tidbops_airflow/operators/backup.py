@@ -198,9 +198,9 @@ class BRBackupOperator(_BackupStep):
     """Run ``br backup full`` for the planned target (or adopt a backup an earlier try completed).
 
     The catalog row goes running → succeeded | failed (with BR's error). The BR hook stays on the operator
-    so that ``on_kill`` ends BR (its process group, or its pod). When BR runs in a Kubernetes pod
-    (``br.runner: kubernetes``) the task defers while BR runs and resumes in ``resume_br`` when the pod ended:
-    the steps before BR are not repeated, BR's result settles the row as a run that waited would.
+    so that ``on_kill`` ends BR (its process group, or its pod). When BR runs in a Kubernetes pod and
+    ``br.kubernetes.defer`` is set, the task defers while BR runs and resumes in ``resume_br`` when the pod
+    ended: the steps before BR are not repeated, BR's result settles the row as a run that waited would.
 
     :param cluster: the cluster from the fleet config.
     :param target: the plan step's result (a dict, or an XComArg).
@@ -247,7 +247,7 @@ class BRBackupOperator(_BackupStep):
         storages = StorageHook(cluster=self.cluster)
         storage = storages.get_storage(target.storage_uri)
         self._br_hook = hook = BRHook(cluster=self.cluster)
-        hook.deferrable, hook.resume_event = True, resume_event
+        hook.deferrable, hook.resume_event = self._may_defer(), resume_event
         # owner-key (#17): a fresh data key for this backup; BR reads it from the session's 0600 key file,
         # the catalog and the manifest keep it only wrapped to the owner's public key
         fresh = backup_key(self.cluster)
@@ -278,6 +278,19 @@ class BRBackupOperator(_BackupStep):
             outcome.catalog,
         )
         return outcome.to_dict()
+
+    def _may_defer(self) -> bool:
+        """``br.kubernetes.defer``, and only in the cluster's own pool: with ``fleet.br_concurrency`` the
+        cluster's lease is heartbeated by the running task and would lapse while it is deferred."""
+        from tidbops_airflow.brslot import FLEET_POOL
+
+        k8s = self.cluster.br.kubernetes
+        if self.cluster.br.runner != "kubernetes" or k8s is None or not k8s.defer:
+            return False
+        if self.pool == FLEET_POOL:
+            self.log.info("not deferring while BR runs: the cluster's BR lease (fleet.br_concurrency) needs this task")
+            return False
+        return True
 
     def resume_br(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         """Back from ``BRPodTrigger``: BR's pod ended (or timed out); finish this try with its result."""

@@ -539,3 +539,16 @@ def test_the_trigger_times_out(fleet: Path, fake_kube: FakeKube) -> None:
     runner.hook = hook
     with pytest.raises(BRPodError, match="the step changed while it waited"):
         runner.run(ARGV, _session(), timeout=5)
+
+
+def test_the_backup_step_defers_only_when_asked_and_never_under_the_fleet_cap(fleet: Path) -> None:
+    from tidbops_airflow.operators.backup import BRBackupOperator
+
+    cluster = prod()
+    asked = cluster.model_copy(
+        update={"br": cluster.br.model_copy(update={"kubernetes": cluster.br.kubernetes.model_copy(update={"defer": True})})}  # type: ignore[union-attr]
+    )  # fmt: skip
+    assert not BRBackupOperator(task_id="a", cluster=cluster, pool="br_prod")._may_defer(), "off by default"
+    assert BRBackupOperator(task_id="b", cluster=asked, pool="br_prod")._may_defer()
+    assert not BRBackupOperator(task_id="c", cluster=asked, pool="br_fleet")._may_defer(), "the lease would lapse"
+    assert not BRBackupOperator(task_id="d", cluster=load_fleet().get("dev"), pool="br_dev")._may_defer()
