@@ -73,7 +73,8 @@ def task_identity() -> PodIdentity:
         ti = get_current_context()["ti"]
     except Exception:  # no task context: the triggerer, the CLI
         return PodIdentity()
-    return PodIdentity(ti.dag_id, ti.run_id, ti.task_id, int(getattr(ti, "map_index", -1) or -1))
+    map_index = getattr(ti, "map_index", None)
+    return PodIdentity(ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else int(map_index))
 
 
 class KubernetesRunner:

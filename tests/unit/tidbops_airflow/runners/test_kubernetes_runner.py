@@ -552,3 +552,76 @@ def test_the_backup_step_defers_only_when_asked_and_never_under_the_fleet_cap(fl
     assert BRBackupOperator(task_id="b", cluster=asked, pool="br_prod")._may_defer()
     assert not BRBackupOperator(task_id="c", cluster=asked, pool="br_fleet")._may_defer(), "the lease would lapse"
     assert not BRBackupOperator(task_id="d", cluster=load_fleet().get("dev"), pool="br_dev")._may_defer()
+
+
+def test_the_backup_operator_defers_and_resumes(
+    fleet: Path, fake_kube: FakeKube, kube_conn_id: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``BRBackupOperator`` itself: ``execute`` defers on the BR pod, ``resume_br`` (what Airflow calls with the
+    trigger's event) finishes the try with that pod's result; one pod, one succeeded row."""
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import TaskDeferred
+    from airflow.sdk.execution_time.context import set_current_context
+
+    from tidbops.backup import target_for
+    from tidbops.catalog.planning import Plan
+    from tidbops.catalog.records import BackupKind, BackupStatus
+    from tidbops.catalog.store import Catalog
+    from tidbops_airflow.operators.backup import BRBackupOperator, run_info
+    from tidbops_airflow.triggers.kubepod import BRPodTrigger
+
+    doc = yaml.safe_load(fleet.read_text())
+    doc["clusters"].append(
+        {
+            "name": "onpods",
+            "env": "uat",
+            "pd": ["pd-onpods.tidb.svc:2379"],
+            "tidb_conn_id": "tidb_prod",
+            "storage": {"uri": f"local://{tmp_path / 'backups'}"},
+            "br": {
+                "runner": "kubernetes",
+                "version": "v8.5.1",
+                "kubernetes": {"conn_id": kube_conn_id, "namespace": NS, "poll_seconds": 0.2, "defer": True},
+            },
+        }
+    )
+    fleet.write_text(yaml.safe_dump(doc))
+    cluster = load_fleet().get("onpods")
+    catalog_path = tmp_path / "catalog.db"
+    cat = Catalog.from_url(f"sqlite:///{catalog_path}")
+    cat.migrate()
+    cat.close()
+    ti = SimpleNamespace(dag_id="tidb_backup_full__onpods", run_id="manual__1", task_id="run_br_backup")
+    ti.map_index, ti.try_number = -1, 1
+    started = datetime(2026, 12, 7, 1, 0, tzinfo=UTC)
+    dag_run = SimpleNamespace(run_type="manual", logical_date=None, run_after=started, start_date=started)
+    context: Any = {"ti": ti, "dag_run": dag_run}
+    target = target_for(cluster, Plan(cluster.name, BackupKind.FULL, "manual"), run_info(context))
+    op = BRBackupOperator(
+        task_id="run_br_backup",
+        cluster=cluster,
+        target=target.to_dict(),
+        catalog_sqlite_path=str(catalog_path),
+        pool="br_onpods",
+    )
+    fake_kube.script("pods", pod_succeeds(VERSION_TEXT), name=is_version)
+    fake_kube.script("pods", pod_succeeds(sample("v8_full_backup_success.txt"), running_gets=3), name=is_backup)
+
+    with set_current_context(context), pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    assert deferred.value.method_name == "resume_br"
+    event = _trigger_event(BRPodTrigger(**deferred.value.trigger.serialize()[1]))
+    with set_current_context(context):
+        result = getattr(op, deferred.value.method_name)(context=context, event=event)
+
+    assert result["action"] == "ran" and result["backup_ts"] == 435844546560000000 and result["size_bytes"] == 71330
+    cat = Catalog.from_url(f"sqlite:///{catalog_path}")
+    try:
+        [row] = cat.list_backups("onpods")
+    finally:
+        cat.close()
+    assert row.status is BackupStatus.SUCCEEDED and row.id == target.backup_id
+    assert len([r for r in fake_kube.calls("POST", "/pods") if is_backup(r.body["metadata"]["name"])]) == 1
+    assert fake_kube.names("pods", NS) == []
