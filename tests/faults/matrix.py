@@ -93,7 +93,7 @@ def write_table(rows: list[Row], seconds: float) -> str:
             "backup), whether the catalog agrees with storage (every catalogued backup verified against its "
             "manifest, every manifest catalogued or reported), the alerts the webhook route received for the "
             "episode, and the time from lifting the fault to the pipeline's next success. Retries are shortened "
-            "to 2 tries 8 s apart by a test cluster policy (production: 3 tries, 1 min exponential backoff).\n\n"
+            "to 2 tries 4 s apart by a test cluster policy (production: 3 tries, 1 min exponential backoff).\n\n"
             f"Whole matrix: {seconds:.0f} s on this machine.\n\n"
         )
         Path(dest).write_text(intro + text)

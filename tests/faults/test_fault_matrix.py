@@ -18,7 +18,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,66 @@ def recover(bed: Bed, dag_id: str, run_id: str, task_id: str, lifted: float) -> 
     return time.monotonic() - lifted
 
 
+def fail_then_recover(
+    bed: Bed,
+    r: Row,
+    note: str,
+    *,
+    fault: Callable[[], AbstractContextManager[object]],
+    expect: Callable[[dict[str, str | None]], str],
+    timeout: float = RUN_TIMEOUT,
+) -> None:
+    """The body most rows share: under ``fault`` a full backup's run fails (``expect`` checks the task states
+    and says what it saw); the fault is lifted; the failed task is cleared (what the DBA does) and the run
+    ends with a verified backup; then rows lost, the catalog against storage and the alerts (one)."""
+    mark = bed.sink.mark()
+    with fault():
+        run_id = trigger(bed, FULL, note)
+        started = time.monotonic()
+        state = bed.api.wait_run(FULL, run_id, timeout=timeout)
+        took = time.monotonic() - started
+        st = states(bed, FULL, run_id)
+    lifted = time.monotonic()
+    r.alerts = len(alerts_for(bed, mark, run_id))
+    failed = sorted(t for t, s in st.items() if s == "failed")
+    r.observed = f"run {state} after {took:.0f} s ({', '.join(failed) or 'no task'} failed); {expect(st)}"
+    assert state == "failed" and failed, st
+    r.recover_s = recover(bed, FULL, run_id, failed[0], lifted)
+    backup = run_backup(bed, run_id)
+    assert backup.status is BackupStatus.SUCCEEDED and backup.verified
+    r.observed += "; cleared run succeeded, verified"
+    finish(bed, r, "dev", backup.id)
+
+
+@contextmanager
+def dev_fault(bed: Bed, name: str, **params: Any) -> Iterator[None]:
+    """An emulator fault on dev, cleared on the way out."""
+    faults.set_fault(bed.home, "dev", name, **params)
+    try:
+        yield
+    finally:
+        faults.clear_faults(bed.home, "dev")
+
+
+@contextmanager
+def proxy_mode(bed: Bed, mode: str) -> Iterator[None]:
+    bed.proxy.set_mode(mode)
+    try:
+        yield
+    finally:
+        bed.proxy.set_mode("pass")
+
+
+@contextmanager
+def stopped(bed: Bed, cluster: str) -> Iterator[None]:
+    instance = manager.instance(bed.home, cluster)
+    instance.stop()
+    try:
+        yield
+    finally:
+        instance.start()
+
+
 class BRSampler:
     """Counts the ``br`` processes of one cluster every 0.1 s: the most that ever ran at once."""
 
@@ -158,22 +218,12 @@ def test_baseline_no_fault(bed: Bed) -> None:
 def test_br_exits_1_halfway(bed: Bed) -> None:
     expected = "both tries fail, row failed, no manifest; after the fault, a cleared retry succeeds"
     with row(bed, "BR exits 1 halfway", "full backup", expected, 1) as r:
-        mark = bed.sink.mark()
-        faults.set_fault(bed.home, "dev", "backup_fail_midway")
-        run_id = trigger(bed, FULL, "BR exits 1 halfway")
-        state = bed.api.wait_run(FULL, run_id, timeout=RUN_TIMEOUT)
-        backup = run_backup(bed, run_id)
-        st = states(bed, FULL, run_id)
-        r.observed = f"run {state}; run_br_backup {st['run_br_backup']}; row {backup.status.value}"
-        assert state == "failed" and st["run_br_backup"] == "failed", st
-        assert backup.status is BackupStatus.FAILED and not backup.verified
-        r.alerts = len(alerts_for(bed, mark, run_id))
-        faults.clear_faults(bed.home, "dev")
-        r.recover_s = recover(bed, FULL, run_id, "run_br_backup", time.monotonic())
-        backup = run_backup(bed, run_id)
-        assert backup.status is BackupStatus.SUCCEEDED and backup.verified
-        r.observed += "; cleared retry succeeded, verified"
-        finish(bed, r, "dev", backup.id)
+
+        def seen(st: dict[str, str | None]) -> str:
+            assert st["run_br_backup"] == "failed", st
+            return "row failed"
+
+        fail_then_recover(bed, r, "BR exits 1 halfway", fault=lambda: dev_fault(bed, "backup_fail_midway"), expect=seen)
 
 
 def test_retry_after_a_partial_upload(bed: Bed) -> None:
@@ -204,90 +254,76 @@ def test_retry_after_a_partial_upload(bed: Bed) -> None:
 def test_storage_full_writes_refused(bed: Bed) -> None:
     expected = "BR fails with ErrStorageUnknown on both tries, row failed; a cleared retry succeeds"
     with row(bed, "storage full / writes refused", "full backup", expected, 1) as r:
-        mark = bed.sink.mark()
-        faults.set_fault(bed.home, "dev", "storage_write_error", after=2)
-        run_id = trigger(bed, FULL, "storage writes refused")
-        state = bed.api.wait_run(FULL, run_id, timeout=RUN_TIMEOUT)
-        backup = run_backup(bed, run_id)
-        r.alerts = len(alerts_for(bed, mark, run_id))
-        r.observed = f"run {state}; row {backup.status.value}: {(backup.error or '')[:80]}"
-        assert state == "failed" and backup.status is BackupStatus.FAILED
-        assert "ErrStorageUnknown" in (backup.error or ""), backup.error
-        faults.clear_faults(bed.home, "dev")
-        r.recover_s = recover(bed, FULL, run_id, "run_br_backup", time.monotonic())
-        backup = run_backup(bed, run_id)
-        assert backup.status is BackupStatus.SUCCEEDED and backup.verified
-        r.observed += "; cleared retry succeeded"
-        finish(bed, r, "dev", backup.id)
+        before = {b.id for b in bed.catalog.list_backups("dev")}
+
+        def seen(st: dict[str, str | None]) -> str:
+            [backup] = [b for b in bed.catalog.list_backups("dev") if b.id not in before]
+            assert st["run_br_backup"] == "failed" and backup.status is BackupStatus.FAILED, (st, backup)
+            assert "ErrStorageUnknown" in (backup.error or ""), backup.error
+            return f"row failed: {(backup.error or '')[:80]}"
+
+        fault = lambda: dev_fault(bed, "storage_write_error", after=2)  # noqa: E731
+        fail_then_recover(bed, r, "storage writes refused", fault=fault, expect=seen)
 
 
 def test_source_database_down(bed: Bed) -> None:
     expected = "check_cluster fails naming the connection, nothing planned or catalogued; a cleared run succeeds"
     with row(bed, "source DB down", "full backup", expected, 1) as r:
+        before = {b.id for b in bed.catalog.list_backups("dev")}
+
+        def seen(st: dict[str, str | None]) -> str:
+            new = [b.id for b in bed.catalog.list_backups("dev") if b.id not in before]
+            assert st["check_cluster"] == "failed" and new == [], (st, new)
+            return "0 catalog rows"
+
+        fail_then_recover(bed, r, "source database down", fault=lambda: stopped(bed, "dev"), expect=seen)
+
+
+HARVEST = "tidb_slow_query_harvest__dev"
+
+
+def test_slow_query_harvest_fails(bed: Bed) -> None:
+    """#18 item 4: the harvest alerts through the cluster's routes, once per failed episode (its retry does not
+    alert), and not at all once it succeeds again."""
+    expected = "both tries of the harvest fail (source DB down): exactly 1 alert; a cleared run succeeds, no more"
+    with row(bed, "slow-query harvest fails (source DB down)", "slow-query harvest", expected, 1) as r:
+        from tidbops_playground import slowlogs
+
+        today = datetime.now(UTC).date()
+        slowlogs.reset(bed.home, bed.registry, "dev", today=today)
+        until = {"until": datetime.combine(today, datetime.min.time(), UTC).isoformat()}
         mark = bed.sink.mark()
-        instance = manager.instance(bed.home, "dev")
-        instance.stop()
-        try:
-            run_id = trigger(bed, FULL, "source database down")
-            state = bed.api.wait_run(FULL, run_id, timeout=RUN_TIMEOUT)
-            st = states(bed, FULL, run_id)
-        finally:
-            instance.start()
+        with stopped(bed, "dev"):
+            run_id = trigger(bed, HARVEST, "harvest, source down", conf=until)
+            state = bed.api.wait_run(HARVEST, run_id, timeout=RUN_TIMEOUT)
+            ti = bed.api.task_instance(HARVEST, run_id, "harvest_slow_queries")
         lifted = time.monotonic()
-        r.alerts = len(alerts_for(bed, mark, run_id))
-        mine = [b for b in bed.catalog.list_backups("dev") if b.run_id == run_id]
-        r.observed = f"run {state}; check_cluster {st['check_cluster']}; {len(mine)} catalog row(s)"
-        assert state == "failed" and st["check_cluster"] == "failed" and mine == [], (st, mine)
-        r.recover_s = recover(bed, FULL, run_id, "check_cluster", lifted)
-        backup = run_backup(bed, run_id)
-        assert backup.status is BackupStatus.SUCCEEDED and backup.verified
+        posts = alerts_for(bed, mark, run_id)
+        r.observed = (
+            f"run {state}; harvest_slow_queries {ti['state']} after try {ti['try_number']}; alerts: "
+            + ", ".join(f"{p.get('state') or 'failed'}:{p.get('task_id') or p.get('alert')}" for p in posts)
+        )
+        assert state == "failed" and ti["state"] == "failed" and ti["try_number"] == 2, (state, ti)
+        r.recover_s = recover(bed, HARVEST, run_id, "harvest_slow_queries", lifted)
+        r.alerts = len(alerts_for(bed, mark, run_id))  # after the healed run: still the one
         r.observed += "; cleared run succeeded"
-        finish(bed, r, "dev", backup.id)
+        r.data_lost = None
+        finish(bed, r, "dev", None)
+        assert [p.get("task_id") for p in posts] == ["harvest_slow_queries"], posts
 
 
 def test_s3_stopped(bed: Bed) -> None:
     expected = "plan_backup fails naming the endpoint (refused), nothing catalogued; a cleared run succeeds"
     with row(bed, "S3 stopped", "full backup", expected, 1) as r:
-        mark = bed.sink.mark()
-        with s3_down(bed.home, bed.bucket):
-            run_id = trigger(bed, FULL, "S3 stopped")
-            started = time.monotonic()
-            state = bed.api.wait_run(FULL, run_id, timeout=RUN_TIMEOUT)
-            took = time.monotonic() - started
-            st = states(bed, FULL, run_id)
-        lifted = time.monotonic()
-        r.alerts = len(alerts_for(bed, mark, run_id))
-        failed = sorted(t for t, s in st.items() if s == "failed")
-        r.observed = f"run {state} after {took:.0f} s ({', '.join(failed)} failed)"
-        assert state == "failed", st
-        r.recover_s = recover(bed, FULL, run_id, failed[0], lifted)
-        backup = run_backup(bed, run_id)
-        assert backup.status is BackupStatus.SUCCEEDED and backup.verified
-        r.observed += "; cleared run succeeded"
-        finish(bed, r, "dev", backup.id)
+        fault = lambda: s3_down(bed.home, bed.bucket)  # noqa: E731
+        fail_then_recover(bed, r, "S3 stopped", fault=fault, expect=lambda st: "refused")
 
 
 def test_s3_blackholed(bed: Bed) -> None:
     expected = "connections hang; the task fails within bounded time naming the endpoint; a cleared run succeeds"
     with row(bed, "S3 blackholed (connections hang)", "full backup", expected, 1) as r:
-        mark = bed.sink.mark()
-        bed.proxy.set_mode("hang")
-        run_id = trigger(bed, FULL, "S3 blackholed")
-        started = time.monotonic()
-        state = bed.api.wait_run(FULL, run_id, timeout=600)
-        took = time.monotonic() - started
-        st = states(bed, FULL, run_id)
-        bed.proxy.set_mode("pass")
-        lifted = time.monotonic()
-        r.alerts = len(alerts_for(bed, mark, run_id))
-        failed = sorted(t for t, s in st.items() if s == "failed")
-        r.observed = f"run {state} after {took:.0f} s ({', '.join(failed)} failed)"
-        assert state == "failed", st
-        r.recover_s = recover(bed, FULL, run_id, failed[0], lifted)
-        backup = run_backup(bed, run_id)
-        assert backup.status is BackupStatus.SUCCEEDED and backup.verified
-        r.observed += "; cleared run succeeded"
-        finish(bed, r, "dev", backup.id)
+        fault = lambda: proxy_mode(bed, "hang")  # noqa: E731
+        fail_then_recover(bed, r, "S3 blackholed", fault=fault, expect=lambda st: "hung, bounded", timeout=600)
 
 
 def test_s3_slow(bed: Bed) -> None:
@@ -529,37 +565,103 @@ def test_checkpoint_frozen_while_normal(bed: Bed) -> None:
 
 def test_gc_safepoint_past_the_backup_point(bed: Bed) -> None:
     expected = (
-        "the incremental's base is older than the GC safepoint: the plan takes a full instead, saying why; "
-        "verified; no alert"
+        "the plan (safepoint read before it moved) picks an incremental; BR refuses it "
+        "(ErrBackupGCSafepointExceeded); the same step takes a full instead, catalogued with the reason; "
+        "verified; one notice"
     )
-    with row(bed, "GC safepoint past the backup point", "incremental backup", expected, 0) as r:
+    with row(bed, "GC safepoint past the backup point", "incremental backup", expected, 1) as r:
         mark = bed.sink.mark()
         faults.set_fault(bed.home, "dev", "gc_safepoint", ts=tso.from_datetime(datetime.now(UTC)))
         run_id = trigger(bed, INCR, "GC safepoint past the last backup")
         state = bed.api.wait_run(INCR, run_id, timeout=RUN_TIMEOUT)
-        r.alerts = len(alerts_for(bed, mark, run_id))
+        faults.clear_faults(bed.home, "dev")
+        posts = alerts_for(bed, mark, run_id)
+        r.alerts = len(posts)
         plan = bed.api.xcom(INCR, run_id, "plan_backup")
-        backup = bed.catalog.get(plan["backup_id"])
-        r.observed = f"run {state}; planned {plan.get('kind')}: {str(plan.get('reason'))[:120]}"
+        done = bed.api.xcom(INCR, run_id, "run_br_backup") or {}
+        full = done.get("replanned") or {}
+        refused = bed.catalog.get(plan["backup_id"])
+        backup = bed.catalog.get(full.get("backup_id") or plan["backup_id"])
+        r.observed = (
+            f"run {state}; planned {plan.get('kind')}; BR: {'refused' if refused and refused.error else '?'} "
+            f"({'ErrBackupGCSafepointExceeded' if refused and 'GCSafepoint' in (refused.error or '') else '-'}); "
+            f"took {full.get('kind') or 'nothing else'} {full.get('backup_id', '')}; alerts: "
+            + ", ".join(f"{p.get('state')}:{p.get('alert') or p.get('task_id')}" for p in posts)
+        )
         r.recover_s = 0.0
         assert state == "success", bed.api.run_logs(INCR, run_id)[-4000:]
-        assert backup is not None and backup.verified
+        assert plan["kind"] == "incremental" and full.get("kind") == "full", (plan, done)
+        assert refused is not None and refused.status is BackupStatus.FAILED
+        assert "ErrBackupGCSafepointExceeded" in (refused.error or ""), refused.error
+        assert "ErrBackupGCSafepointExceeded" in full["reason"]
+        assert backup is not None and backup.verified and backup.kind.value == "full"
+        assert [p.get("alert") for p in posts] == ["backup_replanned_full"], posts
         finish(bed, r, "dev", backup.id)
 
 
-def _scheduler_pids(bed: Bed) -> list[int]:
+COMPONENTS = (b"scheduler", b"dag-processor", b"triggerer", b"api-server")
+
+
+def _components(bed: Bed) -> dict[str, int]:
+    """The running Airflow components of the bed (``airflow standalone``'s children, or a row's replacements)."""
     assert bed.standalone.process is not None
     family = [bed.standalone.process.pid, *_descendants(bed.standalone.process.pid)]
     family += [p for pid in bed.own_processes for p in (pid, *_descendants(pid))]
-    found = []
+    found: dict[str, int] = {}
     for pid in family:
         try:
             words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if len(words) > 2 and words[1].endswith(b"/airflow") and words[2] == b"scheduler":
-            found.append(pid)
+        if len(words) > 2 and words[1].endswith(b"/airflow") and words[2] in COMPONENTS and _alive(pid):
+            found.setdefault(words[2].decode(), pid)
     return found
+
+
+def _environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_text()
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+def _start_component(bed: Bed, name: str, environ: dict[str, str]) -> int:
+    """``airflow <name>`` again with the environment the old one had (what systemd or Kubernetes does)."""
+    with open(bed.home / "airflow" / f"faults-{name}.log", "ab") as log:
+        new = subprocess.Popen(
+            [str(VENV_BIN / "airflow"), name],
+            env=environ,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    bed.own_processes.append(new.pid)
+    return new.pid
+
+
+class Supervisor:
+    """Restarts any Airflow component of the bed that exits (``Restart=always`` / a Deployment's pod restart),
+    checking every second; ``restarted`` says which it had to restart. ``airflow standalone`` itself does not
+    restart a component that exits (its scheduler exits when it loses the metadata DB)."""
+
+    def __init__(self, bed: Bed) -> None:
+        self.bed = bed
+        self.watched = _components(bed)
+        self.environ = {name: _environ(pid) for name, pid in self.watched.items()}
+        self.restarted: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            for name, pid in list(self.watched.items()):
+                if not _alive(pid):
+                    self.watched[name] = _start_component(self.bed, name, self.environ[name])
+                    self.restarted.append(name)
+
+    def stop(self) -> list[str]:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.restarted
 
 
 def test_scheduler_restarted_mid_run(bed: Bed) -> None:
@@ -575,22 +677,11 @@ def test_scheduler_restarted_mid_run(bed: Bed) -> None:
         run_id = trigger(bed, FULL, "scheduler restarted mid-run")
         bed.api.wait_task(FULL, run_id, "run_br_backup", {"running"}, timeout=RUN_TIMEOUT)
         wait_for("a br backup of dev", lambda: _br_pids(pd), timeout=60)
-        [old] = _scheduler_pids(bed)
-        environ = dict(
-            item.split("=", 1) for item in Path(f"/proc/{old}/environ").read_text().split("\0") if "=" in item
-        )
+        old = _components(bed)["scheduler"]
+        environ = _environ(old)
         os.kill(old, signal.SIGTERM)
-        stopped_in = wait_for("the scheduler gone", lambda: not _alive(old), timeout=60)
-        assert stopped_in
-        with open(bed.home / "airflow" / "faults-scheduler.log", "ab") as log:
-            new = subprocess.Popen(
-                [str(VENV_BIN / "airflow"), "scheduler"],
-                env=environ,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        bed.own_processes.append(new.pid)
+        assert wait_for("the scheduler gone", lambda: not _alive(old), timeout=60)
+        _start_component(bed, "scheduler", environ)
         lifted = time.monotonic()
         faults.clear_faults(bed.home, "dev")
         state = bed.api.wait_run(FULL, run_id, timeout=RUN_TIMEOUT * 2)
@@ -608,7 +699,10 @@ def test_scheduler_restarted_mid_run(bed: Bed) -> None:
 
 
 def test_metadata_database_restarted_mid_run(bed: Bed) -> None:
-    expected = "Airflow rides over a PostgreSQL restart; the run succeeds; never 2 BR at once; no alert"
+    expected = (
+        "PostgreSQL restarted under a running BR task: Airflow components that exit are restarted by their "
+        "supervisor (systemd/Kubernetes; here the row's); the run succeeds; never 2 BR at once; no alert"
+    )
     with row(bed, "Airflow metadata DB restarted mid-run", "full backup", expected, 0) as r:
         from tidbops_playground import postgres
 
@@ -623,19 +717,24 @@ def test_metadata_database_restarted_mid_run(bed: Bed) -> None:
         run_id = trigger(bed, FULL, "metadata DB restarted mid-run")
         bed.api.wait_task(FULL, run_id, "run_br_backup", {"running"}, timeout=RUN_TIMEOUT)
         wait_for("a br backup of dev", lambda: _br_pids(pd), timeout=60)
-        pg.stop()
-        time.sleep(5)
-        pg.start()
-        lifted = time.monotonic()
-        faults.clear_faults(bed.home, "dev")
-        state = bed.api.wait_run(FULL, run_id, timeout=RUN_TIMEOUT * 2)
-        r.recover_s = time.monotonic() - lifted
+        supervisor = Supervisor(bed)
+        try:
+            pg.stop()
+            time.sleep(5)
+            pg.start()
+            lifted = time.monotonic()
+            faults.clear_faults(bed.home, "dev")
+            state = bed.api.wait_run(FULL, run_id, timeout=RUN_TIMEOUT * 2)
+            r.recover_s = time.monotonic() - lifted
+        finally:
+            restarted = supervisor.stop()
         most = sampler.stop()
         backup = run_backup(bed, run_id)
         ti = bed.api.task_instance(FULL, run_id, "run_br_backup")
         r.alerts = len(alerts_for(bed, mark, run_id))
         r.observed = (
-            f"run {state}; run_br_backup try {ti['try_number']}; row {backup.status.value}; most BR at once: {most}"
+            f"run {state}; run_br_backup try {ti['try_number']}; row {backup.status.value}; most BR at once: {most}; "
+            f"exited and restarted by the supervisor: {', '.join(restarted) or 'none'}"
         )
         assert state == "success", bed.api.run_logs(FULL, run_id)[-4000:]
         assert backup.status is BackupStatus.SUCCEEDED and backup.verified and most == 1
