@@ -307,6 +307,7 @@ class KubernetesRunner:
             self._delete(handle.name)
 
     def _result(self, argv: Sequence[str], handle: PodHandle, state: PodState, text: str, seconds: float) -> BRRun:
+        _keep_output(argv, handle, text)
         if state.phase in ("succeeded", "failed"):
             return BRRun(
                 argv=tuple(str(a) for a in argv),
@@ -325,6 +326,20 @@ class KubernetesRunner:
         if handle is not None:
             log.info("deleting %s (the task was killed)", handle)
             self._delete(handle.name)
+
+
+def _keep_output(argv: Sequence[str], handle: PodHandle, text: str) -> None:
+    """BR's ``--log-file`` lives on the pod's ``emptyDir`` and goes with the pod: the pod's output is written
+    to the worker's log file of this run instead (the private 0600 file the hook made), kept for diagnosis."""
+    args = list(argv)
+    if "--log-file" not in args[:-1]:
+        return
+    path = args[args.index("--log-file") + 1]
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"# output of {handle} (BR's own --log-file stayed in the pod)\n{text}")
+    except OSError as exc:
+        log.warning("could not keep the output of %s in %s: %s", handle, path, exc.strerror)
 
 
 def _json(resp: Any) -> dict[str, Any]:

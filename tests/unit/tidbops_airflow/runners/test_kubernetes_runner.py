@@ -197,6 +197,8 @@ def test_pending_running_succeeded_through_the_hook(
 
     assert result.exit_code == 0 and result.outcome.success
     assert result.outcome.backup_ts == 435844546560000000 and result.outcome.size_bytes == 71330
+    kept = Path(result.log_file).read_text()
+    assert "Full Backup success summary" in kept and "(BR's own --log-file stayed in the pod)" in kept
     pod = the_pod(fake_kube, is_backup)
     name = pod["metadata"]["name"]
     assert ("pods", NS, name) in fake_kube.deleted and fake_kube.get("pods", NS, name) is None, "deleted when done"
