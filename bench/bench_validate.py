@@ -7,11 +7,12 @@ a decimal, a datetime, NULLs). In one run, rounds alternate (the order rotates e
   (a) floor:      ``SELECT COUNT(*), BIT_XOR(CRC32(CONCAT_WS(',', <every column>)))`` of the whole table
                   on the source, then on the target: what a DBA would type to compare two copies (the
                   issue's floor; it cannot tell NULL from '');
-  (a') NULL-aware floor: the same bare scans with compare_table's row expression (NULL marks included):
-                  the cheapest whole-table checksum a validator could use;
+  (a') NULL-aware floor: the same bare scans with compare_table's row expression (fingerprint algorithm
+                  2, NULL marks included): the cheapest whole-table checksum a validator could use;
   (b) sequential: ``compare_table(..., concurrent=False)``: each ``--chunk-rows`` chunk found and
                   fingerprinted on the target in one statement, then fingerprinted on the source;
-  (c) concurrent: ``compare_table(...)``: a thread per side, the source one chunk behind the target.
+  (c) concurrent: ``compare_table(...)``: a thread per side; on an integer key the source fingerprints the
+                  range the target is guessing at the same time (chunks pipelined from the first one).
 
 Also shown, not a goal: both bare scans at once on two threads (what two servers on this machine give at
 best). Goals (issue #19, against (a)): (b) <= 1.3x (a), (c) <= 0.75x (a); ratios to (a') are shown too.
