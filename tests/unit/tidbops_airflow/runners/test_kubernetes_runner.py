@@ -627,3 +627,56 @@ def test_the_backup_operator_defers_and_resumes(
     assert row.status is BackupStatus.SUCCEEDED and row.id == target.backup_id
     assert len([r for r in fake_kube.calls("POST", "/pods") if is_backup(r.body["metadata"]["name"])]) == 1
     assert fake_kube.names("pods", NS) == []
+
+
+def test_a_restore_from_another_clusters_backups_mounts_that_clusters_secrets(
+    fleet: Path, fake_kube: FakeKube, kube_conn_id: str
+) -> None:
+    """uat restores prod's backup: the pod runs in uat's namespace with uat's TLS to uat's PD, and reads the
+    backup with prod's S3 keys and crypter key (Secrets named in prod's entry), as a local BR would with the
+    Airflow connections of prod."""
+    from tidbops.br.command import restore_full_argv
+
+    doc = yaml.safe_load(fleet.read_text())
+    uat = {
+        **doc["clusters"][0],
+        "name": "uat",
+        "env": "uat",
+        "pd": ["pd-uat.tidb.svc:2379"],
+        "log_backup": {"enabled": False},
+        "br": {
+            "runner": "kubernetes",
+            "kubernetes": {
+                "conn_id": kube_conn_id,
+                "namespace": "tidb-uat",
+                "credentials_secret_name": "uat-s3",
+                "crypter_secret_name": "uat-crypter",
+                "tls_secret_name": "uat-br-tls",
+                "poll_seconds": 0.2,
+            },
+            "encryption": {"method": "aes256-ctr", "key_conn_id": "br_crypter_prod"},
+        },
+    }
+    doc["clusters"].append(uat)
+    fleet.write_text(yaml.safe_dump(doc))
+    fleet_now = load_fleet()
+    fake_kube.script("pods", pod_succeeds(VERSION_TEXT), name=is_version)
+    fake_kube.script("pods", pod_succeeds(sample("v8_database_restore.txt")), name=lambda n: "-restore-" in n)
+    hook = BRHook(cluster=fleet_now.get("uat"), storage_source=fleet_now.get("prod"))
+    with hook.session("restore") as s:
+        argv = restore_full_argv(
+            s.cluster,
+            storage_uri="s3://tidbops-backups/prod/full/x",
+            source=fleet_now.get("prod"),
+            log_file=s.log_file,
+            crypter_key_file=s.key_file,
+        )
+        hook.run(argv, s, timeout=30)
+    [pod] = [r.body for r in fake_kube.calls("POST", "/pods") if "-restore-" in r.body["metadata"]["name"]]
+    assert pod["metadata"]["namespace"] == "tidb-uat"
+    container = pod["spec"]["containers"][0]
+    assert container["args"][container["args"].index("--pd") + 1] == "pd-uat.tidb.svc:2379"
+    assert {e["valueFrom"]["secretKeyRef"]["name"] for e in container["env"]} == {"prod-s3"}
+    volumes = {v["name"]: v["secret"]["secretName"] for v in pod["spec"]["volumes"] if "secret" in v}
+    assert volumes == {"crypter": "prod-crypter", "tls": "uat-br-tls"}
+    assert fake_kube.names("pods", "tidb-uat") == []
