@@ -1,7 +1,7 @@
-"""A cluster whose BR runs in pods (``br.runner: kubernetes``) gets the same DAGs as one whose BR runs on the
-worker: the same tasks, operators, wiring, pools, retries and trigger rules, pipeline by pipeline, and the same
-restore tasks. Where BR runs is decided inside the BR hook (``tidbops_airflow.runners.runner_for``), which for
-the pod cluster is the kubernetes runner and for the other the local one."""
+"""A cluster whose BR runs elsewhere gets the same DAGs as one whose BR runs on the worker: in pods
+(``br.runner: kubernetes``) or through TiDB Operator's resources (``br.runner: tidb-operator``), the same tasks,
+operators, wiring, pools, retries, trigger rules and schedules, pipeline by pipeline, and the same restore tasks.
+Where BR runs is decided inside the BR hook (``tidbops_airflow.runners.runner_for``), never in the DAG."""
 
 from __future__ import annotations
 
@@ -23,6 +23,23 @@ SCHEDULES = {
     "retention": "41 2 * * *",
     "verify": "23 3 * * *",
 }
+ENCRYPTION = {"method": "aes256-ctr", "key_conn_id": "br_crypter_remote"}
+RUNNERS: dict[str, dict[str, Any]] = {
+    "kubernetes": {
+        "runner": "kubernetes",
+        "kubernetes": {
+            "namespace": "tidb-uat",
+            "credentials_secret_name": "tidbops-br-s3",
+            "crypter_secret_name": "tidbops-br-crypter",
+        },
+        "encryption": ENCRYPTION,
+    },
+    "tidb-operator": {
+        "runner": "tidb-operator",
+        "kubernetes": {"namespace": "tidb-uat"},
+        "tidb_operator": {"namespace": "tidb-uat", "tidbcluster": "uat", "storage_secret_name": "s3-backup-keys"},
+    },
+}
 
 
 def _cluster(name: str, pd: str, **extra: Any) -> dict[str, Any]:
@@ -39,20 +56,14 @@ def _cluster(name: str, pd: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-def fleet(tmp_path: Path, *, in_pods: bool = True) -> Fleet:
-    pods = {
-        "runner": "kubernetes",
-        "kubernetes": {
-            "namespace": "tidb-uat",
-            "credentials_secret_name": "tidbops-br-s3",
-            "crypter_secret_name": "tidbops-br-crypter",
-        },
-        "encryption": {"method": "aes256-ctr", "key_conn_id": "br_crypter_onpods"},
-    }
+def fleet(tmp_path: Path, runner: str | None) -> Fleet:
+    """``onvm`` runs BR locally; ``remote`` runs it with ``runner`` (``None``: locally too, with the same
+    encryption, so that the two fleets differ in the runner only)."""
+    remote = RUNNERS[runner] if runner else {k: v for k, v in RUNNERS["kubernetes"].items() if k == "encryption"}
     doc = {
         "clusters": [
             _cluster("onvm", "pd-onvm:2379", br={"encryption": {"method": "aes256-ctr", "key_conn_id": "br_key"}}),
-            _cluster("onpods", "pd-onpods:2379", br=pods if in_pods else {"encryption": pods["encryption"]}),
+            _cluster("remote", "pd-remote:2379", br=remote),
             {
                 "name": "scratch",
                 "env": "scratch",
@@ -63,7 +74,7 @@ def fleet(tmp_path: Path, *, in_pods: bool = True) -> Fleet:
             },
         ]
     }
-    path = tmp_path / f"clusters-{in_pods}.yaml"
+    path = tmp_path / f"clusters-{runner}.yaml"
     path.write_text(yaml.safe_dump(doc))
     loaded = load_fleet(path)
     assert loaded.ok, loaded.issues
@@ -94,8 +105,9 @@ def shape(dag: Any, cluster: ClusterConfig) -> dict[str, Any]:
 BUILDERS = ["full", "incremental", "log_backup_check", "drill", "retention", "verify", "cluster_check"]
 
 
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
 @pytest.mark.parametrize("pipeline", BUILDERS)
-def test_same_dag_whatever_the_runner(tmp_path: Path, pipeline: str) -> None:
+def test_same_dag_whatever_the_runner(tmp_path: Path, pipeline: str, runner: str) -> None:
     from tidbops_airflow.backup_dag import build_backup_dag
     from tidbops_airflow.cluster_check_dag import build_cluster_check_dag
     from tidbops_airflow.drill_dag import build_restore_drill_dag
@@ -103,7 +115,7 @@ def test_same_dag_whatever_the_runner(tmp_path: Path, pipeline: str) -> None:
     from tidbops_airflow.retention_dag import build_retention_dag
     from tidbops_airflow.verify_dag import build_verify_dag
 
-    f = fleet(tmp_path)
+    f = fleet(tmp_path, runner)
     build = {
         "full": lambda c: build_backup_dag("tidb_backup_full", "full", c, f, doc_md=None),
         "incremental": lambda c: build_backup_dag("tidb_backup_incremental", "incremental", c, f, doc_md=None),
@@ -113,34 +125,36 @@ def test_same_dag_whatever_the_runner(tmp_path: Path, pipeline: str) -> None:
         "verify": lambda c: build_verify_dag("tidb_verify", c, f, doc_md=None),
         "cluster_check": lambda c: build_cluster_check_dag("tidb_cluster_check", c, f, doc_md=None),
     }[pipeline]
-    onvm, onpods = f.clusters["onvm"], f.clusters["onpods"]
-    assert (onvm.br.runner, onpods.br.runner) == ("local", "kubernetes")
-    local_dag, pod_dag = build(onvm), build(onpods)
-    assert pod_dag.dag_id == local_dag.dag_id.replace("onvm", "onpods")
-    assert shape(pod_dag, onpods) == shape(local_dag, onvm)
+    onvm, remote = f.clusters["onvm"], f.clusters["remote"]
+    assert (onvm.br.runner, remote.br.runner) == ("local", runner)
+    local_dag, remote_dag = build(onvm), build(remote)
+    assert remote_dag.dag_id == local_dag.dag_id.replace("onvm", "remote")
+    assert shape(remote_dag, remote) == shape(local_dag, onvm)
     assert shape(local_dag, onvm)["tasks"], "a DAG with tasks"
 
 
-def test_the_restore_dag_is_the_same_whatever_the_runner(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
+def test_the_restore_dag_is_the_same_whatever_the_runner(tmp_path: Path, runner: str) -> None:
     from tidbops_airflow.restore_dag import build_restore_dag
 
     def restore_shape(f: Fleet) -> dict[str, Any]:
         dag = build_restore_dag(f, doc_md=None)
         params = {k: str(v.schema if hasattr(v, "schema") else v) for k, v in dag.params.items()}
-        return {"params": params, **shape(dag, f.clusters["onpods"])}
+        return {"params": params, **shape(dag, f.clusters["remote"])}
 
-    with_pods, without = fleet(tmp_path), fleet(tmp_path, in_pods=False)
-    assert with_pods.clusters["onpods"].br.runner == "kubernetes" != without.clusters["onpods"].br.runner
-    assert restore_shape(with_pods) == restore_shape(without)
-    assert restore_shape(with_pods)["tasks"]
+    remote, local = fleet(tmp_path, runner), fleet(tmp_path, None)
+    assert remote.clusters["remote"].br.runner == runner != local.clusters["remote"].br.runner
+    assert restore_shape(remote) == restore_shape(local)
+    assert restore_shape(remote)["tasks"]
 
 
-def test_the_br_tasks_of_the_pod_cluster_run_br_in_pods(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runner", sorted(RUNNERS))
+def test_the_br_tasks_run_br_where_the_cluster_says(tmp_path: Path, runner: str) -> None:
     from tidbops_airflow.backup_dag import build_backup_dag
     from tidbops_airflow.hooks.br import BRHook
 
-    f = fleet(tmp_path)
-    for name, kind in (("onvm", "local"), ("onpods", "kubernetes")):
+    f = fleet(tmp_path, runner)
+    for name, kind in (("onvm", "local"), ("remote", runner)):
         dag = build_backup_dag("tidb_backup_full", "full", f.clusters[name], f, doc_md=None)
         task: Any = dag.get_task("run_br_backup")
         assert BRHook(cluster=task.cluster).runner.kind == kind
