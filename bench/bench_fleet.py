@@ -206,9 +206,10 @@ def _round_on(args: argparse.Namespace, home: Path, tmp: Path, setup_up: float) 
         api = standalone.start(timeout=900)
         sampler.start()
         names = [f"c{i:03d}" for i in range(n)]
-        dag_ids = [
-            f"{p}__{c}" for c in names for p in ("tidb_backup_full", "tidb_log_backup_check", "tidb_slow_query_harvest")
-        ]
+        pipelines = ["tidb_backup_full", "tidb_log_backup_check", "tidb_slow_query_harvest"]
+        if args.incrementals:  # a second BR job per cluster at the same moment: the clusters' leases are contended
+            pipelines.append("tidb_backup_incremental")
+        dag_ids = [f"{p}__{c}" for c in names for p in pipelines]
         drill_ids = [f"tidb_restore_drill__c{i:03d}" for i in range(drills)]
         for d in [*dag_ids, *drill_ids]:
             _retry(api.wait_for_dag, d, timeout=900)
@@ -271,7 +272,16 @@ def _round_on(args: argparse.Namespace, home: Path, tmp: Path, setup_up: float) 
         "task_instances": len(delays), "br_jobs": jobs, "br_max_concurrent": most, "br_max_on_one_cluster": most_one,
         "airflow_peak_rss_mib": round(sampler.peak_kib / 1024), "airflow_peak_procs": sampler.peak_procs,
         "verified_clusters": len(verified), "unverified": sorted(set(names) - set(verified)),
+        "lease_waits": _lease_waits(standalone.af_home), "incrementals": args.incrementals,
     }  # fmt: skip
+
+
+def _lease_waits(af_home: Path) -> int:
+    """Tries of BR tasks that found their cluster's lease held and gave their fleet slot back (task logs)."""
+    waits = 0
+    for log in (af_home / "logs").glob("dag_id=*/run_id=*/task_id=*/attempt=*.log"):
+        waits += log.read_text(errors="replace").count("holds its BR lease")
+    return waits
 
 
 STATS_HEADER = "DAG File Processing Stats"
@@ -354,6 +364,9 @@ def main() -> int:
     ap.add_argument("--drills", type=int, default=5)
     ap.add_argument("--parallelism", type=int, default=8, help="AIRFLOW__CORE__PARALLELISM (LocalExecutor workers)")
     ap.add_argument("--br-concurrency", type=int, default=4, help="fleet.br_concurrency (0: no fleet cap)")
+    ap.add_argument(
+        "--incrementals", action="store_true", help="also trigger every cluster's incremental backup with its full"
+    )
     ap.add_argument("--writer-tps", type=float, default=1.0, help="each cluster's writer (20 in the playground)")
     ap.add_argument("--timeout", type=float, default=5400)
     ap.add_argument("--parse-clusters", type=int, default=200)
