@@ -12,17 +12,14 @@ one). It serialises only plain values.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from tidbops_airflow.triggers.kube_wait import KubeObjectTrigger
 
 CLASSPATH = "tidbops_airflow.triggers.kube_scratch.TidbClusterReadyTrigger"
 
 
-class TidbClusterReadyTrigger(BaseTrigger):
+class TidbClusterReadyTrigger(KubeObjectTrigger):
     """Fires when the TidbCluster ``namespace/name`` is Ready (or ``deadline`` passes, or it is gone).
 
     :param conn_id: the cncf-kubernetes connection.
@@ -32,22 +29,7 @@ class TidbClusterReadyTrigger(BaseTrigger):
     :param poll_seconds: seconds between two reads.
     """
 
-    def __init__(self, *, conn_id: str, namespace: str, name: str, deadline: float, poll_seconds: float) -> None:
-        super().__init__()
-        self.conn_id = conn_id
-        self.namespace = namespace
-        self.name = name
-        self.deadline = deadline
-        self.poll_seconds = poll_seconds
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {
-            "conn_id": self.conn_id,
-            "namespace": self.namespace,
-            "name": self.name,
-            "deadline": self.deadline,
-            "poll_seconds": self.poll_seconds,
-        }
+    classpath = CLASSPATH
 
     async def _read(self) -> dict[str, Any] | None:
         from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
@@ -67,29 +49,10 @@ class TidbClusterReadyTrigger(BaseTrigger):
                 raise
         return dict(found)
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        import aiohttp
-        from kubernetes_asyncio.client import ApiException
-
+    def _judge(self, found: dict[str, Any] | None) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
         from tidbops.k8s.scratch import readiness
 
-        where = {"namespace": self.namespace, "name": self.name}
-        waiting: tuple[str, ...] = ("no answer from the Kubernetes API yet",)
-        while True:
-            try:
-                tc = await self._read()
-            except (ApiException, aiohttp.ClientError, TimeoutError) as e:  # retried; the timeout names it
-                waiting = (f"the Kubernetes API: {type(e).__name__}: {str(e)[:200]}",)
-            else:
-                if tc is None:
-                    yield TriggerEvent({"status": "gone", **where})
-                    return
-                state = readiness(tc)
-                if state.ready:
-                    yield TriggerEvent({"status": "ready", **where})
-                    return
-                waiting = state.waiting_for
-            if time.time() >= self.deadline:
-                yield TriggerEvent({"status": "timeout", "waiting_for": list(waiting), **where})
-                return
-            await asyncio.sleep(max(0.0, min(self.poll_seconds, self.deadline - time.time())))
+        if found is None:
+            return {"status": "gone"}, ()
+        state = readiness(found)
+        return ({"status": "ready"}, ()) if state.ready else (None, tuple(state.waiting_for))

@@ -14,17 +14,14 @@ An API answer other than 404, or no answer, is retried on the next poll. It seri
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from tidbops_airflow.triggers.kube_wait import KubeObjectTrigger
 
 CLASSPATH = "tidbops_airflow.triggers.kubepod.BRPodTrigger"
 
 
-class BRPodTrigger(BaseTrigger):
+class BRPodTrigger(KubeObjectTrigger):
     """Fires when the pod ``namespace/name`` has ended (or ``deadline`` passes).
 
     :param conn_id: the cncf-kubernetes connection.
@@ -34,22 +31,7 @@ class BRPodTrigger(BaseTrigger):
     :param poll_seconds: seconds between two reads.
     """
 
-    def __init__(self, *, conn_id: str, namespace: str, name: str, deadline: float, poll_seconds: float) -> None:
-        super().__init__()
-        self.conn_id = conn_id
-        self.namespace = namespace
-        self.name = name
-        self.deadline = float(deadline)
-        self.poll_seconds = float(poll_seconds)
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {
-            "conn_id": self.conn_id,
-            "namespace": self.namespace,
-            "name": self.name,
-            "deadline": self.deadline,
-            "poll_seconds": self.poll_seconds,
-        }
+    classpath = CLASSPATH
 
     async def _read(self) -> dict[str, Any] | None:
         from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
@@ -65,26 +47,10 @@ class BRPodTrigger(BaseTrigger):
                 raise
             return dict(api.sanitize_for_serialization(pod))
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        import aiohttp
-        from kubernetes_asyncio.client import ApiException
-
+    def _judge(self, found: dict[str, Any] | None) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
         from tidbops.k8s.pod import pod_state
 
-        where = {"namespace": self.namespace, "name": self.name}
-        last = "no answer from the Kubernetes API yet"
-        while True:
-            try:
-                pod = await self._read()
-            except (ApiException, aiohttp.ClientError, TimeoutError) as e:  # retried; the timeout names it
-                last = f"the Kubernetes API: {type(e).__name__}: {str(e)[:200]}"
-            else:
-                state = pod_state(pod)
-                if state.finished:
-                    yield TriggerEvent({"status": "ended", "phase": state.phase, "detail": state.detail, **where})
-                    return
-                last = f"the pod is {state.phase}"
-            if time.time() >= self.deadline:
-                yield TriggerEvent({"status": "timeout", "detail": last, **where})
-                return
-            await asyncio.sleep(max(0.0, min(self.poll_seconds, self.deadline - time.time())))
+        state = pod_state(found)
+        if state.finished:
+            return {"status": "ended", "phase": state.phase, "detail": state.detail}, ()
+        return None, (f"the pod is {state.phase}",)

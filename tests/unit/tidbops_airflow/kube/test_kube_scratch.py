@@ -265,6 +265,7 @@ def test_the_deferred_wait_runs_in_the_trigger_through_the_async_hook(
             {
                 "status": "timeout",
                 "waiting_for": ["Ready=False (TiKVStoreNotUp: TiKV store(s) are not up)", "tikv phase Scale"],
+                "detail": "Ready=False (TiKVStoreNotUp: TiKV store(s) are not up); tikv phase Scale",
             },
             id="timeout",
         ),
