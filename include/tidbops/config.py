@@ -418,6 +418,11 @@ class TiDBOperatorConfig(_Model):
         default=None, description="Secret with the crypter key (hex) under 'key'"
     )
     poll_seconds: float = Field(default=10.0, ge=0.2, le=300.0, description="how often the resource's status is read")
+    defer: bool = Field(
+        default=False,
+        description="the backup step waits in the triggerer while its Backup runs (frees the worker slot); needs the "
+        "br_<cluster> pool to count deferred tasks (include_deferred), and is not used with fleet.br_concurrency",
+    )
 
 
 class BRConfig(_Model):

@@ -10,6 +10,7 @@ looked, when the reference CRDs are absent).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -44,3 +45,15 @@ def tidb_operator_crds(fake_kube: FakeKube) -> FakeKube:
     for filename in V1_CRD_FILES:
         fake_kube.add_crd(load_crd(filename), schema=crd_schema(filename))
     return fake_kube
+
+
+def first_trigger_event(trigger: Any, timeout: float = 30.0) -> dict[str, Any]:
+    """Run a trigger (as the triggerer would, in an event loop) until its first event; that event's payload."""
+    import asyncio
+
+    async def first() -> dict[str, Any]:
+        async for event in trigger.run():
+            return dict(event.payload)
+        raise AssertionError("the trigger ended without an event")
+
+    return asyncio.run(asyncio.wait_for(first(), timeout))

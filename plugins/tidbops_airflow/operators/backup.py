@@ -280,12 +280,14 @@ class BRBackupOperator(_BackupStep):
         return outcome.to_dict()
 
     def _may_defer(self) -> bool:
-        """``br.kubernetes.defer``, and only in the cluster's own pool: with ``fleet.br_concurrency`` the
-        cluster's lease is heartbeated by the running task and would lapse while it is deferred."""
+        """``br.kubernetes.defer`` (BR in a pod) or ``br.tidb_operator.defer`` (a ``Backup`` resource), and only
+        in the cluster's own pool: with ``fleet.br_concurrency`` the cluster's lease is heartbeated by the
+        running task and would lapse while it is deferred."""
         from tidbops_airflow.brslot import FLEET_POOL
 
-        k8s = self.cluster.br.kubernetes
-        if self.cluster.br.runner != "kubernetes" or k8s is None or not k8s.defer:
+        br = self.cluster.br
+        remote = {"kubernetes": br.kubernetes, "tidb-operator": br.tidb_operator}.get(br.runner)
+        if remote is None or not remote.defer:
             return False
         if self.pool == FLEET_POOL:
             self.log.info("not deferring while BR runs: the cluster's BR lease (fleet.br_concurrency) needs this task")
@@ -293,7 +295,8 @@ class BRBackupOperator(_BackupStep):
         return True
 
     def resume_br(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        """Back from ``BRPodTrigger``: BR's pod ended (or timed out); finish this try with its result."""
+        """Back from ``BRPodTrigger`` or ``BRResourceTrigger``: BR's pod or ``Backup`` ended (or timed out);
+        finish this try with its result."""
         return self.execute(context, resume_event=event)
 
     def _notify_replanned(self, context: Context, full: Mapping[str, Any]) -> None:

@@ -15,8 +15,11 @@ on the resource's ``status`` until the run it asked for finished:
 * ``log status``: the log ``Backup`` resources read back as ``br log status --json`` prints tasks.
 * anything else (``br log metadata``, ``br debug``, ``br -V``): a BR pod through ``br.kubernetes``.
 
-Waiting happens in the worker (a poll every ``br.tidb_operator.poll_seconds``); the outcome comes from ``status``
-(``backupPath``, ``backupSize``, ``commitTs``, the ``Failed`` condition's reason) as a ``BROutcome``.
+Waiting happens in the worker (a poll every ``br.tidb_operator.poll_seconds``), except for a hook marked
+``deferrable`` (the backup step, with ``br.tidb_operator.defer``): its task defers while the ``Backup`` runs
+(``BRResourceTrigger``) and, resumed with the trigger's event (``BRHook.resume_event``), reads that resource's
+outcome (no second resource). The outcome comes from ``status`` (``backupPath``, ``backupSize``, ``commitTs``,
+the ``Failed`` condition's reason) as a ``BROutcome``.
 """
 
 from __future__ import annotations
@@ -121,6 +124,9 @@ class TiDBOperatorRunner:
             where = f"Backup {plan.namespace} ({plan.label_selector})"
             return BRRun(tuple(argv), 0, cr.log_status_json(found), "", time.monotonic() - started, None, where)
         if plan.op == "create":
+            resumed = self._resumed_event(plan)
+            if resumed is not None:  # this try deferred while its resource ran: that resource's end is the result
+                return self._resume(argv, plan, resumed, say, started, timeout)
             created = self._create_or_adopt(plan, say, timeout)
             if isinstance(created, BROutcome):
                 return self._ran(argv, started, created, f"Backup {plan.namespace} ({plan.label_selector})")
@@ -137,6 +143,9 @@ class TiDBOperatorRunner:
             say("stdout", f"{cr.where(obj)}: {plan.command} ({plan.patch})")
         if on_start is not None:
             on_start(cr.where(obj))
+        if plan.op == "create" and plan.goal is cr.Goal.COMPLETE and self.hook is not None and self.hook.deferrable:
+            if not cr.read_state(plan, obj).finished:
+                self._defer(plan, say, deadline=time.time() + timeout - (time.monotonic() - started), timeout=timeout)
         state = self._wait(plan, obj, say, started + timeout, timeout)
         assert state.outcome is not None
         if plan.op == "create" and plan.goal is cr.Goal.COMPLETE:
@@ -150,6 +159,70 @@ class TiDBOperatorRunner:
         plan = self._current
         if plan is not None and plan.op == "create" and plan.goal is cr.Goal.COMPLETE and plan.name:
             self._delete(plan, plan.name)
+
+    # ------------------------------------------------------------------------------------ deferral
+    def _resumed_event(self, plan: cr.Plan) -> dict[str, Any] | None:
+        """The trigger's event when this task resumes after deferring on ``plan``'s resource (one use)."""
+        if self.hook is None or self.hook.resume_event is None:
+            return None
+        event, self.hook.resume_event = dict(self.hook.resume_event), None
+        if (event.get("namespace"), event.get("name")) != (plan.namespace, plan.name):
+            raise BRRequestError(
+                f"resumed after waiting on {plan.kind} {event.get('namespace')}/{event.get('name')}, but this "
+                f"step's is {plan.namespace}/{plan.name}: the step changed while it waited; run it again"
+            )
+        return event
+
+    def _defer(self, plan: cr.Plan, say: LineSink, *, deadline: float, timeout: float) -> None:
+        """Hand the wait to the triggerer (``BRResourceTrigger``); the task resumes in ``resume_br`` when the
+        resource finished. The resource is left running."""
+        from datetime import timedelta
+
+        from airflow.sdk.exceptions import TaskDeferred
+
+        from tidbops_airflow.triggers.kube_resource import BRResourceTrigger
+
+        assert plan.name is not None
+        self._current = None
+        say("stdout", f"{plan.kind} {plan.namespace}/{plan.name} runs: deferring until it ends (no worker slot held)")
+        raise TaskDeferred(
+            trigger=BRResourceTrigger(
+                kind=plan.kind,
+                command=plan.command,
+                conn_id=self.config.conn_id,
+                namespace=plan.namespace,
+                name=plan.name,
+                deadline=deadline,
+                poll_seconds=max(self.config.poll_seconds, 1.0),
+            ),
+            method_name="resume_br",
+            timeout=timedelta(seconds=timeout + 600),
+        )
+
+    def _resume(
+        self,
+        argv: Sequence[str],
+        plan: cr.Plan,
+        event: Mapping[str, Any],
+        say: LineSink,
+        started: float,
+        timeout: float,
+    ) -> BRRun:
+        """The deferred wait is over: read the resource's outcome, then delete it (``Retain``: the data stays)."""
+        assert plan.name is not None
+        here = f"{plan.kind} {plan.namespace}/{plan.name}"
+        if event.get("status") == "timeout":
+            self._delete(plan, plan.name)
+            raise BRTimeoutError(timeout, f"{event.get('detail') or here}; deleted")
+        current = self._get(plan, plan.name)
+        if current is None:
+            return self._ran(argv, started, _failed(plan, f"{here} was deleted while BR ran"), here)
+        self._current = plan
+        state = self._wait(plan, current, say, time.monotonic() + max(timeout, 60.0), timeout)
+        assert state.outcome is not None
+        self._delete(plan, plan.name)
+        self._current = None
+        return self._ran(argv, started, state.outcome, cr.where(current))
 
     # ---------------------------------------------------------------------------------------- helpers
     def _ran(self, argv: Sequence[str], started: float, outcome: BROutcome, where: str) -> BRRun:

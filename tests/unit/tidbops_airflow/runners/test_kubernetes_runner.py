@@ -29,7 +29,7 @@ from tests.helpers.fake_kube import (
     pod_runs,
     pod_succeeds,
 )
-from tests.helpers.kube_fixtures import KUBE_NAMESPACE
+from tests.helpers.kube_fixtures import KUBE_NAMESPACE, first_trigger_event
 from tidbops.br.command import backup_argv, log_argv
 from tidbops.br.errors import BRError
 from tidbops.br.output import parse_br_output
@@ -412,17 +412,6 @@ def _context(try_number: int = 1) -> Any:
     return {"ti": ti}
 
 
-def _trigger_event(trigger: Any) -> dict[str, Any]:
-    import asyncio
-
-    async def first() -> dict[str, Any]:
-        async for event in trigger.run():
-            return dict(event.payload)
-        raise AssertionError("the trigger ended without an event")
-
-    return asyncio.run(asyncio.wait_for(first(), 30))
-
-
 def _backup_step(tmp_path: Path, resume_event: dict[str, Any] | None) -> Any:
     """The backup step's core (``run_backup``) through a real BRHook, as ``BRBackupOperator.execute`` runs it."""
     from datetime import UTC, datetime
@@ -487,7 +476,7 @@ def test_a_backup_defers_while_its_pod_runs_then_resumes_with_its_result(
     assert trigger.name == name, "the pod is left running while the task is deferred"
     assert [r.status for r in _rows(tmp_path)] == [BackupStatus.RUNNING]
     _, kwargs = trigger.serialize()
-    event = _trigger_event(BRPodTrigger(**kwargs))  # the triggerer rebuilds it from what it serialised
+    event = first_trigger_event(BRPodTrigger(**kwargs))  # the triggerer rebuilds it from what it serialised
     assert event["status"] == "ended" and event["phase"] == "succeeded" and event["name"] == name
 
     outcome, row = _backup_step(tmp_path, event)
@@ -511,7 +500,7 @@ def test_a_deferred_backup_whose_pod_failed_fails_its_row_with_brs_error(
     fake_kube.script("pods", pod_fails(failure, running_gets=2), name=is_backup)
     with pytest.raises(TaskDeferred) as deferred:
         _backup_step(tmp_path, None)
-    event = _trigger_event(BRPodTrigger(**deferred.value.trigger.serialize()[1]))
+    event = first_trigger_event(BRPodTrigger(**deferred.value.trigger.serialize()[1]))
     assert event["phase"] == "failed"
     with pytest.raises(BRError) as caught:
         _backup_step(tmp_path, event)
@@ -529,7 +518,7 @@ def test_the_trigger_times_out(fleet: Path, fake_kube: FakeKube) -> None:
     KubernetesRunner(prod()).core.create_namespaced_pod(
         NS, br_pod(prod(), ARGV, name="br-prod-x", image="pingcap/br:v8.5.1", timeout=60)
     )
-    event = _trigger_event(
+    event = first_trigger_event(
         BRPodTrigger(
             conn_id="kubernetes_fake", namespace=NS, name="br-prod-x", deadline=time.time() + 1, poll_seconds=0.2
         )
@@ -614,7 +603,7 @@ def test_the_backup_operator_defers_and_resumes(
     with set_current_context(context), pytest.raises(TaskDeferred) as deferred:
         op.execute(context)
     assert deferred.value.method_name == "resume_br"
-    event = _trigger_event(BRPodTrigger(**deferred.value.trigger.serialize()[1]))
+    event = first_trigger_event(BRPodTrigger(**deferred.value.trigger.serialize()[1]))
     with set_current_context(context):
         result = getattr(op, deferred.value.method_name)(context=context, event=event)
 

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from tests.helpers.fake_kube import FakeKube, Step, cr_goes_through
-from tests.helpers.kube_fixtures import KUBE_CONN_ID, KUBE_NAMESPACE
+from tests.helpers.kube_fixtures import KUBE_CONN_ID, KUBE_NAMESPACE, first_trigger_event
 from tidbops.br.command import backup_argv, log_argv, restore_point_argv
+from tidbops.br.errors import BRRequestError
 from tidbops.br.output import parse_log_status
 from tidbops.br.runner import BRTimeoutError, LocalRunner, pd_session
 from tidbops.config import ClusterConfig
@@ -66,7 +67,7 @@ SESSION = pd_session(PROD)
 
 def runner(**kw: Any) -> TiDBOperatorRunner:
     return TiDBOperatorRunner(
-        PROD, None, attempt=kw.pop("attempt", ATTEMPT), sleep=kw.pop("sleep", lambda s: None), **kw
+        PROD, kw.pop("hook", None), attempt=kw.pop("attempt", ATTEMPT), sleep=kw.pop("sleep", lambda s: None), **kw
     )
 
 
@@ -339,3 +340,103 @@ def test_log_metadata_runs_in_a_br_pod_of_the_kubernetes_runner(
     (pod,) = [r.body for r in tidb_operator_crds.calls("POST", "/pods")]
     assert pod["spec"]["containers"][0]["image"] == "pingcap/br:v8.5.1"
     assert tidb_operator_crds.calls("POST", "/backups") == [] and tidb_operator_crds.names("pods", NS) == []
+
+
+def _deferring_hook(resume_event: dict[str, Any] | None = None) -> Any:
+    """The BR hook as the backup step marks it with ``br.tidb_operator.defer`` (``BRBackupOperator._may_defer``)."""
+    from tidbops_airflow.hooks.br import BRHook
+
+    hook = BRHook(cluster=PROD)
+    hook.deferrable, hook.resume_event = True, resume_event
+    return hook
+
+
+def test_a_deferrable_backup_defers_while_its_backup_runs_then_resumes_with_its_outcome(
+    tidb_operator_crds: FakeKube, kube_conn_id: str
+) -> None:
+    """The task defers (no worker slot) while the Backup runs; the trigger, rebuilt from what it serialised, fires
+    when TiDB Operator marks it Complete; the resumed try reads that Backup's outcome: one resource, then deleted."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from tidbops_airflow.triggers.kube_resource import BRResourceTrigger
+
+    fake = tidb_operator_crds
+    fake.script("backups", cr_goes_through("Scheduled", "Running", "Complete", fields=DONE, gets=2), api=API)
+    with pytest.raises(TaskDeferred) as deferred:
+        runner(hook=_deferring_hook()).run(full(), SESSION, timeout=60)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, BRResourceTrigger) and deferred.value.method_name == "resume_br"
+    assert trigger.name == backup_name() and fake.deleted == [], "the Backup runs on while the task is deferred"
+    path, kwargs = trigger.serialize()
+    assert path == "tidbops_airflow.triggers.kube_resource.BRResourceTrigger"
+    event = first_trigger_event(BRResourceTrigger(**{**kwargs, "poll_seconds": 0.2}))
+    assert event["status"] == "ended" and event["phase"] == "Complete" and event["name"] == backup_name()
+
+    run = runner(hook=_deferring_hook(event)).run(full(), SESSION, timeout=60)
+
+    assert run.exit_code == 0 and run.outcome is not None and run.outcome.success
+    assert (run.outcome.backup_ts, run.outcome.size_bytes) == (TS, 1073741824)
+    assert len(fake.calls("POST", "/backups")) == 1, "the resumed try made no second Backup"
+    assert fake.deleted == [("backups", NS, backup_name())]
+
+
+def test_a_deferred_backup_that_failed_gives_the_operators_reason_on_resuming(
+    tidb_operator_crds: FakeKube, kube_conn_id: str
+) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from tidbops_airflow.triggers.kube_resource import BRResourceTrigger
+
+    message = "[BR:Backup:ErrBackupGCSafepointExceeded]backup GC safepoint exceeded"
+    steps = cr_goes_through("Scheduled", "Running", "Failed", reason="BackupFailed", message=message, gets=2)
+    tidb_operator_crds.script("backups", steps, api=API)
+    with pytest.raises(TaskDeferred) as deferred:
+        runner(hook=_deferring_hook()).run(full(), SESSION, timeout=60)
+    event = first_trigger_event(BRResourceTrigger(**{**deferred.value.trigger.serialize()[1], "poll_seconds": 0.2}))
+    assert event["status"] == "ended" and event["phase"] == "Failed"
+    run = runner(hook=_deferring_hook(event)).run(full(), SESSION, timeout=60)
+    error = run.outcome.primary_error if run.outcome is not None else None
+    assert run.exit_code == 1 and error is not None and error.code == "BR:Backup:ErrBackupGCSafepointExceeded"
+    assert len(tidb_operator_crds.calls("POST", "/backups")) == 1, "a failure seen by the trigger is not re-run"
+    assert tidb_operator_crds.deleted == [("backups", NS, backup_name())]
+
+
+def test_a_deferred_wait_that_times_out_deletes_the_backup(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from tidbops_airflow.triggers.kube_resource import BRResourceTrigger
+
+    tidb_operator_crds.script("backups", cr_goes_through("Scheduled", "Running"), api=API)
+    with pytest.raises(TaskDeferred) as deferred:
+        runner(hook=_deferring_hook()).run(full(), SESSION, timeout=60)
+    kwargs = {**deferred.value.trigger.serialize()[1], "deadline": time.time() + 1, "poll_seconds": 0.2}
+    event = first_trigger_event(BRResourceTrigger(**kwargs))
+    assert event["status"] == "timeout" and "Running" in event["detail"]
+    with pytest.raises(BRTimeoutError):
+        runner(hook=_deferring_hook(event)).run(full(), SESSION, timeout=60)
+    assert tidb_operator_crds.deleted == [("backups", NS, backup_name())]
+    other = {**event, "name": "someone-elses"}
+    with pytest.raises(BRRequestError, match="the step changed while it waited"):
+        runner(hook=_deferring_hook(other)).run(full(), SESSION, timeout=60)
+
+
+def test_log_commands_never_defer(tidb_operator_crds: FakeKube, kube_conn_id: str) -> None:
+    """Only a snapshot Backup defers (only the backup step marks its hook deferrable); a log start waits in the
+    worker even on a deferrable hook."""
+    running = {"phase": "Running", "commitTs": str(TS), "logCheckpointTs": str(TS)}
+    tidb_operator_crds.script("backups", [Step({"phase": "Scheduled"}, gets=1), Step(running, gets=None)], api=API)
+    run = runner(hook=_deferring_hook()).run(log_argv(PROD, "start"), SESSION, timeout=60)
+    assert run.exit_code == 0 and run.outcome is not None and run.outcome.success
+
+
+def test_the_backup_step_defers_on_tidb_operator_only_when_asked_and_never_under_the_fleet_cap() -> None:
+    from tidbops_airflow.operators.backup import BRBackupOperator
+
+    operator = PROD.br.tidb_operator
+    assert operator is not None
+    asked = PROD.model_copy(
+        update={"br": PROD.br.model_copy(update={"tidb_operator": operator.model_copy(update={"defer": True})})}
+    )
+    assert not BRBackupOperator(task_id="a", cluster=PROD, pool="br_prod")._may_defer(), "off by default"
+    assert BRBackupOperator(task_id="b", cluster=asked, pool="br_prod")._may_defer()
+    assert not BRBackupOperator(task_id="c", cluster=asked, pool="br_fleet")._may_defer(), "the lease would lapse"
