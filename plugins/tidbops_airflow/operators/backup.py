@@ -198,9 +198,10 @@ class BRBackupOperator(_BackupStep):
     """Run ``br backup full`` for the planned target (or adopt a backup an earlier try completed).
 
     The catalog row goes running → succeeded | failed (with BR's error). The BR hook stays on the operator
-    so that ``on_kill`` ends BR (its process group, or its pod). When BR runs in a Kubernetes pod and
-    ``br.kubernetes.defer`` is set, the task defers while BR runs and resumes in ``resume_br`` when the pod
-    ended: the steps before BR are not repeated, BR's result settles the row as a run that waited would.
+    so that ``on_kill`` ends BR (its process group, its pod, its resource). When BR runs in a Kubernetes pod
+    with ``br.kubernetes.defer``, or as a TiDB Operator ``Backup`` with ``br.tidb_operator.defer``, the task
+    defers while BR runs and resumes in ``resume_br`` when it ended: the steps before BR are not repeated,
+    BR's result settles the row as a run that waited would.
 
     :param cluster: the cluster from the fleet config.
     :param target: the plan step's result (a dict, or an XComArg).
