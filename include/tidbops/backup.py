@@ -790,6 +790,8 @@ def run_backup(
             raise
         full = full_instead(target, run, session.cluster, exc)
         log.warning("%s", full.reason)
+        replaced = f"replaced by full backup {full.backup_id} of this run (GC safepoint past the base); BR: {exc}"
+        CatalogLink(catalog).call("note the full backup instead", lambda c: c.fail_backup(target.backup_id, replaced))
     outcome = _run_target(full, run, session, storage_for(full.storage_uri), catalog, run_br, wrapped)
     return replace(outcome, replanned=full.to_dict(), replanned_now=True, notes=(full.reason, *outcome.notes))
 

@@ -798,6 +798,7 @@ def test_an_incremental_refused_below_gc_becomes_a_full_in_the_same_step(
     refused = env.catalog.get(target["backup_id"])
     assert refused is not None and refused.status is BackupStatus.FAILED
     assert refused.error is not None and "ErrBackupGCSafepointExceeded" in refused.error
+    assert refused.error.startswith(f"replaced by full backup {full['backup_id']} of this run")
     record(env, target, done, ctx)
     op = BRBackupVerifyOperator(
         task_id="verify_backup", cluster=env.cluster, target_task_id="plan_backup", backup_task_id="run_br_backup"
