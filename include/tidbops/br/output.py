@@ -77,7 +77,7 @@ _PERCENT = re.compile(r"^\s*(\d{1,3}(?:\.\d+)?)\s*%")
 _SIZE = re.compile(
     r"^\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?Inf|NaN)\s*([KMGTPEZY]?i?B|[kKMGTPEZY]B?)?(/s)?\s*$"
 )
-_INT = re.compile(r"^\s*-?\d{1,20}\s*$")
+_INT = re.compile(r"^[ \t]*-?[0-9]{1,20}[ \t]*$")  # ASCII only: \s would let \x1c-\x1f through, which int() refuses
 _DURATION_LIKE = re.compile(r"^-?(?:\d+(?:\.\d*)?(?:ns|us|µs|μs|ms|s|m|h))+$")
 _FAILURE_MESSAGES = frozenset(
     {"br failed", "failed to backup", "failed to restore", "failed to backup raw kv", "failed to restore raw kv"}
