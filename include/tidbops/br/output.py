@@ -635,7 +635,8 @@ def _summary_take(fields: Mapping[str, str]) -> float | None:
     for key in _TAKE_KEYS:
         if key in fields:
             value = fields[key]
-            return parse_go_duration(value) if not re.fullmatch(r"\s*\d+(\.\d+)?\s*", value) else float(value)
+            bare = re.fullmatch(r"[ \t]*[0-9]+(\.[0-9]+)?[ \t]*", value)  # ASCII: float() refuses \x1c-\x1f
+            return float(value) if bare else parse_go_duration(value)
     for key, value in fields.items():  # v4: "total take(Full backup time): 31.8s" without the real time
         if key.startswith("total take("):
             return parse_go_duration(value)
