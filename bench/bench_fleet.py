@@ -198,6 +198,13 @@ def _round_on(args: argparse.Namespace, home: Path, tmp: Path, setup_up: float) 
         name = f"c{i:03d}"
         _br(home, "log", "start", "--task-name", f"pitr-{name}", "--pd", reg.clusters[name].pd,
             "--storage", f"s3://tidbops-backups/{name}/log", "--s3.endpoint", reg.s3.endpoint)  # fmt: skip
+    if (
+        args.slow_br
+    ):  # every BR backup takes that long: a cluster's full and incremental overlap (its lease is contended)
+        from tidbops_playground import faults
+
+        for i in range(n):
+            faults.set_fault(home, f"c{i:03d}", "backup_slow", seconds=args.slow_br)
     env = {"AIRFLOW__CORE__PARALLELISM": str(args.parallelism)}
     standalone = AirflowStandalone(home=home, port=_free_port(), fleet_config=fleet, extra_env=env)
     sampler = RssSampler(home)
@@ -367,6 +374,7 @@ def main() -> int:
     ap.add_argument(
         "--incrementals", action="store_true", help="also trigger every cluster's incremental backup with its full"
     )
+    ap.add_argument("--slow-br", type=float, default=0, help="the emulator's backup_slow fault (s) on every cluster")
     ap.add_argument("--writer-tps", type=float, default=1.0, help="each cluster's writer (20 in the playground)")
     ap.add_argument("--timeout", type=float, default=5400)
     ap.add_argument("--parse-clusters", type=int, default=200)
