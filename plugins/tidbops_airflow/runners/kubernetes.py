@@ -42,6 +42,7 @@ from tidbops.k8s.pod import (
     pod_name,
     pod_state,
 )
+from tidbops_airflow.runners.deferral import defer, take_resume_event
 
 if TYPE_CHECKING:
     from kubernetes.client import CoreV1Api
@@ -245,38 +246,26 @@ class KubernetesRunner:
 
     def _resumed_event(self, handle: PodHandle) -> dict[str, Any] | None:
         """The trigger's event when this task resumes after deferring on ``handle`` (one use), else None."""
-        if self.hook is None or self.hook.resume_event is None:
-            return None
-        event, self.hook.resume_event = dict(self.hook.resume_event), None
-        if (event.get("namespace"), event.get("name")) != (handle.namespace, handle.name):
-            raise BRPodError(
-                f"resumed after waiting on pod {event.get('namespace')}/{event.get('name')}, but this step's BR is "
-                f"{handle}: the step changed while it waited; run it again"
-            )
-        return event
+        try:
+            return take_resume_event(self.hook, "pod", handle.namespace, handle.name)
+        except ValueError as e:
+            raise BRPodError(str(e)) from None
 
     def _defer(self, handle: PodHandle, *, deadline: float, timeout: float) -> None:
         """Hand the wait to the triggerer (``BRPodTrigger``); the task resumes in ``resume_br`` when the pod
         ended. The pod is left running (the finally of ``_wait`` is not reached)."""
-        from datetime import timedelta
-
-        from airflow.sdk.exceptions import TaskDeferred
-
         from tidbops_airflow.triggers.kubepod import BRPodTrigger
 
         self._current = None
         log.info("%s is running: deferring until it ends (no worker slot is held meanwhile)", handle)
-        raise TaskDeferred(
-            trigger=BRPodTrigger(
-                conn_id=self.config.conn_id,
-                namespace=handle.namespace,
-                name=handle.name,
-                deadline=deadline,
-                poll_seconds=max(self.config.poll_seconds, 1.0),
-            ),
-            method_name="resume_br",
-            timeout=timedelta(seconds=timeout + 600),
+        trigger = BRPodTrigger(
+            conn_id=self.config.conn_id,
+            namespace=handle.namespace,
+            name=handle.name,
+            deadline=deadline,
+            poll_seconds=max(self.config.poll_seconds, 1.0),
         )
+        defer(trigger, timeout)
 
     def _wait(
         self, argv: Sequence[str], handle: PodHandle, *, started: float, timeout: float, on_line: LineSink | None

@@ -34,6 +34,7 @@ from tidbops.br.output import BRErrorInfo, BROutcome
 from tidbops.br.runner import BRTimeoutError
 from tidbops.br.seam import BRRun
 from tidbops.k8s import operator_cr as cr
+from tidbops_airflow.runners.deferral import defer, take_resume_event
 
 if TYPE_CHECKING:
     from kubernetes.client import CustomObjectsApi
@@ -163,41 +164,29 @@ class TiDBOperatorRunner:
     # ------------------------------------------------------------------------------------ deferral
     def _resumed_event(self, plan: cr.Plan) -> dict[str, Any] | None:
         """The trigger's event when this task resumes after deferring on ``plan``'s resource (one use)."""
-        if self.hook is None or self.hook.resume_event is None:
-            return None
-        event, self.hook.resume_event = dict(self.hook.resume_event), None
-        if (event.get("namespace"), event.get("name")) != (plan.namespace, plan.name):
-            raise BRRequestError(
-                f"resumed after waiting on {plan.kind} {event.get('namespace')}/{event.get('name')}, but this "
-                f"step's is {plan.namespace}/{plan.name}: the step changed while it waited; run it again"
-            )
-        return event
+        try:
+            return take_resume_event(self.hook, plan.kind, plan.namespace, str(plan.name))
+        except ValueError as e:
+            raise BRRequestError(str(e)) from None
 
     def _defer(self, plan: cr.Plan, say: LineSink, *, deadline: float, timeout: float) -> None:
         """Hand the wait to the triggerer (``BRResourceTrigger``); the task resumes in ``resume_br`` when the
         resource finished. The resource is left running."""
-        from datetime import timedelta
-
-        from airflow.sdk.exceptions import TaskDeferred
-
         from tidbops_airflow.triggers.kube_resource import BRResourceTrigger
 
         assert plan.name is not None
         self._current = None
         say("stdout", f"{plan.kind} {plan.namespace}/{plan.name} runs: deferring until it ends (no worker slot held)")
-        raise TaskDeferred(
-            trigger=BRResourceTrigger(
-                kind=plan.kind,
-                command=plan.command,
-                conn_id=self.config.conn_id,
-                namespace=plan.namespace,
-                name=plan.name,
-                deadline=deadline,
-                poll_seconds=max(self.config.poll_seconds, 1.0),
-            ),
-            method_name="resume_br",
-            timeout=timedelta(seconds=timeout + 600),
+        trigger = BRResourceTrigger(
+            kind=plan.kind,
+            command=plan.command,
+            conn_id=self.config.conn_id,
+            namespace=plan.namespace,
+            name=plan.name,
+            deadline=deadline,
+            poll_seconds=max(self.config.poll_seconds, 1.0),
         )
+        defer(trigger, timeout)
 
     def _resume(
         self,
