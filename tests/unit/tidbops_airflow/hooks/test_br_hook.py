@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.tidb_version import VersionOnlyTiDB
 from tidbops.br.command import backup_argv
 from tidbops.br.errors import BRError
 from tidbops.config import load_fleet
@@ -45,36 +46,11 @@ print('[2026/11/22 05:00:00.000 +00:00] [INFO] [collector.go:77] ["Full Backup s
 """
 
 
-class FakeTiDB:
-    """pymysql's connection, as TiDB answers ``SELECT tidb_version()`` (version from ``$FAKE_TIDB_VERSION``)."""
-
-    def __init__(self, **kwargs: object) -> None:
-        self.kwargs = kwargs
-        self.version = os.environ.get("FAKE_TIDB_VERSION", "v8.5.1")
-
-    def cursor(self) -> FakeTiDB:
-        return self
-
-    def __enter__(self) -> FakeTiDB:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def execute(self, query: str, args: object = None) -> None:
-        assert query == "SELECT tidb_version()", query
-
-    def fetchall(self) -> list[tuple[str]]:
-        return [(f"Release Version: {self.version}\nEdition: Community\nGit Branch: HEAD\nStore: tikv",)]
-
-    def close(self) -> None:
-        return None
-
 
 @pytest.fixture
 def fake_br(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     out = tmp_path / "called.json"
-    monkeypatch.setattr("pymysql.connect", FakeTiDB)  # the cluster's SQL side (pymysql is not ours)
+    monkeypatch.setattr("pymysql.connect", VersionOnlyTiDB)  # the cluster's SQL side (pymysql is not ours)
     monkeypatch.setenv("AIRFLOW_CONN_TIDB_PROD", json.dumps({"conn_type": "mysql", "host": "tidb-prod", "login": "br"}))
     br = tmp_path / "br"
     br.write_text(FAKE_BR.format(python=sys.executable, out=str(out)))

@@ -30,6 +30,7 @@ from tests.helpers.fake_kube import (
     pod_succeeds,
 )
 from tests.helpers.kube_fixtures import KUBE_NAMESPACE, first_trigger_event
+from tests.helpers.tidb_version import VersionOnlyTiDB
 from tidbops.br.command import backup_argv, log_argv
 from tidbops.br.errors import BRError
 from tidbops.br.output import parse_br_output
@@ -58,30 +59,6 @@ def sample(name: str) -> str:
     text = (SAMPLES / name).read_text()
     return "".join(ln for ln in text.splitlines(keepends=True) if not ln.startswith("#"))
 
-
-class FakeTiDB:
-    """pymysql's connection as TiDB answers ``SELECT tidb_version()``."""
-
-    def __init__(self, **_: object) -> None:
-        pass
-
-    def cursor(self) -> FakeTiDB:
-        return self
-
-    def __enter__(self) -> FakeTiDB:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def execute(self, query: str, args: object = None) -> None:
-        assert query == "SELECT tidb_version()", query
-
-    def fetchall(self) -> list[tuple[str]]:
-        return [("Release Version: v8.5.1\nEdition: Community\nGit Branch: HEAD\nStore: tikv",)]
-
-    def close(self) -> None:
-        return None
 
 
 @pytest.fixture
@@ -129,7 +106,7 @@ def fleet(tmp_path: Path, kube_conn_id: str, monkeypatch: pytest.MonkeyPatch) ->
     path.write_text(yaml.safe_dump(config))
     monkeypatch.setenv("TIDBOPS_FLEET_CONFIG", str(path))
     monkeypatch.setenv("TIDBOPS_BR_LOG_DIR", str(tmp_path / "brlogs"))
-    monkeypatch.setattr("pymysql.connect", FakeTiDB)
+    monkeypatch.setattr("pymysql.connect", VersionOnlyTiDB)
     monkeypatch.setenv("AIRFLOW_CONN_TIDB_PROD", json.dumps({"conn_type": "mysql", "host": "tidb-prod", "login": "br"}))
     monkeypatch.setenv(
         "AIRFLOW_CONN_S3_PLAYGROUND",
