@@ -4,29 +4,13 @@ point`` for owner-key clusters (#17): a key file, never a key in argv; refused w
 from __future__ import annotations
 
 import pytest
-from pyrage import x25519
 
+from tests.helpers.owner_keys import key_pair, owner_key_cluster
 from tidbops.br.command import log_argv, restore_point_argv
 from tidbops.br.errors import BRRequestError
 from tidbops.config import ClusterConfig
 
 pytestmark = pytest.mark.unit
-
-
-def cluster(owner_key: bool) -> ClusterConfig:
-    pub = str(x25519.Identity.generate().to_public())
-    enc = {"method": "aes128-ctr", "mode": "owner-key", "owner_public_key": pub} if owner_key else None
-    return ClusterConfig.model_validate(
-        {
-            "name": "own",
-            "env": "dev",
-            "pd": ["pd:2379"],
-            "tidb_conn_id": "t",
-            "storage": {"uri": "s3://bucket/tidb"},
-            "log_backup": {"enabled": True, "task_name": "pitr"},
-            **({"br": {"encryption": enc}} if enc else {}),
-        }
-    )
 
 
 def test_log_start_and_restore_point_take_the_log_key_file() -> None:
@@ -48,3 +32,7 @@ def test_a_log_key_file_is_refused_where_br_takes_none() -> None:
         log_argv(cluster(True), "status", log_crypter_key_file="/run/k/log.key")
     with pytest.raises(BRRequestError, match="does not encrypt its log backup with owner-held keys"):
         log_argv(cluster(False), "start", log_crypter_key_file="/run/k/log.key")
+
+
+def cluster(owner_key: bool) -> ClusterConfig:
+    return owner_key_cluster(key_pair()[0] if owner_key else None, method="aes128-ctr", conn=None)

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from pyrage import x25519
 from sqlalchemy import inspect
 
+from tests.helpers.owner_keys import key_pair as pair
+from tests.helpers.owner_keys import owner_key_cluster as cluster
 from tidbops import tso
 from tidbops.catalog import migrations as mig
 from tidbops.catalog.errors import CatalogStateError
@@ -18,7 +19,6 @@ from tidbops.catalog.logkeys import add_log_key, confirm_log_key, list_log_keys,
 from tidbops.catalog.records import BackupKind, BackupRecord, BackupStatus
 from tidbops.catalog.schema import metadata
 from tidbops.catalog.store import Catalog
-from tidbops.config import ClusterConfig
 from tidbops.keys import owner
 from tidbops.keys.logkeys import (
     LogKey,
@@ -34,27 +34,6 @@ from tidbops.pitr import LogRange, compute_window
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
-
-
-def pair() -> tuple[str, str]:
-    ident = x25519.Identity.generate()
-    return str(ident.to_public()), str(ident)
-
-
-def cluster(pub: str | None, *, conn: str | None = "owner_key_own") -> ClusterConfig:
-    enc = {"method": "aes256-ctr", "mode": "owner-key", "owner_public_key": pub} if pub else None
-    return ClusterConfig.model_validate(
-        {
-            "name": "own",
-            "env": "dev",
-            "pd": ["pd:2379"],
-            "tidb_conn_id": "t",
-            "storage": {"uri": "s3://bucket/tidb"},
-            "log_backup": {"enabled": True, "task_name": "pitr"},
-            **({"br": {"encryption": enc}} if enc else {}),
-            **({"restore": {"owner_key_conn_id": conn}} if conn else {}),
-        }
-    )
 
 
 def ts(minutes: float) -> int:

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pyrage import x25519
 
+from tests.helpers.owner_keys import key_pair as pair
+from tests.helpers.owner_keys import owner_key_cluster as cluster
 from tidbops import tso
 from tidbops.br.errors import BRError
 from tidbops.br.output import parse_br_output
@@ -26,25 +27,6 @@ from tidbops.logbackup import START_FAILED, Action, LogKeyIO, repair_log_backup
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-
-
-def pair() -> tuple[str, str]:
-    ident = x25519.Identity.generate()
-    return str(ident.to_public()), str(ident)
-
-
-def cluster(pub: str) -> ClusterConfig:
-    return ClusterConfig.model_validate(
-        {
-            "name": "own",
-            "env": "dev",
-            "pd": ["pd:2379"],
-            "tidb_conn_id": "t",
-            "storage": {"uri": "s3://bucket/tidb"},
-            "log_backup": {"enabled": True, "task_name": "pitr"},
-            "br": {"encryption": {"method": "aes256-ctr", "mode": "owner-key", "owner_public_key": pub}},
-        }
-    )
 
 
 @dataclass
