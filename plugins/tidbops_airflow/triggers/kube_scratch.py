@@ -32,22 +32,9 @@ class TidbClusterReadyTrigger(KubeObjectTrigger):
     classpath = CLASSPATH
 
     async def _read(self) -> dict[str, Any] | None:
-        from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
-        from kubernetes_asyncio import client
-
         from tidbops.k8s.scratch import GROUP, PLURAL, VERSION
 
-        hook = AsyncKubernetesHook(conn_id=self.conn_id)
-        async with hook.get_conn() as api:
-            try:
-                found = await client.CustomObjectsApi(api).get_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, PLURAL, self.name
-                )
-            except client.ApiException as e:
-                if e.status == 404:
-                    return None
-                raise
-        return dict(found)
+        return await self._read_custom(GROUP, VERSION, PLURAL)
 
     def _judge(self, found: dict[str, Any] | None) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
         from tidbops.k8s.scratch import readiness

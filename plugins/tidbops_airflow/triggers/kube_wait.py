@@ -50,6 +50,23 @@ class KubeObjectTrigger(BaseTrigger):
     async def _read(self) -> dict[str, Any] | None:
         raise NotImplementedError
 
+    async def _read_custom(self, group: str, version: str, plural: str) -> dict[str, Any] | None:
+        """The custom resource ``namespace/name`` of ``group/version`` ``plural``, or ``None`` on a 404."""
+        from airflow.providers.cncf.kubernetes.hooks.kubernetes import AsyncKubernetesHook
+        from kubernetes_asyncio import client
+
+        hook = AsyncKubernetesHook(conn_id=self.conn_id)
+        async with hook.get_conn() as api:
+            try:
+                found = await client.CustomObjectsApi(api).get_namespaced_custom_object(
+                    group, version, self.namespace, plural, self.name
+                )
+            except client.ApiException as e:
+                if e.status == 404:
+                    return None
+                raise
+        return dict(found)
+
     def _judge(self, found: dict[str, Any] | None) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
         """``(payload, ())`` when the wait is over, else ``(None, what it still waits for)``."""
         raise NotImplementedError
