@@ -181,3 +181,25 @@ def test_a_warm_parent_preloads_gx_with_its_analytics_off() -> None:
     )
     env = {k: v for k, v in os.environ.items() if k != "GX_ANALYTICS_ENABLED"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_data_docs_templates_are_compiled_once_per_process_and_render_the_same() -> None:
+    """GX builds a Jinja environment per view; after preload() every view finds GX's templates compiled."""
+    code = (
+        "import jinja2\n"
+        "from great_expectations.render.view.view import DefaultJinjaPageView\n"
+        "plain = DefaultJinjaPageView().env.get_template('page.j2')\n"
+        "from tidbops.validate.expectations import preload\n"
+        "preload()\n"
+        "compiles = []\n"
+        "made = jinja2.Environment.compile\n"
+        "jinja2.Environment.compile = lambda env, *a, **k: compiles.append(a[1]) or made(env, *a, **k)\n"
+        "for _ in range(2):\n"
+        "    view = DefaultJinjaPageView()\n"
+        "    assert view.env.bytecode_cache is not None\n"
+        "    cached = view.env.get_template('page.j2')\n"
+        "    view.env.get_template('index_page.j2')\n"
+        "assert compiles == [], compiles\n"
+        "assert cached.root_render_func.__code__.co_code == plain.root_render_func.__code__.co_code\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
