@@ -373,8 +373,13 @@ def test_br_killed_with_sigkill(bed: Bed) -> None:
 
 
 def _br_pids(pd: str, home: Path | None = None) -> list[int]:
-    """The br processes of this playground talking to ``pd`` (other playgrounds on the machine, e.g. a
-    concurrent e2e run, use the same fake PD addresses: their processes are told apart by their home)."""
+    """The br invocations of this playground talking to ``pd`` (other playgrounds on the machine, e.g. a
+    concurrent e2e run, use the same fake PD addresses: their processes are told apart by their home).
+
+    One invocation is one process, except for a moment at its start: ``bin/br`` is a shell script whose
+    command substitutions (``$(readlink …)``, ``$(cd …; pwd)``) fork subshells that carry the script's
+    command line until they exec or exit. Such a child of a matching process is the same invocation, not a
+    second BR (counting it once made the BR-killed row read "2 at once", 2026-12-07)."""
     home = home or _HOME[0]
     pids = []
     for entry in Path("/proc").iterdir():
@@ -394,7 +399,15 @@ def _br_pids(pd: str, home: Path | None = None) -> list[int]:
             continue
         if f"TIDBOPS_PLAYGROUND_HOME={home}".encode() in environ:
             pids.append(int(entry.name))
-    return pids
+    matched = set(pids)
+    return [pid for pid in pids if _parent_or_none(pid) not in matched]
+
+
+def _parent_or_none(pid: int) -> int | None:
+    try:
+        return _parent(pid)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _parent(pid: int) -> int:
