@@ -29,8 +29,8 @@ lint: venv  ## ruff (with Airflow's AIR rules) and mypy strict on the core
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-test: system-deps venv lint  ## everything: unit, operators, dags, playground, integration and e2e tiers
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+test: system-deps venv lint  ## everything: unit, operators, dags, playground, integration, e2e tiers and the fault matrix; the 30 slowest tests listed
+	$(VENV)/bin/pytest --durations=30 $(PYTEST_ARGS)
 
 test-faults: system-deps venv  ## the fault matrix only (tests/faults/): prints the table and writes docs/reliability.md
 	TIDBOPS_FAULTS_TABLE=$(CURDIR)/docs/reliability.md $(VENV)/bin/pytest -m faults tests/faults -s $(PYTEST_ARGS)

@@ -301,18 +301,3 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
             pass
         else:
             postgres.stop(home)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The matrix runs under ``make test-faults`` (which sets ``$TIDBOPS_FAULTS_TABLE``) or with
-    ``TIDBOPS_RUN_FAULTS=1``; plain ``pytest``/``make test`` skip it, saying why: measured on this shared 2-CPU
-    machine, 18 rows took 21.5 minutes (2026-12-07, load 12-18; 11.5 min for 16 rows at a lighter load), and
-    CI's whole budget is 40 minutes of which the other tiers take ~28 (README, Reliability)."""
-    if os.environ.get("TIDBOPS_FAULTS_TABLE") or os.environ.get("TIDBOPS_RUN_FAULTS"):
-        return
-    skip = pytest.mark.skip(
-        reason="fault matrix: run `make test-faults` (not in `make test`: 12-22 min here, over CI's 40-min budget)"
-    )
-    for item in items:
-        if "tests/faults/" in str(item.path):
-            item.add_marker(skip)
