@@ -20,6 +20,7 @@ from tidbops.validate.expectations import (
     expectations_root,
     load_suites,
     run_expectations,
+    site_files,
     suite_parameters,
     upload_site,
 )
@@ -157,17 +158,28 @@ def test_importing_the_module_does_not_import_gx() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_a_data_docs_site_is_uploaded_whole_several_files_at_a_time(tmp_path: Path) -> None:
+def test_a_data_docs_site_is_uploaded_with_the_static_assets_its_pages_load(tmp_path: Path) -> None:
     site = tmp_path / "site"
-    files = {"index.html": b"<html>", **{f"static/{n}.css": bytes([n]) * 100 for n in range(20)}}
+    files = {
+        "index.html": b'<link rel="icon" href="./static/images/favicon.ico?d=1"><a href="validations/a/b.html">',
+        "validations/a/b.html": b'<link href="../../static/styles/x.css" rel="stylesheet">',
+        "static/images/favicon.ico": b"ico",
+        "static/styles/x.css": b"@font-face { src: url('../fonts/f.otf') } body { background: url(https://cdn/x.png) }",
+        "static/fonts/f.otf": b"font",
+        **{f"static/images/walkthrough{n}.gif": bytes([n]) * 100 for n in range(20)},  # no page loads them
+    }
     for name, data in files.items():
         (site / name).parent.mkdir(parents=True, exist_ok=True)
         (site / name).write_bytes(data)
     store = LocalStorage(tmp_path / "bucket").child("dev/drills/x/data_docs")
-    assert upload_site(site, store, workers=4) == 21
-    assert {name: store.read_bytes(name) for name in files} == files
-    (site / "static" / "3.css").write_bytes(b"again")
-    assert upload_site(site, store) == 21 and store.read_bytes("static/3.css") == b"again"  # a retry overwrites
+    loaded = ["index.html", "validations/a/b.html", "static/fonts/f.otf", "static/images/favicon.ico",
+              "static/styles/x.css"]  # fmt: skip
+    assert [p.relative_to(site).as_posix() for p in site_files(site)] == loaded
+    assert upload_site(site, store, workers=4) == 5
+    assert {name: store.read_bytes(name) for name in loaded} == {name: files[name] for name in loaded}
+    assert not store.exists("static/images/walkthrough3.gif")
+    (site / "static" / "styles" / "x.css").write_bytes(b"again")
+    assert upload_site(site, store) == 4 and store.read_bytes("static/styles/x.css") == b"again"  # a retry overwrites
 
 
 def test_a_warm_parent_preloads_gx_with_its_analytics_off() -> None:
