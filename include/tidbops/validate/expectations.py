@@ -367,6 +367,10 @@ def run_expectations(
         with _connection_env(url), _tolerate_old_isolation_variable():
             # in memory: a project on disk re-reads its YAML at every turn (a second per validation)
             ctx = gx.get_context(mode="ephemeral")
+            # an ephemeral context keeps its config as an object; yet each data source, asset and batch
+            # definition added writes it out as YAML into an in-memory store nothing reads (some 15 dumps,
+            # a tenth of a run): not here
+            ctx._save_project_config = lambda: None  # type: ignore[method-assign]
             ctx.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
             project: Any = ctx.get_config()  # its stub is a union of what a config may be read as
             for name in list(project.data_docs_sites or {}):  # the default site: a temporary directory of its own
