@@ -110,11 +110,13 @@ class S3Proxy:
 
     Modes: ``pass`` (forward), ``hang`` (a blackhole: connections are accepted and never answered, the way a
     cut-off network looks to a client whose SYN reached a middlebox; nothing is refused), ``slow`` (each
-    answer of the server is held ``delay`` seconds before it is forwarded). Leaving ``hang`` closes the
-    connections it held. Runs in threads of the caller's process; ``close`` stops it.
+    answer of the server is held ``delay`` seconds before it is forwarded), ``refuse`` (a stopped server:
+    the listening socket is closed, so a connection is refused, and open connections are cut; leaving it
+    listens on the same port again). Leaving ``hang`` closes the connections it held. Runs in threads of the
+    caller's process; ``close`` stops it.
     """
 
-    MODES = ("pass", "hang", "slow")
+    MODES = ("pass", "hang", "slow", "refuse")
 
     def __init__(self, upstream_port: int, host: str = "127.0.0.1", port: int = 0) -> None:
         import socket
@@ -125,11 +127,19 @@ class S3Proxy:
         self.delay = 0.0
         self._lock = threading.Lock()
         self._held: list[socket.socket] = []
-        self._listener = socket.create_server((host, port), reuse_port=False)
-        self._listener.listen(128)
-        self.host, self.port = host, self._listener.getsockname()[1]
+        self._active: set[socket.socket] = set()
         self._closed = False
-        self._thread = threading.Thread(target=self._accept, name="s3-proxy", daemon=True)
+        self.host, self.port = host, port
+        self._listen()
+
+    def _listen(self) -> None:
+        import socket
+        import threading
+
+        self._listener = socket.create_server((self.host, self.port), reuse_port=False)
+        self._listener.listen(128)
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, args=(self._listener,), name="s3-proxy", daemon=True)
         self._thread.start()
 
     @property
@@ -144,24 +154,37 @@ class S3Proxy:
         if mode not in self.MODES:
             raise ValueError(f"mode {mode!r}: one of {', '.join(self.MODES)}")
         with self._lock:
-            self._mode, self.delay = mode, delay
+            was, self._mode, self.delay = self._mode, mode, delay
             held, self._held = (self._held, []) if mode != "hang" else ([], self._held)
+            if mode == "refuse":
+                held += list(self._active)
+        if mode == "refuse" and was != "refuse":
+            with contextlib.suppress(OSError):  # shutdown wakes the accept() in flight; close alone would not
+                self._listener.shutdown(2)
+            with contextlib.suppress(OSError):
+                self._listener.close()
         for sock in held:
             with contextlib.suppress(OSError):
+                sock.shutdown(2)  # SHUT_RDWR: the peer sees the connection end, as when a server stops
+            with contextlib.suppress(OSError):
                 sock.close()
+        if was == "refuse" and mode != "refuse" and not self._closed:
+            self._listen()
 
     def close(self) -> None:
         self._closed = True
         self.set_mode("pass")
         with contextlib.suppress(OSError):
+            self._listener.shutdown(2)
+        with contextlib.suppress(OSError):
             self._listener.close()
 
-    def _accept(self) -> None:
+    def _accept(self, listener: Any) -> None:
         import threading
 
         while not self._closed:
             try:
-                client, _ = self._listener.accept()
+                client, _ = listener.accept()
             except OSError:
                 return
             with self._lock:
@@ -179,6 +202,8 @@ class S3Proxy:
         except OSError:
             client.close()
             return
+        with self._lock:
+            self._active.add(client)
         upstream.settimeout(None)
         pending = threading.Event()  # the client sent something the server has not answered yet
 
@@ -208,5 +233,7 @@ class S3Proxy:
         up.start()
         pump(upstream, client, True)
         up.join(timeout=5)
+        with self._lock:
+            self._active.discard(client)
         client.close()
         upstream.close()
