@@ -52,13 +52,15 @@ class _DrillStep(RecoveryStep):
     target: str | None
     plan_task_id = STEP_TASKS["choose"]
 
-    def _run(self, context: Context) -> RunInfo:
-        """This run, started when ``check_drill_due`` first ran (its XCom ``started_at``): the drill's id and
-        catalog times are that real time, the same for every step and try (even after the run is cleared
-        from a later step, when Airflow gives the run a new ``start_date``)."""
+    def _run(self, context: Context, checked: Mapping[str, Any] | None = None) -> RunInfo:
+        """This run, started when ``check_drill_due`` first ran (its XCom ``started_at``; ``checked``: that
+        XCom when the caller has it): the drill's id and catalog times are that real time, the same for
+        every step and try (even after the run is cleared from a later step, when Airflow gives the run a
+        new ``start_date``)."""
         from tidbops_airflow.operators.backup import run_info
 
-        checked = self._xcom(context, STEP_TASKS["check"])
+        if checked is None:
+            checked = self._xcom(context, STEP_TASKS["check"])
         started = checked.get("started_at") if checked else None
         return run_info(context, started_at=datetime.fromisoformat(started) if isinstance(started, str) else None)
 
@@ -161,6 +163,8 @@ class DrillCheckDueOperator(_DrillStep, SkipMixin):
             return None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from concurrent.futures import ThreadPoolExecutor
+
         from tidbops.drill import DrillError
         from tidbops.freshness import current_basis, drill_due
 
@@ -168,8 +172,13 @@ class DrillCheckDueOperator(_DrillStep, SkipMixin):
         dag_run = context["dag_run"]
         manual = getattr(dag_run.run_type, "value", dag_run.run_type) == "manual"
         with self._reporting(context):
-            tidb_version = self._read("TiDB version", self._tidb_version, notes)
-            br_version = self._read("BR version", self._br_version, notes)
+            # `br -V` is a process of its own (a tenth of a second): it runs while the rest is read
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="br-version") as pool:
+                br_notes: list[str] = []
+                br = pool.submit(self._read, "BR version", self._br_version, br_notes)
+                tidb_version = self._read("TiDB version", self._tidb_version, notes)
+                br_version = br.result()
+                notes += br_notes
             key_hex = self._read("crypter key", self._key_hex, notes)
             try:
                 basis = current_basis(self.cluster, tidb_version=tidb_version, br_version=br_version, key_hex=key_hex)
@@ -464,12 +473,18 @@ class DrillRecordOperator(_DrillStep):
         from tidbops_airflow.assets import DRILLS, backups_size, emit
         from tidbops_airflow.hooks.storage import StorageHook
 
-        results = {name: self._xcom(context, task) for name, task in STEP_TASKS.items()}
-        errors: dict[str, str | None] = {}
+        # each XCom read is a round trip to Airflow's API: only the steps this DAG has, and a step's error
+        # only when it has no result (it failed) or its result says it failed (the validation keeps its
+        # result when the data differs); a passed snapshot drill reads 6 XComs, not 14
+        tasks = set(self.dag.task_ids) if self.has_dag() else set(STEP_TASKS.values())
+        results = {name: self._xcom(context, task) if task in tasks else None for name, task in STEP_TASKS.items()}
+        errors: dict[str, str | None] = dict.fromkeys(STEP_TASKS)
         for name, task in STEP_TASKS.items():
-            error = context["ti"].xcom_pull(task_ids=task, key="error")
-            errors[name] = str(error) if error else None
-        run = self._run(context)
+            result = results[name]
+            if task in tasks and (result is None or result.get("ok") is False):
+                error = context["ti"].xcom_pull(task_ids=task, key="error")
+                errors[name] = str(error) if error else None
+        run = self._run(context, results["check"])
         where = f"{self.cluster.storage.uri}/{drill_dir(self.cluster.name, drill_id_for(self.cluster, run))}"
         record = drill_record(
             self.cluster,

@@ -9,6 +9,7 @@ them, in XCom, made by the validation's own types (``recovery.validate.Validatio
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from tidbops.storage import LocalStorage
 from tidbops.validate.expectations import ExpectationsRun, SuiteResult
 from tidbops.validate.fingerprint import Chunk, ChunkMismatch, ChunkSum, TableComparison
 from tidbops_airflow.operators.drill import (
+    STEP_TASKS,
     DrillChooseRestorePointOperator,
     DrillDropScratchOperator,
     DrillGateOperator,
@@ -63,8 +65,10 @@ class TI:
 
     def __init__(self, xcom: dict[tuple[str, str], Any], task_id: str, dag_id: str, run_id: str) -> None:
         self.xcom, self.task_id, self.dag_id, self.run_id, self.try_number = xcom, task_id, dag_id, run_id, 1
+        self.pulls: list[tuple[str, str]] = []  # each one a round trip to Airflow's API in a real task
 
     def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+        self.pulls.append((task_ids, key))
         return self.xcom.get((task_ids, key))
 
     def xcom_push(self, key: str, value: Any) -> None:
@@ -401,6 +405,31 @@ def test_a_finished_drill_is_an_event_of_its_asset_with_id_point_and_size(env: E
     assert sizes == [1000, 2000]
 
 
+@pytest.mark.parametrize("passed", [True, False])
+def test_record_reads_each_step_of_its_dag_once_and_only_a_failed_steps_error(
+    env: Env, validation: dict[str, Any], passed: bool
+) -> None:
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    from tidbops_airflow.drill_dag import build_restore_drill_dag
+
+    env.xcom[("check_drill_due", "return_value")] = {"due": True, "started_at": RUN_AT.isoformat(), "basis": {}}
+    if not passed:
+        validation["report"] = report(ok=False)
+    with contextlib.suppress(AirflowFailException):
+        validate(env, validation)
+    drop(env)
+    op = build_restore_drill_dag("tidb_restore_drill", env.cluster(), env.fleet, doc_md=None).get_task("record_drill")
+    op.target = "scratch1"  # what its template renders to
+    ctx = env.context("record_drill")
+    ctx["outlet_events"] = OutletEventAccessors()
+    got = op.execute(ctx)  # type: ignore[arg-type]
+    assert got["passed"] is passed and (passed or "shop.orders: (id) in (200, 400]" in got["error"])
+    snapshot = [t for t in STEP_TASKS.values() if t != "wait_for_log_checkpoint"]  # a PITR drill's only
+    failed = [] if passed else [("validate_restored_data", "error")]
+    assert ctx["ti"].pulls == [(t, "return_value") for t in snapshot] + failed
+
+
 def test_a_failed_drill_is_recorded_with_its_error_and_the_gate_stays_shut(
     env: Env, validation: dict[str, Any]
 ) -> None:
@@ -454,7 +483,7 @@ def check(env: Env, monkeypatch: pytest.MonkeyPatch, *, run_type: str = "manual"
         def reader(self: Any) -> Any:
             if isinstance(value, Exception):
                 raise value
-            return value
+            return value() if callable(value) else value
 
         return reader
 
@@ -510,6 +539,25 @@ def _restarted(ctx: dict[str, Any]) -> dict[str, Any]:
     ctx["dag_run"].start_date = RUN_AT + timedelta(hours=5)  # the run cleared and started again
     ctx["dag_run"].logical_date = RUN_AT - timedelta(hours=9)  # its slot
     return ctx
+
+
+def test_the_check_runs_br_version_while_it_reads_tidb(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``br -V`` is a process: the TiDB version is read meanwhile (here the TiDB read waits for BR to start)."""
+    import threading
+
+    started = threading.Event()
+
+    def br_version() -> str:
+        started.set()
+        return "v8.5.1"
+
+    def tidb_version() -> str:
+        if not started.wait(timeout=10):
+            raise TimeoutError("br -V did not run alongside")
+        return "v8.5.2"
+
+    got, _ = check(env, monkeypatch, tidb=tidb_version, br=br_version)
+    assert (got["basis"]["tidb_version"], got["basis"]["br_version"], got["notes"]) == ("v8.5.2", "v8.5.1", [])
 
 
 def test_what_the_check_cannot_read_is_unknown_not_a_failure(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
