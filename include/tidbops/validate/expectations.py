@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tidbops.connections import share_preferred_tls_context
 from tidbops.storage import Storage
 from tidbops.validate.sql import ValidationError
 
@@ -361,6 +362,7 @@ def run_expectations(
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         _share_template_code()
+        share_preferred_tls_context()  # GX's engine connects through PyMySQL too
 
         workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         site = workdir / "data_docs"
@@ -500,4 +502,8 @@ def preload() -> list[str]:
     for name in names:
         __import__(name)
     _share_template_code().compile_all()
+    share_preferred_tls_context()
+    from pymysql.connections import Connection  # type: ignore[import-untyped]
+
+    Connection(host="127.0.0.1", defer_connect=True)  # never connected: builds the shared TLS context here
     return names
