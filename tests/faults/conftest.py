@@ -9,7 +9,11 @@ What differs from the e2e tier's bed (tests/e2e/conftest.py, whose fleet tweaks 
 * every cluster alerts through a ``webhook`` route too, POSTing to a sink in this process: alerts are
   counted per DAG run, exactly as a pager would receive them;
 * an ``airflow_local_settings.py`` task policy shortens retries (2 tries, 4 s apart instead of 3 tries
-  with a 1-minute exponential backoff) so a row that exhausts its retries takes seconds, not minutes.
+  with a 1-minute exponential backoff) so a row that exhausts its retries takes seconds, not minutes;
+* ``LANES``: more emulated source clusters, unencrypted copies of dev with their own PD, SQL server, log
+  task and S3 connection (``s3_<lane>``, through an ``S3Proxy`` of its own), so that rows whose fault
+  stays inside one cluster run at the same time, each lane's rows one after the other on its cluster
+  (test_fault_matrix.py). dev keeps the shared proxy and the rows whose fault reaches every cluster.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ CATALOG_SCHEMA = "tidbops_catalog"
 WEBHOOK_ROUTE = "faults-pager"
 BR_TIMEOUT = "30s"  # every cluster's: a hanging BR (S3 blackholed) is killed within the row's budget
 RETRY_DELAY_S = 4
+LANES = ("lane1", "lane2", "lane3", "lane4", "lane5")
 
 LOCAL_SETTINGS = f'''"""The fault matrix's cluster policy: 2 tries, {RETRY_DELAY_S} s apart (production: 3 tries, 1 min backoff)."""
 from datetime import timedelta
@@ -139,7 +144,12 @@ class Bed:
     bucket: manager.Bucket
     proxy: S3Proxy
     sink: WebhookSink
+    lane_proxies: dict[str, S3Proxy] = field(default_factory=dict)  # each lane's own S3 endpoint
     own_processes: list[int] = field(default_factory=list)  # Airflow components a row started itself
+
+    def proxy_of(self, cluster: str) -> S3Proxy:
+        """The S3 proxy a cluster's connection goes through (dev: the shared one)."""
+        return self.lane_proxies.get(cluster, self.proxy)
 
 
 def _catalog_url(registry: Registry) -> str:
@@ -156,9 +166,48 @@ def _catalog_url(registry: Registry) -> str:
     ).render_as_string(hide_password=False)
 
 
-def _fleet(path: Path) -> Path:
+def _lane_conn_id(lane: str) -> str:
+    return f"s3_{lane}"
+
+
+def _s3_conn(s3: Any, endpoint: str) -> str:
+    """An S3 connection to ``endpoint`` (a proxy); it bounds the S3 client's waits (config_kwargs: 3 s to
+    connect, 6 s per read, 2 attempts), as the README's Reliability section advises: with botocore's defaults
+    (60 s reads, 5 attempts) a blackholed S3 holds a task ~5 min."""
+    return json.dumps(
+        {
+            "conn_type": "aws",
+            "login": s3.access_key,
+            "password": s3.secret_key,
+            "extra": {
+                "endpoint_url": endpoint,
+                "region_name": s3.region,
+                "config_kwargs": {
+                    "s3": {"addressing_style": "path"},
+                    "connect_timeout": 3,
+                    "read_timeout": 6,
+                    "retries": {"max_attempts": 2, "mode": "standard"},
+                },
+            },
+        }
+    )
+
+
+def _fleet(path: Path, registry: Registry) -> Path:
     fleet = fleet_without_schedules(REPO / "include/config/clusters.yaml", path)
     doc = yaml.safe_load(fleet.read_text())
+    dev = next(c for c in doc["clusters"] if c["name"] == "dev")
+    for lane in LANES:  # dev's settings, its own cluster, log task and S3 endpoint; no drill or restore
+        doc["clusters"].append(
+            {
+                **{k: v for k, v in dev.items() if k not in ("drill", "restore", "log_backup", "storage")},
+                "name": lane,
+                "pd": [registry.clusters[lane].pd],
+                "tidb_conn_id": manager.conn_id(lane),
+                "storage": {"conn_id": _lane_conn_id(lane)},
+                "log_backup": {**dev["log_backup"], "task_name": f"pitr-{lane}"},
+            }
+        )
     doc["alert_routes"][WEBHOOK_ROUTE] = {"kind": "webhook", "conn_id": "faults_pager"}
     doc["catalog"] = {"conn_id": "faults_catalog"}
     doc["defaults"]["alerts"] = [*doc["defaults"].get("alerts", []), WEBHOOK_ROUTE]
@@ -195,10 +244,12 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     clusters = (
         *manager.default_clusters(sql_port_base=None),
         manager.ClusterSpec(name=CATALOG_CLUSTER, kind="scratch", pd=f"127.0.0.1:{free_port()}"),
+        *(manager.ClusterSpec(name=lane, kind="source", pd=f"127.0.0.1:{free_port()}") for lane in LANES),
     )
     manager.up(home, rows=2000, clusters=clusters, s3_port=None)
     proxy = sink = standalone = None
     own: list[int] = []
+    lane_proxies: dict[str, S3Proxy] = {}
     try:
         registry = load_registry(home)
         assert registry.s3 is not None
@@ -210,7 +261,9 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
             conn.cursor() as cur,
         ):
             cur.execute(f"CREATE DATABASE IF NOT EXISTS {CATALOG_SCHEMA}")
-        proxy = S3Proxy(int(registry.s3.endpoint.rsplit(":", 1)[1]))
+        s3_port = int(registry.s3.endpoint.rsplit(":", 1)[1])
+        proxy = S3Proxy(s3_port)
+        lane_proxies.update({lane: S3Proxy(s3_port) for lane in LANES})
         sink = WebhookSink()
         s3 = registry.s3
         extra_env = {
@@ -227,26 +280,12 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
             "AIRFLOW_CONN_FAULTS_PAGER": json.dumps(
                 {"conn_type": "http", "host": f"http://127.0.0.1:{sink.port}/alerts"}
             ),
-            # Airflow's and BR's S3 traffic goes through the proxy; the connection bounds the S3 client's waits
-            # (config_kwargs: 3 s to connect, 6 s per read, 2 attempts), as the README's Reliability section
-            # advises: with botocore's defaults (60 s reads, 5 attempts) a blackholed S3 holds a task ~5 min
-            "AIRFLOW_CONN_S3_PLAYGROUND": json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": s3.access_key,
-                    "password": s3.secret_key,
-                    "extra": {
-                        "endpoint_url": proxy.endpoint,
-                        "region_name": s3.region,
-                        "config_kwargs": {
-                            "s3": {"addressing_style": "path"},
-                            "connect_timeout": 3,
-                            "read_timeout": 6,
-                            "retries": {"max_attempts": 2, "mode": "standard"},
-                        },
-                    },
-                }
-            ),
+            # Airflow's and BR's S3 traffic goes through the proxy (a lane's through its own)
+            "AIRFLOW_CONN_S3_PLAYGROUND": _s3_conn(s3, proxy.endpoint),
+            **{
+                f"AIRFLOW_CONN_{_lane_conn_id(lane).upper()}": _s3_conn(s3, p.endpoint)
+                for lane, p in lane_proxies.items()
+            },
             "TIDBOPS_CATALOG_URL": _catalog_url(registry),
             # a task's calls to the API server's execution API wait 30 s, not 5: on a 2-CPU machine shared
             # with other test runs, the default failed tasks before they started ("Workload execution failed":
@@ -259,7 +298,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
         standalone = AirflowStandalone(
             home=home,
             port=free_port(),
-            fleet_config=_fleet(tmp_path_factory.mktemp("fleet") / "clusters.yaml"),
+            fleet_config=_fleet(tmp_path_factory.mktemp("fleet") / "clusters.yaml", registry),
             extra_env=extra_env,
         )
         started = standalone.start(timeout=600)  # a loaded CI machine migrates a fresh metadata DB slowly
@@ -276,6 +315,7 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
             bucket=manager.Bucket.of(s3),
             proxy=proxy,
             sink=sink,
+            lane_proxies=lane_proxies,
             own_processes=own,
         )
         try:
@@ -290,8 +330,9 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
             _stop_group(pid)
         if standalone is not None:
             standalone.stop()
-        if proxy is not None:
-            proxy.close()
+        for p in (proxy, *lane_proxies.values()):
+            if p is not None:
+                p.close()
         if sink is not None:
             sink.close()
         manager.down(home)

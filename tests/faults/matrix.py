@@ -41,6 +41,7 @@ class Row:
     alerts_expected: int | None = None
     recover_s: float | None = None
     passed: bool = False
+    cluster: str = "dev"
 
     def cells(self) -> list[str]:
         alerts = "—" if self.alerts is None else f"{self.alerts} (expected {self.alerts_expected})"
@@ -49,6 +50,7 @@ class Row:
         return [
             self.fault,
             self.pipeline,
+            self.cluster,
             self.expected,
             self.observed,
             lost,
@@ -62,6 +64,7 @@ class Row:
 HEADER = [
     "fault",
     "pipeline",
+    "cluster",
     "expected",
     "observed",
     "rows lost",
@@ -93,7 +96,11 @@ def write_table(rows: list[Row], seconds: float) -> str:
             "backup), whether the catalog agrees with storage (every catalogued backup verified against its "
             "manifest, every manifest catalogued or reported), the alerts the webhook route received for the "
             "episode, and the time from lifting the fault to the pipeline's next success. Retries are shortened "
-            "to 2 tries 4 s apart by a test cluster policy (production: 3 tries, 1 min exponential backoff).\n\n"
+            "to 2 tries 4 s apart by a test cluster policy (production: 3 tries, 1 min exponential backoff). "
+            "A row whose fault stays inside one cluster runs on a lane (an emulated cluster with its own S3 "
+            "endpoint); the five lanes run at the same time, each lane's rows one after the other; the rows "
+            "whose fault reaches every cluster (catalog database, scheduler, metadata database) run alone, "
+            "on dev.\n\n"
             f"Whole matrix: {seconds:.0f} s on this machine.\n\n"
         )
         Path(dest).write_text(intro + text)
