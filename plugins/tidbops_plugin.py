@@ -83,8 +83,11 @@ def warm_imports() -> list[str]:
     try:
         import boto3
 
+        from tidbops.storage import share_botocore_data
+
         # boto3.client() uses boto3's default session, whose loader caches the service model, endpoint
-        # rules and client class: building one throwaway client (no request is made) fills those caches
+        # rules and client class: building one throwaway client (no request is made) fills those caches;
+        # its loader becomes the one every later session shares (the provider makes one per hook)
         boto3.client(
             "s3",
             region_name="us-east-1",
@@ -92,6 +95,7 @@ def warm_imports() -> list[str]:
             aws_access_key_id="warm-up",
             aws_secret_access_key="warm-up",  # noqa: S106 (a placeholder; never used for a request)
         )
+        share_botocore_data(boto3.DEFAULT_SESSION)
         loaded.append("s3 client")
     except Exception as exc:
         log.debug("tidbops warm-up: cannot load the S3 model: %s", exc)

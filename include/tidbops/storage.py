@@ -453,6 +453,29 @@ def check_endpoint(endpoint: str) -> str:
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(?P<prefix>.*))?$")
 
 
+_DATA_LOADERS: dict[str, Any] = {}  # botocore data path -> the loader every session of this process uses
+
+
+def share_botocore_data(session: Any) -> None:
+    """Give a boto3 ``session`` this process's botocore data loader (one per data path).
+
+    Each boto3 session builds a loader of its own and reads S3's service model and endpoint rules again
+    for its first client (0.1 s, more on a busy host), and the amazon provider makes a new session for
+    every hook: two or three per drill task that touches storage. The loader only reads botocore's
+    JSON data files and keeps them; shared, they are read once per process (and once in a warm parent
+    for its forked workers: ``tidbops_plugin.warm_imports``). Credentials, region and configuration stay
+    the session's own."""
+    core = getattr(session, "_session", None)  # boto3's Session wraps a botocore one
+    if core is None:
+        return
+    path = str(core.get_config_variable("data_path"))
+    shared = _DATA_LOADERS.get(path)
+    if shared is None:
+        _DATA_LOADERS[path] = core.get_component("data_loader")
+    elif core.get_component("data_loader") is not shared:
+        core.register_component("data_loader", shared)
+
+
 def storage_from_uri(
     uri: str,
     *,
@@ -493,6 +516,7 @@ def storage_from_uri(
 
     if session is None:
         session = boto3.session.Session()
+    share_botocore_data(session)
     client_config = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"})
     if config is not None:
         client_config = client_config.merge(config)
