@@ -68,6 +68,7 @@ class FakeBR:
     does when a download fails; ``log_range``: what ``br log metadata`` reports; ``kill`` is remembered."""
 
     calls: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (cluster, storage source, argv)
+    versions: list[tuple[str, str]] = field(default_factory=list)  # (cluster, br path): BR's version checks
     log_range: tuple[int, int] | None = None
     fail: bool = False
     killed: bool = False
@@ -85,6 +86,9 @@ class FakeBR:
                 storage = self.source.storage.model_copy(update={"endpoint": "http://s3:9000"})
                 cluster = self.cluster.model_copy(update={"storage": storage})
                 yield SimpleNamespace(cluster=cluster, env={}, key_file=key, log_file="/tmp/br.log", secrets=())
+
+            def check_version(self, br_path: str) -> None:
+                br.versions.append((self.cluster.name, br_path))
 
             def run(self, argv: list[str], session: Any, **_: Any) -> SimpleNamespace:
                 br.calls.append((self.cluster.name, self.source.name, argv))

@@ -199,7 +199,8 @@ class DrillCheckDueOperator(_DrillStep, SkipMixin):
                 self._observe(catalog, basis, due.freshness.to_dict(), notes)
         for note in notes:
             self.log.warning("%s", note)
-        started = self._run(context).started_at  # the run's start: the drill's id and times (see _run)
+        # the run's start: the drill's id and times (see _run); this task's own XCom is cleared when it starts
+        started = self._run(context, {}).started_at
         result = {**due.to_dict(), "basis": basis.to_dict(), "notes": notes, "started_at": started.isoformat()}
         self.log.info("drill of %s %s: %s", self.cluster.name, "DUE" if due.due else "not due", due.reason)
         if not due.due:

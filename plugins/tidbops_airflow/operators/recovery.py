@@ -199,6 +199,7 @@ class BRRestoreOperator(RecoveryStep):
         self._br_hook: BRHook | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from concurrent.futures import ThreadPoolExecutor
         from dataclasses import replace
 
         from airflow.sdk.exceptions import AirflowSkipException
@@ -217,14 +218,19 @@ class BRRestoreOperator(RecoveryStep):
             raise AirflowSkipException(f"the plan restores into {plan.target}, not {self.target}")
         with self._reporting(context):
             source, target = self._clusters(plan)
-            self._hold_again(plan, source)
-            log_key = self._owner_log_key(plan, source)  # owner-key PITR (#17): the log key, refused before BR
-            data_keys = self._owner_data_keys(plan, source)  # owner-key sources (#17): refused here, before BR
-            with TiDBHook(tidb_conn_id=target.tidb_conn_id).session() as conn, conn.cursor() as cursor:
-                cleared = prepare_target(cursor, target)
+            self._br_hook = hook = BRHook(cluster=target, storage_source=source)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="br-version") as pool:
+                # BR's version check (`br --version`, a process, and the target's version) runs while the
+                # holds are taken again and the target prepared; BR itself runs only once it passed
+                version = pool.submit(hook.check_version, target.br.path)
+                self._hold_again(plan, source)
+                log_key = self._owner_log_key(plan, source)  # owner-key PITR (#17): the log key, refused before BR
+                data_keys = self._owner_data_keys(plan, source)  # owner-key sources (#17): refused here, before BR
+                with TiDBHook(tidb_conn_id=target.tidb_conn_id).session() as conn, conn.cursor() as cursor:
+                    cleared = prepare_target(cursor, target)
+                version.result()
             if cleared:
                 self.log.info("%s: dropped what was left before the restore: %s", target.name, ", ".join(cleared))
-            self._br_hook = hook = BRHook(cluster=target, storage_source=source)
             with hook.session(plan.plan_id) as session, ExitStack() as keys:
                 # the session resolved the source's storage endpoint (from its connection) into session.cluster,
                 # and the target's TLS PEMs (tls.conn_id) into files

@@ -274,6 +274,7 @@ def test_restore_runs_the_chain_into_the_scratch_with_the_sources_key(env: Env) 
     assert argv[1:3] == ["restore", "full"] and argv[argv.index("--pd") + 1] == "pd-scratch1:2379"
     assert argv[argv.index("--crypter.key-file") + 1] == "/run/key-file"
     assert env.br.calls[1][2][env.br.calls[1][2].index("--storage") + 1].endswith("/uat/incr/uat-incr-1")
+    assert env.br.versions == [("scratch1", argv[0])], "BR's version checked once, with the br that restores"
 
 
 def test_a_failed_restore_leaves_its_error_for_the_record(env: Env) -> None:
