@@ -8,8 +8,10 @@ what: ``tidbops_airflow.ui.access``.
 **Warm workers.** With ``[core] lazy_load_plugins = False``, every Airflow process imports its plugins
 when it imports ``airflow``, so the scheduler imports this module before the LocalExecutor forks its
 workers (and Celery's prefork workers before their pool forks). Then this module imports what the tasks
-need at run time (our core, the restore engine and its operators, SQLAlchemy, boto3 with the S3 service
-model loaded into boto3's default session, Great Expectations with what its first run loads), and each
+need at run time (our core, the restore engine and its operators, the drill and restore DAG builders
+their DAG files call, SQLAlchemy, boto3 with the S3 service model loaded into boto3's default session
+and shared with every later session, Great Expectations with what its first run loads and its Data Docs
+templates compiled, PyMySQL's TLS context), and each
 task process, forked from a warm parent, starts without paying for it again: about half a second less
 per backup task (``bench/bench_backup_overhead.py``) and 3 to 5 s less for a drill's validation
 (``bench/bench_drill_overhead.py``). The parent grows by what it imports (Great Expectations: some
@@ -56,6 +58,9 @@ WARM_MODULES = (
     "tidbops_airflow.operators.drill",
     "tidbops_airflow.operators.recovery",
     "tidbops_airflow.operators.restore",
+    # what a task's parse of its DAG file imports (every task parses its DAG file first): the builders
+    "tidbops_airflow.drill_dag",
+    "tidbops_airflow.restore_dag",
     "pymysql",
     "boto3",
 )
