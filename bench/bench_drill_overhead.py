@@ -21,8 +21,9 @@ False``: workers forked with our modules and Great Expectations already imported
 
     .venv/bin/python bench/bench_drill_overhead.py [--rows 100000] [--runs 3] [--modes warm,lazy]
 
-Goal (issue #19): the validation's platform overhead under 2 s (it was about 7 s, most of it importing
-Great Expectations in the task); the whole drill's is reported too.
+Goal (issue #19): the whole drill's platform overhead (the ``total`` row, warm) under 2 s, reported next to
+the restore time (BR's); it was 2.94 s (the validation's alone had been about 7 s, most of it importing
+Great Expectations in the task). The exit status says whether the goal is met.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ TASKS = (
     "record_drill",
     "assert_drill_passed",
 )
-GOAL = 2.0  # seconds of platform overhead in the validation
+GOAL = 2.0  # seconds of platform overhead in a whole drill (all its tasks)
 
 MODES = {
     # the playground's setting: plugins load with `airflow`, ours preloads what tasks use before the fork
@@ -171,10 +172,13 @@ def main() -> int:
             f"\nwarm / lazy overhead: validation {validation['warm'] / validation['lazy']:.2f}, "
             f"whole drill {total['warm'] / total['lazy']:.2f}"
         )
-    best = validation.get("warm", min(validation.values()))
+    mode = "warm" if "warm" in results else min(total, key=lambda m: total[m])
+    best = total[mode]
+    br = _median(results[mode], "total", "br")
     print(
-        f"goal: the validation's platform overhead < {GOAL:.0f} s -> {'met' if best < GOAL else 'NOT met'} "
-        f"({best:.2f}s; the whole drill's: {total.get('warm', min(total.values())):.2f}s over {len(TASKS)} tasks)"
+        f"goal: a whole drill's platform overhead < {GOAL:.0f} s -> {'met' if best < GOAL else 'NOT met'} "
+        f"({mode}: {best:.2f}s over {len(TASKS)} tasks, next to BR's restore {br:.2f}s; the validation's "
+        f"{validation[mode]:.2f}s)"
     )
     return 0 if best < GOAL else 1
 
