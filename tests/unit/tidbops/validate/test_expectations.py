@@ -182,27 +182,19 @@ def test_a_data_docs_site_is_uploaded_with_the_static_assets_its_pages_load(tmp_
     assert upload_site(site, store) == 4 and store.read_bytes("static/styles/x.css") == b"again"  # a retry overwrites
 
 
-def test_a_warm_parent_preloads_gx_with_its_analytics_off() -> None:
+def test_a_warm_parent_preloads_gx_with_its_analytics_off_and_its_templates_compiled() -> None:
+    """GX builds a Jinja environment per Data Docs view; after preload() every view finds GX's templates
+    compiled (the same code as a plain environment compiles)."""
     code = (
         "import os, sys, threading\n"
+        "import jinja2\n"
+        "from great_expectations.render.view.view import DefaultJinjaPageView\n"
+        "plain = DefaultJinjaPageView().env.get_template('page.j2')\n"
         "from tidbops.validate.expectations import preload\n"
         "loaded = preload()\n"
         "assert 'great_expectations' in loaded and all(name in sys.modules for name in loaded)\n"
         "assert os.environ['GX_ANALYTICS_ENABLED'] == 'false'\n"
         "assert threading.active_count() == 1, threading.enumerate()  # nothing running: safe to fork\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "GX_ANALYTICS_ENABLED"}
-    subprocess.run([sys.executable, "-c", code], check=True, env=env)
-
-
-def test_data_docs_templates_are_compiled_once_per_process_and_render_the_same() -> None:
-    """GX builds a Jinja environment per view; after preload() every view finds GX's templates compiled."""
-    code = (
-        "import jinja2\n"
-        "from great_expectations.render.view.view import DefaultJinjaPageView\n"
-        "plain = DefaultJinjaPageView().env.get_template('page.j2')\n"
-        "from tidbops.validate.expectations import preload\n"
-        "preload()\n"
         "compiles = []\n"
         "made = jinja2.Environment.compile\n"
         "jinja2.Environment.compile = lambda env, *a, **k: compiles.append(a[1]) or made(env, *a, **k)\n"
@@ -214,4 +206,5 @@ def test_data_docs_templates_are_compiled_once_per_process_and_render_the_same()
         "assert compiles == [], compiles\n"
         "assert cached.root_render_func.__code__.co_code == plain.root_render_func.__code__.co_code\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    env = {k: v for k, v in os.environ.items() if k != "GX_ANALYTICS_ENABLED"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
