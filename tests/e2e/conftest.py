@@ -49,7 +49,7 @@ E2E_FLEET: dict[str, Path] = {}
 E2E_EXTRA_CLUSTERS: tuple[str, ...] = ("vault",)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playground_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("playground")
     extra = tuple(manager.ClusterSpec(name, "source", f"127.0.0.1:{free_port()}") for name in E2E_EXTRA_CLUSTERS)
@@ -60,14 +60,14 @@ def playground_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         manager.down(home)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def registry(playground_home: Path) -> Registry:
     from tidbops_playground.registry import load_registry
 
     return load_registry(playground_home)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def airflow(playground_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowAPI]:
     fleet = fleet_without_schedules(
         REPO / "include/config/clusters.yaml", tmp_path_factory.mktemp("fleet") / "clusters.yaml"
@@ -95,7 +95,7 @@ def airflow(playground_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         standalone.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def catalog(playground_home: Path, airflow: AirflowAPI) -> Iterator[Catalog]:
     """The catalog the e2e Airflow's tasks write (SQLite in its $AIRFLOW_HOME)."""
     cat = Catalog.from_url(f"sqlite:///{playground_home / 'airflow' / 'tidbops_catalog.db'}")
@@ -103,7 +103,7 @@ def catalog(playground_home: Path, airflow: AirflowAPI) -> Iterator[Catalog]:
     cat.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def bucket(registry: Registry) -> manager.Bucket:
     assert registry.s3 is not None
     return manager.Bucket.of(registry.s3)
