@@ -74,7 +74,7 @@ class Playground:
             manager.resume_writer(self.home, cluster)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playground(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Playground]:
     home = tmp_path_factory.mktemp("playground")
     clusters = manager.default_clusters(sql_port_base=None)

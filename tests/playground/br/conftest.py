@@ -265,7 +265,7 @@ def seed_source(pg: Playground) -> None:
         c.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Playground]:
     base = tmp_path_factory.mktemp("br-playground")
     home = base / "home"
