@@ -38,6 +38,20 @@ E2E_RETENTION = {"uat": {"keep_days": "1m", "keep_full": 1, "dry_run": False}}
 # the restores from it run on the temporary credentials the amazon provider gets from AssumeRole
 E2E_STORAGE_CONN = {"prod": manager.S3_ROLE_CONN_ID}
 
+# The e2e Airflow's cluster policy: the verify pipeline's retries 4 s apart, not 1 and 2 min (production's
+# exponential backoff from 1 min), its three tries kept. test_verify_pipeline.py waits for a damaged object to
+# fail every try: 3 min of backoff in each CI run otherwise. Other pipelines keep production's timing (their
+# tests look at a failed try before the next one starts).
+E2E_LOCAL_SETTINGS = '''"""The e2e tier's cluster policy: tidb_verify__* retries 4 s apart (production: 1 min, exponential)."""
+from datetime import timedelta
+
+
+def task_policy(task):
+    if task.dag_id.startswith("tidb_verify__"):
+        task.retry_delay = timedelta(seconds=4)
+        task.retry_exponential_backoff = 0
+'''
+
 # where the e2e Airflow's fleet config is ("path"): a module may add a cluster for its own tests and put
 # the file back afterwards (test_owner_keys.py)
 E2E_FLEET: dict[str, Path] = {}
@@ -84,6 +98,9 @@ def airflow(playground_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             cluster["storage"] = {**cluster.get("storage", {}), "conn_id": E2E_STORAGE_CONN[cluster["name"]]}
     fleet.write_text(yaml.safe_dump(doc, sort_keys=False))
     E2E_FLEET["path"] = fleet
+    settings = playground_home / "airflow" / "config" / "airflow_local_settings.py"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(E2E_LOCAL_SETTINGS)
     standalone = AirflowStandalone(home=playground_home, port=free_port(), fleet_config=fleet)
     api = standalone.start()
     try:
