@@ -2,10 +2,10 @@
 
 What differs from the e2e tier's bed (tests/e2e/conftest.py, whose fleet tweaks are reused):
 
-* a sixth MariaDB server, ``catdb``, holds the backup catalog (``catalog.conn_id: faults_catalog``), so the
+* a MariaDB server of its own, ``catdb``, holds the backup catalog (``catalog.conn_id: faults_catalog``), so the
   "catalog database down" row stops a real catalog server, not a SQLite file;
 * every S3 request of Airflow and BR goes through an ``S3Proxy`` (the playground's S3 connection points at
-  it), which a row switches to hang (blackhole) or slow;
+  it), which a row switches to refuse (a stopped server), hang (blackhole) or slow;
 * every cluster alerts through a ``webhook`` route too, POSTing to a sink in this process: alerts are
   counted per DAG run, exactly as a pager would receive them;
 * an ``airflow_local_settings.py`` task policy shortens retries (2 tries, 4 s apart instead of 3 tries
