@@ -172,8 +172,23 @@ def ensure_pools(api: AirflowAPI, fleet: Path | None = None) -> list[str]:
         if _post_pool(api, body):
             created.append("br_fleet")
         else:
-            api._request("PATCH", "/api/v2/pools/br_fleet", {"name": "br_fleet", "slots": cap})
+            set_pool_slots(api, "br_fleet", cap)
     return created
+
+
+def set_pool_slots(api: AirflowAPI, pool: str, slots: int) -> None:
+    """Set an existing pool's slots, keeping its description and ``include_deferred``.
+
+    Airflow 3's ``PATCH /api/v2/pools/{pool}`` validates the body as a whole pool (``pool``, ``slots`` and
+    ``include_deferred`` required, whatever the update mask): a body of the slots alone is an HTTP 422."""
+    current = api._request("GET", f"/api/v2/pools/{pool}")
+    body = {
+        "pool": pool,
+        "slots": slots,
+        "description": current.get("description"),
+        "include_deferred": bool(current.get("include_deferred")),
+    }
+    api._request("PATCH", f"/api/v2/pools/{pool}", body)
 
 
 def _post_pool(api: AirflowAPI, body: dict[str, Any], attempts: int = 10) -> bool:

@@ -40,7 +40,7 @@ from tidbops.br.output import LogTaskStatus, parse_log_status
 from tidbops.catalog.manifest import rebuild_catalog
 from tidbops.catalog.records import BackupStatus
 from tidbops_playground import faults, manager
-from tidbops_playground.airflow import VENV_BIN, _alive, _descendants
+from tidbops_playground.airflow import VENV_BIN, _alive, _descendants, set_pool_slots
 
 pytestmark = pytest.mark.faults
 
@@ -616,10 +616,6 @@ def row_checkpoint_frozen_while_normal(bed: Bed, c: str) -> None:
         finish(bed, r, c, None)
 
 
-def _pool_slots(bed: Bed, pool: str, slots: int) -> None:
-    bed.api._request("PATCH", f"/api/v2/pools/{pool}", {"name": pool, "slots": slots})
-
-
 def row_gc_safepoint_past_the_backup_point(bed: Bed, c: str) -> None:
     expected = (
         "the plan (safepoint read before it moved) picks an incremental; BR refuses it "
@@ -636,14 +632,14 @@ def row_gc_safepoint_past_the_backup_point(bed: Bed, c: str) -> None:
         # run, the playground's GC worker (every 10 s) may show it to the plan, which then plans a full
         # itself (a pass of another kind, 2026-12-07 in CI).
         pool = f"br_{c}"
-        _pool_slots(bed, pool, 0)
+        set_pool_slots(bed.api, pool, 0)
         try:
             run_id = trigger(bed, incremental(c), "GC safepoint past the last backup")
             bed.api.wait_task(incremental(c), run_id, "plan_backup", {"success"}, timeout=RUN_TIMEOUT)
             faults.set_fault(bed.home, c, "gc_safepoint", ts=tso.from_datetime(datetime.now(UTC)))
             assert bed.api.task_instance(incremental(c), run_id, "run_br_backup")["state"] in (None, "scheduled")
         finally:
-            _pool_slots(bed, pool, 1)
+            set_pool_slots(bed.api, pool, 1)
         state = bed.api.wait_run(incremental(c), run_id, timeout=RUN_TIMEOUT)
         faults.clear_faults(bed.home, c)
         posts = alerts_for(bed, mark, run_id)
