@@ -207,6 +207,20 @@ SEED = [
 ]
 
 
+def advance_now(pg: Playground, cluster: str = "src") -> int | None:
+    """The log task's ``advance`` up to this moment: every change committed before the call is flushed.
+
+    ``advance(now_ms=now + lag)`` flushes up to the start of the current millisecond (a checkpoint is a
+    whole millisecond), so a change committed earlier in that same millisecond was left out; on a quiet,
+    fast machine a test's UPDATE and its advance often fall in one (seen in CI, 2026-12-07). Waiting 2 ms
+    first puts every committed change before the checkpoint."""
+    from tidbops_playground.br import tso
+    from tidbops_playground.br.log import ADVANCE_LAG_MS, advance
+
+    time.sleep(0.002)
+    return advance(pg.home, cluster, now_ms=tso.now_ms() + ADVANCE_LAG_MS)
+
+
 def seed_source(pg: Playground) -> None:
     c = pg.conn(pg.src)
     try:

@@ -14,11 +14,11 @@ import pytest
 
 from tidbops_playground.br import tso
 from tidbops_playground.br.gc import run_gc
-from tidbops_playground.br.log import ADVANCE_LAG_MS, advance
+from tidbops_playground.br.log import advance
 from tidbops_playground.br.pd import cluster_by_name
 from tidbops_playground.faults import clear_faults, set_fault
 
-from .conftest import BR, Playground
+from .conftest import BR, Playground, advance_now
 
 pytestmark = pytest.mark.playground
 
@@ -152,7 +152,7 @@ def _start_task(pg: Playground, name: str) -> None:
 def test_log_checkpoint_frozen(clean: Playground) -> None:
     pg = clean
     _start_task(pg, "frozen")
-    cp0 = advance(pg.home, "src", now_ms=tso.now_ms() + ADVANCE_LAG_MS)
+    cp0 = advance_now(pg)
     assert cp0 is not None
     set_fault(pg.home, "src", "log_checkpoint_frozen")
     time.sleep(1.1)
@@ -162,7 +162,7 @@ def test_log_checkpoint_frozen(clean: Playground) -> None:
     gap = re.search(r"gap=(\d+)s", status.stdout)
     assert gap and int(gap.group(1)) >= 1
     clear_faults(pg.home, "src")
-    cp1 = advance(pg.home, "src", now_ms=tso.now_ms() + ADVANCE_LAG_MS)
+    cp1 = advance_now(pg)
     assert cp1 is not None and cp1 > cp0
 
 
@@ -185,7 +185,7 @@ def test_log_task_error_and_resume(clean: Playground) -> None:
     clear_faults(pg.home, "src")
     assert pg.br("log", "resume", "--task-name", "erroring", "--pd", pg.src.pd).rc == 0
     assert "status: ● NORMAL" in pg.br("log", "status", "--pd", pg.src.pd).stdout
-    assert advance(pg.home, "src", now_ms=tso.now_ms() + ADVANCE_LAG_MS) is not None
+    assert advance_now(pg) is not None
 
 
 def test_log_task_pause_fault(clean: Playground) -> None:
@@ -199,7 +199,7 @@ def test_log_task_pause_fault(clean: Playground) -> None:
 def test_gc_safepoint_fault_blocks_resume_and_incremental(clean: Playground) -> None:
     pg = clean
     _start_task(pg, "gcd")
-    cp = advance(pg.home, "src", now_ms=tso.now_ms() + ADVANCE_LAG_MS)
+    cp = advance_now(pg)
     assert cp is not None
     assert pg.br("log", "pause", "--task-name", "gcd", "--pd", pg.src.pd).rc == 0
     sp = cp + 1  # just past the checkpoint, still before "now"

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from tidbops_playground.br import tso
-from tidbops_playground.br.log import ADVANCE_LAG_MS, advance
 from tidbops_playground.br.pd import cluster_by_name, get_ts
 
-from .conftest import Playground
+from .conftest import Playground, advance_now
 
 pytestmark = pytest.mark.playground
 
@@ -55,7 +54,7 @@ def test_encrypted_log_restores_only_with_its_key(pg_log: Playground) -> None:
     b = pg.br("backup", "full", "--pd", pg.src.pd, "-s", full_url)
     assert b.rc == 0, b.stderr
     pg.sql(pg.src, f"INSERT INTO shop.customers (id, name, email, balance) VALUES ({ROW_ID}, 'log key', 'k@x', 1.5)")
-    cp = advance(pg.home, "src", now_ms=tso.now_ms() + ADVANCE_LAG_MS)
+    cp = advance_now(pg)
     assert cp is not None
     t1 = get_ts(cluster_by_name(pg.home, "src"))
     assert pg.br("log", "stop", "--task-name", "enc", "--pd", pg.src.pd).rc == 0

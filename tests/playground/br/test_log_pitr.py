@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tidbops_playground.br import tso
-from tidbops_playground.br.log import ADVANCE_LAG_MS, advance
+from tidbops_playground.br.log import advance
 from tidbops_playground.br.pd import cluster_by_name, get_ts
 
-from .conftest import Playground
+from .conftest import Playground, advance_now
 
 pytestmark = pytest.mark.playground
 
@@ -34,7 +34,7 @@ def src_tasks_cleared(fresh_dst: Playground) -> Iterator[Playground]:
 
 
 def _advance(pg: Playground) -> int:
-    cp = advance(pg.home, "src", now_ms=tso.now_ms() + ADVANCE_LAG_MS)
+    cp = advance_now(pg)
     assert cp is not None
     return cp
 
