@@ -52,8 +52,8 @@ def task_policy(task):
         task.retry_exponential_backoff = 0
 '''
 
-# where the e2e Airflow's fleet config is ("path"): a module may add a cluster for its own tests and put
-# the file back afterwards (test_owner_keys.py)
+# where the e2e Airflow's fleet config is ("path"), set by the airflow fixture; tests take it from the
+# e2e_fleet fixture (an import of this module from a test module may be another copy of it)
 E2E_FLEET: dict[str, Path] = {}
 
 
@@ -110,6 +110,13 @@ def airflow(playground_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         raise
     finally:
         standalone.stop()
+
+
+@pytest.fixture(scope="package")
+def e2e_fleet(airflow: AirflowAPI) -> Path:
+    """The e2e Airflow's fleet config file: a module may add a cluster for its own tests and put the file
+    back afterwards (test_owner_keys.py)."""
+    return E2E_FLEET["path"]
 
 
 @pytest.fixture(scope="package")

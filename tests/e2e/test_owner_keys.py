@@ -44,7 +44,6 @@ import pytest
 import yaml
 from pyrage import x25519
 
-from tests.e2e.conftest import E2E_FLEET
 from tidbops import tso
 from tidbops.catalog.logkeys import list_log_keys
 from tidbops.catalog.records import BackupStatus
@@ -192,11 +191,13 @@ def log_keys_of(catalog: Catalog) -> list[LogKey]:
 
 
 @pytest.fixture(scope="module")
-def vault(airflow: AirflowAPI, playground_home: Path, registry: Registry, catalog: Catalog) -> Iterator[State]:
+def vault(
+    airflow: AirflowAPI, playground_home: Path, registry: Registry, catalog: Catalog, e2e_fleet: Path
+) -> Iterator[State]:
     """vault in the e2e fleet, its pool, the private key connection, argv capture, and its log backup
     started by its own log check DAG (the repair step: a fresh log key)."""
     state = State()
-    fleet = E2E_FLEET["path"]
+    fleet = e2e_fleet
     original = fleet.read_text()
     marker = playground_home / journal.ARGV_MARKER
     marker.touch()
@@ -218,14 +219,14 @@ def vault(airflow: AirflowAPI, playground_home: Path, registry: Registry, catalo
 
 
 def test_the_log_backup_runs_encrypted_with_a_fresh_log_key_stored_only_wrapped(
-    vault: State, catalog: Catalog, bucket: manager.Bucket
+    vault: State, catalog: Catalog, bucket: manager.Bucket, e2e_fleet: Path
 ) -> None:
     [key] = log_keys_of(catalog)
     assert key.key_id == owner.key_id(vault.old[0]) and key.start_ts is not None and key.end_ts is None
     assert key.task_name == TASK and key.storage_uri.endswith("/vault/log")
     m = LogKey.from_manifest(bucket.get(bucket.key(f"{key.storage_uri}/{key.manifest_name()}")), key.storage_uri)
     assert (m.key_id, m.wrapped_key, m.start_ts) == (key.key_id, key.wrapped_key, key.start_ts)
-    vault.clear_log[key.id] = unwrap_log_key(load_fleet(E2E_FLEET["path"]).get(VAULT), key, vault.old[1], what="t").hex
+    vault.clear_log[key.id] = unwrap_log_key(load_fleet(e2e_fleet).get(VAULT), key, vault.old[1], what="t").hex
     events = [e.kind for e in catalog.list_events(cluster=VAULT)]
     assert "log_backup.key_created" in events and "log_backup.key_started" in events
 
@@ -366,9 +367,9 @@ def test_a_wrong_private_key_is_refused_naming_both_key_ids(
 
 def test_rewrap_then_restore_with_the_new_key_and_the_old_key_opens_nothing(
     airflow: AirflowAPI, vault: State, catalog: Catalog, bucket: manager.Bucket, playground_home: Path,
-    registry: Registry, tmp_path: Path,
+    registry: Registry, tmp_path: Path, e2e_fleet: Path,
 ) -> None:  # fmt: skip
-    fleet = E2E_FLEET["path"]
+    fleet = e2e_fleet
     write_vault(fleet, fleet.read_text(), vault.new[0], registry)  # the config first: new backups use it
     old_file = tmp_path / "old.key"
     old_file.write_text(vault.old[1] + "\n")
