@@ -21,7 +21,6 @@ from tests.faults.conftest import Bed
 from tidbops.catalog.manifest import MANIFEST_NAME, read_manifest, verify_backup
 from tidbops.catalog.records import BackupStatus
 from tidbops.storage import storage_from_uri
-from tidbops_playground import manager
 from tidbops_playground.br import codec
 from tidbops_playground.br import db as dbm
 from tidbops_playground.br.tso import ts_to_read_us, us_to_sql
@@ -187,7 +186,3 @@ def catalog_vs_storage(bed: Bed, cluster: str) -> tuple[bool, str]:
 
 def alerts_for(bed: Bed, mark: int, *run_ids: str) -> list[dict[str, object]]:
     return [p for p in bed.sink.since(mark) if p.get("run_id") in run_ids]
-
-
-def bucket_of(bed: Bed) -> manager.Bucket:
-    return bed.bucket

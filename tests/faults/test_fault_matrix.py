@@ -62,7 +62,6 @@ def harvest(cluster: str) -> str:
 
 
 RUN_TIMEOUT = 300.0  # five lanes share 2 CPUs: a run waits for executor slots and CPU
-FAILED = {"up_for_retry", "failed"}
 _ROWS: list[Row] = []
 _STARTED = time.monotonic()
 _ROWS_LOCK = threading.Lock()
