@@ -114,3 +114,22 @@ def test_a_restore_is_an_event_of_the_targets_restores_asset(dagbag) -> None:  #
     dag = dagbag.dags["tidb_restore"]
     outlets = {t.task_id: [a.uri for a in t.outlets] for t in dag.tasks if t.outlets}
     assert outlets == {f"restore__{t}": [f"x-tidb://{t}/restores"] for t in ("scratch1", "scratch2", "secure")}
+
+
+def test_the_forms_choices_are_shared_by_its_tasks_and_serialize_as_plain_lists(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """Airflow deep-copies a DAG's params into every task: the fleet-sized choices are shared, not copied
+    (one restore task per possible target), and still reach the form as plain JSON lists and objects."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = dagbag.dags["tidb_restore"]
+    form = dag.params.get_param("target_cluster").schema
+    for task in dag.tasks:
+        copied = task.params.get_param("target_cluster").schema
+        assert copied["enum"] is form["enum"] and copied["values_display"] is form["values_display"]
+    data = DagSerialization.to_dict(dag)
+    params = dict(data["dag"]["params"])
+    schema = params["target_cluster"]["schema"]["__var"]
+    assert schema["enum"] == ["scratch1", "scratch2", "secure"]
+    assert schema["values_display"]["__var"]["secure"] == "secure (test) — for itself only (in place)"
+    served = DagSerialization.from_dict(data)
+    assert served.params.get_param("source_cluster").schema["enum"] == ["dev", "uat", "prod", "secure"]
