@@ -107,20 +107,20 @@ def target_choices(fleet: Fleet) -> tuple[list[str], dict[str, str], str]:
     return targets, labels, rule
 
 
-class _ReadOnlyList(list[str]):
+class _SharedList(list[str]):
     """The form's choices, shared (not copied) by ``copy.deepcopy``: Airflow deep-copies the DAG's params into
     every task it builds, and this DAG has a task per possible target, each copying two fleet-sized lists and
-    two fleet-sized label maps (a 500-cluster fleet: 126 tasks × ~2,000 copied values, a tenth of a second of
-    every parse). Nothing changes a Param's schema after it is built."""
+    two fleet-sized label maps (a 500-cluster fleet: 126 tasks × ~2,000 copied values; the DAG's build took
+    76 ms with the copies, 32 without). Nothing changes a Param's schema after it is built."""
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> _ReadOnlyList:
+    def __deepcopy__(self, memo: dict[int, Any]) -> _SharedList:
         return self
 
 
-class _ReadOnlyDict(dict[str, str]):
-    """The form's labels, shared like ``_ReadOnlyList``."""
+class _SharedDict(dict[str, str]):
+    """The form's labels, shared like ``_SharedList``."""
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> _ReadOnlyDict:
+    def __deepcopy__(self, memo: dict[int, Any]) -> _SharedDict:
         return self
 
 
@@ -133,8 +133,8 @@ def restore_params(fleet: Fleet) -> dict[str, Param]:
         "source_cluster": Param(
             sources[0] if sources else None,
             type="string",
-            enum=_ReadOnlyList(sources),
-            values_display=_ReadOnlyDict({n: cluster_label(fleet.clusters[n]) for n in sources}),
+            enum=_SharedList(sources),
+            values_display=_SharedDict({n: cluster_label(fleet.clusters[n]) for n in sources}),
             title="Source cluster",
             description="The cluster whose backups are restored.",
         ),
@@ -148,8 +148,8 @@ def restore_params(fleet: Fleet) -> dict[str, Param]:
         "target_cluster": Param(
             scratch[0] if scratch else (targets[0] if targets else None),
             type="string",
-            enum=_ReadOnlyList(targets),
-            values_display=_ReadOnlyDict(target_labels),
+            enum=_SharedList(targets),
+            values_display=_SharedDict(target_labels),
             title="Target cluster",
             description=f"Where the data lands; only clusters some source may be restored into are listed. {rule} "
             "(restore.allowed_targets; by default the scratch clusters.) A scratch target is wiped first; any "
