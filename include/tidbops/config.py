@@ -19,8 +19,6 @@ Every walk of the document is bounded: the YAML events are checked (depth, expan
 recursive aliases) by an iterative pass over libyaml's parser before anything composes or recurses.
 """
 
-from __future__ import annotations
-
 import difflib
 import hashlib
 import math
@@ -36,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
@@ -197,7 +195,7 @@ Int = Annotated[int, BeforeValidator(_not_bool)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, defer_build=True)
 
 
 ConnId = Annotated[str, Field(min_length=1, max_length=250, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -258,7 +256,7 @@ class StorageConfig(_Model):
         return v
 
     @model_validator(mode="after")
-    def _needs_conn(self) -> StorageConfig:
+    def _needs_conn(self) -> Self:
         if self.sse == "aws:kms" and not self.sse_kms_key_id:
             raise ValueError("sse 'aws:kms' needs sse_kms_key_id")
         return self
@@ -307,7 +305,7 @@ class EncryptionConfig(_Model):
         return v.lower() if isinstance(v, str) else v
 
     @model_validator(mode="after")
-    def _mode_fields(self) -> EncryptionConfig:
+    def _mode_fields(self) -> Self:
         if self.mode == "shared-key":
             if self.key_conn_id is None:
                 raise ValueError("mode shared-key needs key_conn_id (the connection holding the hex key)")
@@ -376,7 +374,7 @@ class KubernetesBRConfig(_Model):
         description="default pingcap/br:<br.version, else the cluster's version>",
     )
     service_account: K8sName | None = None
-    resources: K8sResources = K8sResources()
+    resources: K8sResources = Field(default_factory=K8sResources)
     node_selector: dict[str, str] = {}
     tolerations: tuple[K8sToleration, ...] = ()
     credentials_secret_name: K8sName | None = Field(
@@ -452,13 +450,13 @@ class BRConfig(_Model):
         return _seconds(v, 1.0, 7 * _DAY)
 
     @model_validator(mode="after")
-    def _runner_block(self) -> BRConfig:
+    def _runner_block(self) -> Self:
         if self.runner == "kubernetes" and self.kubernetes is None:
             raise ValueError("runner is 'kubernetes' but br.kubernetes is not set (namespace, secrets, …)")
         return self
 
     @model_validator(mode="after")
-    def _operator_block(self) -> BRConfig:
+    def _operator_block(self) -> Self:
         if self.runner != "tidb-operator":
             return self
         if self.tidb_operator is None:
@@ -496,7 +494,7 @@ class TLSConfig(_Model):
         return v
 
     @model_validator(mode="after")
-    def _complete(self) -> TLSConfig:
+    def _complete(self) -> Self:
         paths = (self.ca, self.cert, self.key)
         if self.conn_id is not None and any(paths):
             raise ValueError("give either conn_id (PEMs in its extra) or ca/cert/key paths, not both")
@@ -526,7 +524,7 @@ class LogBackupConfig(_Model):
         return _seconds(v, 1.0, 30 * _DAY)
 
     @model_validator(mode="after")
-    def _task(self) -> LogBackupConfig:
+    def _task(self) -> Self:
         if self.enabled and not self.task_name:
             raise ValueError("task_name is required when log backup is enabled")
         return self
@@ -671,15 +669,15 @@ class ClusterConfig(_Model):
     tidb_conn_id: ConnId
     storage: StorageConfig
     scratch: bool = False
-    schedules: Schedules = Schedules()
-    br: BRConfig = BRConfig()
+    schedules: Schedules = Field(default_factory=Schedules)
+    br: BRConfig = Field(default_factory=BRConfig)
     tls: TLSConfig | None = None
-    log_backup: LogBackupConfig = LogBackupConfig()
-    drill: DrillConfig = DrillConfig()
-    restore: RestoreConfig = RestoreConfig()
-    retention: RetentionConfig = RetentionConfig()
-    objectives: ObjectivesConfig = ObjectivesConfig()
-    slow_query: SlowQueryConfig = SlowQueryConfig()
+    log_backup: LogBackupConfig = Field(default_factory=LogBackupConfig)
+    drill: DrillConfig = Field(default_factory=DrillConfig)
+    restore: RestoreConfig = Field(default_factory=RestoreConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    objectives: ObjectivesConfig = Field(default_factory=ObjectivesConfig)
+    slow_query: SlowQueryConfig = Field(default_factory=SlowQueryConfig)
     alerts: tuple[str, ...] = ()
     owner: str = "dba"
     scratch_kubernetes: ScratchKubernetesConfig | None = Field(
@@ -719,7 +717,7 @@ class ClusterConfig(_Model):
         return v
 
     @model_validator(mode="after")
-    def _scratch_kubernetes(self) -> ClusterConfig:
+    def _scratch_kubernetes(self) -> Self:
         k8s = self.scratch_kubernetes
         if k8s is None:
             return self
@@ -750,7 +748,7 @@ class ClusterConfig(_Model):
         return items
 
     @model_validator(mode="after")
-    def _operator_storage(self) -> ClusterConfig:
+    def _operator_storage(self) -> Self:
         if self.br.runner != "tidb-operator":
             return self
         for field_name, uri in (("storage.uri", self.storage.uri), ("log_backup.storage_uri", self.log_storage_uri)):
@@ -764,7 +762,7 @@ class ClusterConfig(_Model):
         return self
 
     @model_validator(mode="after")
-    def _kubernetes_secrets(self) -> ClusterConfig:
+    def _kubernetes_secrets(self) -> Self:
         k8s = self.br.kubernetes
         if self.br.runner != "kubernetes" or k8s is None:
             return self
@@ -799,7 +797,7 @@ class AlertRoute(_Model):
     conn_id: ConnId | None = None
 
     @model_validator(mode="after")
-    def _complete(self) -> AlertRoute:
+    def _complete(self) -> Self:
         if self.kind == "smtp" and not self.to:
             raise ValueError("an smtp route needs 'to' (a list of addresses)")
         if self.kind in ("webhook", "slack") and not self.conn_id:
