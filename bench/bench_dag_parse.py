@@ -5,7 +5,7 @@ Airflow allows (one loop of ``DAG`` + ``EmptyOperator`` per file). Both are pars
 fresh process each round, after ``import airflow``; the figure is the DagBag fill time, median of rounds
 (the CPU time of the fills is shown too: on a shared machine it is what others' load inflates least).
 
-Our packages (``include/tidbops``, ``plugins/``) are byte-compiled first, as installing them does (``pip install
+Our packages (``include/``, ``plugins/``) are byte-compiled first, as installing them does (``pip install
 .``, which the Dockerfile runs, compiles what it installs, as it compiled Airflow for both sides). In an editable
 checkout under ``PYTHONDONTWRITEBYTECODE=1`` (this machine's environment) nothing writes their bytecode, so
 every parse would compile them from source: about 40 ms that an installed package does not pay. The DAG files
@@ -46,6 +46,14 @@ heavy = sorted({m.split('.')[0] for m in sys.modules} & {'great_expectations', '
 print(json.dumps({"seconds": elapsed, "cpu": cpu, "dags": len(bag.dags), "tasks": sum(len(d.tasks) for d in bag.dags.values()),
                   "errors": {k: v[:300] for k, v in bag.import_errors.items()}, "heavy": heavy, "shape": shape}))
 """
+
+
+def byte_compile_ours() -> None:
+    """Byte-compile ``include/`` (tidbops, the playground) and ``plugins/`` as installing them would (see the
+    module's docstring); a file edited later is compiled from source again, never served stale."""
+    for package in (REPO / "include", REPO / "plugins"):
+        if not compileall.compile_dir(package, quiet=1):
+            raise SystemExit(f"cannot byte-compile {package}")
 
 
 def fleet_config(clusters: int, dest: Path) -> Path:
@@ -120,9 +128,7 @@ def main() -> int:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
         }
-        for package in (REPO / "include/tidbops", REPO / "plugins"):  # as `pip install .` does (the docstring)
-            if not compileall.compile_dir(package, quiet=1):
-                raise SystemExit(f"cannot byte-compile {package}")
+        byte_compile_ours()
         first = parse(DAGS, env)
         if first["errors"]:
             raise SystemExit(f"our DAG files have import errors: {first['errors']}")
