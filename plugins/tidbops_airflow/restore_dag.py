@@ -24,7 +24,7 @@ plan_restore → choose_target → restore__<target> (one per possible target) �
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, Self
 
 from airflow.sdk import DAG, Param, TriggerRule
 
@@ -107,21 +107,22 @@ def target_choices(fleet: Fleet) -> tuple[list[str], dict[str, str], str]:
     return targets, labels, rule
 
 
-class _SharedList(list[str]):
-    """The form's choices, shared (not copied) by ``copy.deepcopy``: Airflow deep-copies the DAG's params into
-    every task it builds, and this DAG has a task per possible target, each copying two fleet-sized lists and
-    two fleet-sized label maps (a 500-cluster fleet: 126 tasks × ~2,000 copied values; the DAG's build took
-    76 ms with the copies, 32 without). Nothing changes a Param's schema after it is built."""
+class _Shared:
+    """A value ``copy.deepcopy`` shares instead of copying: Airflow deep-copies a DAG's params into every task
+    it builds, and this DAG has a task per possible target, each copying the form's two fleet-sized choice
+    lists and label maps (a 500-cluster fleet: 126 tasks × ~2,000 copied values; the DAG's build took 76 ms
+    with the copies, 32 without). Nothing changes a Param's schema after it is built."""
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> _SharedList:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
         return self
 
 
-class _SharedDict(dict[str, str]):
-    """The form's labels, shared like ``_SharedList``."""
+class _SharedList(_Shared, list[str]):
+    """The form's choices."""
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> _SharedDict:
-        return self
+
+class _SharedDict(_Shared, dict[str, str]):
+    """The form's labels."""
 
 
 def restore_params(fleet: Fleet) -> dict[str, Param]:
