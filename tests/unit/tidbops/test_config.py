@@ -209,3 +209,25 @@ def test_schedules_may_be_off(tmp_path: Path) -> None:
     dev = load_fleet(write(tmp_path, text)).get("dev")
     assert dev.schedules.full is None and dev.schedules.incremental is None
     assert dev.schedules.drill == "0 3 * * 6"
+
+
+def test_importing_the_config_builds_no_validator_until_one_is_needed() -> None:
+    """Every DAG-file parse process, task and CLI command imports ``tidbops.config`` and reads the fleet from its
+    cache (unpickled, never validated): the models' validators are built on first validation only, and no
+    model is instantiated at import (a default instance would build its model's validator)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import tidbops.config as c\n"
+        "models = [m for m in vars(c).values() if isinstance(m, type) and issubclass(m, c._Model) and m is not c._Model]\n"
+        "assert len(models) > 15, models\n"
+        "built = [m.__name__ for m in models if m.__pydantic_complete__]\n"
+        "assert not built, built\n"
+        "cluster = c.ClusterConfig.model_validate({'name': 'dev', 'pd': ['pd:2379'], 'tidb_conn_id': 'tidb_dev', 'env': 'dev',\n"
+        "    'storage': {'uri': 's3://backups/dev'}})\n"
+        "assert c.ClusterConfig.__pydantic_complete__ and cluster.schedules == c.Schedules()\n"
+        "assert cluster.br.kubernetes is None and cluster.retention == c.RetentionConfig()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
